@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+// `sair <command>`: one binary for every part. Commands load lazily so that, say, the webhook
+// never loads gRPC or the simulator.
+import type { Command } from './common/command.js';
+import { ConfigError } from './common/errors.js';
+
+const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  // One line per command, added by the part that implements it.
+};
+
+function usage(): string {
+  const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(16)} ${c.summary}`);
+  return `Usage: sair <command> [flags]\n\nCommands:\n${rows.join('\n')}\n\nRun 'sair <command> --help' for a command's flags.\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === 'help' || name === '-h') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const entry = commands[name];
+  if (!entry) {
+    process.stderr.write(`sair: unknown command "${name}"; expected one of ${Object.keys(commands).join(', ')}\n\n${usage()}`);
+    return 2;
+  }
+  const command = await entry.load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(command.help());
+    return 0;
+  }
+  try {
+    await command.run(rest, process.env);
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sair ${name}: ${err.message}\n\nRun 'sair ${name} --help' for the accepted flags.\n`);
+      return 2;
+    }
+    process.stderr.write(`sair ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

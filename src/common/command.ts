@@ -1,0 +1,9 @@
+// The contract between src/cli.ts and each part's entry point.
+export interface Command {
+  name: string;
+  summary: string;
+  /** Full --help text. */
+  help(): string;
+  /** Runs until the process is asked to stop; rejects on a fatal start-up error. */
+  run(argv: readonly string[], env: Record<string, string | undefined>): Promise<void>;
+}
