@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'native/', 'coverage/', 'out/', '**/*.html'] },
+  { ignores: ['dist/', 'dist-bench/', 'node_modules/', 'native/', 'coverage/', 'out/', '**/*.html'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
