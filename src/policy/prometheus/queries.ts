@@ -1,0 +1,75 @@
+// PromQL templates per stage: presets for common serving stacks and the device plugin's per-pod
+// GPU metrics. Placeholders: {namespace}, {pods} (a regex matching the Deployment's pods),
+// {selector} (extra matchers, with a leading comma when set) and {window} (a range like 60s).
+import type { MetricPreset, StageQueryField } from '../k8s/pipeline-resource.js';
+
+export type StageQueries = Partial<Record<StageQueryField, string>>;
+
+const SEL = 'namespace="{namespace}",pod=~"{pods}"{selector}';
+
+/** Per-pod GPU time from the device plugin (src/device-plugin/metrics.ts), as a fraction of one GPU. */
+export const GPU_UTILIZATION_QUERY = `sum(rate(sair_device_plugin_pod_kernel_seconds_total{${SEL}}[{window}]))`;
+
+const quantile = (q: number, bucket: string) => `1000 * histogram_quantile(${q}, sum by (le) (rate(${bucket}{${SEL}}[{window}])))`;
+
+export const PRESETS: Record<MetricPreset, StageQueries> = {
+  // Any server that exports a Prometheus request-duration histogram (prometheus client defaults).
+  generic: {
+    throughput: `sum(rate(http_request_duration_seconds_count{${SEL}}[{window}]))`,
+    latencyP50Ms: quantile(0.5, 'http_request_duration_seconds_bucket'),
+    latencyP99Ms: quantile(0.99, 'http_request_duration_seconds_bucket'),
+    dropRate: `sum(rate(http_request_duration_seconds_count{${SEL},code=~"5..|429"}[{window}])) or vector(0)`,
+    utilization:
+      `sum(rate(container_cpu_usage_seconds_total{${SEL},container!=""}[{window}]))` +
+      ` / sum(kube_pod_container_resource_requests{${SEL},resource="cpu"})`,
+    gpuUtilization: GPU_UTILIZATION_QUERY,
+  },
+  // vLLM's OpenAI-compatible server (metrics prefixed `vllm:`).
+  vllm: {
+    throughput: `sum(rate(vllm:e2e_request_latency_seconds_count{${SEL}}[{window}]))`,
+    queueLength: `sum(vllm:num_requests_waiting{${SEL}})`,
+    latencyP50Ms: quantile(0.5, 'vllm:e2e_request_latency_seconds_bucket'),
+    latencyP99Ms: quantile(0.99, 'vllm:e2e_request_latency_seconds_bucket'),
+    utilization: `avg(vllm:gpu_cache_usage_perc{${SEL}})`,
+    gpuUtilization: GPU_UTILIZATION_QUERY,
+  },
+  // NVIDIA Triton Inference Server (durations are cumulative microsecond counters).
+  triton: {
+    throughput: `sum(rate(nv_inference_request_success{${SEL}}[{window}]))`,
+    dropRate: `sum(rate(nv_inference_request_failure{${SEL}}[{window}]))`,
+    queueLength: `sum(nv_inference_pending_request_count{${SEL}})`,
+    latencyP50Ms:
+      `sum(rate(nv_inference_request_duration_us{${SEL}}[{window}]))` +
+      ` / sum(rate(nv_inference_request_success{${SEL}}[{window}])) / 1000`,
+    latencyP99Ms: `max(nv_inference_request_summary_us{${SEL},quantile="0.99"}) / 1000`,
+    utilization: `avg(nv_gpu_utilization{${SEL}})`,
+    gpuUtilization: GPU_UTILIZATION_QUERY,
+  },
+};
+
+export interface TemplateValues {
+  namespace: string;
+  deployment: string;
+  selector?: string;
+  windowSeconds: number;
+}
+
+/** Pods of a Deployment are named <deployment>-<replicaset hash>-<suffix>. */
+export function podRegex(deployment: string): string {
+  return `${deployment.replace(/[.]/g, '\\\\.')}-[a-z0-9]+-[a-z0-9]+`;
+}
+
+export function render(template: string, v: TemplateValues): string {
+  const selector = v.selector && v.selector.trim() ? `,${v.selector.trim().replace(/^,/, '')}` : '';
+  return template
+    .replaceAll('{namespace}', v.namespace)
+    .replaceAll('{pods}', podRegex(v.deployment))
+    .replaceAll('{deployment}', v.deployment)
+    .replaceAll('{selector}', selector)
+    .replaceAll('{window}', `${v.windowSeconds}s`);
+}
+
+/** The preset with the stage's overrides on top. */
+export function stageQueries(preset: MetricPreset, overrides: StageQueries | undefined): StageQueries {
+  return { ...PRESETS[preset], ...(overrides ?? {}) };
+}
