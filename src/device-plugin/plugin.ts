@@ -1,0 +1,197 @@
+// The kubelet device plugin service (v1beta1) on a unix socket: advertises each GPU as N
+// `sair.dev/gpu` slots, streams health changes, prefers one-GPU allocations and tells the
+// kubelet which GPU, env and shim mount a container gets.
+import { mkdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../common/logger.js';
+import type { GpuInventory } from './gpus.js';
+import {
+  HEALTHY,
+  UNHEALTHY,
+  loadApi,
+  unixTarget,
+  type AllocateRequest,
+  type AllocateResponse,
+  type ContainerAllocateResponse,
+  type Device,
+  type DevicePluginOptions,
+  type Empty,
+  type ListAndWatchResponse,
+  type PreStartContainerRequest,
+  type PreferredAllocationRequest,
+  type PreferredAllocationResponse,
+} from './proto.js';
+import { gpusOfSlots, preferredAllocation, slotsOf } from './slots.js';
+
+export const RESOURCE_NAME = 'sair.dev/gpu';
+
+export interface PluginOptions {
+  /** Absolute path of the plugin's own socket, inside the kubelet's device-plugins directory. */
+  socketPath: string;
+  slotsPerGpu: number;
+  /** Host directory holding libsair-cuda.so, mounted read-only into GPU containers. */
+  hostLibDir: string;
+  containerLibDir: string;
+}
+
+export const PLUGIN_OPTIONS: DevicePluginOptions = {
+  pre_start_required: false,
+  get_preferred_allocation_available: true,
+};
+
+export class DevicePluginServer {
+  private server: grpc.Server | undefined;
+  private readonly streams = new Set<grpc.ServerWritableStream<Empty, ListAndWatchResponse>>();
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly options: PluginOptions,
+    private readonly inventory: GpuInventory,
+    private readonly log: Logger,
+  ) {
+    this.unsubscribe = inventory.onHealthChange(() => this.broadcast());
+  }
+
+  get socketPath(): string {
+    return this.options.socketPath;
+  }
+
+  /** The kubelet device list: every slot of every GPU, with its GPU's health and NUMA node. */
+  devices(): Device[] {
+    return slotsOf(this.inventory.list(), this.options.slotsPerGpu).map((slot) => ({
+      ID: slot.id,
+      health: slot.healthy ? HEALTHY : UNHEALTHY,
+      topology: slot.numaNode === undefined ? null : { nodes: [{ ID: slot.numaNode }] },
+    }));
+  }
+
+  /** Binds the socket (removing a stale one first) and serves until stop(). */
+  async start(): Promise<void> {
+    const { socketPath } = this.options;
+    mkdirSync(dirname(socketPath), { recursive: true });
+    rmSync(socketPath, { force: true });
+    const api = loadApi();
+    const server = new grpc.Server();
+    server.addService(api.DevicePlugin.service, {
+      GetDevicePluginOptions: (_call: grpc.ServerUnaryCall<Empty, DevicePluginOptions>, cb: grpc.sendUnaryData<DevicePluginOptions>) =>
+        cb(null, PLUGIN_OPTIONS),
+      ListAndWatch: (call: grpc.ServerWritableStream<Empty, ListAndWatchResponse>) => this.listAndWatch(call),
+      GetPreferredAllocation: (
+        call: grpc.ServerUnaryCall<PreferredAllocationRequest, PreferredAllocationResponse>,
+        cb: grpc.sendUnaryData<PreferredAllocationResponse>,
+      ) => cb(null, this.preferred(call.request)),
+      Allocate: (call: grpc.ServerUnaryCall<AllocateRequest, AllocateResponse>, cb: grpc.sendUnaryData<AllocateResponse>) => {
+        try {
+          cb(null, this.allocate(call.request));
+        } catch (err) {
+          cb({ code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message });
+        }
+      },
+      PreStartContainer: (call: grpc.ServerUnaryCall<PreStartContainerRequest, Empty>, cb: grpc.sendUnaryData<Empty>) => {
+        try {
+          this.checkHealthy(call.request.devices_ids);
+          cb(null, {});
+        } catch (err) {
+          cb({ code: grpc.status.FAILED_PRECONDITION, details: (err as Error).message });
+        }
+      },
+    });
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(unixTarget(socketPath), grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+    );
+    this.server = server;
+    this.log.info({ socket: socketPath, devices: this.devices().length }, 'device plugin serving');
+  }
+
+  /** Ends the ListAndWatch streams, stops serving and removes the socket. */
+  async stop(): Promise<void> {
+    for (const stream of this.streams) stream.end();
+    this.streams.clear();
+    const server = this.server;
+    this.server = undefined;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    }
+    rmSync(this.options.socketPath, { force: true });
+  }
+
+  /** Stops for good: also stops listening to health changes. */
+  async close(): Promise<void> {
+    this.unsubscribe();
+    await this.stop();
+  }
+
+  private listAndWatch(call: grpc.ServerWritableStream<Empty, ListAndWatchResponse>): void {
+    this.streams.add(call);
+    const drop = (): void => {
+      this.streams.delete(call);
+    };
+    call.on('cancelled', drop);
+    call.on('close', drop);
+    call.on('error', drop);
+    call.write({ devices: this.devices() });
+    this.log.info({ devices: this.devices().length }, 'kubelet opened ListAndWatch');
+  }
+
+  private broadcast(): void {
+    const devices = this.devices();
+    const unhealthy = devices.filter((d) => d.health !== HEALTHY).length;
+    this.log.info({ devices: devices.length, unhealthy, streams: this.streams.size }, 'device health changed; resending device list');
+    for (const stream of this.streams) stream.write({ devices });
+  }
+
+  private preferred(req: PreferredAllocationRequest): PreferredAllocationResponse {
+    return {
+      container_responses: req.container_requests.map((c) => ({
+        deviceIDs: preferredAllocation({
+          available: c.available_deviceIDs,
+          mustInclude: c.must_include_deviceIDs,
+          size: c.allocation_size,
+        }),
+      })),
+    };
+  }
+
+  private checkHealthy(ids: readonly string[]): string[] {
+    const { uuids, unknown } = gpusOfSlots(ids);
+    if (unknown.length > 0) {
+      throw new Error(`devices_ids: ${JSON.stringify(unknown)} are not ${RESOURCE_NAME} slot ids (<gpu-uuid>::<slot>)`);
+    }
+    for (const uuid of uuids) {
+      const gpu = this.inventory.byUuid(uuid);
+      if (!gpu) throw new Error(`devices_ids: GPU ${uuid} is not on this node`);
+      if (!gpu.healthy) throw new Error(`devices_ids: GPU ${uuid} is unhealthy (${gpu.reason ?? 'no answer'})`);
+    }
+    return uuids;
+  }
+
+  private allocate(req: AllocateRequest): AllocateResponse {
+    const responses: ContainerAllocateResponse[] = req.container_requests.map((c) => {
+      const uuids = this.checkHealthy(c.devices_ids);
+      if (uuids.length > 1) {
+        // The kubelet may ignore the preferred allocation; the container then sees every GPU it got.
+        this.log.warn({ slots: c.devices_ids, gpus: uuids }, 'allocation spans several GPUs');
+      }
+      const visible = uuids.join(',');
+      return {
+        envs: { NVIDIA_VISIBLE_DEVICES: visible, SAIR_GPU_UUID: visible },
+        mounts: [{ container_path: this.options.containerLibDir, host_path: this.options.hostLibDir, read_only: true }],
+        devices: [],
+        annotations: {},
+        cdi_devices: [],
+      };
+    });
+    this.log.info({ containers: req.container_requests.map((c) => c.devices_ids) }, 'allocated');
+    return { container_responses: responses };
+  }
+}

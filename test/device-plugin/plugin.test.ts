@@ -1,0 +1,129 @@
+// The device plugin and its registration against a fake kubelet on real unix sockets.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../../src/common/logger.js';
+import { FakeGpuBackend, GpuInventory, fakeGpuUuid } from '../../src/device-plugin/gpus.js';
+import { DevicePluginServer, PLUGIN_OPTIONS, RESOURCE_NAME } from '../../src/device-plugin/plugin.js';
+import { Registrar } from '../../src/device-plugin/registration.js';
+import { FakeKubelet } from '../support/fake-kubelet.js';
+
+const log = createLogger('device-plugin', 'silent');
+
+describe('device plugin with a fake kubelet', () => {
+  let dir: string;
+  let kubelet: FakeKubelet;
+  let backend: FakeGpuBackend;
+  let inventory: GpuInventory;
+  let plugin: DevicePluginServer;
+  let registrar: Registrar;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sair-dp-'));
+    kubelet = await FakeKubelet.start(dir);
+    backend = new FakeGpuBackend(2);
+    inventory = new GpuInventory(backend, log, join(dir, 'no-sysfs'));
+    inventory.discover();
+    plugin = new DevicePluginServer(
+      { socketPath: join(dir, 'sair-gpu.sock'), slotsPerGpu: 4, hostLibDir: '/var/lib/sair/lib', containerLibDir: '/usr/local/sair/lib' },
+      inventory,
+      log,
+    );
+    registrar = new Registrar(plugin, { resourceName: RESOURCE_NAME, options: PLUGIN_OPTIONS, pollMs: 200, retryMs: 200 }, log);
+  });
+
+  afterEach(async () => {
+    await registrar.stop();
+    await plugin.close();
+    await kubelet.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('registers and lists N healthy slots per GPU', async () => {
+    await registrar.start();
+    await kubelet.waitForRegistrations(1);
+    const reg = kubelet.registrations[0]!;
+    expect(reg.request).toMatchObject({ version: 'v1beta1', endpoint: 'sair-gpu.sock', resource_name: 'sair.dev/gpu' });
+    expect(reg.options).toEqual({ pre_start_required: false, get_preferred_allocation_available: true });
+    const devices = await kubelet.waitForDevices((d) => d.length > 0);
+    expect(devices).toHaveLength(8);
+    expect(devices.every((d) => d.health === 'Healthy')).toBe(true);
+    expect(devices.map((d) => d.ID)).toContain(`${fakeGpuUuid(1)}::3`);
+  }, 15000);
+
+  it('resends the list when a GPU goes unhealthy and again when it recovers', async () => {
+    await registrar.start();
+    await kubelet.waitForDevices((d) => d.length === 8);
+    backend.setHealthy(1, false);
+    inventory.refresh();
+    const sick = await kubelet.waitForDevices((d) => d.some((x) => x.health === 'Unhealthy'));
+    expect(sick.filter((d) => d.health === 'Unhealthy').map((d) => d.ID)).toEqual([0, 1, 2, 3].map((k) => `${fakeGpuUuid(1)}::${k}`));
+    backend.setHealthy(1, true);
+    inventory.refresh();
+    await kubelet.waitForDevices((d) => d.length === 8 && d.every((x) => x.health === 'Healthy') && kubelet.deviceLists.indexOf(d) > kubelet.deviceLists.indexOf(sick));
+    await expect(kubelet.preStartContainer({ devices_ids: [`${fakeGpuUuid(1)}::0`] })).resolves.toEqual({});
+  }, 15000);
+
+  it('prefers one GPU, the one with the most free share', async () => {
+    await registrar.start();
+    await kubelet.waitForRegistrations(1);
+    const g0 = fakeGpuUuid(0);
+    const g1 = fakeGpuUuid(1);
+    const res = await kubelet.getPreferredAllocation({
+      container_requests: [
+        // GPU 0 has 3 free slots, GPU 1 has 2: a request for 2 goes to GPU 0.
+        { available_deviceIDs: [`${g1}::0`, `${g0}::1`, `${g1}::3`, `${g0}::2`, `${g0}::3`], must_include_deviceIDs: [], allocation_size: 2 },
+        // A must-include slot pins the request to its GPU.
+        { available_deviceIDs: [`${g0}::0`, `${g0}::1`, `${g0}::2`, `${g1}::2`, `${g1}::3`], must_include_deviceIDs: [`${g1}::3`], allocation_size: 2 },
+      ],
+    });
+    expect(res.container_responses[0]!.deviceIDs).toEqual([`${g0}::1`, `${g0}::2`]);
+    expect(res.container_responses[1]!.deviceIDs.sort()).toEqual([`${g1}::2`, `${g1}::3`]);
+  }, 15000);
+
+  it('allocates the GPU UUID, SAIR_GPU_UUID and a read-only shim mount; rejects foreign ids and unhealthy GPUs', async () => {
+    await registrar.start();
+    await kubelet.waitForRegistrations(1);
+    const g1 = fakeGpuUuid(1);
+    const res = await kubelet.allocate({ container_requests: [{ devices_ids: [`${g1}::0`, `${g1}::1`] }] });
+    expect(res.container_responses).toHaveLength(1);
+    const c = res.container_responses[0]!;
+    expect(c.envs).toEqual({ NVIDIA_VISIBLE_DEVICES: g1, SAIR_GPU_UUID: g1 });
+    expect(c.mounts).toEqual([{ container_path: '/usr/local/sair/lib', host_path: '/var/lib/sair/lib', read_only: true }]);
+
+    await expect(kubelet.allocate({ container_requests: [{ devices_ids: ['nvidia0'] }] })).rejects.toMatchObject({
+      details: expect.stringContaining('not sair.dev/gpu slot ids'),
+    });
+    backend.setHealthy(1, false);
+    inventory.refresh();
+    await expect(kubelet.allocate({ container_requests: [{ devices_ids: [`${g1}::0`] }] })).rejects.toMatchObject({
+      details: expect.stringContaining('unhealthy'),
+    });
+  }, 15000);
+
+  it('re-registers after a kubelet restart that recreates kubelet.sock and deletes the plugin socket', async () => {
+    await registrar.start();
+    await kubelet.waitForRegistrations(1);
+    await kubelet.restart();
+    await kubelet.waitForRegistrations(2);
+    const devices = await kubelet.waitForDevices((d) => d.length === 8);
+    expect(devices).toHaveLength(8);
+    expect(registrar.registrations).toBe(2);
+  }, 15000);
+
+  it('removes a stale socket file before binding', async () => {
+    writeFileSync(join(dir, 'sair-gpu.sock'), 'left over by a crashed plugin');
+    await registrar.start();
+    await kubelet.waitForRegistrations(1);
+    await expect(kubelet.waitForDevices((d) => d.length === 8)).resolves.toHaveLength(8);
+  }, 15000);
+
+  it('keeps retrying until a kubelet appears', async () => {
+    await kubelet.close();
+    await registrar.start();
+    expect(registrar.registrations).toBe(0);
+    kubelet = await FakeKubelet.start(dir);
+    await kubelet.waitForRegistrations(1);
+    expect(registrar.registrations).toBe(1);
+  }, 15000);
+});
