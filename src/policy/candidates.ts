@@ -1,0 +1,98 @@
+// The actions a selector may choose from this tick: hold, ±1..k replicas per stage, ± one GPU-core
+// step per stage. Each carries a prior in -1..1 from a queueing view of the state (scale up what
+// is saturated, trim what is idle), which the bandit starts from and learned rewards then override. Pure.
+import type { BottleneckResult } from './bottleneck.js';
+import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation, StageSpec } from './ports.js';
+import type { Candidate } from './types.js';
+
+/** Replica bounds of a stage: the pipeline's and the HPA's, whichever is tighter. */
+export function replicaBounds(stage: StageSpec, alloc: StageAllocation | undefined): { lo: number; hi: number } {
+  const lo = Math.max(stage.minReplicas, alloc?.hpa?.minReplicas ?? 0);
+  const hi = Math.min(stage.maxReplicas, alloc?.hpa?.maxReplicas ?? Infinity);
+  return { lo, hi: Math.max(lo, hi) };
+}
+
+const HIGH = 0.85;
+/** Load/capacity a stage should run at: headroom for noise and bursts, little idle cost. */
+const TARGET = 0.65;
+const SAFE_AFTER_DOWN = 0.72;
+
+/** Prior of a change that takes a stage from load/capacity p to `after`. */
+function changePrior(p: number | null, after: number | null, up: boolean, hot: boolean, calm: boolean): number {
+  if (p === null || after === null) return -0.5;
+  if (up) return hot ? 0.8 - 0.8 * Math.abs(after - TARGET) : -0.4;
+  return calm && after < SAFE_AFTER_DOWN ? 0.6 - 0.8 * Math.abs(after - TARGET) : -0.5;
+}
+
+export function generateCandidates(
+  pipeline: PipelineSpec,
+  obs: PipelineObservation,
+  bn: BottleneckResult,
+  maxStep: number,
+): Candidate[] {
+  const p99Ratio = obs.p99Ms === null ? null : obs.p99Ms / pipeline.sloP99Ms;
+  const calm = p99Ratio !== null && p99Ratio < 0.8;
+  const out: Candidate[] = [];
+  let pressing = false;
+  for (const stage of pipeline.stages) {
+    const i = stage.index;
+    const alloc = obs.allocation[i];
+    if (!alloc) continue;
+    const r = alloc.replicas;
+    const ready = Math.max(alloc.readyReplicas, 1);
+    const p = bn.pressure[i] ?? null;
+    const need = bn.needed[i] ?? null;
+    const hot = (p !== null && p > HIGH) || (p99Ratio !== null && p99Ratio > 0.9 && bn.stage === i);
+    const { lo, hi } = replicaBounds(stage, alloc);
+    const ups = new Set<number>([1, 2]);
+    if (need !== null && need > r) ups.add(Math.min(need - r, maxStep));
+    for (const k of [...ups].sort((a, b) => a - b)) {
+      if (k > maxStep || r + k > hi) continue;
+      const prior = changePrior(p, p === null ? null : (p * ready) / (r + k), true, hot, calm);
+      if (prior > 0.3) pressing = true;
+      out.push({ id: `s${i}+${k}`, key: `s${i}+${k}`, actions: [{ kind: 'replicas', stage: i, replicas: r + k }], describe: `stage ${i}: replicas ${r} -> ${r + k}`, prior });
+    }
+    const downs = new Set<number>([1]);
+    if (need !== null && need < r - 1) downs.add(Math.min(r - need, maxStep));
+    for (const k of [...downs].sort((a, b) => a - b)) {
+      if (r - k < lo) continue;
+      const settled = alloc.readyReplicas >= r;
+      const prior = settled ? changePrior(p, p === null ? null : (p * ready) / (r - k), false, hot, calm) : -0.5;
+      if (prior > 0.3) pressing = true;
+      out.push({ id: `s${i}-${k}`, key: `s${i}-${k}`, actions: [{ kind: 'replicas', stage: i, replicas: r - k }], describe: `stage ${i}: replicas ${r} -> ${r - k}`, prior });
+    }
+    const g = stage.gpuCores;
+    if (g && alloc.gpuCores !== null) {
+      const cur = alloc.gpuCores;
+      const upTo = Math.min(g.max, cur + g.step);
+      if (upTo > cur) {
+        const prior = changePrior(p, p === null ? null : (p * cur) / upTo, true, hot, calm);
+        out.push({ id: `s${i}:gpu+`, key: `s${i}:gpu+`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: upTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${upTo}%`, prior });
+      }
+      const downTo = Math.max(g.min, cur - g.step);
+      if (downTo < cur) {
+        const prior = changePrior(p, p === null ? null : (p * cur) / downTo, false, hot, calm);
+        out.push({ id: `s${i}:gpu-`, key: `s${i}:gpu-`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: downTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${downTo}%`, prior });
+      }
+    }
+  }
+  out.unshift({ id: 'hold', key: 'hold', actions: [], describe: 'hold: change nothing', prior: pressing ? 0 : 0.35 });
+  return out;
+}
+
+/** The learning key of what was actually applied: "hold", "s1+2", "s0:gpu-", or keys joined by ",". */
+export function actionKeyOf(applied: readonly ScalingAction[], allocation: readonly StageAllocation[]): string {
+  const keys: string[] = [];
+  for (const a of applied) {
+    if (a.kind === 'hold') continue;
+    const cur = allocation[a.stage];
+    if (a.kind === 'replicas') {
+      const d = a.replicas - (cur?.replicas ?? 0);
+      if (d !== 0) keys.push(`s${a.stage}${d > 0 ? '+' : '-'}${Math.abs(d)}`);
+    } else {
+      const d = a.gpuCores - (cur?.gpuCores ?? 0);
+      if (d !== 0) keys.push(`s${a.stage}:gpu${d > 0 ? '+' : '-'}`);
+    }
+  }
+  return keys.length === 0 ? 'hold' : keys.join(',');
+}

@@ -1,0 +1,110 @@
+// THE one wrapper around every selector: ε-exploration, a deadline, validation of the answer
+// against the candidates, the fallback chain LLM -> bandit -> hold, and the guardrails. No
+// selector's choice reaches the cluster any other way.
+import { performance } from 'node:perf_hooks';
+import type { BottleneckResult } from './bottleneck.js';
+import { guard, slobreach, type GuardResult, type GuardState } from './guard.js';
+import type { PipelineObservation, PipelineSpec } from './ports.js';
+import type { Prompt } from './prompt.js';
+import type { PolicySettings } from './settings.js';
+import type { Candidate, DecisionRecord, Selection, Selector, StageStat } from './types.js';
+
+export interface DecideInput {
+  pipeline: PipelineSpec;
+  obs: PipelineObservation;
+  bn: BottleneckResult;
+  candidates: Candidate[];
+  stats: Map<string, StageStat>;
+  prompt?: Prompt;
+  now: number;
+}
+
+export interface DecideDeps {
+  /** Tried first when present. */
+  llm?: Selector;
+  bandit: Selector;
+  settings: Pick<PolicySettings, 'cooldowns' | 'maxStep' | 'exploration' | 'decisionDeadlineMs'>;
+  random: () => number;
+  guardState: GuardState;
+}
+
+export type Decision = Pick<
+  DecisionRecord,
+  'selector' | 'promptHash' | 'tokens' | 'latencyMs' | 'candidates' | 'proposed' | 'applied' | 'guard' | 'fallbackReason' | 'reason'
+> & { chosen: Candidate; guardResult: GuardResult };
+
+const HOLD_REASON = 'hold: no selector produced a valid choice';
+
+async function withDeadline(selector: Selector, input: DecideInput, deadlineMs: number): Promise<Selection> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error(`decision deadline of ${deadlineMs} ms reached`)), deadlineMs);
+  try {
+    const selection = await Promise.race([
+      selector.choose({
+        pipelineId: input.pipeline.id,
+        candidates: input.candidates,
+        stats: input.stats,
+        bottleneck: input.bn.stage,
+        prompt: input.prompt,
+        signal: controller.signal,
+      }),
+      new Promise<never>((_, reject) =>
+        controller.signal.addEventListener('abort', () => reject(new Error(`deadline: no answer within ${deadlineMs} ms`)), { once: true }),
+      ),
+    ]);
+    if (!input.candidates.some((c) => c.id === selection.candidateId)) {
+      throw new Error(`invalid-action: "${selection.candidateId}" is not a candidate`);
+    }
+    return selection;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function decide(input: DecideInput, deps: DecideDeps): Promise<Decision> {
+  const started = performance.now();
+  const hold = input.candidates.find((c) => c.key === 'hold') ?? { id: 'hold', key: 'hold', actions: [], describe: 'hold', prior: 0 };
+  let chosen: Candidate = hold;
+  let selector: DecisionRecord['selector'] = 'hold';
+  let reason = HOLD_REASON;
+  let tokens: DecisionRecord['tokens'] = null;
+  const failures: string[] = [];
+
+  const explore = input.candidates.length > 1 && !slobreach(input.pipeline, input.obs) && deps.random() < deps.settings.exploration.epsilon;
+  if (explore) {
+    const others = input.candidates.filter((c) => c.key !== 'hold');
+    chosen = others[Math.floor(deps.random() * others.length)]!;
+    selector = 'explore';
+    reason = `ε-exploration (ε = ${deps.settings.exploration.epsilon})`;
+  } else {
+    const chain = deps.llm ? [deps.llm, deps.bandit] : [deps.bandit];
+    for (const s of chain) {
+      try {
+        const selection = await withDeadline(s, input, deps.settings.decisionDeadlineMs);
+        chosen = input.candidates.find((c) => c.id === selection.candidateId)!;
+        selector = s.name;
+        reason = selection.reason || `${s.name} chose ${chosen.id}`;
+        tokens = selection.tokens ?? null;
+        break;
+      } catch (err) {
+        failures.push(`${s.name}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+  const latencyMs = performance.now() - started;
+  const guarded = guard(input.pipeline, input.obs, input.bn, chosen.actions, deps.guardState, input.now, deps.settings);
+  return {
+    selector,
+    promptHash: input.prompt?.hash ?? null,
+    tokens,
+    latencyMs,
+    candidates: input.candidates.map((c) => c.id),
+    proposed: chosen.id,
+    applied: guarded.actions,
+    guard: guarded.notes,
+    fallbackReason: failures.length > 0 ? failures.join('; ') : null,
+    reason,
+    chosen,
+    guardResult: guarded,
+  };
+}

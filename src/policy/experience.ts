@@ -1,0 +1,218 @@
+// The experience buffer: what each action did in each kind of state, on lru-cache bounded by
+// count and bytes and keyed by (pipeline, state bucket, action). Each new experience is scored by
+// its surprisal, -log p(observed reward | prediction from similar experiences), so retrieval can
+// show the model what it did not expect. Pure: no clock, no files (snapshot-file.ts does I/O).
+import { LRUCache } from 'lru-cache';
+import type { Outcome, RewardValue, StageStat } from './types.js';
+
+/** The state as the buffer sees it: numbers only, clamped so one wild window cannot dominate. */
+export interface StateFeatures {
+  bottleneck: number | null;
+  /** Per stage offered load / capacity, clamped to 0..3. */
+  pressure: number[];
+  /** End-to-end P99 / SLO, clamped to 0..3. */
+  p99Ratio: number;
+}
+
+export interface Experience {
+  time: number;
+  features: StateFeatures;
+  actionKey: string;
+  reward: RewardValue;
+  outcome: Outcome;
+  reference: Outcome;
+  epsilon: { p99Ratio: number; costRate: number };
+  surprisal: number;
+}
+
+/** Everything seen for one (pipeline, bucket, action): recent samples and decayed reward counts. */
+export interface Cell {
+  pipelineId: string;
+  bucket: string;
+  actionKey: string;
+  /** Decayed counts of rewards -1, 0, +1. */
+  counts: [number, number, number];
+  samples: Experience[];
+}
+
+export interface BufferLimits {
+  maxEntries: number;
+  maxBytes: number;
+}
+
+export interface Retrieved {
+  experience: Experience;
+  similarity: number;
+}
+
+const SAMPLES_PER_CELL = 6;
+const DECAY = 0.97;
+/** Dirichlet prior on the three rewards: an unseen action predicts each with p = 1/3. */
+const PRIOR = 1;
+const BYTES_PER_SAMPLE = 320;
+
+const clamp = (x: number, lo: number, hi: number) => (Number.isFinite(x) ? Math.min(hi, Math.max(lo, x)) : hi);
+
+export function features(bottleneck: number | null, pressure: readonly (number | null)[], p99Ratio: number | null): StateFeatures {
+  return {
+    bottleneck,
+    pressure: pressure.map((p) => clamp(p ?? 0, 0, 3)),
+    p99Ratio: clamp(p99Ratio ?? 0, 0, 3),
+  };
+}
+
+function level(x: number): number {
+  return x < 0.4 ? 0 : x < 0.75 ? 1 : x < 1 ? 2 : 3;
+}
+
+/** Coarse, human-readable bucket: bottleneck, P99 level, each stage's load level. */
+export function stateBucket(f: StateFeatures): string {
+  return `b${f.bottleneck ?? '-'}|p${level(f.p99Ratio)}|l${f.pressure.map(level).join('')}`;
+}
+
+/** 1 for the same state, falling towards 0 with distance in load, P99 and bottleneck. */
+export function similarity(a: StateFeatures, b: StateFeatures): number {
+  let d = Math.abs(a.p99Ratio - b.p99Ratio) * 1.5;
+  const n = Math.max(a.pressure.length, b.pressure.length);
+  for (let i = 0; i < n; i++) d += Math.abs((a.pressure[i] ?? 0) - (b.pressure[i] ?? 0));
+  if (a.bottleneck !== b.bottleneck) d += 0.5;
+  return Math.exp(-2 * d);
+}
+
+function cellBytes(c: Cell): number {
+  return 200 + 2 * (c.pipelineId.length + c.bucket.length + c.actionKey.length) + c.samples.length * BYTES_PER_SAMPLE;
+}
+
+const rewardIndex = (r: RewardValue) => (r + 1) as 0 | 1 | 2;
+
+export class ExperienceBuffer {
+  private readonly cache: LRUCache<string, Cell>;
+  /** pipeline|action -> cell keys, so a prediction scans only cells of that action. */
+  private readonly byAction = new Map<string, Set<string>>();
+
+  constructor(readonly limits: BufferLimits) {
+    this.cache = new LRUCache<string, Cell>({
+      max: limits.maxEntries,
+      maxSize: limits.maxBytes,
+      sizeCalculation: cellBytes,
+      dispose: (cell, key) => this.byAction.get(`${cell.pipelineId}|${cell.actionKey}`)?.delete(key),
+    });
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  get bytes(): number {
+    return this.cache.calculatedSize;
+  }
+
+  /** Number of experiences held (samples across all cells). */
+  get experiences(): number {
+    let n = 0;
+    for (const c of this.cache.values()) n += c.samples.length;
+    return n;
+  }
+
+  /** Probability of each reward (-1, 0, +1) for an action in a state, from similar experiences. */
+  predict(pipelineId: string, f: StateFeatures, actionKey: string): [number, number, number] {
+    const w = [PRIOR, PRIOR, PRIOR];
+    const keys = this.byAction.get(`${pipelineId}|${actionKey}`);
+    if (keys) {
+      for (const key of keys) {
+        const cell = this.cache.peek(key);
+        const last = cell?.samples[cell.samples.length - 1];
+        if (!cell || !last) continue;
+        const s = similarity(f, last.features);
+        if (s < 0.05) continue;
+        w[0]! += s * cell.counts[0];
+        w[1]! += s * cell.counts[1];
+        w[2]! += s * cell.counts[2];
+      }
+    }
+    const total = w[0]! + w[1]! + w[2]!;
+    return [w[0]! / total, w[1]! / total, w[2]! / total];
+  }
+
+  /** Store an experience; returns it with its surprisal, computed before it joins the buffer. */
+  add(pipelineId: string, e: Omit<Experience, 'surprisal'>): Experience {
+    const p = this.predict(pipelineId, e.features, e.actionKey)[rewardIndex(e.reward)]!;
+    const exp: Experience = { ...e, surprisal: -Math.log(p) };
+    const bucket = stateBucket(e.features);
+    const key = `${pipelineId}|${bucket}|${e.actionKey}`;
+    const cell: Cell = this.cache.get(key) ?? { pipelineId, bucket, actionKey: e.actionKey, counts: [0, 0, 0], samples: [] };
+    const counts: [number, number, number] = [cell.counts[0] * DECAY, cell.counts[1] * DECAY, cell.counts[2] * DECAY];
+    counts[rewardIndex(e.reward)] += 1;
+    cell.counts = counts;
+    cell.samples.push(exp);
+    if (cell.samples.length > SAMPLES_PER_CELL) cell.samples.shift();
+    this.insert(key, cell);
+    return exp;
+  }
+
+  private insert(key: string, cell: Cell): void {
+    this.cache.set(key, cell);
+    if (!this.cache.has(key)) return;
+    const ak = `${cell.pipelineId}|${cell.actionKey}`;
+    let set = this.byAction.get(ak);
+    if (!set) this.byAction.set(ak, (set = new Set()));
+    set.add(key);
+  }
+
+  /**
+   * Per-action statistics over cells similar to the state (similarity-weighted counts) and the
+   * most similar cells' samples, without touching LRU recency.
+   */
+  neighbourhood(
+    pipelineId: string,
+    f: StateFeatures,
+    actionKeys: readonly string[],
+    maxCells = 48,
+  ): { stats: Map<string, StageStat>; similar: Retrieved[] } {
+    const stats = new Map<string, StageStat>();
+    const near: { cell: Cell; s: number }[] = [];
+    for (const actionKey of actionKeys) {
+      const w = [0, 0, 0];
+      const keys = this.byAction.get(`${pipelineId}|${actionKey}`);
+      if (keys) {
+        for (const key of keys) {
+          const cell = this.cache.peek(key);
+          const last = cell?.samples[cell.samples.length - 1];
+          if (!cell || !last) continue;
+          const s = similarity(f, last.features);
+          if (s < 0.05) continue;
+          w[0]! += s * cell.counts[0];
+          w[1]! += s * cell.counts[1];
+          w[2]! += s * cell.counts[2];
+          near.push({ cell, s });
+        }
+      }
+      const n = w[0]! + w[1]! + w[2]!;
+      if (n > 0) {
+        stats.set(actionKey, { key: actionKey, n, meanReward: (w[2]! - w[0]!) / n, pPositive: w[2]! / n, pNegative: w[0]! / n });
+      }
+    }
+    near.sort((a, b) => b.s - a.s);
+    const similar: Retrieved[] = [];
+    for (const { cell, s } of near.slice(0, maxCells)) {
+      for (const e of cell.samples) similar.push({ experience: e, similarity: s * similarity(f, e.features) ** 0.25 });
+    }
+    return { stats, similar };
+  }
+
+  /** Cells from least to most recently used, for a snapshot. */
+  dump(): Cell[] {
+    const cells: Cell[] = [];
+    for (const c of this.cache.rvalues()) if (c) cells.push(c);
+    return cells.map((c) => ({ ...c, counts: [...c.counts] as Cell['counts'], samples: [...c.samples] }));
+  }
+
+  /** Replace the contents with a snapshot (least recently used first); limits still apply. */
+  load(cells: readonly Cell[]): void {
+    this.cache.clear();
+    this.byAction.clear();
+    for (const c of cells) {
+      this.insert(`${c.pipelineId}|${c.bucket}|${c.actionKey}`, { ...c, counts: [...c.counts] as Cell['counts'], samples: c.samples.slice(-SAMPLES_PER_CELL) });
+    }
+  }
+}

@@ -1,0 +1,173 @@
+// Guardrails between the selector and the cluster. Whatever was proposed, what is applied stays
+// within the pipeline's and the HPA's bounds, moves at most maxStep replicas, respects per-stage
+// cooldowns and the scale-down stabilization window, scales the bottleneck up at once when the
+// SLO breaks, and holds (never scales down) when metrics are missing. Pure: the caller keeps the state.
+import type { BottleneckResult } from './bottleneck.js';
+import { replicaBounds } from './candidates.js';
+import type { PipelineObservation, PipelineSpec, ScalingAction } from './ports.js';
+import { SLO_TOLERANCE } from './reward.js';
+import type { PolicySettings } from './settings.js';
+
+/** Per-pipeline memory of the guard: last changes and recent needs per stage. */
+export interface GuardState {
+  lastUp: Map<number, number>;
+  lastChange: Map<number, number>;
+  needs: Map<number, { time: number; needed: number }[]>;
+}
+
+export function newGuardState(): GuardState {
+  return { lastUp: new Map(), lastChange: new Map(), needs: new Map() };
+}
+
+export interface GuardResult {
+  actions: ScalingAction[];
+  notes: string[];
+  emergency: boolean;
+}
+
+type GuardSettings = Pick<PolicySettings, 'cooldowns' | 'maxStep'>;
+
+export function metricsMissing(obs: PipelineObservation, bn: BottleneckResult): boolean {
+  return obs.p99Ms === null || obs.stages.length === 0 || bn.pressure.some((p) => p === null);
+}
+
+export function slobreach(pipeline: PipelineSpec, obs: PipelineObservation): boolean {
+  return (obs.p99Ms !== null && obs.p99Ms > pipeline.sloP99Ms) || (obs.sloViolation !== null && obs.sloViolation > SLO_TOLERANCE);
+}
+
+/** Remember each stage's need for the stabilization window; call once per tick before guard(). */
+export function recordNeeds(state: GuardState, bn: BottleneckResult, now: number, windowMs: number): void {
+  bn.needed.forEach((needed, i) => {
+    if (needed === null) return;
+    const list = state.needs.get(i) ?? [];
+    list.push({ time: now, needed });
+    while (list.length > 0 && list[0]!.time < now - windowMs) list.shift();
+    state.needs.set(i, list);
+  });
+}
+
+/** Remember applied changes for the cooldowns; call after the actions were applied. */
+export function noteApplied(state: GuardState, obs: PipelineObservation, actions: readonly ScalingAction[], now: number): void {
+  for (const a of actions) {
+    if (a.kind === 'hold') continue;
+    const alloc = obs.allocation[a.stage];
+    const up = a.kind === 'replicas' ? a.replicas > (alloc?.replicas ?? 0) : a.gpuCores > (alloc?.gpuCores ?? 0);
+    if (up) state.lastUp.set(a.stage, now);
+    state.lastChange.set(a.stage, now);
+  }
+}
+
+export function guard(
+  pipeline: PipelineSpec,
+  obs: PipelineObservation,
+  bn: BottleneckResult,
+  proposed: readonly ScalingAction[],
+  state: GuardState,
+  now: number,
+  settings: GuardSettings,
+): GuardResult {
+  const notes: string[] = [];
+  if (metricsMissing(obs, bn)) {
+    return { actions: [], notes: ['metrics missing: hold'], emergency: false };
+  }
+  const breach = slobreach(pipeline, obs);
+  const out = new Map<number, ScalingAction[]>();
+  let emergency = false;
+
+  const wanted = proposed.filter((a): a is Exclude<ScalingAction, { kind: 'hold' }> => a.kind !== 'hold');
+  if (breach && bn.stage !== null) {
+    const b = bn.stage;
+    const alloc = obs.allocation[b]!;
+    const upsBottleneck = wanted.some(
+      (a) => a.stage === b && (a.kind === 'replicas' ? a.replicas > alloc.replicas : a.gpuCores > (alloc.gpuCores ?? 100)),
+    );
+    if (!upsBottleneck) {
+      const need = bn.needed[b] ?? alloc.replicas + 1;
+      const allReady = alloc.readyReplicas >= alloc.replicas;
+      const target = Math.max(need, allReady ? alloc.replicas + 1 : alloc.replicas);
+      if (target > alloc.replicas) {
+        wanted.push({ kind: 'replicas', stage: b, replicas: target });
+        emergency = true;
+        notes.push(`SLO breach: emergency scale-up of stage ${b}`);
+      }
+    }
+  }
+
+  for (const a of wanted) {
+    const stage = pipeline.stages[a.stage];
+    const alloc = obs.allocation[a.stage];
+    if (!stage || !alloc) {
+      notes.push(`stage ${a.stage}: no such stage, dropped`);
+      continue;
+    }
+    const lastUp = state.lastUp.get(a.stage);
+    const lastChange = state.lastChange.get(a.stage);
+    if (a.kind === 'replicas') {
+      const { lo, hi } = replicaBounds(stage, alloc);
+      let target = Math.min(hi, Math.max(lo, a.replicas));
+      if (target !== a.replicas) notes.push(`stage ${a.stage}: replicas ${a.replicas} clamped to bounds ${lo}..${hi}`);
+      const cur = alloc.replicas;
+      if (Math.abs(target - cur) > settings.maxStep) {
+        target = cur + Math.sign(target - cur) * settings.maxStep;
+        notes.push(`stage ${a.stage}: step limited to ${settings.maxStep}`);
+      }
+      if (target > cur) {
+        if (!emergency && lastUp !== undefined && now - lastUp < settings.cooldowns.scaleUpMs) {
+          notes.push(`stage ${a.stage}: scale-up cooldown`);
+          continue;
+        }
+      } else if (target < cur) {
+        if (breach) {
+          notes.push(`stage ${a.stage}: no scale-down during an SLO breach`);
+          continue;
+        }
+        if (lastChange !== undefined && now - lastChange < settings.cooldowns.scaleDownMs) {
+          notes.push(`stage ${a.stage}: scale-down cooldown`);
+          continue;
+        }
+        const peak = Math.max(0, ...(state.needs.get(a.stage) ?? []).map((n) => n.needed));
+        if (target < peak) {
+          notes.push(`stage ${a.stage}: scale-down stabilized at ${Math.min(peak, cur)}`);
+          target = Math.min(peak, cur);
+        }
+      }
+      if (target === cur) continue;
+      push(out, { kind: 'replicas', stage: a.stage, replicas: target });
+    } else {
+      const g = stage.gpuCores;
+      if (!g || alloc.gpuCores === null) {
+        notes.push(`stage ${a.stage}: no shared GPU, GPU change dropped`);
+        continue;
+      }
+      let target = Math.min(g.max, Math.max(g.min, a.gpuCores));
+      if (target !== a.gpuCores) notes.push(`stage ${a.stage}: GPU cores ${a.gpuCores} clamped to ${g.min}..${g.max}`);
+      const cur = alloc.gpuCores;
+      const maxDelta = g.step * settings.maxStep;
+      if (Math.abs(target - cur) > maxDelta) target = cur + Math.sign(target - cur) * maxDelta;
+      if (target > cur && !emergency && lastUp !== undefined && now - lastUp < settings.cooldowns.scaleUpMs) {
+        notes.push(`stage ${a.stage}: scale-up cooldown`);
+        continue;
+      }
+      if (target < cur) {
+        if (breach) {
+          notes.push(`stage ${a.stage}: no GPU cut during an SLO breach`);
+          continue;
+        }
+        if (lastChange !== undefined && now - lastChange < settings.cooldowns.scaleDownMs) {
+          notes.push(`stage ${a.stage}: scale-down cooldown`);
+          continue;
+        }
+      }
+      if (target === cur) continue;
+      push(out, { kind: 'gpuCores', stage: a.stage, gpuCores: target });
+    }
+  }
+  return { actions: [...out.values()].flat(), notes, emergency };
+}
+
+/** One replica action and one GPU action per stage at most; a later one of the same kind wins. */
+function push(out: Map<number, ScalingAction[]>, a: Exclude<ScalingAction, { kind: 'hold' }>): void {
+  const list = (out.get(a.stage) ?? []).filter((x) => x.kind !== a.kind);
+  list.push(a);
+  out.set(a.stage, list);
+}

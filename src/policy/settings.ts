@@ -1,0 +1,227 @@
+// The policy's settings: one zod schema gives the defaults, the validation and the type, and a
+// config spec maps each field to an env variable and a flag for src/common/config.ts.
+import { z } from 'zod';
+import { fields, type ConfigOf } from '../common/config.js';
+import { ValidationError } from '../common/errors.js';
+
+export const llmSettingsSchema = z.object({
+  /** OpenAI-compatible base URL, e.g. http://vllm:8000/v1. */
+  baseUrl: z.url(),
+  model: z.string().min(1),
+  apiKey: z.string().min(1).optional(),
+  /** Per request; the issue caps it at 10 s so one slow call cannot stall a 30 s tick. */
+  timeoutMs: z.number().int().min(100).max(10_000).default(8_000),
+  maxRetries: z.number().int().min(0).max(1).default(1),
+});
+
+export const policySettingsSchema = z.object({
+  selector: z.enum(['llm', 'bandit']).default('bandit'),
+  llm: llmSettingsSchema.optional(),
+  exploration: z
+    .object({
+      /** Probability of picking a random candidate instead of the selector's choice. */
+      epsilon: z.number().min(0).max(1).default(0.03),
+      /** LLM sampling temperature; also scales the bandit's exploration bonus. */
+      temperature: z.number().min(0).max(2).default(0.2),
+      /** Fraction of retrieved experiences dropped at random from each prompt. */
+      contextSampling: z.number().min(0).max(0.9).default(0.1),
+    })
+    .prefault({}),
+  buffer: z
+    .object({
+      maxEntries: z.number().int().min(1).default(10_000),
+      maxBytes: z.number().int().min(1024).default(32 * 1024 * 1024),
+    })
+    .prefault({}),
+  /** Rough token budget (4 characters per token) for the variable part of a prompt. */
+  promptTokenBudget: z.number().int().min(200).max(100_000).default(2_500),
+  cooldowns: z
+    .object({
+      /** No second scale-up of a stage within this time (emergencies excepted). */
+      scaleUpMs: z.number().int().min(0).default(30_000),
+      /** No scale-down of a stage within this time of its last change. */
+      scaleDownMs: z.number().int().min(0).default(60_000),
+      /** A scale-down never goes below the highest need seen over this window. */
+      stabilizationMs: z.number().int().min(0).default(180_000),
+    })
+    .prefault({}),
+  /** Largest replica change of one stage in one tick. */
+  maxStep: z.number().int().min(1).max(100).default(4),
+  /** Whole-decision deadline (selector chain included), ms. */
+  decisionDeadlineMs: z.number().int().min(100).max(60_000).default(12_000),
+  /** Record what would be done; change nothing. */
+  dryRun: z.boolean().default(false),
+  /** Put stage names in prompts (otherwise indices only). */
+  exposeNames: z.boolean().default(false),
+  snapshotIntervalMs: z.number().int().min(1_000).default(60_000),
+  /** JSON-lines decision log file; none when unset. */
+  decisionLogPath: z.string().min(1).optional(),
+});
+
+export type PolicySettings = z.output<typeof policySettingsSchema>;
+export type PolicySettingsInput = z.input<typeof policySettingsSchema>;
+export type LlmSettings = z.output<typeof llmSettingsSchema>;
+
+/** Settings from a partial object; throws a ValidationError naming the first bad field. */
+export function policySettings(input: PolicySettingsInput = {}): PolicySettings {
+  const result = policySettingsSchema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  throw new ValidationError(`policy settings ${issue.path.join('.') || '(root)'}`, issue.message);
+}
+
+/** Env variables and flags for `sair policy` and `sair start`; see settingsFromConfig. */
+export const policyConfigSpec = {
+  selector: {
+    env: 'SAIR_POLICY_SELECTOR',
+    flag: '--selector',
+    form: 'llm or bandit',
+    help: 'who picks the action (llm needs SAIR_LLM_BASE_URL and SAIR_LLM_MODEL; defaults to llm when they are set)',
+    schema: z.enum(['llm', 'bandit']).optional(),
+  },
+  llmBaseUrl: {
+    env: 'SAIR_LLM_BASE_URL',
+    flag: '--llm-base-url',
+    form: 'an http(s) URL of an OpenAI-compatible API, e.g. http://vllm:8000/v1',
+    help: 'LLM endpoint',
+    schema: z.url().optional(),
+  },
+  llmModel: { env: 'SAIR_LLM_MODEL', flag: '--llm-model', form: 'a model name', help: 'LLM model', schema: fields.optionalString() },
+  llmApiKey: { env: 'SAIR_LLM_API_KEY', flag: '--llm-api-key', form: 'an API key', help: 'LLM API key (optional)', schema: fields.optionalString() },
+  llmTimeoutMs: {
+    env: 'SAIR_LLM_TIMEOUT_MS',
+    flag: '--llm-timeout-ms',
+    form: 'an integer from 100 to 10000',
+    help: 'LLM request timeout',
+    schema: z.coerce.number().int().min(100).max(10_000).default(8_000),
+  },
+  llmMaxRetries: {
+    env: 'SAIR_LLM_MAX_RETRIES',
+    flag: '--llm-max-retries',
+    form: '0 or 1',
+    help: 'LLM retries',
+    schema: z.coerce.number().int().min(0).max(1).default(1),
+  },
+  epsilon: {
+    env: 'SAIR_EXPLORATION_EPSILON',
+    flag: '--exploration-epsilon',
+    form: 'a number from 0 to 1',
+    help: 'chance of a random candidate',
+    schema: z.coerce.number().min(0).max(1).default(0.03),
+  },
+  temperature: {
+    env: 'SAIR_EXPLORATION_TEMPERATURE',
+    flag: '--exploration-temperature',
+    form: 'a number from 0 to 2',
+    help: 'LLM temperature and bandit bonus scale',
+    schema: z.coerce.number().min(0).max(2).default(0.2),
+  },
+  contextSampling: {
+    env: 'SAIR_CONTEXT_SAMPLING',
+    flag: '--context-sampling',
+    form: 'a number from 0 to 0.9',
+    help: 'fraction of experiences dropped at random from each prompt',
+    schema: z.coerce.number().min(0).max(0.9).default(0.1),
+  },
+  bufferMaxEntries: {
+    env: 'SAIR_BUFFER_MAX_ENTRIES',
+    flag: '--buffer-max-entries',
+    form: 'a positive integer',
+    help: 'experience buffer size',
+    schema: fields.positiveInt(10_000),
+  },
+  bufferMaxBytes: {
+    env: 'SAIR_BUFFER_MAX_BYTES',
+    flag: '--buffer-max-bytes',
+    form: 'an integer >= 1024',
+    help: 'experience buffer memory bound',
+    schema: z.coerce.number().int().min(1024).default(32 * 1024 * 1024),
+  },
+  promptTokenBudget: {
+    env: 'SAIR_PROMPT_TOKEN_BUDGET',
+    flag: '--prompt-token-budget',
+    form: 'an integer from 200 to 100000',
+    help: 'tokens for experiences in a prompt',
+    schema: z.coerce.number().int().min(200).max(100_000).default(2_500),
+  },
+  scaleUpCooldownMs: {
+    env: 'SAIR_SCALE_UP_COOLDOWN_MS',
+    flag: '--scale-up-cooldown-ms',
+    form: 'an integer >= 0',
+    help: 'per-stage scale-up cooldown',
+    schema: z.coerce.number().int().min(0).default(30_000),
+  },
+  scaleDownCooldownMs: {
+    env: 'SAIR_SCALE_DOWN_COOLDOWN_MS',
+    flag: '--scale-down-cooldown-ms',
+    form: 'an integer >= 0',
+    help: 'per-stage scale-down cooldown',
+    schema: z.coerce.number().int().min(0).default(60_000),
+  },
+  stabilizationMs: {
+    env: 'SAIR_STABILIZATION_MS',
+    flag: '--stabilization-ms',
+    form: 'an integer >= 0',
+    help: 'scale-down stabilization window',
+    schema: z.coerce.number().int().min(0).default(180_000),
+  },
+  maxStep: { env: 'SAIR_MAX_STEP', flag: '--max-step', form: 'an integer from 1 to 100', help: 'largest replica change per tick', schema: z.coerce.number().int().min(1).max(100).default(4) },
+  dryRun: { env: 'SAIR_DRY_RUN', flag: '--dry-run', form: 'true or false', help: 'record decisions, change nothing', schema: fields.boolean(false) },
+  exposeNames: {
+    env: 'SAIR_PROMPT_EXPOSE_NAMES',
+    flag: '--prompt-expose-names',
+    form: 'true or false',
+    help: 'put stage names in prompts',
+    schema: fields.boolean(false),
+  },
+  snapshotPath: {
+    env: 'SAIR_SNAPSHOT_PATH',
+    flag: '--snapshot-path',
+    form: 'a file path',
+    help: 'experience snapshot file (restored on start)',
+    schema: fields.optionalString(),
+  },
+  snapshotIntervalMs: {
+    env: 'SAIR_SNAPSHOT_INTERVAL_MS',
+    flag: '--snapshot-interval-ms',
+    form: 'an integer >= 1000',
+    help: 'how often to write the snapshot',
+    schema: z.coerce.number().int().min(1_000).default(60_000),
+  },
+  decisionLogPath: {
+    env: 'SAIR_DECISION_LOG',
+    flag: '--decision-log',
+    form: 'a file path',
+    help: 'JSON-lines decision log',
+    schema: fields.optionalString(),
+  },
+};
+
+export type PolicyConfig = ConfigOf<typeof policyConfigSpec>;
+
+/** PolicySettings from a loaded policyConfigSpec; an LLM endpoint without a model (or the reverse) is an error. */
+export function settingsFromConfig(cfg: PolicyConfig): PolicySettings {
+  if ((cfg.llmBaseUrl === undefined) !== (cfg.llmModel === undefined)) {
+    throw new ValidationError('SAIR_LLM_BASE_URL / SAIR_LLM_MODEL', 'both set (an LLM endpoint) or both unset (the bandit decides)');
+  }
+  if (cfg.selector === 'llm' && cfg.llmBaseUrl === undefined) {
+    throw new ValidationError('SAIR_POLICY_SELECTOR (flag --selector)', 'bandit unless SAIR_LLM_BASE_URL and SAIR_LLM_MODEL are set', 'llm');
+  }
+  const llm =
+    cfg.llmBaseUrl !== undefined && cfg.llmModel !== undefined
+      ? { baseUrl: cfg.llmBaseUrl, model: cfg.llmModel, apiKey: cfg.llmApiKey, timeoutMs: cfg.llmTimeoutMs, maxRetries: cfg.llmMaxRetries }
+      : undefined;
+  return policySettings({
+    selector: cfg.selector ?? (llm ? 'llm' : 'bandit'),
+    llm,
+    exploration: { epsilon: cfg.epsilon, temperature: cfg.temperature, contextSampling: cfg.contextSampling },
+    buffer: { maxEntries: cfg.bufferMaxEntries, maxBytes: cfg.bufferMaxBytes },
+    promptTokenBudget: cfg.promptTokenBudget,
+    cooldowns: { scaleUpMs: cfg.scaleUpCooldownMs, scaleDownMs: cfg.scaleDownCooldownMs, stabilizationMs: cfg.stabilizationMs },
+    maxStep: cfg.maxStep,
+    dryRun: cfg.dryRun,
+    exposeNames: cfg.exposeNames,
+    snapshotIntervalMs: cfg.snapshotIntervalMs,
+    decisionLogPath: cfg.decisionLogPath,
+  });
+}

@@ -1,0 +1,62 @@
+// The experience buffer on disk: written atomically (temp file + rename) so a crash mid-write
+// leaves the previous snapshot, and validated on read so a damaged file is reported, not trusted.
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { z } from 'zod';
+import { ValidationError } from '../common/errors.js';
+import type { Cell } from './experience.js';
+
+const outcome = z.object({ p99Ratio: z.number(), costRate: z.number(), sloViolation: z.number().nullable() });
+const experience = z.object({
+  time: z.number(),
+  features: z.object({ bottleneck: z.number().int().nullable(), pressure: z.array(z.number()), p99Ratio: z.number() }),
+  actionKey: z.string(),
+  reward: z.union([z.literal(-1), z.literal(0), z.literal(1)]),
+  outcome,
+  reference: outcome,
+  epsilon: z.object({ p99Ratio: z.number(), costRate: z.number() }),
+  surprisal: z.number(),
+});
+const snapshotSchema = z.object({
+  version: z.literal(1),
+  savedAt: z.number(),
+  cells: z.array(
+    z.object({
+      pipelineId: z.string(),
+      bucket: z.string(),
+      actionKey: z.string(),
+      counts: z.tuple([z.number(), z.number(), z.number()]),
+      samples: z.array(experience),
+    }),
+  ),
+});
+
+export async function writeSnapshot(path: string, cells: readonly Cell[], savedAt: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, JSON.stringify({ version: 1, savedAt, cells }));
+  await rename(tmp, path);
+}
+
+/** The cells of a snapshot, or null when there is none yet; throws ValidationError on a damaged file. */
+export async function readSnapshot(path: string): Promise<{ cells: Cell[]; savedAt: number } | null> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ValidationError(`experience snapshot ${path}`, 'a JSON document written by sair (delete it to start empty)', text.slice(0, 40));
+  }
+  const parsed = snapshotSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ValidationError(`experience snapshot ${path} at ${issue.path.join('.')}`, `a version 1 snapshot (${issue.message}; delete the file to start empty)`);
+  }
+  return { cells: parsed.data.cells as Cell[], savedAt: parsed.data.savedAt };
+}
