@@ -6,6 +6,8 @@ import { ConfigError } from './common/errors.js';
 
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
   // One line per command, added by the part that implements it.
+  webhook: { summary: 'Mutating admission webhook (GPU shim injection, HPA takeover)', load: async () => (await import('./webhook/main.js')).command },
+  certs: { summary: 'Webhook CA and serving certificate: Secret + caBundle, or files', load: async () => (await import('./webhook/certs-main.js')).command },
 };
 
 function usage(): string {
