@@ -7,6 +7,7 @@ import { ConfigError } from './common/errors.js';
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
   // One line per command, added by the part that implements it.
   webhook: { summary: 'Mutating admission webhook (GPU shim injection, HPA takeover)', load: async () => (await import('./webhook/main.js')).command },
+  'device-plugin': { summary: 'GPU node DaemonSet: kubelet device plugin (sair.dev/gpu slots), shim installer, per-pod limits agent', load: async () => (await import('./device-plugin/main.js')).command },
   certs: { summary: 'Webhook CA and serving certificate: Secret + caBundle, or files', load: async () => (await import('./webhook/certs-main.js')).command },
 };
 
