@@ -1,0 +1,427 @@
+// Workloads: when requests arrive. Each kind has a rate function the ground truth and the oracle
+// read (the expected rate at time t, and an upper bound over an interval), and an arrival process
+// that samples it with the simulator's seeded PRNG: Poisson or evenly spaced at a constant rate,
+// non-homogeneous Poisson by thinning (ramp, diurnal, spike, burst), MMPP-2, Gamma renewal with a
+// chosen CV, and replay of a CSV trace (timestamps or per-second counts).
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ConfigError, ValidationError } from '../common/errors.js';
+import { Rng } from './rng.js';
+import { name, num, parseYamlText, validate } from './schema.js';
+
+const common = {
+  name: name().optional(),
+  description: z.string({ error: 'a string' }).optional(),
+  /** Rates in units of the pipeline's referenceRate instead of requests per second. */
+  relative: z.boolean({ error: 'true or false' }).default(false),
+};
+
+const kindForm = '"constant", "poisson", "ramp", "diurnal", "spike", "burst", "mmpp", "gamma" or "trace"';
+
+export const workloadFileSchema = z.discriminatedUnion(
+  'kind',
+  [
+    z.object({ ...common, kind: z.literal('constant'), rate: num.atLeast(0), arrivals: z.enum(['poisson', 'uniform'], { error: '"poisson" or "uniform"' }).default('uniform') }).strict(),
+    z.object({ ...common, kind: z.literal('poisson'), rate: num.atLeast(0) }).strict(),
+    z.object({ ...common, kind: z.literal('ramp'), from: num.atLeast(0), to: num.atLeast(0), startSeconds: num.atLeast(0).default(0), rampSeconds: num.positive() }).strict(),
+    z
+      .object({ ...common, kind: z.literal('diurnal'), mean: num.atLeast(0), amplitude: num.atLeast(0, 1), periodSeconds: num.positive().default(86400), phaseSeconds: num.atLeast(0).default(0) })
+      .strict(),
+    z
+      .object({ ...common, kind: z.literal('spike'), base: num.atLeast(0), multiplier: num.atLeast(0), atSeconds: num.atLeast(0), durationSeconds: num.positive(), everySeconds: num.positive().optional() })
+      .strict(),
+    z.object({ ...common, kind: z.literal('burst'), base: num.atLeast(0), peak: num.atLeast(0), periodSeconds: num.positive(), burstSeconds: num.positive() }).strict(),
+    z
+      .object({
+        ...common,
+        kind: z.literal('mmpp'),
+        rates: z.tuple([num.atLeast(0), num.atLeast(0)], { error: 'a list of two rates [low, high]' }),
+        meanSojournSeconds: z.tuple([num.positive(), num.positive()], { error: 'a list of two mean sojourn times in seconds' }),
+      })
+      .strict(),
+    z.object({ ...common, kind: z.literal('gamma'), rate: num.positive(), cv: num.positive() }).strict(),
+    z
+      .object({
+        ...common,
+        kind: z.literal('trace'),
+        format: z.enum(['timestamps', 'counts'], { error: '"timestamps" (one arrival time in seconds a line) or "counts" (requests per second, one a line)' }),
+        file: z.string({ error: 'a path to a CSV file' }).min(1, { error: 'a path to a CSV file' }),
+        /** Multiply the trace's rate (thins or repeats arrivals). */
+        scale: num.positive().default(1),
+        loop: z.boolean({ error: 'true or false' }).default(false),
+      })
+      .strict(),
+  ],
+  { error: `an object whose kind is ${kindForm}` },
+);
+
+export type WorkloadFile = z.output<typeof workloadFileSchema>;
+
+/** The expected arrival rate over time, requests per second; times in ms from the run start. */
+export interface RateFunction {
+  at(t: number): number;
+  /** An upper bound of the rate over [t0, t1]. */
+  max(t0: number, t1: number): number;
+}
+
+/** A workload ready to run: its rate function and a fresh arrival process per run. */
+export interface Workload {
+  name: string;
+  description: string;
+  rate: RateFunction;
+  /** Mean rate over [t0, t1], requests per second (numerical, 1 s resolution at most). */
+  meanRate(t0: number, t1: number): number;
+  /** Peak of the expected rate over [0, durationMs]. */
+  peakRate(durationMs: number): number;
+  /** A fresh arrival process; none come at or after `horizonMs`. */
+  arrivals(rng: Rng, horizonMs: number): ArrivalProcess;
+}
+
+export interface ArrivalProcess {
+  /** The arrival after `now` (absolute ms), or Infinity when none will come. */
+  next(now: number): number;
+}
+
+const SEGMENT_MS = 10_000;
+
+/** Non-homogeneous Poisson arrivals by thinning, with a fresh bound for each 10 s segment. */
+class Thinning implements ArrivalProcess {
+  constructor(
+    private readonly rate: RateFunction,
+    private readonly rng: Rng,
+    private readonly horizonMs: number,
+  ) {}
+
+  next(now: number): number {
+    let t = now;
+    for (;;) {
+      const segEnd = (Math.floor(t / SEGMENT_MS) + 1) * SEGMENT_MS;
+      if (t >= this.horizonMs) return Infinity;
+      const bound = this.rate.max(t, segEnd);
+      if (bound <= 0) {
+        t = segEnd;
+        continue;
+      }
+      t += this.rng.exponential(1000 / bound);
+      if (t > segEnd) {
+        t = segEnd;
+        continue;
+      }
+      if (this.rng.uniform() * bound <= this.rate.at(t)) return t;
+    }
+  }
+}
+
+class PoissonConstant implements ArrivalProcess {
+  constructor(
+    private readonly rate: number,
+    private readonly rng: Rng,
+  ) {}
+  next(now: number): number {
+    return this.rate <= 0 ? Infinity : now + this.rng.exponential(1000 / this.rate);
+  }
+}
+
+class Uniform implements ArrivalProcess {
+  private t: number;
+  constructor(
+    private readonly rate: number,
+    rng: Rng,
+  ) {
+    this.t = rate > 0 ? rng.uniform() * (1000 / rate) : Infinity;
+  }
+  next(now: number): number {
+    if (this.rate <= 0) return Infinity;
+    while (this.t <= now) this.t += 1000 / this.rate;
+    return this.t;
+  }
+}
+
+class GammaRenewal implements ArrivalProcess {
+  private readonly shape: number;
+  private readonly scale: number;
+  constructor(
+    rate: number,
+    cv: number,
+    private readonly rng: Rng,
+  ) {
+    this.shape = 1 / (cv * cv);
+    this.scale = 1000 / rate / this.shape;
+  }
+  next(now: number): number {
+    return now + this.rng.gamma(this.shape, this.scale);
+  }
+}
+
+/** Replays fixed arrival times (ms), repeating them every `periodMs` when looping. */
+class Replay implements ArrivalProcess {
+  private i = 0;
+  private offset = 0;
+  constructor(
+    private readonly times: Float64Array,
+    private readonly periodMs: number,
+    private readonly loop: boolean,
+  ) {}
+  next(now: number): number {
+    for (;;) {
+      if (this.i >= this.times.length) {
+        if (!this.loop || this.times.length === 0) return Infinity;
+        this.i = 0;
+        this.offset += this.periodMs;
+      }
+      const t = this.times[this.i]! + this.offset;
+      if (t > now) {
+        this.i++;
+        return t;
+      }
+      this.i++;
+    }
+  }
+}
+
+/** MMPP-2: the state path is drawn from its own stream, so the rate function (which the oracle
+ * reads) and the arrivals agree and neither depends on how far the other has looked ahead. */
+class MmppPath implements RateFunction {
+  private readonly switches: number[] = [0];
+  private readonly rng: Rng;
+  constructor(
+    private readonly rates: [number, number],
+    private readonly sojournMs: [number, number],
+    seed: number,
+  ) {
+    this.rng = new Rng(seed ^ 0x5bd1e995);
+  }
+  private extend(t: number): void {
+    while (this.switches[this.switches.length - 1]! <= t) {
+      const state = (this.switches.length - 1) % 2;
+      this.switches.push(this.switches[this.switches.length - 1]! + this.rng.exponential(this.sojournMs[state]!));
+    }
+  }
+  private segment(t: number): number {
+    this.extend(t);
+    let lo = 0;
+    let hi = this.switches.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.switches[mid]! <= t) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+  at(t: number): number {
+    return this.rates[this.segment(t) % 2]!;
+  }
+  max(t0: number, t1: number): number {
+    const a = this.segment(t0);
+    const b = this.segment(t1);
+    return a === b ? this.rates[a % 2]! : Math.max(this.rates[0], this.rates[1]);
+  }
+}
+
+function constantRate(r: number): RateFunction {
+  return { at: () => r, max: () => r };
+}
+
+/** A rate function sampled from per-second counts (trace replay). */
+function countsRate(perSecond: Float64Array, loop: boolean): RateFunction {
+  const n = perSecond.length;
+  const at = (t: number): number => {
+    let s = Math.floor(t / 1000);
+    if (loop && n > 0) s %= n;
+    return s >= 0 && s < n ? perSecond[s]! : 0;
+  };
+  return {
+    at,
+    max: (t0, t1) => {
+      let m = 0;
+      for (let s = Math.floor(t0 / 1000); s <= Math.floor(t1 / 1000); s++) m = Math.max(m, at(s * 1000));
+      return m;
+    },
+  };
+}
+
+function smoothMax(rate: (t: number) => number, t0: number, t1: number, slack: number): number {
+  // For smooth or piecewise-monotone rates: sample densely and pad by `slack` (a bound on the
+  // change between samples), which keeps thinning exact as long as the bound holds.
+  let m = 0;
+  const steps = 16;
+  for (let i = 0; i <= steps; i++) m = Math.max(m, rate(t0 + ((t1 - t0) * i) / steps));
+  return m + slack;
+}
+
+export interface BuildOptions {
+  /** The pipeline's referenceRate, for relative workloads. */
+  referenceRate: number;
+  /** The run's seed (the MMPP path draws from a stream derived from it). */
+  seed: number;
+  /** Base directory for relative trace paths. */
+  baseDir?: string;
+}
+
+/** Turn a validated workload file into a runnable workload. */
+export function buildWorkload(file: WorkloadFile, opts: BuildOptions, fallbackName = 'workload'): Workload {
+  const k = file.relative ? opts.referenceRate : 1;
+  let rate: RateFunction;
+  let arrivals: (rng: Rng, horizonMs: number) => ArrivalProcess;
+  switch (file.kind) {
+    case 'constant':
+    case 'poisson': {
+      const r = file.rate * k;
+      rate = constantRate(r);
+      arrivals = file.kind === 'constant' && file.arrivals === 'uniform' ? (rng) => new Uniform(r, rng) : (rng) => new PoissonConstant(r, rng);
+      break;
+    }
+    case 'ramp': {
+      const t0 = file.startSeconds * 1000;
+      const t1 = t0 + file.rampSeconds * 1000;
+      const f = (t: number): number => k * (t <= t0 ? file.from : t >= t1 ? file.to : file.from + ((file.to - file.from) * (t - t0)) / (t1 - t0));
+      rate = { at: f, max: (a, b) => Math.max(f(a), f(b)) };
+      arrivals = (rng, h) => new Thinning(rate, rng, h);
+      break;
+    }
+    case 'diurnal': {
+      const w = (2 * Math.PI) / (file.periodSeconds * 1000);
+      const phase = file.phaseSeconds * 1000;
+      // Starts at the trough: rate = mean * (1 - amplitude * cos(w (t + phase))).
+      const f = (t: number): number => k * file.mean * (1 - file.amplitude * Math.cos(w * (t + phase)));
+      const slope = k * file.mean * file.amplitude * w; // max |dr/dt| per ms
+      rate = { at: f, max: (a, b) => smoothMax(f, a, b, (slope * (b - a)) / 16) };
+      arrivals = (rng, h) => new Thinning(rate, rng, h);
+      break;
+    }
+    case 'spike': {
+      const start = file.atSeconds * 1000;
+      const len = file.durationSeconds * 1000;
+      const every = file.everySeconds === undefined ? Infinity : file.everySeconds * 1000;
+      const inSpike = (t: number): boolean => t >= start && (t - start) % every < len;
+      const f = (t: number): number => k * file.base * (inSpike(t) ? file.multiplier : 1);
+      rate = {
+        at: f,
+        max: (a, b) => {
+          const hi = k * file.base * Math.max(1, file.multiplier);
+          if (b < start) return k * file.base;
+          if (every === Infinity) return a <= start + len ? hi : k * file.base;
+          return hi;
+        },
+      };
+      arrivals = (rng, h) => new Thinning(rate, rng, h);
+      break;
+    }
+    case 'burst': {
+      const period = file.periodSeconds * 1000;
+      const len = Math.min(file.burstSeconds * 1000, period);
+      // Each period ends with a burst, so a run starts at the base rate.
+      const f = (t: number): number => k * (t % period >= period - len ? file.peak : file.base);
+      rate = { at: f, max: () => k * Math.max(file.base, file.peak) };
+      arrivals = (rng, h) => new Thinning(rate, rng, h);
+      break;
+    }
+    case 'mmpp': {
+      const path = new MmppPath([file.rates[0] * k, file.rates[1] * k], [file.meanSojournSeconds[0] * 1000, file.meanSojournSeconds[1] * 1000], opts.seed);
+      rate = path;
+      arrivals = (rng, h) => new Thinning(path, rng, h);
+      break;
+    }
+    case 'gamma': {
+      const r = file.rate * k;
+      rate = constantRate(r);
+      arrivals = (rng) => new GammaRenewal(r, file.cv, rng);
+      break;
+    }
+    case 'trace': {
+      const path = file.file.startsWith('/') || opts.baseDir === undefined ? file.file : `${opts.baseDir}/${file.file}`;
+      const trace = readTrace(path, file.format);
+      const scale = file.scale * k;
+      const counts = new Float64Array(trace.perSecond.length);
+      for (let i = 0; i < counts.length; i++) counts[i] = trace.perSecond[i]! * scale;
+      rate = countsRate(counts, file.loop);
+      if (file.format === 'timestamps' && scale === 1) {
+        arrivals = () => new Replay(trace.times!, trace.perSecond.length * 1000, file.loop);
+      } else if (file.format === 'counts' && scale === 1) {
+        // Exactly the recorded count in each second, at uniformly random instants within it.
+        arrivals = (rng) => new Replay(spreadCounts(trace.perSecond, rng), trace.perSecond.length * 1000, file.loop);
+      } else {
+        arrivals = (rng, h) => new Thinning(rate, rng, h);
+      }
+      break;
+    }
+  }
+  const r = rate;
+  return {
+    name: file.name ?? fallbackName,
+    description: file.description ?? '',
+    rate: r,
+    meanRate: (t0, t1) => {
+      if (t1 <= t0) return r.at(t0);
+      const steps = Math.max(1, Math.min(600, Math.ceil((t1 - t0) / 1000)));
+      let sum = 0;
+      for (let i = 0; i < steps; i++) sum += r.at(t0 + ((i + 0.5) * (t1 - t0)) / steps);
+      return sum / steps;
+    },
+    peakRate: (durationMs) => {
+      let m = 0;
+      for (let t = 0; t <= durationMs; t += 1000) m = Math.max(m, r.at(t));
+      return m;
+    },
+    arrivals,
+  };
+}
+
+function spreadCounts(perSecond: Float64Array, rng: Rng): Float64Array {
+  let total = 0;
+  for (const c of perSecond) total += Math.round(c);
+  const out = new Float64Array(total);
+  let j = 0;
+  for (let s = 0; s < perSecond.length; s++) {
+    const n = Math.round(perSecond[s]!);
+    const start = j;
+    for (let i = 0; i < n; i++) out[j++] = s * 1000 + rng.uniform() * 1000;
+    out.subarray(start, j).sort();
+  }
+  return out;
+}
+
+/** Read a CSV trace: one number a line (an optional header line and extra columns are ignored). */
+export function readTrace(path: string, format: 'timestamps' | 'counts'): { perSecond: Float64Array; times?: Float64Array } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([new ValidationError('trace file', 'a readable CSV file', `${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`)]);
+  }
+  const values: number[] = [];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const cell = lines[i]!.split(',')[0]!.trim();
+    if (cell === '') continue;
+    const v = Number(cell);
+    if (!Number.isFinite(v) || v < 0) {
+      if (values.length === 0 && i === 0 && Number.isNaN(v)) continue; // a header line
+      const form = format === 'timestamps' ? 'an arrival time in seconds >= 0' : 'a request count >= 0';
+      throw new ConfigError([new ValidationError(`${path}: line ${i + 1}`, form, cell)]);
+    }
+    values.push(v);
+  }
+  if (format === 'counts') return { perSecond: Float64Array.from(values) };
+  const times = Float64Array.from(values, (s) => s * 1000).sort();
+  const seconds = times.length === 0 ? 0 : Math.floor(times[times.length - 1]! / 1000) + 1;
+  const perSecond = new Float64Array(seconds);
+  for (const t of times) perSecond[Math.floor(t / 1000)]!++;
+  return { perSecond, times };
+}
+
+export function parseWorkload(input: unknown, opts: BuildOptions, source = 'workload'): Workload {
+  return buildWorkload(validate(workloadFileSchema, input, source), opts, source);
+}
+
+export function loadWorkloadFile(path: string, opts: Omit<BuildOptions, 'baseDir'>): Workload {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([new ValidationError('--workload', 'a built-in workload name or a readable YAML file', `${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`)]);
+  }
+  const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '.';
+  const fallback = path.slice(path.lastIndexOf('/') + 1).replace(/\.ya?ml$/, '');
+  return buildWorkload(validate(workloadFileSchema, parseYamlText(text, path), path), { ...opts, baseDir: dir }, fallback);
+}
