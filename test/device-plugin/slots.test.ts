@@ -1,0 +1,60 @@
+import { gpusOfSlots, parseSlotId, preferredAllocation, slotId, slotsOf } from '../../src/device-plugin/slots.js';
+
+const A = 'GPU-aaaa';
+const B = 'GPU-bbbb';
+const C = 'GPU-cccc';
+const ids = (uuid: string, ...k: number[]): string[] => k.map((i) => slotId(uuid, i));
+
+describe('slot ids', () => {
+  it('round-trips and rejects foreign ids', () => {
+    expect(parseSlotId(slotId(A, 7))).toEqual({ uuid: A, index: 7 });
+    expect(parseSlotId('nvidia0')).toBeUndefined();
+    expect(parseSlotId('GPU-x::y')).toBeUndefined();
+    expect(parseSlotId('::3')).toBeUndefined();
+  });
+
+  it('advertises N slots per GPU carrying the GPU health and NUMA node', () => {
+    const slots = slotsOf([{ uuid: A, healthy: true, numaNode: 1 }, { uuid: B, healthy: false }], 3);
+    expect(slots.map((s) => s.id)).toEqual([...ids(A, 0, 1, 2), ...ids(B, 0, 1, 2)]);
+    expect(slots.filter((s) => !s.healthy).map((s) => s.uuid)).toEqual([B, B, B]);
+    expect(slots[0]!.numaNode).toBe(1);
+    expect(slots[3]!.numaNode).toBeUndefined();
+  });
+
+  it('names the GPUs behind a set of slots', () => {
+    expect(gpusOfSlots([...ids(B, 1), ...ids(A, 0), ...ids(B, 2), 'bogus'])).toEqual({ uuids: [B, A], unknown: ['bogus'] });
+  });
+});
+
+describe('preferredAllocation', () => {
+  it('puts the whole request on the GPU with the most free slots', () => {
+    const available = [...ids(A, 0, 1), ...ids(B, 0, 1, 2, 3), ...ids(C, 5, 6, 7)];
+    expect(preferredAllocation({ available, mustInclude: [], size: 2 })).toEqual(ids(B, 0, 1));
+  });
+
+  it('breaks ties by slot order and takes the lowest slots', () => {
+    const available = [...ids(B, 9, 3), ...ids(A, 4, 2)];
+    expect(preferredAllocation({ available, mustInclude: [], size: 1 })).toEqual(ids(A, 2));
+  });
+
+  it('never splits a request that one GPU can hold', () => {
+    const available = [...ids(A, 0, 1, 2), ...ids(B, 0, 1)];
+    expect(preferredAllocation({ available, mustInclude: [], size: 3 })).toEqual(ids(A, 0, 1, 2));
+  });
+
+  it('keeps must-include slots and fills from their GPU', () => {
+    const available = [...ids(A, 0, 1, 2, 3), ...ids(B, 0, 1, 2)];
+    const got = preferredAllocation({ available, mustInclude: ids(B, 2), size: 3 });
+    expect(got.sort()).toEqual(ids(B, 0, 1, 2).sort());
+  });
+
+  it('spreads over the freest GPUs only when no single GPU can hold the request', () => {
+    const available = [...ids(A, 0, 1), ...ids(B, 0, 1, 2), ...ids(C, 0)];
+    const got = preferredAllocation({ available, mustInclude: [], size: 5 });
+    expect(got).toEqual([...ids(B, 0, 1, 2), ...ids(A, 0, 1)]);
+  });
+
+  it('returns exactly the must-include set when it already has the size', () => {
+    expect(preferredAllocation({ available: ids(A, 0, 1), mustInclude: ids(A, 1), size: 1 })).toEqual(ids(A, 1));
+  });
+});
