@@ -14,7 +14,6 @@ const log = createLogger('device-plugin', 'silent');
 
 // struct ft_device / ft_proc of native/test/fake_timeline.h: the fake driver's shared timeline.
 const PROCS_OFFSET = 16;
-const PROC_SIZE = 40 + 4096 * 16;
 
 /** Puts this process on fake GPU `index` with one finished 500 ms kernel and `memory` bytes held. */
 function addBusyProcess(dir: string, index: number, memory: bigint): void {
