@@ -1,0 +1,368 @@
+// The fake API server's resource table: one line per served resource, the way kube-apiserver's
+// discovery describes them. Custom resources are added from CustomResourceDefinitions as the real
+// server does (see defsFromCrd), so applying a CRD over REST makes its resource servable.
+
+export type KubeObject = {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: {
+    name?: string;
+    generateName?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    generation?: number;
+    creationTimestamp?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+};
+
+export interface ScaleDef {
+  /** Dotted paths into the object, as in a CRD's scale subresource. */
+  specReplicasPath: string;
+  statusReplicasPath: string;
+  /** A path to a serialized label selector string (CRDs), or `spec.selector` for a LabelSelector object. */
+  labelSelectorPath?: string;
+}
+
+export interface ResourceDef {
+  group: string; // '' for the core group
+  version: string;
+  plural: string;
+  singular: string;
+  kind: string;
+  namespaced: boolean;
+  shortNames?: string[];
+  /** Has a /status subresource: main writes keep the stored status, status writes keep the rest. */
+  status?: boolean;
+  scale?: ScaleDef;
+  /** metadata.generation is set and bumped on any change outside metadata and status. */
+  generation?: boolean;
+  /** DELETE answers with the deleted object instead of a Success Status. */
+  returnDeletedObject?: boolean;
+  /** A custom resource: no strategic merge patch, list items keep kind and apiVersion. */
+  custom?: boolean;
+  /** Field labels the server accepts in fieldSelector besides metadata.name and metadata.namespace. */
+  fieldLabels?: string[];
+  /** Objects of several resources share one storage (core/v1 and events.k8s.io/v1 events). */
+  storage?: string;
+  /** Converts between this resource's view and the storage form (only for shared storage). */
+  toStorage?: (obj: KubeObject) => KubeObject;
+  fromStorage?: (obj: KubeObject) => KubeObject;
+  /** Defaulting and status reset on create, as the resource's registry strategy does. */
+  prepareForCreate?: (obj: KubeObject) => void;
+}
+
+export function apiVersionOf(def: ResourceDef): string {
+  return def.group ? `${def.group}/${def.version}` : def.version;
+}
+
+/** `pods`, `deployments.apps`: how the real server names a resource in messages. */
+export function qualifiedName(def: ResourceDef): string {
+  return def.group ? `${def.plural}.${def.group}` : def.plural;
+}
+
+export function storageKey(def: ResourceDef): string {
+  return def.storage ?? qualifiedName(def);
+}
+
+const podFieldLabels = [
+  'spec.nodeName',
+  'spec.restartPolicy',
+  'spec.schedulerName',
+  'spec.serviceAccountName',
+  'spec.hostNetwork',
+  'status.phase',
+  'status.podIP',
+  'status.nominatedNodeName',
+];
+const eventFieldLabels = [
+  'involvedObject.kind',
+  'involvedObject.namespace',
+  'involvedObject.name',
+  'involvedObject.uid',
+  'involvedObject.apiVersion',
+  'involvedObject.resourceVersion',
+  'involvedObject.fieldPath',
+  'reason',
+  'reportingComponent',
+  'source',
+  'type',
+];
+
+/** core/v1 Event (storage form) <-> events.k8s.io/v1 Event, field for field as the real conversion. */
+const eventRenames: [core: string, v1: string][] = [
+  ['involvedObject', 'regarding'],
+  ['message', 'note'],
+  ['source', 'deprecatedSource'],
+  ['firstTimestamp', 'deprecatedFirstTimestamp'],
+  ['lastTimestamp', 'deprecatedLastTimestamp'],
+  ['count', 'deprecatedCount'],
+  ['reportingComponent', 'reportingController'],
+];
+
+function renameFields(obj: KubeObject, pairs: [string, string][]): KubeObject {
+  const out: KubeObject = { ...obj };
+  for (const [from, to] of pairs) {
+    if (from in out) {
+      out[to] = out[from];
+      delete out[from];
+    }
+  }
+  return out;
+}
+
+function eventsV1ToCore(obj: KubeObject): KubeObject {
+  const out = renameFields(
+    obj,
+    eventRenames.map(([c, v]) => [v, c]),
+  );
+  return { ...out, apiVersion: 'v1', kind: 'Event' };
+}
+
+function eventsCoreToV1(obj: KubeObject): KubeObject {
+  const out = renameFields(obj, eventRenames);
+  return { ...out, apiVersion: 'events.k8s.io/v1', kind: 'Event' };
+}
+
+function resetStatus(status: Record<string, unknown>) {
+  return (obj: KubeObject) => {
+    obj.status = clone(status);
+  };
+}
+
+/** The built-in resources. Adding one is a line. */
+export const BUILTIN_RESOURCES: ResourceDef[] = [
+  {
+    group: '',
+    version: 'v1',
+    plural: 'namespaces',
+    singular: 'namespace',
+    kind: 'Namespace',
+    namespaced: false,
+    shortNames: ['ns'],
+    status: true,
+    returnDeletedObject: true,
+    fieldLabels: ['status.phase'],
+    prepareForCreate: resetStatus({ phase: 'Active' }),
+  },
+  {
+    group: '',
+    version: 'v1',
+    plural: 'pods',
+    singular: 'pod',
+    kind: 'Pod',
+    namespaced: true,
+    shortNames: ['po'],
+    status: true,
+    generation: true,
+    returnDeletedObject: true,
+    fieldLabels: podFieldLabels,
+    prepareForCreate: resetStatus({ phase: 'Pending', qosClass: 'BestEffort' }),
+  },
+  {
+    group: '',
+    version: 'v1',
+    plural: 'events',
+    singular: 'event',
+    kind: 'Event',
+    namespaced: true,
+    shortNames: ['ev'],
+    fieldLabels: eventFieldLabels,
+    storage: 'events',
+  },
+  {
+    group: 'events.k8s.io',
+    version: 'v1',
+    plural: 'events',
+    singular: 'event',
+    kind: 'Event',
+    namespaced: true,
+    shortNames: ['ev'],
+    fieldLabels: eventFieldLabels,
+    storage: 'events',
+    toStorage: eventsV1ToCore,
+    fromStorage: eventsCoreToV1,
+  },
+  {
+    group: '',
+    version: 'v1',
+    plural: 'configmaps',
+    singular: 'configmap',
+    kind: 'ConfigMap',
+    namespaced: true,
+    shortNames: ['cm'],
+  },
+  {
+    group: '',
+    version: 'v1',
+    plural: 'secrets',
+    singular: 'secret',
+    kind: 'Secret',
+    namespaced: true,
+    fieldLabels: ['type'],
+  },
+  {
+    group: '',
+    version: 'v1',
+    plural: 'services',
+    singular: 'service',
+    kind: 'Service',
+    namespaced: true,
+    shortNames: ['svc'],
+    status: true,
+    returnDeletedObject: true,
+    prepareForCreate: resetStatus({ loadBalancer: {} }),
+  },
+  {
+    group: '',
+    version: 'v1',
+    plural: 'serviceaccounts',
+    singular: 'serviceaccount',
+    kind: 'ServiceAccount',
+    namespaced: true,
+    shortNames: ['sa'],
+  },
+  {
+    group: '',
+    version: 'v1',
+    plural: 'nodes',
+    singular: 'node',
+    kind: 'Node',
+    namespaced: false,
+    shortNames: ['no'],
+    status: true,
+  },
+  {
+    group: 'apps',
+    version: 'v1',
+    plural: 'deployments',
+    singular: 'deployment',
+    kind: 'Deployment',
+    namespaced: true,
+    shortNames: ['deploy'],
+    status: true,
+    generation: true,
+    scale: {
+      specReplicasPath: 'spec.replicas',
+      statusReplicasPath: 'status.replicas',
+      labelSelectorPath: 'spec.selector',
+    },
+    prepareForCreate: (obj) => {
+      const spec = (obj.spec ??= {}) as Record<string, unknown>;
+      spec.replicas ??= 1;
+      spec.revisionHistoryLimit ??= 10;
+      spec.progressDeadlineSeconds ??= 600;
+      spec.strategy ??= { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' } };
+      obj.status = {};
+    },
+  },
+  {
+    group: 'autoscaling',
+    version: 'v2',
+    plural: 'horizontalpodautoscalers',
+    singular: 'horizontalpodautoscaler',
+    kind: 'HorizontalPodAutoscaler',
+    namespaced: true,
+    shortNames: ['hpa'],
+    status: true,
+    generation: true,
+    prepareForCreate: (obj) => {
+      const spec = (obj.spec ??= {}) as Record<string, unknown>;
+      spec.minReplicas ??= 1;
+      obj.status = { currentReplicas: 0, desiredReplicas: 0 };
+    },
+  },
+  {
+    group: 'coordination.k8s.io',
+    version: 'v1',
+    plural: 'leases',
+    singular: 'lease',
+    kind: 'Lease',
+    namespaced: true,
+  },
+  {
+    group: 'admissionregistration.k8s.io',
+    version: 'v1',
+    plural: 'mutatingwebhookconfigurations',
+    singular: 'mutatingwebhookconfiguration',
+    kind: 'MutatingWebhookConfiguration',
+    namespaced: false,
+    generation: true,
+  },
+  {
+    group: 'apiextensions.k8s.io',
+    version: 'v1',
+    plural: 'customresourcedefinitions',
+    singular: 'customresourcedefinition',
+    kind: 'CustomResourceDefinition',
+    namespaced: false,
+    shortNames: ['crd', 'crds'],
+    status: true,
+    generation: true,
+    prepareForCreate: resetStatus({}),
+  },
+  {
+    group: 'sair.dev',
+    version: 'v1alpha1',
+    plural: 'inferencepipelines',
+    singular: 'inferencepipeline',
+    kind: 'InferencePipeline',
+    namespaced: true,
+    shortNames: ['ip', 'pipeline'],
+    status: true,
+    generation: true,
+    custom: true,
+  },
+];
+
+/** The resources a CustomResourceDefinition serves: one per served version. */
+export function defsFromCrd(crd: KubeObject): ResourceDef[] {
+  const spec = (crd.spec ?? {}) as {
+    group?: string;
+    scope?: string;
+    names?: { plural?: string; singular?: string; kind?: string; shortNames?: string[] };
+    versions?: {
+      name: string;
+      served?: boolean;
+      subresources?: { status?: object; scale?: ScaleDef };
+    }[];
+  };
+  const { group, names } = spec;
+  if (!group || !names?.plural || !names.kind) return [];
+  return (spec.versions ?? [])
+    .filter((v) => v.served !== false)
+    .map((v) => {
+      const scale = v.subresources?.scale;
+      return {
+        group,
+        version: v.name,
+        plural: names.plural!,
+        singular: names.singular ?? names.kind!.toLowerCase(),
+        kind: names.kind!,
+        namespaced: spec.scope !== 'Cluster',
+        shortNames: names.shortNames,
+        status: v.subresources?.status !== undefined,
+        scale: scale
+          ? {
+              specReplicasPath: scale.specReplicasPath.replace(/^\./, ''),
+              statusReplicasPath: scale.statusReplicasPath.replace(/^\./, ''),
+              labelSelectorPath: scale.labelSelectorPath?.replace(/^\./, ''),
+            }
+          : undefined,
+        generation: true,
+        custom: true,
+      };
+    });
+}
+
+/**
+ * A deep copy through JSON. Not structuredClone: under jest that builds objects of the host realm,
+ * which isDeepStrictEqual then never finds equal to the objects of the test's realm.
+ */
+export function clone<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}

@@ -1,0 +1,497 @@
+// The HTTP edge of the fake API server: parses kube-apiserver URLs, logs each request, applies
+// injected faults, routes to the handlers and the watch hub, and answers errors as metav1.Status.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parse as parseYaml } from 'yaml';
+import type * as k8s from '@kubernetes/client-node';
+import { createKubeClients, kubeConfigForServer, type KubeClients } from '../../../src/common/k8s.js';
+import { admissionHook, type AdmissionOptions } from './admission.js';
+import { Handlers } from './handlers.js';
+import { Registry } from './registry.js';
+import type { KubeObject, ResourceDef } from './resources.js';
+import { parseFieldSelector, parseLabelSelector } from './selectors.js';
+import { ApiError, errors } from './status.js';
+import { Store } from './store.js';
+import { WatchHub } from './watch.js';
+
+/** Kubernetes verbs, as RBAC and audit logs name them. */
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'deletecollection';
+
+export interface RequestRecord {
+  method: string;
+  /** The URL path without the query string. */
+  path: string;
+  query: Record<string, string>;
+  contentType: string | undefined;
+  /** The body, parsed when it was JSON or YAML, else the raw text; undefined when empty. */
+  body: unknown;
+  verb?: Verb;
+  /** `pods`, `deployments.apps`; undefined for discovery and unknown paths. */
+  resource?: string;
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+  /** The HTTP status sent (200 for a watch, whatever it streamed). */
+  status?: number;
+}
+
+export interface FaultSpec {
+  /** Kubernetes verb to match (get, list, watch, create, update, patch, delete, deletecollection); any when absent. */
+  verb?: Verb;
+  /** Matched against the URL path; any when absent. */
+  path?: RegExp;
+  /** `deployments`, `deployments.apps`, `leases`; any when absent. */
+  resource?: string;
+  /** `scale`, `status`; with it only that subresource matches, without it any. */
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+  /** HTTP status to answer with: 409, 429, 500, 503 and others, each with the real Status body. */
+  status: number;
+  /** How many matching requests fail (default 1). */
+  times?: number;
+  message?: string;
+  /** Retry-After (and details.retryAfterSeconds) for 429 and 503; default 1. */
+  retryAfterSeconds?: number;
+}
+
+export interface Fault {
+  /** Matching requests still to fail. */
+  readonly remaining: number;
+  /** Requests this fault has failed so far. */
+  readonly hits: number;
+  cancel(): void;
+}
+
+export interface FakeApiServerOptions {
+  /** Watch history kept for resuming watches; older resourceVersions get 410 Gone (default 10,000 changes). */
+  historyLimit?: number;
+  /** Interval of BOOKMARK events on watches that allow them (default 5000 ms). */
+  bookmarkIntervalMs?: number;
+  /** Namespaces created at start (default: default, kube-system, kube-public, kube-node-lease). */
+  namespaces?: string[];
+  admission?: AdmissionOptions;
+}
+
+export interface FakeApiServer {
+  /** http://127.0.0.1:<port> */
+  url: string;
+  kubeConfig(namespace?: string): k8s.KubeConfig;
+  clients(namespace?: string): KubeClients;
+  /** Creates or replaces an object directly (status as given), sending watch events. Needs apiVersion and kind. */
+  seed<T extends object>(obj: T): T;
+  /** A stored object as a GET returns it, or undefined. `resource`: `pods`, `deployments.apps`, `Deployment`... */
+  get<T = KubeObject>(resource: string, namespace: string | undefined, name: string): T | undefined;
+  /** Stored objects of a resource, in one namespace or all. */
+  list<T = KubeObject>(resource: string, namespace?: string): T[];
+  /** Deletes an object directly, sending a DELETED watch event; returns whether it existed. */
+  remove(resource: string, namespace: string | undefined, name: string): boolean;
+  /** Every request received, in order. `events` is the same log. */
+  requests: RequestRecord[];
+  events: RequestRecord[];
+  /** Makes the next `times` matching requests fail with a real Status body. */
+  injectFault(spec: FaultSpec): Fault;
+  clearFaults(): void;
+  /** Ends every open watch stream cleanly; clients reconnect from their last resourceVersion. Returns how many. */
+  dropWatches(): number;
+  /** Open watch streams. */
+  readonly watchCount: number;
+  /** Forgets the watch history, so a watch from any earlier resourceVersion gets 410 Gone and informers relist. */
+  compact(): void;
+  /** The current (latest) resourceVersion. */
+  readonly resourceVersion: string;
+  close(): Promise<void>;
+}
+
+interface Route {
+  def?: ResourceDef;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+  watchPath: boolean;
+  discovery?: () => object | undefined;
+}
+
+function parsePath(registry: Registry, pathname: string): Route | undefined {
+  const seg = pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  let group: string;
+  let version: string | undefined;
+  let rest: string[];
+  if (seg[0] === 'api') {
+    group = '';
+    version = seg[1];
+    rest = seg.slice(2);
+    if (!version) return { watchPath: false, discovery: () => registry.coreDiscovery() };
+  } else if (seg[0] === 'apis') {
+    group = seg[1] ?? '';
+    version = seg[2];
+    rest = seg.slice(3);
+    if (!group) return { watchPath: false, discovery: () => registry.groupList() };
+    if (!version)
+      return {
+        watchPath: false,
+        discovery: () => (registry.groupVersions(group).length ? registry.group(group) : undefined),
+      };
+  } else return undefined;
+  if (rest.length === 0) return { watchPath: false, discovery: () => registry.resourceList(group, version) };
+  let watchPath = false;
+  if (rest[0] === 'watch') {
+    watchPath = true;
+    rest = rest.slice(1);
+  }
+  let namespace: string | undefined;
+  if (
+    rest[0] === 'namespaces' &&
+    rest.length >= 3 &&
+    !(rest.length === 3 && (rest[2] === 'status' || rest[2] === 'finalize'))
+  ) {
+    namespace = rest[1];
+    rest = rest.slice(2);
+  }
+  if (rest.length === 0 || rest.length > 3) return undefined;
+  const def = registry.find(group, version, rest[0]!);
+  if (!def) return undefined;
+  const [, name, subresource] = rest;
+  if (!def.namespaced && namespace !== undefined) return undefined;
+  if (def.namespaced && namespace === undefined && name !== undefined) return undefined;
+  return { def, namespace, name, subresource, watchPath };
+}
+
+function verbOf(method: string, route: Route, query: Record<string, string>): Verb | undefined {
+  const watch = route.watchPath || query.watch === 'true' || query.watch === '1';
+  switch (method) {
+    case 'GET':
+      if (watch) return 'watch';
+      return route.name === undefined ? 'list' : 'get';
+    case 'POST':
+      return route.name === undefined ? 'create' : undefined;
+    case 'PUT':
+      return route.name === undefined ? undefined : 'update';
+    case 'PATCH':
+      return route.name === undefined ? undefined : 'patch';
+    case 'DELETE':
+      return route.name === undefined ? 'deletecollection' : 'delete';
+    default:
+      return undefined;
+  }
+}
+
+function mediaType(header: string | undefined): string {
+  return (header ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+function parseBody(raw: string, contentType: string): unknown {
+  if (raw === '') return undefined;
+  if (contentType.endsWith('yaml')) {
+    try {
+      return parseYaml(raw) as unknown;
+    } catch {
+      return raw;
+    }
+  }
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return raw;
+  }
+}
+
+function sendJson(
+  res: ServerResponse,
+  code: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promise<FakeApiServer> {
+  const store = new Store(opts.historyLimit ?? 10_000);
+  const registry = new Registry();
+  // The hook reads the stored MutatingWebhookConfigurations and namespaces when a write arrives.
+  const hook = admissionHook(
+    () =>
+      handlers.list(registry.resolve('mutatingwebhookconfigurations'), undefined, {
+        labelSelector: [],
+        fieldSelector: [],
+      }),
+    (ns) => (ns ? store.get('namespaces', undefined, ns) : undefined),
+    opts.admission ?? {},
+  );
+  const handlers = new Handlers(store, registry, hook);
+  const hub = new WatchHub(store);
+  const requests: RequestRecord[] = [];
+  const faults: { spec: FaultSpec; remaining: number; hits: number }[] = [];
+  const bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 5000;
+
+  for (const ns of opts.namespaces ?? ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
+    handlers.seed(registry.resolve('namespaces'), {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns } },
+      spec: { finalizers: ['kubernetes'] },
+      status: { phase: 'Active' },
+    });
+  }
+
+  function takeFault(rec: RequestRecord, def: ResourceDef | undefined): ApiError | undefined {
+    for (const f of faults) {
+      const s = f.spec;
+      if (f.remaining <= 0) continue;
+      if (s.verb && s.verb !== rec.verb) continue;
+      if (s.path && !s.path.test(rec.path)) continue;
+      if (s.resource && (!def || (s.resource !== def.plural && s.resource !== rec.resource))) continue;
+      if (s.subresource !== undefined && s.subresource !== rec.subresource) continue;
+      if (s.namespace !== undefined && s.namespace !== rec.namespace) continue;
+      if (s.name !== undefined && s.name !== rec.name) continue;
+      f.remaining--;
+      f.hits++;
+      return errors.injected(s.status, s.message, s.retryAfterSeconds ?? 1);
+    }
+    return undefined;
+  }
+
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    rec: RequestRecord,
+    raw: string,
+  ): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const q = rec.query;
+    if (url.pathname === '/version') {
+      return sendJson(res, 200, {
+        major: '1',
+        minor: '34',
+        gitVersion: 'v1.34.0-sair-fake',
+        platform: 'linux/amd64',
+      });
+    }
+    if (['/healthz', '/readyz', '/livez'].includes(url.pathname)) {
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.end('ok');
+      return;
+    }
+    const route = parsePath(registry, url.pathname);
+    if (!route) throw errors.pathNotFound();
+    if (route.discovery) {
+      const doc = route.discovery();
+      if (!doc) throw errors.pathNotFound();
+      return sendJson(res, 200, doc);
+    }
+    const def = route.def!;
+    const verb = verbOf(req.method ?? 'GET', route, q);
+    Object.assign(rec, {
+      verb,
+      resource: def.group ? `${def.plural}.${def.group}` : def.plural,
+      subresource: route.subresource,
+      namespace: route.namespace,
+      name: route.name,
+    });
+    const fault = takeFault(rec, def);
+    if (fault) throw fault;
+    if (!verb) throw errors.methodNotAllowed();
+    const sub = route.subresource;
+    if (sub !== undefined && !((sub === 'status' && def.status) || (sub === 'scale' && def.scale)))
+      throw errors.pathNotFound();
+    if (sub !== undefined && !['get', 'update', 'patch'].includes(verb)) throw errors.methodNotAllowed();
+    const dryRun = q.dryRun === 'All';
+    const ns = route.namespace;
+    const name = route.name!;
+    const contentType = rec.contentType ?? '';
+
+    const body = (): KubeObject => {
+      if (
+        rec.body === undefined ||
+        typeof rec.body !== 'object' ||
+        rec.body === null ||
+        Array.isArray(rec.body)
+      ) {
+        throw errors.badRequest(`the body of the request was not a JSON or YAML object`);
+      }
+      return rec.body as KubeObject;
+    };
+    const listOptions = () => {
+      const fieldLabels = ['metadata.name', 'metadata.namespace', ...(def.fieldLabels ?? [])];
+      const limit = q.limit === undefined ? undefined : Number(q.limit);
+      if (limit !== undefined && (!Number.isInteger(limit) || limit < 0))
+        throw errors.badRequest(`limit: invalid value "${q.limit}"`);
+      return {
+        labelSelector: parseLabelSelector(q.labelSelector),
+        fieldSelector: parseFieldSelector(
+          q.fieldSelector?.replace(/\bregarding\./g, 'involvedObject.'),
+          fieldLabels,
+        ),
+        limit,
+        continueToken: q.continue,
+      };
+    };
+
+    switch (verb) {
+      case 'get':
+        return sendJson(
+          res,
+          200,
+          sub === 'scale' ? handlers.getScale(def, ns, name) : handlers.get(def, ns, name),
+        );
+      case 'list':
+        return sendJson(res, 200, handlers.list(def, ns, listOptions()));
+      case 'watch': {
+        const lo = listOptions();
+        const rv = q.resourceVersion;
+        if (rv !== undefined && rv !== '' && !/^\d+$/.test(rv))
+          throw errors.badRequest(`invalid resource version: ${JSON.stringify(rv)}`);
+        const timeout = q.timeoutSeconds === undefined ? undefined : Number(q.timeoutSeconds);
+        hub.serve(res, {
+          def,
+          matches: handlers.matcher(def, ns, lo, route.name),
+          present: (o) => handlers.present(def, o),
+          resourceVersion: rv,
+          allowBookmarks: q.allowWatchBookmarks === 'true' || q.allowWatchBookmarks === '1',
+          sendInitialEvents: q.sendInitialEvents === 'true',
+          timeoutSeconds:
+            timeout !== undefined && Number.isFinite(timeout) && timeout > 0 ? timeout : undefined,
+          bookmarkIntervalMs,
+        });
+        return;
+      }
+      case 'create':
+        if (def.namespaced && ns === undefined) throw errors.methodNotAllowed();
+        return sendJson(res, 201, await handlers.create(def, ns, body(), dryRun));
+      case 'update':
+        if (sub === 'scale')
+          return sendJson(res, 200, await handlers.writeScale(def, ns, name, body(), dryRun));
+        return sendJson(
+          res,
+          200,
+          await handlers.update(def, ns, name, body(), sub as 'status' | undefined, dryRun),
+        );
+      case 'patch': {
+        const type = mediaType(contentType);
+        if (sub === 'scale')
+          return sendJson(res, 200, await handlers.patchScale(def, ns, name, type, raw, dryRun));
+        return sendJson(
+          res,
+          200,
+          await handlers.patch(def, ns, name, type, raw, sub as 'status' | undefined, dryRun),
+        );
+      }
+      case 'delete': {
+        const options = rec.body && typeof rec.body === 'object' ? (rec.body as KubeObject) : undefined;
+        const preconditions = q['preconditions.uid'] || q['preconditions.resourceVersion'];
+        const merged = preconditions
+          ? {
+              ...options,
+              preconditions: {
+                uid: q['preconditions.uid'],
+                resourceVersion: q['preconditions.resourceVersion'],
+              },
+            }
+          : options;
+        return sendJson(res, 200, handlers.delete(def, ns, name, merged, dryRun));
+      }
+      case 'deletecollection':
+        return sendJson(res, 200, handlers.deleteCollection(def, ns, listOptions(), dryRun));
+    }
+  }
+
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const contentType = req.headers['content-type'];
+      const rec: RequestRecord = {
+        method: req.method ?? 'GET',
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        contentType,
+        body: parseBody(raw, mediaType(contentType)),
+      };
+      requests.push(rec);
+      res.on('finish', () => (rec.status = res.statusCode));
+      if (res.headersSent) rec.status = res.statusCode;
+      handle(req, res, rec, raw)
+        .then(() => {
+          if (res.headersSent) rec.status = res.statusCode;
+        })
+        .catch((err: unknown) => {
+          if (res.headersSent) {
+            res.destroy();
+            return;
+          }
+          if (err instanceof ApiError) return sendJson(res, err.status.code, err.status, err.headers);
+          const e = errors.internal(err instanceof Error ? err.message : String(err));
+          sendJson(res, 500, e.status);
+        });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    url,
+    kubeConfig: (namespace?: string) => kubeConfigForServer(url, namespace),
+    clients: (namespace?: string) => createKubeClients(kubeConfigForServer(url, namespace)),
+    seed: <T extends object>(obj: T): T => {
+      const o = obj as KubeObject;
+      return handlers.seed(registry.forObject(o), o) as T;
+    },
+    get: <T = KubeObject>(resource: string, namespace: string | undefined, name: string): T | undefined => {
+      const def = registry.resolve(resource);
+      try {
+        return handlers.get(def, def.namespaced ? (namespace ?? 'default') : undefined, name) as T;
+      } catch (err) {
+        if (err instanceof ApiError && err.status.code === 404) return undefined;
+        throw err;
+      }
+    },
+    list: <T = KubeObject>(resource: string, namespace?: string): T[] => {
+      const def = registry.resolve(resource);
+      return handlers.objects(def, namespace) as T[];
+    },
+    remove: (resource, namespace, name) => handlers.remove(registry.resolve(resource), namespace, name),
+    requests,
+    events: requests,
+    injectFault(spec: FaultSpec): Fault {
+      const f = { spec, remaining: spec.times ?? 1, hits: 0 };
+      faults.push(f);
+      return {
+        get remaining() {
+          return f.remaining;
+        },
+        get hits() {
+          return f.hits;
+        },
+        cancel: () => {
+          f.remaining = 0;
+        },
+      };
+    },
+    clearFaults: () => {
+      faults.length = 0;
+    },
+    dropWatches: () => hub.dropAll(),
+    get watchCount() {
+      return hub.count;
+    },
+    compact: () => store.compact(),
+    get resourceVersion() {
+      return String(store.resourceVersion);
+    },
+    close: async () => {
+      hub.dropAll();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
