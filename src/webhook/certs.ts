@@ -1,7 +1,7 @@
 // Certificates for clusters without cert-manager: a CA and a serving certificate for the
 // webhook Service (node-forge), written to a Secret with the CA patched into the
 // MutatingWebhookConfiguration's caBundle, or to a directory for local use.
-import { randomBytes } from 'node:crypto';
+import { constants, generateKeyPairSync, privateEncrypt, randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type * as k8s from '@kubernetes/client-node';
@@ -32,6 +32,35 @@ export function serviceDnsNames(service: string, namespace: string): string[] {
   return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
 }
 
+interface RsaKeys {
+  publicKey: forge.pki.rsa.PublicKey;
+  /** PKCS#1 PEM. */
+  pem: string;
+  /** What forge's `certificate.sign` calls: a PKCS#1 v1.5 SHA-256 signature of the digest. */
+  signer: { sign(md: forge.md.MessageDigest): string };
+}
+
+// DER of DigestInfo's AlgorithmIdentifier for SHA-256 plus the OCTET STRING header (RFC 8017 9.2).
+const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
+
+/**
+ * RSA 2048 keys and signatures from node:crypto. forge does the certificate structure only:
+ * its pure-JavaScript big-number code takes seconds per key or signature in some runtimes.
+ */
+function rsaKeys(): RsaKeys {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 0x10001 });
+  return {
+    publicKey: forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString()) as forge.pki.rsa.PublicKey,
+    pem: privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
+    signer: {
+      sign(md) {
+        const digestInfo = Buffer.concat([SHA256_DIGEST_INFO, Buffer.from(md.digest().getBytes(), 'binary')]);
+        return privateEncrypt({ key: privateKey, padding: constants.RSA_PKCS1_PADDING }, digestInfo).toString('binary');
+      },
+    },
+  };
+}
+
 function serial(): string {
   // Positive (leading byte below 0x80) and unique enough that no two certificates collide.
   return `01${randomBytes(15).toString('hex')}`;
@@ -46,7 +75,7 @@ function validity(cert: forge.pki.Certificate, now: Date, days: number): void {
 /** A new CA and a serving certificate it signed (RSA 2048, SHA-256). */
 export function generateCertificates(req: CertRequest): CertBundle {
   const now = req.now ?? new Date();
-  const caKeys = forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
+  const caKeys = rsaKeys();
   const ca = forge.pki.createCertificate();
   ca.publicKey = caKeys.publicKey;
   ca.serialNumber = serial();
@@ -59,9 +88,9 @@ export function generateCertificates(req: CertRequest): CertBundle {
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     { name: 'subjectKeyIdentifier' },
   ]);
-  ca.sign(caKeys.privateKey, forge.md.sha256.create());
+  ca.sign(caKeys.signer as unknown as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
 
-  const keys = forge.pki.rsa.generateKeyPair({ bits: 2048, e: 0x10001 });
+  const keys = rsaKeys();
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
   cert.serialNumber = serial();
@@ -78,12 +107,12 @@ export function generateCertificates(req: CertRequest): CertBundle {
     },
     { name: 'authorityKeyIdentifier', keyIdentifier: ca.generateSubjectKeyIdentifier().getBytes() },
   ]);
-  cert.sign(caKeys.privateKey, forge.md.sha256.create());
+  cert.sign(caKeys.signer as unknown as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
   return {
     caCert: forge.pki.certificateToPem(ca),
-    caKey: forge.pki.privateKeyToPem(caKeys.privateKey),
+    caKey: caKeys.pem,
     cert: forge.pki.certificateToPem(cert),
-    key: forge.pki.privateKeyToPem(keys.privateKey),
+    key: keys.pem,
   };
 }
 

@@ -14,7 +14,7 @@ import type { Registry } from 'prom-client';
 import { errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
-import { admit, internalErrorOutcome, parseReview, reviewResponse, type AdmissionOutcome } from './admission.js';
+import { admit, internalErrorOutcome, parseReview, reviewResponse, type AdmissionOutcome, type AdmissionRequest } from './admission.js';
 import { createWebhookMetrics, type WebhookMetrics } from './metrics.js';
 
 /** kube-apiserver never sends more than 3 MiB in one object; more is refused with 413. */
@@ -38,6 +38,8 @@ export interface WebhookServerOptions {
   /** A safety net beside the directory watch; 0 disables it. */
   certPollIntervalMs?: number;
   registry?: Registry;
+  /** The admission decision; replaceable so that tests can make it fail. */
+  admit?: (request: AdmissionRequest) => AdmissionOutcome;
 }
 
 interface KeyPair {
@@ -51,7 +53,8 @@ function statusBody(code: number, message: string): object {
 
 /**
  * Emits 'certificate' with `{ ok: boolean, error?: string }` after every reload attempt that found
- * new files, and 'drained' once a shutdown has finished the last in-flight request.
+ * new files or failed, 'request' with the in-flight count when a request arrives, and 'drained'
+ * once a shutdown has finished the last in-flight request.
  */
 export class WebhookServer extends EventEmitter {
   readonly registry: Registry;
@@ -162,7 +165,7 @@ export class WebhookServer extends EventEmitter {
     let outcome: AdmissionOutcome;
     let internal: unknown;
     try {
-      outcome = admit(request);
+      outcome = (this.options.admit ?? admit)(request);
     } catch (err) {
       internal = err;
       outcome = internalErrorOutcome(err, this.options.failClosed);
@@ -220,6 +223,7 @@ export class WebhookServer extends EventEmitter {
     const server = https.createServer({ ...pair, minVersion: TLS_MIN_VERSION }, this.app());
     server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
       this.inFlight++;
+      this.emit('request', this.inFlight);
       res.once('close', () => {
         this.inFlight--;
         if (this.stopping && this.inFlight === 0) this.emit('drained');
