@@ -44,6 +44,8 @@ export interface KubeClusterDeps {
   /** Shown in Events as the reporting instance (the pod name). */
   identity: string;
   hpaDefaults: HpaDefaults;
+  /** Server-wide dry run (the controller then applies nothing); shown in Events and status. */
+  dryRun: boolean;
   retry?: RetryOptions;
 }
 
@@ -87,7 +89,6 @@ export function describeAction(a: ScalingAction, stageNames: readonly string[]):
 export class KubeCluster implements ClusterPort {
   private managed = new Map<string, Managed>();
   private invalid = new Map<string, string>();
-  private latestDecision = new Map<string, DecisionRecord>();
   private active = false;
   private readonly writes: Counter;
   private readonly retry: RetryOptions;
@@ -129,9 +130,24 @@ export class KubeCluster implements ClusterPort {
     return this.managed.get(pipelineId)?.resource?.spec.llm;
   }
 
-  /** The runtime hands every decision here, so status shows P99 and cost with it. */
-  noteDecision(record: DecisionRecord): void {
-    this.latestDecision.set(record.pipelineId, record);
+  /**
+   * The controller reports before its decision record is complete; the runtime hands the record
+   * here afterwards, so status also shows the P99 and cost the decision was made on.
+   */
+  async publishDecision(record: DecisionRecord): Promise<void> {
+    const m = this.managed.get(record.pipelineId);
+    if (!m || m.kind !== 'pipeline') return;
+    await this.writeStatus(record.pipelineId, m, {
+      p99Ms: record.p99Ms === null ? null : Math.round(record.p99Ms * 10) / 10,
+      costRate: Math.round(record.costRate * 1e4) / 1e4,
+      lastDecision: { id: record.id, time: new Date(record.time).toISOString(), action: this.actionText(m, record.applied, record.dryRun), reason: record.reason.slice(0, 500), applied: !record.dryRun },
+    });
+  }
+
+  private actionText(m: Managed, actions: readonly ScalingAction[], dry: boolean): string {
+    const real = actions.filter((a) => a.kind !== 'hold');
+    const text = real.length === 0 ? 'hold' : real.map((a) => describeAction(a, m.stageNames)).join(', ');
+    return dry ? `dry-run: ${text}` : text;
   }
 
   private enabledNamespaces(): Set<string> {
@@ -283,7 +299,7 @@ export class KubeCluster implements ClusterPort {
     const m = this.get(pipelineId);
     if (action.kind === 'hold') return;
     const log = this.d.logger.child({ pipeline: pipelineId, stage: action.stage });
-    if (m.spec.mode === 'DryRun') {
+    if (m.spec.mode === 'DryRun' || this.d.dryRun) {
       log.info({ action: describeAction(action, m.stageNames) }, 'dry run: not applied');
       return;
     }
@@ -401,29 +417,21 @@ export class KubeCluster implements ClusterPort {
   async report(pipelineId: string, report: TickReport): Promise<void> {
     const m = this.managed.get(pipelineId);
     if (!m) return;
-    const record = this.latestDecision.get(pipelineId);
-    const actions = report.actions.filter((a) => a.kind !== 'hold');
-    const action = actions.length === 0 ? 'hold' : actions.map((a) => describeAction(a, m.stageNames)).join(', ');
+    const dry = m.spec.mode === 'DryRun' || this.d.dryRun;
+    const action = this.actionText(m, report.actions, dry);
     const bottleneck = report.bottleneck === null ? 'unknown' : (m.stageNames[report.bottleneck] ?? String(report.bottleneck));
-    const dry = m.spec.mode === 'DryRun' || record?.dryRun === true;
-    const reason = report.reason ?? record?.reason ?? '';
-    await this.event(
-      m,
-      'Normal',
-      dry ? 'DryRunDecision' : actions.length === 0 ? 'Hold' : 'Scaled',
-      `${dry ? 'would apply' : 'applied'}: ${action}; bottleneck: ${bottleneck}${reason ? `; ${reason}` : ''}`.slice(0, 1000),
-    );
+    const acted = report.actions.some((a) => a.kind !== 'hold');
+    const reason = report.reason ?? '';
+    await this.event(m, 'Normal', dry ? 'DryRunDecision' : acted ? 'Scaled' : 'Hold', `${action}; bottleneck: ${bottleneck}${reason ? `; ${reason}` : ''}`.slice(0, 1000));
     if (m.kind !== 'pipeline') return;
     const alloc = await this.allocation(pipelineId).catch(() => []);
     await this.writeStatus(pipelineId, m, {
       observedGeneration: m.generation,
       bottleneck: report.bottleneck,
       bottleneckStage: report.bottleneck === null ? null : (m.stageNames[report.bottleneck] ?? null),
-      p99Ms: record ? record.p99Ms : null,
       sloP99Ms: m.spec.sloP99Ms,
-      costRate: record ? Math.round(record.costRate * 1e4) / 1e4 : null,
       replicas: alloc.map((a) => String(a.replicas)).join('/'),
-      lastDecision: { ...(record ? { id: record.id } : {}), time: new Date(report.time).toISOString(), action: dry ? `dry-run: ${action}` : action, reason: reason.slice(0, 500), applied: !dry },
+      lastDecision: { time: new Date(report.time).toISOString(), action, reason: reason.slice(0, 500), applied: !dry },
       conditions: [condition('Valid', 'True', 'SpecAccepted', 'the spec is valid'), condition('Ready', 'True', 'Deciding', `deciding every ${m.spec.tickSeconds}s`)],
     });
   }
