@@ -1,5 +1,8 @@
 // Which stage limits the pipeline this tick. The score of a stage is its offered load over its
-// service capacity (queue growth counts as extra load); latency share breaks near-ties. Pure.
+// service capacity (queue growth counts as extra load); latency share breaks near-ties. Batching
+// stages serve more per busy second under load (bigger batches), so a window at low load
+// understates their capacity; a capacity memory keeps the best rate seen per unit of GPU share,
+// decaying slowly, and the detector uses it. Pure: the caller keeps the memory.
 import type { PipelineObservation, PipelineSpec, StageMetrics } from './ports.js';
 
 export interface BottleneckResult {
@@ -26,9 +29,32 @@ export function offeredLoad(m: StageMetrics): number | null {
   return m.arrivalRate + Math.max(0, m.queueGrowth ?? 0);
 }
 
+/** Per stage: best observed completions per busy second per replica, at a full GPU for GPU stages. */
+export type CapacityMemory = (number | null)[];
+
+const CAPACITY_DECAY = 0.995;
+
+const shareOf = (gpuCores: number | null | undefined) => (gpuCores ? gpuCores / 100 : 1);
+
+/** Fold this window's measured capacities into the memory (call once per observation). */
+export function rememberCapacity(mem: CapacityMemory, obs: PipelineObservation): void {
+  obs.stages.forEach((m, i) => {
+    const alloc = obs.allocation[i];
+    const measured = alloc ? capacityPerReplica(m, alloc.readyReplicas) : null;
+    const prev = mem[i] ?? null;
+    if (measured === null || !Number.isFinite(measured)) {
+      mem[i] = prev;
+      return;
+    }
+    const normalized = measured / shareOf(alloc?.gpuCores);
+    mem[i] = prev === null ? normalized : Math.max(prev * CAPACITY_DECAY, normalized);
+  });
+}
+
 export function detectBottleneck(
   pipeline: PipelineSpec,
   obs: PipelineObservation,
+  memory: CapacityMemory = [],
   targetUtilization = 0.7,
 ): BottleneckResult {
   const pressure: (number | null)[] = [];
@@ -46,8 +72,12 @@ export function detectBottleneck(
       continue;
     }
     const ready = Math.max(alloc.readyReplicas, 0);
-    const perReplica = capacityPerReplica(m, ready);
-    const load = offeredLoad(m);
+    const measured = capacityPerReplica(m, ready);
+    const remembered = memory[i] ?? null;
+    const perReplica = remembered !== null ? Math.max(measured ?? 0, remembered * shareOf(alloc.gpuCores)) : measured;
+    // What the pipeline offers this stage: its own arrivals, or the entry rate when a stage upstream holds work back.
+    const own = offeredLoad(m);
+    const load = own === null ? null : Math.max(own, obs.arrivalRate ?? 0);
     let p: number | null;
     if (perReplica !== null && load !== null) {
       p = ready > 0 ? load / (perReplica * ready) : load > 0 ? Infinity : 0;

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { errorMessage } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { detectBottleneck } from './bottleneck.js';
+import { detectBottleneck, rememberCapacity, type CapacityMemory } from './bottleneck.js';
 import { actionKeyOf, generateCandidates } from './candidates.js';
 import { decide } from './decide.js';
 import { DecisionLog } from './decision-log.js';
@@ -58,6 +58,7 @@ export interface SairController extends Controller {
 
 interface PipelineState {
   guard: GuardState;
+  capacity: CapacityMemory;
   history: Outcome[];
   pending: { record: DecisionRecord; features: StateFeatures; actionKey: string; reference: Outcome } | null;
 }
@@ -129,9 +130,10 @@ export function createSairController(deps: SairControllerDeps): SairController {
     const t0 = performance.now();
     const now = deps.clock.now();
     let st = states.get(pipeline.id);
-    if (!st) states.set(pipeline.id, (st = { guard: newGuardState(), history: [], pending: null }));
+    if (!st) states.set(pipeline.id, (st = { guard: newGuardState(), capacity: [], history: [], pending: null }));
 
-    const bn = detectBottleneck(pipeline, obs);
+    rememberCapacity(st.capacity, obs);
+    const bn = detectBottleneck(pipeline, obs, st.capacity);
     const outcome = outcomeOf(pipeline, obs);
     const f = features(bn.stage, bn.pressure, outcome?.p99Ratio ?? null);
 
@@ -206,6 +208,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
       guard: notes,
       fallbackReason: d.fallbackReason,
       bottleneck: bn.stage,
+      pressure: bn.pressure.map((p) => (p === null ? null : Math.round(p * 1000) / 1000)),
       reason: d.reason,
       stateBucket: stateBucket(f),
       p99Ms: obs.p99Ms,

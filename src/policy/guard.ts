@@ -27,6 +27,9 @@ export interface GuardResult {
 
 type GuardSettings = Pick<PolicySettings, 'cooldowns' | 'maxStep'>;
 
+/** A proposed change; urgent ones (SLO emergencies) skip the scale-up cooldown. */
+type Wanted = Exclude<ScalingAction, { kind: 'hold' }> & { urgent: boolean };
+
 export function metricsMissing(obs: PipelineObservation, bn: BottleneckResult): boolean {
   return obs.p99Ms === null || obs.stages.length === 0 || bn.pressure.some((p) => p === null);
 }
@@ -74,22 +77,24 @@ export function guard(
   const out = new Map<number, ScalingAction[]>();
   let emergency = false;
 
-  const wanted = proposed.filter((a): a is Exclude<ScalingAction, { kind: 'hold' }> => a.kind !== 'hold');
-  if (breach && bn.stage !== null) {
-    const b = bn.stage;
-    const alloc = obs.allocation[b]!;
-    const upsBottleneck = wanted.some(
-      (a) => a.stage === b && (a.kind === 'replicas' ? a.replicas > alloc.replicas : a.gpuCores > (alloc.gpuCores ?? 100)),
-    );
-    if (!upsBottleneck) {
-      const need = bn.needed[b] ?? alloc.replicas + 1;
+  const wanted: Wanted[] = proposed
+    .filter((a): a is Exclude<ScalingAction, { kind: 'hold' }> => a.kind !== 'hold')
+    .map((a) => ({ ...a, urgent: false }));
+  if (breach) {
+    // Every saturated stage, and the bottleneck, goes straight to what its load needs.
+    for (let i = 0; i < obs.allocation.length; i++) {
+      const alloc = obs.allocation[i]!;
+      const p = bn.pressure[i] ?? 0;
+      if (i !== bn.stage && p <= 1) continue;
+      const need = bn.needed[i] ?? alloc.replicas + 1;
       const allReady = alloc.readyReplicas >= alloc.replicas;
-      const target = Math.max(need, allReady ? alloc.replicas + 1 : alloc.replicas);
-      if (target > alloc.replicas) {
-        wanted.push({ kind: 'replicas', stage: b, replicas: target });
-        emergency = true;
-        notes.push(`SLO breach: emergency scale-up of stage ${b}`);
-      }
+      const target = Math.max(need, i === bn.stage && allReady ? alloc.replicas + 1 : alloc.replicas);
+      const mine = wanted.find((a) => a.stage === i && a.kind === 'replicas');
+      if (target <= Math.max(alloc.replicas, mine && mine.kind === 'replicas' ? mine.replicas : 0)) continue;
+      if (mine) wanted.splice(wanted.indexOf(mine), 1);
+      wanted.push({ kind: 'replicas', stage: i, replicas: target, urgent: true });
+      emergency = true;
+      notes.push(`SLO breach: emergency scale-up of stage ${i}`);
     }
   }
 
@@ -112,7 +117,7 @@ export function guard(
         notes.push(`stage ${a.stage}: step limited to ${settings.maxStep}`);
       }
       if (target > cur) {
-        if (!emergency && lastUp !== undefined && now - lastUp < settings.cooldowns.scaleUpMs) {
+        if (!a.urgent && lastUp !== undefined && now - lastUp < settings.cooldowns.scaleUpMs) {
           notes.push(`stage ${a.stage}: scale-up cooldown`);
           continue;
         }
@@ -144,7 +149,7 @@ export function guard(
       const cur = alloc.gpuCores;
       const maxDelta = g.step * settings.maxStep;
       if (Math.abs(target - cur) > maxDelta) target = cur + Math.sign(target - cur) * maxDelta;
-      if (target > cur && !emergency && lastUp !== undefined && now - lastUp < settings.cooldowns.scaleUpMs) {
+      if (target > cur && !a.urgent && lastUp !== undefined && now - lastUp < settings.cooldowns.scaleUpMs) {
         notes.push(`stage ${a.stage}: scale-up cooldown`);
         continue;
       }
@@ -155,6 +160,12 @@ export function guard(
         }
         if (lastChange !== undefined && now - lastChange < settings.cooldowns.scaleDownMs) {
           notes.push(`stage ${a.stage}: scale-down cooldown`);
+          continue;
+        }
+        // Less share means more replicas needed for the same load; the window's peak must still fit.
+        const peak = Math.max(0, ...(state.needs.get(a.stage) ?? []).map((n) => n.needed));
+        if ((peak * cur) / target > alloc.replicas) {
+          notes.push(`stage ${a.stage}: GPU cut stabilized (recent peak needs the share)`);
           continue;
         }
       }

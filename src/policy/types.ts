@@ -92,6 +92,8 @@ export interface DecisionRecord {
   /** Why the preferred selector did not decide, when it did not. */
   fallbackReason: string | null;
   bottleneck: number | null;
+  /** Per stage offered load / capacity as the detector saw it (1 = saturated). */
+  pressure: (number | null)[];
   reason: string;
   stateBucket: string;
   p99Ms: number | null;

@@ -4,6 +4,7 @@
 // (JSON inside prose or code fences). Every failure is a SelectorError whose code names it, so
 // decide.ts can fall back and log why.
 import OpenAI, { APIConnectionTimeoutError, APIError, APIUserAbortError, RateLimitError } from 'openai';
+import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import type { LlmSettings } from '../settings.js';
 import type { Selection, SelectionInput, Selector } from '../types.js';
@@ -83,7 +84,7 @@ export function parseAnswer(content: string, candidateIds: readonly string[]): {
   return { action: parsed.data.action, reason: parsed.data.reason ?? '', bottleneck: parsed.data.bottleneck ?? null };
 }
 
-function classify(err: unknown): SelectorError {
+function classify(err: unknown, elapsedMs: number, timeoutMs: number): SelectorError {
   if (err instanceof SelectorError) return err;
   if (err instanceof APIUserAbortError) return new SelectorError('aborted', 'decision deadline reached', { cause: err });
   if (err instanceof APIConnectionTimeoutError) return new SelectorError('timeout', 'the LLM did not answer in time', { cause: err });
@@ -91,6 +92,8 @@ function classify(err: unknown): SelectorError {
   if (err instanceof APIError && err.status !== undefined) {
     return new SelectorError(err.status >= 500 ? 'server-error' : 'http-error', `the LLM server answered ${err.status}`, { cause: err });
   }
+  // Some runtimes report a client timeout as a bare connection error; the clock tells them apart.
+  if (err instanceof APIError && elapsedMs >= timeoutMs * 0.9) return new SelectorError('timeout', `no answer within ${timeoutMs} ms`, { cause: err });
   if (err instanceof APIError) return new SelectorError('network', err.message, { cause: err });
   return new SelectorError('malformed', err instanceof Error ? err.message : String(err), { cause: err });
 }
@@ -106,6 +109,8 @@ export function createLlmSelector(settings: LlmSettings, opts: LlmSelectorOption
     baseURL: settings.baseUrl,
     // Local servers need no key, but the client insists on one; never fall back to OPENAI_API_KEY.
     apiKey: settings.apiKey ?? 'none',
+    organization: null,
+    project: null,
     timeout: settings.timeoutMs,
     maxRetries: settings.maxRetries,
     ...(opts.fetch ? { fetch: opts.fetch } : {}),
@@ -116,6 +121,7 @@ export function createLlmSelector(settings: LlmSettings, opts: LlmSelectorOption
       if (!input.prompt) throw new SelectorError('malformed', 'no prompt was built for the LLM selector');
       const ids = input.candidates.map((c) => c.id);
       let completion: OpenAI.Chat.Completions.ChatCompletion;
+      const started = performance.now();
       try {
         completion = await client.chat.completions.create(
           {
@@ -131,7 +137,7 @@ export function createLlmSelector(settings: LlmSettings, opts: LlmSelectorOption
           { signal: input.signal },
         );
       } catch (err) {
-        throw classify(err);
+        throw classify(err, performance.now() - started, settings.timeoutMs);
       }
       const choice = completion.choices?.[0];
       if (!choice) throw new SelectorError('empty', 'the completion has no choices');

@@ -1,0 +1,90 @@
+import { detectBottleneck } from '../../src/policy/bottleneck.js';
+import { generateCandidates } from '../../src/policy/candidates.js';
+import { ExperienceBuffer, features } from '../../src/policy/experience.js';
+import { buildPrompt, estimateTokens, experienceRowTokens, SYSTEM_PROMPT } from '../../src/policy/prompt.js';
+import { seededRandom } from '../../src/policy/random.js';
+import { retrieve } from '../../src/policy/retrieval.js';
+import { observation, pipeline } from './fixtures.js';
+
+const spec = pipeline();
+function promptFor(arrival: number, exposeNames = false) {
+  const obs = observation([
+    { arrival, perReplica: 80, replicas: 2 },
+    { arrival, perReplica: 30, replicas: 3, gpuCores: 50 },
+    { arrival, perReplica: 100, replicas: 2 },
+  ]);
+  const bn = detectBottleneck(spec, obs);
+  const candidates = generateCandidates(spec, obs, bn, 4);
+  return buildPrompt({ pipeline: spec, obs, bn, candidates, stats: new Map(), rows: [], exposeNames });
+}
+
+function filledBuffer(n: number) {
+  const b = new ExperienceBuffer({ maxEntries: 10_000, maxBytes: 64 << 20 });
+  const r = seededRandom(3);
+  const out = { p99Ratio: 0.5, costRate: 1, sloViolation: 0 };
+  for (let i = 0; i < n; i++) {
+    b.add('ml/demo', {
+      time: i,
+      features: features(1, [r() * 1.5, r() * 1.5, r() * 1.5], r() * 1.5),
+      actionKey: ['hold', 's1+1', 's1-1', 's0+1'][i % 4]!,
+      reward: ([-1, 0, 1] as const)[Math.floor(r() * 3)]!,
+      outcome: out,
+      reference: out,
+      epsilon: { p99Ratio: 0.05, costRate: 0.02 },
+    });
+  }
+  return b;
+}
+
+describe('prompt', () => {
+  it('keeps the prefix byte-identical between calls in different states', () => {
+    const a = promptFor(50);
+    const b = promptFor(120);
+    expect(a.system).toBe(SYSTEM_PROMPT);
+    const prefix = (s: string) => s.slice(0, s.indexOf('\nSTATE'));
+    expect(prefix(a.user)).toBe(prefix(b.user));
+    expect(prefix(a.user).length).toBeGreaterThan(100);
+    expect(a.user).not.toBe(b.user);
+    expect(a.hash).not.toBe(b.hash);
+    expect(promptFor(50).hash).toBe(a.hash);
+  });
+
+  it('uses stage indices, not names, unless asked to', () => {
+    expect(promptFor(50).user).not.toMatch(/infer|pre\b|post\b/);
+    expect(promptFor(50, true).user).toMatch(/stage 1 \(infer\)/);
+  });
+
+  it('lists every candidate by id', () => {
+    const p = promptFor(100);
+    expect(p.user).toMatch(/^CANDIDATES\nhold: hold: change nothing\ns0\+1: /m);
+  });
+});
+
+describe('retrieval', () => {
+  const f = features(1, [0.5, 1.0, 0.4], 0.9);
+  it('stays within the token budget and mixes similar and surprising rows', () => {
+    const b = filledBuffer(800);
+    const r = retrieve(b, 'ml/demo', f, ['hold', 's1+1', 's1-1', 's0+1'], { tokenBudget: 600, contextSampling: 0, random: seededRandom(1), rowTokens: experienceRowTokens });
+    expect(r.tokens).toBeLessThanOrEqual(600);
+    expect(r.tokens).toBeGreaterThan(500);
+    expect(r.rows.reduce((s, e) => s + experienceRowTokens(e), 0)).toBe(r.tokens);
+    expect(new Set(r.rows).size).toBe(r.rows.length);
+    const maxSurprise = Math.max(...r.rows.map((e) => e.surprisal));
+    expect(r.rows.some((e) => e.surprisal === maxSurprise)).toBe(true);
+    expect(r.stats.get('s1+1')!.n).toBeGreaterThan(0);
+  });
+
+  it('thins rows at random, reproducibly for a seed', () => {
+    const b = filledBuffer(500);
+    const opts = (seed: number) => ({ tokenBudget: 100_000, contextSampling: 0.5, random: seededRandom(seed), rowTokens: experienceRowTokens });
+    const all = retrieve(b, 'ml/demo', f, ['hold', 's1+1'], { ...opts(1), contextSampling: 0 }).rows.length;
+    const thinned = retrieve(b, 'ml/demo', f, ['hold', 's1+1'], opts(1)).rows;
+    expect(thinned.length).toBeLessThan(all * 0.7);
+    expect(thinned.length).toBeGreaterThan(all * 0.3);
+    expect(retrieve(b, 'ml/demo', f, ['hold', 's1+1'], opts(1)).rows).toEqual(thinned);
+  });
+
+  it('estimates tokens at about four characters each', () => {
+    expect(estimateTokens('abcdefgh')).toBe(2);
+  });
+});

@@ -1,0 +1,204 @@
+// A scripted OpenAI-compatible chat-completions server: real HTTP on a loopback port, the same
+// wire format as OpenAI/vLLM (POST {base}/chat/completions, `choices[0].message`, `finish_reason`,
+// `usage`, error bodies `{error: {message, type, code}}`). It stands in for a model in CI and in the
+// benchmark; it is NOT a model. Each request either takes the next scripted fault or is answered by
+// one documented rule that reads only the prompt it received (see `ruleAnswer`).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type FakeLlmFault =
+  | 'timeout' // never answers (until the server closes)
+  | '429'
+  | '500'
+  | 'malformed' // content that is not JSON
+  | 'outside-enum' // an action id that is not a candidate
+  | 'truncated' // cut-off JSON with finish_reason "length"
+  | 'refusal' // message.refusal set, content null
+  | 'empty' // content ""
+  | 'no-choices' // choices: []
+  | 'prose'; // valid answer inside prose and a code fence (a server that ignores response_format)
+
+export interface FakeLlmRequest {
+  body: {
+    model: string;
+    messages: { role: string; content: string }[];
+    temperature?: number;
+    response_format?: { type: string; json_schema?: { schema: { properties: { action: { enum: string[] } } } } };
+  };
+  headers: IncomingMessage['headers'];
+}
+
+export interface FakeLlm {
+  /** Base URL for the openai client, e.g. http://127.0.0.1:PORT/v1. */
+  url: string;
+  requests: FakeLlmRequest[];
+  /** Faults to serve, in order, before answering by the rule again. */
+  script(...faults: FakeLlmFault[]): void;
+  close(): Promise<void>;
+}
+
+interface Parsed {
+  candidates: string[];
+  stats: Map<string, { n: number; mean: number }>;
+  bottleneck: number | null;
+  p99Ratio: number | null;
+  pressure: Map<number, number>;
+  replicas: Map<number, number>;
+}
+
+/** Reads the sections that src/policy/prompt.ts writes: STATE, STATISTICS and CANDIDATES. */
+export function parsePrompt(user: string): Parsed {
+  const out: Parsed = { candidates: [], stats: new Map(), bottleneck: null, p99Ratio: null, pressure: new Map(), replicas: new Map() };
+  let section = '';
+  for (const line of user.split('\n')) {
+    if (/^[A-Z]+( |$)/.test(line)) {
+      section = line.split(' ')[0]!;
+      continue;
+    }
+    if (section === 'STATE') {
+      const p99 = /^p99\/slo: ([\d.]+)/.exec(line);
+      if (p99) out.p99Ratio = Number(p99[1]);
+      const bn = /^bottleneck: stage (\d+)/.exec(line);
+      if (bn) out.bottleneck = Number(bn[1]);
+      const st = /^stage (\d+): replicas (\d+) .*load\/capacity ([\d.]+)/.exec(line);
+      if (st) {
+        out.replicas.set(Number(st[1]), Number(st[2]));
+        out.pressure.set(Number(st[1]), Number(st[3]));
+      }
+    } else if (section === 'STATISTICS') {
+      const row = /^(\S+) \| ([\d.]+) \| ([+-][\d.]+) \|/.exec(line);
+      if (row) out.stats.set(row[1]!, { n: Number(row[2]), mean: Number(row[3]) });
+    } else if (section === 'CANDIDATES') {
+      const c = /^(\S+): /.exec(line);
+      if (c) out.candidates.push(c[1]!);
+    }
+  }
+  return out;
+}
+
+/**
+ * The rule, in order:
+ *  1. a candidate with n >= 2 and mean reward >= 0.2 in the statistics table: the highest mean;
+ *  2. if p99/slo > 0.9 or the bottleneck's load/capacity > 0.85: the smallest replica scale-up of
+ *     the bottleneck stage that brings its load/capacity to 0.7 or below (else the largest one);
+ *  3. if p99/slo < 0.7: a one-replica scale-down of the stage with the lowest load/capacity, if it
+ *     stays under 0.6 afterwards;
+ *  4. hold.
+ * Steps 2 and 3 skip candidates whose statistics show mean < -0.3 over n >= 2.
+ */
+export function ruleAnswer(user: string): { action: string; reason: string; bottleneck: number | null } {
+  const p = parsePrompt(user);
+  const bad = (id: string) => {
+    const s = p.stats.get(id);
+    return s !== undefined && s.n >= 2 && s.mean < -0.3;
+  };
+  let best: string | null = null;
+  let bestMean = 0.2;
+  for (const id of p.candidates) {
+    const s = p.stats.get(id);
+    if (s && s.n >= 2 && s.mean >= bestMean) {
+      best = id;
+      bestMean = s.mean;
+    }
+  }
+  if (best) return { action: best, reason: `best mean reward ${bestMean.toFixed(2)} in similar states`, bottleneck: p.bottleneck };
+  const b = p.bottleneck;
+  if (b !== null && ((p.p99Ratio ?? 0) > 0.9 || (p.pressure.get(b) ?? 0) > 0.85)) {
+    const r = p.replicas.get(b) ?? 1;
+    const load = p.pressure.get(b) ?? 1;
+    const ups = p.candidates
+      .map((id) => ({ id, k: new RegExp(`^s${b}\\+(\\d+)$`).exec(id)?.[1] }))
+      .filter((c): c is { id: string; k: string } => c.k !== undefined && !bad(c.id))
+      .map((c) => ({ id: c.id, k: Number(c.k) }))
+      .sort((x, y) => x.k - y.k);
+    const fit = ups.find((c) => (load * r) / (r + c.k) <= 0.7) ?? ups[ups.length - 1];
+    if (fit) return { action: fit.id, reason: `stage ${b} is the bottleneck; add capacity`, bottleneck: b };
+  }
+  if ((p.p99Ratio ?? 1) < 0.7) {
+    const coldest = [...p.pressure.entries()]
+      .filter(([i, load]) => p.candidates.includes(`s${i}-1`) && !bad(`s${i}-1`) && (load * (p.replicas.get(i) ?? 1)) / Math.max((p.replicas.get(i) ?? 1) - 1, 1) < 0.6)
+      .sort((x, y) => x[1] - y[1])[0];
+    if (coldest) return { action: `s${coldest[0]}-1`, reason: `stage ${coldest[0]} is underused`, bottleneck: b };
+  }
+  return { action: 'hold', reason: 'nothing to change', bottleneck: b };
+}
+
+function completion(content: string | null, extra: { finish_reason?: string; refusal?: string | null; choices?: unknown[] } = {}) {
+  return {
+    id: `chatcmpl-fake-${Date.now()}`,
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model: 'fake-scripted',
+    choices: extra.choices ?? [
+      { index: 0, message: { role: 'assistant', content, refusal: extra.refusal ?? null }, finish_reason: extra.finish_reason ?? 'stop', logprobs: null },
+    ],
+    usage: { prompt_tokens: 100, completion_tokens: content ? Math.ceil(content.length / 4) : 0, total_tokens: 100 },
+  };
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+export async function startFakeLlm(): Promise<FakeLlm> {
+  const requests: FakeLlmRequest[] = [];
+  const queue: FakeLlmFault[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (req.method !== 'POST' || !req.url?.endsWith('/chat/completions')) {
+        send(res, 404, { error: { message: `no route ${req.method} ${req.url}`, type: 'invalid_request_error', code: null } });
+        return;
+      }
+      let body: FakeLlmRequest['body'];
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as FakeLlmRequest['body'];
+      } catch {
+        send(res, 400, { error: { message: 'request body is not JSON', type: 'invalid_request_error', code: null } });
+        return;
+      }
+      requests.push({ body, headers: req.headers });
+      const user = body.messages.find((m) => m.role === 'user')?.content ?? '';
+      const answer = ruleAnswer(user);
+      const fault = queue.shift();
+      switch (fault) {
+        case 'timeout':
+          return; // the client's timeout or the server's close ends it
+        case '429':
+          return send(res, 429, { error: { message: 'Rate limit reached', type: 'rate_limit_error', code: 'rate_limit_exceeded' } }, { 'retry-after-ms': '10' });
+        case '500':
+          return send(res, 500, { error: { message: 'internal server error', type: 'server_error', code: null } });
+        case 'malformed':
+          return send(res, 200, completion(`{action: ${answer.action}, reason: oops`));
+        case 'outside-enum':
+          return send(res, 200, completion(JSON.stringify({ action: 's99+7', reason: 'made up', bottleneck: 99 })));
+        case 'truncated':
+          return send(res, 200, completion(JSON.stringify(answer).slice(0, 12), { finish_reason: 'length' }));
+        case 'refusal':
+          return send(res, 200, completion(null, { refusal: 'I cannot help with that.' }));
+        case 'empty':
+          return send(res, 200, completion(''));
+        case 'no-choices':
+          return send(res, 200, completion(null, { choices: [] }));
+        case 'prose':
+          return send(res, 200, completion(`Sure. Here is my decision:\n\`\`\`json\n${JSON.stringify(answer)}\n\`\`\`\nHope this helps.`));
+        default:
+          return send(res, 200, completion(JSON.stringify(answer)));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    requests,
+    script: (...faults) => void queue.push(...faults),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
