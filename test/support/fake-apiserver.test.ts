@@ -1,7 +1,11 @@
 // The fake API server through the real @kubernetes/client-node: CRUD on every kind of resource,
 // the real error shapes, each patch type, selectors, watch and informers (with a 410 relist),
 // the scale and status subresources, fault injection, watch severing and mutating admission.
+import { generateKeyPairSync } from 'node:crypto';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import forge from 'node-forge';
 import * as k8s from '@kubernetes/client-node';
 import { ApiException } from '@kubernetes/client-node';
 import { startFakeApiServer, type FakeApiServer, type StatusBody } from './fake-apiserver.js';
@@ -958,5 +962,295 @@ describe('test helpers', () => {
     expect(() =>
       api.seed({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'x', namespace: 'missing' } }),
     ).toThrow(/namespace "missing" does not exist/);
+  });
+});
+
+/** A self-signed serving certificate for 127.0.0.1, its own CA, as a webhook's caBundle would carry. */
+function selfSigned(): { cert: string; key: string } {
+  const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const privateKey = forge.pki.privateKeyFromPem(
+    pair.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
+  );
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(
+    pair.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  );
+  cert.serialNumber = '01';
+  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notAfter = new Date(Date.now() + 3_600_000);
+  const attrs = [{ name: 'commonName', value: 'fake-webhook' }];
+  cert.setSubject(attrs);
+  cert.setIssuer(attrs);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true },
+    { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] },
+  ]);
+  cert.sign(privateKey, forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert), key: forge.pki.privateKeyToPem(privateKey) };
+}
+
+interface Review {
+  request: {
+    uid: string;
+    operation: string;
+    namespace?: string;
+    kind: object;
+    resource: object;
+    object: k8s.V1Pod;
+  };
+}
+
+describe('mutating admission webhooks', () => {
+  let adm: FakeApiServer;
+  let hook: https.Server;
+  let hookUrl: string;
+  let caBundle: string;
+  const reviews: { url: string; review: Review }[] = [];
+  let answer: (r: Review) => object;
+
+  beforeAll(async () => {
+    const { cert, key } = selfSigned();
+    caBundle = Buffer.from(cert).toString('base64');
+    hook = https.createServer({ cert, key }, (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const review = JSON.parse(Buffer.concat(chunks).toString()) as Review;
+        reviews.push({ url: req.url ?? '', review });
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            apiVersion: 'admission.k8s.io/v1',
+            kind: 'AdmissionReview',
+            response: { uid: review.request.uid, ...answer(review) },
+          }),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    hookUrl = `https://127.0.0.1:${(hook.address() as AddressInfo).port}`;
+    adm = await startFakeApiServer({
+      admission: {
+        resolveService: ({ namespace, name, port, path }) =>
+          namespace === 'sair-system' && name === 'sair-webhook' && port === 443
+            ? `${hookUrl}${path ?? '/'}`
+            : 'https://127.0.0.1:1/',
+      },
+    });
+    adm.seed({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: NS, labels: { 'sair.dev/enabled': 'true' } },
+    });
+    adm.seed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'plain' } });
+  });
+
+  afterAll(async () => {
+    await adm.close();
+    await new Promise((resolve) => hook.close(resolve));
+  });
+
+  function webhookConfig(
+    clientConfig: object,
+    failurePolicy: 'Fail' | 'Ignore' = 'Fail',
+  ): k8s.V1MutatingWebhookConfiguration {
+    return {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: { name: 'sair' },
+      webhooks: [
+        {
+          name: 'pods.sair.dev',
+          admissionReviewVersions: ['v1'],
+          sideEffects: 'None',
+          failurePolicy,
+          timeoutSeconds: 5,
+          clientConfig,
+          namespaceSelector: { matchLabels: { 'sair.dev/enabled': 'true' } },
+          objectSelector: {
+            matchExpressions: [{ key: 'sair.dev/inject', operator: 'NotIn', values: ['false'] }],
+          },
+          rules: [
+            {
+              operations: ['CREATE'],
+              apiGroups: [''],
+              apiVersions: ['v1'],
+              resources: ['pods'],
+              scope: 'Namespaced',
+            },
+          ],
+        },
+      ],
+    };
+  }
+
+  const patchOf = (ops: object[]) => ({
+    allowed: true,
+    patchType: 'JSONPatch',
+    patch: Buffer.from(JSON.stringify(ops)).toString('base64'),
+  });
+
+  it('calls a matching webhook with an AdmissionReview v1 over HTTPS and stores the patched pod', async () => {
+    await adm.clients().admissionregistration.createMutatingWebhookConfiguration({
+      body: webhookConfig({ url: `${hookUrl}/mutate`, caBundle }),
+    });
+    answer = () =>
+      patchOf([{ op: 'add', path: '/metadata/annotations', value: { 'sair.dev/injected': 'true' } }]);
+    reviews.length = 0;
+    const created = await adm.clients(NS).core.createNamespacedPod({
+      namespace: NS,
+      body: { metadata: { generateName: 'gpu-' }, spec: { containers: [{ name: 'c', image: 'i' }] } },
+    });
+    expect(created.metadata?.annotations).toEqual({ 'sair.dev/injected': 'true' });
+    expect(
+      adm.get<k8s.V1Pod>('pods', NS, created.metadata!.name!)?.metadata?.annotations?.['sair.dev/injected'],
+    ).toBe('true');
+    expect(reviews).toHaveLength(1);
+    expect(reviews[0]!.url).toBe('/mutate?timeout=5s');
+    expect(reviews[0]!.review.request).toMatchObject({
+      operation: 'CREATE',
+      namespace: NS,
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      object: { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'gpu-', namespace: NS } },
+    });
+  });
+
+  it('skips namespaces and objects its selectors exclude', async () => {
+    reviews.length = 0;
+    await adm.clients().core.createNamespacedPod({
+      namespace: 'plain',
+      body: { metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'i' }] } },
+    });
+    await adm.clients().core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: 'optout', labels: { 'sair.dev/inject': 'false' } },
+        spec: { containers: [{ name: 'c', image: 'i' }] },
+      },
+    });
+    await adm.clients().core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'cm' } } });
+    expect(reviews).toHaveLength(0);
+  });
+
+  it('turns a denial into the real Status', async () => {
+    answer = () => ({
+      allowed: false,
+      status: { code: 400, message: 'sair.dev/gpu-cores: "abc" is not an integer from 1 to 100' },
+    });
+    const body = await failure(
+      adm.clients().core.createNamespacedPod({
+        namespace: NS,
+        body: { metadata: { name: 'bad' }, spec: { containers: [{ name: 'c', image: 'i' }] } },
+      }),
+    );
+    expect(body).toEqual({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message:
+        'admission webhook "pods.sair.dev" denied the request: sair.dev/gpu-cores: "abc" is not an integer from 1 to 100',
+      code: 400,
+    });
+    expect(adm.get('pods', NS, 'bad')).toBeUndefined();
+  });
+
+  it('resolves clientConfig.service and obeys failurePolicy when the webhook cannot be reached', async () => {
+    const admission = adm.clients().admissionregistration;
+    await admission.replaceMutatingWebhookConfiguration({
+      name: 'sair',
+      body: webhookConfig({
+        service: { namespace: 'sair-system', name: 'sair-webhook', path: '/mutate' },
+        caBundle,
+      }),
+    });
+    answer = () => patchOf([{ op: 'add', path: '/metadata/labels', value: { via: 'service' } }]);
+    const viaService = await adm.clients().core.createNamespacedPod({
+      namespace: NS,
+      body: { metadata: { name: 'svc' }, spec: { containers: [{ name: 'c', image: 'i' }] } },
+    });
+    expect(viaService.metadata?.labels).toEqual({ via: 'service' });
+
+    await admission.replaceMutatingWebhookConfiguration({
+      name: 'sair',
+      body: webhookConfig({ url: 'https://127.0.0.1:1/mutate', caBundle }),
+    });
+    const down = await failure(
+      adm.clients().core.createNamespacedPod({
+        namespace: NS,
+        body: { metadata: { name: 'down' }, spec: { containers: [{ name: 'c', image: 'i' }] } },
+      }),
+    );
+    expect(down).toMatchObject({ code: 500, reason: 'InternalError' });
+    expect(down.message).toMatch(
+      /^Internal error occurred: failed calling webhook "pods.sair.dev": failed to call webhook: Post "https:\/\/127.0.0.1:1\/mutate\?timeout=5s": /,
+    );
+
+    await admission.replaceMutatingWebhookConfiguration({
+      name: 'sair',
+      body: webhookConfig({ url: 'https://127.0.0.1:1/mutate', caBundle }, 'Ignore'),
+    });
+    await adm.clients().core.createNamespacedPod({
+      namespace: NS,
+      body: { metadata: { name: 'ignored' }, spec: { containers: [{ name: 'c', image: 'i' }] } },
+    });
+    expect(adm.get('pods', NS, 'ignored')).toBeDefined();
+  });
+
+  it('refuses a webhook whose certificate is not trusted (no caBundle: system roots only)', async () => {
+    await adm.clients().admissionregistration.replaceMutatingWebhookConfiguration({
+      name: 'sair',
+      body: webhookConfig({ url: `${hookUrl}/mutate` }),
+    });
+    const body = await failure(
+      adm.clients().core.createNamespacedPod({
+        namespace: NS,
+        body: { metadata: { name: 'untrusted' }, spec: { containers: [{ name: 'c', image: 'i' }] } },
+      }),
+    );
+    expect(body.code).toBe(500);
+    expect(body.message).toMatch(/failed calling webhook/);
+  });
+});
+
+describe('simulated deployment controller', () => {
+  it('makes status follow spec.replicas in a separate write', async () => {
+    const sim = await startFakeApiServer({ simulateDeployments: true });
+    try {
+      const apps = sim.clients().apps;
+      const w = new k8s.Watch(sim.kubeConfig());
+      const statuses = waiter<number | undefined>();
+      const req = await w.watch(
+        '/apis/apps/v1/namespaces/default/deployments',
+        {},
+        (_t, d: k8s.V1Deployment) => statuses.push(d.status?.readyReplicas),
+        () => undefined,
+      );
+      await apps.createNamespacedDeployment({
+        namespace: 'default',
+        body: { ...deployment('d', 3), apiVersion: undefined, kind: undefined },
+      });
+      await statuses.until((s) => s.includes(3));
+      await apps.patchNamespacedDeploymentScale(
+        { name: 'd', namespace: 'default', body: { spec: { replicas: 5 } } },
+        merge,
+      );
+      await statuses.until((s) => s.includes(5));
+      req.abort();
+      const d = sim.get<k8s.V1Deployment>('deployments', 'default', 'd')!;
+      expect(d.status).toEqual({
+        observedGeneration: 2,
+        replicas: 5,
+        updatedReplicas: 5,
+        readyReplicas: 5,
+        availableReplicas: 5,
+      });
+      expect(
+        (await apps.readNamespacedDeploymentScale({ name: 'd', namespace: 'default' })).status?.replicas,
+      ).toBe(5);
+    } finally {
+      await sim.close();
+    }
   });
 });

@@ -8,7 +8,7 @@ import { createKubeClients, kubeConfigForServer, type KubeClients } from '../../
 import { admissionHook, type AdmissionOptions } from './admission.js';
 import { Handlers } from './handlers.js';
 import { Registry } from './registry.js';
-import type { KubeObject, ResourceDef } from './resources.js';
+import { clone, type KubeObject, type ResourceDef } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { ApiError, errors } from './status.js';
 import { Store } from './store.js';
@@ -71,6 +71,13 @@ export interface FakeApiServerOptions {
   /** Namespaces created at start (default: default, kube-system, kube-public, kube-node-lease). */
   namespaces?: string[];
   admission?: AdmissionOptions;
+  /**
+   * A minimal Deployment controller: after a Deployment's spec changes, its status follows in a
+   * separate write (observedGeneration, and replicas, updatedReplicas, readyReplicas and
+   * availableReplicas equal to spec.replicas, zeros omitted), as if every pod became ready at once.
+   * No ReplicaSets or Pods are made. Off by default: status changes only when a test writes it.
+   */
+  simulateDeployments?: boolean;
 }
 
 export interface FakeApiServer {
@@ -211,6 +218,34 @@ function sendJson(
   res.end(text);
 }
 
+function simulateDeployments(store: Store): void {
+  const pending = new Set<string>();
+  store.subscribe((change) => {
+    if (change.storage !== 'deployments.apps' || change.type === 'DELETED') return;
+    const { namespace, name } = change.obj.metadata!;
+    const key = `${namespace}/${name}`;
+    if (pending.has(key)) return;
+    pending.add(key);
+    // Like the real controller, react after the write that triggered it has been answered.
+    setImmediate(() => {
+      pending.delete(key);
+      const cur = store.get('deployments.apps', namespace, name!);
+      if (!cur) return;
+      const replicas = Number((cur.spec as { replicas?: number } | undefined)?.replicas ?? 1);
+      const status: Record<string, number> = { observedGeneration: cur.metadata!.generation ?? 1 };
+      if (replicas > 0)
+        Object.assign(status, {
+          replicas,
+          updatedReplicas: replicas,
+          readyReplicas: replicas,
+          availableReplicas: replicas,
+        });
+      if (JSON.stringify(cur.status) === JSON.stringify(status)) return;
+      store.put('deployments.apps', { ...clone(cur), status });
+    });
+  });
+}
+
 export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promise<FakeApiServer> {
   const store = new Store(opts.historyLimit ?? 10_000);
   const registry = new Registry();
@@ -226,6 +261,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   );
   const handlers = new Handlers(store, registry, hook);
   const hub = new WatchHub(store);
+  if (opts.simulateDeployments) simulateDeployments(store);
   const requests: RequestRecord[] = [];
   const faults: { spec: FaultSpec; remaining: number; hits: number }[] = [];
   const bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 5000;
