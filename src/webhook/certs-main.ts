@@ -1,6 +1,8 @@
 // `sair certs`: makes the webhook's CA and serving certificate for clusters without cert-manager,
 // writes the Secret and patches the caBundle; with --out-dir, writes the files for local use.
+import { isIP } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
+import { z } from 'zod';
 import type { Command } from '../common/command.js';
 import { fields, helpText, loadConfig, type ConfigOf } from '../common/config.js';
 import { createKubeClients, loadKubeConfig, type KubeClients } from '../common/k8s.js';
@@ -29,6 +31,16 @@ export const certsSpec = {
     schema: fields.positiveInt(30),
   },
   force: { env: 'SAIR_CERT_FORCE', flag: '--force', form: 'true or false', help: 'make new certificates even if the current ones are good', schema: fields.boolean(false) },
+  extraNames: {
+    env: 'SAIR_CERT_EXTRA_NAMES',
+    flag: '--extra-names',
+    form: 'a comma-separated list of DNS names and IP addresses',
+    help: 'more names for the serving certificate (for a webhook reached by URL)',
+    schema: z
+      .string()
+      .default('')
+      .transform((v) => v.split(',').map((n) => n.trim()).filter((n) => n.length > 0)),
+  },
   outDir: {
     env: 'SAIR_CERT_OUT_DIR',
     flag: '--out-dir',
@@ -45,9 +57,11 @@ export async function runCerts(cfg: CertsConfig, clients?: KubeClients, out: Nod
   const logger = createLogger('certs', cfg.logLevel);
   const dnsNames = serviceDnsNames(cfg.service, cfg.namespace);
   if (cfg.outDir) {
-    const bundle = generateCertificates({ commonName: `${cfg.service}.${cfg.namespace}.svc`, dnsNames: [...dnsNames, 'localhost'], ipAddresses: ['127.0.0.1'], validityDays: cfg.validityDays });
+    const names = [...dnsNames, 'localhost', ...cfg.extraNames.filter((n) => !isIP(n))];
+    const ips = ['127.0.0.1', ...cfg.extraNames.filter((n) => isIP(n))];
+    const bundle = generateCertificates({ commonName: `${cfg.service}.${cfg.namespace}.svc`, dnsNames: names, ipAddresses: ips, validityDays: cfg.validityDays });
     await writeCertFiles(cfg.outDir, bundle);
-    out.write(`wrote ca.crt, tls.crt and tls.key for ${dnsNames.join(', ')}, localhost and 127.0.0.1 to ${cfg.outDir}\n`);
+    out.write(`wrote ca.crt, tls.crt and tls.key for ${[...names, ...ips].join(', ')} to ${cfg.outDir}\n`);
     return;
   }
   let kube = clients;
@@ -69,6 +83,7 @@ export async function runCerts(cfg: CertsConfig, clients?: KubeClients, out: Nod
     validityDays: cfg.validityDays,
     renewBeforeDays: cfg.renewBeforeDays,
     force: cfg.force,
+    extraNames: cfg.extraNames,
     logger,
   });
   out.write(

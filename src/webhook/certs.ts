@@ -3,6 +3,7 @@
 // MutatingWebhookConfiguration's caBundle, or to a directory for local use.
 import { constants, generateKeyPairSync, privateEncrypt, randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import type * as k8s from '@kubernetes/client-node';
 import forge from 'node-forge';
@@ -135,6 +136,15 @@ export function certificateUsable(bundle: Pick<CertBundle, 'caCert' | 'cert'>, d
   }
 }
 
+function caStillValid(caPem: string, now: Date): boolean {
+  try {
+    const ca = forge.pki.certificateFromPem(caPem);
+    return ca.validity.notAfter.getTime() > now.getTime();
+  } catch {
+    return false;
+  }
+}
+
 /** ca.crt, tls.crt and tls.key in `dir` (keys 0600), each written atomically. */
 export async function writeCertFiles(dir: string, bundle: CertBundle): Promise<void> {
   await mkdir(dir, { recursive: true });
@@ -160,6 +170,8 @@ export interface InstallOptions {
   renewBeforeDays: number;
   /** Make new certificates even when the Secret's are still good. */
   force: boolean;
+  /** More DNS names or IP addresses for the certificate, beside the Service's names. */
+  extraNames?: string[];
   now?: Date;
   logger: Logger;
 }
@@ -169,7 +181,8 @@ export interface InstallResult {
   generated: boolean;
   /** Webhooks in the configuration whose caBundle was set. */
   webhooksPatched: number;
-  caCert: string;
+  /** PEM: the current CA, then the previous one while it is still valid. */
+  caBundle: string;
 }
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -191,17 +204,21 @@ async function readSecret(clients: KubeClients, namespace: string, name: string)
 /** Write the Secret (kubernetes.io/tls, plus ca.crt) and set caBundle on every webhook of the configuration. */
 export async function installCertificates(clients: KubeClients, opts: InstallOptions): Promise<InstallResult> {
   const now = opts.now ?? new Date();
-  const dnsNames = serviceDnsNames(opts.service, opts.namespace);
+  const extra = opts.extraNames ?? [];
+  const dnsNames = [...serviceDnsNames(opts.service, opts.namespace), ...extra.filter((n) => !isIP(n))];
+  const ipAddresses = extra.filter((n) => isIP(n));
   const existing = await readSecret(clients, opts.namespace, opts.secretName);
   const old = existing?.data ? { caCert: unb64(existing.data['ca.crt']), cert: unb64(existing.data['tls.crt']) } : undefined;
   const keep = !opts.force && old !== undefined && certificateUsable(old, dnsNames, now, opts.renewBeforeDays);
-  let caCert: string;
+  let caBundle: string;
   if (keep) {
-    caCert = old.caCert;
+    caBundle = old.caCert;
     opts.logger.info({ secret: `${opts.namespace}/${opts.secretName}` }, 'existing certificate still valid; keeping it');
   } else {
-    const bundle = generateCertificates({ commonName: `${opts.service}.${opts.namespace}.svc`, dnsNames, validityDays: opts.validityDays, now });
-    caCert = bundle.caCert;
+    const bundle = generateCertificates({ commonName: `${opts.service}.${opts.namespace}.svc`, dnsNames, ipAddresses, validityDays: opts.validityDays, now });
+    // Until kubelet brings the new Secret to every webhook pod (up to a minute or two), some still
+    // serve the old certificate: trust the previous CA as well, while it is valid.
+    caBundle = bundle.caCert + (old && caStillValid(old.caCert, now) ? old.caCert : '');
     const body: k8s.V1Secret = {
       apiVersion: 'v1',
       kind: 'Secret',
@@ -223,14 +240,14 @@ export async function installCertificates(clients: KubeClients, opts: InstallOpt
     }
     opts.logger.info({ secret: `${opts.namespace}/${opts.secretName}`, dnsNames }, existing ? 'certificate rotated' : 'certificate created');
   }
-  const webhooksPatched = await patchCaBundle(clients, opts.webhookConfigName, caCert);
+  const webhooksPatched = await patchCaBundle(clients, opts.webhookConfigName, caBundle);
   opts.logger.info({ webhookConfiguration: opts.webhookConfigName, webhooks: webhooksPatched }, 'caBundle set');
-  return { generated: !keep, webhooksPatched, caCert };
+  return { generated: !keep, webhooksPatched, caBundle };
 }
 
-/** Set caBundle on every webhook; retried on a write conflict. Returns how many webhooks it covers. */
-export async function patchCaBundle(clients: KubeClients, name: string, caCert: string): Promise<number> {
-  const caBundle = b64(caCert);
+/** Set caBundle (PEM) on every webhook; retried on a write conflict. Returns how many webhooks it covers. */
+export async function patchCaBundle(clients: KubeClients, name: string, caPem: string): Promise<number> {
+  const caBundle = b64(caPem);
   for (let attempt = 1; ; attempt++) {
     let config: k8s.V1MutatingWebhookConfiguration;
     try {

@@ -1,0 +1,151 @@
+// manifests/webhook: every object validates against the Kubernetes OpenAPI schema (kubernetes-models),
+// every kustomization lists files that exist, and the settings the issue asks for are there.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhookConfiguration';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { CronJob } from 'kubernetes-models/batch/v1/CronJob';
+import { Job } from 'kubernetes-models/batch/v1/Job';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import { Service } from 'kubernetes-models/v1/Service';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+
+const ROOT = path.resolve('manifests/webhook');
+
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string> }; [k: string]: unknown };
+
+const MODELS: Record<string, new (o: never) => { validate(): void }> = {
+  'admissionregistration.k8s.io/v1 MutatingWebhookConfiguration': MutatingWebhookConfiguration,
+  'apps/v1 Deployment': Deployment,
+  'batch/v1 CronJob': CronJob,
+  'batch/v1 Job': Job,
+  'policy/v1 PodDisruptionBudget': PodDisruptionBudget,
+  'rbac.authorization.k8s.io/v1 ClusterRole': ClusterRole,
+  'rbac.authorization.k8s.io/v1 ClusterRoleBinding': ClusterRoleBinding,
+  'rbac.authorization.k8s.io/v1 Role': Role,
+  'rbac.authorization.k8s.io/v1 RoleBinding': RoleBinding,
+  'v1 Service': Service,
+  'v1 ServiceAccount': ServiceAccount,
+};
+
+function docs(file: string): Obj[] {
+  return parseAllDocuments(readFileSync(file, 'utf8')).map((d) => {
+    if (d.errors.length > 0) throw new Error(`${file}: ${d.errors[0]!.message}`);
+    return d.toJS() as Obj;
+  });
+}
+
+/** Objects of a kustomization: its resources, recursively (namespace and patches left to kustomize). */
+function kustomize(dir: string): Obj[] {
+  const k = docs(path.join(dir, 'kustomization.yaml'))[0] as unknown as { resources: string[] };
+  return k.resources.flatMap((r) => {
+    const p = path.join(dir, r);
+    if (!existsSync(p)) throw new Error(`${dir}/kustomization.yaml lists ${r}, which does not exist`);
+    return statSync(p).isDirectory() ? kustomize(p) : docs(p);
+  });
+}
+
+const all = kustomize(ROOT);
+const find = (kind: string, name?: string): Obj => {
+  const o = all.find((x) => x.kind === kind && (name === undefined || x.metadata.name === name));
+  if (!o) throw new Error(`no ${kind} ${name ?? ''}`);
+  return o;
+};
+
+describe('manifests/webhook', () => {
+  it('validates every built-in object against its schema', () => {
+    expect(all.length).toBeGreaterThanOrEqual(12);
+    for (const o of all) {
+      const Model = MODELS[`${o.apiVersion} ${o.kind}`];
+      if (!Model) throw new Error(`no schema for ${o.apiVersion} ${o.kind}`);
+      expect(() => new Model(o as never).validate()).not.toThrow();
+    }
+  });
+
+  it('the validation catches a broken object', () => {
+    const broken = structuredClone(find('Deployment')) as { spec: { replicas: unknown } };
+    broken.spec.replicas = 'two';
+    expect(() => new Deployment(broken as never).validate()).toThrow();
+  });
+
+  it('registers a pods (CREATE) and an autoscaling/v2 HPA (CREATE, UPDATE) webhook with the required settings', () => {
+    const mwc = find('MutatingWebhookConfiguration') as unknown as { webhooks: Record<string, unknown>[] };
+    expect(mwc.webhooks).toHaveLength(2);
+    for (const w of mwc.webhooks) {
+      expect(w).toMatchObject({
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        timeoutSeconds: 5,
+        failurePolicy: 'Ignore',
+        reinvocationPolicy: 'IfNeeded',
+        clientConfig: { service: { name: 'sair-webhook', namespace: 'sair-system', path: '/mutate', port: 443 } },
+        namespaceSelector: { matchLabels: { 'sair.dev/enabled': 'true' } },
+        objectSelector: { matchExpressions: [{ key: 'sair.dev/inject', operator: 'NotIn', values: ['false'] }] },
+      });
+    }
+    expect(mwc.webhooks[0]!.rules).toEqual([{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
+    expect(mwc.webhooks[1]!.rules).toEqual([
+      { operations: ['CREATE', 'UPDATE'], apiGroups: ['autoscaling'], apiVersions: ['v2'], resources: ['horizontalpodautoscalers'], scope: 'Namespaced' },
+    ]);
+  });
+
+  it('runs 2 non-root replicas with a read-only root fs, resources, probes and the cert Secret as a directory', () => {
+    const d = find('Deployment') as unknown as { spec: { replicas: number; template: { spec: Record<string, unknown> & { containers: Record<string, unknown>[]; volumes: { name: string; secret?: { secretName: string } }[] } } } };
+    expect(d.spec.replicas).toBe(2);
+    const pod = d.spec.template.spec;
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true });
+    expect(pod.automountServiceAccountToken).toBe(false);
+    const c = pod.containers[0]!;
+    expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(c.resources).toMatchObject({ requests: { cpu: expect.any(String), memory: expect.any(String) }, limits: { memory: expect.any(String) } });
+    expect(c.readinessProbe).toMatchObject({ httpGet: { path: '/readyz' } });
+    expect(c.livenessProbe).toMatchObject({ httpGet: { path: '/healthz' } });
+    expect(pod.volumes).toContainEqual({ name: 'certs', secret: { secretName: 'sair-webhook-tls' } });
+    expect(c.volumeMounts).toContainEqual({ name: 'certs', mountPath: '/etc/sair/webhook/certs', readOnly: true });
+    expect(find('PodDisruptionBudget')).toMatchObject({ spec: { minAvailable: 1 } });
+  });
+
+  it('grants the certs job only the Secret and this one webhook configuration', () => {
+    const cr = find('ClusterRole') as unknown as { rules: unknown[] };
+    expect(cr.rules).toEqual([{ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: ['sair-webhook'], verbs: ['get', 'update'] }]);
+    const role = find('Role') as unknown as { rules: { resources: string[]; verbs: string[] }[] };
+    expect(role.rules.flatMap((r) => r.resources)).toEqual(['secrets', 'secrets']);
+    expect(role.rules.flatMap((r) => r.verbs).sort()).toEqual(['create', 'get', 'update']);
+    expect(find('ServiceAccount', 'sair-webhook')).toMatchObject({ automountServiceAccountToken: false });
+    expect(all.filter((o) => o.kind.includes('Binding')).map((o) => o.metadata.name)).toEqual(['sair-certs', 'sair-certs']);
+  });
+
+  it('has a cert-manager overlay with a Certificate for the Service and the inject-ca-from annotation', () => {
+    const overlay = kustomize(path.join(ROOT, 'cert-manager'));
+    const cert = overlay.find((o) => o.kind === 'Certificate' && o.metadata.name === 'sair-webhook') as unknown as { spec: { secretName: string; dnsNames: string[] } };
+    expect(cert.spec.secretName).toBe('sair-webhook-tls');
+    expect(cert.spec.dnsNames).toContain('sair-webhook.sair-system.svc');
+    const k = readFileSync(path.join(ROOT, 'cert-manager/kustomization.yaml'), 'utf8');
+    expect(k).toContain('cert-manager.io/inject-ca-from: sair-system/sair-webhook');
+    expect(overlay.some((o) => o.kind === 'Job')).toBe(false);
+  });
+
+  const kubectl = (() => {
+    try {
+      execFileSync('kubectl', ['version', '--client'], { stdio: 'ignore', timeout: 10_000 });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  (kubectl ? it : it.skip)('builds with kustomize (kubectl kustomize), when kubectl is installed', () => {
+    for (const dir of [ROOT, path.join(ROOT, 'cert-manager')]) {
+      const out = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8', timeout: 20_000 });
+      const objs = parseAllDocuments(out).map((d) => d.toJS() as Obj);
+      const mwc = objs.find((o) => o.kind === 'MutatingWebhookConfiguration')!;
+      if (dir.endsWith('cert-manager')) expect(mwc.metadata.annotations).toEqual({ 'cert-manager.io/inject-ca-from': 'sair-system/sair-webhook' });
+      for (const o of objs) if (!o.kind.startsWith('Cluster') && o.kind !== 'MutatingWebhookConfiguration') expect(o.metadata.namespace).toBe('sair-system');
+    }
+  });
+});
