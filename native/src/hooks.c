@@ -1,0 +1,468 @@
+/*
+ * The hooked driver entry points, in one table, and the one place that resolves the real ones.
+ *
+ * Applications reach the driver three ways, and each leads here:
+ *  - direct calls: this library is LD_PRELOADed, so its exported names come before libcuda's;
+ *  - cuGetProcAddress/_v2 (the CUDA runtime 11.3+ path): the hook asks the real driver, then
+ *    hands out our wrapper when the pointer it got is one of the real entry points we hook;
+ *  - dlsym on the handle from dlopen("libcuda.so.1"): dlsym on a library handle searches only that
+ *    library, so we interpose dlopen instead of dlsym. For libcuda we load the real library
+ *    RTLD_GLOBAL and return the main program's handle, on which dlsym searches the global scope:
+ *    the preloaded shim first, then libcuda. dlsym itself is never overridden, which is what
+ *    deadlocks or breaks dlsym(RTLD_NEXT, ...) callers in shims that do.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "shim.h"
+
+#undef cuGetProcAddress
+CUresult CUDAAPI cuGetProcAddress(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags);
+/* Per-thread-default-stream variants, declared by cuda.h only in per-thread builds. */
+CUresult CUDAAPI cuLaunchKernel_ptsz(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void **, void **);
+CUresult CUDAAPI cuLaunchKernelEx_ptsz(const CUlaunchConfig *, CUfunction, void **, void **);
+CUresult CUDAAPI cuLaunchCooperativeKernel_ptsz(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void **);
+CUresult CUDAAPI cuGraphLaunch_ptsz(CUgraphExec, CUstream);
+CUresult CUDAAPI cuMemAllocAsync_ptsz(CUdeviceptr *, size_t, CUstream);
+CUresult CUDAAPI cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *, size_t, CUmemoryPool, CUstream);
+CUresult CUDAAPI cuMemFreeAsync_ptsz(CUdeviceptr, CUstream);
+CUresult CUDAAPI cuStreamBeginCapture_v2_ptsz(CUstream, CUstreamCaptureMode);
+CUresult CUDAAPI cuStreamEndCapture_ptsz(CUstream, CUgraph *);
+
+#define HOOKED(X)                                                                                            \
+    X(cuGetProcAddress)                                                                                      \
+    X(cuGetProcAddress_v2)                                                                                   \
+    X(cuLaunchKernel)                                                                                        \
+    X(cuLaunchKernel_ptsz)                                                                                   \
+    X(cuLaunchKernelEx)                                                                                      \
+    X(cuLaunchKernelEx_ptsz)                                                                                 \
+    X(cuLaunchCooperativeKernel)                                                                             \
+    X(cuLaunchCooperativeKernel_ptsz)                                                                        \
+    X(cuGraphLaunch)                                                                                         \
+    X(cuGraphLaunch_ptsz)                                                                                    \
+    X(cuMemAlloc_v2)                                                                                         \
+    X(cuMemAllocPitch_v2)                                                                                    \
+    X(cuMemAllocManaged)                                                                                     \
+    X(cuMemAllocAsync)                                                                                       \
+    X(cuMemAllocAsync_ptsz)                                                                                  \
+    X(cuMemAllocFromPoolAsync)                                                                               \
+    X(cuMemAllocFromPoolAsync_ptsz)                                                                          \
+    X(cuMemFree_v2)                                                                                          \
+    X(cuMemFreeAsync)                                                                                        \
+    X(cuMemFreeAsync_ptsz)                                                                                   \
+    X(cuMemCreate)                                                                                           \
+    X(cuMemRelease)                                                                                          \
+    X(cuMemGetInfo_v2)                                                                                       \
+    X(cuDeviceTotalMem_v2)                                                                                   \
+    X(cuStreamBeginCapture_v2)                                                                               \
+    X(cuStreamBeginCapture_v2_ptsz)                                                                          \
+    X(cuStreamEndCapture)                                                                                    \
+    X(cuStreamEndCapture_ptsz)
+
+#define DECLARE_REAL(n) static __typeof__(&n) real_##n;
+HOOKED(DECLARE_REAL)
+
+struct sair_real sair_real;
+
+static void *(*real_dlopen)(const char *, int);
+static void *libcuda;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int init_rc = -1;
+
+static void resolve_dlopen(void)
+{
+    real_dlopen = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
+}
+
+static void fork_prepare(void)
+{
+    sair_control_fork_prepare();
+    sair_limiter_fork_prepare();
+    sair_mem_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+    sair_mem_fork_parent();
+    sair_limiter_fork_parent();
+    sair_control_fork_parent();
+}
+
+static void fork_child(void)
+{
+    sair_mem_fork_child();
+    sair_limiter_fork_child();
+    sair_control_fork_child();
+}
+
+static void *real_symbol(const char *name)
+{
+    return dlsym(libcuda, name);
+}
+
+static void init_once(void)
+{
+    if (real_dlopen == NULL) resolve_dlopen();
+    libcuda = real_dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (libcuda == NULL) libcuda = real_dlopen("libcuda.so.1", RTLD_NOW);
+    if (libcuda == NULL) {
+        LOG_ERROR("cannot load libcuda.so.1 (%s); hooked calls return CUDA_ERROR_NOT_INITIALIZED", dlerror());
+        return;
+    }
+#define RESOLVE(n) real_##n = (__typeof__(real_##n))real_symbol(#n);
+    HOOKED(RESOLVE)
+#undef RESOLVE
+    sair_real.cuEventCreate = (__typeof__(sair_real.cuEventCreate))real_symbol("cuEventCreate");
+    sair_real.cuEventDestroy_v2 = (__typeof__(sair_real.cuEventDestroy_v2))real_symbol("cuEventDestroy_v2");
+    sair_real.cuEventRecord = (__typeof__(sair_real.cuEventRecord))real_symbol("cuEventRecord");
+    sair_real.cuEventQuery = (__typeof__(sair_real.cuEventQuery))real_symbol("cuEventQuery");
+    sair_real.cuEventElapsedTime = (__typeof__(sair_real.cuEventElapsedTime))real_symbol("cuEventElapsedTime_v2");
+    if (sair_real.cuEventElapsedTime == NULL) {
+        sair_real.cuEventElapsedTime = (__typeof__(sair_real.cuEventElapsedTime))real_symbol("cuEventElapsedTime");
+    }
+    sair_real.cuStreamIsCapturing = (__typeof__(sair_real.cuStreamIsCapturing))real_symbol("cuStreamIsCapturing");
+    sair_real.cuCtxGetCurrent = (__typeof__(sair_real.cuCtxGetCurrent))real_symbol("cuCtxGetCurrent");
+    if (sair_real.cuEventCreate == NULL || sair_real.cuEventDestroy_v2 == NULL || sair_real.cuEventRecord == NULL ||
+        sair_real.cuEventQuery == NULL || sair_real.cuEventElapsedTime == NULL || sair_real.cuCtxGetCurrent == NULL) {
+        LOG_ERROR("libcuda.so.1 lacks the event API the limiter times kernels with; not intercepting");
+        return;
+    }
+    sair_control_init();
+    sair_limiter_init();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    init_rc = 0;
+    LOG_INFO("intercepting libcuda.so.1");
+}
+
+int sair_init(void)
+{
+    pthread_once(&once, init_once);
+    return init_rc;
+}
+
+__attribute__((constructor)) static void sair_ctor(void)
+{
+    sair_log_init();
+    if (real_dlopen == NULL) resolve_dlopen();
+}
+
+__attribute__((destructor)) static void sair_dtor(void)
+{
+    if (init_rc == 0) sair_control_exit();
+}
+
+/* ---- dlopen: see the header comment ---- */
+
+static int is_libcuda(const char *file)
+{
+    const char *base = strrchr(file, '/');
+    base = base != NULL ? base + 1 : file;
+    return strncmp(base, "libcuda.so", 10) == 0;
+}
+
+static __attribute__((noinline)) void *open_libcuda(const char *file, int mode)
+{
+    void *h = real_dlopen(file, mode | RTLD_GLOBAL);
+    if (h == NULL) return NULL;
+    LOG_DEBUG("dlopen(\"%s\"): libcuda made global; handing out the global-scope handle", file);
+    return real_dlopen(NULL, RTLD_LAZY);
+}
+
+SAIR_EXPORT void *dlopen(const char *file, int mode)
+{
+    if (__builtin_expect(real_dlopen == NULL, 0)) resolve_dlopen();
+    if (file != NULL && is_libcuda(file)) return open_libcuda(file, mode);
+    /* A tail call (checked by the tests): glibc finds the caller's RUNPATH from the return
+     * address, which must stay the application's, not ours. */
+    return real_dlopen(file, mode);
+}
+
+/* ---- cuGetProcAddress ---- */
+
+static void *wrap(void *fn);
+
+static CUresult hook_cuGetProcAddress_v2(const char *symbol, void **pfn, int version, cuuint64_t flags,
+                                         CUdriverProcAddressQueryResult *status)
+{
+    if (sair_init() != 0 || real_cuGetProcAddress_v2 == NULL) return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult rc = real_cuGetProcAddress_v2(symbol, pfn, version, flags, status);
+    if (rc == CUDA_SUCCESS && pfn != NULL) *pfn = wrap(*pfn);
+    return rc;
+}
+
+static CUresult hook_cuGetProcAddress(const char *symbol, void **pfn, int version, cuuint64_t flags)
+{
+    if (sair_init() != 0 || real_cuGetProcAddress == NULL) return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult rc = real_cuGetProcAddress(symbol, pfn, version, flags);
+    if (rc == CUDA_SUCCESS && pfn != NULL) *pfn = wrap(*pfn);
+    return rc;
+}
+
+/* ---- launches ---- */
+
+#define READY(real)                                                                                          \
+    do {                                                                                                     \
+        if (sair_init() != 0) return CUDA_ERROR_NOT_INITIALIZED;                                             \
+        if ((real) == NULL) return CUDA_ERROR_NOT_FOUND;                                                     \
+    } while (0)
+
+/* With the per-thread variants, a null stream means the calling thread's default stream. */
+#define PTSZ_STREAM(s) ((s) == NULL ? CU_STREAM_PER_THREAD : (s))
+
+#define LAUNCH_PARAMS                                                                                        \
+    CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shmem, \
+        CUstream s, void **params
+#define LAUNCH_ARGS f, gx, gy, gz, bx, by, bz, shmem, s, params
+
+#define LIMITED(key, stream, call)                                                                           \
+    do {                                                                                                     \
+        struct sair_launch l;                                                                                \
+        sair_limiter_before(&l, (uint64_t)(key), (stream));                                                  \
+        CUresult rc = (call);                                                                                \
+        sair_limiter_after(&l, (stream), rc);                                                                \
+        return rc;                                                                                           \
+    } while (0)
+
+static CUresult hook_cuLaunchKernel(LAUNCH_PARAMS, void **extra)
+{
+    READY(real_cuLaunchKernel);
+    LIMITED(f, s, real_cuLaunchKernel(LAUNCH_ARGS, extra));
+}
+
+static CUresult hook_cuLaunchKernel_ptsz(LAUNCH_PARAMS, void **extra)
+{
+    READY(real_cuLaunchKernel_ptsz);
+    LIMITED(f, PTSZ_STREAM(s), real_cuLaunchKernel_ptsz(LAUNCH_ARGS, extra));
+}
+
+static CUresult hook_cuLaunchCooperativeKernel(LAUNCH_PARAMS)
+{
+    READY(real_cuLaunchCooperativeKernel);
+    LIMITED(f, s, real_cuLaunchCooperativeKernel(LAUNCH_ARGS));
+}
+
+static CUresult hook_cuLaunchCooperativeKernel_ptsz(LAUNCH_PARAMS)
+{
+    READY(real_cuLaunchCooperativeKernel_ptsz);
+    LIMITED(f, PTSZ_STREAM(s), real_cuLaunchCooperativeKernel_ptsz(LAUNCH_ARGS));
+}
+
+static CUresult hook_cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **params, void **extra)
+{
+    READY(real_cuLaunchKernelEx);
+    if (config == NULL) return real_cuLaunchKernelEx(config, f, params, extra);
+    LIMITED(f, config->hStream, real_cuLaunchKernelEx(config, f, params, extra));
+}
+
+static CUresult hook_cuLaunchKernelEx_ptsz(const CUlaunchConfig *config, CUfunction f, void **params, void **extra)
+{
+    READY(real_cuLaunchKernelEx_ptsz);
+    if (config == NULL) return real_cuLaunchKernelEx_ptsz(config, f, params, extra);
+    LIMITED(f, PTSZ_STREAM(config->hStream), real_cuLaunchKernelEx_ptsz(config, f, params, extra));
+}
+
+static CUresult hook_cuGraphLaunch(CUgraphExec g, CUstream s)
+{
+    READY(real_cuGraphLaunch);
+    LIMITED(g, s, real_cuGraphLaunch(g, s));
+}
+
+static CUresult hook_cuGraphLaunch_ptsz(CUgraphExec g, CUstream s)
+{
+    READY(real_cuGraphLaunch_ptsz);
+    LIMITED(g, PTSZ_STREAM(s), real_cuGraphLaunch_ptsz(g, s));
+}
+
+/* ---- graph capture: captured launches are recorded, not run, so they are not limited ---- */
+
+static CUresult capture_began(CUresult rc)
+{
+    if (rc == CUDA_SUCCESS) sair_limiter_capture_begin();
+    return rc;
+}
+
+static CUresult capture_ended(CUresult rc)
+{
+    if (rc != CUDA_ERROR_ILLEGAL_STATE && rc != CUDA_ERROR_INVALID_VALUE && rc != CUDA_ERROR_NOT_INITIALIZED &&
+        rc != CUDA_ERROR_INVALID_CONTEXT && rc != CUDA_ERROR_INVALID_HANDLE) {
+        sair_limiter_capture_end();
+    }
+    return rc;
+}
+
+static CUresult hook_cuStreamBeginCapture_v2(CUstream s, CUstreamCaptureMode mode)
+{
+    READY(real_cuStreamBeginCapture_v2);
+    return capture_began(real_cuStreamBeginCapture_v2(s, mode));
+}
+
+static CUresult hook_cuStreamBeginCapture_v2_ptsz(CUstream s, CUstreamCaptureMode mode)
+{
+    READY(real_cuStreamBeginCapture_v2_ptsz);
+    return capture_began(real_cuStreamBeginCapture_v2_ptsz(s, mode));
+}
+
+static CUresult hook_cuStreamEndCapture(CUstream s, CUgraph *graph)
+{
+    READY(real_cuStreamEndCapture);
+    return capture_ended(real_cuStreamEndCapture(s, graph));
+}
+
+static CUresult hook_cuStreamEndCapture_ptsz(CUstream s, CUgraph *graph)
+{
+    READY(real_cuStreamEndCapture_ptsz);
+    return capture_ended(real_cuStreamEndCapture_ptsz(s, graph));
+}
+
+/* ---- memory ---- */
+
+#define ALLOCATE(bytes, call, key)                                                                           \
+    do {                                                                                                     \
+        CUresult r = sair_mem_reserve(bytes);                                                                \
+        if (r != CUDA_SUCCESS) return r;                                                                     \
+        r = (call);                                                                                          \
+        if (r == CUDA_SUCCESS) sair_mem_track((uint64_t)(key), (bytes));                                     \
+        else sair_mem_unreserve(bytes);                                                                      \
+        return r;                                                                                            \
+    } while (0)
+
+static CUresult hook_cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytes)
+{
+    READY(real_cuMemAlloc_v2);
+    ALLOCATE(bytes, real_cuMemAlloc_v2(dptr, bytes), *dptr);
+}
+
+static CUresult hook_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytes, unsigned int flags)
+{
+    READY(real_cuMemAllocManaged);
+    ALLOCATE(bytes, real_cuMemAllocManaged(dptr, bytes, flags), *dptr);
+}
+
+static CUresult hook_cuMemAllocAsync(CUdeviceptr *dptr, size_t bytes, CUstream s)
+{
+    READY(real_cuMemAllocAsync);
+    ALLOCATE(bytes, real_cuMemAllocAsync(dptr, bytes, s), *dptr);
+}
+
+static CUresult hook_cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytes, CUstream s)
+{
+    READY(real_cuMemAllocAsync_ptsz);
+    ALLOCATE(bytes, real_cuMemAllocAsync_ptsz(dptr, bytes, s), *dptr);
+}
+
+static CUresult hook_cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool, CUstream s)
+{
+    READY(real_cuMemAllocFromPoolAsync);
+    ALLOCATE(bytes, real_cuMemAllocFromPoolAsync(dptr, bytes, pool, s), *dptr);
+}
+
+static CUresult hook_cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool, CUstream s)
+{
+    READY(real_cuMemAllocFromPoolAsync_ptsz);
+    ALLOCATE(bytes, real_cuMemAllocFromPoolAsync_ptsz(dptr, bytes, pool, s), *dptr);
+}
+
+static CUresult hook_cuMemCreate(CUmemGenericAllocationHandle *handle, size_t bytes, const CUmemAllocationProp *prop,
+                                 unsigned long long flags)
+{
+    READY(real_cuMemCreate);
+    ALLOCATE(bytes, real_cuMemCreate(handle, bytes, prop, flags), *handle);
+}
+
+/* The pitch is known only afterwards: reserve the unpadded size, then the padding. */
+static CUresult hook_cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t width, size_t height, unsigned int elem)
+{
+    READY(real_cuMemAllocPitch_v2);
+    uint64_t first = (uint64_t)width * height;
+    CUresult r = sair_mem_reserve(first);
+    if (r != CUDA_SUCCESS) return r;
+    r = real_cuMemAllocPitch_v2(dptr, pitch, width, height, elem);
+    if (r != CUDA_SUCCESS) {
+        sair_mem_unreserve(first);
+        return r;
+    }
+    uint64_t actual = (uint64_t)*pitch * height;
+    if (actual > first && sair_mem_reserve(actual - first) != CUDA_SUCCESS) {
+        if (real_cuMemFree_v2 != NULL) real_cuMemFree_v2(*dptr);
+        sair_mem_unreserve(first);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    sair_mem_track((uint64_t)*dptr, actual > first ? actual : first);
+    if (actual < first) sair_mem_unreserve(first - actual);
+    return CUDA_SUCCESS;
+}
+
+#define FREED(call, key)                                                                                     \
+    do {                                                                                                     \
+        CUresult r = (call);                                                                                 \
+        if (r == CUDA_SUCCESS) sair_mem_untrack((uint64_t)(key));                                            \
+        return r;                                                                                            \
+    } while (0)
+
+static CUresult hook_cuMemFree_v2(CUdeviceptr dptr)
+{
+    READY(real_cuMemFree_v2);
+    FREED(real_cuMemFree_v2(dptr), dptr);
+}
+
+static CUresult hook_cuMemFreeAsync(CUdeviceptr dptr, CUstream s)
+{
+    READY(real_cuMemFreeAsync);
+    FREED(real_cuMemFreeAsync(dptr, s), dptr);
+}
+
+static CUresult hook_cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream s)
+{
+    READY(real_cuMemFreeAsync_ptsz);
+    FREED(real_cuMemFreeAsync_ptsz(dptr, s), dptr);
+}
+
+static CUresult hook_cuMemRelease(CUmemGenericAllocationHandle handle)
+{
+    READY(real_cuMemRelease);
+    FREED(real_cuMemRelease(handle), handle);
+}
+
+static CUresult hook_cuMemGetInfo_v2(size_t *free_bytes, size_t *total_bytes)
+{
+    READY(real_cuMemGetInfo_v2);
+    CUresult r = real_cuMemGetInfo_v2(free_bytes, total_bytes);
+    if (r == CUDA_SUCCESS) sair_mem_info(free_bytes, total_bytes);
+    return r;
+}
+
+static CUresult hook_cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
+{
+    READY(real_cuDeviceTotalMem_v2);
+    CUresult r = real_cuDeviceTotalMem_v2(bytes, dev);
+    if (r == CUDA_SUCCESS) {
+        struct sair_limits lim = sair_limits_now(sair_now());
+        if (lim.memory_bytes != 0 && lim.memory_bytes < *bytes) *bytes = lim.memory_bytes;
+    }
+    return r;
+}
+
+/* ---- the table: exported names, and real pointer -> wrapper for cuGetProcAddress ---- */
+
+#define EXPORT(n) extern __typeof__(n) n __attribute__((alias("hook_" #n), visibility("default")));
+HOOKED(EXPORT)
+
+static const struct {
+    void **real;
+    void *hook;
+} table[] = {
+#define ENTRY(n) {(void **)&real_##n, (void *)&hook_##n},
+    HOOKED(ENTRY)
+#undef ENTRY
+};
+
+static void *wrap(void *fn)
+{
+    if (fn == NULL) return fn;
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        if (*table[i].real == fn) return table[i].hook;
+    }
+    return fn;
+}
