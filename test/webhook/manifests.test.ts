@@ -69,7 +69,7 @@ describe('manifests/webhook', () => {
   });
 
   it('the validation catches a broken object', () => {
-    const broken = structuredClone(find('Deployment')) as { spec: { replicas: unknown } };
+    const broken = structuredClone(find('Deployment')) as unknown as { spec: { replicas: unknown } };
     broken.spec.replicas = 'two';
     expect(() => new Deployment(broken as never).validate()).toThrow();
   });
