@@ -1,41 +1,158 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { UpstreamError } from '../../src/common/errors.js';
 import { createSairController } from '../../src/policy/controller.js';
 import type { ClusterPort, MetricsPort, PipelineObservation, ScalingAction, TickReport } from '../../src/policy/ports.js';
-import { policySettings } from '../../src/policy/settings.js';
+import { policySettings, type PolicySettingsInput } from '../../src/policy/settings.js';
+import { startFakeLlm } from '../support/fake-llm.js';
 import { observation, pipeline } from './fixtures.js';
 
-function world(obs: () => PipelineObservation) {
+const hot = () =>
+  observation(
+    [
+      { arrival: 100, perReplica: 80, replicas: 2 },
+      { arrival: 100, perReplica: 30, replicas: 2, gpuCores: 50 },
+      { arrival: 100, perReplica: 100, replicas: 2 },
+    ],
+    { p99Ms: 900, sloViolation: 0.2 },
+  );
+const calm = () =>
+  observation(
+    [
+      { arrival: 40, perReplica: 80, replicas: 2 },
+      { arrival: 40, perReplica: 30, replicas: 3, gpuCores: 50 },
+      { arrival: 40, perReplica: 100, replicas: 2 },
+    ],
+    { p99Ms: 200, costRate: 1.2 },
+  );
+
+/** A test double for the cluster and metrics ports: records what the controller did. */
+function world(obs: () => PipelineObservation, failApply = false) {
   const applied: ScalingAction[] = [];
   const reports: TickReport[] = [];
   let t = 0;
   const cluster: ClusterPort = {
     listPipelines: async () => [pipeline()],
     allocation: async () => obs().allocation,
-    apply: async (_id, a) => void applied.push(a),
+    apply: async (_id, a) => {
+      if (failApply) throw new UpstreamError('kube-apiserver', 'deployments/scale: 403 forbidden', 403);
+      applied.push(a);
+    },
     report: async (_id, r) => void reports.push(r),
   };
-  const metrics: MetricsPort = { observe: async () => obs() };
+  const metrics: MetricsPort = { observe: async () => ({ ...obs(), time: t }) };
   const clock = { now: () => t, sleep: async (ms: number) => void (t += ms), advance: (ms: number) => (t += ms) };
   return { cluster, metrics, clock, applied, reports };
 }
 
+const settings = (extra: PolicySettingsInput = {}) => policySettings({ exploration: { epsilon: 0 }, ...extra });
+
 describe('SAIR controller tick', () => {
-  it('scales up the saturated stage and reports it as the bottleneck', async () => {
-    const w = world(() =>
-      observation(
-        [
-          { arrival: 100, perReplica: 80, replicas: 2 },
-          { arrival: 100, perReplica: 30, replicas: 2, gpuCores: 50 },
-          { arrival: 100, perReplica: 100, replicas: 2 },
-        ],
-        { p99Ms: 900, sloViolation: 0.2 },
-      ),
-    );
-    const c = createSairController({ ...w, config: policySettings({ exploration: { epsilon: 0 } }) });
+  it('scales up the saturated stage, reports it as the bottleneck and records the decision', async () => {
+    const w = world(hot);
+    const registry = new Registry();
+    const seen: string[] = [];
+    const c = createSairController({ ...w, config: settings(), registry, onDecision: (r) => seen.push(r.id) });
     const report = await c.tick(pipeline());
     expect(report.bottleneck).toBe(1);
+    expect(w.reports).toEqual([report]);
     expect(w.applied.some((a) => a.kind === 'replicas' && a.stage === 1 && a.replicas > 2)).toBe(true);
     const [d] = c.recentDecisions(5);
-    expect(d?.bottleneck).toBe(1);
-    expect(d?.candidates).toContain(d?.proposed);
+    expect(seen).toEqual([d!.id]);
+    expect(d).toMatchObject({ bottleneck: 1, selector: 'bandit', dryRun: false, reward: null, sloP99Ms: 500 });
+    expect(d!.candidates).toContain(d!.proposed);
+    expect(d!.computeMs).toBeGreaterThan(0);
+    const text = await registry.metrics();
+    expect(text).toMatch(/sair_policy_decisions_total\{selector="bandit",outcome="applied"\} 1/);
+    expect(text).toMatch(/sair_policy_tick_compute_seconds_count 1/);
+  });
+
+  it('rewards the previous decision on the next tick and remembers it', async () => {
+    let obs = hot();
+    const w = world(() => obs);
+    const c = createSairController({ ...w, config: settings() });
+    await c.tick(pipeline());
+    w.clock.advance(30_000);
+    obs = calm();
+    await c.tick(pipeline());
+    const [, first] = c.recentDecisions(2);
+    // P99 fell under the SLO but cost rose beyond ε: a trade-off, 0, with both raw vectors kept.
+    expect(first!.reward).toMatchObject({ value: 0, reference: { p99Ratio: 1.8, costRate: 1 }, outcome: { p99Ratio: 0.4, costRate: 1.2 } });
+    expect(c.bufferStats()).toMatchObject({ cells: 1, experiences: 1 });
+  });
+
+  it('changes nothing in dry-run mode (settings or the pipeline) but still reports', async () => {
+    for (const [config, spec] of [
+      [settings({ dryRun: true }), pipeline()],
+      [settings(), pipeline({ mode: 'DryRun' })],
+    ] as const) {
+      const w = world(hot);
+      const c = createSairController({ ...w, config });
+      await c.tick(spec);
+      expect(w.applied).toEqual([]);
+      expect(w.reports).toHaveLength(1);
+      const [d] = c.recentDecisions(1);
+      expect(d!.dryRun).toBe(true);
+      expect(d!.applied.length).toBeGreaterThan(0);
+      expect(d!.guard).toContain('dry run: nothing applied');
+    }
+  });
+
+  it('holds when metrics are missing', async () => {
+    const w = world(() => ({ ...calm(), p99Ms: null }));
+    const c = createSairController({ ...w, config: settings() });
+    const report = await c.tick(pipeline());
+    expect(report.actions).toEqual([]);
+    expect(w.applied).toEqual([]);
+    expect(c.recentDecisions(1)[0]!.guard).toContain('metrics missing: hold');
+  });
+
+  it('records an action the cluster refused instead of failing the tick', async () => {
+    const w = world(hot, true);
+    const c = createSairController({ ...w, config: settings() });
+    const report = await c.tick(pipeline());
+    expect(report.actions).toEqual([]);
+    expect(c.recentDecisions(1)[0]!.guard.join()).toMatch(/apply failed: kube-apiserver: deployments\/scale: 403/);
+  });
+
+  it('snapshots its experience and restores it on start', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sair-ctl-'));
+    const snapshotPath = join(dir, 'experience.json');
+    let obs = hot();
+    const w = world(() => obs);
+    const a = createSairController({ ...w, config: settings(), snapshotPath });
+    await a.tick(pipeline());
+    obs = calm();
+    w.clock.advance(30_000);
+    await a.tick(pipeline());
+    await a.close();
+    const b = createSairController({ ...world(calm), config: settings(), snapshotPath });
+    await b.tick(pipeline());
+    expect(b.buffer.dump()).toEqual(a.buffer.dump());
+    await b.close();
+  });
+
+  it('asks the LLM when one is configured, and falls back to the bandit when it fails', async () => {
+    const llm = await startFakeLlm();
+    try {
+      const w = world(hot);
+      const c = createSairController({
+        ...w,
+        config: settings({ selector: 'llm', llm: { baseUrl: llm.url, model: 'scripted', timeoutMs: 2_000, maxRetries: 0 } }),
+      });
+      await c.tick(pipeline());
+      llm.script('500');
+      w.clock.advance(30_000);
+      await c.tick(pipeline());
+      const [second, first] = c.recentDecisions(2);
+      expect(first).toMatchObject({ selector: 'llm', fallbackReason: null, promptHash: expect.stringMatching(/^[0-9a-f]{16}$/) });
+      expect(second!.selector).toBe('bandit');
+      expect(second!.fallbackReason).toMatch(/llm: server-error/);
+      expect(llm.requests[0]!.body.messages[1]!.content).not.toMatch(/infer/);
+    } finally {
+      await llm.close();
+    }
   });
 });

@@ -1,0 +1,41 @@
+import { detectBottleneck } from '../../src/policy/bottleneck.js';
+import { actionKeyOf, generateCandidates } from '../../src/policy/candidates.js';
+import { observation, pipeline } from './fixtures.js';
+
+describe('candidates', () => {
+  const spec = pipeline();
+  it('offers hold, replica steps per stage and GPU steps where a stage shares a GPU, within bounds', () => {
+    const obs = observation([
+      { arrival: 100, perReplica: 80, replicas: 1 },
+      { arrival: 100, perReplica: 30, replicas: 8, gpuCores: 100 },
+      { arrival: 100, perReplica: 100, replicas: 2 },
+    ]);
+    const ids = generateCandidates(spec, obs, detectBottleneck(spec, obs), 4).map((c) => c.id);
+    expect(ids[0]).toBe('hold');
+    expect(ids).toEqual(expect.arrayContaining(['s0+1', 's0+2', 's1-1', 's1:gpu-', 's2+1', 's2-1']));
+    expect(ids).not.toContain('s0-1'); // at minReplicas
+    expect(ids).not.toContain('s1+1'); // at maxReplicas
+    expect(ids).not.toContain('s1:gpu+'); // at 100 %
+    expect(ids.some((id) => id.startsWith('s0:gpu') || id.startsWith('s2:gpu'))).toBe(false);
+  });
+
+  it('favours scaling a saturated stage towards its need, and trimming an idle one when P99 is calm', () => {
+    const hot = observation([
+      { arrival: 100, perReplica: 80, replicas: 2 },
+      { arrival: 100, perReplica: 30, replicas: 2, gpuCores: 50 },
+      { arrival: 100, perReplica: 100, replicas: 4 },
+    ]);
+    const c = generateCandidates(spec, hot, detectBottleneck(spec, hot), 4);
+    const best = [...c].sort((a, b) => b.prior - a.prior)[0]!;
+    expect(best.id).toMatch(/^s1\+/);
+    expect(c.find((x) => x.id === 's2-1')!.prior).toBeGreaterThan(0);
+    expect(c.find((x) => x.id === 's1-1')!.prior).toBeLessThan(0);
+  });
+
+  it('names what was applied as the learning key', () => {
+    const alloc = [{ replicas: 2, readyReplicas: 2, gpuCores: null }, { replicas: 3, readyReplicas: 3, gpuCores: 50 }];
+    expect(actionKeyOf([], alloc)).toBe('hold');
+    expect(actionKeyOf([{ kind: 'replicas', stage: 1, replicas: 5 }], alloc)).toBe('s1+2');
+    expect(actionKeyOf([{ kind: 'gpuCores', stage: 1, gpuCores: 40 }, { kind: 'replicas', stage: 0, replicas: 1 }], alloc)).toBe('s1:gpu-,s0-1');
+  });
+});

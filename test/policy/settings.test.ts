@@ -1,0 +1,33 @@
+import { ConfigError, ValidationError } from '../../src/common/errors.js';
+import { helpText, loadConfig } from '../../src/common/config.js';
+import { policyConfigSpec, policySettings, settingsFromConfig } from '../../src/policy/settings.js';
+
+describe('policy settings', () => {
+  it('has sane defaults: the bandit, bounded buffer, short LLM timeout', () => {
+    const s = settingsFromConfig(loadConfig(policyConfigSpec, {}, []));
+    expect(s).toMatchObject({ selector: 'bandit', llm: undefined, dryRun: false, exposeNames: false, buffer: { maxEntries: 10_000 } });
+    expect(s).toEqual(policySettings());
+  });
+
+  it('turns the LLM on when an endpoint and a model are set', () => {
+    const s = settingsFromConfig(loadConfig(policyConfigSpec, { SAIR_LLM_BASE_URL: 'http://vllm:8000/v1', SAIR_LLM_MODEL: 'qwen' }, ['--llm-timeout-ms', '3000']));
+    expect(s.selector).toBe('llm');
+    expect(s.llm).toEqual({ baseUrl: 'http://vllm:8000/v1', model: 'qwen', apiKey: undefined, timeoutMs: 3000, maxRetries: 1 });
+  });
+
+  it('rejects values outside the issue limits, naming the variable and the accepted form', () => {
+    expect(() => loadConfig(policyConfigSpec, { SAIR_LLM_TIMEOUT_MS: '30000', SAIR_LLM_MAX_RETRIES: '3' }, [])).toThrow(ConfigError);
+    try {
+      loadConfig(policyConfigSpec, { SAIR_LLM_TIMEOUT_MS: '30000' }, []);
+    } catch (err) {
+      expect((err as Error).message).toMatch(/SAIR_LLM_TIMEOUT_MS \(flag --llm-timeout-ms\): "30000" is not an integer from 100 to 10000/);
+    }
+    expect(() => settingsFromConfig(loadConfig(policyConfigSpec, { SAIR_LLM_BASE_URL: 'http://x/v1' }, []))).toThrow(/both set/);
+    expect(() => settingsFromConfig(loadConfig(policyConfigSpec, {}, ['--selector', 'llm']))).toThrow(ValidationError);
+    expect(() => policySettings({ llm: { baseUrl: 'http://x', model: 'm', timeoutMs: 20_000 } })).toThrow(/policy settings llm\.timeoutMs/);
+  });
+
+  it('documents every flag', () => {
+    expect(helpText('policy', 'the ICRL policy', policyConfigSpec)).toMatch(/--llm-base-url\s+SAIR_LLM_BASE_URL/);
+  });
+});
