@@ -50,3 +50,51 @@ export function statusOf(err: unknown): number | undefined {
   }
   return undefined;
 }
+
+/**
+ * Per-call options that choose a PATCH Content-Type. client-node's patch* methods send
+ * application/json-patch+json (an RFC 6902 array) unless told otherwise; pass one of these as the
+ * last argument to send a merge patch (RFC 7386) or a strategic merge patch (built-in types only;
+ * custom resources answer 415), e.g. `apps.patchNamespacedDeploymentScale({ name, namespace,
+ * body: { spec: { replicas: 3 } } }, MERGE_PATCH)`.
+ */
+export const MERGE_PATCH = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+export const STRATEGIC_MERGE_PATCH = k8s.setHeaderOptions(
+  'Content-Type',
+  k8s.PatchStrategy.StrategicMergePatch,
+);
+
+/** What a failed call's metav1.Status said: reason (NotFound, Conflict, ...), message, and Retry-After in seconds. */
+export interface ApiStatus {
+  code?: number;
+  reason?: string;
+  message?: string;
+  retryAfterSeconds?: number;
+}
+
+/** The Status the API server sent with a failed client-node call (its body is JSON text), if any. */
+export function apiStatusOf(err: unknown): ApiStatus | undefined {
+  if (!err || typeof err !== 'object' || !('body' in err)) return undefined;
+  const { body, headers } = err as { body: unknown; headers?: Record<string, string> };
+  let status:
+    | { code?: unknown; reason?: unknown; message?: unknown; details?: { retryAfterSeconds?: unknown } }
+    | undefined;
+  if (typeof body === 'string') {
+    try {
+      status = JSON.parse(body) as typeof status;
+    } catch {
+      return undefined;
+    }
+  } else if (body && typeof body === 'object') status = body as typeof status;
+  if (!status || typeof status !== 'object') return undefined;
+  const header = Number(headers?.['retry-after']);
+  const detail = status.details?.retryAfterSeconds;
+  const out: ApiStatus = {
+    code: statusOf(err) ?? (typeof status.code === 'number' ? status.code : undefined),
+  };
+  if (typeof status.reason === 'string') out.reason = status.reason;
+  if (typeof status.message === 'string') out.message = status.message;
+  if (Number.isFinite(header) && header >= 0) out.retryAfterSeconds = header;
+  else if (typeof detail === 'number') out.retryAfterSeconds = detail;
+  return out;
+}
