@@ -1,0 +1,132 @@
+// End to end without a cluster: the real manifests' MutatingWebhookConfiguration in the fake API
+// server, `sair certs` filling the Secret and caBundle, the webhook serving that Secret, and
+// objects created through client-node as a user would (the fake calls webhooks the way
+// kube-apiserver does: selectors, AdmissionReview v1 over HTTPS trusting the caBundle, JSONPatch).
+import { readFileSync } from 'node:fs';
+import type * as k8s from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { createLogger } from '../../src/common/logger.js';
+import { installCertificates } from '../../src/webhook/certs.js';
+import { WebhookServer } from '../../src/webhook/server.js';
+import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
+import { SecretVolume, logSink } from './helpers.js';
+
+const SHIM = '/usr/local/sair/lib/libsair-cuda.so';
+
+let api: FakeApiServer;
+let server: WebhookServer;
+let volume: SecretVolume;
+
+beforeAll(async () => {
+  let port = 0;
+  api = await startFakeApiServer({
+    namespaces: ['default', 'sair-system', 'ml', 'other'],
+    admission: { resolveService: (svc) => `https://localhost:${port}${svc.path ?? '/'}` },
+  });
+  api.seed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ml', labels: { 'sair.dev/enabled': 'true' } } });
+  api.seed(parse(readFileSync('manifests/webhook/base/mutatingwebhookconfiguration.yaml', 'utf8')) as object);
+  await installCertificates(api.clients(), {
+    namespace: 'sair-system',
+    secretName: 'sair-webhook-tls',
+    webhookConfigName: 'sair-webhook',
+    service: 'sair-webhook',
+    validityDays: 30,
+    renewBeforeDays: 7,
+    force: false,
+    extraNames: ['localhost'],
+    logger: createLogger('certs', 'silent'),
+  });
+  const secret = api.get<{ data: Record<string, string> }>('secrets', 'sair-system', 'sair-webhook-tls')!;
+  const dec = (k: string): string => Buffer.from(secret.data[k]!, 'base64').toString('utf8');
+  volume = await SecretVolume.create({ cert: dec('tls.crt'), key: dec('tls.key'), caCert: dec('ca.crt') });
+  server = new WebhookServer({
+    certDir: volume.dir,
+    host: '127.0.0.1',
+    port: 0,
+    metricsHost: '127.0.0.1',
+    metricsPort: 0,
+    failClosed: false,
+    logger: logSink().logger,
+    shutdownTimeoutMs: 5000,
+    certPollIntervalMs: 0,
+  });
+  ({ port } = await server.start());
+});
+
+afterAll(async () => {
+  await server?.stop();
+  await api?.close();
+  await volume?.remove();
+});
+
+function gpuPod(name: string, extra: { labels?: Record<string, string>; annotations?: Record<string, string> } = {}): k8s.V1Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, ...extra },
+    spec: {
+      containers: [
+        { name: 'pre', image: 'pre:1' },
+        { name: 'infer', image: 'infer:1', env: [{ name: 'LD_PRELOAD', value: '/opt/libjemalloc.so' }], resources: { limits: { 'nvidia.com/gpu': '1' } } },
+      ],
+    },
+  };
+}
+
+const env = (pod: k8s.V1Pod, container: number): Record<string, string | undefined> =>
+  Object.fromEntries((pod.spec!.containers[container]!.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
+
+describe('webhook behind the (fake) API server', () => {
+  it('injects a GPU pod created in an opted-in namespace', async () => {
+    const created = await api.clients('ml').core.createNamespacedPod({ namespace: 'ml', body: gpuPod('bert-0', { annotations: { 'sair.dev/gpu-cores': '25', 'sair.dev/gpu-memory': '4Gi' } }) });
+    expect(created.metadata!.annotations!['sair.dev/injected']).toBe('true');
+    expect(env(created, 0)).toEqual({});
+    expect(env(created, 1)).toMatchObject({
+      LD_PRELOAD: `${SHIM}:/opt/libjemalloc.so`,
+      SAIR_GPU_CORES: '25',
+      SAIR_GPU_MEMORY: String(4 * 1024 ** 3),
+      SAIR_POD_UID: 'metadata.uid',
+      SAIR_CONTROL_DIR: '/run/sair',
+    });
+    expect(created.spec!.containers[1]!.resources!.limits).toEqual({ 'sair.dev/gpu': '1' });
+    expect(created.spec!.volumes!.map((v) => [v.name, v.hostPath?.path])).toEqual([
+      ['sair-lib', '/var/lib/sair/lib'],
+      ['sair-control', '/run/sair/pods'],
+    ]);
+  });
+
+  it('leaves namespaces that did not opt in and pods labelled sair.dev/inject=false alone', async () => {
+    const elsewhere = await api.clients('other').core.createNamespacedPod({ namespace: 'other', body: gpuPod('p') });
+    expect(elsewhere.metadata!.annotations ?? {}).not.toHaveProperty('sair.dev/injected');
+    expect(env(elsewhere, 1)).toEqual({ LD_PRELOAD: '/opt/libjemalloc.so' });
+    const optedOut = await api.clients('ml').core.createNamespacedPod({ namespace: 'ml', body: gpuPod('out', { labels: { 'sair.dev/inject': 'false' }, annotations: { 'sair.dev/gpu-cores': 'bad' } }) });
+    expect(env(optedOut, 1)).toEqual({ LD_PRELOAD: '/opt/libjemalloc.so' });
+  });
+
+  it('rejects an invalid quota annotation with a message naming it', async () => {
+    await expect(
+      api.clients('ml').core.createNamespacedPod({ namespace: 'ml', body: gpuPod('bad', { annotations: { 'sair.dev/gpu-memory': '4 gigs' } }) }),
+    ).rejects.toMatchObject({ code: 400, body: expect.stringContaining('sair.dev/gpu-memory: \\"4 gigs\\" is not a Kubernetes quantity greater than 0') });
+  });
+
+  it('takes over an HPA and gives its behavior back when it is labelled sair.dev/inject=false', async () => {
+    const { autoscaling } = api.clients('ml');
+    const body: k8s.V2HorizontalPodAutoscaler = {
+      apiVersion: 'autoscaling/v2',
+      kind: 'HorizontalPodAutoscaler',
+      metadata: { name: 'bert' },
+      spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'bert' }, minReplicas: 1, maxReplicas: 8 },
+    };
+    const created = await autoscaling.createNamespacedHorizontalPodAutoscaler({ namespace: 'ml', body });
+    expect(created.spec!.behavior!.scaleUp!.selectPolicy).toBe('Disabled');
+    expect(created.spec!.behavior!.scaleDown!.selectPolicy).toBe('Disabled');
+    expect(created.metadata!.labels!['sair.dev/managed']).toBe('true');
+    expect(created.metadata!.annotations!['sair.dev/original-behavior']).toBe('null');
+
+    created.metadata!.labels!['sair.dev/inject'] = 'false';
+    const released = await autoscaling.replaceNamespacedHorizontalPodAutoscaler({ name: 'bert', namespace: 'ml', body: created });
+    expect(released.metadata!.annotations ?? {}).not.toHaveProperty('sair.dev/original-behavior');
+    expect(released.metadata!.labels).not.toHaveProperty('sair.dev/managed');
+    expect(released.spec!.behavior?.scaleUp?.selectPolicy).not.toBe('Disabled');
+  });
+});
