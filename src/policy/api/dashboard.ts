@@ -103,6 +103,7 @@ function pipelineSection(p) {
   var gpuStages = p.stages.filter(function (s) { return s.gpuCores; });
   var gpu = gpuStages.map(function (s) { return { name: stageName(s.index), color: COLORS[s.index % COLORS.length], step: true, points: pts.map(function (x) { return [x.time, x.gpuCores[s.index]]; }) }; });
   var p99 = [{ name: "P99", color: "#1f77b4", points: pts.map(function (x) { return [x.time, x.p99Ms]; }) },
+             { name: "dropping (P99 unbounded)", dots: true, r: 3, color: "#c62828", points: pts.filter(function (x) { return x.p99Unbounded; }).map(function (x) { return [x.time, p.sloP99Ms * 2, "requests dropped"]; }) },
              { name: "SLO", color: "#c62828", dash: true, points: pts.length ? [[pts[0].time, p.sloP99Ms], [pts[pts.length - 1].time, p.sloP99Ms]] : [] }];
   var cost = [{ name: "$/hour", color: "#2ca02c", points: pts.map(function (x) { return [x.time, x.costRate]; }) }];
   var bott = [{ name: "bottleneck", dots: true, color: "#d62728", points: pts.filter(function (x) { return x.bottleneck !== null; }).map(function (x) { return [x.time, x.bottleneck, stageName(x.bottleneck)]; }) }];
@@ -112,11 +113,12 @@ function pipelineSection(p) {
     { name: "gpu share", dots: true, r: 3.5, color: "#9467bd", points: acted.filter(function (x) { return x.actions.some(function (a) { return a.indexOf("gpu") >= 0; }); }).map(function (x) { return [x.time, 2, x.actions.join(", ")]; }) },
     { name: "hold", dots: true, r: 1.5, color: "#aab", points: pts.filter(function (x) { return x.actions.length === 0; }).map(function (x) { return [x.time, 0, "hold"]; }) }
   ];
-  var over = last && last.p99Ms !== null && last.p99Ms > p.sloP99Ms;
+  var over = last && (last.p99Unbounded || (last.p99Ms !== null && last.p99Ms > p.sloP99Ms));
+  var p99Text = last && last.p99Unbounded ? "∞ (drops)" : fmt(last ? last.p99Ms : null);
   var h = '<section class="pipeline" data-pipeline="' + esc(p.id) + '">';
   h += '<h2>' + esc(p.id) + ' <span class="badge' + (p.mode === "DryRun" ? " dry" : "") + '">' + esc(p.mode) + '</span></h2>';
   h += '<div class="stats">';
-  h += '<div class="stat"><div class="k">P99 / SLO</div><div class="v ' + (last && last.p99Ms !== null ? (over ? "bad" : "good") : "") + '" data-testid="p99">' + fmt(last ? last.p99Ms : null) + ' / ' + fmt(p.sloP99Ms, 0) + ' ms</div></div>';
+  h += '<div class="stat"><div class="k">P99 / SLO</div><div class="v ' + (last && (last.p99Ms !== null || last.p99Unbounded) ? (over ? "bad" : "good") : "") + '" data-testid="p99">' + p99Text + ' / ' + fmt(p.sloP99Ms, 0) + ' ms</div></div>';
   h += '<div class="stat"><div class="k">cost rate</div><div class="v" data-testid="cost">$' + fmt(last ? last.costRate : null) + '/h</div></div>';
   h += '<div class="stat"><div class="k">bottleneck</div><div class="v" data-testid="bottleneck">' + esc(last && last.bottleneck !== null ? stageName(last.bottleneck) : "–") + '</div></div>';
   h += '<div class="stat"><div class="k">replicas</div><div class="v" data-testid="replicas">' + esc(last ? last.replicas.join(" / ") : "–") + '</div></div>';

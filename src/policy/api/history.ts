@@ -9,7 +9,10 @@ export interface TickPoint {
   replicas: number[];
   readyReplicas: number[];
   gpuCores: (number | null)[];
+  /** Finite P99, ms; null when missing or unbounded. */
   p99Ms: number | null;
+  /** Requests were dropped, so the P99 is unbounded (shown apart, since JSON has no Infinity). */
+  p99Unbounded: boolean;
   costRate: number | null;
   bottleneck: number | null;
   /** Non-hold actions of this tick, e.g. "s1 replicas 3", empty for hold. */
@@ -72,7 +75,8 @@ export class PolicyHistory {
       replicas: allocation.map((a) => a.replicas),
       readyReplicas: allocation.map((a) => a.readyReplicas),
       gpuCores: allocation.map((a) => a.gpuCores),
-      p99Ms: record?.p99Ms ?? null,
+      p99Ms: record?.p99Ms != null && Number.isFinite(record.p99Ms) ? record.p99Ms : null,
+      p99Unbounded: record?.p99Ms === Infinity,
       costRate: record?.costRate ?? null,
       bottleneck: report.bottleneck,
       actions: report.actions.filter((a) => a.kind !== 'hold').map(actionLabel),

@@ -1,0 +1,50 @@
+// LLM endpoint settings from the cluster: base URL and model from a ConfigMap (keys `baseUrl`,
+// `model`, optional `timeoutMs`), the API key from a Secret, so a key never sits in a Deployment
+// or a custom resource. Errors name the object and key and say what to put there.
+import type * as k8s from '@kubernetes/client-node';
+import { ValidationError } from '../../common/errors.js';
+import { statusOf } from '../../common/k8s.js';
+import { toUpstreamError } from './retry.js';
+
+export interface LlmReference {
+  namespace: string;
+  configMap?: string;
+  secret?: { name: string; key: string };
+}
+
+export interface ResolvedLlm {
+  baseUrl?: string;
+  model?: string;
+  apiKey?: string;
+  timeoutMs?: number;
+}
+
+export async function resolveLlmSettings(core: k8s.CoreV1Api, ref: LlmReference): Promise<ResolvedLlm> {
+  const out: ResolvedLlm = {};
+  if (ref.configMap) {
+    const where = `ConfigMap ${ref.namespace}/${ref.configMap}`;
+    const cm = await core.readNamespacedConfigMap({ name: ref.configMap, namespace: ref.namespace }).catch((err: unknown) => {
+      throw statusOf(err) === 404 ? new ValidationError(where, 'an existing ConfigMap with keys baseUrl and model') : toUpstreamError(`read ${where}`, err);
+    });
+    const data = cm.data ?? {};
+    if (!data.baseUrl || !/^https?:\/\//.test(data.baseUrl)) throw new ValidationError(`${where} key baseUrl`, 'an http(s) URL of an OpenAI-compatible API, e.g. http://vllm:8000/v1', data.baseUrl);
+    if (!data.model) throw new ValidationError(`${where} key model`, 'a model name');
+    out.baseUrl = data.baseUrl;
+    out.model = data.model;
+    if (data.timeoutMs !== undefined) {
+      const t = Number(data.timeoutMs);
+      if (!Number.isInteger(t) || t < 100 || t > 10_000) throw new ValidationError(`${where} key timeoutMs`, 'an integer from 100 to 10000', data.timeoutMs);
+      out.timeoutMs = t;
+    }
+  }
+  if (ref.secret) {
+    const where = `Secret ${ref.namespace}/${ref.secret.name}`;
+    const secret = await core.readNamespacedSecret({ name: ref.secret.name, namespace: ref.namespace }).catch((err: unknown) => {
+      throw statusOf(err) === 404 ? new ValidationError(where, `an existing Secret with key ${ref.secret!.key}`) : toUpstreamError(`read ${where}`, err);
+    });
+    const raw = secret.data?.[ref.secret.key] ?? secret.stringData?.[ref.secret.key];
+    if (!raw) throw new ValidationError(`${where} key ${ref.secret.key}`, 'the LLM API key (base64 in data, as kubectl create secret writes it)');
+    out.apiKey = secret.data?.[ref.secret.key] ? Buffer.from(raw, 'base64').toString('utf8').trim() : raw.trim();
+  }
+  return out;
+}

@@ -1,0 +1,430 @@
+// `sair policy` (the policy server in a cluster: informers, Prometheus, leader election, HTTP API)
+// and `sair start` (the same controller, runtime and API on the embedded simulator, so one command
+// shows SAIR autoscaling a multi-stage pipeline under bursty load).
+import os from 'node:os';
+import { z } from 'zod';
+import type { Command } from '../common/command.js';
+import { fields, helpText, loadConfig, type ConfigOf } from '../common/config.js';
+import { ValidationError, errorMessage } from '../common/errors.js';
+import { createKubeClients, kubeConfigForServer, loadKubeConfig } from '../common/k8s.js';
+import { createLogger, LOG_LEVELS, type Logger } from '../common/logger.js';
+import { createRegistry } from '../common/metrics.js';
+import { builtinPipeline, BUILTIN_PIPELINES } from '../sim/builtin-pipelines.js';
+import { builtinWorkload, BUILTIN_WORKLOADS } from '../sim/builtin-workloads.js';
+import { SimCluster } from '../sim/cluster.js';
+import { SimMetrics } from '../sim/metrics.js';
+import { pipelineSpec } from '../sim/pipeline.js';
+import { Simulation } from '../sim/simulator.js';
+import { PolicyHistory } from './api/history.js';
+import { startApiServer, type RunningServer } from './api/server.js';
+import { createSairController, type SairController } from './controller.js';
+import { KubeCluster } from './k8s/cluster.js';
+import { createPolicyInformers } from './k8s/informers.js';
+import { DEFAULT_LEASE, LeaderElector } from './k8s/leader.js';
+import { resolveLlmSettings } from './k8s/llm-settings.js';
+import type { Clock, Controller, PipelineSpec } from './ports.js';
+import { PrometheusClient } from './prometheus/client.js';
+import { createPrometheusMetrics } from './prometheus/metrics-port.js';
+import { PolicyRuntime } from './runtime.js';
+import { policyConfigSpec, settingsFromConfig, type PolicyConfig, type PolicySettings } from './settings.js';
+import type { DecisionRecord } from './types.js';
+
+const common = {
+  port: { env: 'SAIR_POLICY_PORT', flag: '--port', form: 'an integer from 0 to 65535 (0 picks a free port)', help: 'HTTP port for the API and dashboard', schema: fields.port(8080) },
+  logLevel: { env: 'SAIR_LOG_LEVEL', flag: '--log-level', form: 'fatal, error, warn, info, debug, trace or silent', help: 'log level', schema: fields.logLevel() },
+};
+
+const clusterSpec = {
+  ...common,
+  host: { env: 'SAIR_POLICY_HOST', flag: '--host', form: 'an address to listen on', help: 'listen address', schema: fields.string('0.0.0.0') },
+  prometheusUrl: {
+    env: 'SAIR_PROMETHEUS_URL',
+    flag: '--prometheus-url',
+    form: 'an http(s) URL of the Prometheus HTTP API, e.g. http://prometheus-operated.monitoring:9090',
+    help: 'Prometheus to read stage metrics from',
+    schema: z.url().default('http://prometheus-operated.monitoring.svc:9090'),
+  },
+  prometheusTimeoutMs: {
+    env: 'SAIR_PROMETHEUS_TIMEOUT_MS',
+    flag: '--prometheus-timeout-ms',
+    form: 'an integer from 100 to 60000',
+    help: 'per-query timeout',
+    schema: z.coerce.number().int().min(100).max(60_000).default(5_000),
+  },
+  apiServer: {
+    env: 'SAIR_KUBE_API_SERVER',
+    flag: '--kube-api-server',
+    form: 'a plain-HTTP API server URL (kubectl proxy), e.g. http://127.0.0.1:8001',
+    help: 'talk to this API server instead of the in-cluster or kubeconfig one',
+    schema: z.url().optional(),
+  },
+  leaderElection: { env: 'SAIR_LEADER_ELECTION', flag: '--leader-election', form: 'true or false', help: 'campaign for the Lease (off: this replica always leads)', schema: fields.boolean(true) },
+  namespace: { env: 'SAIR_POD_NAMESPACE', flag: '--namespace', form: 'a namespace name', help: 'namespace of the Lease and the LLM ConfigMap/Secret', schema: fields.string('sair-system') },
+  identity: { env: 'SAIR_POD_NAME', flag: '--identity', form: 'a name unique among the replicas', help: 'holder identity in the Lease (the pod name)', schema: fields.optionalString() },
+  leaseName: { env: 'SAIR_LEASE_NAME', flag: '--lease-name', form: 'a Lease name', help: 'Lease used for leader election', schema: fields.string('sair-policy') },
+  llmConfigMap: {
+    env: 'SAIR_LLM_CONFIGMAP',
+    flag: '--llm-configmap',
+    form: 'a ConfigMap name (keys baseUrl, model, optional timeoutMs)',
+    help: 'LLM endpoint from a ConfigMap in --namespace (flags and env win)',
+    schema: fields.optionalString(),
+  },
+  llmSecret: { env: 'SAIR_LLM_SECRET', flag: '--llm-secret', form: 'a Secret name', help: 'LLM API key from this Secret in --namespace', schema: fields.optionalString() },
+  llmSecretKey: { env: 'SAIR_LLM_SECRET_KEY', flag: '--llm-secret-key', form: 'a key of the Secret', help: 'key holding the API key', schema: fields.string('apiKey') },
+  defaultSloMs: {
+    env: 'SAIR_DEFAULT_SLO_P99_MS',
+    flag: '--default-slo-p99-ms',
+    form: 'a number >= 1',
+    help: 'P99 SLO for HPA-managed Deployments without sair.dev/slo-p99-ms',
+    schema: z.coerce.number().min(1).default(500),
+  },
+  defaultTickSeconds: { env: 'SAIR_DEFAULT_TICK_SECONDS', flag: '--default-tick-seconds', form: 'an integer from 5 to 3600', help: 'tick for HPA-managed Deployments', schema: z.coerce.number().int().min(5).max(3600).default(30) },
+  gpuHourPrice: { env: 'SAIR_GPU_HOUR_PRICE', flag: '--gpu-hour-price', form: 'a number >= 0', help: 'dollars per GPU-hour for HPA-managed Deployments', schema: z.coerce.number().min(0).default(2.5) },
+  replicaHourPrice: { env: 'SAIR_REPLICA_HOUR_PRICE', flag: '--replica-hour-price', form: 'a number >= 0', help: 'dollars per replica-hour for HPA-managed Deployments', schema: z.coerce.number().min(0).default(0.05) },
+  ...policyConfigSpec,
+};
+
+const startSpec = {
+  ...common,
+  logLevel: { ...common.logLevel, help: 'log level (decisions are also printed one per line unless --quiet)', schema: z.enum(LOG_LEVELS).default('warn') },
+  host: { env: 'SAIR_POLICY_HOST', flag: '--host', form: 'an address to listen on', help: 'listen address', schema: fields.string('127.0.0.1') },
+  pipeline: { env: 'SAIR_SIM_PIPELINE', flag: '--pipeline', form: `one of ${BUILTIN_PIPELINES.join(', ')}`, help: 'built-in pipeline to run', schema: fields.string('nlp-chain') },
+  workload: { env: 'SAIR_SIM_WORKLOAD', flag: '--workload', form: `one of ${BUILTIN_WORKLOADS.join(', ')}`, help: 'built-in load pattern', schema: fields.string('bursty') },
+  speed: { env: 'SAIR_SIM_SPEED', flag: '--speed', form: 'a number from 0.1 to 10000 (1 = real time)', help: 'simulated seconds per wall second', schema: z.coerce.number().min(0.1).max(10_000).default(10) },
+  seed: { env: 'SAIR_SIM_SEED', flag: '--seed', form: 'a positive integer', help: 'random seed of the load and the selector', schema: fields.positiveInt(1) },
+  durationSeconds: {
+    env: 'SAIR_SIM_DURATION_SECONDS',
+    flag: '--duration-seconds',
+    form: 'an integer from 60 to 604800',
+    help: 'simulated time to run; the server stays up afterwards',
+    schema: z.coerce.number().int().min(60).max(604_800).default(86_400),
+  },
+  quiet: { env: 'SAIR_QUIET', flag: '--quiet', form: 'true or false', help: 'no line per decision on stdout', schema: fields.boolean(false) },
+  ...policyConfigSpec,
+};
+
+type ClusterConfig = ConfigOf<typeof clusterSpec>;
+export type StartConfig = ConfigOf<typeof startSpec>;
+
+/** `sair start` settings from env and flags (defaults for the rest). */
+export function loadStartConfig(env: Record<string, string | undefined>, argv: readonly string[]): StartConfig {
+  return loadConfig(startSpec, env, argv);
+}
+
+function pickPolicy(cfg: PolicyConfig): PolicyConfig {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(policyConfigSpec)) out[k] = (cfg as Record<string, unknown>)[k];
+  return out as PolicyConfig;
+}
+
+/** Resolves on SIGINT or SIGTERM. */
+function untilSignal(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (signal: string) => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      logger.info({ signal }, 'shutting down');
+      resolve();
+    };
+    const onInt = () => done('SIGINT');
+    const onTerm = () => done('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
+}
+
+/** One controller per distinct LLM reference of an InferencePipeline; the server-wide one otherwise. */
+function routingController(
+  base: SairController,
+  settings: PolicySettings,
+  make: (settings: PolicySettings, key: string) => SairController,
+  referenceOf: (pipelineId: string) => { key: string; resolve: () => Promise<Partial<NonNullable<PolicySettings['llm']>>> } | undefined,
+  logger: Logger,
+): Controller {
+  const byRef = new Map<string, Promise<SairController>>();
+  return {
+    name: base.name,
+    intervalMs: base.intervalMs,
+    async tick(pipeline: PipelineSpec) {
+      const ref = referenceOf(pipeline.id);
+      if (!ref) return base.tick(pipeline);
+      let c = byRef.get(ref.key);
+      if (!c) {
+        c = ref.resolve().then((llm) => {
+          const merged = { ...settings.llm, ...llm } as PolicySettings['llm'];
+          if (!merged?.baseUrl || !merged.model) throw new ValidationError(`InferencePipeline ${pipeline.id} spec.llm`, 'a ConfigMap with baseUrl and model (and optionally a Secret with the key)');
+          logger.info({ pipeline: pipeline.id, baseUrl: merged.baseUrl, model: merged.model }, 'pipeline uses its own LLM endpoint');
+          return make({ ...settings, selector: 'llm', llm: merged }, ref.key);
+        });
+        c.catch(() => byRef.delete(ref.key));
+        byRef.set(ref.key, c);
+      }
+      return (await c).tick(pipeline);
+    },
+  };
+}
+
+async function runCluster(cfg: ClusterConfig): Promise<void> {
+  const logger = createLogger('policy', cfg.logLevel);
+  const identity = cfg.identity ?? os.hostname();
+  const kc = cfg.apiServer ? kubeConfigForServer(cfg.apiServer, cfg.namespace) : loadKubeConfig();
+  const clients = createKubeClients(kc);
+
+  // LLM endpoint: flags and env first, then the ConfigMap and Secret.
+  const policyCfg = pickPolicy(cfg);
+  if (cfg.llmConfigMap || cfg.llmSecret) {
+    const llm = await resolveLlmSettings(clients.core, {
+      namespace: cfg.namespace,
+      configMap: cfg.llmConfigMap,
+      secret: cfg.llmSecret ? { name: cfg.llmSecret, key: cfg.llmSecretKey } : undefined,
+    });
+    policyCfg.llmBaseUrl ??= llm.baseUrl;
+    policyCfg.llmModel ??= llm.model;
+    policyCfg.llmApiKey ??= llm.apiKey;
+    if (llm.timeoutMs !== undefined) policyCfg.llmTimeoutMs = llm.timeoutMs;
+  }
+  const settings = settingsFromConfig(policyCfg);
+  const registry = createRegistry('policy');
+  const informers = createPolicyInformers(clients, logger);
+  const cluster = new KubeCluster({
+    clients,
+    informers,
+    logger,
+    registry,
+    identity,
+    dryRun: settings.dryRun,
+    hpaDefaults: {
+      sloP99Ms: cfg.defaultSloMs,
+      tickSeconds: cfg.defaultTickSeconds,
+      cost: { gpuHour: cfg.gpuHourPrice, replicaHour: cfg.replicaHourPrice },
+      gpuCores: { min: 10, max: 100, step: 10 },
+      mode: settings.dryRun ? 'DryRun' : 'Active',
+    },
+  });
+  const clock: Clock = { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
+  const metrics = createPrometheusMetrics({
+    client: new PrometheusClient({ url: cfg.prometheusUrl, timeoutMs: cfg.prometheusTimeoutMs }),
+    clock,
+    logger,
+    registry,
+    sourceFor: (id) => cluster.metricsSource(id),
+    allocation: (id) => cluster.allocation(id),
+  });
+  const history = new PolicyHistory();
+  const decisions: { forward?: (r: DecisionRecord) => void } = {};
+  const onDecision = (r: DecisionRecord) => decisions.forward?.(r);
+  const controllers: SairController[] = [];
+  const make = (s: PolicySettings, key: string, withRegistry = false) => {
+    const c = createSairController({
+      cluster,
+      metrics,
+      clock,
+      config: s,
+      logger,
+      registry: withRegistry ? registry : undefined,
+      onDecision,
+      snapshotPath: policyCfg.snapshotPath && (key ? `${policyCfg.snapshotPath}.${key.replace(/[^a-z0-9.-]/gi, '_')}` : policyCfg.snapshotPath),
+    });
+    controllers.push(c);
+    return c;
+  };
+  const base = make(settings, '', true);
+  const controller = routingController(
+    base,
+    settings,
+    (s, key) => make(s, key),
+    (id) => {
+      const ref = cluster.llmReference(id);
+      if (!ref || (!ref.configMapRef && !ref.secretRef)) return undefined;
+      const ns = id.split('/')[0]!;
+      return {
+        key: `${ns}/${ref.configMapRef?.name ?? ''}/${ref.secretRef?.name ?? ''}/${ref.secretRef?.key ?? ''}`,
+        resolve: () =>
+          resolveLlmSettings(clients.core, { namespace: ns, configMap: ref.configMapRef?.name, secret: ref.secretRef ? { name: ref.secretRef.name, key: ref.secretRef.key } : undefined }),
+      };
+    },
+    logger,
+  );
+
+  const elector = cfg.leaderElection
+    ? new LeaderElector({
+        coordination: clients.coordination,
+        namespace: cfg.namespace,
+        name: cfg.leaseName,
+        identity,
+        ...DEFAULT_LEASE,
+        logger,
+        registry,
+        onChange: (leading) => cluster.setActive(leading),
+      })
+    : undefined;
+  const runtime = new PolicyRuntime({
+    cluster,
+    controller,
+    clock,
+    logger,
+    registry,
+    history,
+    isLeader: () => (elector ? elector.isLeader() : informers.synced()),
+    pollMs: 1_000,
+    backoff: { baseMs: 5_000, maxMs: 300_000 },
+    afterDecision: (r) => cluster.publishDecision(r),
+  });
+  decisions.forward = runtime.onDecision;
+
+  const server = await startApiServer(
+    {
+      history,
+      registry,
+      logger,
+      state: {
+        ready: () => (informers.synced() ? { ready: true, reason: '' } : { ready: false, reason: 'informer caches not synced' }),
+        leader: () => (elector ? elector.isLeader() : true),
+        identity,
+        selector: settings.selector,
+        invalid: () => [...cluster.invalidPipelines()].map(([id, error]) => ({ id, error })),
+        source: 'cluster',
+      },
+    },
+    cfg.port,
+    cfg.host,
+  );
+  await informers.waitForSync(60_000).catch((err: unknown) => logger.warn({ err: errorMessage(err) }, 'starting before every cache synced'));
+  if (!elector) cluster.setActive(true);
+  elector?.start();
+  runtime.start();
+  logger.info({ identity, selector: settings.selector, prometheus: cfg.prometheusUrl, dashboard: server.url }, 'policy server started');
+
+  await untilSignal(logger);
+  await runtime.stop();
+  await elector?.stop();
+  await Promise.all(controllers.map((c) => c.close()));
+  await informers.stop();
+  await server.close();
+}
+
+export interface EmbeddedServer {
+  url: string;
+  server: RunningServer;
+  simulation: Simulation;
+  controller: SairController;
+  history: PolicyHistory;
+  /** Stop the simulation and the ticks; the API keeps serving what it has. */
+  pause(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The policy server on the embedded simulator, paced at `speed` simulated seconds per second. */
+export async function startEmbedded(cfg: StartConfig, out: NodeJS.WritableStream = process.stdout): Promise<EmbeddedServer> {
+  const logger = createLogger('policy', cfg.logLevel);
+  const model = builtinPipeline(cfg.pipeline);
+  if (!model) throw new ValidationError('--pipeline (env SAIR_SIM_PIPELINE)', `one of ${BUILTIN_PIPELINES.join(', ')}`, cfg.pipeline);
+  const workload = builtinWorkload(cfg.workload, { referenceRate: model.referenceRate, seed: cfg.seed });
+  if (!workload) throw new ValidationError('--workload (env SAIR_SIM_WORKLOAD)', `one of ${BUILTIN_WORKLOADS.join(', ')}`, cfg.workload);
+  const settings = settingsFromConfig(pickPolicy(cfg));
+  const spec = pipelineSpec(model);
+  const scrapeIntervalMs = 15_000;
+  const durationMs = cfg.durationSeconds * 1000;
+  const sink: { metrics?: SimMetrics } = {};
+  const simulation = new Simulation({
+    pipeline: model,
+    workload,
+    seed: cfg.seed,
+    durationMs,
+    scrapeIntervalMs,
+    keepLatencies: false,
+    onScrape: (b) => sink.metrics?.record(b),
+  });
+  const cluster = new SimCluster(simulation, spec);
+  const metrics = new SimMetrics(simulation, cluster, spec, { scrapeIntervalMs, windowMs: 60_000, lagMs: 0 });
+  sink.metrics = metrics;
+
+  // Simulated time follows the wall clock at `speed`; the controller sleeps in simulated time.
+  const wallStart = Date.now();
+  const advance = () => simulation.runUntil(Math.min(durationMs, (Date.now() - wallStart) * cfg.speed));
+  const pacer = setInterval(advance, 20);
+  const clock: Clock = {
+    now: () => {
+      advance();
+      return simulation.now;
+    },
+    sleep: (ms) => new Promise((r) => setTimeout(r, Math.max(1, ms / cfg.speed))),
+  };
+
+  const registry = createRegistry('policy');
+  const history = new PolicyHistory();
+  const decisions: { forward?: (r: DecisionRecord) => void } = {};
+  const controller = createSairController({ cluster, metrics, clock, config: settings, logger, registry, seed: cfg.seed, onDecision: (r) => decisions.forward?.(r) });
+  const runtime = new PolicyRuntime({ cluster, controller, clock, logger, registry, history, isLeader: () => true, pollMs: 1_000, backoff: { baseMs: 5_000, maxMs: 60_000 } });
+  const stageName = (i: number | null) => (i === null ? '-' : `${i}:${spec.stages[i]?.name ?? '?'}`);
+  decisions.forward = (r) => {
+    runtime.onDecision(r);
+    if (cfg.quiet) return;
+    const t = new Date(r.time).toISOString().slice(11, 19);
+    const applied = r.applied.length === 0 ? 'hold' : r.applied.map((a) => (a.kind === 'replicas' ? `s${a.stage} replicas ${a.replicas}` : a.kind === 'gpuCores' ? `s${a.stage} gpu ${a.gpuCores}%` : 'hold')).join(', ');
+    const p99 = r.p99Ms === null ? 'n/a' : Number.isFinite(r.p99Ms) ? `${Math.round(r.p99Ms)}ms` : 'unbounded (drops)';
+    out.write(`sim ${t}  p99 ${p99} (SLO ${r.sloP99Ms}ms)  cost $${r.costRate.toFixed(2)}/h  bottleneck ${stageName(r.bottleneck)}  ${r.selector}: ${applied}\n`);
+  };
+  const server = await startApiServer(
+    {
+      history,
+      registry,
+      logger,
+      state: {
+        ready: () => ({ ready: true, reason: '' }),
+        leader: () => true,
+        identity: `embedded simulator: ${model.name} under ${cfg.workload} load at ${cfg.speed}x`,
+        selector: settings.selector,
+        invalid: () => [],
+        source: 'simulator',
+      },
+    },
+    cfg.port,
+    cfg.host,
+  );
+  runtime.start();
+  out.write(
+    `SAIR policy server on the embedded simulator: pipeline ${model.name} (${spec.stages.length} stages, SLO ${spec.sloP99Ms} ms), ` +
+      `${cfg.workload} load, ${settings.selector} selector, ${cfg.speed}x real time.\n` +
+      `Dashboard: ${server.url}/   API: ${server.url}/api/pipelines  ${server.url}/api/decisions  ${server.url}/metrics\n`,
+  );
+  let paused: Promise<void> | undefined;
+  const pause = () =>
+    (paused ??= (async () => {
+      await runtime.stop();
+      clearInterval(pacer);
+      await controller.close();
+    })());
+  return {
+    url: server.url,
+    server,
+    simulation,
+    controller,
+    history,
+    pause,
+    async stop() {
+      await pause();
+      await server.close();
+    },
+  };
+}
+
+export const command: Command = {
+  name: 'policy',
+  summary: 'the ICRL policy server in a cluster: InferencePipelines and HPAs, Prometheus metrics, leader election, HTTP API',
+  help: () => helpText('policy', command.summary, clusterSpec),
+  async run(argv, env) {
+    await runCluster(loadConfig(clusterSpec, env, argv));
+  },
+};
+
+export const startCommand: Command = {
+  name: 'start',
+  summary: 'the policy server on the embedded simulator (a multi-stage pipeline under bursty load) with its dashboard',
+  help: () => helpText('start', startCommand.summary, startSpec),
+  async run(argv, env) {
+    const embedded = await startEmbedded(loadStartConfig(env, argv));
+    await untilSignal(createLogger('policy', 'info'));
+    await embedded.stop();
+  },
+};
