@@ -19,7 +19,7 @@ export class SecretVolume {
   private generation = 0;
   private constructor(readonly dir: string) {}
 
-  static async create(bundle: CertBundle): Promise<SecretVolume> {
+  static async create(bundle: Pick<CertBundle, 'cert' | 'key' | 'caCert'>): Promise<SecretVolume> {
     const v = new SecretVolume(await mkdtemp(path.join(tmpdir(), 'sair-certs-')));
     await v.rotate(bundle);
     await symlink('..data/tls.crt', path.join(v.dir, 'tls.crt'));
