@@ -887,10 +887,17 @@ describe('fault injection', () => {
     });
     const scale = await c.apps.readNamespacedDeploymentScale({ name: 'web', namespace: NS });
     for (let i = 0; i < 2; i++) {
-      expect(
-        (await failure(c.apps.replaceNamespacedDeploymentScale({ name: 'web', namespace: NS, body: scale })))
-          .reason,
-      ).toBe('Conflict');
+      const body = await failure(
+        c.apps.replaceNamespacedDeploymentScale({ name: 'web', namespace: NS, body: scale }),
+      );
+      expect(body).toMatchObject({
+        code: 409,
+        reason: 'Conflict',
+        details: { name: 'web', group: 'apps', kind: 'deployments' },
+      });
+      expect(body.message).toMatch(
+        /^Operation cannot be fulfilled on deployments.apps "web": the object has been modified/,
+      );
     }
     expect(fault.remaining).toBe(0);
     expect(fault.hits).toBe(2);

@@ -37,7 +37,7 @@ export function acceptedPatchTypes(custom: boolean): string[] {
 /** Applies a PATCH body to `current`, returning a new object; throws ApiError with the real status. */
 export function applyPatch(contentType: string, current: object, body: string, custom: boolean): object {
   const accepted = acceptedPatchTypes(custom);
-  if (!accepted.includes(contentType)) throw errors.unsupportedMediaType(contentType, accepted);
+  if (!accepted.includes(contentType)) throw errors.unsupportedMediaType(accepted);
   let patch: unknown;
   try {
     patch = JSON.parse(body);

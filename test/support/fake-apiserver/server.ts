@@ -288,7 +288,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       if (s.name !== undefined && s.name !== rec.name) continue;
       f.remaining--;
       f.hits++;
-      return errors.injected(s.status, s.message, s.retryAfterSeconds ?? 1);
+      return errors.injected(s.status, s.message, s.retryAfterSeconds ?? 1, def && { def, name: rec.name });
     }
     return undefined;
   }

@@ -125,15 +125,9 @@ export const errors = {
       failure(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource', {}),
     );
   },
-  unsupportedMediaType(contentType: string, accepted: string[]): ApiError {
-    return new ApiError(
-      failure(
-        415,
-        'UnsupportedMediaType',
-        `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`,
-        contentType ? {} : undefined,
-      ),
-    );
+  unsupportedMediaType(accepted: string[]): ApiError {
+    const message = `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`;
+    return new ApiError(failure(415, 'UnsupportedMediaType', message));
   },
   gone(message: string): StatusBody {
     return failure(410, 'Expired', message);
@@ -143,53 +137,45 @@ export const errors = {
       failure(500, 'InternalError', `Internal error occurred: ${message}`, { causes: [{ message }] }),
     );
   },
-  /** A fault the test asked for: 409, 429, 500, 503 or any other code, with the body the real server sends for it. */
-  injected(code: number, message: string | undefined, retryAfterSeconds: number): ApiError {
+  /**
+   * A fault the test asked for: 409, 429, 500, 503 or any other code, with the body the real server
+   * sends for it; a 409 or 404 on an object names it as the real Conflict and NotFound do.
+   */
+  injected(
+    code: number,
+    message: string | undefined,
+    retryAfterSeconds: number,
+    target?: { def: ResourceDef; name?: string },
+  ): ApiError {
+    const retry = { 'Retry-After': String(retryAfterSeconds) };
     switch (code) {
-      case 429:
-        return new ApiError(
-          failure(429, 'TooManyRequests', message ?? 'Too many requests, please try again later.', {
-            retryAfterSeconds,
-          }),
-          { 'Retry-After': String(retryAfterSeconds) },
-        );
-      case 500:
-        return errors.internal(message ?? 'injected fault');
-      case 503:
-        return new ApiError(
-          failure(
-            503,
-            'ServiceUnavailable',
-            message ?? 'the server is currently unable to handle the request',
-            {
-              retryAfterSeconds,
-            },
-          ),
-          { 'Retry-After': String(retryAfterSeconds) },
-        );
-      case 409:
-        return new ApiError(
-          failure(
-            409,
-            'Conflict',
-            message ??
-              'Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again',
-          ),
-        );
+      case 409: {
+        if (target?.name && !message) return errors.conflict(target.def, target.name);
+        const why =
+          'the object has been modified; please apply your changes to the latest version and try again';
+        return new ApiError(failure(409, 'Conflict', message ?? `Operation cannot be fulfilled: ${why}`));
+      }
       case 404:
+        if (target?.name && !message) return errors.notFound(target.def, target.name);
         return new ApiError(
           failure(404, 'NotFound', message ?? 'the server could not find the requested resource', {}),
         );
+      case 429: {
+        const msg = message ?? 'Too many requests, please try again later.';
+        return new ApiError(failure(429, 'TooManyRequests', msg, { retryAfterSeconds }), retry);
+      }
+      case 500:
+        return errors.internal(message ?? 'injected fault');
+      case 503: {
+        const msg = message ?? 'the server is currently unable to handle the request';
+        return new ApiError(failure(503, 'ServiceUnavailable', msg, { retryAfterSeconds }), retry);
+      }
       case 403:
         return new ApiError(failure(403, 'Forbidden', message ?? 'forbidden'));
-      case 504:
-        return new ApiError(
-          failure(
-            504,
-            'Timeout',
-            message ?? 'the server was unable to return a response in the time allotted',
-          ),
-        );
+      case 504: {
+        const msg = message ?? 'the server was unable to return a response in the time allotted';
+        return new ApiError(failure(504, 'Timeout', msg));
+      }
       default:
         return new ApiError(
           failure(code, code >= 500 ? 'InternalError' : 'BadRequest', message ?? `injected fault ${code}`),
