@@ -266,6 +266,44 @@ describe('object semantics', () => {
     );
   });
 
+  it('resets a created pod status to Pending with its QoS class', async () => {
+    const res = (cpu: string, memory: string) => ({ cpu, memory });
+    const make = (name: string, resources: k8s.V1ResourceRequirements) =>
+      c.core.createNamespacedPod({
+        namespace: NS,
+        body: {
+          metadata: { name },
+          spec: { containers: [{ name: 'c', image: 'i', resources }] },
+          status: { phase: 'Running' },
+        },
+      });
+    expect((await make('qos-g', { limits: res('1', '1Gi') })).status).toEqual({
+      phase: 'Pending',
+      qosClass: 'Guaranteed',
+    });
+    expect((await make('qos-b', { requests: { cpu: '100m' } })).status?.qosClass).toBe('Burstable');
+    expect((await make('qos-e', {})).status?.qosClass).toBe('BestEffort');
+    await c.core.deleteCollectionNamespacedPod({ namespace: NS, fieldSelector: 'status.phase=Pending' });
+    expect(api.list('pods', NS)).toEqual([]);
+  });
+
+  it('refuses a PUT whose uid is not the stored object uid', async () => {
+    const cm = await c.core.createNamespacedConfigMap({
+      namespace: NS,
+      body: { metadata: { name: 'uid-check' } },
+    });
+    const body = await failure(
+      c.core.replaceNamespacedConfigMap({
+        name: 'uid-check',
+        namespace: NS,
+        body: { metadata: { name: 'uid-check', uid: 'other' } },
+      }),
+    );
+    expect(body.message).toBe(
+      `Operation cannot be fulfilled on configmaps "uid-check": Precondition failed: UID in precondition: other, UID in object meta: ${cm.metadata?.uid}`,
+    );
+  });
+
   it('answers an unsupported method with MethodNotAllowed', async () => {
     const res = await fetch(`${api.url}/api/v1/namespaces/${NS}/configmaps`, { method: 'PUT', body: '{}' });
     expect(res.status).toBe(405);

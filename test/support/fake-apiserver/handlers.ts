@@ -254,6 +254,14 @@ export class Handlers {
       throw errors.badRequest(`${body.kind} in version "${def.version}" cannot be handled as a ${def.kind}`);
     }
     const current = this.get(def, namespace, name);
+    const uid = body.metadata?.uid;
+    if (uid !== undefined && uid !== '' && uid !== current.metadata!.uid) {
+      throw errors.conflict(
+        def,
+        name,
+        `Precondition failed: UID in precondition: ${uid}, UID in object meta: ${current.metadata!.uid}`,
+      );
+    }
     const rv = body.metadata?.resourceVersion;
     if (rv !== undefined && rv !== '' && rv !== current.metadata!.resourceVersion)
       throw errors.conflict(def, name);

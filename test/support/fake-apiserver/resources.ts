@@ -134,6 +134,35 @@ function resetStatus(status: Record<string, unknown>) {
   };
 }
 
+type Resources = { requests?: Record<string, unknown>; limits?: Record<string, unknown> };
+
+/** The pod's QoS class, as the real PrepareForCreate records it (compute resources cpu and memory only). */
+function podQos(pod: KubeObject): string {
+  const spec = (pod.spec ?? {}) as {
+    containers?: { resources?: Resources }[];
+    initContainers?: { resources?: Resources }[];
+  };
+  const all = [...(spec.containers ?? []), ...(spec.initContainers ?? [])].map((c) => c.resources ?? {});
+  const named = (r: Record<string, unknown> | undefined) =>
+    Object.fromEntries(Object.entries(r ?? {}).filter(([k]) => k === 'cpu' || k === 'memory'));
+  if (
+    all.every((r) => Object.keys(named(r.requests)).length === 0 && Object.keys(named(r.limits)).length === 0)
+  ) {
+    return 'BestEffort';
+  }
+  const guaranteed = all.every((r) => {
+    const limits = named(r.limits);
+    const requests = { ...limits, ...named(r.requests) };
+    return (
+      limits.cpu !== undefined &&
+      limits.memory !== undefined &&
+      String(requests.cpu) === String(limits.cpu) &&
+      String(requests.memory) === String(limits.memory)
+    );
+  });
+  return guaranteed ? 'Guaranteed' : 'Burstable';
+}
+
 /** The built-in resources. Adding one is a line. */
 export const BUILTIN_RESOURCES: ResourceDef[] = [
   {
@@ -161,7 +190,9 @@ export const BUILTIN_RESOURCES: ResourceDef[] = [
     generation: true,
     returnDeletedObject: true,
     fieldLabels: podFieldLabels,
-    prepareForCreate: resetStatus({ phase: 'Pending', qosClass: 'BestEffort' }),
+    prepareForCreate: (obj) => {
+      obj.status = { phase: 'Pending', qosClass: podQos(obj) };
+    },
   },
   {
     group: '',
