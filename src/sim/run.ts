@@ -78,6 +78,10 @@ export interface StageResult {
   meanSojournMs: number | null;
   /** Time-average number of items in the stage (Little's L). */
   meanInStage: number;
+  /** Items leaving the stage per second, served or discarded unserved (Little's lambda). */
+  departuresPerS: number;
+  /** Mean time in the stage over every departure (Little's W), ms. */
+  meanTimeInStageMs: number | null;
   /** Fraction of ticks at which this stage was the ground-truth bottleneck. */
   bottleneckShare: number;
 }
@@ -208,6 +212,8 @@ export async function runScenario(opts: ScenarioOptions): Promise<RunResult> {
     if (sim.now >= opts.durationMs) break;
   }
   sim.finish();
+  const closable = controller as Controller & { close?: () => Promise<void> };
+  if (typeof closable.close === 'function') await closable.close();
 
   return summarize({
     sim,
@@ -340,6 +346,8 @@ function summarize(x: SummaryInput): RunResult {
       meanWaitMs: t.started > 0 ? t.waitSumMs / t.started : null,
       meanSojournMs: t.completions > 0 ? t.sojournSumMs / t.completions : null,
       meanInStage: t.inStageMs / x.durationMs,
+      departuresPerS: (t.completions + t.discarded) / seconds,
+      meanTimeInStageMs: t.completions + t.discarded > 0 ? (t.sojournSumMs + t.discardedSumMs) / (t.completions + t.discarded) : null,
       bottleneckShare: x.ticks > 0 ? x.groundTruth.filter((g) => g === s.index).length / x.ticks : 0,
     };
   });

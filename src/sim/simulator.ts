@@ -86,6 +86,9 @@ export interface StageTotals {
   started: number;
   /** Sum over completions of the time spent in the stage, ms. */
   sojournSumMs: number;
+  /** Items taken out of the queue unserved (timed out, or dropped on another branch), and their time in the stage. */
+  discarded: number;
+  discardedSumMs: number;
   /** Time integrals, ms-weighted: items in the stage, items queued, busy ready replicas, ready, all charged. */
   inStageMs: number;
   queuedMs: number;
@@ -128,6 +131,8 @@ class StageState {
     waitSumMs: 0,
     started: 0,
     sojournSumMs: 0,
+    discarded: 0,
+    discardedSumMs: 0,
     inStageMs: 0,
     queuedMs: 0,
     busyReadyMs: 0,
@@ -534,6 +539,8 @@ export class Simulation {
     if (this.reqState[id] === Q_ACTIVE && this.now - this.reqArrive[id]! <= this.requestTimeoutMs) return id;
     if (this.reqState[id] === Q_ACTIVE) this.drop(id, st);
     st.inStage--;
+    st.totals.discarded++;
+    st.totals.discardedSumMs += this.now - this.reqEnter[id * this.nStages + st.model.index]!;
     if (--this.reqRefs[id]! === 0) this.freeRequest(id);
     return -1;
   }

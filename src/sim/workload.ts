@@ -78,7 +78,10 @@ export interface Workload {
 }
 
 export interface ArrivalProcess {
-  /** The arrival after `now` (absolute ms), or Infinity when none will come. */
+  /**
+   * The next arrival (absolute ms, >= `now`), or Infinity when none will come. The engine calls
+   * it once per arrival with the previous arrival's time, so equal times mean simultaneous arrivals.
+   */
   next(now: number): number;
 }
 
@@ -132,8 +135,10 @@ class Uniform implements ArrivalProcess {
   }
   next(now: number): number {
     if (this.rate <= 0) return Infinity;
-    while (this.t <= now) this.t += 1000 / this.rate;
-    return this.t;
+    while (this.t < now) this.t += 1000 / this.rate;
+    const t = this.t;
+    this.t += 1000 / this.rate;
+    return t;
   }
 }
 
@@ -169,12 +174,8 @@ class Replay implements ArrivalProcess {
         this.i = 0;
         this.offset += this.periodMs;
       }
-      const t = this.times[this.i]! + this.offset;
-      if (t > now) {
-        this.i++;
-        return t;
-      }
-      this.i++;
+      const t = this.times[this.i++]! + this.offset;
+      if (t >= now) return t;
     }
   }
 }
