@@ -11,6 +11,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   certs: { summary: 'Webhook CA and serving certificate: Secret + caBundle, or files', load: async () => (await import('./webhook/certs-main.js')).command },
   policy: { summary: 'ICRL policy server in a cluster: InferencePipelines and HPAs, Prometheus, leader election, HTTP API', load: async () => (await import('./policy/main.js')).command },
   start: { summary: 'Policy server on the embedded simulator with its dashboard (what npm start runs)', load: async () => (await import('./policy/main.js')).startCommand },
+  simulate: { summary: 'Discrete-event simulator: pipeline x workload x controller (HPA, KEDA, static, oracle, SAIR), or --matrix', load: async () => (await import('./sim/main.js')).command },
 };
 
 function usage(): string {
