@@ -106,6 +106,11 @@ const startSpec = {
 type ClusterConfig = ConfigOf<typeof clusterSpec>;
 export type StartConfig = ConfigOf<typeof startSpec>;
 
+/** `sair policy` settings from env and flags (defaults for the rest). */
+export function loadPolicyConfig(env: Record<string, string | undefined>, argv: readonly string[]): ClusterConfig {
+  return loadConfig(clusterSpec, env, argv);
+}
+
 /** `sair start` settings from env and flags (defaults for the rest). */
 export function loadStartConfig(env: Record<string, string | undefined>, argv: readonly string[]): StartConfig {
   return loadConfig(startSpec, env, argv);
@@ -414,7 +419,7 @@ export const command: Command = {
   summary: 'the ICRL policy server in a cluster: InferencePipelines and HPAs, Prometheus metrics, leader election, HTTP API',
   help: () => helpText('policy', command.summary, clusterSpec),
   async run(argv, env) {
-    await runCluster(loadConfig(clusterSpec, env, argv));
+    await runCluster(loadPolicyConfig(env, argv));
   },
 };
 

@@ -26,27 +26,29 @@ export const STAGE_QUERY_FIELDS = [
 ] as const;
 export type StageQueryField = (typeof STAGE_QUERY_FIELDS)[number];
 
+// Spec objects are strict: the API server prunes unknown fields, and a client that sends one (a
+// typo such as maxReplica) gets an error naming it instead of a silently ignored setting.
 const dnsName = z
   .string()
   .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'a DNS-1123 name (lower-case letters, digits, "-" and ".")')
   .max(253);
 
 const stageSchema = z
-  .object({
+  .strictObject({
     name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a DNS-1123 label').max(63),
     deployment: dnsName,
     upstream: z.array(z.string()).optional(),
     minReplicas: z.number().int().min(0).max(1000).default(1),
     maxReplicas: z.number().int().min(1).max(1000),
     gpuCores: z
-      .object({
+      .strictObject({
         min: z.number().int().min(1).max(100).default(10),
         max: z.number().int().min(1).max(100).default(100),
         step: z.number().int().min(1).max(100).default(10),
       })
       .optional(),
     metrics: z
-      .object({
+      .strictObject({
         preset: z.enum(METRIC_PRESETS).default('generic'),
         /** Extra label matchers added to every preset query, e.g. `model_name="llama"`. */
         selector: z.string().optional(),
@@ -58,25 +60,25 @@ const stageSchema = z
   .refine((s) => !s.gpuCores || s.gpuCores.max >= s.gpuCores.min, { message: 'gpuCores.max >= gpuCores.min', path: ['gpuCores', 'max'] });
 
 export const pipelineSpecSchema = z
-  .object({
+  .strictObject({
     stages: z.array(stageSchema).min(1).max(32),
-    slo: z.object({ p99Ms: z.number().min(1) }),
+    slo: z.strictObject({ p99Ms: z.number().min(1) }),
     cost: z
-      .object({ gpuHour: z.number().min(0).default(2.5), replicaHour: z.number().min(0).default(0.05) })
+      .strictObject({ gpuHour: z.number().min(0).default(2.5), replicaHour: z.number().min(0).default(0.05) })
       .prefault({}),
     tickSeconds: z.number().int().min(5).max(3600).default(30),
     mode: z.enum(['Active', 'DryRun']).default('Active'),
     metrics: z
-      .object({
+      .strictObject({
         /** End-to-end P99 in ms; without it the sum of the stages' P99s stands in (an upper bound). */
         p99Query: z.string().min(1).optional(),
         sloViolationQuery: z.string().min(1).optional(),
       })
       .prefault({}),
     llm: z
-      .object({
-        configMapRef: z.object({ name: dnsName }).optional(),
-        secretRef: z.object({ name: dnsName, key: z.string().min(1).default('apiKey') }).optional(),
+      .strictObject({
+        configMapRef: z.strictObject({ name: dnsName }).optional(),
+        secretRef: z.strictObject({ name: dnsName, key: z.string().min(1).default('apiKey') }).optional(),
       })
       .optional(),
   })
@@ -134,6 +136,11 @@ export function parseInferencePipeline(raw: unknown): InferencePipeline {
   const result = objectSchema.safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0]!;
+    if (issue.code === 'unrecognized_keys') {
+      const at = describePath([...issue.path, issue.keys[0]!]);
+      const value = [...issue.path, issue.keys[0]!].reduce<unknown>((v, p) => (v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined), raw);
+      throw new ValidationError(at, 'a field of InferencePipeline (unknown field: check its spelling against the CRD)', value);
+    }
     const value = issue.path.reduce<unknown>((v, p) => (v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined), raw);
     const accepted = issue.code === 'invalid_type' ? `of type ${issue.expected}` : issue.message;
     throw new ValidationError(describePath(issue.path) || '(object)', accepted, value);

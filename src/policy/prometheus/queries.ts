@@ -7,8 +7,12 @@ export type StageQueries = Partial<Record<StageQueryField, string>>;
 
 const SEL = 'namespace="{namespace}",pod=~"{pods}"{selector}';
 
-/** Per-pod GPU time from the device plugin (src/device-plugin/metrics.ts), as a fraction of one GPU. */
-export const GPU_UTILIZATION_QUERY = `sum(rate(sair_device_plugin_pod_kernel_seconds_total{${SEL}}[{window}]))`;
+/**
+ * GPU time the stage's pods used, in GPUs (1 = one whole GPU busy), from the device plugin's
+ * per-pod counter (src/device-plugin/metrics.ts). Only namespace and pod: the device plugin's
+ * series carry no serving-stack labels, so the stage's extra selector does not apply.
+ */
+export const GPU_UTILIZATION_QUERY = 'sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{namespace="{namespace}",pod=~"{pods}"}[{window}]))';
 
 const quantile = (q: number, bucket: string) => `1000 * histogram_quantile(${q}, sum by (le) (rate(${bucket}{${SEL}}[{window}])))`;
 

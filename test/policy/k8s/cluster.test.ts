@@ -46,7 +46,7 @@ function saturatedLlm(prom: FakePrometheus) {
   prom.on((q) => isLlm(q) && q.startsWith('deriv('), { vector: [{ value: '5' }] });
   prom.on((q) => isLlm(q) && q.includes('histogram_quantile'), { vector: [{ value: '2000' }] });
   prom.on((q) => isLlm(q) && q.includes('vllm:gpu_cache_usage_perc'), { vector: [{ value: '0.95' }] });
-  prom.on((q) => isLlm(q) && q.includes('sair_device_plugin_pod_kernel_seconds_total'), { vector: [{ value: '1' }] });
+  prom.on((q) => isLlm(q) && q.includes('sair_device_plugin_pod_gpu_kernel_seconds_total'), { vector: [{ value: '1' }] });
 }
 
 describe('Kubernetes cluster adapter', () => {

@@ -62,7 +62,7 @@ describe('Prometheus metrics port', () => {
     prom.on((q) => q.startsWith('deriv(') && q.includes('vllm:num_requests_waiting'), { vector: [{ value: '0.5' }] });
     prom.on('vllm:e2e_request_latency_seconds_count', { vector: [{ value: '30' }] });
     prom.on((q) => q.includes('histogram_quantile(0.99') && q.includes('vllm'), { vector: [{ value: '400' }] });
-    prom.on('sair_device_plugin_pod_kernel_seconds_total', { vector: [{ value: '0.75' }] });
+    prom.on('sair_device_plugin_pod_gpu_kernel_seconds_total', { vector: [{ value: '0.75' }] });
 
     const obs = await port().observe(pipeline);
 
@@ -75,6 +75,10 @@ describe('Prometheus metrics port', () => {
     expect(obs.costRate).toBeCloseTo(2 * 0.1 + 2 * (0.1 + 2 * 0.5));
     expect(obs.windowMs).toBe(60_000);
     expect(prom.queries.some((q) => q.includes('pod=~"llm-[a-z0-9]+-[a-z0-9]+",model_name="llama"'))).toBe(true);
+    // The device plugin's series have no serving-stack labels: its query leaves the selector out.
+    expect(prom.queries.find((q) => q.includes('sair_device_plugin_pod_gpu_kernel_seconds_total'))).toBe(
+      'sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))',
+    );
     expect(prom.queries.filter((q) => /\{window\}|\{pods\}|\{namespace\}|\{selector\}/.test(q))).toEqual([]);
     expect(prom.queries.filter((q) => q.includes('rate(')).every((q) => q.includes('[60s]'))).toBe(true);
   });
