@@ -83,12 +83,21 @@ export class NodeAgent {
     informer.on('add', (pod) => this.reconcile(pod));
     informer.on('update', (pod) => this.reconcile(pod));
     informer.on('delete', (pod) => this.forget(pod));
+    let failures = 0;
     informer.on('error', (err) => {
       if (this.stopped) return;
-      this.log.error({ err: errorMessage(err) }, 'pod watch failed; restarting');
+      // A failed list or watch stops the informer; restart it with backoff (restartMs doubling, up to 30 s).
+      const delay = Math.min((this.opts.restartMs ?? 1000) * 2 ** failures++, 30_000);
+      this.log.error({ err: errorMessage(err), retryInMs: delay }, 'pod watch failed; restarting');
       this.restart = setTimeout(() => {
-        if (!this.stopped) void informer.start().catch((e: unknown) => this.log.error({ err: errorMessage(e) }, 'pod watch restart failed'));
-      }, this.opts.restartMs ?? 2000);
+        if (this.stopped) return;
+        informer
+          .start()
+          .then(() => {
+            if (informer.latestResourceVersion() !== '') failures = 0;
+          })
+          .catch((e: unknown) => this.log.error({ err: errorMessage(e) }, 'pod watch restart failed'));
+      }, delay);
     });
     this.informer = informer;
     await informer.start();
@@ -134,6 +143,8 @@ export class NodeAgent {
 
   /** Removes directories under the control root that belong to no injected pod on this node. */
   private collectGarbage(): void {
+    // Only against a listed cache: with the API server unreachable every pod would look gone.
+    if (!this.informer || this.informer.latestResourceVersion() === '') return;
     const live = new Set((this.informer?.list() ?? []).map((p) => p.metadata?.uid));
     let names: string[];
     try {

@@ -224,18 +224,23 @@ export const command: Command = {
   async run(argv, env) {
     const cfg = loadConfig(spec, env, argv);
     const log = createLogger('device-plugin', cfg.logLevel);
-    const stop = await startDevicePlugin(cfg, log);
-    await new Promise<void>((resolve) => {
-      const onSignal = (signal: NodeJS.Signals): void => {
-        log.info({ signal }, 'stopping');
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
-        resolve();
-      };
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
-    });
-    await stop();
+    // Handlers go in before start-up, so a SIGTERM that arrives while starting still stops cleanly.
+    let requestStop: () => void = () => {};
+    const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+    const onSignal = (signal: NodeJS.Signals): void => {
+      log.info({ signal }, 'stopping');
+      requestStop();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    try {
+      const stop = await startDevicePlugin(cfg, log);
+      await stopRequested;
+      await stop();
+    } finally {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    }
     log.info('stopped');
   },
 };

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type * as k8s from '@kubernetes/client-node';
 import { createLogger } from '../../src/common/logger.js';
 import { NodeAgent } from '../../src/device-plugin/agent.js';
-import { readControlFile, type ControlLimits } from '../../src/device-plugin/control-file.js';
+import { createControlFile, readControlFile, type ControlLimits } from '../../src/device-plugin/control-file.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
 import { writeUsageSlot } from './usage-slot.js';
 
@@ -173,6 +173,25 @@ describe('node agent', () => {
     await eventually(() => (limitsOf(join(dir, 'control'))?.gpuCores === 25 ? true : undefined), 2000, 'the directory to come back');
     writeFileSync(join(dir, 'control'), 'garbage');
     await eventually(() => (limitsOf(join(dir, 'control'))?.gpuCores === 25 ? true : undefined), 2000, 'the file to be repaired');
+  });
+
+  it('recovers from a failed list and from dropped watches', async () => {
+    api.injectFault({ verb: 'list', resource: 'pods', status: 500, times: 2 });
+    api.seed(pod('patient', { 'sair.dev/injected': 'true', 'sair.dev/gpu-cores': '15' }));
+    mkdirSync(join(root, uidOf('patient')), { recursive: true });
+    createControlFile(controlOf('patient'), { gpuCores: 15, memoryBytes: 0n });
+    agent = newAgent();
+    await agent.start();
+    // Nothing listed yet: the running pod's file must not be collected as garbage.
+    expect(existsSync(controlOf('patient'))).toBe(true);
+    await eventually(() => (limitsOf(controlOf('patient'))?.gpuCores === 15 ? true : undefined), 3000, 'the control file after retries');
+    api.dropWatches();
+    await core.patchNamespacedPod({
+      name: 'patient',
+      namespace: 'ml',
+      body: [{ op: 'replace', path: '/metadata/annotations/sair.dev~1gpu-cores', value: '16' }],
+    });
+    await eventually(() => (limitsOf(controlOf('patient'))?.gpuCores === 16 ? true : undefined), 3000, 'the change after the watch was dropped');
   });
 
   it('removes directories of pods that are no longer on the node at start', async () => {
