@@ -20,7 +20,7 @@ import { startApiServer, type RunningServer } from './api/server.js';
 import { createSairController, type SairController } from './controller.js';
 import { KubeCluster } from './k8s/cluster.js';
 import { createPolicyInformers } from './k8s/informers.js';
-import { DEFAULT_LEASE, LeaderElector } from './k8s/leader.js';
+import { DEFAULT_LEASE_SECONDS, LeaderElector } from './k8s/leader.js';
 import { resolveLlmSettings } from './k8s/llm-settings.js';
 import type { Clock, Controller, PipelineSpec } from './ports.js';
 import { PrometheusClient } from './prometheus/client.js';
@@ -61,6 +61,14 @@ const clusterSpec = {
   leaderElection: { env: 'SAIR_LEADER_ELECTION', flag: '--leader-election', form: 'true or false', help: 'campaign for the Lease (off: this replica always leads)', schema: fields.boolean(true) },
   namespace: { env: 'SAIR_POD_NAMESPACE', flag: '--namespace', form: 'a namespace name', help: 'namespace of the Lease and the LLM ConfigMap/Secret', schema: fields.string('sair-system') },
   identity: { env: 'SAIR_POD_NAME', flag: '--identity', form: 'a name unique among the replicas', help: 'holder identity in the Lease (the pod name)', schema: fields.optionalString() },
+  leaseDurationSeconds: {
+    env: 'SAIR_LEASE_DURATION_SECONDS',
+    flag: '--lease-duration-seconds',
+    form: 'an integer from 1 to 60',
+    help: 'how long a silent leader keeps the Lease (renewals every third of it)',
+    schema: z.coerce.number().int().min(1).max(60).default(DEFAULT_LEASE_SECONDS),
+  },
+  pollMs: { env: 'SAIR_POLICY_POLL_MS', flag: '--poll-ms', form: 'an integer from 50 to 60000', help: 'how often the loop looks for due ticks', schema: z.coerce.number().int().min(50).max(60_000).default(1_000) },
   leaseName: { env: 'SAIR_LEASE_NAME', flag: '--lease-name', form: 'a Lease name', help: 'Lease used for leader election', schema: fields.string('sair-policy') },
   llmConfigMap: {
     env: 'SAIR_LLM_CONFIGMAP',
@@ -169,7 +177,15 @@ function routingController(
   };
 }
 
-async function runCluster(cfg: ClusterConfig): Promise<void> {
+export interface ClusterServer {
+  url: string;
+  isLeader(): boolean;
+  /** Graceful: finish ticks in flight, release the Lease, close the caches and the server. */
+  stop(): Promise<void>;
+}
+
+/** The policy server in a cluster; resolves once it serves HTTP and campaigns for the Lease. */
+export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
   const logger = createLogger('policy', cfg.logLevel);
   const identity = cfg.identity ?? os.hostname();
   const kc = cfg.apiServer ? kubeConfigForServer(cfg.apiServer, cfg.namespace) : loadKubeConfig();
@@ -257,7 +273,10 @@ async function runCluster(cfg: ClusterConfig): Promise<void> {
         namespace: cfg.namespace,
         name: cfg.leaseName,
         identity,
-        ...DEFAULT_LEASE,
+        leaseDurationSeconds: cfg.leaseDurationSeconds,
+        // client-go's proportions: renew deadline 2/3 and retry period 2/15 of the lease.
+        renewDeadlineMs: Math.round((cfg.leaseDurationSeconds * 1000 * 2) / 3),
+        retryPeriodMs: Math.round((cfg.leaseDurationSeconds * 1000 * 2) / 15),
         logger,
         registry,
         onChange: (leading) => cluster.setActive(leading),
@@ -271,7 +290,7 @@ async function runCluster(cfg: ClusterConfig): Promise<void> {
     registry,
     history,
     isLeader: () => (elector ? elector.isLeader() : informers.synced()),
-    pollMs: 1_000,
+    pollMs: cfg.pollMs,
     backoff: { baseMs: 5_000, maxMs: 300_000 },
     afterDecision: (r) => cluster.publishDecision(r),
   });
@@ -299,13 +318,17 @@ async function runCluster(cfg: ClusterConfig): Promise<void> {
   elector?.start();
   runtime.start();
   logger.info({ identity, selector: settings.selector, prometheus: cfg.prometheusUrl, dashboard: server.url }, 'policy server started');
-
-  await untilSignal(logger);
-  await runtime.stop();
-  await elector?.stop();
-  await Promise.all(controllers.map((c) => c.close()));
-  await informers.stop();
-  await server.close();
+  return {
+    url: server.url,
+    isLeader: () => (elector ? elector.isLeader() : true),
+    async stop() {
+      await runtime.stop();
+      await elector?.stop();
+      await Promise.all(controllers.map((c) => c.close()));
+      await informers.stop();
+      await server.close();
+    },
+  };
 }
 
 export interface EmbeddedServer {
@@ -419,7 +442,10 @@ export const command: Command = {
   summary: 'the ICRL policy server in a cluster: InferencePipelines and HPAs, Prometheus metrics, leader election, HTTP API',
   help: () => helpText('policy', command.summary, clusterSpec),
   async run(argv, env) {
-    await runCluster(loadPolicyConfig(env, argv));
+    const cfg = loadPolicyConfig(env, argv);
+    const server = await startCluster(cfg);
+    await untilSignal(createLogger('policy', cfg.logLevel));
+    await server.stop();
   },
 };
 

@@ -23,7 +23,8 @@ export interface LeaderElectionOptions {
   onChange?: (leading: boolean) => void;
 }
 
-export const DEFAULT_LEASE = { leaseDurationSeconds: 15, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
+/** The lease: a standby takes over within 15 s plus one retry period of a silent leader. */
+export const DEFAULT_LEASE_SECONDS = 15;
 
 export class LeaderElector {
   private leading = false;
