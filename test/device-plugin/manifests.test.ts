@@ -1,0 +1,94 @@
+// manifests/device-plugin: every object validates against the Kubernetes schemas (kubernetes-models),
+// and the DaemonSet fits what `sair device-plugin` needs: GPU nodes only, node-critical, the host
+// paths the webhook and the shim rely on, env the command understands, least-privilege RBAC.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import type { IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import type { IClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import type { IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import { loadConfig } from '../../src/common/config.js';
+import { spec } from '../../src/device-plugin/main.js';
+
+const DIR = path.resolve('manifests/device-plugin');
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } };
+
+function docs(file: string): Obj[] {
+  return parseAllDocuments(readFileSync(path.join(DIR, file), 'utf8')).map((d) => {
+    if (d.errors.length > 0) throw new Error(`${file}: ${d.errors[0]!.message}`);
+    return d.toJS() as Obj;
+  });
+}
+
+const kustomization = docs('kustomization.yaml')[0] as unknown as { namespace: string; resources: string[] };
+const objects = kustomization.resources.flatMap(docs);
+const byKind = <T>(kind: string): T => {
+  const o = objects.find((x) => x.kind === kind);
+  if (!o) throw new Error(`no ${kind} in manifests/device-plugin`);
+  return o as T;
+};
+
+describe('manifests/device-plugin', () => {
+  it('holds only valid objects', () => {
+    const models: Record<string, new (o: never) => { validate(): void }> = {
+      DaemonSet,
+      ClusterRole,
+      ClusterRoleBinding,
+      ServiceAccount,
+    };
+    expect(objects.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'ServiceAccount']);
+    for (const o of objects) expect(() => new models[o.kind]!(o as never).validate()).not.toThrow();
+    expect(kustomization.namespace).toBe('sair-system');
+  });
+
+  it('runs node-critical on GPU nodes only, tolerating GPU taints', () => {
+    const pod = byKind<IDaemonSet>('DaemonSet').spec!.template.spec!;
+    expect(pod.nodeSelector).toEqual({ 'sair.dev/gpu-node': 'true' });
+    expect(pod.priorityClassName).toBe('system-node-critical');
+    expect(pod.tolerations).toEqual(expect.arrayContaining([{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]));
+    expect(pod.serviceAccountName).toBe(byKind<ServiceAccount>('ServiceAccount').metadata!.name);
+  });
+
+  it('mounts the kubelet socket directory, /var/lib/sair and /run/sair at the same paths as on the host', () => {
+    const pod = byKind<IDaemonSet>('DaemonSet').spec!.template.spec!;
+    const container = pod.containers[0]!;
+    const hostOf = Object.fromEntries((pod.volumes ?? []).map((v) => [v.name, v.hostPath?.path]));
+    const mounts = Object.fromEntries((container.volumeMounts ?? []).map((m) => [m.mountPath, hostOf[m.name]]));
+    expect(mounts).toEqual({
+      '/var/lib/kubelet/device-plugins': '/var/lib/kubelet/device-plugins',
+      '/var/lib/sair': '/var/lib/sair',
+      '/run/sair': '/run/sair',
+    });
+    expect(container.args).toEqual(['device-plugin']);
+    expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+  });
+
+  it('passes env that `sair device-plugin` accepts, with paths inside those mounts', () => {
+    const container = byKind<IDaemonSet>('DaemonSet').spec!.template.spec!.containers[0]!;
+    const env: Record<string, string> = {};
+    for (const e of container.env ?? []) if (e.name.startsWith('SAIR_')) env[e.name] = e.value ?? 'node-from-downward-api';
+    expect(container.env!.find((e) => e.name === 'SAIR_NODE_NAME')!.valueFrom).toEqual({ fieldRef: { fieldPath: 'spec.nodeName' } });
+    const known = new Set(Object.values(spec).map((f) => f.env));
+    expect(Object.keys(env).filter((k) => !known.has(k))).toEqual([]);
+    const cfg = loadConfig(spec, env, []);
+    expect(cfg.libDir).toBe('/var/lib/sair/lib');
+    expect(cfg.controlRoot).toBe('/run/sair/pods');
+    expect(cfg.socketDir).toBe('/var/lib/kubelet/device-plugins');
+    expect(container.ports).toEqual([{ name: 'metrics', containerPort: cfg.metricsPort, protocol: 'TCP' }]);
+  });
+
+  it('grants only get/list/watch on pods and create on events', () => {
+    const role = byKind<IClusterRole>('ClusterRole');
+    expect(role.rules).toEqual([
+      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+    ]);
+    const binding = byKind<IClusterRoleBinding>('ClusterRoleBinding');
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role.metadata!.name });
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'sair-device-plugin', namespace: 'sair-system' }]);
+  });
+});
