@@ -127,7 +127,9 @@ describe('discovery and namespaces', () => {
     expect(list.items.map((n) => n.metadata?.name)).toEqual(
       expect.arrayContaining(['default', 'kube-system', NS]),
     );
-    expect(list.items.find((n) => n.metadata?.name === NS)?.status?.phase).toBe('Active');
+    const ml = list.items.find((n) => n.metadata?.name === NS);
+    expect(ml?.status?.phase).toBe('Active');
+    expect(ml?.metadata?.labels).toEqual({ 'sair.dev/enabled': 'true', 'kubernetes.io/metadata.name': NS });
   });
 
   it('refuses namespaced objects in a missing namespace with the real 404', async () => {
@@ -1040,7 +1042,7 @@ interface Review {
     operation: string;
     namespace?: string;
     kind: object;
-    resource: object;
+    resource: { resource: string };
     object: k8s.V1Pod;
   };
 }
@@ -1256,6 +1258,52 @@ describe('mutating admission webhooks', () => {
     );
     expect(body.code).toBe(500);
     expect(body.message).toMatch(/failed calling webhook/);
+  });
+  it('re-applies a patch, and conflicts a conditional update, when another write lands during admission', async () => {
+    await adm.clients().admissionregistration.createMutatingWebhookConfiguration({
+      body: {
+        metadata: { name: 'race' },
+        webhooks: [
+          {
+            name: 'configmaps.sair.dev',
+            admissionReviewVersions: ['v1'],
+            sideEffects: 'None',
+            clientConfig: { url: `${hookUrl}/cm`, caBundle },
+            rules: [
+              { operations: ['UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['configmaps'] },
+            ],
+          },
+        ],
+      },
+    });
+    adm.seed({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'race', namespace: NS },
+      data: { a: '1' },
+    });
+    let interfere = true;
+    answer = (r) => {
+      if (interfere && r.request.resource.resource === 'configmaps') {
+        interfere = false;
+        const cur = adm.get<k8s.V1ConfigMap>('configmaps', NS, 'race')!;
+        adm.seed({ ...cur, data: { ...cur.data, other: 'x' } });
+      }
+      return { allowed: true };
+    };
+    const core = adm.clients().core;
+    const patched = await core.patchNamespacedConfigMap(
+      { name: 'race', namespace: NS, body: { data: { mine: 'y' } } },
+      merge,
+    );
+    expect(patched.data).toEqual({ a: '1', other: 'x', mine: 'y' });
+    interfere = true;
+    const cur = await core.readNamespacedConfigMap({ name: 'race', namespace: NS });
+    cur.data = { ...cur.data, put: 'z' };
+    expect(
+      (await failure(core.replaceNamespacedConfigMap({ name: 'race', namespace: NS, body: cur }))).reason,
+    ).toBe('Conflict');
+    expect(adm.get<k8s.V1ConfigMap>('configmaps', NS, 'race')?.data?.put).toBeUndefined();
   });
 });
 

@@ -4,7 +4,7 @@
 // concurrency, status/spec separation, no-op updates that write nothing).
 import { randomUUID, randomInt } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { applyPatch } from './patch.js';
+import { applyPatch, patchNamesResourceVersion } from './patch.js';
 import {
   apiVersionOf,
   clone,
@@ -43,6 +43,9 @@ export interface ListOptions {
 
 const NAME_CHARS = 'bcdfghjklmnpqrstvwxz2456789';
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Thrown by a write that lost a race and should be applied again to the newer object. */
+const RACED = new Error('raced');
 
 function now(): string {
   return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -265,16 +268,22 @@ export class Handlers {
     const rv = body.metadata?.resourceVersion;
     if (rv !== undefined && rv !== '' && rv !== current.metadata!.resourceVersion)
       throw errors.conflict(def, name);
-    return this.write(def, current, body, subresource, dryRun);
+    return this.write(def, current, body, subresource, dryRun, rv ? 'conflict' : 'overwrite');
   }
 
-  /** The common tail of PUT and PATCH: `candidate` is the whole new object, in this resource's view. */
+  /**
+   * The common tail of PUT and PATCH: `candidate` is the whole new object, in this resource's view.
+   * `onRace` says what happens when another write lands while admission webhooks run: a request
+   * with a resourceVersion precondition conflicts, an unconditional update wins, a patch is
+   * applied again to the newer object (as the real server's GuaranteedUpdate does).
+   */
   private async write(
     def: ResourceDef,
     current: KubeObject,
     candidate: KubeObject,
     subresource: 'status' | undefined,
     dryRun: boolean,
+    onRace: 'conflict' | 'overwrite' | 'retry',
   ): Promise<KubeObject> {
     let next: KubeObject;
     if (subresource === 'status') {
@@ -305,6 +314,11 @@ export class Handlers {
     }
     m.resourceVersion = cm.resourceVersion;
     if (subresource !== 'status') next = await this.admit('UPDATE', def, next, current);
+    const latest = this.store.get(storageKey(def), def.namespaced ? cm.namespace : undefined, cm.name!);
+    if (!latest) throw errors.notFound(def, cm.name!);
+    if (latest.metadata!.resourceVersion !== cm.resourceVersion && onRace !== 'overwrite') {
+      throw onRace === 'retry' ? RACED : errors.conflict(def, cm.name!);
+    }
     if (isDeepStrictEqual(next, current)) return current;
     if (def.generation && !isDeepStrictEqual(specOf(next), specOf(current)))
       next.metadata!.generation = (cm.generation ?? 0) + 1;
@@ -324,16 +338,31 @@ export class Handlers {
     subresource: 'status' | undefined,
     dryRun: boolean,
   ): Promise<KubeObject> {
-    const current = this.get(def, namespace, name);
-    const patched = applyPatch(contentType, current, body, def.custom === true) as KubeObject;
-    const rv = patched.metadata?.resourceVersion;
-    if (rv !== undefined && rv !== current.metadata!.resourceVersion) throw errors.conflict(def, name);
-    if (patched.metadata?.name !== undefined && patched.metadata.name !== name) {
-      throw errors.badRequest(
-        `the name of the object (${patched.metadata.name}) does not match the name on the URL (${name})`,
-      );
+    for (let attempt = 1; ; attempt++) {
+      const current = this.get(def, namespace, name);
+      const patched = applyPatch(contentType, current, body, def.custom === true) as KubeObject;
+      const rv = patched.metadata?.resourceVersion;
+      if (rv !== undefined && rv !== current.metadata!.resourceVersion) throw errors.conflict(def, name);
+      if (patched.metadata?.name !== undefined && patched.metadata.name !== name) {
+        throw errors.badRequest(
+          `the name of the object (${patched.metadata.name}) does not match the name on the URL (${name})`,
+        );
+      }
+      try {
+        const precondition = patchNamesResourceVersion(body);
+        return await this.write(
+          def,
+          current,
+          patched,
+          subresource,
+          dryRun,
+          precondition ? 'conflict' : 'retry',
+        );
+      } catch (err) {
+        if (err !== RACED) throw err;
+        if (attempt >= 5) throw errors.conflict(def, name);
+      }
     }
-    return this.write(def, current, patched, subresource, dryRun);
   }
 
   /** DELETE: preconditions from DeleteOptions, then removal (namespaces take their contents with them). */
@@ -434,9 +463,17 @@ export class Handlers {
         },
       ]);
     }
-    const updated = clone(current);
-    setPath(updated as Record<string, unknown>, def.scale!.specReplicasPath, replicas ?? 0);
-    await this.write(def, current, updated, undefined, dryRun);
+    for (let attempt = 1, cur = current; ; attempt++, cur = this.get(def, namespace, name)) {
+      const updated = clone(cur);
+      setPath(updated as Record<string, unknown>, def.scale!.specReplicasPath, replicas ?? 0);
+      try {
+        await this.write(def, cur, updated, undefined, dryRun, rv ? 'conflict' : 'retry');
+        break;
+      } catch (err) {
+        if (err !== RACED) throw err;
+        if (attempt >= 5) throw errors.conflict(def, name);
+      }
+    }
     return dryRun
       ? { ...this.getScale(def, namespace, name), spec: { replicas } }
       : this.getScale(def, namespace, name);

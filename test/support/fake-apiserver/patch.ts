@@ -34,6 +34,21 @@ export function acceptedPatchTypes(custom: boolean): string[] {
     : [PATCH_TYPES.json, PATCH_TYPES.merge, PATCH_TYPES.strategic];
 }
 
+/** Whether a (well-formed) PATCH body names metadata.resourceVersion: a precondition, as on the real server. */
+export function patchNamesResourceVersion(body: string): boolean {
+  try {
+    const patch = JSON.parse(body) as unknown;
+    if (Array.isArray(patch)) {
+      return patch.some(
+        (op) => isObject(op) && op.path === '/metadata/resourceVersion' && op.op !== 'remove',
+      );
+    }
+    return isObject(patch) && isObject(patch.metadata) && typeof patch.metadata.resourceVersion === 'string';
+  } catch {
+    return false;
+  }
+}
+
 /** Applies a PATCH body to `current`, returning a new object; throws ApiError with the real status. */
 export function applyPatch(contentType: string, current: object, body: string, custom: boolean): object {
   const accepted = acceptedPatchTypes(custom);

@@ -176,7 +176,13 @@ export const BUILTIN_RESOURCES: ResourceDef[] = [
     status: true,
     returnDeletedObject: true,
     fieldLabels: ['status.phase'],
-    prepareForCreate: resetStatus({ phase: 'Active' }),
+    prepareForCreate: (obj) => {
+      const meta = obj.metadata!;
+      // The real server labels every namespace with its name and adds the kubernetes finalizer.
+      if (meta.name) meta.labels = { ...meta.labels, 'kubernetes.io/metadata.name': meta.name };
+      obj.spec = { finalizers: ['kubernetes'] };
+      obj.status = { phase: 'Active' };
+    },
   },
   {
     group: '',

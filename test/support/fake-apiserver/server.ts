@@ -8,7 +8,8 @@ import { createKubeClients, kubeConfigForServer, type KubeClients } from '../../
 import { admissionHook, type AdmissionOptions } from './admission.js';
 import { Handlers } from './handlers.js';
 import { Registry } from './registry.js';
-import { clone, type KubeObject, type ResourceDef } from './resources.js';
+import { simulateDeployments } from './controllers.js';
+import type { KubeObject, ResourceDef } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { ApiError, errors } from './status.js';
 import { Store } from './store.js';
@@ -85,7 +86,10 @@ export interface FakeApiServer {
   url: string;
   kubeConfig(namespace?: string): k8s.KubeConfig;
   clients(namespace?: string): KubeClients;
-  /** Creates or replaces an object directly (status as given), sending watch events. Needs apiVersion and kind. */
+  /**
+   * Creates or replaces an object directly, sending watch events: status kept as given, no
+   * admission, no defaulting. Needs apiVersion and kind; a namespaced object's namespace must exist.
+   */
   seed<T extends object>(obj: T): T;
   /** A stored object as a GET returns it, or undefined. `resource`: `pods`, `deployments.apps`, `Deployment`... */
   get<T = KubeObject>(resource: string, namespace: string | undefined, name: string): T | undefined;
@@ -216,34 +220,6 @@ function sendJson(
     ...headers,
   });
   res.end(text);
-}
-
-function simulateDeployments(store: Store): void {
-  const pending = new Set<string>();
-  store.subscribe((change) => {
-    if (change.storage !== 'deployments.apps' || change.type === 'DELETED') return;
-    const { namespace, name } = change.obj.metadata!;
-    const key = `${namespace}/${name}`;
-    if (pending.has(key)) return;
-    pending.add(key);
-    // Like the real controller, react after the write that triggered it has been answered.
-    setImmediate(() => {
-      pending.delete(key);
-      const cur = store.get('deployments.apps', namespace, name!);
-      if (!cur) return;
-      const replicas = Number((cur.spec as { replicas?: number } | undefined)?.replicas ?? 1);
-      const status: Record<string, number> = { observedGeneration: cur.metadata!.generation ?? 1 };
-      if (replicas > 0)
-        Object.assign(status, {
-          replicas,
-          updatedReplicas: replicas,
-          readyReplicas: replicas,
-          availableReplicas: replicas,
-        });
-      if (JSON.stringify(cur.status) === JSON.stringify(status)) return;
-      store.put('deployments.apps', { ...clone(cur), status });
-    });
-  });
 }
 
 export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promise<FakeApiServer> {
