@@ -89,6 +89,9 @@ const SEGMENT_MS = 10_000;
 
 /** Non-homogeneous Poisson arrivals by thinning, with a fresh bound for each 10 s segment. */
 class Thinning implements ArrivalProcess {
+  private segEnd = -1;
+  private bound = 0;
+
   constructor(
     private readonly rate: RateFunction,
     private readonly rng: Rng,
@@ -98,19 +101,23 @@ class Thinning implements ArrivalProcess {
   next(now: number): number {
     let t = now;
     for (;;) {
-      const segEnd = (Math.floor(t / SEGMENT_MS) + 1) * SEGMENT_MS;
       if (t >= this.horizonMs) return Infinity;
-      const bound = this.rate.max(t, segEnd);
-      if (bound <= 0) {
-        t = segEnd;
+      if (t >= this.segEnd) {
+        // A fresh bound for each segment; candidates within it reuse it.
+        const start = t;
+        this.segEnd = (Math.floor(t / SEGMENT_MS) + 1) * SEGMENT_MS;
+        this.bound = this.rate.max(start, this.segEnd);
+      }
+      if (this.bound <= 0) {
+        t = this.segEnd;
         continue;
       }
-      t += this.rng.exponential(1000 / bound);
-      if (t > segEnd) {
-        t = segEnd;
+      t += this.rng.exponential(1000 / this.bound);
+      if (t >= this.segEnd) {
+        t = this.segEnd;
         continue;
       }
-      if (this.rng.uniform() * bound <= this.rate.at(t)) return t;
+      if (this.rng.uniform() * this.bound <= this.rate.at(t)) return t;
     }
   }
 }
