@@ -369,7 +369,14 @@ export async function startEmbedded(cfg: StartConfig, out: NodeJS.WritableStream
 
   // Simulated time follows the wall clock at `speed`; the controller sleeps in simulated time.
   const wallStart = Date.now();
-  const advance = () => simulation.runUntil(Math.min(durationMs, (Date.now() - wallStart) * cfg.speed));
+  let finished = false;
+  const advance = () => {
+    simulation.runUntil(Math.min(durationMs, (Date.now() - wallStart) * cfg.speed));
+    if (!finished && simulation.now >= durationMs) {
+      finished = true;
+      out.write(`The simulation reached its end (${cfg.durationSeconds} simulated seconds); the dashboard keeps serving. Ctrl-C to stop.\n`);
+    }
+  };
   const pacer = setInterval(advance, 20);
   const clock: Clock = {
     now: () => {
@@ -454,8 +461,9 @@ export const startCommand: Command = {
   summary: 'the policy server on the embedded simulator (a multi-stage pipeline under bursty load) with its dashboard',
   help: () => helpText('start', startCommand.summary, startSpec),
   async run(argv, env) {
-    const embedded = await startEmbedded(loadStartConfig(env, argv));
-    await untilSignal(createLogger('policy', 'info'));
+    const cfg = loadStartConfig(env, argv);
+    const embedded = await startEmbedded(cfg);
+    await untilSignal(createLogger('policy', cfg.logLevel));
     await embedded.stop();
   },
 };

@@ -90,6 +90,8 @@ export class KubeCluster implements ClusterPort {
   private managed = new Map<string, Managed>();
   private invalid = new Map<string, string>();
   private active = false;
+  /** Pods are reconciled once after this replica starts leading and knows its pipelines. */
+  private reconcileAll = false;
   private readonly writes: Counter;
   private readonly retry: RetryOptions;
 
@@ -112,7 +114,7 @@ export class KubeCluster implements ClusterPort {
   /** Only the leader writes; a standby keeps its caches warm. */
   setActive(active: boolean): void {
     this.active = active;
-    if (active) for (const pod of this.d.informers.pods.informer.list()) void this.reconcilePod(pod);
+    this.reconcileAll = active;
   }
 
   /** Stage queries for the Prometheus port. */
@@ -200,6 +202,11 @@ export class KubeCluster implements ClusterPort {
     }
     this.managed = next;
     this.invalid = invalid;
+    if (this.reconcileAll) {
+      // Pods created while another replica led, or while none did.
+      this.reconcileAll = false;
+      for (const pod of this.d.informers.pods.informer.list()) void this.reconcilePod(pod);
+    }
     return [...next.values()].map((m) => m.spec);
   }
 

@@ -257,6 +257,22 @@ describe('Kubernetes cluster adapter', () => {
     expect(api.get<k8s.V1Pod>('pods', 'ml', 'llm-7c9f8-aaaaa')!.metadata!.annotations!['sair.dev/gpu-cores']).toBe('100');
   });
 
+  it('a new leader moves pods that started meanwhile to the stage share the Deployment records', async () => {
+    cluster.setActive(false);
+    const llm = deployment('ml', 'llm', 2, 50);
+    llm.metadata!.annotations = { 'sair.dev/current-gpu-cores': '30' };
+    api.seed(llm);
+    api.seed(pipeline('ml', 'chat', chatSpec('Active')));
+    await until(informers.pipelines, (items) => items.length === 1);
+    await until(informers.deployments, (items) => items.some((d) => d.metadata?.annotations?.['sair.dev/current-gpu-cores'] === '30'));
+    await cluster.listPipelines();
+    expect(writes(api, 'pods')).toEqual([]);
+    cluster.setActive(true);
+    await cluster.listPipelines();
+    await until(informers.pods, (items) => items.filter((p) => p.metadata?.name?.startsWith('llm-') && p.metadata.annotations?.['sair.dev/gpu-cores'] === '30').length === 2);
+    expect(api.get<k8s.V1Pod>('pods', 'ml', 'pre-7c9f8-ccccc')!.metadata!.annotations?.['sair.dev/gpu-cores']).toBeUndefined();
+  });
+
   it('refuses an invalid pipeline with the field and accepted form, in the log and in status', async () => {
     api.seed(pipeline('ml', 'bad', { slo: { p99Ms: 500 }, stages: [{ name: 'a', deployment: 'pre', minReplicas: 3, maxReplicas: 2 }] }));
     await until(informers.pipelines, (items) => items.length === 1);
