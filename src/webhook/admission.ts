@@ -1,52 +1,40 @@
 // AdmissionReview v1 and v1beta1: validate what kube-apiserver sent, route the object to its
 // mutation, and build the answer in the version asked. Pure: no HTTP, no logging; the server
 // turns the results into responses and log lines.
-import { z } from 'zod';
 import { errorMessage } from '../common/errors.js';
 import type { HorizontalPodAutoscaler, Pod } from './k8s-types.js';
 import { mutateHpa } from './mutate-hpa.js';
 import { mutatePod, type MutationResult } from './mutate-pod.js';
 import { diffPatch, encodePatch, type Operation } from './patch.js';
+import { ShapeError, checkHpa, checkPod, nonEmptyString, object } from './validate.js';
 
 export const ADMISSION_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const;
 export type AdmissionVersion = (typeof ADMISSION_VERSIONS)[number];
 
-const requestSchema = z.looseObject({
-  uid: z.string().min(1),
-  kind: z.looseObject({ group: z.string(), version: z.string(), kind: z.string() }),
-  operation: z.enum(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']),
-  namespace: z.string().optional(),
-  name: z.string().optional(),
-  object: z.unknown().optional(),
-});
-export type AdmissionRequest = z.output<typeof requestSchema>;
+const OPERATIONS = ['CREATE', 'UPDATE', 'DELETE', 'CONNECT'] as const;
 
-const stringMap = z.record(z.string(), z.string());
-const metadataSchema = z.looseObject({ labels: stringMap.optional(), annotations: stringMap.optional() }).optional();
-const namedList = z.array(z.looseObject({ name: z.string().min(1) }));
-const quantityMap = z.record(z.string(), z.union([z.string(), z.number()]));
-const containerSchema = z.looseObject({
-  name: z.string().min(1),
-  env: namedList.optional(),
-  volumeMounts: z.array(z.looseObject({ name: z.string().min(1), mountPath: z.string() })).optional(),
-  resources: z.looseObject({ limits: quantityMap.optional(), requests: quantityMap.optional() }).optional(),
-});
-const podSchema = z.looseObject({
-  metadata: metadataSchema,
-  spec: z.looseObject({
-    containers: z.array(containerSchema).min(1),
-    initContainers: z.array(containerSchema).optional(),
-    volumes: namedList.optional(),
-  }),
-});
-const behaviorSchema = z.looseObject({
-  scaleUp: z.looseObject({ selectPolicy: z.string().optional() }).nullish(),
-  scaleDown: z.looseObject({ selectPolicy: z.string().optional() }).nullish(),
-});
-const hpaSchema = z.looseObject({
-  metadata: metadataSchema,
-  spec: z.looseObject({ behavior: behaviorSchema.nullish() }),
-});
+export interface AdmissionRequest {
+  uid: string;
+  kind: { group: string; version: string; kind: string };
+  operation: (typeof OPERATIONS)[number];
+  namespace?: string;
+  name?: string;
+  object?: unknown;
+  [key: string]: unknown;
+}
+
+function checkRequest(v: unknown): AdmissionRequest {
+  const r = object(v, 'request');
+  nonEmptyString(r.uid, 'request.uid');
+  const kind = object(r.kind, 'request.kind');
+  for (const f of ['group', 'version', 'kind'] as const) {
+    if (typeof kind[f] !== 'string') throw new ShapeError(`request.kind.${f}: expected a string`);
+  }
+  if (!OPERATIONS.includes(r.operation as AdmissionRequest['operation'])) {
+    throw new ShapeError(`request.operation: ${JSON.stringify(r.operation)} is not one of ${OPERATIONS.join(', ')}`);
+  }
+  return r as AdmissionRequest;
+}
 
 /** A review that cannot be answered as an AdmissionReview (no uid to echo): HTTP 400. */
 export interface BadReview {
@@ -69,13 +57,6 @@ export interface AdmissionOutcome {
   status?: { code: number; message: string };
 }
 
-function describeIssue(prefix: string, issue: z.core.$ZodIssue): string {
-  let path = prefix;
-  for (const key of issue.path) path += typeof key === 'number' ? `[${key}]` : `.${String(key)}`;
-  if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: missing; expected ${issue.expected}`;
-  return `${path}: ${issue.message}`;
-}
-
 export function parseReview(body: unknown): ParsedReview | BadReview {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     return { ok: false, message: 'body: expected a JSON object, an AdmissionReview' };
@@ -88,9 +69,12 @@ export function parseReview(body: unknown): ParsedReview | BadReview {
   if (review.kind !== 'AdmissionReview') {
     return { ok: false, message: `kind: ${JSON.stringify(review.kind)} is not AdmissionReview` };
   }
-  const parsed = requestSchema.safeParse(review.request);
-  if (!parsed.success) return { ok: false, message: describeIssue('request', parsed.error.issues[0]!) };
-  return { ok: true, apiVersion: apiVersion as AdmissionVersion, request: parsed.data };
+  try {
+    return { ok: true, apiVersion: apiVersion as AdmissionVersion, request: checkRequest(review.request) };
+  } catch (err) {
+    if (err instanceof ShapeError) return { ok: false, message: err.message };
+    throw err;
+  }
 }
 
 function unchanged(kind: AdmissionOutcome['kind'], result: 'unchanged' | 'skipped', warnings: string[] = []): AdmissionOutcome {
@@ -103,9 +87,15 @@ function fromMutation<T extends object>(kind: AdmissionOutcome['kind'], before: 
   return { kind, result: patch.length > 0 ? 'mutated' : 'unchanged', allowed: true, patch, warnings: m.warnings };
 }
 
-function invalidObject(kind: AdmissionOutcome['kind'], error: z.ZodError): AdmissionOutcome {
-  const message = describeIssue('request.object', error.issues[0]!);
-  return { kind, result: 'denied', allowed: false, patch: [], warnings: [], status: { code: 400, message } };
+/** Run a shape check; a failure denies the object with code 400 and the check's message. */
+function shapeDenial(kind: AdmissionOutcome['kind'], check: () => void): AdmissionOutcome | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof ShapeError)) throw err;
+    return { kind, result: 'denied', allowed: false, patch: [], warnings: [], status: { code: 400, message: err.message } };
+  }
 }
 
 /** Decide on one request. Throws only on an internal error, which the caller turns into fail-open or fail-closed. */
@@ -113,9 +103,8 @@ export function admit(request: AdmissionRequest): AdmissionOutcome {
   const { group, version, kind } = request.kind;
   if (group === '' && kind === 'Pod') {
     if (request.operation !== 'CREATE') return unchanged('Pod', 'skipped');
-    const parsed = podSchema.safeParse(request.object);
-    if (!parsed.success) return invalidObject('Pod', parsed.error);
-    return fromMutation('Pod', parsed.data, mutatePod(parsed.data as Pod));
+    const pod = request.object;
+    return shapeDenial('Pod', () => checkPod(pod, 'request.object')) ?? fromMutation('Pod', pod as Pod, mutatePod(pod as Pod));
   }
   if (group === 'autoscaling' && kind === 'HorizontalPodAutoscaler') {
     if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return unchanged('HorizontalPodAutoscaler', 'skipped');
@@ -124,9 +113,11 @@ export function admit(request: AdmissionRequest): AdmissionOutcome {
         `sair webhook manages autoscaling/v2 HorizontalPodAutoscalers; autoscaling/${version} left unchanged (register the webhook for v2)`,
       ]);
     }
-    const parsed = hpaSchema.safeParse(request.object);
-    if (!parsed.success) return invalidObject('HorizontalPodAutoscaler', parsed.error);
-    return fromMutation('HorizontalPodAutoscaler', parsed.data, mutateHpa(parsed.data as HorizontalPodAutoscaler));
+    const hpa = request.object;
+    return (
+      shapeDenial('HorizontalPodAutoscaler', () => checkHpa(hpa, 'request.object')) ??
+      fromMutation('HorizontalPodAutoscaler', hpa as HorizontalPodAutoscaler, mutateHpa(hpa as HorizontalPodAutoscaler))
+    );
   }
   const gvk = `${group ? `${group}/` : ''}${version} ${kind}`;
   return unchanged('other', 'skipped', [

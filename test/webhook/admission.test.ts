@@ -19,10 +19,10 @@ describe('parseReview', () => {
     ['null', null, 'body: expected a JSON object, an AdmissionReview'],
     ['an unknown apiVersion', { ...sampleReview(), apiVersion: 'admission.k8s.io/v2' }, 'apiVersion: "admission.k8s.io/v2" is not one of admission.k8s.io/v1, admission.k8s.io/v1beta1'],
     ['a wrong kind', { ...sampleReview(), kind: 'Pod' }, 'kind: "Pod" is not AdmissionReview'],
-    ['no request', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, 'request: missing; expected object'],
-    ['no uid', { ...sampleReview(), request: { ...(sampleReview().request as object), uid: undefined } }, 'request.uid: missing; expected string'],
-    ['an empty uid', { ...sampleReview(), request: { ...(sampleReview().request as object), uid: '' } }, 'request.uid: Too small'],
-    ['an unknown operation', { ...sampleReview(), request: { ...(sampleReview().request as object), operation: 'PATCH' } }, 'request.operation: Invalid option'],
+    ['no request', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, 'request: missing; expected an object'],
+    ['no uid', { ...sampleReview(), request: { ...(sampleReview().request as object), uid: undefined } }, 'request.uid: missing; expected a non-empty string'],
+    ['an empty uid', { ...sampleReview(), request: { ...(sampleReview().request as object), uid: '' } }, 'request.uid: empty; expected a non-empty string'],
+    ['an unknown operation', { ...sampleReview(), request: { ...(sampleReview().request as object), operation: 'PATCH' } }, 'request.operation: "PATCH" is not one of CREATE, UPDATE, DELETE, CONNECT'],
   ])('rejects %s with a message naming the field', (_label, body, message) => {
     const r = parseReview(body);
     expect(r.ok).toBe(false);
@@ -47,11 +47,27 @@ describe('admit', () => {
 
   it('denies a pod without spec or with a malformed container, naming the field', () => {
     const noSpec = admit(request({ object: { metadata: {} } }));
-    expect(noSpec).toMatchObject({ result: 'denied', allowed: false, status: { code: 400, message: 'request.object.spec: missing; expected object' } });
+    expect(noSpec).toMatchObject({ result: 'denied', allowed: false, status: { code: 400, message: 'request.object.spec: missing; expected an object' } });
     const badContainer = admit(request({ object: { spec: { containers: [{ image: 'x' }] } } }));
-    expect(badContainer.status?.message).toBe('request.object.spec.containers[0].name: missing; expected string');
+    expect(badContainer.status?.message).toBe('request.object.spec.containers[0].name: missing; expected a non-empty string');
     const badLabel = admit(request({ object: { metadata: { labels: { a: 1 } }, spec: { containers: [{ name: 'x' }] } } }));
-    expect(badLabel.status?.message).toContain('request.object.metadata.labels.a');
+    expect(badLabel.status?.message).toBe('request.object.metadata.labels["a"]: expected a string, got a number');
+  });
+
+  it.each([
+    ['no containers', { spec: { containers: [] } }, 'request.object.spec.containers: empty; expected at least one container'],
+    ['env that is not a list', { spec: { containers: [{ name: 'c', env: {} }] } }, 'request.object.spec.containers[0].env: expected an array, got an object'],
+    ['a mount without path', { spec: { containers: [{ name: 'c', volumeMounts: [{ name: 'v' }] }] } }, 'request.object.spec.containers[0].volumeMounts[0].mountPath: missing; expected a non-empty string'],
+    ['a bad GPU quantity', { spec: { containers: [{ name: 'c', resources: { limits: { 'nvidia.com/gpu': true } } }] } }, 'request.object.spec.containers[0].resources.limits["nvidia.com/gpu"]: expected a quantity (string or number), got a boolean'],
+    ['an init container without name', { spec: { containers: [{ name: 'c' }], initContainers: [{}] } }, 'request.object.spec.initContainers[0].name: missing; expected a non-empty string'],
+    ['a pod that is a string', 'pod', 'request.object: expected an object, got a string'],
+  ])('denies a pod with %s', (_label, object, message) => {
+    expect(admit(request({ object }))).toMatchObject({ allowed: false, status: { code: 400, message } });
+  });
+
+  it('denies an HPA whose behavior is malformed', () => {
+    const r = admit(request({ kind: { group: 'autoscaling', version: 'v2', kind: 'HorizontalPodAutoscaler' }, object: { spec: { behavior: { scaleUp: { selectPolicy: 3 } } } } }));
+    expect(r.status).toEqual({ code: 400, message: 'request.object.spec.behavior.scaleUp.selectPolicy: expected a string, got a number' });
   });
 
   it('routes autoscaling/v2 HPAs and skips other HPA versions with a warning', () => {

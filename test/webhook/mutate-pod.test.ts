@@ -50,11 +50,20 @@ describe('mutatePod', () => {
     expect(c.resources).toEqual({ limits: { 'sair.dev/gpu': '1' } });
   });
 
-  it('never modifies its input', () => {
+  it('never modifies its input (deep-frozen, so any write would throw)', () => {
+    const deepFreeze = <T>(o: T): T => {
+      if (o && typeof o === 'object') {
+        for (const v of Object.values(o)) deepFreeze(v);
+        Object.freeze(o);
+      }
+      return o;
+    };
     const input = samplePod() as unknown as Pod;
+    input.spec.initContainers = [gpu('init', { env: [{ name: 'LD_PRELOAD', value: '/x.so' }], volumeMounts: [{ name: 'v', mountPath: '/v' }] })];
     const copy = structuredClone(input);
-    allowed(mutatePod(input));
+    const { object } = allowed(mutatePod(deepFreeze(input)));
     expect(input).toEqual(copy);
+    expect(object).not.toEqual(copy);
   });
 
   it('defaults to a whole GPU and no memory quota without annotations, and creates the annotations map', () => {

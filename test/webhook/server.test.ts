@@ -197,7 +197,7 @@ describe('webhook server: bad input', () => {
   it('denies an object without spec and an invalid quota with code 400 and one log line each', async () => {
     const r = await start();
     const noSpec = await review(r, sampleReview({ metadata: { name: 'x' } }, 'u1'));
-    expect(noSpec.response).toEqual({ uid: 'u1', allowed: false, status: { code: 400, message: 'request.object.spec: missing; expected object' } });
+    expect(noSpec.response).toEqual({ uid: 'u1', allowed: false, status: { code: 400, message: 'request.object.spec: missing; expected an object' } });
     const pod = samplePod() as { metadata: { annotations: Record<string, string> } };
     pod.metadata.annotations['sair.dev/gpu-cores'] = '150';
     const bad = await review(r, sampleReview(pod as unknown as Record<string, unknown>, 'u2'));
