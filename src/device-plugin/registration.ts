@@ -1,5 +1,5 @@
 // Registration with the kubelet (kubelet.sock) and staying registered: a restarted kubelet
-// recreates kubelet.sock and deletes every plugin socket, so when kubelet.sock gets a new inode
+// recreates kubelet.sock and deletes every plugin socket, so when kubelet.sock is a new file
 // or our socket disappears, the plugin re-binds and registers again (within a second or two;
 // a directory watch reacts at once, a 1 s poll backs it up).
 import { statSync, watch, type FSWatcher } from 'node:fs';
@@ -41,9 +41,11 @@ export interface RegistrarOptions {
   retryMs?: number;
 }
 
-function inodeOf(path: string): number | undefined {
+/** Identity of a socket file: a recreated file can reuse the inode number, not also its ctime. */
+function identityOf(path: string): string | undefined {
   try {
-    return statSync(path).ino;
+    const st = statSync(path, { bigint: true });
+    return `${st.ino}/${st.ctimeNs}`;
   } catch {
     return undefined;
   }
@@ -53,8 +55,8 @@ function inodeOf(path: string): number | undefined {
 export class Registrar {
   private readonly dir: string;
   private readonly kubeletSocket: string;
-  private registeredKubeletInode: number | undefined;
-  private servedInode: number | undefined;
+  private registeredKubelet: string | undefined;
+  private served: string | undefined;
   private watcher: FSWatcher | undefined;
   private poll: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -76,7 +78,7 @@ export class Registrar {
   /** Serves and registers (retrying until a kubelet answers), then watches for kubelet restarts. */
   async start(): Promise<void> {
     await this.plugin.start();
-    this.servedInode = inodeOf(this.plugin.socketPath);
+    this.served = identityOf(this.plugin.socketPath);
     try {
       this.watcher = watch(this.dir, () => this.check());
       this.watcher.on('error', (err) => this.log.warn({ err: errorMessage(err) }, 'device-plugins directory watch failed; polling only'));
@@ -102,14 +104,14 @@ export class Registrar {
       this.again = true;
       return;
     }
-    const kubeletInode = inodeOf(this.kubeletSocket);
-    const ourInode = inodeOf(this.plugin.socketPath);
-    const lost = ourInode === undefined || ourInode !== this.servedInode;
-    const kubeletChanged = kubeletInode !== undefined && kubeletInode !== this.registeredKubeletInode;
+    const kubelet = identityOf(this.kubeletSocket);
+    const ours = identityOf(this.plugin.socketPath);
+    const lost = ours === undefined || ours !== this.served;
+    const kubeletChanged = kubelet !== undefined && kubelet !== this.registeredKubelet;
     if (!lost && !kubeletChanged) return;
-    if (kubeletInode === undefined && !lost) return;
+    if (kubelet === undefined && !lost) return;
     if (this.failures > 0 && Date.now() - this.lastAttempt < (this.opts.retryMs ?? 1000)) return;
-    this.running = this.reconcile(lost, kubeletInode).finally(() => {
+    this.running = this.reconcile(lost, kubelet).finally(() => {
       this.running = undefined;
       if (this.again) {
         this.again = false;
@@ -118,23 +120,23 @@ export class Registrar {
     });
   }
 
-  private async reconcile(lost: boolean, kubeletInode: number | undefined): Promise<void> {
+  private async reconcile(lost: boolean, kubelet: string | undefined): Promise<void> {
     this.lastAttempt = Date.now();
     try {
       if (lost) {
         this.log.warn({ socket: this.plugin.socketPath }, 'plugin socket gone (kubelet restart?); serving again');
         await this.plugin.stop();
         await this.plugin.start();
-        this.servedInode = inodeOf(this.plugin.socketPath);
+        this.served = identityOf(this.plugin.socketPath);
       }
-      if (kubeletInode === undefined) return;
+      if (kubelet === undefined) return;
       await register(this.kubeletSocket, {
         version: API_VERSION,
         endpoint: basename(this.plugin.socketPath),
         resource_name: this.opts.resourceName,
         options: this.opts.options,
       });
-      this.registeredKubeletInode = kubeletInode;
+      this.registeredKubelet = kubelet;
       this.registrations++;
       this.failures = 0;
       this.log.info({ kubelet: this.kubeletSocket, resource: this.opts.resourceName, endpoint: basename(this.plugin.socketPath) }, 'registered with the kubelet');

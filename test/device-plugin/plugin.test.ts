@@ -10,6 +10,13 @@ import { FakeKubelet } from '../support/fake-kubelet.js';
 
 const log = createLogger('device-plugin', 'silent');
 
+/** `promise`, or a rejection naming `what` once `ms` have passed (the bound the issue sets). */
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 describe('device plugin with a fake kubelet', () => {
   let dir: string;
   let kubelet: FakeKubelet;
@@ -29,7 +36,8 @@ describe('device plugin with a fake kubelet', () => {
       inventory,
       log,
     );
-    registrar = new Registrar(plugin, { resourceName: RESOURCE_NAME, options: PLUGIN_OPTIONS, pollMs: 200, retryMs: 200 }, log);
+    // Production timings (1 s poll and retry), so the 5 s re-registration bound is checked as shipped.
+    registrar = new Registrar(plugin, { resourceName: RESOURCE_NAME, options: PLUGIN_OPTIONS }, log);
   });
 
   afterEach(async () => {
@@ -105,10 +113,18 @@ describe('device plugin with a fake kubelet', () => {
     await registrar.start();
     await kubelet.waitForRegistrations(1);
     await kubelet.restart();
-    await kubelet.waitForRegistrations(2);
+    await within(5000, 're-registration after a kubelet restart', kubelet.waitForRegistrations(2));
     const devices = await kubelet.waitForDevices((d) => d.length === 8);
     expect(devices).toHaveLength(8);
     expect(registrar.registrations).toBe(2);
+  }, 15000);
+
+  it('re-registers when only kubelet.sock is recreated', async () => {
+    await registrar.start();
+    await kubelet.waitForRegistrations(1);
+    await kubelet.restart({ keepPluginSockets: true });
+    await within(5000, 're-registration after kubelet.sock was recreated', kubelet.waitForRegistrations(2));
+    await expect(kubelet.waitForDevices((d) => d.length === 8)).resolves.toHaveLength(8);
   }, 15000);
 
   it('removes a stale socket file before binding', async () => {

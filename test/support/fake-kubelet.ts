@@ -167,10 +167,15 @@ export class FakeKubelet extends EventEmitter {
     return call(c.PreStartContainer, c, req);
   }
 
-  /** A kubelet restart: stop, delete every socket in the directory, serve a new kubelet.sock. */
-  async restart(): Promise<void> {
+  /**
+   * A kubelet restart: stop, delete every socket in the directory (as the kubelet does at start;
+   * `keepPluginSockets` deletes only kubelet.sock), serve a new kubelet.sock.
+   */
+  async restart(options: { keepPluginSockets?: boolean } = {}): Promise<void> {
     await this.stopServing();
-    for (const name of readdirSync(this.dir)) if (name.endsWith('.sock')) rmSync(join(this.dir, name), { force: true });
+    for (const name of readdirSync(this.dir)) {
+      if (name === 'kubelet.sock' || (name.endsWith('.sock') && !options.keepPluginSockets)) rmSync(join(this.dir, name), { force: true });
+    }
     await this.serve();
   }
 
