@@ -1,6 +1,6 @@
 // `sair webhook`: the mutating admission webhook server. With --dev it makes a throwaway
 // certificate, listens on 127.0.0.1 and prints a curl command that posts a sample review.
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -107,7 +107,10 @@ export async function runWebhook(cfg: WebhookConfig, out: NodeJS.WritableStream 
       logger.info({ signal }, 'shutting down');
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
-      void server.stop().then(resolve);
+      void server
+        .stop()
+        .then(() => (dev ? rm(dev.certDir, { recursive: true, force: true }) : undefined))
+        .then(resolve);
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
