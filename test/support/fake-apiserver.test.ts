@@ -659,7 +659,7 @@ describe('custom resources', () => {
   });
 
   it('serves the resources of a CRD created over REST, with its scale subresource', async () => {
-    await c.kc.makeApiClient(k8s.ApiextensionsV1Api).createCustomResourceDefinition({
+    const crd = await c.kc.makeApiClient(k8s.ApiextensionsV1Api).createCustomResourceDefinition({
       body: {
         metadata: { name: 'workers.example.com' },
         spec: {
@@ -685,6 +685,8 @@ describe('custom resources', () => {
         },
       },
     });
+    expect(crd.status?.conditions?.find((x) => x.type === 'Established')?.status).toBe('True');
+    expect(crd.status?.storedVersions).toEqual(['v1']);
     await c.custom.createNamespacedCustomObject({
       group: 'example.com',
       version: 'v1',

@@ -340,7 +340,26 @@ export const BUILTIN_RESOURCES: ResourceDef[] = [
     shortNames: ['crd', 'crds'],
     status: true,
     generation: true,
-    prepareForCreate: resetStatus({}),
+    // What the apiextensions controllers write at once: names accepted, Established, stored version.
+    prepareForCreate: (obj) => {
+      const spec = (obj.spec ?? {}) as { names?: object; versions?: { name: string; storage?: boolean }[] };
+      const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+      const condition = (type: string, reason: string, message: string) => ({
+        type,
+        status: 'True',
+        lastTransitionTime: at,
+        reason,
+        message,
+      });
+      obj.status = {
+        acceptedNames: spec.names ?? {},
+        conditions: [
+          condition('NamesAccepted', 'NoConflicts', 'no conflicts found'),
+          condition('Established', 'InitialNamesAccepted', 'the initial names have been accepted'),
+        ],
+        storedVersions: (spec.versions ?? []).filter((v) => v.storage).map((v) => v.name),
+      };
+    },
   },
   {
     group: 'sair.dev',
