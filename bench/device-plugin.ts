@@ -1,0 +1,123 @@
+// Device plugin timings on this machine, with the same fakes the tests use (fake kubelet on unix
+// sockets, in-process fake API server, --fake-gpus): how long an annotation change takes to reach
+// a pod's control file (issue target: 1 s), how long re-registration takes after a kubelet restart
+// (target: 5 s), and the Allocate / GetPreferredAllocation round trip. Prints figures; the last
+// line is the summary.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../src/common/logger.js';
+import { NodeAgent } from '../src/device-plugin/agent.js';
+import { readControlFile } from '../src/device-plugin/control-file.js';
+import { FakeGpuBackend, GpuInventory, fakeGpuUuid } from '../src/device-plugin/gpus.js';
+import { DevicePluginServer, PLUGIN_OPTIONS, RESOURCE_NAME } from '../src/device-plugin/plugin.js';
+import { Registrar } from '../src/device-plugin/registration.js';
+import { startFakeApiServer } from '../test/support/fake-apiserver.js';
+import { FakeKubelet } from '../test/support/fake-kubelet.js';
+
+const log = createLogger('device-plugin', 'silent');
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+function summary(ms: number[]): { p50: number; p99: number; max: number } {
+  const s = [...ms].sort((a, b) => a - b);
+  return { p50: quantile(s, 0.5), p99: quantile(s, 0.99), max: s.at(-1)! };
+}
+
+const fmt = (x: number): string => x.toFixed(2);
+
+async function untilTrue(test: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!test()) {
+    if (performance.now() > deadline) throw new Error(`not within ${timeoutMs} ms`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+async function annotationLatency(changes: number): Promise<number[]> {
+  const api = await startFakeApiServer({ namespaces: ['default', 'ml'] });
+  const root = mkdtempSync(join(tmpdir(), 'sair-bench-agent-'));
+  const { kc, core } = api.clients('ml');
+  const agent = new NodeAgent(kc, core, { nodeName: 'n1', controlRoot: root, resyncMs: 5000 }, log);
+  await agent.start();
+  await core.createNamespacedPod({
+    namespace: 'ml',
+    body: {
+      metadata: { name: 'p', annotations: { 'sair.dev/injected': 'true', 'sair.dev/gpu-cores': '1' } },
+      spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'i' }] },
+    },
+  });
+  const uid = api.get<{ metadata: { uid: string } }>('pods', 'ml', 'p')!.metadata.uid;
+  const file = join(root, uid, 'control');
+  const cores = (): number => {
+    try {
+      return readControlFile(file).limits.gpuCores;
+    } catch {
+      return 0;
+    }
+  };
+  await untilTrue(() => cores() === 1, 5000);
+  const out: number[] = [];
+  for (let i = 0; i < changes; i++) {
+    const value = 2 + (i % 98);
+    const t0 = performance.now();
+    await core.patchNamespacedPod({ name: 'p', namespace: 'ml', body: [{ op: 'replace', path: '/metadata/annotations/sair.dev~1gpu-cores', value: String(value) }] });
+    await untilTrue(() => cores() === value, 5000);
+    out.push(performance.now() - t0);
+  }
+  await agent.stop();
+  await api.close();
+  rmSync(root, { recursive: true, force: true });
+  return out;
+}
+
+async function pluginTimings(restarts: number, calls: number): Promise<{ reregister: number[]; allocate: number[]; preferred: number[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'sair-bench-dp-'));
+  const kubelet = await FakeKubelet.start(dir);
+  const inventory = new GpuInventory(new FakeGpuBackend(8), log, join(dir, 'sys'));
+  inventory.discover();
+  const plugin = new DevicePluginServer({ socketPath: join(dir, 'sair-gpu.sock'), slotsPerGpu: 10, hostLibDir: '/var/lib/sair/lib', containerLibDir: '/usr/local/sair/lib' }, inventory, log);
+  const registrar = new Registrar(plugin, { resourceName: RESOURCE_NAME, options: PLUGIN_OPTIONS }, log);
+  await registrar.start();
+  await kubelet.waitForRegistrations(1);
+
+  const reregister: number[] = [];
+  for (let i = 0; i < restarts; i++) {
+    const t0 = performance.now();
+    await kubelet.restart();
+    await kubelet.waitForRegistrations(i + 2);
+    reregister.push(performance.now() - t0);
+  }
+
+  const available = Array.from({ length: 8 }, (_, g) => Array.from({ length: 10 }, (_, k) => `${fakeGpuUuid(g)}::${k}`)).flat();
+  const allocate: number[] = [];
+  const preferred: number[] = [];
+  for (let i = 0; i < calls; i++) {
+    let t0 = performance.now();
+    await kubelet.getPreferredAllocation({ container_requests: [{ available_deviceIDs: available, must_include_deviceIDs: [], allocation_size: 2 }] });
+    preferred.push(performance.now() - t0);
+    t0 = performance.now();
+    await kubelet.allocate({ container_requests: [{ devices_ids: [available[i % 80]!] }] });
+    allocate.push(performance.now() - t0);
+  }
+  await registrar.stop();
+  await plugin.close();
+  await kubelet.close();
+  rmSync(dir, { recursive: true, force: true });
+  return { reregister, allocate, preferred };
+}
+
+const annotation = summary(await annotationLatency(100));
+console.log(`annotation change -> control file (100 changes): p50 ${fmt(annotation.p50)} ms, p99 ${fmt(annotation.p99)} ms, max ${fmt(annotation.max)} ms`);
+const t = await pluginTimings(10, 1000);
+const rereg = summary(t.reregister);
+const alloc = summary(t.allocate);
+const pref = summary(t.preferred);
+console.log(`kubelet restart -> re-registered (10 restarts): p50 ${fmt(rereg.p50)} ms, max ${fmt(rereg.max)} ms`);
+console.log(`Allocate round trip (1000 calls): p50 ${fmt(alloc.p50)} ms, p99 ${fmt(alloc.p99)} ms`);
+console.log(`GetPreferredAllocation over 80 slots (1000 calls): p50 ${fmt(pref.p50)} ms, p99 ${fmt(pref.p99)} ms`);
+console.log(
+  `SUMMARY device-plugin: annotation->file p99 ${fmt(annotation.p99)} ms (target 1000), re-registration max ${fmt(rereg.max)} ms (target 5000), Allocate p99 ${fmt(alloc.p99)} ms`,
+);
