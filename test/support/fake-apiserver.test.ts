@@ -122,6 +122,31 @@ describe('discovery and namespaces', () => {
     });
   });
 
+  it('lets the generic KubernetesObjectApi find resources through discovery', async () => {
+    const objects = k8s.KubernetesObjectApi.makeApiClient(api.kubeConfig());
+    const pipeline: k8s.KubernetesObject & { spec: object } = {
+      apiVersion: 'sair.dev/v1alpha1',
+      kind: 'InferencePipeline',
+      metadata: { name: 'generic', namespace: NS },
+      spec: { sloMs: 100 },
+    };
+    const created = await objects.create(pipeline);
+    expect(created.metadata?.uid).toBeDefined();
+    const patched = await objects.patch(
+      { ...pipeline, metadata: { ...pipeline.metadata, labels: { via: 'generic' } } },
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      k8s.PatchStrategy.MergePatch,
+    );
+    expect(patched.metadata?.labels).toEqual({ via: 'generic' });
+    expect((await objects.list('sair.dev/v1alpha1', 'InferencePipeline', NS)).items).toHaveLength(1);
+    await objects.delete(pipeline);
+    expect(api.get('inferencepipelines.sair.dev', NS, 'generic')).toBeUndefined();
+    expect(api.requests.some((r) => r.path === '/apis/sair.dev/v1alpha1' && r.status === 200)).toBe(true);
+  });
+
   it('starts with the default namespaces, Active', async () => {
     const list = await c.core.listNamespace();
     expect(list.items.map((n) => n.metadata?.name)).toEqual(
