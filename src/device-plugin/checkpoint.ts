@@ -32,7 +32,13 @@ export function readAllocations(path: string, resource: string): ContainerSlots[
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  const parsed = Checkpoint.safeParse(JSON.parse(text));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`kubelet checkpoint ${path} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const parsed = Checkpoint.safeParse(json);
   if (!parsed.success) throw new Error(`kubelet checkpoint ${path} is not in the expected form: ${parsed.error.message}`);
   const out: ContainerSlots[] = [];
   for (const e of parsed.data.Data.PodDeviceEntries ?? []) {

@@ -40,15 +40,16 @@ export interface Gpu {
 }
 
 export function nvmlBackend(nvml: Nvml): GpuBackend {
-  let lastSampleUs = 0n;
+  // Per device: only samples newer than the last one seen, as NVML's lastSeenTimeStamp intends.
+  const lastSampleUs = new Map<number, bigint>();
   return {
     kind: 'nvml',
     count: () => nvml.deviceCount(),
     probe(index) {
       const h = nvml.handleByIndex(index);
       const memory = nvml.memory(h);
-      const processes = nvml.processUtilization(h, lastSampleUs);
-      for (const p of processes) if (p.timeStampUs > lastSampleUs) lastSampleUs = p.timeStampUs;
+      const processes = nvml.processUtilization(h, lastSampleUs.get(index) ?? 0n);
+      for (const p of processes) if (p.timeStampUs > (lastSampleUs.get(index) ?? 0n)) lastSampleUs.set(index, p.timeStampUs);
       return {
         uuid: nvml.uuid(h),
         name: nvml.name(h),

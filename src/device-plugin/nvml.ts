@@ -6,7 +6,6 @@ import koffi, { type LibraryHandle } from 'koffi';
 export const NVML_SUCCESS = 0;
 export const NVML_ERROR_NOT_FOUND = 6;
 export const NVML_ERROR_INSUFFICIENT_SIZE = 7;
-export const NVML_ERROR_GPU_IS_LOST = 15;
 
 /** The NVML library could not be opened or initialised: no GPU or no driver on this node. */
 export class NvmlUnavailableError extends Error {

@@ -109,7 +109,6 @@ export class Registrar {
     const lost = ours === undefined || ours !== this.served;
     const kubeletChanged = kubelet !== undefined && kubelet !== this.registeredKubelet;
     if (!lost && !kubeletChanged) return;
-    if (kubelet === undefined && !lost) return;
     if (this.failures > 0 && Date.now() - this.lastAttempt < (this.opts.retryMs ?? 1000)) return;
     this.running = this.reconcile(lost, kubelet).finally(() => {
       this.running = undefined;
