@@ -222,7 +222,8 @@ export async function installCertificates(clients: KubeClients, opts: InstallOpt
     const body: k8s.V1Secret = {
       apiVersion: 'v1',
       kind: 'Secret',
-      type: 'kubernetes.io/tls',
+      // A Secret's type cannot change; one made by hand as Opaque keeps working as a volume.
+      type: existing?.type ?? 'kubernetes.io/tls',
       metadata: {
         name: opts.secretName,
         namespace: opts.namespace,

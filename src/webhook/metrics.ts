@@ -15,7 +15,7 @@ export function createWebhookMetrics(registry: Registry): WebhookMetrics {
   return {
     requests: new Counter({
       name: 'sair_webhook_admission_requests_total',
-      help: 'AdmissionReview requests by object kind and result (mutated, unchanged, skipped, denied, error, bad_request)',
+      help: 'AdmissionReview requests by object kind and result (mutated, unchanged, skipped, denied, error, bad_request, too_large)',
       labelNames: ['kind', 'result'],
       registers,
     }),

@@ -133,6 +133,7 @@ export class WebhookServer extends EventEmitter {
       const type = (err as { type?: string }).type;
       if (type === 'entity.too.large') {
         this.metrics.errors.inc({ type: 'too_large' });
+        this.metrics.requests.inc({ kind: 'other', result: 'too_large' });
         this.log.warn({ path: req.path, limitBytes: MAX_BODY_BYTES }, 'request body too large');
         res.status(413).json(statusBody(413, `body: larger than ${MAX_BODY_BYTES} bytes (3 MiB); an AdmissionReview is never that large`));
       } else if (type === 'entity.parse.failed' || type === 'encoding.unsupported' || type === 'charset.unsupported') {
@@ -194,8 +195,11 @@ export class WebhookServer extends EventEmitter {
       this.log.warn({ ...fields, reason: outcome.status?.message }, 'admission denied');
     } else if (outcome.warnings.length > 0) {
       this.log.warn({ ...fields, warnings: outcome.warnings }, 'admitted with warnings');
+    } else if (outcome.result === 'mutated') {
+      this.log.info(fields, 'admitted with patch');
     } else {
-      this.log.info(fields, 'admitted');
+      // Unchanged objects are the common case on a busy cluster; keep them out of info logs.
+      this.log.debug(fields, 'admitted unchanged');
     }
   }
 
@@ -239,7 +243,14 @@ export class WebhookServer extends EventEmitter {
     });
     server.listen(this.options.port, this.options.host);
     this.plain.listen(this.options.metricsPort, this.options.metricsHost);
-    await Promise.all([once(server, 'listening'), once(this.plain, 'listening')]);
+    try {
+      await Promise.all([once(server, 'listening'), once(this.plain, 'listening')]);
+    } catch (err) {
+      // One port may be taken (EADDRINUSE): close the other so the process can exit.
+      server.close();
+      this.plain.close();
+      throw new Error(`cannot listen on ${this.options.host}:${this.options.port} and :${this.options.metricsPort}: ${errorMessage(err)}`, { cause: err });
+    }
 
     this.watcher = watch(this.options.certDir, () => this.scheduleReload());
     this.watcher.on('error', (err) => this.log.warn({ err: errorMessage(err) }, 'certificate directory watch failed; relying on polling'));

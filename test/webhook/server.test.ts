@@ -218,6 +218,22 @@ describe('webhook server: bad input', () => {
     expect(denied.response).toEqual({ uid: 'u-closed', allowed: false, status: { code: 500, message: 'sair webhook internal error: boom' } });
   });
 
+  it('fails to start with a clear error when its port is taken', async () => {
+    const r = await start();
+    const second = new WebhookServer({
+      certDir: r.volume.dir,
+      host: '127.0.0.1',
+      port: r.port,
+      metricsHost: '127.0.0.1',
+      metricsPort: 0,
+      failClosed: false,
+      logger: logSink().logger,
+      shutdownTimeoutMs: 1000,
+      certPollIntervalMs: 0,
+    });
+    await expect(second.start()).rejects.toThrow(`cannot listen on 127.0.0.1:${r.port}`);
+  });
+
   it('answers unknown paths with 404', async () => {
     const r = await start();
     const res = await post(r.port, '{}', { ca: bundle.caCert, path: '/validate' });
