@@ -1,0 +1,462 @@
+// Issue 8, end to end: every part together as a cluster runs them, on one machine standing in for
+// one GPU node. The fake API server (with the real webhook manifest and `sair certs`), the real
+// webhook, `sair device-plugin` and `sair policy` as their own OS processes, the built shim
+// LD_PRELOADed into a workload on the fake CUDA driver, the fake kubelet, a fake Prometheus
+// serving a simulated load, and the scripted LLM server. Each step asserts what a user would check;
+// then the faults: the device plugin killed and restarted, the policy server restarted, the LLM failing.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import type * as k8s from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { createLogger } from '../../src/common/logger.js';
+import { readControlFile } from '../../src/device-plugin/control-file.js';
+import type { AllocateResponse } from '../../src/device-plugin/proto.js';
+import type { DecisionRecord } from '../../src/policy/types.js';
+import { installCertificates } from '../../src/webhook/certs.js';
+import { WebhookServer } from '../../src/webhook/server.js';
+import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
+import { FakeKubelet } from '../support/fake-kubelet.js';
+import { startFakeLlm, type FakeLlm } from '../support/fake-llm.js';
+import { startFakePrometheus, type FakePrometheus } from '../support/fake-prometheus.js';
+import { ARRIVAL_QUERY, SimulatedLoad } from '../support/e2e-load.js';
+import { containerView } from '../support/e2e-node.js';
+import { SairProcess } from '../support/e2e-process.js';
+import { DeviceTimeline, ShareRecorder } from '../support/e2e-timeline.js';
+import { SecretVolume } from '../webhook/helpers.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const NATIVE = join(ROOT, 'native/build');
+const NODE_NAME = 'gpu-node-1';
+const NS = 'ml';
+const POD = 'encode-6c9f7d8b5-q7x2k';
+const GiB = 1024 ** 3;
+/** The machine is shared and busy; shares are read from the device timeline with this slack. */
+const SHARE_TOLERANCE = 0.08;
+
+let host: string;
+let gpuDir: string;
+let api: FakeApiServer;
+let webhook: WebhookServer;
+let certs: SecretVolume;
+let kubelet: FakeKubelet;
+let prom: FakePrometheus;
+let llm: FakeLlm;
+let load: SimulatedLoad;
+let devicePlugin: SairProcess;
+let policy: SairProcess;
+let workload: ChildProcessWithoutNullStreams | undefined;
+let recorder: ShareRecorder | undefined;
+
+const paths = {
+  kubelet: () => join(host, 'var/lib/kubelet/device-plugins'),
+  lib: () => join(host, 'var/lib/sair/lib'),
+  controlRoot: () => join(host, 'run/sair/pods'),
+  snapshot: () => join(host, 'var/lib/sair-policy/experience.json'),
+};
+
+async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, everyMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  if (!res.ok) throw new Error(`GET ${url}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+async function getText(url: string): Promise<string> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  return res.text();
+}
+
+/** One sample of a Prometheus text exposition, by metric name and a label it must carry. */
+function sample(text: string, name: string, label: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(label));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+function startDevicePlugin(): SairProcess {
+  return SairProcess.start(
+    'device-plugin',
+    [
+      '--node-name', NODE_NAME,
+      '--socket-dir', paths.kubelet(),
+      '--lib-dir', paths.lib(),
+      '--shim-source', join(NATIVE, 'libsair-cuda.so'),
+      '--control-root', paths.controlRoot(),
+      '--nvml-library', join(NATIVE, 'fake/libnvidia-ml.so.1'),
+      '--metrics-port', '0',
+      '--health-interval', '1',
+      '--resync-interval', '1',
+      '--log-level', 'info',
+    ],
+    { KUBECONFIG: join(host, 'kubeconfig'), FAKE_GPU_DIR: gpuDir, FAKE_GPU_COUNT: '1' },
+  );
+}
+
+async function metricsPortOf(p: SairProcess): Promise<number> {
+  const line = await p.waitForLog((l) => l.msg === 'metrics listening', 60_000, 'the metrics endpoint');
+  return line['port'] as number;
+}
+
+function startPolicy(extra: string[]): SairProcess {
+  return SairProcess.start('policy', [
+    '--kube-api-server', api.url,
+    '--prometheus-url', prom.url,
+    '--port', '0',
+    '--host', '127.0.0.1',
+    '--leader-election', 'false',
+    '--identity', 'sair-policy-e2e',
+    '--snapshot-path', paths.snapshot(),
+    '--snapshot-interval-ms', '1000',
+    // Determinism: no ε-random picks, and the test's 5 s ticks may act on consecutive ticks.
+    '--exploration-epsilon', '0',
+    '--scale-up-cooldown-ms', '0',
+    '--log-level', 'info',
+    ...extra,
+  ]);
+}
+
+async function policyUrl(p: SairProcess): Promise<string> {
+  const line = await p.waitForLog((l) => l.msg === 'HTTP API listening', 60_000, 'the HTTP API');
+  return `http://127.0.0.1:${line['port'] as number}`;
+}
+
+async function decisions(url: string): Promise<DecisionRecord[]> {
+  return (await getJson<{ decisions: DecisionRecord[] }>(`${url}/api/decisions?pipeline=${NS}/captioner&limit=100`)).decisions;
+}
+
+const storedPod = () => api.get<k8s.V1Pod>('pods', NS, POD)!;
+const controlFile = () => join(paths.controlRoot(), storedPod().metadata!.uid!, 'control');
+
+beforeAll(async () => {
+  host = mkdtempSync(join(tmpdir(), 'sair-e2e-'));
+  gpuDir = join(host, 'fake-gpu');
+  for (const d of [gpuDir, paths.kubelet(), paths.controlRoot(), join(host, 'var/lib/sair-policy')]) mkdirSync(d, { recursive: true });
+  let webhookPort = 0;
+  api = await startFakeApiServer({
+    namespaces: ['default', 'kube-system', 'sair-system'],
+    simulateDeployments: true,
+    admission: { resolveService: (svc) => `https://localhost:${webhookPort}${svc.path ?? '/'}` },
+  });
+  writeFileSync(join(host, 'kubeconfig'), api.kubeConfig().exportConfig());
+  kubelet = await FakeKubelet.start(paths.kubelet());
+  // The device plugin is a DaemonSet: it is up before any pod lands on the node.
+  devicePlugin = startDevicePlugin();
+
+  // The webhook as installed from manifests/: its MutatingWebhookConfiguration, `sair certs`, the server.
+  api.seed(parse(readFileSync(join(ROOT, 'manifests/webhook/base/mutatingwebhookconfiguration.yaml'), 'utf8')) as object);
+  await installCertificates(api.clients(), {
+    namespace: 'sair-system',
+    secretName: 'sair-webhook-tls',
+    webhookConfigName: 'sair-webhook',
+    service: 'sair-webhook',
+    validityDays: 30,
+    renewBeforeDays: 7,
+    force: false,
+    extraNames: ['localhost'],
+    logger: createLogger('certs', 'silent'),
+  });
+  const secret = api.get<{ data: Record<string, string> }>('secrets', 'sair-system', 'sair-webhook-tls')!;
+  const dec = (k: string) => Buffer.from(secret.data[k]!, 'base64').toString('utf8');
+  certs = await SecretVolume.create({ cert: dec('tls.crt'), key: dec('tls.key'), caCert: dec('ca.crt') });
+  webhook = new WebhookServer({
+    certDir: certs.dir,
+    host: '127.0.0.1',
+    port: 0,
+    metricsHost: '127.0.0.1',
+    metricsPort: 0,
+    failClosed: true,
+    logger: createLogger('webhook', 'silent'),
+    shutdownTimeoutMs: 5_000,
+    certPollIntervalMs: 0,
+  });
+  ({ port: webhookPort } = await webhook.start());
+
+  prom = await startFakePrometheus();
+  llm = await startFakeLlm();
+  // Stage 0 (GPU) serves 200 req/s per replica at a whole GPU; stage 1 (CPU) 300 req/s per replica.
+  load = new SimulatedLoad(
+    [
+      { deployment: 'encode', ratePerReplica: 200, baseLatencyMs: 10 },
+      { deployment: 'decode', ratePerReplica: 300, baseLatencyMs: 5 },
+    ],
+    () =>
+      ['encode', 'decode'].map((name, i) => {
+        const dep = api.get<k8s.V1Deployment>('deployments.apps', NS, name);
+        const pod = i === 0 ? api.get<k8s.V1Pod>('pods', NS, POD) : undefined;
+        const cores = pod?.metadata?.annotations?.['sair.dev/gpu-cores'] ?? dep?.spec?.template.metadata?.annotations?.['sair.dev/gpu-cores'];
+        return { readyReplicas: dep?.status?.readyReplicas ?? 0, gpuCores: cores === undefined ? null : Number(cores) };
+      }),
+    57,
+  );
+  load.serve(prom);
+}, 120_000);
+
+afterAll(async () => {
+  recorder?.stop();
+  workload?.kill('SIGKILL');
+  await Promise.all([policy?.stop('SIGTERM'), devicePlugin?.stop('SIGTERM')]);
+  await webhook?.stop();
+  await kubelet?.close();
+  await Promise.all([api?.close(), prom?.close(), llm?.close()]);
+  await certs?.remove();
+  if (host) rmSync(host, { recursive: true, force: true });
+}, 60_000);
+
+describe('issue 8: every part together', () => {
+  let allocation: AllocateResponse;
+  let url: string;
+  let changedAt = 0;
+
+  it('1. holds an opted-in namespace, a two-stage InferencePipeline and its Deployments', async () => {
+    const { core, apps, custom } = api.clients(NS);
+    await core.createNamespace({ body: { metadata: { name: NS, labels: { 'sair.dev/enabled': 'true' } } } });
+    const deployment = (name: string, gpu: boolean): k8s.V1Deployment => ({
+      metadata: { name, namespace: NS },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { app: name }, annotations: gpu ? { 'sair.dev/gpu-cores': '30', 'sair.dev/gpu-memory': '2Gi' } : {} },
+          spec: { containers: [{ name, image: `example.com/${name}:1`, resources: gpu ? { limits: { 'nvidia.com/gpu': '1' } } : { requests: { cpu: '1' } } }] },
+        },
+      },
+    });
+    await apps.createNamespacedDeployment({ namespace: NS, body: deployment('encode', true) });
+    await apps.createNamespacedDeployment({ namespace: NS, body: deployment('decode', false) });
+    await custom.createNamespacedCustomObject({
+      group: 'sair.dev',
+      version: 'v1alpha1',
+      namespace: NS,
+      plural: 'inferencepipelines',
+      body: {
+        apiVersion: 'sair.dev/v1alpha1',
+        kind: 'InferencePipeline',
+        metadata: { name: 'captioner', namespace: NS },
+        spec: {
+          slo: { p99Ms: 500 },
+          tickSeconds: 5,
+          stages: [
+            { name: 'encode', deployment: 'encode', minReplicas: 1, maxReplicas: 4, gpuCores: { min: 10, max: 90, step: 20 }, metrics: { queries: { arrivalRate: ARRIVAL_QUERY } } },
+            { name: 'decode', deployment: 'decode', minReplicas: 1, maxReplicas: 4 },
+          ],
+        },
+      },
+    });
+    const ns = await core.readNamespace({ name: NS });
+    expect(ns.metadata?.labels).toMatchObject({ 'sair.dev/enabled': 'true' });
+    const pipeline = (await custom.getNamespacedCustomObject({ group: 'sair.dev', version: 'v1alpha1', namespace: NS, plural: 'inferencepipelines', name: 'captioner' })) as { spec: { stages: { deployment: string }[] } };
+    expect(pipeline.spec.stages.map((s) => s.deployment)).toEqual(['encode', 'decode']);
+    const ready = await eventually(() => (api.get<k8s.V1Deployment>('deployments.apps', NS, 'encode')?.status?.readyReplicas === 1 ? true : undefined), 5_000, 'encode to be ready');
+    expect(ready).toBe(true);
+  }, 30_000);
+
+  it('2. a GPU pod of stage 0 goes through the real webhook and the patched pod is stored', async () => {
+    const dep = api.get<k8s.V1Deployment>('deployments.apps', NS, 'encode')!;
+    const template = dep.spec!.template;
+    // What the ReplicaSet controller posts (the scheduler's choice of node included), as kube-apiserver receives it.
+    await api.clients(NS).core.createNamespacedPod({
+      namespace: NS,
+      body: { metadata: { name: POD, namespace: NS, labels: template.metadata!.labels, annotations: template.metadata!.annotations }, spec: { ...template.spec!, nodeName: NODE_NAME } },
+    });
+    const pod = storedPod();
+    expect(pod.metadata!.annotations).toMatchObject({ 'sair.dev/injected': 'true', 'sair.dev/gpu-cores': '30' });
+    const c = pod.spec!.containers[0]!;
+    const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? `fieldRef:${e.valueFrom?.fieldRef?.fieldPath}`]));
+    expect(env).toMatchObject({
+      LD_PRELOAD: '/usr/local/sair/lib/libsair-cuda.so',
+      SAIR_GPU_CORES: '30',
+      SAIR_GPU_MEMORY: String(2 * GiB),
+      SAIR_CONTROL_DIR: '/run/sair',
+      SAIR_POD_UID: 'fieldRef:metadata.uid',
+      SAIR_POD_NAME: 'fieldRef:metadata.name',
+      SAIR_POD_NAMESPACE: 'fieldRef:metadata.namespace',
+      SAIR_CONTAINER_NAME: 'encode',
+    });
+    expect(c.resources!.limits).toEqual({ 'sair.dev/gpu': '1' });
+    expect(c.volumeMounts).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ mountPath: '/usr/local/sair/lib', readOnly: true }),
+        expect.objectContaining({ mountPath: '/run/sair', subPathExpr: '$(SAIR_POD_UID)' }),
+      ]),
+    );
+    expect(pod.spec!.volumes!.map((v) => v.hostPath?.path)).toEqual(expect.arrayContaining(['/var/lib/sair/lib', '/run/sair/pods']));
+  }, 30_000);
+
+  it('3. the fake kubelet allocates a slot from the real device plugin and the node agent writes the control file', async () => {
+    await kubelet.waitForRegistrations(1);
+    const devices = await kubelet.waitForDevices((d) => d.length > 0);
+    expect(devices).toHaveLength(10); // one fake GPU, 10 slots
+    expect(devices.every((d) => d.health === 'Healthy')).toBe(true);
+    const available = devices.map((d) => d.ID);
+    const preferred = await kubelet.getPreferredAllocation({ container_requests: [{ available_deviceIDs: available, must_include_deviceIDs: [], allocation_size: 1 }] });
+    const slots = preferred.container_responses[0]!.deviceIDs;
+    expect(slots).toHaveLength(1);
+    allocation = await kubelet.allocate({ container_requests: [{ devices_ids: slots }] });
+    const res = allocation.container_responses[0]!;
+    const uuid = slots[0]!.split('::')[0]!;
+    expect(uuid).toMatch(/^GPU-/);
+    expect(res.envs).toMatchObject({ NVIDIA_VISIBLE_DEVICES: uuid });
+    expect(res.mounts).toEqual([{ container_path: '/usr/local/sair/lib', host_path: paths.lib(), read_only: true }]);
+    // The device plugin installed the built shim where the hostPath volume points.
+    expect(readFileSync(join(paths.lib(), 'libsair-cuda.so')).equals(readFileSync(join(NATIVE, 'libsair-cuda.so')))).toBe(true);
+
+    const file = await eventually(() => (existsSync(controlFile()) ? controlFile() : undefined), 15_000, 'the pod control file');
+    expect(readControlFile(file).limits).toEqual({ gpuCores: 30, memoryBytes: 2n * BigInt(GiB) });
+  }, 90_000);
+
+  it('4. a workload with the pod env (the installed shim preloaded, the fake driver) launches kernels at its 30% share', async () => {
+    const view = containerView(storedPod(), 'encode', allocation.container_responses[0], host);
+    expect(view.env['LD_PRELOAD']).toBe(join(paths.lib(), 'libsair-cuda.so'));
+    expect(view.env['SAIR_CONTROL_DIR']).toBe(join(paths.controlRoot(), storedPod().metadata!.uid!));
+    // The node's NVIDIA driver is the fake one: found on the library path, its device timeline in gpuDir.
+    const child = spawn(join(NATIVE, 'test/prog_driver'), [], { env: { ...view.env, PATH: '/usr/bin:/bin', LD_LIBRARY_PATH: join(NATIVE, 'fake'), FAKE_GPU_DIR: gpuDir } });
+    workload = child;
+    const lines = createInterface({ input: child.stdout });
+    const replies: Record<string, unknown>[] = [];
+    lines.on('line', (l) => replies.push(JSON.parse(l) as Record<string, unknown>));
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const ready = await eventually(() => replies.find((r) => r['cmd'] === 'ready'), 10_000, `the workload to start (${stderr})`);
+    const pid = ready['pid'] as number;
+    // One kernel of 1 ms after another, for longer than the rest of the scenario.
+    child.stdin.write('trace 1000 90000 100\n');
+    await eventually(() => replies.find((r) => r['cmd'] === 'trace-start'), 10_000, 'the kernel loop');
+    const timeline = new DeviceTimeline(gpuDir);
+    const slot = await eventually(() => timeline.slotOf(pid), 5_000, 'the workload on the device');
+    recorder = new ShareRecorder(timeline, slot);
+    await new Promise((r) => setTimeout(r, 1_500));
+    const now = Date.now();
+    expect(Math.abs(recorder.share(now - 1_000, now) - 0.3)).toBeLessThan(SHARE_TOLERANCE);
+    // The shim registered the process in the pod's control file.
+    expect(readControlFile(controlFile()).slots.map((s) => s.pid)).toContain(pid);
+  }, 30_000);
+
+  it('5. the policy server raises the bottleneck stage\'s GPU share; the control file, the workload and /metrics follow', async () => {
+    policy = startPolicy([]);
+    url = await policyUrl(policy);
+    const dpMetrics = `http://127.0.0.1:${await metricsPortOf(devicePlugin)}/metrics`;
+    // The first tick sees stage 0 at 95% of its capacity (57 of 60 req/s) and raises its share 30% -> 50%.
+    changedAt = await eventually(() => (readControlFile(controlFile()).limits.gpuCores === 50 ? Date.now() : undefined), 60_000, 'the control file to show 50%', 5);
+    const first = await eventually(async () => (await decisions(url)).find((d) => d.applied.length > 0), 10_000, 'the decision in /api/decisions');
+    expect(first).toMatchObject({ selector: 'bandit', bottleneck: 0, applied: [{ kind: 'gpuCores', stage: 0, gpuCores: 50 }] });
+    expect(storedPod().metadata!.annotations!['sair.dev/gpu-cores']).toBe('50');
+    expect(api.get<k8s.V1Deployment>('deployments.apps', NS, 'encode')!.metadata!.annotations!['sair.dev/current-gpu-cores']).toBe('50');
+
+    await new Promise((r) => setTimeout(r, Math.max(0, changedAt + 1_000 - Date.now())));
+    const firstScrape = await getText(dpMetrics);
+    const scrapedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 800));
+    const secondScrape = await getText(dpMetrics);
+    const label = `pod="${POD}"`;
+    expect(sample(firstScrape, 'sair_device_plugin_pod_gpu_cores_limit_percent', label)).toBe(50);
+    // Within 1 s of the agent's write, the device timeline shows the workload at the new share.
+    const before = recorder!.share(changedAt - 1_000, changedAt - 100);
+    const after = recorder!.share(changedAt + 1_000, Date.now());
+    expect({ before, after, near: Math.abs(before - 0.3) < SHARE_TOLERANCE && Math.abs(after - 0.5) < SHARE_TOLERANCE }).toMatchObject({ near: true });
+    // And the device plugin's /metrics shows it: the GPU time the shim charged over the last scrape window.
+    const used = sample(secondScrape, 'sair_device_plugin_pod_gpu_cores_used_percent', label)!;
+    expect({ used, window: Date.now() - scrapedAt, near: Math.abs(used - 50) < 100 * SHARE_TOLERANCE }).toMatchObject({ near: true });
+    expect(sample(secondScrape, 'sair_device_plugin_pod_gpu_processes', label)).toBe(1);
+  }, 90_000);
+
+  it('6. the policy server scales the stage through the scale subresource and records it in status, an Event and /api/decisions', async () => {
+    // The load grows past what one replica at 50% serves (180 req/s against 100).
+    load.arrivalRate = 180;
+    await eventually(() => (api.get<k8s.V1Deployment>('deployments.apps', NS, 'encode')!.spec!.replicas === 3 ? true : undefined), 30_000, 'encode to be scaled to 3', 50);
+    const scaleWrites = api.requests.filter((r) => r.resource === 'deployments.apps' && r.subresource === 'scale' && r.verb === 'update' && r.name === 'encode');
+    expect(scaleWrites.map((r) => (r.body as { spec: { replicas: number } }).spec.replicas)).toEqual([3]);
+
+    const scaled = await eventually(async () => (await decisions(url)).find((d) => d.applied.some((a) => a.kind === 'replicas')), 10_000, 'the decision in /api/decisions');
+    expect(scaled).toMatchObject({ pipelineId: `${NS}/captioner`, bottleneck: 0, applied: [{ kind: 'replicas', stage: 0, replicas: 3 }], dryRun: false });
+
+    const status = await eventually(() => {
+      const s = api.get<{ status?: { lastDecision?: { id?: string; action: string }; replicas?: string; bottleneckStage?: string } }>('inferencepipelines.sair.dev', NS, 'captioner')?.status;
+      return s?.lastDecision?.id === scaled.id ? s : undefined;
+    }, 10_000, 'the InferencePipeline status');
+    expect(status).toMatchObject({ bottleneckStage: 'encode', replicas: '3/1', lastDecision: { action: 'encode: replicas -> 3' } });
+
+    const events = (await api.clients(NS).core.listNamespacedEvent({ namespace: NS })).items;
+    const event = events.find((e) => e.reason === 'Scaled' && e.message?.includes('encode: replicas -> 3'));
+    expect(event).toMatchObject({ type: 'Normal', involvedObject: { kind: 'InferencePipeline', name: 'captioner' } });
+    expect(events.some((e) => e.reason === 'Scaled' && e.message?.includes('encode: gpu-cores -> 50%'))).toBe(true);
+  }, 60_000);
+
+  it('fault: the device plugin is killed and restarted; it re-registers and the control file survives', async () => {
+    const file = controlFile();
+    const inode = statSync(file).ino;
+    const registrations = kubelet.registrations.length;
+    const killedAt = Date.now();
+    expect(await devicePlugin.stop('SIGKILL')).toMatchObject({ signal: 'SIGKILL' });
+    // While it is down the workload keeps its limits: the shim reads the file, not the plugin.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(Math.abs(recorder!.share(killedAt + 50, Date.now()) - 0.5)).toBeLessThan(SHARE_TOLERANCE);
+
+    devicePlugin = startDevicePlugin();
+    await kubelet.waitForRegistrations(registrations + 1);
+    expect((await kubelet.waitForDevices((d) => d.length === 10)).every((d) => d.health === 'Healthy')).toBe(true);
+    const port = await metricsPortOf(devicePlugin);
+    expect(statSync(file).ino).toBe(inode);
+    expect(readControlFile(file).limits).toEqual({ gpuCores: 50, memoryBytes: 2n * BigInt(GiB) });
+    expect(sample(await getText(`http://127.0.0.1:${port}/metrics`), 'sair_device_plugin_pod_gpu_cores_limit_percent', `pod="${POD}"`)).toBe(50);
+  }, 90_000);
+
+  it('fault: the policy server restarts and its experience buffer comes back from the snapshot', async () => {
+    const metrics = await getText(`${url}/metrics`);
+    const cells = Number(/^sair_policy_buffer_cells(?:\{[^}]*\})? (\S+)$/m.exec(metrics)?.[1]);
+    expect(cells).toBeGreaterThan(0);
+    expect(await policy.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    expect(existsSync(paths.snapshot())).toBe(true);
+
+    // Back up, now pointed at an OpenAI-compatible endpoint (the scripted server), without retries so each fault is one decision.
+    policy = startPolicy(['--llm-base-url', llm.url, '--llm-model', 'scripted', '--llm-timeout-ms', '2000', '--llm-max-retries', '0']);
+    url = await policyUrl(policy);
+    const restored = await policy.waitForLog((l) => l.msg === 'experience snapshot restored', 30_000, 'the snapshot restore');
+    expect(restored['cells']).toBe(cells);
+  }, 90_000);
+
+  it('fault: the LLM endpoint fails; decisions fall back and none is unsafe', async () => {
+    const healthy = await eventually(async () => (await decisions(url)).find((d) => d.selector === 'llm'), 30_000, 'a decision by the LLM', 200);
+    expect(healthy.fallbackReason).toBeNull();
+    const seen = llm.requests.length;
+
+    // A burst far beyond what the stage's bounds allow, while the endpoint answers 500 and then an id that is no candidate.
+    load.arrivalRate = 1_000;
+    llm.script('500', 'outside-enum');
+    const fallbacks = await eventually(async () => {
+      const recent = (await decisions(url)).filter((d) => d.time > healthy.time);
+      return recent.length >= 2 ? recent : undefined;
+    }, 30_000, 'two decisions after the faults', 200);
+    expect(llm.requests.length).toBeGreaterThanOrEqual(seen + 2);
+    for (const d of fallbacks.slice(-2)) {
+      expect(d.selector).not.toBe('llm');
+      expect(d.fallbackReason).toEqual(expect.any(String));
+    }
+    // Safe: every action any decision applied stays within the pipeline's bounds, and so does the Deployment.
+    for (const d of await decisions(url)) {
+      for (const a of d.applied) {
+        if (a.kind === 'replicas') expect(a.replicas).toBeGreaterThanOrEqual(1);
+        if (a.kind === 'replicas') expect(a.replicas).toBeLessThanOrEqual(4);
+        if (a.kind === 'gpuCores') expect(a.gpuCores).toBeGreaterThanOrEqual(10);
+        if (a.kind === 'gpuCores') expect(a.gpuCores).toBeLessThanOrEqual(90);
+      }
+    }
+    const replicas = api.requests
+      .filter((r) => r.resource === 'deployments.apps' && r.subresource === 'scale' && r.verb === 'update')
+      .map((r) => (r.body as { spec: { replicas: number } }).spec.replicas);
+    expect(Math.max(...replicas)).toBeLessThanOrEqual(4);
+    expect(api.get<k8s.V1Deployment>('deployments.apps', NS, 'encode')!.spec!.replicas).toBeLessThanOrEqual(4);
+    // The stage was at 3 replicas and the burst needs 15: the guard lets it reach its bound of 4, no further.
+    expect(api.get<k8s.V1Deployment>('deployments.apps', NS, 'encode')!.spec!.replicas).toBe(4);
+  }, 60_000);
+});

@@ -1,0 +1,75 @@
+// What the kubelet and the container runtime do for one container of a stored pod, reduced to what
+// a process sees: its environment (the spec's env with downward-API fieldRefs resolved, plus the
+// device plugin's Allocate envs) and its mounts (hostPath volumes with subPath/subPathExpr, plus
+// the Allocate mounts), so a test can start a real process "in" the container. This machine stands
+// in for the node: the node's "/" is `hostRoot`, and a container path in an env value (LD_PRELOAD,
+// SAIR_CONTROL_DIR) is rewritten to the host path its mount points at, as the bind mount would show it.
+import { join } from 'node:path';
+import type * as k8s from '@kubernetes/client-node';
+import type { ContainerAllocateResponse } from '../../src/device-plugin/proto.js';
+
+export interface ContainerView {
+  /** The env as the process gets it, container paths rewritten to host paths. */
+  env: Record<string, string>;
+  /** The env as the container sees it (what `kubectl exec ... env` shows). */
+  containerEnv: Record<string, string>;
+  /** container path -> host path, longest first. */
+  mounts: { containerPath: string; hostPath: string; readOnly: boolean }[];
+}
+
+function fieldValue(pod: k8s.V1Pod, fieldPath: string): string {
+  const m = pod.metadata ?? {};
+  switch (fieldPath) {
+    case 'metadata.uid':
+      return m.uid ?? '';
+    case 'metadata.name':
+      return m.name ?? '';
+    case 'metadata.namespace':
+      return m.namespace ?? '';
+    case 'spec.nodeName':
+      return pod.spec?.nodeName ?? '';
+    default: {
+      const ann = /^metadata\.annotations\['(.+)'\]$/.exec(fieldPath);
+      if (ann) return m.annotations?.[ann[1]!] ?? '';
+      const lab = /^metadata\.labels\['(.+)'\]$/.exec(fieldPath);
+      if (lab) return m.labels?.[lab[1]!] ?? '';
+      throw new Error(`fieldRef ${fieldPath} is not supported by this test kubelet`);
+    }
+  }
+}
+
+/** `$(VAR)` references, as the kubelet expands them in env values and subPathExpr. */
+function expand(value: string, env: Record<string, string>): string {
+  return value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, name: string) => env[name] ?? whole);
+}
+
+export function containerView(pod: k8s.V1Pod, containerName: string, allocated: ContainerAllocateResponse | undefined, hostRoot: string): ContainerView {
+  const container = pod.spec?.containers.find((c) => c.name === containerName);
+  if (!container) throw new Error(`pod ${pod.metadata?.name} has no container ${containerName}`);
+  const containerEnv: Record<string, string> = { ...(allocated?.envs ?? {}) };
+  for (const e of container.env ?? []) {
+    if (e.value !== undefined) containerEnv[e.name] = expand(e.value, containerEnv);
+    else if (e.valueFrom?.fieldRef) containerEnv[e.name] = fieldValue(pod, e.valueFrom.fieldRef.fieldPath);
+    else containerEnv[e.name] = '';
+  }
+  const volumes = new Map((pod.spec?.volumes ?? []).map((v) => [v.name, v]));
+  const mounts: ContainerView['mounts'] = [];
+  for (const vm of container.volumeMounts ?? []) {
+    const hostPath = volumes.get(vm.name)?.hostPath?.path;
+    if (!hostPath) continue;
+    const sub = vm.subPathExpr !== undefined ? expand(vm.subPathExpr, containerEnv) : (vm.subPath ?? '');
+    mounts.push({ containerPath: vm.mountPath, hostPath: join(hostRoot, hostPath, sub), readOnly: vm.readOnly ?? false });
+  }
+  for (const m of allocated?.mounts ?? []) mounts.push({ containerPath: m.container_path, hostPath: m.host_path, readOnly: m.read_only });
+  mounts.sort((a, b) => b.containerPath.length - a.containerPath.length);
+
+  const toHost = (p: string): string => {
+    const m = mounts.find((x) => p === x.containerPath || p.startsWith(`${x.containerPath}/`));
+    return m ? m.hostPath + p.slice(m.containerPath.length) : p;
+  };
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(containerEnv)) {
+    env[k] = k === 'LD_PRELOAD' ? v.split(/[: ]/).filter(Boolean).map(toHost).join(':') : v.startsWith('/') ? toHost(v) : v;
+  }
+  return { env, containerEnv, mounts };
+}
