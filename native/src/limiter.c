@@ -27,10 +27,13 @@
 #define SAMPLE_EVERY_NS 1000000ull
 #define HARVEST_EVERY_NS 200000ull
 #define HEARTBEAT_EVERY_NS 100000000ull
+#define FLUSH_EVERY_NS 10000000ull
 #define NSAMPLES 8
 #define EST_SLOTS 1024u
 #define EST_PROBES 16u
-#define EST_WINDOW 8u
+#define EST_WINDOW 16u
+#define PROBE_WAIT_NS 50000000ull
+#define PROBE_NAP_NS 100000ull
 
 enum { SAMPLE_FREE, SAMPLE_RESERVED, SAMPLE_PENDING };
 
@@ -148,11 +151,20 @@ static void account(int64_t gpu_ns)
     else sair_atomic_sub_sat(&slot->kernel_ns, (uint64_t)-gpu_ns);
 }
 
-/* Wait (sleeping) until the pod may put cost_ns more GPU work in flight, then take it. */
-static void admit(uint64_t cost_ns, uint64_t now)
+/* Wait (sleeping) until the pod may put cost_ns more GPU work in flight, then take it. now may be
+ * the coarse clock: it lags, never leads, so it can only make a launch look early; the precise
+ * clock is read before any decision to wait. */
+static uint64_t estimate_of(uint64_t key)
+{
+    struct estimate *e = est_find(key);
+    return e != NULL ? __atomic_load_n(&e->est_ns, __ATOMIC_RELAXED) : __atomic_load_n(&default_est_ns, __ATOMIC_RELAXED);
+}
+
+static uint64_t admit(uint64_t key, uint64_t cost_ns, uint64_t now)
 {
     struct sair_limits lim = sair_limits_now(now);
     uint64_t waited_from = 0;
+    int precise = 0;
     while (lim.gpu_cores < 100) {
         uint64_t *word = sair_limiter_word();
         uint64_t w = __atomic_load_n(word, __ATOMIC_ACQUIRE);
@@ -161,11 +173,18 @@ static void admit(uint64_t cost_ns, uint64_t now)
         if (tat > now && at != 0 && at != lim.gpu_cores) tat = now + (tat - now) * at / lim.gpu_cores;
         if (tat < now) tat = now;
         if (tat - now > burst_ns) {
+            if (!precise) {
+                now = sair_now();
+                precise = 1;
+                continue;
+            }
             if (waited_from == 0) waited_from = now;
             uint64_t wait = tat - now - burst_ns;
             nap(wait < MAX_NAP_NS ? wait : MAX_NAP_NS);
             now = sair_now();
             lim = sair_limits_now(now);
+            /* The estimate may have been corrected while we slept: charge what is known now. */
+            cost_ns = estimate_of(key);
             continue;
         }
         uint64_t next = word_pack(tat + cost_ns * 100u / lim.gpu_cores, lim.gpu_cores);
@@ -174,6 +193,7 @@ static void admit(uint64_t cost_ns, uint64_t now)
     if (waited_from != 0) {
         __atomic_add_fetch(&sair_own_slot()->throttled_ns, sair_now() - waited_from, __ATOMIC_RELAXED);
     }
+    return cost_ns;
 }
 
 static void release_sample(int i)
@@ -218,23 +238,40 @@ static int reserve_sample(uint64_t key, uint64_t now, int unknown)
     return found;
 }
 
+/* Launches charged at an estimate that turned out far too high (a first sample taken behind a deep
+ * queue) left debt that no kernel ran for: forgive what exceeds the burst. */
+static void forgive(void)
+{
+    uint64_t *word = sair_limiter_word();
+    uint64_t w = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+    uint64_t limit = sair_now() + burst_ns;
+    while (word_tat(w) > limit &&
+           !__atomic_compare_exchange_n(word, &w, word_pack(limit, word_cores(w)), 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    }
+}
+
 static void learn(uint64_t key, uint64_t measured, uint64_t charged)
 {
     struct estimate *e = est_insert(key);
     uint64_t est = measured;
+    uint64_t old = e != NULL ? __atomic_load_n(&e->est_ns, __ATOMIC_RELAXED) : measured;
     if (e != NULL) {
+        uint32_t count = e->count < EST_WINDOW ? e->count + 1 : EST_WINDOW;
         e->window[e->next] = measured;
         e->next = (e->next + 1) % EST_WINDOW;
-        if (e->count < EST_WINDOW) e->count++;
-        for (uint32_t i = 0; i < e->count; i++) {
+        for (uint32_t i = 0; i < count; i++) {
             if (e->window[i] < est) est = e->window[i];
         }
         __atomic_store_n(&e->est_ns, est, __ATOMIC_RELAXED);
+        __atomic_store_n(&e->count, count, __ATOMIC_RELEASE);
     }
     __atomic_store_n(&default_est_ns, est, __ATOMIC_RELAXED);
+    LOG_DEBUG("kernel %#llx: measured %llu ns, estimate %llu ns, charged %llu ns", (unsigned long long)key,
+              (unsigned long long)measured, (unsigned long long)est, (unsigned long long)charged);
     int64_t delta = (int64_t)est - (int64_t)charged;
     settle(delta);
     account(delta);
+    if (e != NULL && e->count > 1 && old > 2 * est) forgive();
 }
 
 static void harvest(uint64_t now)
@@ -256,6 +293,43 @@ static void harvest(uint64_t now)
     pthread_mutex_unlock(&samples_mu);
 }
 
+/* Per-thread usage not yet added to the slot; flushed at least every FLUSH_EVERY_NS of launching. */
+static __thread __attribute__((tls_model("initial-exec"))) struct {
+    int64_t kernel_ns; /* signed: a refund may come after the charge was flushed */
+    int64_t launches;
+    uint64_t flush_at;
+} pending;
+
+static void flush_usage(uint64_t now)
+{
+    struct sair_usage_slot *slot = sair_own_slot();
+    account(pending.kernel_ns);
+    if (pending.launches >= 0) __atomic_add_fetch(&slot->launches, (uint64_t)pending.launches, __ATOMIC_RELAXED);
+    else sair_atomic_sub_sat(&slot->launches, (uint64_t)-pending.launches);
+    pending.kernel_ns = 0;
+    pending.launches = 0;
+    pending.flush_at = now + FLUSH_EVERY_NS;
+    if (now >= __atomic_load_n(&next_heartbeat_ns, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&next_heartbeat_ns, now + HEARTBEAT_EVERY_NS, __ATOMIC_RELAXED);
+        __atomic_store_n(&slot->heartbeat_ns, sair_realtime(), __ATOMIC_RELAXED);
+    }
+}
+
+/* A kernel's first launch is timed before its next ones go: charged nothing until then, a burst of
+ * them would queue deeply, and every sample taken behind that queue would overstate its duration.
+ * Only while a core limit is set, and at most PROBE_WAIT_NS once per kernel. */
+static struct estimate *await_first_sample(struct estimate *e, uint64_t now)
+{
+    if (sair_limits_now(now).gpu_cores >= 100) return e;
+    uint64_t give_up = now + PROBE_WAIT_NS;
+    while (__atomic_load_n(&e->count, __ATOMIC_ACQUIRE) == 0 && now < give_up) {
+        nap(PROBE_NAP_NS);
+        now = sair_now();
+        if (__atomic_load_n(&outstanding, __ATOMIC_RELAXED) > 0) harvest(now);
+    }
+    return e;
+}
+
 void sair_limiter_before(struct sair_launch *l, uint64_t key, CUstream stream)
 {
     l->key = key;
@@ -269,21 +343,19 @@ void sair_limiter_before(struct sair_launch *l, uint64_t key, CUstream stream)
             return;
         }
     }
-    uint64_t now = sair_now();
+    uint64_t now = sair_now_coarse();
     if (__atomic_load_n(&outstanding, __ATOMIC_RELAXED) > 0 && now >= __atomic_load_n(&next_harvest_ns, __ATOMIC_RELAXED)) {
         harvest(now);
     }
     struct estimate *e = est_find(key);
+    if (e != NULL && __atomic_load_n(&e->count, __ATOMIC_ACQUIRE) == 0) e = await_first_sample(e, now);
     l->charged = e != NULL ? __atomic_load_n(&e->est_ns, __ATOMIC_RELAXED) : __atomic_load_n(&default_est_ns, __ATOMIC_RELAXED);
     if (e == NULL || now >= __atomic_load_n(&next_sample_ns, __ATOMIC_RELAXED)) l->sample = reserve_sample(key, now, e == NULL);
-    admit(l->charged, now);
-    struct sair_usage_slot *slot = sair_own_slot();
-    __atomic_add_fetch(&slot->kernel_ns, l->charged, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&slot->launches, 1, __ATOMIC_RELAXED);
-    if (now >= __atomic_load_n(&next_heartbeat_ns, __ATOMIC_RELAXED)) {
-        __atomic_store_n(&next_heartbeat_ns, now + HEARTBEAT_EVERY_NS, __ATOMIC_RELAXED);
-        __atomic_store_n(&slot->heartbeat_ns, sair_realtime(), __ATOMIC_RELAXED);
-    }
+    l->charged = admit(key, l->charged, now);
+    /* Usage goes to the shared slot in batches, keeping shared-cache-line writes off the launch path. */
+    pending.kernel_ns += (int64_t)l->charged;
+    pending.launches++;
+    if (now >= pending.flush_at) flush_usage(now);
     /* The start event goes in after admission, so a nap is not timed as kernel work. */
     if (l->sample >= 0 && sair_real.cuEventRecord(samples[l->sample].start, stream) != CUDA_SUCCESS) {
         release_sample(l->sample);
@@ -297,8 +369,8 @@ void sair_limiter_after(struct sair_launch *l, CUstream stream, CUresult rc)
     if (rc != CUDA_SUCCESS) {
         /* Nothing ran: give the charge back. */
         settle(-(int64_t)l->charged);
-        account(-(int64_t)l->charged);
-        __atomic_sub_fetch(&sair_own_slot()->launches, 1, __ATOMIC_RELAXED);
+        pending.kernel_ns -= (int64_t)l->charged;
+        pending.launches--;
         if (l->sample >= 0) release_sample(l->sample);
         return;
     }

@@ -6,7 +6,9 @@
 #ifndef PROG_COMMON_H
 #define PROG_COMMON_H
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>

@@ -3,8 +3,10 @@
  * by symbol interposition. It reads one command per line on stdin and answers one JSON line:
  *   alloc <alloc|pitch|managed|async|pool|create> <bytes>   info   freeall
  *   run <kernel_us> <ms> <threads> <kernel|ptsz|ex|coop|graph>   (GPU share it got, from the timeline)
+ *   trace <kernel_us> <ms> <bucket_ms>   (share per bucket, stamped with CLOCK_REALTIME ms, to time a live change)
  *   capture <kernel_us> <n>   fork <n> <threads>   exit
  */
+#define _GNU_SOURCE
 #include <cuda.h>
 #include <pthread.h>
 #include <signal.h>
@@ -165,6 +167,36 @@ static void cmd_run(uint64_t kernel_us, uint64_t ms, int threads, const char *ap
            (double)(busy1 - busy0) / (double)(end - from), (double)(ft_now() - start) / 1e6);
 }
 
+static double realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void cmd_trace(uint64_t kernel_us, uint64_t ms, uint64_t bucket_ms)
+{
+    struct ft_proc *me = prog_timeline_proc(getpid());
+    if (me == NULL || bucket_ms == 0 || ms / bucket_ms > 1000) DIE("trace: needs the fake device and at most 1000 buckets");
+    struct runner r = {.kernel_ns = kernel_us * 1000ull, .api = "kernel"};
+    uint64_t start = ft_now();
+    double start_rt = realtime_ms();
+    r.deadline = start + ms * 1000000ull;
+    printf("{\"cmd\":\"trace-start\",\"t\":%.1f}\n", start_rt);
+    CHECK(pthread_create(&r.thread, NULL, run_thread, &r));
+    uint64_t n = ms / bucket_ms, b = bucket_ms * 1000000ull;
+    uint64_t busy[1001];
+    busy[0] = ft_busy_until(me, start);
+    for (uint64_t i = 1; i <= n; i++) {
+        ft_sleep_until(start + i * b);
+        busy[i] = ft_busy_until(me, start + i * b);
+    }
+    CHECK(pthread_join(r.thread, NULL));
+    printf("{\"cmd\":\"trace\",\"rc\":%d,\"t0\":%.1f,\"bucket_ms\":%llu,\"shares\":[", r.rc, start_rt, (unsigned long long)bucket_ms);
+    for (uint64_t i = 1; i <= n; i++) printf("%s%.4f", i > 1 ? "," : "", (double)(busy[i] - busy[i - 1]) / (double)b);
+    printf("]}\n");
+}
+
 static void cmd_capture(uint64_t kernel_us, int n)
 {
     CUstream s;
@@ -266,6 +298,8 @@ int main(void)
                    free_b, total_b, dev_total);
         } else if (sscanf(line, "run %llu %llu %d %31s", &x, &y, &k, b) == 4) {
             cmd_run(x, y, k, b);
+        } else if (sscanf(line, "trace %llu %llu %d", &x, &y, &k) == 3) {
+            cmd_trace(x, y, (uint64_t)k);
         } else if (sscanf(line, "capture %llu %d", &x, &k) == 2) {
             cmd_capture(x, k);
         } else if (sscanf(line, "fork %llu %d", &x, &k) == 2) {

@@ -1,0 +1,85 @@
+/*
+ * Test program: the GPU share a pod of several processes really gets. Forks <procs> workers (before
+ * any CUDA call, as a serving container starts its workers), each launching kernels of <kernel_us>
+ * back to back on its own stream; after <warmup_ms> it reads the device timeline over <measure_ms>
+ * and prints the pod's share of the GPU and each worker's, as one JSON line.
+ * Usage: prog_share <procs> <kernel_us> <warmup_ms> <measure_ms>
+ */
+#define _GNU_SOURCE
+#include <cuda.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "prog_common.h"
+
+static void worker(uint64_t kernel_ns, uint64_t deadline)
+{
+    CUdevice dev;
+    CUcontext ctx;
+    CUmodule mod;
+    CUfunction kernel;
+    CUstream s;
+    CHECK(cuInit(0));
+    CHECK(cuDeviceGet(&dev, 0));
+    CHECK(cuDevicePrimaryCtxRetain(&ctx, dev));
+    CHECK(cuCtxSetCurrent(ctx));
+    CHECK(cuModuleLoadData(&mod, "fake-module"));
+    CHECK(cuModuleGetFunction(&kernel, mod, "sleep_kernel"));
+    CHECK(cuStreamCreate(&s, 0));
+    int in_flight = 0;
+    while (ft_now() < deadline) {
+        uint64_t ns = kernel_ns;
+        void *params[] = {&ns};
+        CHECK(cuLaunchKernel(kernel, 1, 1, 1, 32, 1, 1, 0, s, params, NULL));
+        if (++in_flight >= 8) {
+            CHECK(cuStreamSynchronize(s));
+            in_flight = 0;
+        }
+    }
+    CHECK(cuStreamSynchronize(s));
+    _exit(0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) DIE("usage: prog_share <procs> <kernel_us> <warmup_ms> <measure_ms>");
+    int procs = atoi(argv[1]);
+    uint64_t kernel_ns = strtoull(argv[2], NULL, 10) * 1000ull;
+    uint64_t warmup = strtoull(argv[3], NULL, 10) * 1000000ull;
+    uint64_t measure = strtoull(argv[4], NULL, 10) * 1000000ull;
+    if (procs < 1 || procs > 32) DIE("procs must be 1..32");
+    uint64_t start = ft_now();
+    uint64_t from = start + warmup, to = from + measure;
+    pid_t pids[32];
+    for (int i = 0; i < procs; i++) {
+        pids[i] = fork();
+        if (pids[i] < 0) DIE("fork failed");
+        if (pids[i] == 0) worker(kernel_ns, to + 20000000ull);
+    }
+    struct ft_proc *p[32];
+    for (int i = 0; i < procs; i++) {
+        while ((p[i] = prog_timeline_proc(pids[i])) == NULL) {
+            if (ft_now() > from) DIE("worker %d never reached the device", (int)pids[i]);
+            ft_sleep_until(ft_now() + 1000000ull);
+        }
+    }
+    ft_sleep_until(from);
+    uint64_t b0[32], total = 0;
+    for (int i = 0; i < procs; i++) b0[i] = ft_busy_until(p[i], from);
+    ft_sleep_until(to);
+    printf("{\"procs\":%d,\"kernel_us\":%llu,\"per_proc\":[", procs, (unsigned long long)(kernel_ns / 1000));
+    for (int i = 0; i < procs; i++) {
+        uint64_t busy = ft_busy_until(p[i], to) - b0[i];
+        total += busy;
+        printf("%s%.4f", i > 0 ? "," : "", (double)busy / (double)measure);
+    }
+    printf("],\"share\":%.4f}\n", (double)total / (double)measure);
+    fflush(stdout);
+    int failed = 0;
+    for (int i = 0; i < procs; i++) {
+        int status;
+        waitpid(pids[i], &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed++;
+    }
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,254 @@
+// libsair-cuda.so against the fake GPU (native/test): both interception paths, the memory quota,
+// the core limit (env, control file, live changes, several processes, many threads), fork,
+// graph capture and bad control files. Shares are read from the fake device's timeline, not from
+// the shim. Tolerances are loose (the machine is shared); bench/shim.ts measures accuracy.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CONTROL_FILE_NAME, createControlFile, readControlFile, writeLimits } from '../../src/device-plugin/control-file.js';
+import { Driver, buildNative, freshGpuDir, programEnv, runJson, runProgram, type Reply } from './programs.js';
+
+const MiB = 1n << 20n;
+// The limiter must never give more than the share, beyond what its burst allows a window (after
+// idling, a pod may run BURST_MS of wall time ahead of its share); a starved CPU (this machine is
+// shared) can only make a program take less. So the bound above is tight and the one below loose.
+const BURST_MS = 20;
+const OVER = 0.03;
+const UNDER = 0.12;
+
+function expectShare(actual: number, target: number, label = '', windowMs = 600): void {
+  const over = OVER + (BURST_MS * target) / windowMs;
+  expect({ label, actual, within: actual <= target + over && actual >= target - UNDER }).toEqual({ label, actual, within: true });
+}
+
+interface RuntimeReport {
+  resolved: number;
+  threads: number;
+  consistent: boolean;
+  probe: boolean;
+  driverVersion: number;
+  owners: Record<string, string>;
+  allocRc: number[];
+  memTotal: number;
+  share: number;
+}
+
+interface ShareReport {
+  procs: number;
+  per_proc: number[];
+  share: number;
+}
+
+let gpuDir: string;
+let controlDir: string;
+const drivers: Driver[] = [];
+
+async function driver(env: Parameters<typeof programEnv>[0]): Promise<Driver> {
+  const d = await Driver.start(programEnv(env));
+  drivers.push(d);
+  return d;
+}
+
+function share(reply: Reply): number {
+  expect(reply.rc).toBe(0);
+  return reply.share as number;
+}
+
+beforeAll(() => buildNative(), 180_000);
+
+beforeEach(() => {
+  gpuDir = freshGpuDir();
+  controlDir = mkdtempSync(join(tmpdir(), 'sair-pod-'));
+});
+
+afterEach(async () => {
+  await Promise.all(drivers.splice(0).map((d) => d.kill()));
+  rmSync(gpuDir, { recursive: true, force: true });
+  rmSync(controlDir, { recursive: true, force: true });
+});
+
+describe('interception', () => {
+  it('hands out the shim for every hooked entry point on the cuGetProcAddress path, from many threads at once', async () => {
+    const env = programEnv({ gpuDir, shim: true, burstMs: BURST_MS, cores: 25, memoryBytes: 150n * MiB });
+    const r = await runJson<RuntimeReport>('prog_runtime', ['16', String(100n * MiB), '1000', '1200'], env, 30_000);
+    expect(r.resolved).toBe(16);
+    expect(r.consistent).toBe(true);
+    expect(r.owners).toEqual({
+      cuGetProcAddress_v2: 'libsair-cuda.so',
+      cuLaunchKernel: 'libsair-cuda.so',
+      cuLaunchKernel_ptsz: 'libsair-cuda.so',
+      nested: 'libsair-cuda.so',
+      cuMemAlloc: 'libsair-cuda.so',
+      cuInit: 'libcuda.so.1',
+    });
+    expect(r.driverVersion).toBe(13000);
+    // dlopen stays caller-relative: a library found only through the program's RUNPATH still loads.
+    expect(r.probe).toBe(true);
+    expect(r.allocRc).toEqual([0, 2]);
+    expect(r.memTotal).toBe(Number(150n * MiB));
+    expectShare(r.share, 0.25);
+  }, 40_000);
+
+  it('changes nothing without the shim (the fake itself enforces no limits)', async () => {
+    const r = await runJson<RuntimeReport>('prog_runtime', ['4', String(100n * MiB), '1000', '600'], programEnv({ gpuDir }), 30_000);
+    expect(Object.values(r.owners).every((o) => o === 'libcuda.so.1')).toBe(true);
+    expect(r.probe).toBe(true);
+    expect(r.allocRc).toEqual([0, 0]);
+    expect(r.share).toBeGreaterThan(0.75);
+  }, 40_000);
+
+  it('limits direct calls of every launch entry point', async () => {
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, cores: 30 });
+    for (const api of ['kernel', 'ptsz', 'ex', 'coop', 'graph']) {
+      expectShare(share(await d.send(`run 1000 800 1 ${api}`)), 0.3, api);
+    }
+  }, 40_000);
+
+  it('does not throttle launches recorded by stream capture', async () => {
+    createControlFile(join(controlDir, CONTROL_FILE_NAME), { gpuCores: 10, memoryBytes: 0n });
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir });
+    // 200 captured 1 ms kernels would take 2 s of waiting at 10% if capture were limited.
+    const r = await d.send('capture 1000 200');
+    expect(r.rc).toBe(0);
+    const slot = readControlFile(join(controlDir, CONTROL_FILE_NAME)).slots.find((s) => s.pid === d.pid);
+    expect(slot?.throttledNs).toBe(0n);
+  }, 30_000);
+});
+
+describe('memory quota', () => {
+  it.each(['alloc', 'managed', 'async', 'pool', 'create'])('is exact for %s and given back on free', async (api) => {
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, memoryBytes: 100n * MiB });
+    expect((await d.send(`alloc ${api} ${60n * MiB}`)).rc).toBe(0);
+    expect((await d.send(`alloc ${api} ${40n * MiB + 1n}`)).rc).toBe(2); // CUDA_ERROR_OUT_OF_MEMORY
+    expect((await d.send(`alloc ${api} ${40n * MiB}`)).rc).toBe(0);
+    expect((await d.send(`alloc ${api} 1`)).rc).toBe(2);
+    expect(await d.send('info')).toMatchObject({ rc: 0, free: 0, total: Number(100n * MiB), deviceTotal: Number(100n * MiB) });
+    expect((await d.send('freeall')).rc).toBe(0);
+    expect(await d.send('info')).toMatchObject({ rc: 0, free: Number(100n * MiB) });
+    expect((await d.send(`alloc ${api} ${100n * MiB}`)).rc).toBe(0);
+  }, 30_000);
+
+  it('counts the padded size of pitched allocations', async () => {
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, memoryBytes: 100n * MiB });
+    // 64 rows of 1,000,000 bytes pad to a 1,000,448-byte pitch: 64,028,672 bytes in all.
+    expect((await d.send(`alloc pitch ${64_000_000}`)).rc).toBe(0);
+    expect(await d.send('info')).toMatchObject({ free: Number(100n * MiB) - 64_028_672 });
+  }, 30_000);
+
+  it('is shared by the processes of a pod and reclaims the share of a killed one', async () => {
+    const path = join(controlDir, CONTROL_FILE_NAME);
+    createControlFile(path, { gpuCores: 100, memoryBytes: 100n * MiB });
+    const a = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir });
+    const b = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir });
+    expect((await a.send(`alloc alloc ${60n * MiB}`)).rc).toBe(0);
+    expect((await b.send(`alloc alloc ${60n * MiB}`)).rc).toBe(2);
+    expect((await b.send(`alloc alloc ${40n * MiB}`)).rc).toBe(0);
+    expect(await b.send('info')).toMatchObject({ free: 0, total: Number(100n * MiB) });
+    const slots = readControlFile(path).slots;
+    expect(slots.map((s) => [s.pid, s.memoryBytes]).sort()).toEqual([[a.pid, 60n * MiB], [b.pid, 40n * MiB]].sort());
+    await a.kill();
+    expect((await b.send(`alloc alloc ${60n * MiB}`)).rc).toBe(0);
+    expect(readControlFile(path).slots.map((s) => s.pid)).toEqual([b.pid]);
+  }, 30_000);
+});
+
+describe('core limit', () => {
+  it('holds all processes of a pod together to the control file share', async () => {
+    createControlFile(join(controlDir, CONTROL_FILE_NAME), { gpuCores: 40, memoryBytes: 0n });
+    const r = await runJson<ShareReport>('prog_share', ['3', '1000', '300', '1500'], programEnv({ gpuDir, shim: true, burstMs: BURST_MS, controlDir }), 30_000);
+    expect(r.per_proc).toHaveLength(3);
+    expect(r.per_proc.every((s) => s > 0.05)).toBe(true);
+    expectShare(r.share, 0.4);
+  }, 40_000);
+
+  it('never holds back a pod at 100%', async () => {
+    const path = join(controlDir, CONTROL_FILE_NAME);
+    createControlFile(path, { gpuCores: 100, memoryBytes: 0n });
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir });
+    expect(share(await d.send('run 1000 600 2 kernel'))).toBeGreaterThan(0.75);
+    expect(readControlFile(path).slots).toEqual([expect.objectContaining({ pid: d.pid, throttledNs: 0n })]);
+  }, 30_000);
+
+  it('holds many launching threads to the share without deadlock', async () => {
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, cores: 50 });
+    expectShare(share(await d.send('run 200 1200 16 kernel')), 0.5);
+  }, 30_000);
+
+  it.each([
+    [20, 80],
+    [80, 20],
+  ])('follows a live change from %i%% to %i%% within 200 ms', async (before, after) => {
+    const path = join(controlDir, CONTROL_FILE_NAME);
+    createControlFile(path, { gpuCores: before, memoryBytes: 0n });
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir });
+    d.write('trace 1000 2400 50');
+    await d.next(5_000); // trace-start
+    await new Promise((r) => setTimeout(r, 1100)); // run at the old limit for a while
+    const changedAt = Date.now();
+    writeLimits(path, { gpuCores: after, memoryBytes: 0n });
+    const trace = await d.next(10_000);
+    const t0 = trace.t0 as number;
+    const width = trace.bucket_ms as number;
+    const shares = trace.shares as number[];
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const old = shares.filter((_, i) => t0 + i * width >= t0 + 200 && t0 + (i + 1) * width <= changedAt);
+    const settled = shares.filter((_, i) => t0 + i * width >= changedAt + 200);
+    expect(old.length).toBeGreaterThan(4);
+    expect(settled.length).toBeGreaterThan(4);
+    expectShare(mean(old), before / 100, 'before the change', old.length * width);
+    expectShare(mean(settled), after / 100, 'from 200 ms after the change', settled.length * width);
+    if (after < before) {
+      // Nothing of the old, higher share lingers past 200 ms (50 ms buckets, so a little slack).
+      expect(Math.max(...settled)).toBeLessThan(after / 100 + OVER + (BURST_MS * after) / 100 / width);
+    } else {
+      // The higher share is there at once, not only on average.
+      expectShare(mean(settled.slice(0, 4)), after / 100, 'first 200 ms after settling', 4 * width);
+    }
+  }, 30_000);
+});
+
+describe('robustness', () => {
+  it('survives forks while other threads launch and allocate', async () => {
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, cores: 50, memoryBytes: 512n * MiB });
+    expect(await d.send('fork 12 4', 60_000)).toEqual({ cmd: 'fork', forks: 12, ok: 12 });
+  }, 70_000);
+
+  it('applies the env limits when the control file is corrupt, and says why', async () => {
+    writeFileSync(join(controlDir, CONTROL_FILE_NAME), Buffer.alloc(4352, 0x5a));
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir, cores: 30, memoryBytes: 10n * MiB, logLevel: 'warn' });
+    expectShare(share(await d.send('run 1000 800 1 kernel')), 0.3);
+    expect((await d.send(`alloc alloc ${10n * MiB + 1n}`)).rc).toBe(2);
+    expect(d.stderr).toMatch(/control file .* is malformed \(bad magic\); env limits apply/);
+  }, 30_000);
+
+  it('applies the env limits while the control file is missing and picks it up once it appears', async () => {
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir, cores: 30 });
+    expectShare(share(await d.send('run 1000 800 1 kernel')), 0.3);
+    createControlFile(join(controlDir, CONTROL_FILE_NAME), { gpuCores: 70, memoryBytes: 0n });
+    expectShare(share(await d.send('run 1000 1000 1 kernel')), 0.7);
+  }, 30_000);
+
+  it('follows a control file that the node agent recreates (new inode)', async () => {
+    const path = join(controlDir, CONTROL_FILE_NAME);
+    createControlFile(path, { gpuCores: 20, memoryBytes: 100n * MiB });
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir });
+    expect((await d.send(`alloc alloc ${30n * MiB}`)).rc).toBe(0);
+    createControlFile(path, { gpuCores: 60, memoryBytes: 100n * MiB });
+    expectShare(share(await d.send('run 1000 1000 1 kernel')), 0.6);
+    // The process's usage moved to the new file with it.
+    expect(readControlFile(path).slots).toEqual([expect.objectContaining({ pid: d.pid, memoryBytes: 30n * MiB })]);
+  }, 30_000);
+
+  it('ignores bad env values with a warning instead of failing', async () => {
+    const r = await runProgram('prog_runtime', ['2', '1024', '1000', '300'], programEnv({ gpuDir, shim: true, burstMs: BURST_MS, logLevel: 'warn', extra: { SAIR_GPU_CORES: 'lots', SAIR_GPU_MEMORY: '-5' } }), 30_000);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('SAIR_GPU_CORES="lots" is not an integer from 1 to 100');
+    expect(r.stderr).toContain('SAIR_GPU_MEMORY="-5" is not a decimal byte count');
+  }, 30_000);
+
+  it('is silent by default', async () => {
+    const r = await runProgram('prog_runtime', ['2', '1024', '1000', '200'], programEnv({ gpuDir, shim: true, burstMs: BURST_MS, controlDir, extra: { SAIR_GPU_CORES: 'lots' } }), 30_000);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+  }, 30_000);
+});
