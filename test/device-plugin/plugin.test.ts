@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createLogger } from '../../src/common/logger.js';
 import { FakeGpuBackend, GpuInventory, fakeGpuUuid } from '../../src/device-plugin/gpus.js';
 import { DevicePluginServer, PLUGIN_OPTIONS, RESOURCE_NAME } from '../../src/device-plugin/plugin.js';
-import { Registrar } from '../../src/device-plugin/registration.js';
+import { Registrar, register } from '../../src/device-plugin/registration.js';
 import { FakeKubelet } from '../support/fake-kubelet.js';
 
 const log = createLogger('device-plugin', 'silent');
@@ -132,6 +132,16 @@ describe('device plugin with a fake kubelet', () => {
     await registrar.start();
     await kubelet.waitForRegistrations(1);
     await expect(kubelet.waitForDevices((d) => d.length === 8)).resolves.toHaveLength(8);
+  }, 15000);
+
+  it('passes on the kubelet\'s refusal of a bad version or resource name', async () => {
+    await expect(register(kubelet.socketPath, { version: 'v1alpha', endpoint: 'x.sock', resource_name: RESOURCE_NAME, options: PLUGIN_OPTIONS })).rejects.toThrow(
+      /Register with .*kubelet\.sock failed: Requested device plugin version v1alpha is not supported/,
+    );
+    await expect(register(kubelet.socketPath, { version: 'v1beta1', endpoint: 'x.sock', resource_name: 'gpu', options: PLUGIN_OPTIONS })).rejects.toThrow(
+      'the ResourceName "gpu" is invalid',
+    );
+    expect(kubelet.registrations).toHaveLength(0);
   }, 15000);
 
   it('keeps retrying until a kubelet appears', async () => {

@@ -84,7 +84,7 @@ export class FakeKubelet extends EventEmitter {
           return;
         }
         if (!EXTENDED_RESOURCE.test(req.resource_name)) {
-          cb({ code: grpc.status.UNKNOWN, details: `invalid name of device plugin socket: ${req.resource_name}` });
+          cb({ code: grpc.status.UNKNOWN, details: `the ResourceName "${req.resource_name}" is invalid` });
           return;
         }
         cb(null, {});
