@@ -32,7 +32,7 @@ export function offeredLoad(m: StageMetrics): number | null {
 /** Per stage: best observed completions per busy second per replica, at a full GPU for GPU stages. */
 export type CapacityMemory = (number | null)[];
 
-const CAPACITY_DECAY = 0.995;
+const CAPACITY_DECAY = 0.9995;
 
 const shareOf = (gpuCores: number | null | undefined) => (gpuCores ? gpuCores / 100 : 1);
 

@@ -85,17 +85,57 @@ function cellBytes(c: Cell): number {
 
 const rewardIndex = (r: RewardValue) => (r + 1) as 0 | 1 | 2;
 
+/** A cell's place in the per-action index: its latest state as a flat vector for fast scans. */
+interface IndexEntry {
+  key: string;
+  cell: Cell;
+  /** [p99Ratio, bottleneck (-1 = none), ...pressure] of the cell's latest sample. */
+  vec: Float64Array;
+}
+
+function vectorOf(f: StateFeatures): Float64Array {
+  const v = new Float64Array(2 + f.pressure.length);
+  v[0] = f.p99Ratio;
+  v[1] = f.bottleneck ?? -1;
+  for (let i = 0; i < f.pressure.length; i++) v[2 + i] = f.pressure[i]!;
+  return v;
+}
+
+/** Beyond this distance similarity is below 0.05 and the cell is ignored. */
+const MAX_DISTANCE = 1.5;
+
+/** similarity() on vectors, with an early exit once the distance is too large; 0 when ignored. */
+function vecSimilarity(a: Float64Array, b: Float64Array): number {
+  const n = a.length;
+  if (b.length !== n) return 0;
+  let d = Math.abs(a[0]! - b[0]!) * 1.5 + (a[1] !== b[1] ? 0.5 : 0);
+  for (let i = 2; i < n; i++) d += Math.abs(a[i]! - b[i]!);
+  return d > MAX_DISTANCE ? 0 : Math.exp(-2 * d);
+}
+
 export class ExperienceBuffer {
   private readonly cache: LRUCache<string, Cell>;
-  /** pipeline|action -> cell keys, so a prediction scans only cells of that action. */
-  private readonly byAction = new Map<string, Set<string>>();
+  /** pipeline|action -> index entries, so a scan touches only cells of that action, without LRU lookups. */
+  private readonly byAction = new Map<string, IndexEntry[]>();
+  private readonly entries = new Map<string, IndexEntry>();
 
   constructor(readonly limits: BufferLimits) {
     this.cache = new LRUCache<string, Cell>({
       max: limits.maxEntries,
       maxSize: limits.maxBytes,
       sizeCalculation: cellBytes,
-      dispose: (cell, key) => this.byAction.get(`${cell.pipelineId}|${cell.actionKey}`)?.delete(key),
+      dispose: (cell, key, reason) => {
+        if (reason === 'set') return;
+        const entry = this.entries.get(key);
+        if (!entry) return;
+        this.entries.delete(key);
+        const list = this.byAction.get(`${cell.pipelineId}|${cell.actionKey}`);
+        const at = list ? list.indexOf(entry) : -1;
+        if (list && at >= 0) {
+          list[at] = list[list.length - 1]!;
+          list.pop();
+        }
+      },
     });
   }
 
@@ -116,27 +156,31 @@ export class ExperienceBuffer {
 
   /** Probability of each reward (-1, 0, +1) for an action in a state, from similar experiences. */
   predict(pipelineId: string, f: StateFeatures, actionKey: string): [number, number, number] {
-    const w = [PRIOR, PRIOR, PRIOR];
-    const keys = this.byAction.get(`${pipelineId}|${actionKey}`);
-    if (keys) {
-      for (const key of keys) {
-        const cell = this.cache.peek(key);
-        const last = cell?.samples[cell.samples.length - 1];
-        if (!cell || !last) continue;
-        const s = similarity(f, last.features);
-        if (s < 0.05) continue;
-        w[0]! += s * cell.counts[0];
-        w[1]! += s * cell.counts[1];
-        w[2]! += s * cell.counts[2];
+    return this.predictVec(pipelineId, vectorOf(f), actionKey);
+  }
+
+  private predictVec(pipelineId: string, v: Float64Array, actionKey: string): [number, number, number] {
+    let w0 = PRIOR;
+    let w1 = PRIOR;
+    let w2 = PRIOR;
+    const list = this.byAction.get(`${pipelineId}|${actionKey}`);
+    if (list) {
+      for (const e of list) {
+        const s = vecSimilarity(v, e.vec);
+        if (s === 0) continue;
+        w0 += s * e.cell.counts[0];
+        w1 += s * e.cell.counts[1];
+        w2 += s * e.cell.counts[2];
       }
     }
-    const total = w[0]! + w[1]! + w[2]!;
-    return [w[0]! / total, w[1]! / total, w[2]! / total];
+    const total = w0 + w1 + w2;
+    return [w0 / total, w1 / total, w2 / total];
   }
 
   /** Store an experience; returns it with its surprisal, computed before it joins the buffer. */
   add(pipelineId: string, e: Omit<Experience, 'surprisal'>): Experience {
-    const p = this.predict(pipelineId, e.features, e.actionKey)[rewardIndex(e.reward)]!;
+    const v = vectorOf(e.features);
+    const p = this.predictVec(pipelineId, v, e.actionKey)[rewardIndex(e.reward)]!;
     const exp: Experience = { ...e, surprisal: -Math.log(p) };
     const bucket = stateBucket(e.features);
     const key = `${pipelineId}|${bucket}|${e.actionKey}`;
@@ -146,17 +190,25 @@ export class ExperienceBuffer {
     cell.counts = counts;
     cell.samples.push(exp);
     if (cell.samples.length > SAMPLES_PER_CELL) cell.samples.shift();
-    this.insert(key, cell);
+    this.insert(key, cell, v);
     return exp;
   }
 
-  private insert(key: string, cell: Cell): void {
+  private insert(key: string, cell: Cell, vec: Float64Array): void {
     this.cache.set(key, cell);
     if (!this.cache.has(key)) return;
+    const existing = this.entries.get(key);
+    if (existing) {
+      existing.cell = cell;
+      existing.vec = vec;
+      return;
+    }
+    const entry: IndexEntry = { key, cell, vec };
+    this.entries.set(key, entry);
     const ak = `${cell.pipelineId}|${cell.actionKey}`;
-    let set = this.byAction.get(ak);
-    if (!set) this.byAction.set(ak, (set = new Set()));
-    set.add(key);
+    let list = this.byAction.get(ak);
+    if (!list) this.byAction.set(ak, (list = []));
+    list.push(entry);
   }
 
   /**
@@ -169,32 +221,35 @@ export class ExperienceBuffer {
     actionKeys: readonly string[],
     maxCells = 48,
   ): { stats: Map<string, StageStat>; similar: Retrieved[] } {
+    const v = vectorOf(f);
     const stats = new Map<string, StageStat>();
+    // The maxCells most similar cells, kept in a small array sorted by similarity.
     const near: { cell: Cell; s: number }[] = [];
     for (const actionKey of actionKeys) {
-      const w = [0, 0, 0];
-      const keys = this.byAction.get(`${pipelineId}|${actionKey}`);
-      if (keys) {
-        for (const key of keys) {
-          const cell = this.cache.peek(key);
-          const last = cell?.samples[cell.samples.length - 1];
-          if (!cell || !last) continue;
-          const s = similarity(f, last.features);
-          if (s < 0.05) continue;
-          w[0]! += s * cell.counts[0];
-          w[1]! += s * cell.counts[1];
-          w[2]! += s * cell.counts[2];
-          near.push({ cell, s });
+      let w0 = 0;
+      let w1 = 0;
+      let w2 = 0;
+      const list = this.byAction.get(`${pipelineId}|${actionKey}`);
+      if (list) {
+        for (const e of list) {
+          const s = vecSimilarity(v, e.vec);
+          if (s === 0) continue;
+          w0 += s * e.cell.counts[0];
+          w1 += s * e.cell.counts[1];
+          w2 += s * e.cell.counts[2];
+          if (near.length < maxCells || s > near[near.length - 1]!.s) {
+            let at = near.length;
+            while (at > 0 && near[at - 1]!.s < s) at--;
+            near.splice(at, 0, { cell: e.cell, s });
+            if (near.length > maxCells) near.pop();
+          }
         }
       }
-      const n = w[0]! + w[1]! + w[2]!;
-      if (n > 0) {
-        stats.set(actionKey, { key: actionKey, n, meanReward: (w[2]! - w[0]!) / n, pPositive: w[2]! / n, pNegative: w[0]! / n });
-      }
+      const n = w0 + w1 + w2;
+      if (n > 0) stats.set(actionKey, { key: actionKey, n, meanReward: (w2 - w0) / n, pPositive: w2 / n, pNegative: w0 / n });
     }
-    near.sort((a, b) => b.s - a.s);
     const similar: Retrieved[] = [];
-    for (const { cell, s } of near.slice(0, maxCells)) {
+    for (const { cell, s } of near) {
       for (const e of cell.samples) similar.push({ experience: e, similarity: s * similarity(f, e.features) ** 0.25 });
     }
     return { stats, similar };
@@ -211,8 +266,12 @@ export class ExperienceBuffer {
   load(cells: readonly Cell[]): void {
     this.cache.clear();
     this.byAction.clear();
+    this.entries.clear();
     for (const c of cells) {
-      this.insert(`${c.pipelineId}|${c.bucket}|${c.actionKey}`, { ...c, counts: [...c.counts] as Cell['counts'], samples: c.samples.slice(-SAMPLES_PER_CELL) });
+      const samples = c.samples.slice(-SAMPLES_PER_CELL);
+      const last = samples[samples.length - 1];
+      if (!last) continue;
+      this.insert(`${c.pipelineId}|${c.bucket}|${c.actionKey}`, { ...c, counts: [...c.counts] as Cell['counts'], samples }, vectorOf(last.features));
     }
   }
 }

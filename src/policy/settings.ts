@@ -42,7 +42,7 @@ export const policySettingsSchema = z.object({
       /** No scale-down of a stage within this time of its last change. */
       scaleDownMs: z.number().int().min(0).default(60_000),
       /** A scale-down never goes below the highest need seen over this window. */
-      stabilizationMs: z.number().int().min(0).default(600_000),
+      stabilizationMs: z.number().int().min(0).default(900_000),
     })
     .prefault({}),
   /** Largest replica change of one stage in one tick. */
@@ -163,7 +163,7 @@ export const policyConfigSpec = {
     flag: '--stabilization-ms',
     form: 'an integer >= 0',
     help: 'scale-down stabilization window',
-    schema: z.coerce.number().int().min(0).default(600_000),
+    schema: z.coerce.number().int().min(0).default(900_000),
   },
   maxStep: { env: 'SAIR_MAX_STEP', flag: '--max-step', form: 'an integer from 1 to 100', help: 'largest replica change per tick', schema: z.coerce.number().int().min(1).max(100).default(4) },
   dryRun: { env: 'SAIR_DRY_RUN', flag: '--dry-run', form: 'true or false', help: 'record decisions, change nothing', schema: fields.boolean(false) },
