@@ -735,6 +735,118 @@ describe('custom resources', () => {
   });
 });
 
+describe('custom resource schemas', () => {
+  const gadgets = { group: 'example.com', version: 'v1', namespace: NS, plural: 'gadgets' };
+  const gadget = (name: string, spec: object) => ({
+    apiVersion: 'example.com/v1',
+    kind: 'Gadget',
+    metadata: { name },
+    spec,
+  });
+
+  beforeAll(async () => {
+    await c.kc.makeApiClient(k8s.ApiextensionsV1Api).createCustomResourceDefinition({
+      body: {
+        metadata: { name: 'gadgets.example.com' },
+        spec: {
+          group: 'example.com',
+          scope: 'Namespaced',
+          names: { plural: 'gadgets', singular: 'gadget', kind: 'Gadget' },
+          versions: [
+            {
+              name: 'v1',
+              served: true,
+              storage: true,
+              subresources: { status: {} },
+              schema: {
+                openAPIV3Schema: {
+                  type: 'object',
+                  properties: {
+                    spec: {
+                      type: 'object',
+                      required: ['size'],
+                      properties: {
+                        size: { type: 'integer', minimum: 1 },
+                        mode: { type: 'string', _enum: ['Active', 'DryRun'], _default: 'Active' },
+                        name: { type: 'string', pattern: '^[a-z]+$' },
+                        port: { x_kubernetes_int_or_string: true },
+                        note: { type: 'string', nullable: true },
+                        extra: { type: 'object', x_kubernetes_preserve_unknown_fields: true },
+                      },
+                    },
+                    status: { type: 'object', properties: { ready: { type: 'boolean' } } },
+                  },
+                },
+              },
+            },
+          ],
+        },
+      },
+    });
+  });
+
+  it('prunes unknown fields and applies defaults, as the real server stores them', async () => {
+    const created = (await c.custom.createNamespacedCustomObject({
+      ...gadgets,
+      body: gadget('g', { size: 2, port: 'http', note: null, bogus: true, extra: { anything: { goes: 1 } } }),
+    })) as { spec: Record<string, unknown> };
+    expect(created.spec).toEqual({
+      size: 2,
+      mode: 'Active',
+      port: 'http',
+      note: null,
+      extra: { anything: { goes: 1 } },
+    });
+    const status = (await c.custom.patchNamespacedCustomObjectStatus(
+      { ...gadgets, name: 'g', body: { status: { ready: true, unknown: 'dropped' } } },
+      merge,
+    )) as { status: object };
+    expect(status.status).toEqual({ ready: true });
+  });
+
+  it('refuses an invalid object with 422 and one cause per field', async () => {
+    const body = await failure(
+      c.custom.createNamespacedCustomObject({
+        ...gadgets,
+        body: gadget('bad', { size: 'big', mode: 'Fast', name: 'A1' }),
+      }),
+    );
+    expect(body).toMatchObject({
+      code: 422,
+      reason: 'Invalid',
+      details: { name: 'bad', group: 'example.com', kind: 'Gadget' },
+    });
+    expect(body.details?.causes).toEqual([
+      {
+        reason: 'FieldValueInvalid',
+        field: 'spec.size',
+        message: 'Invalid value: "string": spec.size in body must be of type integer: "string"',
+      },
+      {
+        reason: 'FieldValueNotSupported',
+        field: 'spec.mode',
+        message: 'Unsupported value: "Fast": supported values: "Active", "DryRun"',
+      },
+      {
+        reason: 'FieldValueInvalid',
+        field: 'spec.name',
+        message: `Invalid value: "A1": spec.name in body should match '^[a-z]+$'`,
+      },
+    ]);
+    expect(body.message).toMatch(/^Gadget\.example\.com "bad" is invalid: \[spec\.size: Invalid value/);
+    const missing = await failure(
+      c.custom.createNamespacedCustomObject({ ...gadgets, body: gadget('empty', {}) }),
+    );
+    expect(missing.message).toBe('Gadget.example.com "empty" is invalid: spec.size: Required value');
+    const update = await failure(
+      c.custom.patchNamespacedCustomObject({ ...gadgets, name: 'g', body: { spec: { size: 0 } } }, merge),
+    );
+    expect(update.details?.causes?.[0]?.message).toBe(
+      'Invalid value: 0: spec.size in body should be greater than or equal to 1',
+    );
+  });
+});
+
 describe('list selectors and paging', () => {
   beforeAll(() => {
     api.seed(pod('a-1', { app: 'a', tier: 'gpu' }, 'node-1'));

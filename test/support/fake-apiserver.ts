@@ -16,7 +16,10 @@
 //   for field), configmaps, secrets, services, serviceaccounts, deployments (+scale, +status),
 //   autoscaling/v2 HPAs, leases, mutatingwebhookconfigurations, CRDs, and sair.dev/v1alpha1
 //   inferencepipelines (+status). Creating a CRD serves its resources (with the status/scale
-//   subresources it declares); deleting it removes them and their objects.
+//   subresources it declares); deleting it removes them and their objects. Custom resources of a
+//   CRD with a schema are pruned, defaulted and validated against it (fake-apiserver/schema.ts),
+//   with the real 422 causes; the built-in inferencepipelines entry has no schema until the CRD
+//   is created in the fake.
 // - Object semantics: uid, one global resourceVersion counter (a string), creationTimestamp,
 //   generation (bumped on any change outside metadata and status), generateName, namespace must
 //   exist (404 `namespaces "x" not found`), name validation (422), defaulting of Deployment and HPA
@@ -53,10 +56,12 @@
 //
 // Left out: authentication and RBAC (any token is accepted), protobuf and CBOR, table output,
 // server-side apply and managedFields, graceful deletion (deletionTimestamp, finalizers: DELETE
-// removes at once; gracePeriodSeconds is accepted and ignored), OpenAPI validation of bodies and
-// of custom resources against their CRD schema, controllers (Deployments do not create ReplicaSets
-// or Pods, and their status only changes when a test writes it), validating admission,
-// resourceVersion semantics on GET/LIST (always the latest), watch cache consistency delays.
+// removes at once; gracePeriodSeconds is accepted and ignored), OpenAPI validation of built-in
+// types (only names are validated), CEL rules in CRD schemas, most defaulting (only Deployment,
+// HPA, Namespace and CRD fields, pod status and QoS class), controllers (Deployments do not create
+// ReplicaSets or Pods; their status changes only when a test writes it, or with the
+// simulateDeployments option), validating admission and admission on DELETE, resourceVersion
+// semantics on GET/LIST (always the latest), watch cache consistency delays.
 export { startFakeApiServer } from './fake-apiserver/server.js';
 export type {
   FakeApiServer,

@@ -198,6 +198,7 @@ export class Handlers {
         m.generateName + Array.from({ length: 5 }, () => NAME_CHARS[randomInt(NAME_CHARS.length)]).join('');
     }
     this.validateName(def, m.name);
+    this.checkSchema(def, obj);
     if (this.store.get(storageKey(def), m.namespace, m.name!)) throw errors.alreadyExists(def, m.name!);
     delete m.resourceVersion;
     m.uid = randomUUID();
@@ -209,6 +210,12 @@ export class Handlers {
     this.store.put(storageKey(def), stored);
     this.afterWrite(def, stored);
     return this.present(def, stored);
+  }
+
+  /** Prunes, defaults and validates a custom resource against its CRD schema; 422 when invalid. */
+  private checkSchema(def: ResourceDef, obj: KubeObject): void {
+    const causes = def.schema?.admit(obj) ?? [];
+    if (causes.length > 0) throw errors.invalid(def, obj.metadata?.name ?? '', causes);
   }
 
   private validateName(def: ResourceDef, name: string | undefined): void {
@@ -319,6 +326,7 @@ export class Handlers {
     if (latest.metadata!.resourceVersion !== cm.resourceVersion && onRace !== 'overwrite') {
       throw onRace === 'retry' ? RACED : errors.conflict(def, cm.name!);
     }
+    this.checkSchema(def, next);
     if (isDeepStrictEqual(next, current)) return current;
     if (def.generation && !isDeepStrictEqual(specOf(next), specOf(current)))
       next.metadata!.generation = (cm.generation ?? 0) + 1;

@@ -1,6 +1,7 @@
 // The fake API server's resource table: one line per served resource, the way kube-apiserver's
 // discovery describes them. Custom resources are added from CustomResourceDefinitions as the real
 // server does (see defsFromCrd), so applying a CRD over REST makes its resource servable.
+import { compileCrdSchema, type CrSchema } from './schema.js';
 
 export type KubeObject = {
   apiVersion?: string;
@@ -52,6 +53,8 @@ export interface ResourceDef {
   /** Converts between this resource's view and the storage form (only for shared storage). */
   toStorage?: (obj: KubeObject) => KubeObject;
   fromStorage?: (obj: KubeObject) => KubeObject;
+  /** A custom resource's structural schema (from its CRD): pruning, defaults and validation. */
+  schema?: CrSchema;
   /** Defaulting and status reset on create, as the resource's registry strategy does. */
   prepareForCreate?: (obj: KubeObject) => void;
 }
@@ -385,6 +388,7 @@ export function defsFromCrd(crd: KubeObject): ResourceDef[] {
       name: string;
       served?: boolean;
       subresources?: { status?: object; scale?: ScaleDef };
+      schema?: { openAPIV3Schema?: unknown };
     }[];
   };
   const { group, names } = spec;
@@ -411,6 +415,7 @@ export function defsFromCrd(crd: KubeObject): ResourceDef[] {
           : undefined,
         generation: true,
         custom: true,
+        schema: compileCrdSchema(v.schema?.openAPIV3Schema),
       };
     });
 }

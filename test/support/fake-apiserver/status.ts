@@ -188,6 +188,9 @@ function reasonOfCause(message: string): string {
   if (message.startsWith('Required value')) return 'FieldValueRequired';
   if (message.startsWith('Invalid value')) return 'FieldValueInvalid';
   if (message.startsWith('Forbidden')) return 'FieldValueForbidden';
+  if (message.startsWith('Unsupported value')) return 'FieldValueNotSupported';
+  if (message.startsWith('Too long')) return 'FieldValueTooLong';
+  if (message.startsWith('Too many')) return 'FieldValueTooMany';
   return 'FieldValueInvalid';
 }
 
