@@ -3,7 +3,7 @@
 // sair.dev/gpu-memory annotations. A reconcile is idempotent: it creates a missing or corrupt
 // file, rewrites changed limits in place (the shim picks them up live), and keeps the last good
 // limits when an annotation turns invalid, reporting that once as an Event and a log line.
-import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
@@ -212,12 +212,19 @@ export class NodeAgent {
     const file = this.controlFile(ref.uid);
     let dirOk: boolean;
     try {
-      dirOk = lstatSync(dir).isDirectory();
+      const st = lstatSync(dir);
+      dirOk = st.isDirectory();
       if (!dirOk) rmSync(dir, { recursive: true, force: true });
+      // The kubelet may have made it first (subPathExpr), with a mode the pod's non-root processes cannot enter.
+      else if ((st.mode & 0o777) !== 0o755) chmodSync(dir, 0o755);
     } catch {
       dirOk = false;
     }
-    if (!dirOk) mkdirSync(dir, { recursive: true, mode: 0o755 });
+    // mkdir's mode is masked by the umask; chmod makes it exact.
+    if (!dirOk) {
+      mkdirSync(dir, { recursive: true });
+      chmodSync(dir, 0o755);
+    }
 
     let current: ControlLimits | undefined;
     let problem: string | undefined;

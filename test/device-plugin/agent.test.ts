@@ -1,7 +1,7 @@
 // The node agent against the in-process fake API server, through the real client-node informer:
 // control files follow the pods' annotations live, invalid values keep the last good limits and
 // raise an Event, deleted pods lose their files, damaged files are repaired.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as k8s from '@kubernetes/client-node';
@@ -171,6 +171,10 @@ describe('node agent', () => {
     const dir = join(root, uidOf('fragile'));
     rmSync(dir, { recursive: true });
     await eventually(() => (limitsOf(join(dir, 'control'))?.gpuCores === 25 ? true : undefined), 2000, 'the directory to come back');
+    expect(statSync(dir).mode & 0o777).toBe(0o755);
+    expect(statSync(join(dir, 'control')).mode & 0o777).toBe(0o666);
+    chmodSync(dir, 0o700); // as a kubelet-made subPath directory might be
+    await eventually(() => ((statSync(dir).mode & 0o777) === 0o755 ? true : undefined), 2000, 'the directory mode to be fixed');
     writeFileSync(join(dir, 'control'), 'garbage');
     await eventually(() => (limitsOf(join(dir, 'control'))?.gpuCores === 25 ? true : undefined), 2000, 'the file to be repaired');
   });
