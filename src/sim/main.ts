@@ -7,8 +7,8 @@ import { z } from 'zod';
 import type { Command } from '../common/command.js';
 import { fields, helpText, loadConfig, type ConfigOf, type ConfigSpec } from '../common/config.js';
 import { ConfigError, ValidationError } from '../common/errors.js';
-import { BUILTIN_PIPELINES, ISSUE_PIPELINES } from './builtin-pipelines.js';
-import { BUILTIN_WORKLOADS, MATRIX_WORKLOADS } from './builtin-workloads.js';
+import { BUILTIN_PIPELINES, ISSUE_PIPELINES, PAPER_PIPELINES } from './builtin-pipelines.js';
+import { BUILTIN_WORKLOADS, MATRIX_WORKLOADS, PAPER_WORKLOADS } from './builtin-workloads.js';
 import { CONTROLLER_NAMES, controllerFactory } from './controllers.js';
 import { matrixTable, runHtml, runTable, summarizeMatrix, toJson } from './report.js';
 import { runScenario, type RunResult } from './run.js';
@@ -66,28 +66,35 @@ export const simulateSpec = {
     schema: nameList(CONTROLLER_NAMES),
   },
   seed: { env: 'SAIR_SIM_SEED', flag: '--seed', form: 'an integer >= 0', help: 'PRNG seed (first seed with --matrix)', schema: z.coerce.number().int().min(0).default(1) },
-  duration: { env: 'SAIR_SIM_DURATION', flag: '--duration', form: DURATION_FORM, help: 'Simulated time per run', schema: duration('1h') },
+  duration: { env: 'SAIR_SIM_DURATION', flag: '--duration', form: DURATION_FORM, help: 'Simulated time per run (default shown in ms)', schema: duration('1h') },
   out: { env: 'SAIR_SIM_OUT', flag: '--out', form: 'a directory path', help: 'Where the JSON and HTML files go', schema: fields.string('out/sim') },
   format: { env: 'SAIR_SIM_FORMAT', flag: '--format', form: '"table" or "json"', help: 'What goes to stdout', schema: fields.enumOf(['table', 'json'] as const, 'table') },
   matrix: { env: 'SAIR_SIM_MATRIX', flag: '--matrix', form: 'true or false', help: 'Run every pipeline x workload x controller x seed', schema: fields.boolean(false) },
+  suite: {
+    env: 'SAIR_SIM_SUITE',
+    flag: '--suite',
+    form: '"issue", "paper" or "all"',
+    help: `Scenarios for --matrix: issue (${ISSUE_PIPELINES.join(', ')} x ${MATRIX_WORKLOADS.join(', ')}), paper (${PAPER_PIPELINES.join(', ')} x ${PAPER_WORKLOADS.join(', ')}) or all`,
+    schema: fields.enumOf(['issue', 'paper', 'all'] as const, 'issue'),
+  },
   seeds: { env: 'SAIR_SIM_SEEDS', flag: '--seeds', form: 'an integer from 1 to 30', help: 'Seeds per scenario with --matrix', schema: z.coerce.number().int().min(1).max(30).default(3) },
   pipelines: {
     env: 'SAIR_SIM_PIPELINES',
     flag: '--pipelines',
     form: 'pipeline names or YAML files, comma-separated',
-    help: `Pipelines for --matrix [default: ${ISSUE_PIPELINES.join(',')}]`,
+    help: 'Pipelines for --matrix, instead of the suite’s',
     schema: fileOrNameList(),
   },
   workloads: {
     env: 'SAIR_SIM_WORKLOADS',
     flag: '--workloads',
     form: 'workload names or YAML files, comma-separated',
-    help: `Workloads for --matrix [default: ${MATRIX_WORKLOADS.join(',')}]`,
+    help: 'Workloads for --matrix, instead of the suite’s',
     schema: fileOrNameList(),
   },
   progress: { env: 'SAIR_SIM_PROGRESS', flag: '--progress', form: '"auto", "always" or "never"', help: 'Progress bar on stderr (auto: when stderr is a terminal and the work is long)', schema: fields.enumOf(['auto', 'always', 'never'] as const, 'auto') },
-  scrapeInterval: { env: 'SAIR_SIM_SCRAPE_INTERVAL', flag: '--scrape-interval', form: DURATION_FORM, help: 'Prometheus-like scrape interval', schema: duration('15s') },
-  window: { env: 'SAIR_SIM_WINDOW', flag: '--window', form: DURATION_FORM, help: 'Metrics query window (rate over this)', schema: duration('30s') },
+  scrapeInterval: { env: 'SAIR_SIM_SCRAPE_INTERVAL', flag: '--scrape-interval', form: DURATION_FORM, help: 'Prometheus-like scrape interval (default in ms)', schema: duration('15s') },
+  window: { env: 'SAIR_SIM_WINDOW', flag: '--window', form: DURATION_FORM, help: 'Metrics query window, rate over this (default in ms)', schema: duration('30s') },
   llmBaseUrl: { env: 'SAIR_LLM_BASE_URL', flag: '--llm-base-url', form: 'an http(s) URL of an OpenAI-compatible API', help: 'LLM for --controller sair (default: the bandit)', schema: fields.optionalString() },
   llmModel: { env: 'SAIR_LLM_MODEL', flag: '--llm-model', form: 'a model name', help: 'Model for --llm-base-url', schema: fields.optionalString() },
   llmApiKey: { env: 'SAIR_LLM_API_KEY', flag: '--llm-api-key', form: 'an API key', help: 'Key for --llm-base-url, if it needs one', schema: fields.optionalString() },
@@ -133,8 +140,13 @@ export async function runSimulate(argv: readonly string[], env: Record<string, s
   }
   const llm = cfg.llmBaseUrl !== undefined && cfg.llmModel !== undefined ? { baseUrl: cfg.llmBaseUrl, model: cfg.llmModel, ...(cfg.llmApiKey ? { apiKey: cfg.llmApiKey } : {}) } : undefined;
   const controllers = cfg.controller ?? (cfg.matrix ? CONTROLLER_NAMES : ['hpa']);
-  const pipelines = cfg.matrix ? (cfg.pipelines ?? ISSUE_PIPELINES) : [cfg.pipeline];
-  const workloads = cfg.matrix ? (cfg.workloads ?? MATRIX_WORKLOADS) : [cfg.workload];
+  const suite = {
+    issue: { pipelines: ISSUE_PIPELINES, workloads: MATRIX_WORKLOADS },
+    paper: { pipelines: PAPER_PIPELINES, workloads: PAPER_WORKLOADS },
+    all: { pipelines: BUILTIN_PIPELINES, workloads: [...MATRIX_WORKLOADS, ...PAPER_WORKLOADS] },
+  }[cfg.suite];
+  const pipelines = cfg.matrix ? (cfg.pipelines ?? suite.pipelines) : [cfg.pipeline];
+  const workloads = cfg.matrix ? (cfg.workloads ?? suite.workloads) : [cfg.workload];
   const seeds = cfg.matrix ? Array.from({ length: cfg.seeds }, (_, i) => cfg.seed + i) : [cfg.seed];
   const total = pipelines.length * workloads.length * controllers.length * seeds.length;
   const long = cfg.matrix || total * cfg.duration >= 4 * 3_600_000;

@@ -29,7 +29,7 @@ describe('Rng', () => {
 
   it('matches the distributions the models rely on', () => {
     const r = new Rng(3);
-    const n = 200_000;
+    const n = 100_000;
     const exp = stats(Array.from({ length: n }, () => r.exponential(5)));
     expect(exp.mean).toBeCloseTo(5, 1);
     expect(exp.cv).toBeCloseTo(1, 1);
