@@ -2,12 +2,20 @@
 // shim preloaded. Shared by the shim tests and bench/shim.ts. Each program gets a minimal env of
 // its own, so nothing from the caller's environment (an LD_PRELOAD, a real CUDA) leaks in.
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 
-export const NATIVE_DIR = resolve(import.meta.dirname, '../../native');
+/** The repository's native/ directory, found from here whether this runs from test/ or dist-bench/. */
+function findNativeDir(): string {
+  for (let dir = import.meta.dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, 'native', 'Makefile'))) return join(dir, 'native');
+  }
+  throw new Error(`no native/Makefile above ${import.meta.dirname}`);
+}
+
+export const NATIVE_DIR = findNativeDir();
 export const BUILD_DIR = join(NATIVE_DIR, 'build');
 export const SHIM_PATH = join(BUILD_DIR, 'libsair-cuda.so');
 export const FAKE_LIB_DIR = join(BUILD_DIR, 'fake');
