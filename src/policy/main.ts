@@ -2,6 +2,7 @@
 // and `sair start` (the same controller, runtime and API on the embedded simulator, so one command
 // shows SAIR autoscaling a multi-stage pipeline under bursty load).
 import os from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import type { Command } from '../common/command.js';
 import { fields, helpText, loadConfig, type ConfigOf } from '../common/config.js';
@@ -367,11 +368,23 @@ export async function startEmbedded(cfg: StartConfig, out: NodeJS.WritableStream
   const metrics = new SimMetrics(simulation, cluster, spec, { scrapeIntervalMs, windowMs: 60_000, lagMs: 0 });
   sink.metrics = metrics;
 
-  // Simulated time follows the wall clock at `speed`; the controller sleeps in simulated time.
-  const wallStart = Date.now();
+  // Simulated time follows the wall clock at `speed`, in slices of at most 15 ms of CPU so the
+  // HTTP server and the controller stay responsive. A machine too slow for the speed runs the
+  // simulation slower (and says so once) instead of piling up a debt it can never pay.
+  let wallStart = Date.now();
   let finished = false;
+  let behind = false;
   const advance = () => {
-    simulation.runUntil(Math.min(durationMs, (Date.now() - wallStart) * cfg.speed));
+    const target = Math.min(durationMs, (Date.now() - wallStart) * cfg.speed);
+    const deadline = performance.now() + 15;
+    while (simulation.now < target && performance.now() < deadline) simulation.runUntil(Math.min(target, simulation.now + 1_000));
+    if (simulation.now < target) {
+      wallStart += (target - simulation.now) / cfg.speed;
+      if (!behind) {
+        behind = true;
+        out.write(`This machine cannot simulate ${cfg.speed}x real time; the simulation runs slower.\n`);
+      }
+    }
     if (!finished && simulation.now >= durationMs) {
       finished = true;
       out.write(`The simulation reached its end (${cfg.durationSeconds} simulated seconds); the dashboard keeps serving. Ctrl-C to stop.\n`);
@@ -379,10 +392,7 @@ export async function startEmbedded(cfg: StartConfig, out: NodeJS.WritableStream
   };
   const pacer = setInterval(advance, 20);
   const clock: Clock = {
-    now: () => {
-      advance();
-      return simulation.now;
-    },
+    now: () => simulation.now,
     sleep: (ms) => new Promise((r) => setTimeout(r, Math.max(1, ms / cfg.speed))),
   };
 
