@@ -24,7 +24,7 @@ import {
 import { errors, successStatus } from './status.js';
 import type { Store } from './store.js';
 
-export type Operation = 'CREATE' | 'UPDATE' | 'DELETE';
+export type Operation = 'CREATE' | 'UPDATE';
 
 /** Mutating admission: returns the object to store (possibly changed) or throws an ApiError to deny. */
 export type AdmissionHook = (

@@ -14,11 +14,10 @@ import type { Operation } from 'fast-json-patch';
 import { clone } from './resources.js';
 import { errors, ApiError } from './status.js';
 
-export const PATCH_TYPES = {
+const PATCH_TYPES = {
   json: 'application/json-patch+json',
   merge: 'application/merge-patch+json',
   strategic: 'application/strategic-merge-patch+json',
-  apply: 'application/apply-patch+yaml',
 } as const;
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -28,7 +27,7 @@ function isObject(v: unknown): v is JsonObject {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-export function acceptedPatchTypes(custom: boolean): string[] {
+function acceptedPatchTypes(custom: boolean): string[] {
   return custom
     ? [PATCH_TYPES.json, PATCH_TYPES.merge]
     : [PATCH_TYPES.json, PATCH_TYPES.merge, PATCH_TYPES.strategic];
@@ -97,7 +96,7 @@ function unprocessable(cause: string): ApiError {
 }
 
 /** RFC 7386. */
-export function mergePatch(target: Json, patch: Json): Json {
+function mergePatch(target: Json, patch: Json): Json {
   if (!isObject(patch)) return clone(patch);
   const out: JsonObject = isObject(target) ? target : {};
   for (const [k, v] of Object.entries(patch)) {

@@ -16,7 +16,7 @@ export interface Change {
   prev?: KubeObject;
 }
 
-export function objectKey(namespace: string | undefined, name: string): string {
+function objectKey(namespace: string | undefined, name: string): string {
   return `${namespace ?? ''}/${name}`;
 }
 

@@ -38,7 +38,8 @@ export class WatchHub {
   }
 
   serve(res: ServerResponse, w: WatchRequest): void {
-    const { def, store } = { def: w.def, store: this.store };
+    const { def } = w;
+    const store = this.store;
     const storage = storageKey(def);
     res.writeHead(200, {
       'Content-Type': 'application/json',
