@@ -17,6 +17,7 @@ import {
   type ControlLimits,
   type UsageSlot,
 } from './control-file.js';
+import { slotOwners } from './slot-liveness.js';
 
 export const ANNOTATION_INJECTED = 'sair.dev/injected';
 export const EVENT_REASON_INVALID_QUOTA = 'InvalidGpuQuota';
@@ -39,9 +40,14 @@ export interface PodRef {
   name: string;
 }
 
+export interface LiveUsageSlot extends UsageSlot {
+  /** Whether the owning process still runs (holds its slot lock); true when that cannot be told. */
+  live: boolean;
+}
+
 export interface PodUsage extends PodRef {
   limits: ControlLimits;
-  slots: UsageSlot[];
+  slots: LiveUsageSlot[];
 }
 
 interface Tracked extends PodRef {
@@ -119,8 +125,13 @@ export class NodeAgent {
     for (const t of this.tracked.values()) {
       if (!t.limits) continue;
       try {
-        const file = readControlFile(this.controlFile(t.uid));
-        out.push({ uid: t.uid, namespace: t.namespace, name: t.name, limits: file.limits, slots: file.slots });
+        const path = this.controlFile(t.uid);
+        const file = readControlFile(path);
+        const owners = slotOwners(path);
+        // A process that claimed a slot between the two reads makes them disagree: then liveness is unknown.
+        const aligned = owners !== undefined && owners.occupied.length === file.slots.length;
+        const slots = file.slots.map((slot, k) => ({ ...slot, live: aligned ? owners.live.has(owners.occupied[k]!) : true }));
+        out.push({ uid: t.uid, namespace: t.namespace, name: t.name, limits: file.limits, slots });
       } catch (err) {
         this.log.debug({ uid: t.uid, err: errorMessage(err) }, 'control file unreadable; repaired at the next resync');
       }

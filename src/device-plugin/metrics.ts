@@ -46,8 +46,8 @@ export class DevicePluginMetrics {
       coresLimit: gauge('sair_device_plugin_pod_gpu_cores_limit_percent', 'GPU core share limit of the pod, percent of one GPU', POD),
       coresUsed: gauge('sair_device_plugin_pod_gpu_cores_used_percent', 'GPU time used by the pod since the previous scrape, percent of one GPU', POD),
       memQuota: gauge('sair_device_plugin_pod_gpu_memory_quota_bytes', 'GPU memory quota of the pod (0 = none)', POD),
-      memUsed: gauge('sair_device_plugin_pod_gpu_memory_used_bytes', 'GPU memory the pod holds, summed over its processes', POD),
-      processes: gauge('sair_device_plugin_pod_gpu_processes', 'Processes of the pod registered in its control file', POD),
+      memUsed: gauge('sair_device_plugin_pod_gpu_memory_used_bytes', 'GPU memory the pod holds, summed over its running processes', POD),
+      processes: gauge('sair_device_plugin_pod_gpu_processes', 'Running processes of the pod registered in its control file', POD),
       containerSlots: gauge('sair_device_plugin_container_gpu_slots', 'sair.dev/gpu slots held by a container, per GPU', ['namespace', 'pod', 'uid', 'container', 'uuid']),
       gpuUtil: gauge('sair_device_plugin_gpu_utilization_percent', 'GPU utilization reported by NVML', GPU),
       gpuMemUsed: gauge('sair_device_plugin_gpu_memory_used_bytes', 'GPU memory in use reported by NVML', GPU),
@@ -94,8 +94,9 @@ export class DevicePluginMetrics {
       this.podLabels.set(pod.uid, l);
       this.g.coresLimit!.set(l, pod.limits.gpuCores);
       this.g.memQuota!.set(l, Number(pod.limits.memoryBytes));
-      this.g.memUsed!.set(l, Number(pod.slots.reduce((s, x) => s + x.memoryBytes, 0n)));
-      this.g.processes!.set(l, pod.slots.length);
+      const live = pod.slots.filter((x) => x.live);
+      this.g.memUsed!.set(l, Number(live.reduce((s, x) => s + x.memoryBytes, 0n)));
+      this.g.processes!.set(l, live.length);
       let busyNs = 0n;
       let windowNs = 0n;
       for (const slot of pod.slots) {

@@ -9,7 +9,7 @@ import { createLogger } from '../../src/common/logger.js';
 import { NodeAgent } from '../../src/device-plugin/agent.js';
 import { createControlFile, readControlFile, type ControlLimits } from '../../src/device-plugin/control-file.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
-import { writeUsageSlot } from './usage-slot.js';
+import { holdSlotLock, writeUsageSlot } from './usage-slot.js';
 
 const log = createLogger('device-plugin', 'silent');
 const NODE = 'gpu-node-1';
@@ -212,9 +212,19 @@ describe('node agent', () => {
     agent = newAgent();
     await agent.start();
     writeUsageSlot(controlOf('busy'), 0, { pid: 4242, memoryBytes: 1n << 30n, kernelNs: 5_000_000n, throttledNs: 1_000_000n, heartbeatNs: 1n });
-    const usage = agent.usage();
-    expect(usage).toHaveLength(1);
-    expect(usage[0]).toMatchObject({ namespace: 'ml', name: 'busy', limits: { gpuCores: 50, memoryBytes: 0n } });
-    expect(usage[0]!.slots).toEqual([{ pid: 4242, memoryBytes: 1n << 30n, kernelNs: 5_000_000n, throttledNs: 1_000_000n, heartbeatNs: 1n }]);
+    writeUsageSlot(controlOf('busy'), 3, { pid: 77, memoryBytes: 2n << 30n, kernelNs: 9n, throttledNs: 0n, heartbeatNs: 1n });
+    const release = holdSlotLock(controlOf('busy'), 0); // slot 0's process runs; slot 3's has died
+    try {
+      const usage = agent.usage();
+      expect(usage).toHaveLength(1);
+      expect(usage[0]).toMatchObject({ namespace: 'ml', name: 'busy', limits: { gpuCores: 50, memoryBytes: 0n } });
+      expect(usage[0]!.slots).toEqual([
+        { pid: 4242, memoryBytes: 1n << 30n, kernelNs: 5_000_000n, throttledNs: 1_000_000n, heartbeatNs: 1n, live: true },
+        { pid: 77, memoryBytes: 2n << 30n, kernelNs: 9n, throttledNs: 0n, heartbeatNs: 1n, live: false },
+      ]);
+    } finally {
+      release();
+    }
+    expect(agent.usage()[0]!.slots.map((x) => x.live)).toEqual([false, false]);
   });
 });

@@ -74,7 +74,11 @@ describe('device plugin metrics', () => {
       namespace: 'ml',
       name: 'bert-0',
       limits: { gpuCores: 30, memoryBytes: 4n << 30n },
-      slots: [{ pid: 7, memoryBytes: 1n << 30n, kernelNs: 10_000_000_000n, throttledNs: 2_000_000_000n, heartbeatNs: 0n }],
+      slots: [
+        { pid: 7, memoryBytes: 1n << 30n, kernelNs: 10_000_000_000n, throttledNs: 2_000_000_000n, heartbeatNs: 0n, live: true },
+        // A crashed process's slot: its memory is back with the driver, its past GPU time still counts.
+        { pid: 9, memoryBytes: 3n << 30n, kernelNs: 1_000_000_000n, throttledNs: 0n, heartbeatNs: 0n, live: false },
+      ],
     };
     let pods = [pod];
     const metrics = new DevicePluginMetrics(
@@ -86,7 +90,7 @@ describe('device plugin metrics', () => {
 
     await fetch(url); // first scrape: the baseline for rates
     nowNs += 2_000_000_000n; // 2 s later the pod has had 0.6 s of GPU time and waited 0.5 s
-    pod.slots = [{ ...pod.slots[0]!, kernelNs: 10_600_000_000n, throttledNs: 2_500_000_000n }];
+    pod.slots = [{ ...pod.slots[0]!, kernelNs: 10_600_000_000n, throttledNs: 2_500_000_000n }, pod.slots[1]!];
     const text = await (await fetch(url)).text();
 
     const p = 'namespace="ml",pod="bert-0",uid="uid-1"';
@@ -94,6 +98,7 @@ describe('device plugin metrics', () => {
     expect(value(text, 'sair_device_plugin_pod_gpu_cores_used_percent', p)).toBeCloseTo(30, 6);
     expect(value(text, 'sair_device_plugin_pod_gpu_memory_quota_bytes', p)).toBe(4 * 2 ** 30);
     expect(value(text, 'sair_device_plugin_pod_gpu_memory_used_bytes', p)).toBe(2 ** 30);
+    expect(value(text, 'sair_device_plugin_pod_gpu_processes', p)).toBe(1);
     expect(value(text, 'sair_device_plugin_pod_gpu_kernel_seconds_total', p)).toBeCloseTo(0.6, 6);
     expect(value(text, 'sair_device_plugin_pod_gpu_throttled_seconds_total', p)).toBeCloseTo(0.5, 6);
     expect(value(text, 'sair_device_plugin_container_gpu_slots', `container="infer",uuid="${G0}"`)).toBe(2);
