@@ -5,6 +5,7 @@
  *   run <kernel_us> <ms> <threads> <kernel|ptsz|ex|coop|graph>   (GPU share it got, from the timeline)
  *   trace <kernel_us> <ms> <bucket_ms>   (share per bucket, stamped with CLOCK_REALTIME ms, to time a live change)
  *   capture <kernel_us> <n>   fork <n> <threads>   exit
+ *   exitbusy <threads>   (exit(0) while threads launch and wait on the limiter)
  */
 #define _GNU_SOURCE
 #include <cuda.h>
@@ -304,6 +305,13 @@ int main(void)
             cmd_capture(x, k);
         } else if (sscanf(line, "fork %llu %d", &x, &k) == 2) {
             cmd_fork((int)x, k);
+        } else if (sscanf(line, "exitbusy %d", &k) == 1) {
+            churn_stop = 0;
+            pthread_t t[64];
+            for (int i = 0; i < k && i < 64; i++) CHECK(pthread_create(&t[i], NULL, churn, NULL));
+            ft_sleep_until(ft_now() + 100000000ull);
+            printf("{\"cmd\":\"exitbusy\"}\n");
+            exit(0);
         } else if (strncmp(line, "exit", 4) == 0) {
             break;
         } else {

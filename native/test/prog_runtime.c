@@ -129,6 +129,12 @@ int main(int argc, char **argv)
     void *nested = NULL;
     CHECK(FN(legacy, GPA, gpa_fn)("cuLaunchKernel", &nested, 12000, CU_GET_PROC_ADDRESS_DEFAULT, NULL));
 
+    /* The CUDA 11.3-11.8 runtime used cuGetProcAddress (no _v2) from the handle. */
+    void *v1_alloc = NULL;
+    typedef CUresult (*gpa_v1_fn)(const char *, void **, int, cuuint64_t);
+    gpa_v1_fn gpa_v1 = (gpa_v1_fn)dlsym(dlopen("libcuda.so.1", RTLD_NOW), "cuGetProcAddress");
+    if (gpa_v1 == NULL || gpa_v1("cuMemAlloc", &v1_alloc, 11030, CU_GET_PROC_ADDRESS_DEFAULT) != CUDA_SUCCESS) v1_alloc = NULL;
+
     /* Launches through the per-thread-default-stream pointer, on the default stream. */
     CUresult (*launch)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void **, void **) =
         FN(ptds, LAUNCH, CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void **, void **));
@@ -156,10 +162,10 @@ int main(int argc, char **argv)
     CHECK(sync(NULL));
     printf("{\"resolved\":%d,\"threads\":%d,\"consistent\":%s,\"probe\":%s,\"driverVersion\":%d,"
            "\"owners\":{\"cuGetProcAddress_v2\":\"%s\",\"cuLaunchKernel\":\"%s\",\"cuLaunchKernel_ptsz\":\"%s\","
-           "\"nested\":\"%s\",\"cuMemAlloc\":\"%s\",\"cuInit\":\"%s\"},\"allocRc\":[%d,%d],\"memTotal\":%zu,\"launches\":%ld,\"share\":%.4f}\n",
+           "\"nested\":\"%s\",\"cuMemAlloc\":\"%s\",\"cuInit\":\"%s\",\"v1cuMemAlloc\":\"%s\"},\"allocRc\":[%d,%d],\"memTotal\":%zu,\"launches\":%ld,\"share\":%.4f}\n",
            resolved, threads, consistent ? "true" : "false", probe_ok ? "true" : "false", version,
            owner(gpa_seen), owner(legacy->fn[LAUNCH]), owner(ptds->fn[LAUNCH]), owner(nested), owner(legacy->fn[ALLOC]),
-           owner(legacy->fn[INIT]), (int)first, (int)second, total_b, launches,
+           owner(legacy->fn[INIT]), owner(v1_alloc), (int)first, (int)second, total_b, launches,
            measured ? (double)(busy1 - busy0) / (double)(end - from) : -1.0);
     return 0;
 }

@@ -104,6 +104,8 @@ export class Driver {
   private exited = false;
   stderr = '';
   pid = 0;
+  /** The exit status once the program has exited (null when killed by a signal). */
+  exitCode: number | null = null;
 
   private constructor(private readonly child: ChildProcessWithoutNullStreams) {
     this.lines = createInterface({ input: child.stdout });
@@ -114,8 +116,11 @@ export class Driver {
       else this.queue.push(reply);
     });
     child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    // A program that exits on its own closes the pipe; a late write must not crash the caller.
+    child.stdin.on('error', () => undefined);
     child.on('close', (code, signal) => {
       this.exited = true;
+      this.exitCode = code;
       for (const w of this.waiters.splice(0)) w.reject(new Error(`prog_driver exited (${code ?? signal}); stderr: ${this.stderr}`));
     });
   }
@@ -164,10 +169,11 @@ export class Driver {
     });
   }
 
+  /** Ask the program to exit (if it has not already) and wait until it has. */
   async exit(): Promise<void> {
     if (this.exited) return;
     const closed = new Promise<void>((resolvePromise) => this.child.once('close', () => resolvePromise()));
-    this.child.stdin.end('exit\n');
+    if (this.child.stdin.writable) this.child.stdin.end('exit\n');
     await closed;
   }
 }

@@ -10,15 +10,17 @@ import { Driver, buildNative, freshGpuDir, programEnv, runJson, runProgram, type
 
 const MiB = 1n << 20n;
 // The limiter must never give more than the share, beyond what its burst allows a window (after
-// idling, a pod may run BURST_MS of wall time ahead of its share); a starved CPU (this machine is
-// shared) can only make a program take less. So the bound above is tight and the one below loose.
+// idling, a pod may run BURST_MS of wall time ahead of its share). A starved CPU (this machine is
+// shared, at times with a load of 10+ on 2 cores) can only make a program take less: a sleeping
+// launcher that wakes late leaves the GPU idle. So the bound above is tight and the one below is
+// loose, though still far from what a limiter that charged double would give.
 const BURST_MS = 20;
 const OVER = 0.03;
-const UNDER = 0.12;
 
 function expectShare(actual: number, target: number, label = '', windowMs = 600): void {
   const over = OVER + (BURST_MS * target) / windowMs;
-  expect({ label, actual, within: actual <= target + over && actual >= target - UNDER }).toEqual({ label, actual, within: true });
+  const under = Math.min(0.15, target / 2);
+  expect({ label, actual, within: actual <= target + over && actual >= target - under }).toEqual({ label, actual, within: true });
 }
 
 interface RuntimeReport {
@@ -80,6 +82,7 @@ describe('interception', () => {
       nested: 'libsair-cuda.so',
       cuMemAlloc: 'libsair-cuda.so',
       cuInit: 'libcuda.so.1',
+      v1cuMemAlloc: 'libsair-cuda.so',
     });
     expect(r.driverVersion).toBe(13000);
     // dlopen stays caller-relative: a library found only through the program's RUNPATH still loads.
@@ -212,6 +215,16 @@ describe('robustness', () => {
     const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, cores: 50, memoryBytes: 512n * MiB });
     expect(await d.send('fork 12 4', 60_000)).toEqual({ cmd: 'fork', forks: 12, ok: 12 });
   }, 70_000);
+
+  it('exits cleanly while threads launch, allocate and wait on the limiter, and frees its slot', async () => {
+    const path = join(controlDir, CONTROL_FILE_NAME);
+    createControlFile(path, { gpuCores: 5, memoryBytes: 0n });
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir });
+    expect(await d.send('exitbusy 8')).toEqual({ cmd: 'exitbusy' });
+    await d.exit();
+    expect(d.exitCode).toBe(0);
+    expect(readControlFile(path).slots).toEqual([]);
+  }, 30_000);
 
   it('applies the env limits when the control file is corrupt, and says why', async () => {
     writeFileSync(join(controlDir, CONTROL_FILE_NAME), Buffer.alloc(4352, 0x5a));
