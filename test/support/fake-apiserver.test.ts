@@ -986,6 +986,20 @@ describe('watch', () => {
     ]);
   });
 
+  it('ends open watch streams cleanly when the server closes', async () => {
+    const other = await startFakeApiServer();
+    const done = new Promise<unknown>((resolve) => {
+      void new k8s.Watch(other.kubeConfig()).watch('/api/v1/namespaces', {}, () => undefined, resolve);
+    });
+    await new Promise<void>((resolve) => {
+      const poll = () => (other.watchCount > 0 ? resolve() : setImmediate(poll));
+      poll();
+    });
+    await other.close();
+    expect(await done).toBeNull();
+    expect(other.watchCount).toBe(0);
+  });
+
   it('drives an informer through add, update, delete, a severed watch and a 410 relist', async () => {
     await c.core.createNamespace({ body: { metadata: { name: 'inf' } } });
     const listFn = () => c.core.listNamespacedPod({ namespace: 'inf', labelSelector: 'app=inf' });

@@ -53,7 +53,7 @@ function ruleMatches(rule: Rule, op: Operation, def: ResourceDef): boolean {
     has(rule.operations, op) &&
     has(rule.apiGroups, def.group) &&
     has(rule.apiVersions, def.version) &&
-    has(rule.resources, def.plural)
+    (has(rule.resources, def.plural) || (rule.resources ?? []).includes('*/*'))
   );
 }
 
