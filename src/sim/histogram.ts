@@ -1,24 +1,40 @@
-// Log-bucketed latency histograms (2 % relative resolution from 10 µs to ~10^7 ms), as a
-// Prometheus histogram would keep them but much finer. Quantiles report a bucket's upper edge,
-// so they err on the slow side by at most 2 %.
+// Log-bucketed latency histograms, as a Prometheus histogram would keep them but much finer: 32
+// buckets per doubling (at most 3.1 % wide) from 10 µs to about 10^7 ms. The bucket comes from
+// the bits of the double (exponent and top mantissa bits), which is much cheaper than a log on
+// the hot path. Quantiles report a bucket's upper edge, so they err on the slow side.
+
+const f64 = new Float64Array(1);
+const u32 = new Uint32Array(f64.buffer);
+/** Index of the 32-bit word holding the sign, exponent and top mantissa bits. */
+const HI = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+const LO = 1 - HI;
+const SHIFT = 20 - 5; // keep 5 of the 20 mantissa bits in the high word: 32 buckets per octave
+
+function key(ms: number): number {
+  f64[0] = ms;
+  return u32[HI]! >>> SHIFT;
+}
 
 const MIN_MS = 0.01;
-const GROWTH = 1.02;
-const LOG_GROWTH = Math.log(GROWTH);
-export const HISTOGRAM_BUCKETS = 1050;
+const MIN_KEY = key(MIN_MS);
+export const HISTOGRAM_BUCKETS = 1000;
 
 export function newHistogram(): Uint32Array {
   return new Uint32Array(HISTOGRAM_BUCKETS);
 }
 
 export function bucketOf(ms: number): number {
-  if (ms <= MIN_MS) return 0;
-  const i = Math.floor(Math.log(ms / MIN_MS) / LOG_GROWTH) + 1;
+  if (!(ms > MIN_MS)) return 0;
+  const i = key(ms) - MIN_KEY + 1;
   return i < HISTOGRAM_BUCKETS ? i : HISTOGRAM_BUCKETS - 1;
 }
 
+/** The smallest value of the next bucket: every sample in `bucket` is below it. */
 export function upperEdge(bucket: number): number {
-  return MIN_MS * Math.pow(GROWTH, bucket);
+  if (bucket === 0) return MIN_MS;
+  u32[HI] = (MIN_KEY + bucket) << SHIFT;
+  u32[LO] = 0;
+  return f64[0]!;
 }
 
 /**
