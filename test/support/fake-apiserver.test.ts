@@ -988,15 +988,18 @@ describe('watch', () => {
 
   it('ends open watch streams cleanly when the server closes', async () => {
     const other = await startFakeApiServer();
-    const done = new Promise<unknown>((resolve) => {
-      void new k8s.Watch(other.kubeConfig()).watch('/api/v1/namespaces', {}, () => undefined, resolve);
-    });
-    await new Promise<void>((resolve) => {
-      const poll = () => (other.watchCount > 0 ? resolve() : setImmediate(poll));
-      poll();
-    });
+    const ended = waiter<unknown>();
+    // watch() resolves once the response headers are in, when the server already counts the stream.
+    await new k8s.Watch(other.kubeConfig()).watch(
+      '/api/v1/namespaces',
+      {},
+      () => undefined,
+      (err) => ended.push(err),
+    );
+    expect(other.watchCount).toBe(1);
     await other.close();
-    expect(await done).toBeNull();
+    await ended.until((s) => s.length > 0);
+    expect(ended.seen).toEqual([null]);
     expect(other.watchCount).toBe(0);
   });
 
