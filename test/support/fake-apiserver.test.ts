@@ -940,6 +940,23 @@ describe('watch', () => {
     ]);
   });
 
+  it('filters a watch by field selector, as the node agent watches its node', async () => {
+    const events = waiter<string>();
+    const req = await new k8s.Watch(api.kubeConfig()).watch(
+      '/api/v1/pods',
+      { resourceVersion: api.resourceVersion, fieldSelector: 'spec.nodeName=node-9' },
+      (type, obj: k8s.V1Pod) => events.push(`${type}:${obj.metadata?.name}`),
+      () => undefined,
+    );
+    api.seed(pod('elsewhere', { app: 'w' }, 'node-1'));
+    api.seed(pod('here', { app: 'w' }, 'node-9'));
+    api.remove('pods', NS, 'elsewhere');
+    api.remove('pods', NS, 'here');
+    await events.until((s) => s.length >= 2);
+    req.abort();
+    expect(events.seen).toEqual(['ADDED:here', 'DELETED:here']);
+  });
+
   it('sends synthetic ADDED events for resourceVersion 0, bookmarks when allowed, and ends at timeoutSeconds', async () => {
     const events = waiter<string>();
     const done = new Promise<unknown>((resolve) => {
