@@ -758,6 +758,13 @@ export class Simulation {
     const stages: StageBucket[] = [];
     for (const st of this.stages) {
       this.advance(st);
+      // Clients give up on requests that wait too long even where no replica is free to notice:
+      // expire the queue's head so that a stalled stage shows its drops.
+      while (st.qLen > 0) {
+        const head = st.queue[st.qHead]!;
+        if (this.reqState[head] === Q_ACTIVE && this.now - this.reqArrive[head]! <= this.requestTimeoutMs) break;
+        this.takeHead(st);
+      }
       st.bucket.queueLength = st.qLen;
       stages.push(st.bucket);
       st.bucket = emptyStageBucket();

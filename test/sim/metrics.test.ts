@@ -70,6 +70,9 @@ describe('SimMetrics', () => {
     expect(o.stages[0]!.utilization!).toBeGreaterThan(0.99);
     expect(o.stages[1]!.utilization).toBeNull();
     expect(o.stages[1]!.throughput).toBe(0);
+    // Stage b has no replica at all; its waiting requests still time out, at the scrapes.
+    expect(o.stages[1]!.dropRate!).toBeGreaterThan(10);
+    expect(sim.arrived).toBe(sim.completed + sim.dropped + sim.inSystem);
     expect(o.p99Ms).toBe(Infinity);
     expect(o.sloViolation).toBe(1);
   });
