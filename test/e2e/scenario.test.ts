@@ -4,6 +4,7 @@
 // LD_PRELOADed into a workload on the fake CUDA driver, the fake kubelet, a fake Prometheus
 // serving a simulated load, and the scripted LLM server. Each step asserts what a user would check;
 // then the faults: the device plugin killed and restarted, the policy server restarted, the LLM failing.
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -54,7 +55,7 @@ const paths = {
   kubelet: () => join(host, 'var/lib/kubelet/device-plugins'),
   lib: () => join(host, 'var/lib/sair/lib'),
   controlRoot: () => join(host, 'run/sair/pods'),
-  snapshot: () => join(host, 'var/lib/sair-policy/experience.json'),
+  snapshot: () => containerView(policyPod, 'policy', { hostRoot: host, configMaps: () => ({}) }).env['SAIR_SNAPSHOT_PATH']!,
 };
 
 async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, everyMs = 20): Promise<T> {
@@ -84,23 +85,30 @@ function sample(text: string, name: string, label: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
+/** A pod of a manifest's workload (DaemonSet or Deployment) in sair-system, as its controller would make it. */
+function manifestPod(file: string, name: string): k8s.V1Pod {
+  const workload = parse(readFileSync(join(ROOT, file), 'utf8')) as k8s.V1Deployment;
+  const template = workload.spec!.template;
+  return { metadata: { name, namespace: 'sair-system', uid: randomUUID(), labels: template.metadata?.labels }, spec: { ...template.spec!, nodeName: NODE_NAME } };
+}
+
+let devicePluginPod: k8s.V1Pod;
+let policyPod: k8s.V1Pod;
+
+/**
+ * `sair device-plugin` with the env of manifests/device-plugin/daemonset.yaml, its hostPath mounts
+ * under this node's root, the shim from the image (native/build) and, where the NVIDIA container
+ * runtime would mount the driver's NVML, the fake one. The flags make it report faster than the defaults.
+ */
 function startDevicePlugin(): SairProcess {
-  return SairProcess.start(
-    'device-plugin',
-    [
-      '--node-name', NODE_NAME,
-      '--socket-dir', paths.kubelet(),
-      '--lib-dir', paths.lib(),
-      '--shim-source', join(NATIVE, 'libsair-cuda.so'),
-      '--control-root', paths.controlRoot(),
-      '--nvml-library', join(NATIVE, 'fake/libnvidia-ml.so.1'),
-      '--metrics-port', '0',
-      '--health-interval', '1',
-      '--resync-interval', '1',
-      '--log-level', 'info',
-    ],
-    { KUBECONFIG: join(host, 'kubeconfig'), FAKE_GPU_DIR: gpuDir, FAKE_GPU_COUNT: '1' },
-  );
+  const view = containerView(devicePluginPod, 'device-plugin', { hostRoot: host, image: { '/opt/sair/lib': NATIVE } });
+  return SairProcess.start('device-plugin', ['--metrics-port', '0', '--health-interval', '1', '--resync-interval', '1'], {
+    ...view.env,
+    KUBECONFIG: join(host, 'kubeconfig'),
+    LD_LIBRARY_PATH: join(NATIVE, 'fake'),
+    FAKE_GPU_DIR: gpuDir,
+    FAKE_GPU_COUNT: '1',
+  });
 }
 
 async function metricsPortOf(p: SairProcess): Promise<number> {
@@ -108,22 +116,29 @@ async function metricsPortOf(p: SairProcess): Promise<number> {
   return line['port'] as number;
 }
 
+/**
+ * `sair policy` with the env of manifests/policy/deployment.yaml (envFrom ConfigMap sair-policy,
+ * leader election on, the snapshot on the pod's emptyDir), pointed at the fake API server and the
+ * fake Prometheus. A restart is the container restarting in the same pod, so the emptyDir stays.
+ */
 function startPolicy(extra: string[]): SairProcess {
-  return SairProcess.start('policy', [
-    '--kube-api-server', api.url,
-    '--prometheus-url', prom.url,
-    '--port', '0',
-    '--host', '127.0.0.1',
-    '--leader-election', 'false',
-    '--identity', 'sair-policy-e2e',
-    '--snapshot-path', paths.snapshot(),
-    '--snapshot-interval-ms', '1000',
-    // Determinism: no ε-random picks, and the test's 5 s ticks may act on consecutive ticks.
-    '--exploration-epsilon', '0',
-    '--scale-up-cooldown-ms', '0',
-    '--log-level', 'info',
-    ...extra,
-  ]);
+  const configMap = parse(readFileSync(join(ROOT, 'manifests/policy/configmap.yaml'), 'utf8')) as k8s.V1ConfigMap;
+  const view = containerView(policyPod, 'policy', { hostRoot: host, configMaps: (name) => (name === 'sair-policy' ? configMap.data : undefined) });
+  return SairProcess.start(
+    'policy',
+    [
+      '--kube-api-server', api.url,
+      '--prometheus-url', prom.url,
+      '--port', '0',
+      '--host', '127.0.0.1',
+      '--snapshot-interval-ms', '1000',
+      // Determinism: no ε-random picks, and the test's 5 s ticks may act on consecutive ticks.
+      '--exploration-epsilon', '0',
+      '--scale-up-cooldown-ms', '0',
+      ...extra,
+    ],
+    view.env,
+  );
 }
 
 async function policyUrl(p: SairProcess): Promise<string> {
@@ -141,7 +156,9 @@ const controlFile = () => join(paths.controlRoot(), storedPod().metadata!.uid!, 
 beforeAll(async () => {
   host = mkdtempSync(join(tmpdir(), 'sair-e2e-'));
   gpuDir = join(host, 'fake-gpu');
-  for (const d of [gpuDir, paths.kubelet(), paths.controlRoot(), join(host, 'var/lib/sair-policy')]) mkdirSync(d, { recursive: true });
+  for (const d of [gpuDir, paths.kubelet(), paths.controlRoot()]) mkdirSync(d, { recursive: true });
+  devicePluginPod = manifestPod('manifests/device-plugin/daemonset.yaml', 'sair-device-plugin-x7k2p');
+  policyPod = manifestPod('manifests/policy/deployment.yaml', 'sair-policy-5c7d9f6b8-m4q8z');
   let webhookPort = 0;
   api = await startFakeApiServer({
     namespaces: ['default', 'kube-system', 'sair-system'],
@@ -316,7 +333,7 @@ describe('issue 8: every part together', () => {
   }, 90_000);
 
   it('4. a workload with the pod env (the installed shim preloaded, the fake driver) launches kernels at its 30% share', async () => {
-    const view = containerView(storedPod(), 'encode', allocation.container_responses[0], host);
+    const view = containerView(storedPod(), 'encode', { hostRoot: host, allocated: allocation.container_responses[0] });
     expect(view.env['LD_PRELOAD']).toBe(join(paths.lib(), 'libsair-cuda.so'));
     expect(view.env['SAIR_CONTROL_DIR']).toBe(join(paths.controlRoot(), storedPod().metadata!.uid!));
     // The node's NVIDIA driver is the fake one: found on the library path, its device timeline in gpuDir.
@@ -350,6 +367,8 @@ describe('issue 8: every part together', () => {
     changedAt = await eventually(() => (readControlFile(controlFile()).limits.gpuCores === 50 ? Date.now() : undefined), 60_000, 'the control file to show 50%', 5);
     const first = await eventually(async () => (await decisions(url)).find((d) => d.applied.length > 0), 10_000, 'the decision in /api/decisions');
     expect(first).toMatchObject({ selector: 'bandit', bottleneck: 0, applied: [{ kind: 'gpuCores', stage: 0, gpuCores: 50 }] });
+    // It acts as the leader, holding the Lease the manifest's leader election uses.
+    expect(api.get<k8s.V1Lease>('leases.coordination.k8s.io', 'sair-system', 'sair-policy')?.spec?.holderIdentity).toBe(policyPod.metadata!.name);
     expect(storedPod().metadata!.annotations!['sair.dev/gpu-cores']).toBe('50');
     expect(api.get<k8s.V1Deployment>('deployments.apps', NS, 'encode')!.metadata!.annotations!['sair.dev/current-gpu-cores']).toBe('50');
 

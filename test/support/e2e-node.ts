@@ -1,9 +1,11 @@
-// What the kubelet and the container runtime do for one container of a stored pod, reduced to what
-// a process sees: its environment (the spec's env with downward-API fieldRefs resolved, plus the
-// device plugin's Allocate envs) and its mounts (hostPath volumes with subPath/subPathExpr, plus
-// the Allocate mounts), so a test can start a real process "in" the container. This machine stands
-// in for the node: the node's "/" is `hostRoot`, and a container path in an env value (LD_PRELOAD,
-// SAIR_CONTROL_DIR) is rewritten to the host path its mount points at, as the bind mount would show it.
+// What the kubelet and the container runtime do for one container of a pod, reduced to what a
+// process sees: its environment (envFrom ConfigMaps, the spec's env with downward-API fieldRefs
+// resolved, plus the device plugin's Allocate envs) and its mounts (hostPath volumes with
+// subPath/subPathExpr, emptyDir volumes, the Allocate mounts, and the files baked into the image),
+// so a test can start a real process "in" the container. This machine stands in for the node: the
+// node's "/" is `hostRoot`, and a container path in an env value (LD_PRELOAD, SAIR_CONTROL_DIR,
+// SAIR_SNAPSHOT_PATH) is rewritten to the host path its mount points at, as the bind mount shows it.
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as k8s from '@kubernetes/client-node';
 import type { ContainerAllocateResponse } from '../../src/device-plugin/proto.js';
@@ -43,10 +45,28 @@ function expand(value: string, env: Record<string, string>): string {
   return value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, name: string) => env[name] ?? whole);
 }
 
-export function containerView(pod: k8s.V1Pod, containerName: string, allocated: ContainerAllocateResponse | undefined, hostRoot: string): ContainerView {
+export interface ViewOptions {
+  hostRoot: string;
+  /** The device plugin's answer to Allocate for this container. */
+  allocated?: ContainerAllocateResponse;
+  /** ConfigMaps of the pod's namespace, for envFrom. */
+  configMaps?: (name: string) => Record<string, string> | undefined;
+  /** Directories of the image, container path -> where their files are on this machine. */
+  image?: Record<string, string>;
+}
+
+export function containerView(pod: k8s.V1Pod, containerName: string, opts: ViewOptions): ContainerView {
+  const { hostRoot, allocated } = opts;
   const container = pod.spec?.containers.find((c) => c.name === containerName);
   if (!container) throw new Error(`pod ${pod.metadata?.name} has no container ${containerName}`);
-  const containerEnv: Record<string, string> = { ...(allocated?.envs ?? {}) };
+  const containerEnv: Record<string, string> = {};
+  for (const from of container.envFrom ?? []) {
+    const name = from.configMapRef?.name;
+    const data = name === undefined ? undefined : opts.configMaps?.(name);
+    if (name !== undefined && data === undefined && !from.configMapRef?.optional) throw new Error(`envFrom: ConfigMap ${name} not found`);
+    for (const [k, v] of Object.entries(data ?? {})) containerEnv[`${from.prefix ?? ''}${k}`] = v;
+  }
+  Object.assign(containerEnv, allocated?.envs ?? {});
   for (const e of container.env ?? []) {
     if (e.value !== undefined) containerEnv[e.name] = expand(e.value, containerEnv);
     else if (e.valueFrom?.fieldRef) containerEnv[e.name] = fieldValue(pod, e.valueFrom.fieldRef.fieldPath);
@@ -55,12 +75,19 @@ export function containerView(pod: k8s.V1Pod, containerName: string, allocated: 
   const volumes = new Map((pod.spec?.volumes ?? []).map((v) => [v.name, v]));
   const mounts: ContainerView['mounts'] = [];
   for (const vm of container.volumeMounts ?? []) {
-    const hostPath = volumes.get(vm.name)?.hostPath?.path;
-    if (!hostPath) continue;
+    const volume = volumes.get(vm.name);
+    let source: string;
+    if (volume?.hostPath) source = join(hostRoot, volume.hostPath.path);
+    else if (volume?.emptyDir) {
+      // The kubelet's directory for the pod's emptyDir: it lives as long as the pod, across container restarts.
+      source = join(hostRoot, 'var/lib/kubelet/pods', pod.metadata?.uid ?? 'no-uid', 'volumes/kubernetes.io~empty-dir', vm.name);
+      mkdirSync(source, { recursive: true });
+    } else continue;
     const sub = vm.subPathExpr !== undefined ? expand(vm.subPathExpr, containerEnv) : (vm.subPath ?? '');
-    mounts.push({ containerPath: vm.mountPath, hostPath: join(hostRoot, hostPath, sub), readOnly: vm.readOnly ?? false });
+    mounts.push({ containerPath: vm.mountPath, hostPath: join(source, sub), readOnly: vm.readOnly ?? false });
   }
   for (const m of allocated?.mounts ?? []) mounts.push({ containerPath: m.container_path, hostPath: m.host_path, readOnly: m.read_only });
+  for (const [containerPath, hostPath] of Object.entries(opts.image ?? {})) mounts.push({ containerPath, hostPath, readOnly: true });
   mounts.sort((a, b) => b.containerPath.length - a.containerPath.length);
 
   const toHost = (p: string): string => {
