@@ -42,6 +42,11 @@ export class VirtualClock implements Clock {
     while (this.sleepers.length > 0 && this.sleepers[0]!.at <= now) this.sleepers.shift()!.resolve();
   }
 
+  /** Resolve the earliest sleeper whatever the time (the run is over). */
+  wakeNext(): void {
+    this.sleepers.shift()?.resolve();
+  }
+
   /** Resolves the next time someone calls sleep. */
   sleepCalled(): Promise<void> {
     return new Promise<void>((resolve) => {

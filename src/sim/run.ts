@@ -258,9 +258,10 @@ async function driveTick(tick: Promise<TickReport>, clock: VirtualClock, sim: Si
     if (done) break;
     const wake = clock.nextWake();
     if (wake !== Infinity) {
+      // A sleep past the end of the run wakes at the end; the run stops there.
       sim.runUntil(Math.min(wake, endMs));
-      if (sim.now < wake) sim.now = wake;
-      clock.wakeDue();
+      if (wake > endMs) clock.wakeNext();
+      else clock.wakeDue();
       continue;
     }
     await Promise.race([settled, clock.sleepCalled()]);

@@ -32,6 +32,27 @@ describe('runScenario', () => {
     expect(r.timeline.at(-1)!.replicas[1]).toBe(3);
   });
 
+  it('ends the run when a controller sleeps past its end', async () => {
+    let woke = -1;
+    const r = await runScenario({
+      pipeline: 'rag',
+      workload: 'poisson',
+      durationMs: 60_000,
+      controller: ({ clock }) => ({
+        name: 'long-sleeper',
+        intervalMs: 50_000,
+        async tick(p) {
+          await clock.sleep(3_600_000);
+          woke = clock.now();
+          return { pipelineId: p.id, time: woke, actions: [], bottleneck: null };
+        },
+      }),
+    });
+    expect(woke).toBe(60_000);
+    expect(r.ticks).toBe(1);
+    expect(r.cost.meanRatePerHour).toBeCloseTo(r.timeline.at(-1)!.costRate, 6);
+  });
+
   it('counts failing ticks and carries on; the cluster refuses invalid actions like the API server', async () => {
     const refusals: unknown[] = [];
     let n = 0;

@@ -2,7 +2,7 @@
 // (its initial, its minimum, or a given list); `static-peak` is sized once, from the model and the
 // workload's known peak, so that every stage stays below a target utilization at the peak. The
 // latter reads SimKnowledge (it is told the peak), as an operator provisioning for peak would be.
-import type { Controller, PipelineSpec, TickReport } from '../../policy/ports.js';
+import type { Clock, Controller, PipelineSpec, TickReport } from '../../policy/ports.js';
 import { maxThroughputPerReplica } from '../pipeline.js';
 import type { SimPorts } from '../run.js';
 
@@ -16,9 +16,12 @@ export interface StaticOptions {
 
 class StaticController implements Controller {
   readonly intervalMs = 30_000;
-  constructor(readonly name: string) {}
+  constructor(
+    readonly name: string,
+    private readonly clock: Clock,
+  ) {}
   tick(pipeline: PipelineSpec): Promise<TickReport> {
-    return Promise.resolve({ pipelineId: pipeline.id, time: 0, actions: [], bottleneck: null, reason: 'static allocation' });
+    return Promise.resolve({ pipelineId: pipeline.id, time: this.clock.now(), actions: [], bottleneck: null, reason: 'static allocation' });
   }
 }
 
@@ -29,7 +32,7 @@ export function createStaticController(ports: SimPorts, opts: StaticOptions = {}
     const n = Array.isArray(mode) ? mode[i] ?? s.replicas.initial : mode === 'min' ? Math.max(s.replicas.min, 1) : s.replicas.initial;
     ports.initial.provision(i, n, opts.gpuCores?.[i] ?? undefined);
   });
-  return new StaticController(opts.name ?? (mode === 'min' ? 'static-min' : 'static'));
+  return new StaticController(opts.name ?? (mode === 'min' ? 'static-min' : 'static'), ports.clock);
 }
 
 /** Replicas (and the stage's maximum GPU share) sized so that the peak load runs at `targetUtilization`. */
@@ -43,5 +46,5 @@ export function createStaticPeakController(ports: SimPorts, opts: { targetUtiliz
     const n = Math.min(s.replicas.max, Math.max(s.replicas.min, 1, need));
     ports.initial.provision(s.index, n, s.gpuCores ? s.gpuCores.max : undefined);
   }
-  return new StaticController('static-peak');
+  return new StaticController('static-peak', ports.clock);
 }
