@@ -395,18 +395,9 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
         );
       }
       case 'delete': {
+        // DeleteOptions (preconditions, gracePeriodSeconds, propagationPolicy) come in the body.
         const options = rec.body && typeof rec.body === 'object' ? (rec.body as KubeObject) : undefined;
-        const preconditions = q['preconditions.uid'] || q['preconditions.resourceVersion'];
-        const merged = preconditions
-          ? {
-              ...options,
-              preconditions: {
-                uid: q['preconditions.uid'],
-                resourceVersion: q['preconditions.resourceVersion'],
-              },
-            }
-          : options;
-        return sendJson(res, 200, handlers.delete(def, ns, name, merged, dryRun));
+        return sendJson(res, 200, handlers.delete(def, ns, name, options, dryRun));
       }
       case 'deletecollection':
         return sendJson(res, 200, handlers.deleteCollection(def, ns, listOptions(), dryRun));
@@ -429,9 +420,9 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       };
       requests.push(rec);
       res.on('finish', () => (rec.status = res.statusCode));
-      if (res.headersSent) rec.status = res.statusCode;
       handle(req, res, rec, raw)
         .then(() => {
+          // A watch streams on after handle() returns: record its 200 now.
           if (res.headersSent) rec.status = res.statusCode;
         })
         .catch((err: unknown) => {
