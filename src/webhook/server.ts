@@ -47,6 +47,57 @@ interface KeyPair {
   key: string;
 }
 
+/** A request body that could not be read: 400 (not JSON, cut short) or 413 (over the limit). */
+class BodyError extends Error {
+  constructor(
+    readonly status: 400 | 413,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Read and parse a JSON body of at most `limit` bytes. Leaner than express.json() (no charset
+ * negotiation or decoder streams: kube-apiserver sends UTF-8 JSON), which matters per admission.
+ */
+function jsonBody(limit: number): express.RequestHandler {
+  return (req, _res, next) => {
+    const declared = Number(req.headers['content-length']);
+    if (declared > limit) {
+      req.resume();
+      next(new BodyError(413, `body: ${declared} bytes, larger than ${limit} bytes (3 MiB); an AdmissionReview is never that large`));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > limit) {
+        failed = true;
+        next(new BodyError(413, `body: larger than ${limit} bytes (3 MiB); an AdmissionReview is never that large`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (failed) return;
+      try {
+        req.body = JSON.parse((chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8'));
+      } catch (err) {
+        next(new BodyError(400, `body: not valid JSON (${errorMessage(err)}); expected an AdmissionReview`));
+        return;
+      }
+      next();
+    });
+    req.on('aborted', () => {
+      failed = true;
+    });
+  };
+}
+
 function statusBody(code: number, message: string): object {
   return { apiVersion: 'v1', kind: 'Status', status: 'Failure', code, message };
 }
@@ -123,24 +174,24 @@ export class WebhookServer extends EventEmitter {
     const app = express();
     app.disable('x-powered-by');
     app.set('etag', false);
-    app.post('/mutate', express.json({ limit: MAX_BODY_BYTES, type: () => true }), (req: Request, res: Response) => {
+    app.post('/mutate', jsonBody(MAX_BODY_BYTES), (req: Request, res: Response) => {
       this.handleMutate(req, res);
     });
     app.use((req: Request, res: Response) => {
       res.status(404).json(statusBody(404, `${req.method} ${req.path}: not found; POST AdmissionReviews to /mutate`));
     });
     app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-      const type = (err as { type?: string }).type;
-      if (type === 'entity.too.large') {
+      if (err instanceof BodyError && err.status === 413) {
         this.metrics.errors.inc({ type: 'too_large' });
         this.metrics.requests.inc({ kind: 'other', result: 'too_large' });
         this.log.warn({ path: req.path, limitBytes: MAX_BODY_BYTES }, 'request body too large');
-        res.status(413).json(statusBody(413, `body: larger than ${MAX_BODY_BYTES} bytes (3 MiB); an AdmissionReview is never that large`));
-      } else if (type === 'entity.parse.failed' || type === 'encoding.unsupported' || type === 'charset.unsupported') {
+        // The rest of an oversized body is not read: close the connection after answering.
+        res.set('connection', 'close').status(413).json(statusBody(413, err.message));
+      } else if (err instanceof BodyError) {
         this.metrics.errors.inc({ type: 'bad_request' });
         this.metrics.requests.inc({ kind: 'other', result: 'bad_request' });
-        this.log.warn({ path: req.path, err: errorMessage(err) }, 'malformed request body');
-        res.status(400).json(statusBody(400, `body: not valid JSON (${errorMessage(err)}); expected an AdmissionReview`));
+        this.log.warn({ path: req.path, err: err.message }, 'malformed request body');
+        res.status(400).json(statusBody(400, err.message));
       } else {
         this.metrics.errors.inc({ type: 'internal' });
         this.log.error({ path: req.path, err: errorMessage(err) }, 'request failed');

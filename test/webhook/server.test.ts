@@ -186,6 +186,27 @@ describe('webhook server: bad input', () => {
     expect((await post(r.port, JSON.stringify(sampleReview()), { ca: bundle.caCert })).status).toBe(200);
   });
 
+  it('refuses an oversized chunked body (no Content-Length) with 413 while it streams', async () => {
+    const r = await start();
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = https.request(
+        { host: '127.0.0.1', servername: 'localhost', port: r.port, path: '/mutate', method: 'POST', ca: bundle.caCert, agent: false, headers: { 'content-type': 'application/json' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      // The server may close the connection before the whole body is sent.
+      req.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' || err.code === 'EPIPE' ? undefined : reject(err)));
+      const chunk = 'x'.repeat(1024 * 1024);
+      for (let i = 0; i < 4; i++) req.write(chunk);
+      req.end();
+    });
+    expect(status).toBe(413);
+    expect(r.sink.lines.filter((l) => l.level === 'warn')).toHaveLength(1);
+    expect((await post(r.port, JSON.stringify(sampleReview()), { ca: bundle.caCert })).status).toBe(200);
+  });
+
   it('accepts a 2.9 MiB review', async () => {
     const r = await start();
     const pod = samplePod() as { metadata: { annotations: Record<string, string> } };
