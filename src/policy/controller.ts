@@ -128,6 +128,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
     await restored;
     const obs = await deps.metrics.observe(pipeline);
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const now = deps.clock.now();
     let st = states.get(pipeline.id);
     if (!st) states.set(pipeline.id, (st = { guard: newGuardState(), capacity: [], history: [], pending: null }));
@@ -159,22 +160,27 @@ export function createSairController(deps: SairControllerDeps): SairController {
     recordNeeds(st.guard, bn, now, settings.cooldowns.stabilizationMs);
 
     const candidates = generateCandidates(pipeline, obs, bn, settings.maxStep);
-    const retrieval = retrieve(
-      buffer,
-      pipeline.id,
-      f,
-      candidates.map((c) => c.key),
-      { tokenBudget: settings.promptTokenBudget, contextSampling: llm ? settings.exploration.contextSampling : 1, random, rowTokens: experienceRowTokens },
-    );
+    const keys = candidates.map((c) => c.key);
+    // The bandit reads only the statistics; experience rows are retrieved for a prompt.
+    const retrieval = llm
+      ? retrieve(buffer, pipeline.id, f, keys, {
+          tokenBudget: settings.promptTokenBudget,
+          contextSampling: settings.exploration.contextSampling,
+          random,
+          rowTokens: experienceRowTokens,
+        })
+      : { stats: buffer.neighbourhood(pipeline.id, f, keys, 0).stats, rows: [] };
     const prompt = llm
       ? buildPrompt({ pipeline, obs, bn, candidates, stats: retrieval.stats, rows: retrieval.rows, exposeNames: settings.exposeNames })
       : undefined;
+    const cpuBeforeSelect = process.cpuUsage(cpu0);
 
     const d = await decide(
       { pipeline, obs, bn, candidates, stats: retrieval.stats, prompt, now },
       { llm, bandit, settings, random, guardState: st.guard },
     );
     const t1 = performance.now();
+    const cpuThroughSelect = process.cpuUsage(cpu0);
     const dryRun = settings.dryRun || pipeline.mode === 'DryRun';
     const applied: ScalingAction[] = [];
     const notes = [...d.guard];
@@ -193,6 +199,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
       noteApplied(st.guard, obs, applied, now);
     }
     const t2 = performance.now();
+    const cpu2 = process.cpuUsage();
     const record: DecisionRecord = {
       id: `d${(++seq).toString().padStart(6, '0')}-${pipeline.id}`,
       pipelineId: pipeline.id,
@@ -202,6 +209,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
       tokens: d.tokens,
       latencyMs: d.latencyMs,
       computeMs: 0,
+      computeCpuMs: 0,
       candidates: d.candidates,
       proposed: d.proposed,
       applied: dryRun ? d.applied : applied,
@@ -234,6 +242,9 @@ export function createSairController(deps: SairControllerDeps): SairController {
     m.bytes.set(buffer.bytes);
     // Compute only: the LLM call and cluster I/O are excluded; the bandit's choice is compute and stays in.
     record.computeMs = t1 - t0 - (llm ? d.latencyMs : 0) + (performance.now() - t2);
+    const cpuAfter = process.cpuUsage(cpu2);
+    const cpuSelect = llm ? cpuBeforeSelect : cpuThroughSelect;
+    record.computeCpuMs = (cpuSelect.user + cpuSelect.system + cpuAfter.user + cpuAfter.system) / 1000;
     m.tick.observe(record.computeMs / 1000);
     log.info(
       { pipeline: pipeline.id, decision: record.id, selector: d.selector, proposed: d.proposed, applied: record.applied, bottleneck: bn.stage, fallback: d.fallbackReason ?? undefined },

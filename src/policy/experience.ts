@@ -70,12 +70,15 @@ export function stateBucket(f: StateFeatures): string {
   return `b${f.bottleneck ?? '-'}|p${level(f.p99Ratio)}|l${f.pressure.map(level).join('')}`;
 }
 
-/** 1 for the same state, falling towards 0 with distance in load, P99 and bottleneck. */
+/**
+ * 1 for the same state, falling towards 0 with distance in load and P99; 0 across bottlenecks
+ * (what an action on a stage does depends first on whether that stage is the bottleneck).
+ */
 export function similarity(a: StateFeatures, b: StateFeatures): number {
+  if (a.bottleneck !== b.bottleneck) return 0;
   let d = Math.abs(a.p99Ratio - b.p99Ratio) * 1.5;
   const n = Math.max(a.pressure.length, b.pressure.length);
   for (let i = 0; i < n; i++) d += Math.abs((a.pressure[i] ?? 0) - (b.pressure[i] ?? 0));
-  if (a.bottleneck !== b.bottleneck) d += 0.5;
   return Math.exp(-2 * d);
 }
 
@@ -89,17 +92,19 @@ const rewardIndex = (r: RewardValue) => (r + 1) as 0 | 1 | 2;
 interface IndexEntry {
   key: string;
   cell: Cell;
-  /** [p99Ratio, bottleneck (-1 = none), ...pressure] of the cell's latest sample. */
+  /** [p99Ratio, ...pressure] of the cell's latest sample. */
   vec: Float64Array;
 }
 
 function vectorOf(f: StateFeatures): Float64Array {
-  const v = new Float64Array(2 + f.pressure.length);
+  const v = new Float64Array(1 + f.pressure.length);
   v[0] = f.p99Ratio;
-  v[1] = f.bottleneck ?? -1;
-  for (let i = 0; i < f.pressure.length; i++) v[2 + i] = f.pressure[i]!;
+  for (let i = 0; i < f.pressure.length; i++) v[1 + i] = f.pressure[i]!;
   return v;
 }
+
+/** Index list of an action's cells with a given bottleneck (all samples of a cell share it). */
+const indexKey = (pipelineId: string, actionKey: string, bottleneck: number | null) => `${pipelineId}|${actionKey}|${bottleneck ?? '-'}`;
 
 /** Beyond this distance similarity is below 0.05 and the cell is ignored. */
 const MAX_DISTANCE = 1.5;
@@ -108,8 +113,11 @@ const MAX_DISTANCE = 1.5;
 function vecSimilarity(a: Float64Array, b: Float64Array): number {
   const n = a.length;
   if (b.length !== n) return 0;
-  let d = Math.abs(a[0]! - b[0]!) * 1.5 + (a[1] !== b[1] ? 0.5 : 0);
-  for (let i = 2; i < n; i++) d += Math.abs(a[i]! - b[i]!);
+  let d = Math.abs(a[0]! - b[0]!) * 1.5;
+  for (let i = 1; i < n; i++) {
+    if (d > MAX_DISTANCE) return 0;
+    d += Math.abs(a[i]! - b[i]!);
+  }
   return d > MAX_DISTANCE ? 0 : Math.exp(-2 * d);
 }
 
@@ -129,7 +137,7 @@ export class ExperienceBuffer {
         const entry = this.entries.get(key);
         if (!entry) return;
         this.entries.delete(key);
-        const list = this.byAction.get(`${cell.pipelineId}|${cell.actionKey}`);
+        const list = this.byAction.get(indexKey(cell.pipelineId, cell.actionKey, cell.samples[0]?.features.bottleneck ?? null));
         const at = list ? list.indexOf(entry) : -1;
         if (list && at >= 0) {
           list[at] = list[list.length - 1]!;
@@ -156,14 +164,14 @@ export class ExperienceBuffer {
 
   /** Probability of each reward (-1, 0, +1) for an action in a state, from similar experiences. */
   predict(pipelineId: string, f: StateFeatures, actionKey: string): [number, number, number] {
-    return this.predictVec(pipelineId, vectorOf(f), actionKey);
+    return this.predictVec(pipelineId, vectorOf(f), f.bottleneck, actionKey);
   }
 
-  private predictVec(pipelineId: string, v: Float64Array, actionKey: string): [number, number, number] {
+  private predictVec(pipelineId: string, v: Float64Array, bottleneck: number | null, actionKey: string): [number, number, number] {
     let w0 = PRIOR;
     let w1 = PRIOR;
     let w2 = PRIOR;
-    const list = this.byAction.get(`${pipelineId}|${actionKey}`);
+    const list = this.byAction.get(indexKey(pipelineId, actionKey, bottleneck));
     if (list) {
       for (const e of list) {
         const s = vecSimilarity(v, e.vec);
@@ -180,7 +188,7 @@ export class ExperienceBuffer {
   /** Store an experience; returns it with its surprisal, computed before it joins the buffer. */
   add(pipelineId: string, e: Omit<Experience, 'surprisal'>): Experience {
     const v = vectorOf(e.features);
-    const p = this.predictVec(pipelineId, v, e.actionKey)[rewardIndex(e.reward)]!;
+    const p = this.predictVec(pipelineId, v, e.features.bottleneck, e.actionKey)[rewardIndex(e.reward)]!;
     const exp: Experience = { ...e, surprisal: -Math.log(p) };
     const bucket = stateBucket(e.features);
     const key = `${pipelineId}|${bucket}|${e.actionKey}`;
@@ -205,7 +213,7 @@ export class ExperienceBuffer {
     }
     const entry: IndexEntry = { key, cell, vec };
     this.entries.set(key, entry);
-    const ak = `${cell.pipelineId}|${cell.actionKey}`;
+    const ak = indexKey(cell.pipelineId, cell.actionKey, cell.samples[0]?.features.bottleneck ?? null);
     let list = this.byAction.get(ak);
     if (!list) this.byAction.set(ak, (list = []));
     list.push(entry);
@@ -229,7 +237,7 @@ export class ExperienceBuffer {
       let w0 = 0;
       let w1 = 0;
       let w2 = 0;
-      const list = this.byAction.get(`${pipelineId}|${actionKey}`);
+      const list = this.byAction.get(indexKey(pipelineId, actionKey, f.bottleneck));
       if (list) {
         for (const e of list) {
           const s = vecSimilarity(v, e.vec);
@@ -237,7 +245,7 @@ export class ExperienceBuffer {
           w0 += s * e.cell.counts[0];
           w1 += s * e.cell.counts[1];
           w2 += s * e.cell.counts[2];
-          if (near.length < maxCells || s > near[near.length - 1]!.s) {
+          if (maxCells > 0 && (near.length < maxCells || s > near[near.length - 1]!.s)) {
             let at = near.length;
             while (at > 0 && near[at - 1]!.s < s) at--;
             near.splice(at, 0, { cell: e.cell, s });

@@ -81,8 +81,10 @@ export interface DecisionRecord {
   tokens: { prompt: number; completion: number } | null;
   /** Selector chain wall time, ms. */
   latencyMs: number;
-  /** Tick compute time without the selector call and cluster I/O, ms. */
+  /** Tick compute time without the LLM call and cluster I/O, ms of wall time. */
   computeMs: number;
+  /** The same span in CPU time of this process, ms (what a busy, shared machine does not inflate). */
+  computeCpuMs: number;
   candidates: string[];
   proposed: string;
   /** Actions after the guard; [] is hold. */

@@ -13,6 +13,7 @@ const record = (id: string, pipelineId = 'p'): DecisionRecord => ({
   tokens: null,
   latencyMs: 1,
   computeMs: 1,
+  computeCpuMs: 1,
   candidates: ['hold', 's0+1'],
   proposed: 's0+1',
   applied: [{ kind: 'replicas', stage: 0, replicas: 2 }],
