@@ -8,6 +8,11 @@
 //   ... api.requests, api.get('deployments.apps', 'ml', 'x'), api.dropWatches(), api.compact()
 //   await api.close();
 //
+// Options: { namespaces, historyLimit, bookmarkIntervalMs, simulateDeployments (status follows
+// spec.replicas), admission: { resolveService: ({ namespace, name, port, path }) => 'https://127.0.0.1:PORT/path' } }.
+// For an end-to-end admission test, store the real MutatingWebhookConfiguration (its service
+// reference resolved through resolveService, its caBundle trusted) and create pods over REST.
+//
 // What it emulates faithfully (same paths, JSON shapes, status codes and messages as kube-apiserver):
 // - REST paths /api/v1/... and /apis/<group>/<version>/..., namespaced and cluster-scoped, collection,
 //   item, /status and /scale subresources, the deprecated /watch/ prefix; discovery (/api, /apis,
