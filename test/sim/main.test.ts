@@ -51,6 +51,16 @@ describe('sair simulate', () => {
     expect(matrix.runs).toHaveLength(8);
   }, 30_000);
 
+  it('runs SAIR’s own controller from src/policy as --controller sair', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sair-sim-'));
+    const o = io();
+    const [r] = await runSimulate(['--pipeline', 'rag', '--workload', 'spike', '--controller', 'sair', '--duration', '10m', '--out', dir, '--format', 'json'], {}, o.io);
+    expect(r!.controller).toBe('sair');
+    expect(r!.tickErrors).toBe(0);
+    expect(r!.ticks).toBeGreaterThan(10);
+    expect(JSON.parse(o.out.join('')).controller).toBe('sair');
+  }, 30_000);
+
   it('names the flag and the accepted form for bad input', async () => {
     const o = io();
     const fail = (argv: string[]) => runSimulate(argv, {}, o.io).then(

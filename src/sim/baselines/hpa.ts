@@ -41,11 +41,11 @@ export function createHpaController(ports: { cluster: ClusterPort; metrics: Metr
         else if (current < minReplicas) desired = minReplicas;
         else {
           const usage = obs.stages[stage.index]!.utilization;
-          if (usage === null) {
-            notes.push(`stage ${stage.index}: no utilization metric (FailedGetResourceMetric)`);
+          const ready = Math.min(alloc.readyReplicas, current);
+          if (usage === null || ready === 0) {
+            notes.push(`stage ${stage.index}: no utilization metric from a ready pod (FailedGetResourceMetric)`);
             continue;
           }
-          const ready = Math.min(alloc.readyReplicas, current);
           desired = replicasForPerPodTarget({ currentReplicas: current, readyPods: ready, unreadyPods: Math.max(0, current - ready), usage, target, tolerance });
           desired = state.normalize(now, current, desired, minReplicas, maxReplicas);
         }
