@@ -72,7 +72,13 @@ async function prepareDev(): Promise<{ certDir: string; samplePath: string }> {
   return { certDir, samplePath };
 }
 
-export async function runWebhook(cfg: WebhookConfig, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+/** Where SIGTERM and SIGINT arrive: the process, or a stand-in in tests. */
+export interface SignalSource {
+  on(signal: 'SIGTERM' | 'SIGINT', listener: (signal: NodeJS.Signals) => void): unknown;
+  off(signal: 'SIGTERM' | 'SIGINT', listener: (signal: NodeJS.Signals) => void): unknown;
+}
+
+export async function runWebhook(cfg: WebhookConfig, out: NodeJS.WritableStream = process.stdout, signals: SignalSource = process): Promise<void> {
   const logger = createLogger('webhook', cfg.logLevel);
   const dev = cfg.dev ? await prepareDev() : undefined;
   const host = cfg.host ?? (cfg.dev ? '127.0.0.1' : '0.0.0.0');
@@ -105,15 +111,15 @@ export async function runWebhook(cfg: WebhookConfig, out: NodeJS.WritableStream 
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       logger.info({ signal }, 'shutting down');
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
+      signals.off('SIGTERM', onSignal);
+      signals.off('SIGINT', onSignal);
       void server
         .stop()
         .then(() => (dev ? rm(dev.certDir, { recursive: true, force: true }) : undefined))
         .then(resolve);
     };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    signals.on('SIGTERM', onSignal);
+    signals.on('SIGINT', onSignal);
   });
 }
 

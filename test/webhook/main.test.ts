@@ -1,6 +1,7 @@
 // `sair webhook` and `sair certs` as commands: config errors, --help, and the --dev mode whose
 // printed curl command must work as pasted.
 import { execFile } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { ConfigError } from '../../src/common/errors.js';
@@ -41,7 +42,8 @@ describe('sair webhook', () => {
       });
     });
     const cfg = loadConfig(webhookSpec, {}, ['--dev', '--port', '0', '--metrics-port', '0', '--log-level', 'silent']);
-    const running = runWebhook(cfg, out);
+    const signals = new EventEmitter();
+    const running = runWebhook(cfg, out, signals);
     await ready;
     const curl = printed.split('\n').find((l) => l.trim().startsWith('curl '))!.trim();
     const { stdout } = await run('bash', ['-c', curl], { timeout: 20_000 });
@@ -49,7 +51,8 @@ describe('sair webhook', () => {
     expect(review.response.allowed).toBe(true);
     const ops = JSON.parse(Buffer.from(review.response.patch, 'base64').toString()) as { path: string }[];
     expect(ops.map((o) => o.path)).toContain('/metadata/annotations/sair.dev~1injected');
-    process.emit('SIGTERM', 'SIGTERM');
+    signals.emit('SIGTERM', 'SIGTERM');
     await running;
+    expect(signals.listenerCount('SIGTERM') + signals.listenerCount('SIGINT')).toBe(0);
   });
 });
