@@ -1,8 +1,10 @@
 // Issue 8, end to end: every part together as a cluster runs them, on one machine standing in for
-// one GPU node. The fake API server (with the real webhook manifest and `sair certs`), the real
-// webhook, `sair device-plugin` and `sair policy` as their own OS processes, the built shim
-// LD_PRELOADed into a workload on the fake CUDA driver, the fake kubelet, a fake Prometheus
-// serving a simulated load, and the scripted LLM server. Each step asserts what a user would check;
+// one GPU node. `sair certs`, `sair webhook`, `sair device-plugin` and `sair policy` run as their own
+// OS processes with the args and env of their manifests (test/support/e2e-node.ts plays the kubelet:
+// downward API, envFrom, hostPath/emptyDir/Secret volumes under this node's root); around them the
+// fake API server (calling the webhook like kube-apiserver), the fake kubelet, the built shim
+// LD_PRELOADed into a workload on the fake CUDA driver, a fake Prometheus serving a simulated load,
+// and the scripted LLM server. Each step asserts what a user would check;
 // then the faults: the device plugin killed and restarted, the policy server restarted, the LLM failing.
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -11,13 +13,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type * as k8s from '@kubernetes/client-node';
-import { parse } from 'yaml';
-import { createLogger } from '../../src/common/logger.js';
+import { parse, parseAllDocuments } from 'yaml';
 import { readControlFile } from '../../src/device-plugin/control-file.js';
 import type { AllocateResponse } from '../../src/device-plugin/proto.js';
 import type { DecisionRecord } from '../../src/policy/types.js';
-import { installCertificates } from '../../src/webhook/certs.js';
-import { WebhookServer } from '../../src/webhook/server.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
 import { FakeKubelet } from '../support/fake-kubelet.js';
 import { startFakeLlm, type FakeLlm } from '../support/fake-llm.js';
@@ -26,7 +25,6 @@ import { ARRIVAL_QUERY, SimulatedLoad } from '../support/e2e-load.js';
 import { containerView } from '../support/e2e-node.js';
 import { SairProcess } from '../support/e2e-process.js';
 import { DeviceTimeline, ShareRecorder } from '../support/e2e-timeline.js';
-import { SecretVolume } from '../webhook/helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const NATIVE = join(ROOT, 'native/build');
@@ -40,8 +38,7 @@ const SHARE_TOLERANCE = 0.08;
 let host: string;
 let gpuDir: string;
 let api: FakeApiServer;
-let webhook: WebhookServer;
-let certs: SecretVolume;
+let webhook: SairProcess;
 let kubelet: FakeKubelet;
 let prom: FakePrometheus;
 let llm: FakeLlm;
@@ -170,34 +167,19 @@ beforeAll(async () => {
   // The device plugin is a DaemonSet: it is up before any pod lands on the node.
   devicePlugin = startDevicePlugin();
 
-  // The webhook as installed from manifests/: its MutatingWebhookConfiguration, `sair certs`, the server.
+  // The webhook as installed from manifests/: its MutatingWebhookConfiguration, the sair-certs Job
+  // (`sair certs` with the Job's args; the certificate also names localhost, where this machine
+  // reaches the Service), then the webhook Deployment's container with Secret sair-webhook-tls mounted.
   api.seed(parse(readFileSync(join(ROOT, 'manifests/webhook/base/mutatingwebhookconfiguration.yaml'), 'utf8')) as object);
-  await installCertificates(api.clients(), {
-    namespace: 'sair-system',
-    secretName: 'sair-webhook-tls',
-    webhookConfigName: 'sair-webhook',
-    service: 'sair-webhook',
-    validityDays: 30,
-    renewBeforeDays: 7,
-    force: false,
-    extraNames: ['localhost'],
-    logger: createLogger('certs', 'silent'),
-  });
-  const secret = api.get<{ data: Record<string, string> }>('secrets', 'sair-system', 'sair-webhook-tls')!;
-  const dec = (k: string) => Buffer.from(secret.data[k]!, 'base64').toString('utf8');
-  certs = await SecretVolume.create({ cert: dec('tls.crt'), key: dec('tls.key'), caCert: dec('ca.crt') });
-  webhook = new WebhookServer({
-    certDir: certs.dir,
-    host: '127.0.0.1',
-    port: 0,
-    metricsHost: '127.0.0.1',
-    metricsPort: 0,
-    failClosed: true,
-    logger: createLogger('webhook', 'silent'),
-    shutdownTimeoutMs: 5_000,
-    certPollIntervalMs: 0,
-  });
-  ({ port: webhookPort } = await webhook.start());
+  const job = parseAllDocuments(readFileSync(join(ROOT, 'manifests/webhook/certs-job.yaml'), 'utf8')).map((d) => d.toJS() as k8s.V1Job).find((o) => o.kind === 'Job')!;
+  const [jobCommand, ...jobArgs] = job.spec!.template.spec!.containers[0]!.args!;
+  const certsJob = SairProcess.start(jobCommand!, [...jobArgs, '--extra-names', 'localhost'], { KUBECONFIG: join(host, 'kubeconfig') });
+  const jobEnd = await certsJob.waitForExit(60_000);
+  if (jobEnd.code !== 0) throw new Error(`the sair-certs Job failed (${JSON.stringify(jobEnd)}):\n${certsJob.tail()}`);
+  const webhookPod = manifestPod('manifests/webhook/base/deployment.yaml', 'sair-webhook-6f8d7c5b9-p2r4t');
+  const webhookView = containerView(webhookPod, 'webhook', { hostRoot: host, secrets: (name) => api.get<k8s.V1Secret>('secrets', 'sair-system', name)?.data });
+  webhook = SairProcess.start('webhook', ['--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], webhookView.env);
+  webhookPort = (await webhook.waitForLog((l) => l.msg === 'webhook listening', 60_000, 'the webhook to listen'))['port'] as number;
 
   prom = await startFakePrometheus();
   llm = await startFakeLlm();
@@ -223,10 +205,9 @@ afterAll(async () => {
   recorder?.stop();
   workload?.kill('SIGKILL');
   await Promise.all([policy?.stop('SIGTERM'), devicePlugin?.stop('SIGTERM')]);
-  await webhook?.stop();
+  await webhook?.stop('SIGTERM');
   await kubelet?.close();
   await Promise.all([api?.close(), prom?.close(), llm?.close()]);
-  await certs?.remove();
   if (host) rmSync(host, { recursive: true, force: true });
 }, 60_000);
 

@@ -1,11 +1,11 @@
 // What the kubelet and the container runtime do for one container of a pod, reduced to what a
 // process sees: its environment (envFrom ConfigMaps, the spec's env with downward-API fieldRefs
 // resolved, plus the device plugin's Allocate envs) and its mounts (hostPath volumes with
-// subPath/subPathExpr, emptyDir volumes, the Allocate mounts, and the files baked into the image),
+// subPath/subPathExpr, emptyDir and Secret volumes, the Allocate mounts, and the image's files),
 // so a test can start a real process "in" the container. This machine stands in for the node: the
 // node's "/" is `hostRoot`, and a container path in an env value (LD_PRELOAD, SAIR_CONTROL_DIR,
 // SAIR_SNAPSHOT_PATH) is rewritten to the host path its mount points at, as the bind mount shows it.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as k8s from '@kubernetes/client-node';
 import type { ContainerAllocateResponse } from '../../src/device-plugin/proto.js';
@@ -51,6 +51,8 @@ export interface ViewOptions {
   allocated?: ContainerAllocateResponse;
   /** ConfigMaps of the pod's namespace, for envFrom. */
   configMaps?: (name: string) => Record<string, string> | undefined;
+  /** Secrets of the pod's namespace (base64 data), for secret volumes. */
+  secrets?: (name: string) => Record<string, string> | undefined;
   /** Directories of the image, container path -> where their files are on this machine. */
   image?: Record<string, string>;
 }
@@ -76,12 +78,21 @@ export function containerView(pod: k8s.V1Pod, containerName: string, opts: ViewO
   const mounts: ContainerView['mounts'] = [];
   for (const vm of container.volumeMounts ?? []) {
     const volume = volumes.get(vm.name);
+    const podDir = join(hostRoot, 'var/lib/kubelet/pods', pod.metadata?.uid ?? 'no-uid', 'volumes');
     let source: string;
     if (volume?.hostPath) source = join(hostRoot, volume.hostPath.path);
     else if (volume?.emptyDir) {
       // The kubelet's directory for the pod's emptyDir: it lives as long as the pod, across container restarts.
-      source = join(hostRoot, 'var/lib/kubelet/pods', pod.metadata?.uid ?? 'no-uid', 'volumes/kubernetes.io~empty-dir', vm.name);
+      source = join(podDir, 'kubernetes.io~empty-dir', vm.name);
       mkdirSync(source, { recursive: true });
+    } else if (volume?.secret) {
+      // The kubelet projects each key of the Secret as a file.
+      const name = volume.secret.secretName ?? '';
+      const data = opts.secrets?.(name);
+      if (data === undefined) throw new Error(`volume ${vm.name}: Secret ${name} not found`);
+      source = join(podDir, 'kubernetes.io~secret', vm.name);
+      mkdirSync(source, { recursive: true });
+      for (const [key, value] of Object.entries(data)) writeFileSync(join(source, key), Buffer.from(value, 'base64'));
     } else continue;
     const sub = vm.subPathExpr !== undefined ? expand(vm.subPathExpr, containerEnv) : (vm.subPath ?? '');
     mounts.push({ containerPath: vm.mountPath, hostPath: join(source, sub), readOnly: vm.readOnly ?? false });

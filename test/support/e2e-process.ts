@@ -112,6 +112,22 @@ export class SairProcess extends EventEmitter {
     return [...this.logs.slice(-n).map((l) => JSON.stringify(l)), ...this.text.slice(-n)].join('\n');
   }
 
+  /** Resolves with how the process ended; rejects if it still runs after timeoutMs (it is then killed). */
+  async waitForExit(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.child.kill('SIGKILL');
+        reject(new Error(`sair ${this.name} still running after ${timeoutMs} ms; output:\n${this.tail()}`));
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Sends `signal` and resolves once the process has exited (SIGKILL after timeoutMs). */
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (this.exitInfo) return this.exitInfo;
