@@ -2,6 +2,8 @@
 // printed curl command must work as pasted.
 import { execFile } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { ConfigError } from '../../src/common/errors.js';
@@ -54,5 +56,8 @@ describe('sair webhook', () => {
     signals.emit('SIGTERM', 'SIGTERM');
     await running;
     expect(signals.listenerCount('SIGTERM') + signals.listenerCount('SIGINT')).toBe(0);
+    // The throwaway certificate directory goes with the server.
+    const caPath = /--cacert (\S+)/.exec(curl)![1]!;
+    expect(existsSync(path.dirname(caPath))).toBe(false);
   });
 });
