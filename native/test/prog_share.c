@@ -1,8 +1,9 @@
 /*
  * Test program: the GPU share a pod of several processes really gets. Forks <procs> workers (before
  * any CUDA call, as a serving container starts its workers), each launching kernels of <kernel_us>
- * back to back on its own stream; after <warmup_ms> it reads the device timeline over <measure_ms>
- * and prints the pod's share of the GPU and each worker's, as one JSON line.
+ * back to back on its own stream; once all are on the device, it waits <warmup_ms>, reads the
+ * device timeline over <measure_ms> and prints the pod's share of the GPU and each worker's, as
+ * one JSON line.
  * Usage: prog_share <procs> <kernel_us> <warmup_ms> <measure_ms>
  */
 #define _GNU_SOURCE
@@ -12,13 +13,27 @@
 
 #include "prog_common.h"
 
-static void worker(uint64_t kernel_ns, uint64_t deadline)
+static volatile sig_atomic_t stop;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+/* Launch back to back, keeping at most DEPTH kernels queued (waiting on the event of the launch
+ * DEPTH back, as a serving loop bounds its queue without draining it), until told to stop. */
+#define DEPTH 64
+
+static void worker(uint64_t kernel_ns)
 {
     CUdevice dev;
     CUcontext ctx;
     CUmodule mod;
     CUfunction kernel;
     CUstream s;
+    CUevent done[DEPTH];
+    signal(SIGTERM, on_term);
     CHECK(cuInit(0));
     CHECK(cuDeviceGet(&dev, 0));
     CHECK(cuDevicePrimaryCtxRetain(&ctx, dev));
@@ -26,15 +41,13 @@ static void worker(uint64_t kernel_ns, uint64_t deadline)
     CHECK(cuModuleLoadData(&mod, "fake-module"));
     CHECK(cuModuleGetFunction(&kernel, mod, "sleep_kernel"));
     CHECK(cuStreamCreate(&s, 0));
-    int in_flight = 0;
-    while (ft_now() < deadline) {
+    for (int i = 0; i < DEPTH; i++) CHECK(cuEventCreate(&done[i], CU_EVENT_DEFAULT));
+    for (unsigned long n = 0; !stop; n++) {
+        CHECK(cuEventSynchronize(done[n % DEPTH]));
         uint64_t ns = kernel_ns;
         void *params[] = {&ns};
         CHECK(cuLaunchKernel(kernel, 1, 1, 1, 32, 1, 1, 0, s, params, NULL));
-        if (++in_flight >= 8) {
-            CHECK(cuStreamSynchronize(s));
-            in_flight = 0;
-        }
+        CHECK(cuEventRecord(done[n % DEPTH], s));
     }
     CHECK(cuStreamSynchronize(s));
     _exit(0);
@@ -48,21 +61,22 @@ int main(int argc, char **argv)
     uint64_t warmup = strtoull(argv[3], NULL, 10) * 1000000ull;
     uint64_t measure = strtoull(argv[4], NULL, 10) * 1000000ull;
     if (procs < 1 || procs > 32) DIE("procs must be 1..32");
-    uint64_t start = ft_now();
-    uint64_t from = start + warmup, to = from + measure;
     pid_t pids[32];
     for (int i = 0; i < procs; i++) {
         pids[i] = fork();
         if (pids[i] < 0) DIE("fork failed");
-        if (pids[i] == 0) worker(kernel_ns, to + 20000000ull);
+        if (pids[i] == 0) worker(kernel_ns);
     }
+    /* The window starts once every worker is on the device, however slowly a busy machine starts them. */
     struct ft_proc *p[32];
+    uint64_t give_up = ft_now() + 30000000000ull;
     for (int i = 0; i < procs; i++) {
         while ((p[i] = prog_timeline_proc(pids[i])) == NULL) {
-            if (ft_now() > from) DIE("worker %d never reached the device", (int)pids[i]);
+            if (ft_now() > give_up) DIE("worker %d never reached the device", (int)pids[i]);
             ft_sleep_until(ft_now() + 1000000ull);
         }
     }
+    uint64_t from = ft_now() + warmup, to = from + measure;
     ft_sleep_until(from);
     uint64_t b0[32], total = 0;
     for (int i = 0; i < procs; i++) b0[i] = ft_busy_until(p[i], from);
@@ -76,6 +90,7 @@ int main(int argc, char **argv)
     printf("],\"share\":%.4f}\n", (double)total / (double)measure);
     fflush(stdout);
     int failed = 0;
+    for (int i = 0; i < procs; i++) kill(pids[i], SIGTERM);
     for (int i = 0; i < procs; i++) {
         int status;
         waitpid(pids[i], &status, 0);
