@@ -6,7 +6,7 @@ import type { HorizontalPodAutoscaler, HpaBehavior } from './k8s-types.js';
 import type { MutationResult } from './mutate-pod.js';
 
 /** The behavior SAIR sets: the original with both directions disabled. */
-export function managedBehavior(original: HpaBehavior | null | undefined): HpaBehavior {
+function managedBehavior(original: HpaBehavior | null | undefined): HpaBehavior {
   const b: HpaBehavior = structuredClone(original ?? {});
   b.scaleUp = { ...b.scaleUp, selectPolicy: 'Disabled' };
   b.scaleDown = { ...b.scaleDown, selectPolicy: 'Disabled' };

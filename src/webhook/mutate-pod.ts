@@ -32,7 +32,7 @@ function gpuCount(container: Container, resource: string): number {
   return Number.isFinite(n) && n > 0 ? n : 0;
 }
 
-export function wantsGpu(container: Container): boolean {
+function wantsGpu(container: Container): boolean {
   return gpuCount(container, RESOURCE_NVIDIA_GPU) > 0 || gpuCount(container, RESOURCE_SAIR_GPU) > 0;
 }
 
