@@ -11,9 +11,11 @@
  *
  * Kernel durations are measured, not guessed: about once a millisecond (and on the first launch
  * of each kernel) a launch is bracketed by two CUDA events; when they complete, the elapsed time
- * updates that kernel's estimate (the minimum of its last 8 samples: waiting behind other
- * processes' work only ever lengthens a sample) and the difference between the estimate and what
- * the sampled launch was charged is settled on the bucket.
+ * updates that kernel's estimate (the minimum of its last 16 samples: waiting behind other
+ * streams' work only ever lengthens a sample) and the difference between the estimate and what
+ * the sampled launch was charged is settled on the bucket. Until a kernel's first sample is in,
+ * its further launches wait for it; if an estimate still falls by more than half, the debt the
+ * old one ran up beyond the burst is forgiven.
  */
 #define _GNU_SOURCE
 #include <errno.h>
