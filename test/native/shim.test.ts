@@ -201,6 +201,11 @@ describe('core limit', () => {
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const old = shares.filter((_, i) => t0 + i * width >= t0 + 200 && t0 + (i + 1) * width <= changedAt);
     const settled = shares.filter((_, i) => t0 + i * width >= changedAt + 200);
+    // What the node agent reads back for metrics: GPU time, time spent throttled, a fresh heartbeat.
+    const slot = readControlFile(path).slots.find((x) => x.pid === d.pid);
+    expect(slot?.kernelNs).toBeGreaterThan(500_000_000n);
+    expect(slot?.throttledNs).toBeGreaterThan(0n);
+    expect(Number(slot?.heartbeatNs ?? 0n) / 1e6).toBeGreaterThan(Date.now() - 5_000);
     expect(old.length).toBeGreaterThan(4);
     expect(settled.length).toBeGreaterThan(4);
     expectShare(mean(old), before / 100, 'before the change', old.length * width);
