@@ -1,26 +1,25 @@
 // docs/quickstart.md, command by command, against the fake API server: each `kubectl` line of the
 // doc's shell blocks goes through test/docs/kubectl.ts (client-node), the YAML it applies is the
 // doc's own, and after each section the test checks what the doc says happened. Where the doc's
-// cluster would do something on its own, the test does it with the real parts: `sair certs` and the
-// webhook server for `kubectl apply -k`, a pod from the Deployment's template for the ReplicaSet
-// controller, and `sair policy` (its own process, env from ConfigMap sair-policy as envFrom gives it)
-// on a simulated load for the DryRun and dashboard steps.
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+// cluster would do something on its own, the test does it with the real parts, as processes with
+// the args and env of what `kubectl apply -k` stored: the sair-certs Job and the sair-webhook
+// Deployment after the install, a pod from the Deployment's template for the ReplicaSet controller,
+// and the sair-policy Deployment (envFrom ConfigMap sair-policy) on a simulated load for the
+// dashboard and DryRun steps.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import type * as k8s from '@kubernetes/client-node';
-import { createLogger } from '../../src/common/logger.js';
 import { resolveLlmSettings } from '../../src/policy/k8s/llm-settings.js';
 import { parseInferencePipeline, toPipelineSpec } from '../../src/policy/k8s/pipeline-resource.js';
 import { loadPolicyConfig } from '../../src/policy/main.js';
 import type { DecisionRecord } from '../../src/policy/types.js';
-import { installCertificates } from '../../src/webhook/certs.js';
-import { WebhookServer } from '../../src/webhook/server.js';
 import { SimulatedLoad } from '../support/e2e-load.js';
+import { containerView, podOf } from '../support/e2e-node.js';
 import { SairProcess } from '../support/e2e-process.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
 import { startFakeLlm, type FakeLlm } from '../support/fake-llm.js';
 import { startFakePrometheus, type FakePrometheus } from '../support/fake-prometheus.js';
-import { SecretVolume } from '../webhook/helpers.js';
 import { Kubectl, codeBlocks, docFiles, kustomizeBuild, shellWords, type Obj } from './kubectl.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -57,8 +56,9 @@ async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>
 
 let api: FakeApiServer;
 let kubectl: Kubectl;
-let webhook: WebhookServer | undefined;
-let certs: SecretVolume | undefined;
+let webhook: SairProcess | undefined;
+/** This machine as the cluster's node: its "/" for hostPath and pod volumes, and a kubeconfig for in-cluster clients. */
+let host: string;
 let prom: FakePrometheus;
 let llm: FakeLlm;
 let policy: SairProcess | undefined;
@@ -75,6 +75,7 @@ async function runSection(section: string): Promise<void> {
 }
 
 beforeAll(async () => {
+  host = mkdtempSync(join(tmpdir(), 'sair-quickstart-'));
   api = await startFakeApiServer({
     namespaces: ['default', 'kube-system'],
     simulateDeployments: true,
@@ -82,16 +83,16 @@ beforeAll(async () => {
   });
   // The cluster's GPU node.
   api.seed({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'gpu-node-1', labels: { 'kubernetes.io/hostname': 'gpu-node-1' } } });
+  writeFileSync(join(host, 'kubeconfig'), api.kubeConfig().exportConfig());
   kubectl = new Kubectl(api.kubeConfig(), docFiles(DOC), ROOT);
   prom = await startFakePrometheus();
   llm = await startFakeLlm();
 });
 
 afterAll(async () => {
-  await policy?.stop('SIGTERM');
-  await webhook?.stop();
-  await certs?.remove();
+  await Promise.all([policy?.stop('SIGTERM'), webhook?.stop('SIGTERM')]);
   await Promise.all([api?.close(), prom?.close(), llm?.close()]);
+  if (host) rmSync(host, { recursive: true, force: true });
 }, 30_000);
 
 describe('docs/quickstart.md', () => {
@@ -125,33 +126,16 @@ describe('docs/quickstart.md', () => {
     const node = api.get<k8s.V1Node>('nodes', undefined, 'gpu-node-1')!;
     expect(node.metadata!.labels).toMatchObject(ds.spec.template.spec.nodeSelector);
 
-    // The cluster then runs the sair-certs Job and the webhook Deployment: here, the same code in-process.
-    await installCertificates(api.clients(), {
-      namespace: 'sair-system',
-      secretName: 'sair-webhook-tls',
-      webhookConfigName: 'sair-webhook',
-      service: 'sair-webhook',
-      validityDays: 30,
-      renewBeforeDays: 7,
-      force: false,
-      extraNames: ['localhost'],
-      logger: createLogger('certs', 'silent'),
-    });
-    const secret = api.get<{ data: Record<string, string> }>('secrets', 'sair-system', 'sair-webhook-tls')!;
-    const dec = (k: string) => Buffer.from(secret.data[k]!, 'base64').toString('utf8');
-    certs = await SecretVolume.create({ cert: dec('tls.crt'), key: dec('tls.key'), caCert: dec('ca.crt') });
-    webhook = new WebhookServer({
-      certDir: certs.dir,
-      host: '127.0.0.1',
-      port: 0,
-      metricsHost: '127.0.0.1',
-      metricsPort: 0,
-      failClosed: false,
-      logger: createLogger('webhook', 'silent'),
-      shutdownTimeoutMs: 5_000,
-      certPollIntervalMs: 0,
-    });
-    ({ port: webhookPort } = await webhook.start());
+    // The cluster then runs the sair-certs Job (its args; the certificate also names localhost, where
+    // this machine reaches the Service) and the webhook Deployment as stored, Secret sair-webhook-tls mounted.
+    const job = built.find((o) => o.kind === 'Job') as Obj & k8s.V1Job;
+    const [command, ...args] = job.spec!.template.spec!.containers[0]!.args!;
+    const certsJob = SairProcess.start(command!, [...args, '--extra-names', 'localhost'], { KUBECONFIG: join(host, 'kubeconfig') });
+    expect(await certsJob.waitForExit(60_000)).toEqual({ code: 0, signal: null });
+    const deployment = api.get<k8s.V1Deployment>('deployments.apps', 'sair-system', 'sair-webhook')!;
+    const view = containerView(podOf(deployment, 'sair-webhook-6f8d7c5b9-p2r4t', 'gpu-node-1'), 'webhook', { hostRoot: host, secrets: (name) => api.get<k8s.V1Secret>('secrets', 'sair-system', name)?.data });
+    webhook = SairProcess.start('webhook', ['--port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], view.env);
+    webhookPort = (await webhook.waitForLog((l) => l.msg === 'webhook listening', 60_000, 'the webhook to listen'))['port'] as number;
   }, 30_000);
 
   it('2. opts the namespace in', async () => {
@@ -224,21 +208,15 @@ describe('docs/quickstart.md', () => {
     );
     load.serve(prom);
     const before = api.requests.length;
-    // The sair-policy container: envFrom ConfigMap sair-policy, the Deployment's own env, and (for
-    // this machine) where the API server, Prometheus and the LLM are. The LLM key comes from Secret sair-llm.
-    const cm = api.get<k8s.V1ConfigMap>('configmaps', 'sair-system', 'sair-policy')!.data!;
-    policy = SairProcess.start('policy', [], {
-      ...cm,
-      SAIR_POD_NAME: 'sair-policy-0',
-      SAIR_POD_NAMESPACE: 'sair-system',
-      SAIR_POLICY_PORT: '0',
-      SAIR_POLICY_HOST: '127.0.0.1',
-      SAIR_LEADER_ELECTION: 'false',
-      SAIR_KUBE_API_SERVER: api.url,
-      SAIR_PROMETHEUS_URL: prom.url,
-      SAIR_LLM_BASE_URL: llm.url,
-      SAIR_LLM_MODEL: 'scripted',
+    // The sair-policy Deployment as stored (restarted in step 5): envFrom ConfigMap sair-policy, which
+    // names ConfigMap and Secret sair-llm. On this machine the API server, Prometheus and the doc's
+    // vLLM are at other addresses: the flags say where (they win over env and the ConfigMap).
+    const deployment = api.get<k8s.V1Deployment>('deployments.apps', 'sair-system', 'sair-policy')!;
+    const view = containerView(podOf(deployment, 'sair-policy-7b9c5d4f6-k8x2n', 'gpu-node-1'), 'policy', {
+      hostRoot: host,
+      configMaps: (name) => api.get<k8s.V1ConfigMap>('configmaps', 'sair-system', name)?.data,
     });
+    policy = SairProcess.start('policy', ['--kube-api-server', api.url, '--prometheus-url', prom.url, '--llm-base-url', llm.url, '--port', '0', '--host', '127.0.0.1'], view.env);
     const port = (await policy.waitForLog((l) => l.msg === 'HTTP API listening', 60_000, 'the HTTP API'))['port'] as number;
 
     const event = await eventually(
@@ -255,7 +233,8 @@ describe('docs/quickstart.md', () => {
       return body.decisions.length > 0 ? body.decisions : undefined;
     }, 10_000, 'a decision at /api/decisions');
     expect(decisions[0]).toMatchObject({ pipelineId: 'ml/captioner', dryRun: true, selector: 'llm', bottleneck: 0 });
-    // The LLM was called with the key from Secret sair-llm.
+    // The LLM was called with the model from ConfigMap sair-llm and the key from Secret sair-llm.
+    expect(llm.requests[0]!.body.model).toBe('Qwen/Qwen2.5-7B-Instruct');
     expect(llm.requests[0]!.headers.authorization).toBe('Bearer sk-replace-me');
     expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toContain('<html');
     const status = await eventually(() => api.get<{ status?: { lastDecision?: { action: string } } }>('inferencepipelines.sair.dev', 'ml', 'captioner')!.status?.lastDecision, 10_000, 'the status');

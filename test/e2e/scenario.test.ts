@@ -6,7 +6,6 @@
 // LD_PRELOADed into a workload on the fake CUDA driver, a fake Prometheus serving a simulated load,
 // and the scripted LLM server. Each step asserts what a user would check;
 // then the faults: the device plugin killed and restarted, the policy server restarted, the LLM failing.
-import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -22,7 +21,7 @@ import { FakeKubelet } from '../support/fake-kubelet.js';
 import { startFakeLlm, type FakeLlm } from '../support/fake-llm.js';
 import { startFakePrometheus, type FakePrometheus } from '../support/fake-prometheus.js';
 import { ARRIVAL_QUERY, SimulatedLoad } from '../support/e2e-load.js';
-import { containerView } from '../support/e2e-node.js';
+import { containerView, podOf } from '../support/e2e-node.js';
 import { SairProcess } from '../support/e2e-process.js';
 import { DeviceTimeline, ShareRecorder } from '../support/e2e-timeline.js';
 
@@ -85,8 +84,7 @@ function sample(text: string, name: string, label: string): number | undefined {
 /** A pod of a manifest's workload (DaemonSet or Deployment) in sair-system, as its controller would make it. */
 function manifestPod(file: string, name: string): k8s.V1Pod {
   const workload = parse(readFileSync(join(ROOT, file), 'utf8')) as k8s.V1Deployment;
-  const template = workload.spec!.template;
-  return { metadata: { name, namespace: 'sair-system', uid: randomUUID(), labels: template.metadata?.labels }, spec: { ...template.spec!, nodeName: NODE_NAME } };
+  return podOf({ ...workload, metadata: { ...workload.metadata, namespace: 'sair-system' } }, name, NODE_NAME);
 }
 
 let devicePluginPod: k8s.V1Pod;

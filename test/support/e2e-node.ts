@@ -5,6 +5,7 @@
 // so a test can start a real process "in" the container. This machine stands in for the node: the
 // node's "/" is `hostRoot`, and a container path in an env value (LD_PRELOAD, SAIR_CONTROL_DIR,
 // SAIR_SNAPSHOT_PATH) is rewritten to the host path its mount points at, as the bind mount shows it.
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as k8s from '@kubernetes/client-node';
@@ -110,4 +111,13 @@ export function containerView(pod: k8s.V1Pod, containerName: string, opts: ViewO
     env[k] = k === 'LD_PRELOAD' ? v.split(/[: ]/).filter(Boolean).map(toHost).join(':') : v.startsWith('/') ? toHost(v) : v;
   }
   return { env, containerEnv, mounts };
+}
+
+/** A pod of a workload (Deployment, DaemonSet, Job) as its controller makes it from the template, placed on `nodeName`. */
+export function podOf(workload: { metadata?: k8s.V1ObjectMeta; spec?: { template: k8s.V1PodTemplateSpec } }, name: string, nodeName: string): k8s.V1Pod {
+  const template = workload.spec!.template;
+  return {
+    metadata: { name, namespace: workload.metadata?.namespace ?? 'default', uid: randomUUID(), labels: template.metadata?.labels, annotations: template.metadata?.annotations },
+    spec: { ...template.spec!, nodeName },
+  };
 }
