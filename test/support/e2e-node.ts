@@ -5,6 +5,8 @@
 // so a test can start a real process "in" the container. This machine stands in for the node: the
 // node's "/" is `hostRoot`, and a container path in an env value (LD_PRELOAD, SAIR_CONTROL_DIR,
 // SAIR_SNAPSHOT_PATH) is rewritten to the host path its mount points at, as the bind mount shows it.
+// A test double for the kubelet and the runtime: it isolates nothing (no mount namespace, no cgroup,
+// no read-only enforcement), and knows only the volume types and fieldRefs SAIR's manifests use.
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

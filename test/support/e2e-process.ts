@@ -64,12 +64,12 @@ export class SairProcess extends EventEmitter {
     );
   }
 
-  /** Starts `sair <command> <args>` with exactly `env` (plus PATH) as its environment. */
+  /** Starts `sair <command> <args>` with exactly `env` (plus a plain PATH) as its environment, as a container gets only its own. */
   static start(command: string, args: string[], env: Record<string, string> = {}): SairProcess {
     const child = spawn(
       NODE,
       ['--experimental-transform-types', '--no-warnings', '--import', `data:text/javascript,${encodeURIComponent(LOADER)}`, CLI, command, ...args],
-      { cwd: ROOT, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env } },
+      { cwd: ROOT, env: { PATH: '/usr/local/bin:/usr/bin:/bin', ...env } },
     );
     return new SairProcess(command, child);
   }
