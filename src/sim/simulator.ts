@@ -513,7 +513,9 @@ export class Simulation {
       st.queue = bigger;
       st.qHead = 0;
     }
-    st.queue[(st.qHead + st.qLen) % st.queue.length] = id;
+    let tail = st.qHead + st.qLen;
+    if (tail >= st.queue.length) tail -= st.queue.length;
+    st.queue[tail] = id;
     st.qLen++;
     st.inStage++;
     this.reqRefs[id]!++;
