@@ -6,6 +6,7 @@ import express from 'express';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import type { Logger } from '../../common/logger.js';
+import { ConfigError, ValidationError } from '../../common/errors.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import type { PolicyHistory } from './history.js';
 
@@ -83,7 +84,9 @@ export interface RunningServer {
 export async function startApiServer(deps: ApiServerDeps, port: number, host = '0.0.0.0'): Promise<RunningServer> {
   const server = http.createServer(createApiApp(deps));
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' || err.code === 'EACCES' ? new ConfigError([new ValidationError('--port (env SAIR_POLICY_PORT)', `a free port on ${host} (0 picks one)`, port)]) : err),
+    );
     server.listen(port, host, () => resolve());
   });
   const bound = (server.address() as AddressInfo).port;
