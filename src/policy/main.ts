@@ -394,7 +394,6 @@ export async function startEmbedded(cfg: StartConfig, out: NodeJS.WritableStream
       out.write(`The simulation reached its end (${cfg.durationSeconds} simulated seconds); the dashboard keeps serving. Ctrl-C to stop.\n`);
     }
   };
-  let pacer: NodeJS.Timeout | undefined;
   const clock: Clock = {
     now: () => simulation.now,
     sleep: (ms) => new Promise((r) => setTimeout(r, Math.max(1, ms / cfg.speed))),
@@ -433,7 +432,7 @@ export async function startEmbedded(cfg: StartConfig, out: NodeJS.WritableStream
   );
   // Time starts when the server is up, so a failed start leaves nothing running.
   wallStart = Date.now();
-  pacer = setInterval(advance, 20);
+  const pacer = setInterval(advance, 20);
   runtime.start();
   out.write(
     `SAIR policy server on the embedded simulator: pipeline ${model.name} (${spec.stages.length} stages, SLO ${spec.sloP99Ms} ms), ` +
