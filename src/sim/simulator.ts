@@ -28,8 +28,6 @@ const Q_DROPPED = 1;
 const Q_DONE = 2;
 const Q_FREE = 3;
 
-export type ReplicaPhase = 'Pending' | 'Starting' | 'Ready' | 'Draining';
-
 export class Replica {
   state = R_PENDING;
   gen = 0;
@@ -216,7 +214,7 @@ export class Simulation {
   private costDollars = 0;
   private costRatePerHour = 0;
   private costT = 0;
-  readonly latencies: Float64Array[] = [];
+  private readonly latencies: Float64Array[] = [];
   private latencyChunk: Float64Array | null = null;
   private latencyPos = 0;
   private readonly keepLatencies: boolean;
@@ -246,18 +244,8 @@ export class Simulation {
     this.serviceRng = new Rng(opts.seed * 2 + 1);
     this.arrivals = opts.workload.arrivals(new Rng(opts.seed * 2), opts.durationMs);
     this.growRequests(1024);
-    for (const st of this.stages) {
-      // Initial replicas start Ready: the run begins from a deployed, warm pipeline.
-      const n = st.model.replicas.initial;
-      st.desired = n;
-      for (let i = 0; i < n; i++) {
-        const r = new Replica(st.model.index, st.maxBatch);
-        r.state = R_READY;
-        st.replicas.push(r);
-        st.idle.push(r);
-        st.nReady++;
-      }
-    }
+    // Initial replicas start Ready: the run begins from a deployed, warm pipeline.
+    for (const st of this.stages) this.startReady(st, st.model.replicas.initial);
     this.costRatePerHour = this.computeCostRate();
     const first = this.arrivals.next(0);
     if (first < this.durationMs) this.q.push(first, EV_ARRIVAL, 0, null);
@@ -311,18 +299,21 @@ export class Simulation {
     if (this.now !== 0 || this.events !== 0) throw new Error('provision() is only allowed before the simulation starts');
     const st = this.stages[stage]!;
     if (gpuCores !== undefined && st.model.kind === 'gpu') st.share = gpuCores / 100;
+    this.startReady(st, n);
+    this.costRatePerHour = this.computeCostRate();
+  }
+
+  private startReady(st: StageState, n: number): void {
     st.replicas.length = 0;
     st.idle.length = 0;
-    st.nReady = 0;
     for (let i = 0; i < n; i++) {
-      const r = new Replica(stage, st.maxBatch);
+      const r = new Replica(st.model.index, st.maxBatch);
       r.state = R_READY;
       st.replicas.push(r);
       st.idle.push(r);
-      st.nReady++;
     }
+    st.nReady = n;
     st.desired = n;
-    this.costRatePerHour = this.computeCostRate();
   }
 
   /** Ask for `n` replicas of a stage (the scale subresource's spec.replicas). */
@@ -356,13 +347,12 @@ export class Simulation {
     this.costRatePerHour = this.computeCostRate();
   }
 
-  allocation(stage: number): { replicas: number; readyReplicas: number; gpuCores: number | null; phases: Record<ReplicaPhase, number> } {
+  allocation(stage: number): { replicas: number; readyReplicas: number; gpuCores: number | null } {
     const st = this.stages[stage]!;
     return {
       replicas: st.desired,
       readyReplicas: st.nReady,
       gpuCores: st.model.kind === 'gpu' ? Math.round(st.share * 100) : null,
-      phases: { Pending: st.nPending, Starting: st.nStarting, Ready: st.nReady, Draining: st.nDraining },
     };
   }
 
@@ -379,15 +369,6 @@ export class Simulation {
   /** Requests that arrived and have neither completed nor been dropped. */
   get inSystem(): number {
     return this.arrived - this.completed - this.dropped;
-  }
-
-  /** Items in each stage right now (queued + in service). */
-  inStage(stage: number): number {
-    return this.stages[stage]!.inStage;
-  }
-
-  queueLength(stage: number): number {
-    return this.stages[stage]!.qLen;
   }
 
   /** Stage totals, with the time integrals brought up to now. */
