@@ -241,14 +241,21 @@ export async function installCertificates(clients: KubeClients, opts: InstallOpt
     }
     opts.logger.info({ secret: `${opts.namespace}/${opts.secretName}`, dnsNames }, existing ? 'certificate rotated' : 'certificate created');
   }
-  const webhooksPatched = await patchCaBundle(clients, opts.webhookConfigName, caBundle);
+  // A kept certificate leaves a caBundle that already trusts its CA alone: a re-run shortly after a
+  // rotation must not drop the previous CA while pods may still serve with it.
+  const webhooksPatched = await patchCaBundle(clients, opts.webhookConfigName, caBundle, keep ? 'contains' : 'exact');
   opts.logger.info({ webhookConfiguration: opts.webhookConfigName, webhooks: webhooksPatched }, 'caBundle set');
   return { generated: !keep, webhooksPatched, caBundle };
 }
 
-/** Set caBundle (PEM) on every webhook; retried on a write conflict. Returns how many webhooks it covers. */
-export async function patchCaBundle(clients: KubeClients, name: string, caPem: string): Promise<number> {
+/**
+ * Set caBundle (PEM) on every webhook; retried on a write conflict. With 'contains', a webhook
+ * whose caBundle already includes `caPem` is left as it is. Returns how many webhooks it covers.
+ */
+export async function patchCaBundle(clients: KubeClients, name: string, caPem: string, mode: 'exact' | 'contains' = 'exact'): Promise<number> {
   const caBundle = b64(caPem);
+  const fine = (current: string | undefined): boolean =>
+    mode === 'exact' ? current === caBundle : current !== undefined && unb64(current).includes(caPem.trim());
   for (let attempt = 1; ; attempt++) {
     let config: k8s.V1MutatingWebhookConfiguration;
     try {
@@ -260,8 +267,8 @@ export async function patchCaBundle(clients: KubeClients, name: string, caPem: s
       throw upstream(`reading MutatingWebhookConfiguration ${name}`, err);
     }
     const webhooks = config.webhooks ?? [];
-    if (webhooks.every((w) => w.clientConfig.caBundle === caBundle)) return webhooks.length;
-    for (const w of webhooks) w.clientConfig.caBundle = caBundle;
+    if (webhooks.every((w) => fine(w.clientConfig.caBundle))) return webhooks.length;
+    for (const w of webhooks) if (!fine(w.clientConfig.caBundle)) w.clientConfig.caBundle = caBundle;
     try {
       await clients.admissionregistration.replaceMutatingWebhookConfiguration({ name, body: config });
       return webhooks.length;

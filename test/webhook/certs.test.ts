@@ -129,6 +129,19 @@ describe('sair certs against the (fake) API server', () => {
     expect(r.generated).toBe(true);
     expect(newCa).not.toBe(oldCa);
     expect(caBundles()).toEqual([newCa + oldCa, newCa + oldCa]);
+    // A re-run soon after (the Job re-applied) keeps the certificate and does not drop the old CA.
+    expect(await installCertificates(api.clients(), options())).toMatchObject({ generated: false });
+    expect(caBundles()).toEqual([newCa + oldCa, newCa + oldCa]);
+  });
+
+  it('sets the CA on a webhook that lost its caBundle, even when the certificate is kept', async () => {
+    await installCertificates(api.clients(), options());
+    const ca = dec(secret().data['ca.crt']);
+    const config = api.get<{ webhooks: { clientConfig: { caBundle?: string } }[] }>('mutatingwebhookconfigurations', undefined, 'sair-webhook')!;
+    delete config.webhooks[1]!.clientConfig.caBundle;
+    api.seed({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', ...config });
+    expect(await installCertificates(api.clients(), options())).toMatchObject({ generated: false, webhooksPatched: 2 });
+    expect(caBundles()).toEqual([ca, ca]);
   });
 
   it('renews a certificate that expires within renewBeforeDays', async () => {
