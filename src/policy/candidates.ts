@@ -63,15 +63,22 @@ export function generateCandidates(
     }
     const g = stage.gpuCores;
     if (g && alloc.gpuCores !== null) {
+      // GPU share is the fast lever: the shim applies it at once (no cold start), capacity grows
+      // with it at the same cost per unit of capacity, and each batch finishes sooner. So a hot
+      // stage prefers more share to more replicas, and a calm one trims replicas before share.
       const cur = alloc.gpuCores;
-      const upTo = Math.min(g.max, cur + g.step);
-      if (upTo > cur) {
-        const prior = changePrior(p, p === null ? null : (p * cur) / upTo, true, hot, calm);
-        out.push({ id: `s${i}:gpu+`, key: `s${i}:gpu+`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: upTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${upTo}%`, prior });
+      const ups = new Set<number>([Math.min(g.max, cur + g.step)]);
+      if (p !== null && p > 0) ups.add(Math.min(g.max, cur + g.step * maxStep, Math.ceil((cur * p) / TARGET / g.step) * g.step));
+      for (const upTo of [...ups].sort((a, b) => a - b)) {
+        if (upTo <= cur) continue;
+        const prior = changePrior(p, p === null ? null : (p * cur) / upTo, true, hot, calm) + (hot ? 0.15 : 0);
+        const id = upTo === cur + g.step ? `s${i}:gpu+` : `s${i}:gpu=${upTo}`;
+        out.push({ id, key: `s${i}:gpu+`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: upTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${upTo}%`, prior });
       }
       const downTo = Math.max(g.min, cur - g.step);
       if (downTo < cur) {
-        const prior = changePrior(p, p === null ? null : (p * cur) / downTo, false, hot, calm);
+        const canTrimReplicas = r > lo;
+        const prior = canTrimReplicas ? -0.3 : changePrior(p, p === null ? null : (p * cur) / downTo, false, hot, calm);
         out.push({ id: `s${i}:gpu-`, key: `s${i}:gpu-`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: downTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${downTo}%`, prior });
       }
     }

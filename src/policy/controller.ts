@@ -157,7 +157,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
       st.history.push(outcome);
       if (st.history.length > HISTORY) st.history.shift();
     }
-    recordNeeds(st.guard, bn, now, settings.cooldowns.stabilizationMs);
+    recordNeeds(st.guard, bn, obs, now, settings.cooldowns.stabilizationMs);
 
     const candidates = generateCandidates(pipeline, obs, bn, settings.maxStep);
     const keys = candidates.map((c) => c.key);

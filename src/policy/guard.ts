@@ -12,7 +12,8 @@ import type { PolicySettings } from './settings.js';
 export interface GuardState {
   lastUp: Map<number, number>;
   lastChange: Map<number, number>;
-  needs: Map<number, { time: number; needed: number }[]>;
+  /** Per stage: replicas needed x GPU share (1 for CPU stages), so a share change does not distort the peak. */
+  needs: Map<number, { time: number; units: number }[]>;
 }
 
 export function newGuardState(): GuardState {
@@ -27,6 +28,9 @@ export interface GuardResult {
 
 type GuardSettings = Pick<PolicySettings, 'cooldowns' | 'maxStep'>;
 
+/** Load/capacity an emergency aims for. */
+const EMERGENCY_TARGET = 0.7;
+
 /** A proposed change; urgent ones (SLO emergencies) skip the scale-up cooldown. */
 type Wanted = Exclude<ScalingAction, { kind: 'hold' }> & { urgent: boolean };
 
@@ -39,14 +43,23 @@ export function slobreach(pipeline: PipelineSpec, obs: PipelineObservation): boo
 }
 
 /** Remember each stage's need for the stabilization window; call once per tick before guard(). */
-export function recordNeeds(state: GuardState, bn: BottleneckResult, now: number, windowMs: number): void {
+export function recordNeeds(state: GuardState, bn: BottleneckResult, obs: PipelineObservation, now: number, windowMs: number): void {
   bn.needed.forEach((needed, i) => {
     if (needed === null) return;
     const list = state.needs.get(i) ?? [];
-    list.push({ time: now, needed });
+    list.push({ time: now, units: needed * shareOf(obs.allocation[i]?.gpuCores) });
     while (list.length > 0 && list[0]!.time < now - windowMs) list.shift();
     state.needs.set(i, list);
   });
+}
+
+const shareOf = (gpuCores: number | null | undefined) => (gpuCores ? gpuCores / 100 : 1);
+
+/** The window's peak need of a stage, in replicas at a given GPU share. */
+function peakReplicas(state: GuardState, stage: number, gpuCores: number | null | undefined): number {
+  let units = 0;
+  for (const n of state.needs.get(stage) ?? []) units = Math.max(units, n.units);
+  return Math.ceil(units / shareOf(gpuCores) - 1e-9);
 }
 
 /** Remember applied changes for the cooldowns; call after the actions were applied. */
@@ -81,14 +94,27 @@ export function guard(
     .filter((a): a is Exclude<ScalingAction, { kind: 'hold' }> => a.kind !== 'hold')
     .map((a) => ({ ...a, urgent: false }));
   if (breach) {
-    // Every saturated stage, and the bottleneck, goes straight to what its load needs.
+    // Every saturated stage, and the bottleneck, goes straight to what its load needs: first more
+    // GPU share where it has one (applied at once, no cold start), then replicas for the rest.
     for (let i = 0; i < obs.allocation.length; i++) {
       const alloc = obs.allocation[i]!;
       const p = bn.pressure[i] ?? 0;
       if (i !== bn.stage && p <= 1) continue;
-      const need = bn.needed[i] ?? alloc.replicas + 1;
+      const g = pipeline.stages[i]?.gpuCores;
+      let shareFactor = 1;
+      if (g && alloc.gpuCores !== null && alloc.gpuCores < g.max && p > 0) {
+        const share = Math.min(g.max, Math.max(alloc.gpuCores + g.step, Math.ceil((alloc.gpuCores * p) / EMERGENCY_TARGET / g.step) * g.step));
+        const mine = wanted.find((a) => a.stage === i && a.kind === 'gpuCores');
+        if (mine) wanted.splice(wanted.indexOf(mine), 1);
+        wanted.push({ kind: 'gpuCores', stage: i, gpuCores: Math.max(share, mine && mine.kind === 'gpuCores' ? mine.gpuCores : 0), urgent: true });
+        emergency = true;
+        notes.push(`SLO breach: emergency GPU share of stage ${i} to ${share}%`);
+        shareFactor = alloc.gpuCores / share;
+        if ((p * shareFactor) <= EMERGENCY_TARGET + 0.15) continue;
+      }
+      const need = Math.ceil((bn.needed[i] ?? alloc.replicas + 1) * shareFactor);
       const allReady = alloc.readyReplicas >= alloc.replicas;
-      const target = Math.max(need, i === bn.stage && allReady ? alloc.replicas + 1 : alloc.replicas);
+      const target = Math.max(need, i === bn.stage && allReady && shareFactor === 1 ? alloc.replicas + 1 : alloc.replicas);
       const mine = wanted.find((a) => a.stage === i && a.kind === 'replicas');
       if (target <= Math.max(alloc.replicas, mine && mine.kind === 'replicas' ? mine.replicas : 0)) continue;
       if (mine) wanted.splice(wanted.indexOf(mine), 1);
@@ -130,7 +156,7 @@ export function guard(
           notes.push(`stage ${a.stage}: scale-down cooldown`);
           continue;
         }
-        const peak = Math.max(0, ...(state.needs.get(a.stage) ?? []).map((n) => n.needed));
+        const peak = peakReplicas(state, a.stage, alloc.gpuCores);
         if (target < peak) {
           notes.push(`stage ${a.stage}: scale-down stabilized at ${Math.min(peak, cur)}`);
           target = Math.min(peak, cur);
@@ -148,7 +174,7 @@ export function guard(
       if (target !== a.gpuCores) notes.push(`stage ${a.stage}: GPU cores ${a.gpuCores} clamped to ${g.min}..${g.max}`);
       const cur = alloc.gpuCores;
       const maxDelta = g.step * settings.maxStep;
-      if (Math.abs(target - cur) > maxDelta) target = cur + Math.sign(target - cur) * maxDelta;
+      if (!a.urgent && Math.abs(target - cur) > maxDelta) target = cur + Math.sign(target - cur) * maxDelta;
       if (target > cur && !a.urgent && lastUp !== undefined && now - lastUp < settings.cooldowns.scaleUpMs) {
         notes.push(`stage ${a.stage}: scale-up cooldown`);
         continue;
@@ -163,8 +189,7 @@ export function guard(
           continue;
         }
         // Less share means more replicas needed for the same load; the window's peak must still fit.
-        const peak = Math.max(0, ...(state.needs.get(a.stage) ?? []).map((n) => n.needed));
-        if ((peak * cur) / target > alloc.replicas) {
+        if (peakReplicas(state, a.stage, target) > alloc.replicas) {
           notes.push(`stage ${a.stage}: GPU cut stabilized (recent peak needs the share)`);
           continue;
         }

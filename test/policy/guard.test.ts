@@ -13,7 +13,7 @@ const calm = (infer: Partial<StageLoad> = {}): PipelineObservation =>
 
 function run(obs: PipelineObservation, proposed: ScalingAction[], state = newGuardState(), now = 1_000_000) {
   const bn = detectBottleneck(spec, obs);
-  recordNeeds(state, bn, now, settings.cooldowns.stabilizationMs);
+  recordNeeds(state, bn, obs, now, settings.cooldowns.stabilizationMs);
   return guard(spec, obs, bn, proposed, state, now, settings);
 }
 
@@ -54,6 +54,17 @@ describe('guard', () => {
     expect(run(calm({ replicas: 6 }), [{ kind: 'replicas', stage: 1, replicas: 4 }], state, 1_400_000).actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 4 }]);
   });
 
+  it('scales a CPU bottleneck up at once on an SLO breach, cooldown or not', () => {
+    const state = newGuardState();
+    const hot = observation(
+      [{ arrival: 100, perReplica: 30, replicas: 2 }, { arrival: 100, perReplica: 300, replicas: 1, gpuCores: 50 }, { arrival: 100, perReplica: 100, replicas: 2 }],
+      { p99Ms: 2_000, sloViolation: 0.3 },
+    );
+    noteApplied(state, hot, [{ kind: 'replicas', stage: 0, replicas: 2 }], 999_000);
+    const r = run(hot, [], state);
+    expect(r.actions).toEqual([{ kind: 'replicas', stage: 0, replicas: 5 }]);
+  });
+
   it('scales the bottleneck up at once on an SLO breach, cooldown or not, and never down', () => {
     const state = newGuardState();
     const hot = observation(
@@ -63,7 +74,11 @@ describe('guard', () => {
     noteApplied(state, hot, [{ kind: 'replicas', stage: 1, replicas: 3 }], 999_000);
     const r = run(hot, [{ kind: 'replicas', stage: 2, replicas: 1 }], state);
     expect(r.emergency).toBe(true);
-    expect(r.actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 5 }]);
+    // GPU share first (instant, past the step limit), then replicas for what share cannot cover.
+    expect(r.actions).toEqual([
+      { kind: 'gpuCores', stage: 1, gpuCores: 100 },
+      { kind: 'replicas', stage: 1, replicas: 4 },
+    ]);
     expect(r.notes).toContain('stage 2: no scale-down during an SLO breach');
   });
 
