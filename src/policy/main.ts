@@ -402,7 +402,17 @@ export async function startEmbedded(cfg: StartConfig, out: NodeJS.WritableStream
   const registry = createRegistry('policy');
   const history = new PolicyHistory();
   const decisions: { forward?: (r: DecisionRecord) => void } = {};
-  const controller = createSairController({ cluster, metrics, clock, config: settings, logger, registry, seed: cfg.seed, onDecision: (r) => decisions.forward?.(r) });
+  const controller = createSairController({
+    cluster,
+    metrics,
+    clock,
+    config: settings,
+    logger,
+    registry,
+    seed: cfg.seed,
+    snapshotPath: cfg.snapshotPath,
+    onDecision: (r) => decisions.forward?.(r),
+  });
   const runtime = new PolicyRuntime({ cluster, controller, clock, logger, registry, history, isLeader: () => true, pollMs: 1_000, backoff: { baseMs: 5_000, maxMs: 60_000 } });
   const stageName = (i: number | null) => (i === null ? '-' : `${i}:${spec.stages[i]?.name ?? '?'}`);
   decisions.forward = (r) => {
