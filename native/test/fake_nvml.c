@@ -203,13 +203,14 @@ nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device, nvmlProcessUti
                 .pid = (unsigned)pid, .timeStamp = now_us, .smUtil = sm, .memUtil = 0, .encUtil = 0, .decUtil = 0};
         }
     }
-    if (utilization == NULL || *processSamplesCount < n) {
-        *processSamplesCount = n;
-        return NVML_ERROR_INSUFFICIENT_SIZE;
-    }
+    /* As documented: no samples since lastSeenTimeStamp is NOT_FOUND, whether or not a buffer came. */
     if (n == 0) {
         *processSamplesCount = 0;
         return NVML_ERROR_NOT_FOUND;
+    }
+    if (utilization == NULL || *processSamplesCount < n) {
+        *processSamplesCount = n;
+        return NVML_ERROR_INSUFFICIENT_SIZE;
     }
     memcpy(utilization, found, n * sizeof found[0]);
     *processSamplesCount = n;
