@@ -342,14 +342,17 @@ describe('issue 8: every part together', () => {
     policy = startPolicy([]);
     url = await policyUrl(policy);
     const dpMetrics = `http://127.0.0.1:${await metricsPortOf(devicePlugin)}/metrics`;
-    // The first tick sees stage 0 at 95% of its capacity (57 of 60 req/s) and raises its share 30% -> 50%.
-    changedAt = await eventually(() => (readControlFile(controlFile()).limits.gpuCores === 50 ? Date.now() : undefined), 60_000, 'the control file to show 50%', 5);
+    // The first tick sees stage 0 at 95% of its capacity (57 of 60 req/s, P99 within the SLO): a bigger
+    // GPU share is the cheapest fix, so it raises the share; the node agent writes the new limit.
+    changedAt = await eventually(() => (readControlFile(controlFile()).limits.gpuCores > 30 ? Date.now() : undefined), 60_000, 'the control file to show a higher share', 5);
+    const cores = readControlFile(controlFile()).limits.gpuCores;
+    const share = cores / 100;
     const first = await eventually(async () => (await decisions(url)).find((d) => d.applied.length > 0), 10_000, 'the decision in /api/decisions');
-    expect(first).toMatchObject({ selector: 'bandit', bottleneck: 0, applied: [{ kind: 'gpuCores', stage: 0, gpuCores: 50 }] });
+    expect(first).toMatchObject({ selector: 'bandit', bottleneck: 0, dryRun: false, applied: [{ kind: 'gpuCores', stage: 0, gpuCores: cores }] });
     // It acts as the leader, holding the Lease the manifest's leader election uses.
     expect(api.get<k8s.V1Lease>('leases.coordination.k8s.io', 'sair-system', 'sair-policy')?.spec?.holderIdentity).toBe(policyPod.metadata!.name);
-    expect(storedPod().metadata!.annotations!['sair.dev/gpu-cores']).toBe('50');
-    expect(api.get<k8s.V1Deployment>('deployments.apps', NS, 'encode')!.metadata!.annotations!['sair.dev/current-gpu-cores']).toBe('50');
+    expect(storedPod().metadata!.annotations!['sair.dev/gpu-cores']).toBe(String(cores));
+    expect(api.get<k8s.V1Deployment>('deployments.apps', NS, 'encode')!.metadata!.annotations!['sair.dev/current-gpu-cores']).toBe(String(cores));
 
     await new Promise((r) => setTimeout(r, Math.max(0, changedAt + 1_000 - Date.now())));
     const firstScrape = await getText(dpMetrics);
@@ -357,65 +360,74 @@ describe('issue 8: every part together', () => {
     await new Promise((r) => setTimeout(r, 800));
     const secondScrape = await getText(dpMetrics);
     const label = `pod="${POD}"`;
-    expect(sample(firstScrape, 'sair_device_plugin_pod_gpu_cores_limit_percent', label)).toBe(50);
+    expect(sample(firstScrape, 'sair_device_plugin_pod_gpu_cores_limit_percent', label)).toBe(cores);
     // Within 1 s of the agent's write, the device timeline shows the workload at the new share.
     const before = recorder!.share(changedAt - 1_000, changedAt - 100);
     const after = recorder!.share(changedAt + 1_000, Date.now());
     // The first 250 ms window after the write in which the workload already runs at the new share.
     let settledMs = Infinity;
     for (let at = 0; at <= 1_000 && settledMs === Infinity; at += 50) {
-      if (Math.abs(recorder!.share(changedAt + at, changedAt + at + 250) - 0.5) < SHARE_TOLERANCE) settledMs = at;
+      if (Math.abs(recorder!.share(changedAt + at, changedAt + at + 250) - share) < SHARE_TOLERANCE) settledMs = at;
     }
-    expect({ before, after, settledMs, near: Math.abs(before - 0.3) < SHARE_TOLERANCE && Math.abs(after - 0.5) < SHARE_TOLERANCE }).toMatchObject({ near: true });
+    expect({ cores, before, after, settledMs, near: Math.abs(before - 0.3) < SHARE_TOLERANCE && Math.abs(after - share) < SHARE_TOLERANCE }).toMatchObject({ near: true });
     expect(settledMs).toBeLessThanOrEqual(1_000);
     // And the device plugin's /metrics shows it: the GPU time the shim charged over the last scrape window.
     const used = sample(secondScrape, 'sair_device_plugin_pod_gpu_cores_used_percent', label)!;
-    expect({ used, window: Date.now() - scrapedAt, near: Math.abs(used - 50) < 100 * SHARE_TOLERANCE }).toMatchObject({ near: true });
+    expect({ cores, used, window: Date.now() - scrapedAt, near: Math.abs(used - cores) < 100 * SHARE_TOLERANCE }).toMatchObject({ near: true });
     expect(sample(secondScrape, 'sair_device_plugin_pod_gpu_processes', label)).toBe(1);
     // NVML (the fake libnvidia-ml over the same device timeline) sees the GPU as busy as the workload is.
     const nvml = sample(secondScrape, 'sair_device_plugin_gpu_utilization_percent', 'gpu="0"')!;
-    expect({ nvml, near: Math.abs(nvml - 50) < 100 * SHARE_TOLERANCE + 2 }).toMatchObject({ near: true });
+    expect({ cores, nvml, near: Math.abs(nvml - cores) < 100 * SHARE_TOLERANCE + 2 }).toMatchObject({ near: true });
   }, 90_000);
 
   it('6. the policy server scales the stage through the scale subresource and records it in status, an Event and /api/decisions', async () => {
-    // The load grows past what one replica at 50% serves (180 req/s against 100).
+    // The load grows past what one replica serves at any share (180 req/s; 200 at a whole GPU is the ceiling of one).
     load.arrivalRate = 180;
-    await eventually(() => (api.get<k8s.V1Deployment>('deployments.apps', NS, 'encode')!.spec!.replicas === 3 ? true : undefined), 30_000, 'encode to be scaled to 3', 50);
+    const replicas = await eventually(() => {
+      const r = api.get<k8s.V1Deployment>('deployments.apps', NS, 'encode')!.spec!.replicas!;
+      return r > 1 ? r : undefined;
+    }, 30_000, 'encode to be scaled out', 50);
+    expect(replicas).toBeLessThanOrEqual(4);
     const scaleWrites = api.requests.filter((r) => r.resource === 'deployments.apps' && r.subresource === 'scale' && r.verb === 'update' && r.name === 'encode');
-    expect(scaleWrites.map((r) => (r.body as { spec: { replicas: number } }).spec.replicas)).toEqual([3]);
+    expect(scaleWrites.map((r) => (r.body as { spec: { replicas: number } }).spec.replicas)).toEqual([replicas]);
 
     const scaled = await eventually(async () => (await decisions(url)).find((d) => d.applied.some((a) => a.kind === 'replicas')), 10_000, 'the decision in /api/decisions');
-    expect(scaled).toMatchObject({ pipelineId: `${NS}/captioner`, bottleneck: 0, applied: [{ kind: 'replicas', stage: 0, replicas: 3 }], dryRun: false });
+    expect(scaled).toMatchObject({ pipelineId: `${NS}/captioner`, bottleneck: 0, dryRun: false });
+    expect(scaled.applied).toContainEqual({ kind: 'replicas', stage: 0, replicas });
 
     const status = await eventually(() => {
       const s = api.get<{ status?: { lastDecision?: { id?: string; action: string }; replicas?: string; bottleneckStage?: string } }>('inferencepipelines.sair.dev', NS, 'captioner')?.status;
       return s?.lastDecision?.id === scaled.id ? s : undefined;
     }, 10_000, 'the InferencePipeline status');
-    expect(status).toMatchObject({ bottleneckStage: 'encode', replicas: '3/1', lastDecision: { action: 'encode: replicas -> 3' } });
+    expect(status).toMatchObject({ bottleneckStage: 'encode', replicas: `${replicas}/1` });
+    expect(status.lastDecision!.action).toContain(`encode: replicas -> ${replicas}`);
 
     const events = (await api.clients(NS).core.listNamespacedEvent({ namespace: NS })).items;
-    const event = events.find((e) => e.reason === 'Scaled' && e.message?.includes('encode: replicas -> 3'));
+    const event = events.find((e) => e.reason === 'Scaled' && e.message?.includes(`encode: replicas -> ${replicas}`));
     expect(event).toMatchObject({ type: 'Normal', involvedObject: { kind: 'InferencePipeline', name: 'captioner' } });
-    expect(events.some((e) => e.reason === 'Scaled' && e.message?.includes('encode: gpu-cores -> 50%'))).toBe(true);
+    // The earlier GPU share change is on record too.
+    expect(events.some((e) => e.reason === 'Scaled' && /encode: gpu-cores -> \d+%/.test(e.message ?? ''))).toBe(true);
   }, 60_000);
 
   it('fault: the device plugin is killed and restarted; it re-registers and the control file survives', async () => {
     const file = controlFile();
     const inode = statSync(file).ino;
+    const limits = readControlFile(file).limits;
     const registrations = kubelet.registrations.length;
     const killedAt = Date.now();
     expect(await devicePlugin.stop('SIGKILL')).toMatchObject({ signal: 'SIGKILL' });
     // While it is down the workload keeps its limits: the shim reads the file, not the plugin.
     await new Promise((r) => setTimeout(r, 500));
-    expect(Math.abs(recorder!.share(killedAt + 50, Date.now()) - 0.5)).toBeLessThan(SHARE_TOLERANCE);
+    const down = recorder!.share(killedAt + 50, Date.now());
+    expect({ limits: limits.gpuCores, down, near: Math.abs(down - limits.gpuCores / 100) < SHARE_TOLERANCE }).toMatchObject({ near: true });
 
     devicePlugin = startDevicePlugin();
     await kubelet.waitForRegistrations(registrations + 1);
     expect((await kubelet.waitForDevices((d) => d.length === 10)).every((d) => d.health === 'Healthy')).toBe(true);
     const port = await metricsPortOf(devicePlugin);
     expect(statSync(file).ino).toBe(inode);
-    expect(readControlFile(file).limits).toEqual({ gpuCores: 50, memoryBytes: 2n * BigInt(GiB) });
-    expect(sample(await getText(`http://127.0.0.1:${port}/metrics`), 'sair_device_plugin_pod_gpu_cores_limit_percent', `pod="${POD}"`)).toBe(50);
+    expect(readControlFile(file).limits).toEqual(limits);
+    expect(sample(await getText(`http://127.0.0.1:${port}/metrics`), 'sair_device_plugin_pod_gpu_cores_limit_percent', `pod="${POD}"`)).toBe(limits.gpuCores);
   }, 90_000);
 
   it('fault: the policy server restarts and its experience buffer comes back from the snapshot', async () => {
