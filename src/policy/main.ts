@@ -236,16 +236,18 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
   const decisions: { forward?: (r: DecisionRecord) => void } = {};
   const onDecision = (r: DecisionRecord) => decisions.forward?.(r);
   const controllers: SairController[] = [];
+  // A controller per LLM reference keeps its own experience snapshot and decision log file.
+  const perKey = (file: string | undefined, key: string) => file && (key ? `${file}.${key.replace(/[^a-z0-9.-]/gi, '_')}` : file);
   const make = (s: PolicySettings, key: string, withRegistry = false) => {
     const c = createSairController({
       cluster,
       metrics,
       clock,
-      config: s,
+      config: { ...s, decisionLogPath: perKey(s.decisionLogPath, key) },
       logger,
       registry: withRegistry ? registry : undefined,
       onDecision,
-      snapshotPath: policyCfg.snapshotPath && (key ? `${policyCfg.snapshotPath}.${key.replace(/[^a-z0-9.-]/gi, '_')}` : policyCfg.snapshotPath),
+      snapshotPath: perKey(policyCfg.snapshotPath, key),
     });
     controllers.push(c);
     return c;
