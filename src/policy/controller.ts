@@ -37,7 +37,7 @@ export interface SairControllerDeps {
   /** Experience snapshot file: restored before the first tick, written every snapshotIntervalMs. */
   snapshotPath?: string;
   seed?: number;
-  /** Tick interval in clock ms; default 30 s (the paper's cadence). */
+  /** Tick interval in clock ms; default 15 s (the HPA's sync period; the paper ticked every 30 s, too slow for one-minute bursts). */
   intervalMs?: number;
   /** Replaces the LLM selector built from config.llm (tests, the benchmark's scripted server). */
   llmSelector?: Selector;
@@ -266,7 +266,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
 
   return {
     name: 'sair',
-    intervalMs: deps.intervalMs ?? 30_000,
+    intervalMs: deps.intervalMs ?? 15_000,
     tick,
     buffer,
     recentDecisions: (limit, pipelineId) => decisions.latest(limit, pipelineId),
