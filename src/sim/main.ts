@@ -151,7 +151,11 @@ export async function runSimulate(argv: readonly string[], env: Record<string, s
   const total = pipelines.length * workloads.length * controllers.length * seeds.length;
   const long = cfg.matrix || total * cfg.duration >= 4 * 3_600_000;
   const bar = progressBar(io, cfg.progress === 'always' || (cfg.progress === 'auto' && io.isTty && long), total);
-  mkdirSync(cfg.out, { recursive: true });
+  try {
+    mkdirSync(cfg.out, { recursive: true });
+  } catch (err) {
+    throw new ConfigError([new ValidationError('--out (env SAIR_SIM_OUT)', 'a directory that can be created and written', `${cfg.out} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)]);
+  }
 
   const results: RunResult[] = [];
   let done = 0;

@@ -1,5 +1,5 @@
 // `sair simulate` end to end, in process: files written, table and matrix output, flag errors.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
@@ -74,6 +74,9 @@ describe('sair simulate', () => {
     expect(await fail(['--controller', 'hpa,magic'])).toContain('--controller (env SAIR_SIM_CONTROLLER): "hpa,magic" is not one or more of hpa, keda');
     expect(await fail(['--llm-base-url', 'http://x'])).toContain('both set (an LLM endpoint) or both unset');
     expect(await fail(['--colour'])).toContain('--colour');
+    const file = join(mkdtempSync(join(tmpdir(), 'sair-sim-')), 'a-file');
+    writeFileSync(file, '');
+    expect(await fail(['--out', join(file, 'x'), '--duration', '1m'])).toContain(`--out (env SAIR_SIM_OUT): "${join(file, 'x')} (ENOTDIR)" is not a directory that can be created and written`);
   });
 
   it('parses durations and computes t-based confidence intervals', () => {
