@@ -52,7 +52,7 @@ const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.2
 export interface MeanCi {
   n: number;
   mean: number;
-  /** Half-width of the 95 % confidence interval; 0 for one sample, Infinity when a sample is. */
+  /** Half-width of the 95 % confidence interval; NaN for one sample, Infinity when a sample is. */
   ci: number;
 }
 
@@ -61,7 +61,7 @@ export function meanCi(xs: number[]): MeanCi {
   if (n === 0) return { n, mean: NaN, ci: NaN };
   const mean = xs.reduce((a, b) => a + b, 0) / n;
   if (!Number.isFinite(mean)) return { n, mean, ci: Infinity };
-  if (n === 1) return { n, mean, ci: 0 };
+  if (n === 1) return { n, mean, ci: NaN };
   const variance = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
   const t = T95[n - 2] ?? 1.96;
   return { n, mean, ci: (t * Math.sqrt(variance)) / Math.sqrt(n) };
@@ -105,6 +105,7 @@ export function summarizeMatrix(results: RunResult[]): MatrixRow[] {
 
 function showCi(m: MeanCi, fmt: (x: number) => string): string {
   if (!Number.isFinite(m.mean)) return 'inf';
+  if (Number.isNaN(m.ci)) return fmt(m.mean);
   if (!Number.isFinite(m.ci)) return `${fmt(m.mean)} ± inf`;
   return `${fmt(m.mean)} ± ${fmt(m.ci)}`;
 }
