@@ -100,7 +100,7 @@ const definitions: Record<string, unknown> = {
   },
   'nlp-chain': {
     name: 'nlp-chain',
-    description: 'An NLP chain whose bottleneck moves: tokenize (CPU) -> embed (GPU) -> classify (GPU) -> postprocess (CPU). The batching GPU stages gain capacity from shares and replicas, the CPU stages only from replicas, so which stage limits changes with load and allocation.',
+    description: 'An NLP chain whose bottleneck moves: tokenize (CPU) -> embed (GPU) -> classify (GPU) -> postprocess (CPU). The batching GPU stages gain capacity from shares and replicas, the CPU stages only from replicas, so which stage limits changes as an autoscaler follows the load.',
     sloP99Ms: 250,
     referenceRate: 100,
     stages: [
