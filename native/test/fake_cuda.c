@@ -76,7 +76,8 @@ static struct ft_proc *join_timeline(struct ft_device *dev)
     for (int i = 0; i < FT_MAX_PROCS; i++) {
         struct ft_proc *p = &dev->procs[i];
         int32_t pid = __atomic_load_n(&p->pid, __ATOMIC_ACQUIRE);
-        if (pid != 0 && ft_pid_alive(pid)) continue;
+        /* -1: another process is claiming this slot right now. */
+        if (pid < 0 || (pid != 0 && ft_pid_alive(pid))) continue;
         if (!__atomic_compare_exchange_n(&p->pid, &pid, -1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) continue;
         p->scheduled_ns = 0;
         p->memory_bytes = 0;

@@ -53,6 +53,16 @@ static void worker(uint64_t kernel_ns)
     _exit(0);
 }
 
+static pid_t pids[32];
+static int started;
+
+/* Fail without leaving workers behind (they hold the caller's pipes open). */
+static void fail(const char *why, pid_t pid)
+{
+    for (int i = 0; i < started; i++) kill(pids[i], SIGKILL);
+    DIE("%s (worker %d)", why, (int)pid);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 5) DIE("usage: prog_share <procs> <kernel_us> <warmup_ms> <measure_ms>");
@@ -61,18 +71,20 @@ int main(int argc, char **argv)
     uint64_t warmup = strtoull(argv[3], NULL, 10) * 1000000ull;
     uint64_t measure = strtoull(argv[4], NULL, 10) * 1000000ull;
     if (procs < 1 || procs > 32) DIE("procs must be 1..32");
-    pid_t pids[32];
     for (int i = 0; i < procs; i++) {
         pids[i] = fork();
-        if (pids[i] < 0) DIE("fork failed");
+        if (pids[i] < 0) fail("fork failed", 0);
         if (pids[i] == 0) worker(kernel_ns);
+        started++;
     }
     /* The window starts once every worker is on the device, however slowly a busy machine starts them. */
     struct ft_proc *p[32];
     uint64_t give_up = ft_now() + 30000000000ull;
     for (int i = 0; i < procs; i++) {
         while ((p[i] = prog_timeline_proc(pids[i])) == NULL) {
-            if (ft_now() > give_up) DIE("worker %d never reached the device", (int)pids[i]);
+            int status;
+            if (waitpid(pids[i], &status, WNOHANG) == pids[i]) fail("a worker exited before reaching the device", pids[i]);
+            if (ft_now() > give_up) fail("a worker never reached the device", pids[i]);
             ft_sleep_until(ft_now() + 1000000ull);
         }
     }
