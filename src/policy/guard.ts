@@ -93,13 +93,15 @@ export function guard(
   const wanted: Wanted[] = proposed
     .filter((a): a is Exclude<ScalingAction, { kind: 'hold' }> => a.kind !== 'hold')
     .map((a) => ({ ...a, urgent: false }));
-  if (breach) {
-    // Every saturated stage, and the bottleneck, goes straight to what its load needs: first more
-    // GPU share where it has one (applied at once, no cold start), then replicas for the rest.
+  const saturated = bn.pressure.some((p) => p !== null && p > 1);
+  if (breach || saturated) {
+    // A saturated stage's queue only grows, so it is an emergency before the SLO breaks. Every
+    // saturated stage (and on a breach the bottleneck) goes straight to what its load needs: first
+    // more GPU share where it has one (applied at once, no cold start), then replicas for the rest.
     for (let i = 0; i < obs.allocation.length; i++) {
       const alloc = obs.allocation[i]!;
       const p = bn.pressure[i] ?? 0;
-      if (i !== bn.stage && p <= 1) continue;
+      if (!(breach && i === bn.stage) && p <= 1) continue;
       const g = pipeline.stages[i]?.gpuCores;
       let shareFactor = 1;
       if (g && alloc.gpuCores !== null && alloc.gpuCores < g.max && p > 0) {
@@ -108,7 +110,7 @@ export function guard(
         if (mine) wanted.splice(wanted.indexOf(mine), 1);
         wanted.push({ kind: 'gpuCores', stage: i, gpuCores: Math.max(share, mine && mine.kind === 'gpuCores' ? mine.gpuCores : 0), urgent: true });
         emergency = true;
-        notes.push(`SLO breach: emergency GPU share of stage ${i} to ${share}%`);
+        notes.push(`${breach ? 'SLO breach' : 'saturation'}: emergency GPU share of stage ${i} to ${share}%`);
         shareFactor = alloc.gpuCores / share;
         if ((p * shareFactor) <= EMERGENCY_TARGET + 0.15) continue;
       }
@@ -120,7 +122,7 @@ export function guard(
       if (mine) wanted.splice(wanted.indexOf(mine), 1);
       wanted.push({ kind: 'replicas', stage: i, replicas: target, urgent: true });
       emergency = true;
-      notes.push(`SLO breach: emergency scale-up of stage ${i}`);
+      notes.push(`${breach ? 'SLO breach' : 'saturation'}: emergency scale-up of stage ${i}`);
     }
   }
 
