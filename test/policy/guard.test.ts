@@ -82,6 +82,22 @@ describe('guard', () => {
     expect(r.notes).toContain('stage 2: no scale-down during an SLO breach');
   });
 
+  it('treats a saturated stage as an emergency before the SLO breaks', () => {
+    const state = newGuardState();
+    const saturated = observation(
+      [{ arrival: 100, perReplica: 30, replicas: 2 }, { arrival: 100, perReplica: 300, replicas: 1, gpuCores: 50 }, { arrival: 100, perReplica: 100, replicas: 2 }],
+      { p99Ms: 300, sloViolation: 0 },
+    );
+    noteApplied(state, saturated, [{ kind: 'replicas', stage: 0, replicas: 2 }], 999_000);
+    const r = run(saturated, [{ kind: 'replicas', stage: 2, replicas: 3 }], state);
+    expect(r.emergency).toBe(true);
+    expect(r.actions).toEqual([
+      { kind: 'replicas', stage: 2, replicas: 3 },
+      { kind: 'replicas', stage: 0, replicas: 5 },
+    ]);
+    expect(r.notes).toContain('saturation: emergency scale-up of stage 0');
+  });
+
   it('holds, never scales down, when metrics are missing', () => {
     const obs = calm();
     obs.p99Ms = null;

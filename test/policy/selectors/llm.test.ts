@@ -103,7 +103,9 @@ describe('LLM selector on the scripted OpenAI-compatible server', () => {
     );
     expect(d.selector).toBe('hold');
     expect(d.proposed).toBe('hold');
-    expect(d.applied).toEqual([]);
+    // The hold still goes through the guard, which relieves the saturated stage on its own.
+    expect(d.applied).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 90 }]);
+    expect(d.guard).toContain('saturation: emergency GPU share of stage 1 to 90%');
     expect(d.fallbackReason).toMatch(/llm: server-error.*bandit: stats unavailable/);
   });
 
