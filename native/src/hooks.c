@@ -64,6 +64,7 @@ CUresult CUDAAPI cuStreamEndCapture_ptsz(CUstream, CUgraph *);
 #define DECLARE_REAL(n) static __typeof__(&n) real_##n;
 /* Read a real entry point (written by any thread that resolves; all write the same value). */
 #define REAL(n) __atomic_load_n(&real_##n, __ATOMIC_RELAXED)
+#define REAL_PTR(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 HOOKED(DECLARE_REAL)
 
 struct sair_real sair_real;
@@ -202,14 +203,14 @@ SAIR_EXPORT void *dlopen(const char *file, int mode)
 
 /* ---- cuGetProcAddress ---- */
 
-static void *wrap(void *fn);
+static void *wrap(const char *symbol, int version, cuuint64_t flags, void *fn);
 
 static CUresult hook_cuGetProcAddress_v2(const char *symbol, void **pfn, int version, cuuint64_t flags,
                                          CUdriverProcAddressQueryResult *status)
 {
     if (sair_init() != 0 || REAL(cuGetProcAddress_v2) == NULL) return CUDA_ERROR_NOT_INITIALIZED;
     CUresult rc = REAL(cuGetProcAddress_v2)(symbol, pfn, version, flags, status);
-    if (rc == CUDA_SUCCESS && pfn != NULL) *pfn = wrap(*pfn);
+    if (rc == CUDA_SUCCESS && pfn != NULL) *pfn = wrap(symbol, version, flags, *pfn);
     return rc;
 }
 
@@ -217,7 +218,7 @@ static CUresult hook_cuGetProcAddress(const char *symbol, void **pfn, int versio
 {
     if (sair_init() != 0 || REAL(cuGetProcAddress) == NULL) return CUDA_ERROR_NOT_INITIALIZED;
     CUresult rc = REAL(cuGetProcAddress)(symbol, pfn, version, flags);
-    if (rc == CUDA_SUCCESS && pfn != NULL) *pfn = wrap(*pfn);
+    if (rc == CUDA_SUCCESS && pfn != NULL) *pfn = wrap(symbol, version, flags, *pfn);
     return rc;
 }
 
@@ -479,11 +480,49 @@ static const struct {
 #undef ENTRY
 };
 
-static void *wrap(void *fn)
+/* When the driver hands out one of the exported entry points we hook, the answer is clear. A
+ * driver may instead hand out internal addresses; then the name decides, with the driver's rules:
+ * a base name means its newest variant at or below the requested CUDA version, and _ptsz under
+ * the per-thread-default-stream flag. */
+static const struct {
+    const char *name;
+    int min_version;
+    void *hook;
+    void *hook_ptsz;
+} by_name[] = {
+    {"cuGetProcAddress", 12000, (void *)hook_cuGetProcAddress_v2, NULL},
+    {"cuGetProcAddress", 11030, (void *)hook_cuGetProcAddress, NULL},
+    {"cuLaunchKernel", 4000, (void *)hook_cuLaunchKernel, (void *)hook_cuLaunchKernel_ptsz},
+    {"cuLaunchKernelEx", 11060, (void *)hook_cuLaunchKernelEx, (void *)hook_cuLaunchKernelEx_ptsz},
+    {"cuLaunchCooperativeKernel", 9000, (void *)hook_cuLaunchCooperativeKernel, (void *)hook_cuLaunchCooperativeKernel_ptsz},
+    {"cuGraphLaunch", 10000, (void *)hook_cuGraphLaunch, (void *)hook_cuGraphLaunch_ptsz},
+    {"cuMemAlloc", 3020, (void *)hook_cuMemAlloc_v2, NULL},
+    {"cuMemAllocPitch", 3020, (void *)hook_cuMemAllocPitch_v2, NULL},
+    {"cuMemAllocManaged", 6000, (void *)hook_cuMemAllocManaged, NULL},
+    {"cuMemAllocAsync", 11020, (void *)hook_cuMemAllocAsync, (void *)hook_cuMemAllocAsync_ptsz},
+    {"cuMemAllocFromPoolAsync", 11020, (void *)hook_cuMemAllocFromPoolAsync, (void *)hook_cuMemAllocFromPoolAsync_ptsz},
+    {"cuMemFree", 3020, (void *)hook_cuMemFree_v2, NULL},
+    {"cuMemFreeAsync", 11020, (void *)hook_cuMemFreeAsync, (void *)hook_cuMemFreeAsync_ptsz},
+    {"cuMemCreate", 10020, (void *)hook_cuMemCreate, NULL},
+    {"cuMemRelease", 10020, (void *)hook_cuMemRelease, NULL},
+    {"cuMemGetInfo", 3020, (void *)hook_cuMemGetInfo_v2, NULL},
+    {"cuDeviceTotalMem", 3020, (void *)hook_cuDeviceTotalMem_v2, NULL},
+    {"cuStreamBeginCapture", 10010, (void *)hook_cuStreamBeginCapture_v2, (void *)hook_cuStreamBeginCapture_v2_ptsz},
+    {"cuStreamEndCapture", 10000, (void *)hook_cuStreamEndCapture, (void *)hook_cuStreamEndCapture_ptsz},
+};
+
+static void *wrap(const char *symbol, int version, cuuint64_t flags, void *fn)
 {
     if (fn == NULL) return fn;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        if (*table[i].real == fn) return table[i].hook;
+        if (REAL_PTR(table[i].real) == fn) return table[i].hook;
+    }
+    if (symbol == NULL) return fn;
+    for (size_t i = 0; i < sizeof by_name / sizeof by_name[0]; i++) {
+        if (strcmp(by_name[i].name, symbol) != 0 || by_name[i].min_version > version) continue;
+        LOG_DEBUG("cuGetProcAddress(\"%s\", %d): driver gave an internal address; hooking by name", symbol, version);
+        if ((flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) && by_name[i].hook_ptsz != NULL) return by_name[i].hook_ptsz;
+        return by_name[i].hook;
     }
     return fn;
 }

@@ -7,6 +7,9 @@
  * counted against FAKE_GPU_MEMORY_MIB per device, graph capture records kernels into a graph.
  * cuGetProcAddress/_v2 resolve names the way the driver does (base name -> newest version at or
  * below the requested CUDA version, _ptsz with CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM).
+ * With FAKE_CUDA_INTERNAL_POINTERS=1 it hands out, for launches, cuMemAlloc and cuMemGetInfo,
+ * internal functions rather than the exported symbols (a driver is free to), to test callers that
+ * must not rely on the two being the same.
  * Not modelled: several contexts per device, concurrent kernels, copies, real modules.
  */
 #define _GNU_SOURCE
@@ -586,7 +589,14 @@ CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, 
 }
 CUresult CUDAAPI cuMemRelease(CUmemGenericAllocationHandle handle) { return untrack((uint64_t)handle); }
 
+static CUresult internal_mem_info(size_t *free_bytes, size_t *total_bytes);
+
 CUresult CUDAAPI cuMemGetInfo_v2(size_t *free_bytes, size_t *total_bytes)
+{
+    return internal_mem_info(free_bytes, total_bytes);
+}
+
+static CUresult internal_mem_info(size_t *free_bytes, size_t *total_bytes)
 {
     if (current_ctx == NULL) return CUDA_ERROR_INVALID_CONTEXT;
     if (free_bytes == NULL || total_bytes == NULL) return CUDA_ERROR_INVALID_VALUE;
@@ -699,6 +709,24 @@ static const struct proc_entry proc_table[] = {
 };
 #undef E
 
+/* Internal entry points: same behaviour, different addresses, not interposable. */
+static CUresult internal_launch(LAUNCH_ARGS, void **extra) { (void)extra; UNUSED_DIMS; return launch(f, stream, params); }
+static CUresult internal_alloc(CUdeviceptr *dptr, size_t size) { return alloc(dptr, size); }
+
+static void *internal_pointer(void *fn)
+{
+    static int enabled = -1;
+    if (enabled < 0) {
+        const char *v = getenv("FAKE_CUDA_INTERNAL_POINTERS");
+        enabled = v != NULL && strcmp(v, "1") == 0;
+    }
+    if (!enabled) return fn;
+    if (fn == (void *)cuLaunchKernel || fn == (void *)cuLaunchKernel_ptsz) return (void *)internal_launch;
+    if (fn == (void *)cuMemAlloc_v2) return (void *)internal_alloc;
+    if (fn == (void *)cuMemGetInfo_v2) return (void *)internal_mem_info;
+    return fn;
+}
+
 static CUresult get_proc(const char *symbol, void **pfn, int version, cuuint64_t flags, CUdriverProcAddressQueryResult *status)
 {
     if (symbol == NULL || pfn == NULL) return CUDA_ERROR_INVALID_VALUE;
@@ -708,7 +736,7 @@ static CUresult get_proc(const char *symbol, void **pfn, int version, cuuint64_t
         if (strcmp(e->name, symbol) != 0) continue;
         seen = 1;
         if (e->min_version > version) continue;
-        *pfn = (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) && e->ptsz != NULL ? e->ptsz : e->fn;
+        *pfn = internal_pointer((flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM) && e->ptsz != NULL ? e->ptsz : e->fn);
         if (status != NULL) *status = CU_GET_PROC_ADDRESS_SUCCESS;
         return CUDA_SUCCESS;
     }

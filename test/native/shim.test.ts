@@ -97,6 +97,15 @@ describe('interception', () => {
     expectShare(r.share, 0.25);
   }, 40_000);
 
+  it('hooks by name when the driver hands out internal addresses instead of its exported symbols', async () => {
+    const env = programEnv({ gpuDir, shim: true, burstMs: BURST_MS, cores: 25, memoryBytes: 150n * MiB, extra: { FAKE_CUDA_INTERNAL_POINTERS: '1' } });
+    const r = await runJson<RuntimeReport>('prog_runtime', ['4', String(100n * MiB), '2000', '1200'], env, 30_000);
+    expect(r.owners).toMatchObject({ cuLaunchKernel: 'libsair-cuda.so', cuLaunchKernel_ptsz: 'libsair-cuda.so', cuMemAlloc: 'libsair-cuda.so' });
+    expect(r.allocRc).toEqual([0, 2]);
+    expect(r.memTotal).toBe(Number(150n * MiB));
+    expectShare(r.share, 0.25, 'internal addresses', 900);
+  }, 40_000);
+
   it('changes nothing without the shim (the fake itself enforces no limits)', async () => {
     const r = await runJson<RuntimeReport>('prog_runtime', ['4', String(100n * MiB), '1000', '600'], programEnv({ gpuDir }), 30_000);
     expect(Object.values(r.owners).every((o) => o === 'libcuda.so.1')).toBe(true);
