@@ -3,7 +3,7 @@
 // selector's choice reaches the cluster any other way.
 import { performance } from 'node:perf_hooks';
 import type { BottleneckResult } from './bottleneck.js';
-import { guard, slobreach, type GuardResult, type GuardState } from './guard.js';
+import { guard, sloBreached, type GuardState } from './guard.js';
 import type { PipelineObservation, PipelineSpec } from './ports.js';
 import type { Prompt } from './prompt.js';
 import type { PolicySettings } from './settings.js';
@@ -31,7 +31,7 @@ export interface DecideDeps {
 export type Decision = Pick<
   DecisionRecord,
   'selector' | 'promptHash' | 'tokens' | 'latencyMs' | 'candidates' | 'proposed' | 'applied' | 'guard' | 'fallbackReason' | 'reason'
-> & { chosen: Candidate; guardResult: GuardResult };
+>;
 
 const HOLD_REASON = 'hold: no selector produced a valid choice';
 
@@ -70,7 +70,7 @@ export async function decide(input: DecideInput, deps: DecideDeps): Promise<Deci
   let tokens: DecisionRecord['tokens'] = null;
   const failures: string[] = [];
 
-  const explore = input.candidates.length > 1 && !slobreach(input.pipeline, input.obs) && deps.random() < deps.settings.exploration.epsilon;
+  const explore = input.candidates.length > 1 && !sloBreached(input.pipeline, input.obs) && deps.random() < deps.settings.exploration.epsilon;
   if (explore) {
     const others = input.candidates.filter((c) => c.key !== 'hold');
     chosen = others[Math.floor(deps.random() * others.length)]!;
@@ -104,7 +104,5 @@ export async function decide(input: DecideInput, deps: DecideDeps): Promise<Deci
     guard: guarded.notes,
     fallbackReason: failures.length > 0 ? failures.join('; ') : null,
     reason,
-    chosen,
-    guardResult: guarded,
   };
 }

@@ -38,7 +38,7 @@ export function metricsMissing(obs: PipelineObservation, bn: BottleneckResult): 
   return obs.p99Ms === null || obs.stages.length === 0 || bn.pressure.some((p) => p === null);
 }
 
-export function slobreach(pipeline: PipelineSpec, obs: PipelineObservation): boolean {
+export function sloBreached(pipeline: PipelineSpec, obs: PipelineObservation): boolean {
   return (obs.p99Ms !== null && obs.p99Ms > pipeline.sloP99Ms) || (obs.sloViolation !== null && obs.sloViolation > SLO_TOLERANCE);
 }
 
@@ -86,7 +86,7 @@ export function guard(
   if (metricsMissing(obs, bn)) {
     return { actions: [], notes: ['metrics missing: hold'], emergency: false };
   }
-  const breach = slobreach(pipeline, obs);
+  const breach = sloBreached(pipeline, obs);
   const out = new Map<number, ScalingAction[]>();
   let emergency = false;
 
