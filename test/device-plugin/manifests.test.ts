@@ -1,31 +1,18 @@
 // manifests/device-plugin: every object validates against the Kubernetes schemas (kubernetes-models),
 // and the DaemonSet fits what `sair device-plugin` needs: GPU nodes only, node-critical, the host
 // paths the webhook and the shim rely on, env the command understands, least-privilege RBAC.
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseAllDocuments } from 'yaml';
-import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
-import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
-import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
-import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import type { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import type { IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import type { IClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import type { IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { loadConfig } from '../../src/common/config.js';
 import { spec } from '../../src/device-plugin/main.js';
+import { readYaml, validateManifest, type ManifestObject } from '../support/manifests.js';
 
 const DIR = path.resolve('manifests/device-plugin');
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } };
-
-function docs(file: string): Obj[] {
-  return parseAllDocuments(readFileSync(path.join(DIR, file), 'utf8')).map((d) => {
-    if (d.errors.length > 0) throw new Error(`${file}: ${d.errors[0]!.message}`);
-    return d.toJS() as Obj;
-  });
-}
-
-const kustomization = docs('kustomization.yaml')[0] as unknown as { namespace: string; resources: string[] };
-const objects = kustomization.resources.flatMap(docs);
+const kustomization = readYaml<{ namespace: string; resources: string[] }>(path.join(DIR, 'kustomization.yaml'))[0]!;
+const objects: ManifestObject[] = kustomization.resources.flatMap((file) => readYaml(path.join(DIR, file)));
 const byKind = <T>(kind: string): T => {
   const o = objects.find((x) => x.kind === kind);
   if (!o) throw new Error(`no ${kind} in manifests/device-plugin`);
@@ -34,14 +21,8 @@ const byKind = <T>(kind: string): T => {
 
 describe('manifests/device-plugin', () => {
   it('holds only valid objects', () => {
-    const models: Record<string, new (o: never) => { validate(): void }> = {
-      DaemonSet,
-      ClusterRole,
-      ClusterRoleBinding,
-      ServiceAccount,
-    };
     expect(objects.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'ServiceAccount']);
-    for (const o of objects) expect(() => new models[o.kind]!(o as never).validate()).not.toThrow();
+    for (const o of objects) expect(() => validateManifest(o)).not.toThrow();
     expect(kustomization.namespace).toBe('sair-system');
   });
 

@@ -7,51 +7,13 @@
 // `apply -k` and `delete -k` build the kustomization's resource list the way kustomize does
 // (resources recursively, the `namespace:` transform), validate every object against the Kubernetes
 // schemas (kubernetes-models), and send the kinds the fake API server serves.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
-import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
-import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhookConfiguration';
-import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
-import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
-import { CronJob } from 'kubernetes-models/batch/v1/CronJob';
-import { Job } from 'kubernetes-models/batch/v1/Job';
-import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
-import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
-import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
-import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
-import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
-import { PriorityClass } from 'kubernetes-models/scheduling.k8s.io/v1/PriorityClass';
-import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
-import { Namespace } from 'kubernetes-models/v1/Namespace';
-import { Service } from 'kubernetes-models/v1/Service';
-import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { CLUSTER_SCOPED, kustomizeBuild, validateManifest, yamlDocs } from '../support/manifests.js';
 
 export type Obj = k8s.KubernetesObject & { apiVersion: string; kind: string; metadata: k8s.V1ObjectMeta & { name: string } };
 
-const MODELS: Record<string, new (o: never) => { validate(): void }> = {
-  'apiextensions.k8s.io/v1 CustomResourceDefinition': CustomResourceDefinition,
-  'admissionregistration.k8s.io/v1 MutatingWebhookConfiguration': MutatingWebhookConfiguration,
-  'apps/v1 DaemonSet': DaemonSet,
-  'apps/v1 Deployment': Deployment,
-  'autoscaling/v2 HorizontalPodAutoscaler': HorizontalPodAutoscaler,
-  'batch/v1 CronJob': CronJob,
-  'batch/v1 Job': Job,
-  'policy/v1 PodDisruptionBudget': PodDisruptionBudget,
-  'rbac.authorization.k8s.io/v1 ClusterRole': ClusterRole,
-  'rbac.authorization.k8s.io/v1 ClusterRoleBinding': ClusterRoleBinding,
-  'rbac.authorization.k8s.io/v1 Role': Role,
-  'rbac.authorization.k8s.io/v1 RoleBinding': RoleBinding,
-  'scheduling.k8s.io/v1 PriorityClass': PriorityClass,
-  'v1 ConfigMap': ConfigMap,
-  'v1 Namespace': Namespace,
-  'v1 Service': Service,
-  'v1 ServiceAccount': ServiceAccount,
-};
 
-const CLUSTER_SCOPED = new Set(['Namespace', 'Node', 'CustomResourceDefinition', 'MutatingWebhookConfiguration', 'ClusterRole', 'ClusterRoleBinding', 'PriorityClass']);
 
 /** Kinds the fake API server serves; the others of a kustomization are validated but not sent. */
 export const SERVED_KINDS = new Set(['Namespace', 'CustomResourceDefinition', 'MutatingWebhookConfiguration', 'ConfigMap', 'Secret', 'Service', 'ServiceAccount', 'Deployment', 'HorizontalPodAutoscaler', 'Lease']);
@@ -100,33 +62,8 @@ export function shellWords(line: string): string[] {
   return words;
 }
 
-export function yamlDocs(text: string, source: string): Obj[] {
-  return parseAllDocuments(text)
-    .map((d) => {
-      if (d.errors.length > 0) throw new Error(`${source}: ${d.errors[0]!.message}`);
-      return d.toJS() as Obj | null;
-    })
-    .filter((o): o is Obj => o !== null);
-}
 
-/** What `kustomize build <dir>` emits for our kustomizations: resources recursively, with the namespace transform. */
-export function kustomizeBuild(dir: string): Obj[] {
-  const k = yamlDocs(readFileSync(join(dir, 'kustomization.yaml'), 'utf8'), join(dir, 'kustomization.yaml'))[0] as unknown as { resources: string[]; namespace?: string };
-  const out = k.resources.flatMap((r) => {
-    const p = join(dir, r);
-    if (r.endsWith('.yaml') || r.endsWith('.yml')) return yamlDocs(readFileSync(p, 'utf8'), p);
-    return kustomizeBuild(p);
-  });
-  if (k.namespace) for (const o of out) if (!CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = k.namespace;
-  return out;
-}
 
-/** Validates an object against the Kubernetes schema of its kind (custom kinds are left to their CRD). */
-export function validate(o: Obj): void {
-  const Model = MODELS[`${o.apiVersion} ${o.kind}`];
-  if (!Model) return;
-  new Model(o as never).validate();
-}
 
 export interface KubectlResult {
   ran: boolean;
@@ -203,13 +140,13 @@ export class Kubectl {
   private file(name: string | undefined): Obj[] {
     const text = name === undefined ? undefined : this.files.get(name);
     if (text === undefined) throw new Error(`kubectl apply -f ${name}: the doc defines no such file (a yaml block starting with "# file: ${name}")`);
-    return yamlDocs(text, name!);
+    return yamlDocs<Obj>(text, name!);
   }
 
   private async applyAll(objs: Obj[]): Promise<KubectlResult> {
     const sent: Obj[] = [];
     for (const o of objs) {
-      validate(o);
+      validateManifest(o);
       if (!SERVED_KINDS.has(o.kind) && !o.apiVersion.startsWith('sair.dev/')) continue;
       let existing: Obj | undefined;
       try {
@@ -226,7 +163,7 @@ export class Kubectl {
   private async deleteAll(objs: Obj[]): Promise<KubectlResult> {
     const gone: Obj[] = [];
     for (const o of [...objs].reverse()) {
-      validate(o);
+      validateManifest(o);
       if (!SERVED_KINDS.has(o.kind)) continue;
       try {
         await this.objects.delete(o);

@@ -20,7 +20,8 @@ import { SairProcess } from '../support/e2e-process.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
 import { startFakeLlm, type FakeLlm } from '../support/fake-llm.js';
 import { startFakePrometheus, type FakePrometheus } from '../support/fake-prometheus.js';
-import { Kubectl, codeBlocks, docFiles, kustomizeBuild, shellWords, type Obj } from './kubectl.js';
+import { kustomizeBuild } from '../support/manifests.js';
+import { Kubectl, codeBlocks, docFiles, shellWords, type Obj } from './kubectl.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const DOC = readFileSync(resolve(ROOT, 'docs/quickstart.md'), 'utf8');
@@ -122,9 +123,9 @@ describe('docs/quickstart.md', () => {
     expect(api.get('mutatingwebhookconfigurations.admissionregistration.k8s.io', undefined, 'sair-webhook')).toBeDefined();
     expect(api.get('deployments.apps', 'sair-system', 'sair-policy')).toBeDefined();
     // The DaemonSet lands on the node the doc labels.
-    const ds = built.find((o) => o.kind === 'DaemonSet') as Obj & { spec: { template: { spec: { nodeSelector: Record<string, string> } } } };
+    const ds = built.find((o) => o.kind === 'DaemonSet')!.spec as { template: { spec: { nodeSelector: Record<string, string> } } };
     const node = api.get<k8s.V1Node>('nodes', undefined, 'gpu-node-1')!;
-    expect(node.metadata!.labels).toMatchObject(ds.spec.template.spec.nodeSelector);
+    expect(node.metadata!.labels).toMatchObject(ds.template.spec.nodeSelector);
 
     // The cluster then runs the sair-certs Job (its args; the certificate also names localhost, where
     // this machine reaches the Service) and the webhook Deployment as stored, Secret sair-webhook-tls mounted.
