@@ -10,6 +10,7 @@ import { NodeAgent } from '../../src/device-plugin/agent.js';
 import { createControlFile, readControlFile, type ControlLimits } from '../../src/device-plugin/control-file.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
 import { holdSlotLock, writeUsageSlot } from './usage-slot.js';
+import { eventually } from '../support/eventually.js';
 
 const log = createLogger('device-plugin', 'silent');
 const NODE = 'gpu-node-1';
@@ -24,16 +25,6 @@ function pod(name: string, annotations: Record<string, string>, nodeName = NODE)
   };
 }
 
-/** Resolves once `probe` returns a value, checking every 10 ms; rejects after `timeoutMs`. */
-async function eventually<T>(probe: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 function limitsOf(file: string): ControlLimits | undefined {
   try {

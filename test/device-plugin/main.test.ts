@@ -9,16 +9,8 @@ import { readControlFile } from '../../src/device-plugin/control-file.js';
 import { command } from '../../src/device-plugin/main.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
 import { FakeKubelet } from '../support/fake-kubelet.js';
+import { eventually } from '../support/eventually.js';
 
-async function eventually<T>(probe: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('sair device-plugin', () => {
   let dir: string;

@@ -22,6 +22,7 @@ import { startFakeLlm, type FakeLlm } from '../support/fake-llm.js';
 import { startFakePrometheus, type FakePrometheus } from '../support/fake-prometheus.js';
 import { kustomizeBuild } from '../support/manifests.js';
 import { Kubectl, codeBlocks, docFiles, shellWords, type Obj } from './kubectl.js';
+import { eventually } from '../support/eventually.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const DOC = readFileSync(resolve(ROOT, 'docs/quickstart.md'), 'utf8');
@@ -45,15 +46,6 @@ function commands(section: string): string[] {
     .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
-async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 let api: FakeApiServer;
 let kubectl: Kubectl;

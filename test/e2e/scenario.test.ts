@@ -24,6 +24,7 @@ import { ARRIVAL_QUERY, SimulatedLoad } from '../support/e2e-load.js';
 import { containerView, podOf } from '../support/e2e-node.js';
 import { SairProcess } from '../support/e2e-process.js';
 import { DeviceTimeline, ShareRecorder } from '../support/e2e-timeline.js';
+import { eventually } from '../support/eventually.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const NATIVE = join(ROOT, 'native/build');
@@ -54,15 +55,6 @@ const paths = {
   snapshot: () => containerView(policyPod, 'policy', { hostRoot: host, configMaps: () => ({}) }).env['SAIR_SNAPSHOT_PATH']!,
 };
 
-async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 async function getJson<T>(url: string): Promise<T> {
   const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
