@@ -1,9 +1,13 @@
 // Which stage limits the pipeline this tick. The score of a stage is its offered load over its
-// service capacity (queue growth counts as extra load); latency share breaks near-ties. Batching
-// stages serve more per busy second under load (bigger batches), so a window at low load
-// understates their capacity; a capacity memory keeps the best rate seen per unit of GPU share,
-// decaying slowly, and the detector uses it. Pure: the caller keeps the memory.
+// service capacity (queue growth counts as extra load); queue growth, then latency share, break
+// near-ties. Capacity is what a replica serves at FULL batches. Where the stage's server exports
+// batch counts and compute time (StageMetrics.batchSize/batchServiceMs) and its maxBatch is known,
+// a per-stage service-time model t(b) = a + c*b (service-model.ts) gives it as maxBatch / t(maxBatch).
+// Otherwise throughput / busy time estimates it; that understates a batching stage's capacity at low
+// load (small batches), so a capacity memory keeps the best rate seen per unit of GPU share,
+// decaying slowly. Pure: the caller keeps the memory.
 import type { PipelineObservation, PipelineSpec, StageMetrics } from './ports.js';
+import { emptyServiceModel, fullBatchCapacity, observeService, type ServiceModel } from './service-model.js';
 
 export interface BottleneckResult {
   /** Stage index, or null when no stage has enough metrics to say. */
@@ -29,8 +33,17 @@ export function offeredLoad(m: StageMetrics): number | null {
   return m.arrivalRate + Math.max(0, m.queueGrowth ?? 0);
 }
 
-/** Per stage: best observed completions per busy second per replica, at a full GPU for GPU stages. */
-export type CapacityMemory = (number | null)[];
+/** What the detector learns across ticks, per stage (index = stage). */
+export interface CapacityMemory {
+  /** Best observed completions per busy second per replica, at a full GPU for GPU stages. */
+  best: (number | null)[];
+  /** Batch service-time model at a full GPU, where the stage reports batch data. */
+  service: ServiceModel[];
+  /** GPU share last seen and the observation time it was first seen at (batches in a window that spans a change ran at mixed shares). */
+  share: { gpuCores: number | null; since: number }[];
+}
+
+export const newCapacityMemory = (): CapacityMemory => ({ best: [], service: [], share: [] });
 
 const CAPACITY_DECAY = 0.9995;
 
@@ -41,20 +54,56 @@ export function rememberCapacity(mem: CapacityMemory, obs: PipelineObservation):
   obs.stages.forEach((m, i) => {
     const alloc = obs.allocation[i];
     const measured = alloc ? capacityPerReplica(m, alloc.readyReplicas) : null;
-    const prev = mem[i] ?? null;
+    const share = shareOf(alloc?.gpuCores);
+    const gpuCores = alloc?.gpuCores ?? null;
+    const seen = mem.share[i];
+    if (!seen || seen.gpuCores !== gpuCores) mem.share[i] = { gpuCores, since: seen ? obs.time : -Infinity };
+    const steady = obs.time - obs.windowMs >= mem.share[i]!.since;
+    if (steady && m.batchSize != null && m.batchServiceMs != null) {
+      mem.service[i] = observeService(mem.service[i] ?? emptyServiceModel(), m.batchSize, m.batchServiceMs * share);
+    }
+    const prev = mem.best[i] ?? null;
     if (measured === null || !Number.isFinite(measured)) {
-      mem[i] = prev;
+      mem.best[i] = prev;
       return;
     }
-    const normalized = measured / shareOf(alloc?.gpuCores);
-    mem[i] = prev === null ? normalized : Math.max(prev * CAPACITY_DECAY, normalized);
+    const normalized = measured / share;
+    mem.best[i] = prev === null ? normalized : Math.max(prev * CAPACITY_DECAY, normalized);
   });
+}
+
+const TIE_GROWTH = 0.02;
+const TIE_LATENCY = 0.01;
+
+/**
+ * Per ready replica at its current share, items per second: `saturation`, what it serves at full
+ * batches (from the service-time model where it can say, else the busy-time estimate lifted by the
+ * capacity memory), and `busy`, what it serves per busy second at the batch sizes the current load
+ * makes (the busy-time estimate). Load over `saturation` says which stage limits the pipeline;
+ * `busy` sizes replicas for a target utilization, as an HPA would, so a batching stage is not
+ * run near full batches, where its latency is at its worst.
+ */
+export function replicaCapacity(
+  maxBatch: number | undefined,
+  m: StageMetrics,
+  gpuCores: number | null,
+  ready: number,
+  memory: CapacityMemory,
+  i: number,
+): { saturation: number | null; busy: number | null } {
+  const share = shareOf(gpuCores);
+  const measured = capacityPerReplica(m, ready);
+  const remembered = memory.best[i] ?? null;
+  const busy = remembered !== null ? Math.max(measured ?? 0, remembered * share) : measured;
+  const model = memory.service[i];
+  const modelled = model && maxBatch !== undefined ? fullBatchCapacity(model, maxBatch) : null;
+  return { saturation: modelled !== null ? modelled * share : busy, busy };
 }
 
 export function detectBottleneck(
   pipeline: PipelineSpec,
   obs: PipelineObservation,
-  memory: CapacityMemory = [],
+  memory: CapacityMemory = newCapacityMemory(),
   targetUtilization = 0.7,
 ): BottleneckResult {
   const pressure: (number | null)[] = [];
@@ -72,25 +121,26 @@ export function detectBottleneck(
       continue;
     }
     const ready = Math.max(alloc.readyReplicas, 0);
-    const measured = capacityPerReplica(m, ready);
-    const remembered = memory[i] ?? null;
-    const perReplica = remembered !== null ? Math.max(measured ?? 0, remembered * shareOf(alloc.gpuCores)) : measured;
+    const { saturation: perReplica, busy } = replicaCapacity(pipeline.stages[i]?.maxBatch, m, alloc.gpuCores, ready, memory, i);
     // What the pipeline offers this stage: its own arrivals, or the entry rate when a stage upstream holds work back.
     const own = offeredLoad(m);
     const load = own === null ? null : Math.max(own, obs.arrivalRate ?? 0);
     let p: number | null;
     if (perReplica !== null && load !== null) {
       p = ready > 0 ? load / (perReplica * ready) : load > 0 ? Infinity : 0;
-      needed.push(Math.max(1, Math.ceil(load / (perReplica * targetUtilization))));
+      needed.push(Math.max(1, Math.ceil(load / ((busy ?? perReplica) * targetUtilization))));
     } else {
       p = m.utilization;
       needed.push(null);
     }
     pressure.push(p);
     if (p === null) continue;
-    // A small latency-share term separates stages that are equally loaded.
+    // Small terms separate stages that are equally loaded: first a growing queue (relative to
+    // the stage's capacity), then the share of the pipeline's latency spent in the stage.
     const share = totalLatency > 0 ? (m.latencyP50Ms ?? 0) / totalLatency : 0;
-    const score = Math.min(p, 1e6) + 0.05 * share;
+    const capacity = perReplica !== null ? perReplica * ready : 0;
+    const growth = capacity > 0 ? Math.min(1, Math.max(0, m.queueGrowth ?? 0) / capacity) : 0;
+    const score = Math.min(p, 1e6) + TIE_GROWTH * growth + TIE_LATENCY * share;
     if (score > bestScore) {
       bestScore = score;
       best = i;

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { errorMessage } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { detectBottleneck, rememberCapacity, type CapacityMemory } from './bottleneck.js';
+import { detectBottleneck, newCapacityMemory, rememberCapacity, type CapacityMemory } from './bottleneck.js';
 import { actionKeyOf, generateCandidates } from './candidates.js';
 import { decide } from './decide.js';
 import { DecisionLog } from './decision-log.js';
@@ -131,7 +131,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
     const cpu0 = process.cpuUsage();
     const now = deps.clock.now();
     let st = states.get(pipeline.id);
-    if (!st) states.set(pipeline.id, (st = { guard: newGuardState(), capacity: [], history: [], pending: null }));
+    if (!st) states.set(pipeline.id, (st = { guard: newGuardState(), capacity: newCapacityMemory(), history: [], pending: null }));
 
     rememberCapacity(st.capacity, obs);
     const bn = detectBottleneck(pipeline, obs, st.capacity);

@@ -28,6 +28,8 @@ export interface StageSpec {
   gpuCores?: GpuCoresBounds;
   /** Stages this one consumes from (DAG edges); empty for entry stages. */
   upstream: number[];
+  /** Most items the stage's server puts in one batch (1 = no batching); absent when unknown. */
+  maxBatch?: number;
 }
 
 export interface CostModel {
@@ -77,6 +79,10 @@ export interface StageMetrics {
   capacityPerReplica: number | null;
   /** Requests dropped per second (timeouts, full queues). */
   dropRate: number | null;
+  /** Mean items per executed batch over the window (batching servers: Triton, vLLM); absent or null when not exported. */
+  batchSize?: number | null;
+  /** Mean service (compute) time of one executed batch over the window, ms; absent or null when not exported. */
+  batchServiceMs?: number | null;
 }
 
 export interface PipelineObservation {

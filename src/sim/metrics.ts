@@ -75,6 +75,9 @@ export class SimMetrics implements MetricsPort {
       let busyReady = 0;
       let busyAll = 0;
       let ready = 0;
+      let batchesDone = 0;
+      let batchItems = 0;
+      let batchServiceMs = 0;
       const hist = newHistogram();
       for (const b of window) {
         const sb = b.stages[s]!;
@@ -84,6 +87,9 @@ export class SimMetrics implements MetricsPort {
         busyReady += sb.busyReadyMs;
         busyAll += sb.busyAllMs;
         ready += sb.readyMs;
+        batchesDone += sb.batchesDone;
+        batchItems += sb.batchItems;
+        batchServiceMs += sb.batchServiceMs;
         addInto(hist, sb.latency);
       }
       const queueEnd = end.stages[s]!.queueLength;
@@ -99,6 +105,9 @@ export class SimMetrics implements MetricsPort {
         latencyP99Ms: quantile(hist, 0.99),
         capacityPerReplica: busyAll > 0 ? completions / (busyAll / 1000) : null,
         dropRate: drops / seconds,
+        // Like Triton's execution count and compute duration counters: batches finished in the window.
+        batchSize: batchesDone > 0 ? batchItems / batchesDone : null,
+        batchServiceMs: batchesDone > 0 ? batchServiceMs / batchesDone : null,
       });
     }
     let arrivals = 0;
@@ -138,5 +147,7 @@ function emptyStage(): StageMetrics {
     latencyP99Ms: null,
     capacityPerReplica: null,
     dropRate: null,
+    batchSize: null,
+    batchServiceMs: null,
   };
 }

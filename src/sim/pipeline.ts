@@ -159,6 +159,7 @@ export function pipelineSpec(model: PipelineModel): PipelineSpec {
     maxReplicas: s.replicas.max,
     ...(s.gpuCores ? { gpuCores: { min: s.gpuCores.min, max: s.gpuCores.max, step: s.gpuCores.step } } : {}),
     upstream: [...s.upstream],
+    maxBatch: s.maxBatch,
   }));
   return { id: `sim/${model.name}`, stages, sloP99Ms: model.sloP99Ms, cost: { ...model.cost }, tickSeconds: model.tickSeconds, mode: 'Active' };
 }

@@ -33,6 +33,8 @@ export class Replica {
   gen = 0;
   busy = false;
   batchLen = 0;
+  /** When the running batch started, ms (for the batch service-time counters). */
+  batchStart = 0;
   readonly batch: Int32Array;
   constructor(
     readonly stage: number,
@@ -53,6 +55,10 @@ export interface StageBucket {
   busyAllMs: number;
   readyMs: number;
   batches: number;
+  /** Batches finished, their items and their summed service time (ms), like Triton's exec count and compute duration. */
+  batchesDone: number;
+  batchItems: number;
+  batchServiceMs: number;
   queueLength: number;
   latency: Uint32Array;
 }
@@ -160,7 +166,7 @@ class StageState {
 }
 
 function emptyStageBucket(): StageBucket {
-  return { arrivals: 0, completions: 0, drops: 0, busyReadyMs: 0, busyAllMs: 0, readyMs: 0, batches: 0, queueLength: 0, latency: newHistogram() };
+  return { arrivals: 0, completions: 0, drops: 0, busyReadyMs: 0, busyAllMs: 0, readyMs: 0, batches: 0, batchesDone: 0, batchItems: 0, batchServiceMs: 0, queueLength: 0, latency: newHistogram() };
 }
 
 export interface SimulationOptions {
@@ -571,6 +577,7 @@ export class Simulation {
     st.totals.batches++;
     st.bucket.batches++;
     r.batchLen = b;
+    r.batchStart = now;
     r.busy = true;
     st.nBusyReady++;
     st.nBusyAll++;
@@ -591,6 +598,9 @@ export class Simulation {
     r.busy = false;
     st.nBusyAll--;
     if (r.state === R_READY) st.nBusyReady--;
+    st.bucket.batchesDone++;
+    st.bucket.batchItems += r.batchLen;
+    st.bucket.batchServiceMs += now - r.batchStart;
     for (let i = 0; i < r.batchLen; i++) {
       const id = r.batch[i]!;
       st.inStage--;

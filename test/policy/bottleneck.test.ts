@@ -1,4 +1,4 @@
-import { detectBottleneck } from '../../src/policy/bottleneck.js';
+import { detectBottleneck, newCapacityMemory, rememberCapacity } from '../../src/policy/bottleneck.js';
 import { observation, pipeline } from './fixtures.js';
 
 describe('detectBottleneck', () => {
@@ -47,5 +47,87 @@ describe('detectBottleneck', () => {
     expect(detectBottleneck(pipeline(), obs).stage).toBe(2);
     obs.stages = obs.stages.map((m) => ({ ...m, arrivalRate: null, utilization: null }));
     expect(detectBottleneck(pipeline(), obs).stage).toBeNull();
+  });
+});
+
+describe('detectBottleneck with batch service-time data', () => {
+  // image-classification's shape: preprocess 6 ms/item on CPU, a batching GPU model with
+  // t(b) = 4 + 0.8b ms at a full GPU (maxBatch 32) at a 40 % share, postprocess 2 ms/item.
+  const spec = () => {
+    const p = pipeline();
+    p.stages = p.stages.map((s, i) => ({ ...s, maxBatch: [1, 32, 1][i]! }));
+    return p;
+  };
+  const gpuMs = (b: number) => 4 + 0.8 * b;
+  /** One window at 100 req/s: the GPU stage runs batches of `b` at `gpuCores` percent. */
+  function window(b: number, gpuCores = 40, time = 0) {
+    const share = gpuCores / 100;
+    const busy = ((100 / b) * gpuMs(b)) / share / 1000;
+    const obs = observation(
+      [
+        { arrival: 100, perReplica: 1000 / 6, replicas: 1 },
+        { arrival: 100, perReplica: 100 / busy, replicas: 1, gpuCores },
+        { arrival: 100, perReplica: 500, replicas: 1 },
+      ],
+      { time },
+    );
+    obs.stages[0] = { ...obs.stages[0]!, batchSize: 1, batchServiceMs: 6 };
+    obs.stages[1] = { ...obs.stages[1]!, batchSize: b, batchServiceMs: gpuMs(b) / share };
+    obs.stages[2] = { ...obs.stages[2]!, batchSize: 1, batchServiceMs: 2 };
+    return obs;
+  }
+
+  it('without a model, small batches make the GPU stage look like the bottleneck (the old error)', () => {
+    const bn = detectBottleneck(spec(), window(1.6));
+    expect(bn.stage).toBe(1);
+  });
+
+  it('with the model, sizes the GPU stage at full batches and names the CPU stage', () => {
+    const mem = newCapacityMemory();
+    [2.1, 1.8, 1.6, 1.7].forEach((b, i) => rememberCapacity(mem, window(b, 40, i * 15_000)));
+    const obs = window(1.6, 40, 60_000);
+    rememberCapacity(mem, obs);
+    const bn = detectBottleneck(spec(), obs, mem);
+    expect(bn.stage).toBe(0);
+    // 32 items per (4 + 25.6) ms at a full GPU, 40 % of it: 432 items/s.
+    expect(bn.pressure[1]).toBeCloseTo(100 / ((1000 * 32) / gpuMs(32) * 0.4), 3);
+    expect(bn.pressure[0]).toBeCloseTo(0.6, 3);
+  });
+
+  it('falls back to the measured capacity where the stage has no maxBatch', () => {
+    const mem = newCapacityMemory();
+    [2.1, 1.8, 1.6, 1.7].forEach((b, i) => rememberCapacity(mem, window(b, 40, i * 15_000)));
+    expect(detectBottleneck(pipeline(), window(1.6, 40, 60_000), mem).stage).toBe(1);
+  });
+
+  it('learns at a full GPU across shares, and skips windows that span a share change', () => {
+    const mem = newCapacityMemory();
+    [2.1, 1.8, 1.6].forEach((b, i) => rememberCapacity(mem, window(b, 40, i * 15_000)));
+    const learnt = mem.service[1]!.w;
+    // The share goes to 80 %: the first window at the new share may hold batches at the old one.
+    rememberCapacity(mem, window(1.4, 80, 45_000));
+    expect(mem.service[1]!.w).toBe(learnt);
+    rememberCapacity(mem, window(1.3, 80, 60_000));
+    expect(mem.service[1]!.w).toBe(learnt);
+    rememberCapacity(mem, window(1.3, 80, 75_000));
+    expect(mem.service[1]!.w).toBeGreaterThan(learnt);
+    const bn = detectBottleneck(spec(), window(1.3, 80, 75_000), mem);
+    expect(bn.pressure[1]).toBeCloseTo(100 / ((1000 * 32) / gpuMs(32) * 0.8), 3);
+  });
+});
+
+describe('detectBottleneck tie-break', () => {
+  it('prefers the stage whose queue grows when offered load over capacity is equal', () => {
+    const obs = observation(
+      [
+        { arrival: 50, perReplica: 60, replicas: 1, queueGrowth: 0 },
+        { arrival: 40, perReplica: 60, replicas: 1, gpuCores: 50, queueGrowth: 10 },
+        { arrival: 40, perReplica: 200, replicas: 1, queueGrowth: 0 },
+      ],
+      { arrivalRate: 50 },
+    );
+    const bn = detectBottleneck(pipeline(), obs);
+    expect(bn.pressure[0]).toBeCloseTo(bn.pressure[1]!, 9);
+    expect(bn.stage).toBe(1);
   });
 });

@@ -76,4 +76,26 @@ describe('SimMetrics', () => {
     expect(o.p99Ms).toBe(Infinity);
     expect(o.sloViolation).toBe(1);
   });
+
+  it('reports mean batch size and mean batch service time over the window, like Triton counters', async () => {
+    const { sim, spec, metrics } = setup(200, [3, 1]);
+    sim.runUntil(59_000);
+    const o = await metrics.observe(spec);
+    // Stage a serves one item per batch in 10 ms.
+    expect(o.stages[0]!.batchSize).toBe(1);
+    expect(o.stages[0]!.batchServiceMs!).toBeGreaterThan(9.5);
+    expect(o.stages[0]!.batchServiceMs!).toBeLessThan(10.5);
+    // Stage b batches (up to 8) at a 50 % share: t(b) = (4 + b) / 0.5 ms, with 10 % noise per batch.
+    const b = o.stages[1]!.batchSize!;
+    expect(b).toBeGreaterThan(1);
+    expect(b).toBeLessThanOrEqual(8);
+    expect(o.stages[1]!.batchServiceMs! / ((4 + b) / 0.5)).toBeGreaterThan(0.95);
+    expect(o.stages[1]!.batchServiceMs! / ((4 + b) / 0.5)).toBeLessThan(1.05);
+    // No batch finished in the window: no figure rather than a zero.
+    const idle = setup(0.001, [1, 1]);
+    idle.sim.runUntil(59_000);
+    const none = await idle.metrics.observe(idle.spec);
+    expect(none.stages[1]!.batchSize).toBeNull();
+    expect(none.stages[1]!.batchServiceMs).toBeNull();
+  });
 });

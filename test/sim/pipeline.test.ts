@@ -38,7 +38,7 @@ describe('pipelines', () => {
     expect(p.stages[1]!.upstream).toEqual([0]);
     const spec = pipelineSpec(p);
     expect(spec.id).toBe('sim/c');
-    expect(spec.stages[1]).toEqual({ index: 1, name: 'b', minReplicas: 1, maxReplicas: 3, gpuCores: { min: 20, max: 80, step: 20 }, upstream: [0] });
+    expect(spec.stages[1]).toEqual({ index: 1, name: 'b', minReplicas: 1, maxReplicas: 3, gpuCores: { min: 20, max: 80, step: 20 }, upstream: [0], maxBatch: 1 });
     expect(spec.stages[0]!.gpuCores).toBeUndefined();
   });
 

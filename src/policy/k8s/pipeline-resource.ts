@@ -40,6 +40,8 @@ const stageSchema = z
     upstream: z.array(z.string()).optional(),
     minReplicas: z.number().int().min(0).max(1000).default(1),
     maxReplicas: z.number().int().min(1).max(1000),
+    /** The serving stack's largest batch (Triton max_batch_size); lets the policy size capacity at full batches. */
+    maxBatch: z.number().int().min(1).max(4096).optional(),
     gpuCores: z
       .strictObject({
         min: z.number().int().min(1).max(100).default(10),
@@ -159,6 +161,7 @@ export function toPipelineSpec(p: InferencePipeline): PipelineSpec {
     maxReplicas: s.maxReplicas,
     ...(s.gpuCores ? { gpuCores: { ...s.gpuCores } } : {}),
     upstream: s.upstream ? s.upstream.map((u) => names.indexOf(u)) : index === 0 ? [] : [index - 1],
+    ...(s.maxBatch !== undefined ? { maxBatch: s.maxBatch } : {}),
   }));
   return {
     id: `${p.namespace}/${p.name}`,

@@ -7,7 +7,7 @@ import { errorMessage } from '../../common/errors.js';
 import type { MetricPreset, StageQueryField } from '../k8s/pipeline-resource.js';
 import type { Clock, MetricsPort, PipelineObservation, PipelineSpec, StageAllocation, StageMetrics } from '../ports.js';
 import type { PrometheusClient } from './client.js';
-import { render, stageQueries, type StageQueries } from './queries.js';
+import { BATCH_QUERIES, render, stageQueries, type StageQueries } from './queries.js';
 
 export interface StageMetricsSource {
   namespace: string;
@@ -77,7 +77,8 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
       return t ? run(render(t, values), failures) : Promise.resolve(null);
     };
     const queueTemplate = templates.queueLength;
-    const [arrival, throughput, queueLength, utilization, p50, p99, dropRate, gpu, queueGrowth] = await Promise.all([
+    const batch = BATCH_QUERIES[source.preset];
+    const [arrival, throughput, queueLength, utilization, p50, p99, dropRate, gpu, queueGrowth, batchSize, batchServiceMs] = await Promise.all([
       q('arrivalRate'),
       q('throughput'),
       q('queueLength'),
@@ -87,6 +88,8 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
       q('dropRate'),
       alloc?.gpuCores != null ? q('gpuUtilization') : Promise.resolve(null),
       queueTemplate ? run(`deriv((${render(queueTemplate, values)})[${windowSeconds}s:])`, failures) : Promise.resolve(null),
+      batch ? run(render(batch.batchSize, values), failures) : Promise.resolve(null),
+      batch ? run(render(batch.batchServiceMs, values), failures) : Promise.resolve(null),
     ]);
     const ready = alloc?.readyReplicas ?? 0;
     // On a shared GPU the busy fraction is GPU time used over GPU time granted.
@@ -104,6 +107,9 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
       latencyP99Ms: p99,
       capacityPerReplica,
       dropRate,
+      // Only a sensible pair feeds the service-time model: at least one item per batch, some time.
+      batchSize: batchSize !== null && batchSize >= 1 && batchServiceMs !== null && batchServiceMs > 0 ? batchSize : null,
+      batchServiceMs: batchSize !== null && batchSize >= 1 && batchServiceMs !== null && batchServiceMs > 0 ? batchServiceMs : null,
     };
   }
 

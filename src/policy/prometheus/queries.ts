@@ -51,6 +51,24 @@ export const PRESETS: Record<MetricPreset, StageQueries> = {
   },
 };
 
+/** Per-batch queries, for presets whose server exports batch execution counters. */
+export interface BatchQueries {
+  /** Mean items per executed batch over the window. */
+  batchSize: string;
+  /** Mean compute time of one executed batch over the window, ms. */
+  batchServiceMs: string;
+}
+
+export const BATCH_QUERIES: Partial<Record<MetricPreset, BatchQueries>> = {
+  // Triton: inference count / execution count is the mean dynamic batch size (Triton's metrics
+  // docs). Compute time is charged to every request of an execution, so compute time over
+  // inferences is the mean time of the execution an item rode in (item-weighted).
+  triton: {
+    batchSize: `sum(rate(nv_inference_count{${SEL}}[{window}])) / sum(rate(nv_inference_exec_count{${SEL}}[{window}]))`,
+    batchServiceMs: `sum(rate(nv_inference_compute_infer_duration_us{${SEL}}[{window}])) / sum(rate(nv_inference_count{${SEL}}[{window}])) / 1000`,
+  },
+};
+
 export interface TemplateValues {
   namespace: string;
   deployment: string;

@@ -9,7 +9,7 @@ import { Ajv } from 'ajv';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { loadPolicyConfig } from '../../../src/policy/main.js';
-import { parseInferencePipeline } from '../../../src/policy/k8s/pipeline-resource.js';
+import { parseInferencePipeline, toPipelineSpec } from '../../../src/policy/k8s/pipeline-resource.js';
 import { hasSchema, kustomizeBuild, readYaml, validateManifest, type ManifestObject } from '../../support/manifests.js';
 
 type Obj = ManifestObject;
@@ -145,7 +145,7 @@ describe('InferencePipeline CRD', () => {
     spec: {
       stages: [
         { name: 'decode', deployment: 'decode', minReplicas: 1, maxReplicas: 8, metrics: { preset: 'generic' } },
-        { name: 'detect', deployment: 'detect', maxReplicas: 6, upstream: ['decode'], gpuCores: { min: 10, max: 100, step: 10 }, metrics: { preset: 'triton', selector: 'model="yolo"' } },
+        { name: 'detect', deployment: 'detect', maxReplicas: 6, upstream: ['decode'], maxBatch: 16, gpuCores: { min: 10, max: 100, step: 10 }, metrics: { preset: 'triton', selector: 'model="yolo"' } },
         { name: 'ocr', deployment: 'ocr', maxReplicas: 4, upstream: ['decode'] },
         { name: 'aggregate', deployment: 'aggregate', maxReplicas: 3, upstream: ['detect', 'ocr'], metrics: { queries: { latencyP99Ms: 'max(agg_p99_ms{namespace="{namespace}"})' } } },
       ],
@@ -174,6 +174,7 @@ describe('InferencePipeline CRD', () => {
     ['an unknown metrics preset', (o) => ((o.spec.stages[0]!.metrics as { preset: string }).preset = 'tgi')],
     ['a GPU share over 100', (o) => ((o.spec.stages[1]!.gpuCores as { max: number }).max = 150)],
     ['maxReplicas 0', (o) => (o.spec.stages[0]!.maxReplicas = 0)],
+    ['a maxBatch of 0', (o) => (o.spec.stages[1]!.maxBatch = 0)],
     ['an upper-case stage name', (o) => (o.spec.stages[0]!.name = 'Decode')],
     ['an SLO of 0', (o) => (o.spec.slo.p99Ms = 0)],
     ['a tick of 1 s', (o) => (o.spec.tickSeconds = 1)],
@@ -196,6 +197,8 @@ describe('InferencePipeline CRD', () => {
   it('accepts a full sample, in the CRD schema and in the adapter', () => {
     expect(validate(valid) ? [] : validate.errors).toEqual([]);
     expect(parseInferencePipeline(valid).spec.stages).toHaveLength(4);
+    // maxBatch reaches the controller's view only where it is set.
+    expect(toPipelineSpec(parseInferencePipeline(valid)).stages.map((s) => s.maxBatch)).toEqual([undefined, 16, undefined, undefined]);
   });
 
   it.each(broken)('both refuse %s', (_what, breakIt) => {

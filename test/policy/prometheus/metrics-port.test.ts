@@ -83,6 +83,24 @@ describe('Prometheus metrics port', () => {
     expect(prom.queries.filter((q) => q.includes('rate(')).every((q) => q.includes('[60s]'))).toBe(true);
   });
 
+  it('reads mean batch size and batch compute time from Triton counters, and leaves them null for other presets', async () => {
+    prom.on((q) => q.startsWith('sum(rate(nv_inference_count') && q.includes('nv_inference_exec_count'), { vector: [{ value: '4' }] });
+    prom.on((q) => q.startsWith('sum(rate(nv_inference_compute_infer_duration_us'), { vector: [{ value: '12.5' }] });
+    const triton: PipelineMetricsSource = { stages: [source.stages[0]!, { namespace: 'ml', deployment: 'llm', preset: 'triton' }] };
+    const obs = await port(1_000, triton).observe(pipeline);
+    expect(obs.stages[1]).toMatchObject({ batchSize: 4, batchServiceMs: 12.5 });
+    expect(obs.stages[0]).toMatchObject({ batchSize: null, batchServiceMs: null });
+    expect(prom.queries.find((q) => q.includes('nv_inference_exec_count'))).toBe(
+      'sum(rate(nv_inference_count{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s])) / sum(rate(nv_inference_exec_count{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))',
+    );
+    // A batch size under one item (no executions: NaN, or a broken exporter) feeds nothing.
+    prom.reset();
+    prom.on('nv_inference_exec_count', { vector: [{ value: '0.5' }] });
+    prom.on('nv_inference_compute_infer_duration_us', { vector: [{ value: '12.5' }] });
+    const bad = await port(1_000, triton).observe(pipeline);
+    expect(bad.stages[1]).toMatchObject({ batchSize: null, batchServiceMs: null });
+  });
+
   it('gives null for empty results and NaN, so the controller holds', async () => {
     prom.on('histogram_quantile', { vector: [{ value: 'NaN' }] });
     const obs = await port().observe(pipeline);
