@@ -16,7 +16,16 @@ export interface BottleneckResult {
   pressure: (number | null)[];
   /** Per stage: replicas needed to serve the offered load at the target utilization, null where unknown. */
   needed: (number | null)[];
+  /**
+   * Per stage: load/capacity counting the queued backlog as extra load to be drained within
+   * BACKLOG_DRAIN_S (>= pressure); what an emergency sizes for, so a burst's queue is worked off
+   * instead of merely no longer growing. Absent where the caller built the result by hand.
+   */
+  drainPressure?: (number | null)[];
 }
+
+/** Seconds an emergency allows for working off a stage's queued backlog. */
+export const BACKLOG_DRAIN_S = 20;
 
 /** Throughput one ready replica serves when busy; estimated from throughput/utilization when not reported. */
 export function capacityPerReplica(m: StageMetrics, readyReplicas: number): number | null {
@@ -100,6 +109,22 @@ export function replicaCapacity(
   return { saturation: modelled !== null ? modelled * share : busy, busy };
 }
 
+/** A stage whose replica costs under this fraction of a full GPU-hour counts as cheap (CPU stages). */
+const CHEAP_STAGE_COST = 0.05;
+
+/**
+ * How much of a stage's target utilization to use, from the cost model: capacity on a stage
+ * without a GPU costs only `replicaHour`, a small fraction of a GPU's price, so such a stage is
+ * sized at half the utilization (twice the headroom). A burst then finds its CPU stages ready at
+ * almost no cost, and only the GPU stages, whose share can rise at once, need to react.
+ */
+export function stageHeadroom(pipeline: PipelineSpec, stage: number): number {
+  const s = pipeline.stages[stage];
+  if (!s || s.gpuCores) return 1;
+  const { gpuHour, replicaHour } = pipeline.cost;
+  return gpuHour > 0 && replicaHour < CHEAP_STAGE_COST * gpuHour ? 0.5 : 1;
+}
+
 export function detectBottleneck(
   pipeline: PipelineSpec,
   obs: PipelineObservation,
@@ -108,6 +133,7 @@ export function detectBottleneck(
 ): BottleneckResult {
   const pressure: (number | null)[] = [];
   const needed: (number | null)[] = [];
+  const drainPressure: (number | null)[] = [];
   let totalLatency = 0;
   for (const m of obs.stages) totalLatency += m.latencyP50Ms ?? 0;
   let best: number | null = null;
@@ -118,6 +144,7 @@ export function detectBottleneck(
     if (!m || !alloc) {
       pressure.push(null);
       needed.push(null);
+      drainPressure.push(null);
       continue;
     }
     const ready = Math.max(alloc.readyReplicas, 0);
@@ -128,12 +155,14 @@ export function detectBottleneck(
     let p: number | null;
     if (perReplica !== null && load !== null) {
       p = ready > 0 ? load / (perReplica * ready) : load > 0 ? Infinity : 0;
-      needed.push(Math.max(1, Math.ceil(load / ((busy ?? perReplica) * targetUtilization))));
+      needed.push(Math.max(1, Math.ceil(load / ((busy ?? perReplica) * targetUtilization * stageHeadroom(pipeline, i)))));
     } else {
       p = m.utilization;
       needed.push(null);
     }
     pressure.push(p);
+    const backlog = Math.max(0, m.queueLength ?? 0) / BACKLOG_DRAIN_S;
+    drainPressure.push(p !== null && load !== null && load > 0 ? p * ((load + backlog) / load) : p);
     if (p === null) continue;
     // Small terms separate stages that are equally loaded: first a growing queue (relative to
     // the stage's capacity), then the share of the pipeline's latency spent in the stage.
@@ -146,5 +175,5 @@ export function detectBottleneck(
       best = i;
     }
   }
-  return { stage: best, pressure, needed };
+  return { stage: best, pressure, needed, drainPressure };
 }

@@ -1,7 +1,7 @@
 // The actions a selector may choose from this tick: hold, ±1..k replicas per stage, ± one GPU-core
 // step per stage. Each carries a prior in -1..1 from a queueing view of the state (scale up what
 // is saturated, trim what is idle), which the bandit starts from and learned rewards then override. Pure.
-import type { BottleneckResult } from './bottleneck.js';
+import { stageHeadroom, type BottleneckResult } from './bottleneck.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation, StageSpec } from './ports.js';
 import type { Candidate } from './types.js';
 
@@ -17,11 +17,11 @@ const HIGH = 0.85;
 const TARGET = 0.65;
 const SAFE_AFTER_DOWN = 0.72;
 
-/** Prior of a change that takes a stage from load/capacity p to `after`. */
-function changePrior(p: number | null, after: number | null, up: boolean, hot: boolean, calm: boolean): number {
+/** Prior of a change that takes a stage from load/capacity p to `after`; `headroom` scales the targets (stageHeadroom). */
+function changePrior(p: number | null, after: number | null, up: boolean, hot: boolean, calm: boolean, headroom = 1): number {
   if (p === null || after === null) return -0.5;
-  if (up) return hot ? 0.8 - 0.8 * Math.abs(after - TARGET) : -0.4;
-  return calm && after < SAFE_AFTER_DOWN ? 0.6 - 0.8 * Math.abs(after - TARGET) : -0.5;
+  if (up) return hot ? 0.8 - 0.8 * Math.abs(after - TARGET * headroom) : -0.4;
+  return calm && after < SAFE_AFTER_DOWN * headroom ? 0.6 - 0.8 * Math.abs(after - TARGET * headroom) : -0.5;
 }
 
 export function generateCandidates(
@@ -42,13 +42,16 @@ export function generateCandidates(
     const ready = Math.max(alloc.readyReplicas, 1);
     const p = bn.pressure[i] ?? null;
     const need = bn.needed[i] ?? null;
-    const hot = (p !== null && p > HIGH) || (p99Ratio !== null && p99Ratio > 0.9 && bn.stage === i);
+    const headroom = stageHeadroom(pipeline, i);
+    const hot = (p !== null && p > HIGH * headroom) || (p99Ratio !== null && p99Ratio > 0.9 && bn.stage === i);
     const { lo, hi } = replicaBounds(stage, alloc);
     const ups = new Set<number>([1, 2]);
     if (need !== null && need > r) ups.add(Math.min(need - r, maxStep));
     for (const k of [...ups].sort((a, b) => a - b)) {
       if (k > maxStep || r + k > hi) continue;
-      const prior = changePrior(p, p === null ? null : (p * ready) / (r + k), true, hot, calm);
+      let prior = changePrior(p, p === null ? null : (p * ready) / (r + k), true, hot, calm, headroom);
+      // Headroom on a cheap stage comes after relieving a stage that is really short of capacity.
+      if (prior > 0 && headroom < 1 && (p === null || p <= HIGH)) prior *= 0.75;
       if (prior > 0.3) pressing = true;
       out.push({ id: `s${i}+${k}`, key: `s${i}+${k}`, actions: [{ kind: 'replicas', stage: i, replicas: r + k }], describe: `stage ${i}: replicas ${r} -> ${r + k}`, prior });
     }
@@ -57,7 +60,7 @@ export function generateCandidates(
     for (const k of [...downs].sort((a, b) => a - b)) {
       if (r - k < lo) continue;
       const settled = alloc.readyReplicas >= r;
-      const prior = settled ? changePrior(p, p === null ? null : (p * ready) / (r - k), false, hot, calm) : -0.5;
+      const prior = settled ? changePrior(p, p === null ? null : (p * ready) / (r - k), false, hot, calm, headroom) : -0.5;
       if (prior > 0.3) pressing = true;
       out.push({ id: `s${i}-${k}`, key: `s${i}-${k}`, actions: [{ kind: 'replicas', stage: i, replicas: r - k }], describe: `stage ${i}: replicas ${r} -> ${r - k}`, prior });
     }
@@ -78,7 +81,9 @@ export function generateCandidates(
       const downTo = Math.max(g.min, cur - g.step);
       if (downTo < cur) {
         const canTrimReplicas = r > lo;
-        const prior = canTrimReplicas ? -0.3 : changePrior(p, p === null ? null : (p * cur) / downTo, false, hot, calm);
+        // Below the target a cut costs little latency headroom and saves a full step of GPU price.
+        const after = p === null ? null : (p * cur) / downTo;
+        const prior = canTrimReplicas ? -0.3 : calm && after !== null && after < TARGET ? 0.6 - 0.4 * (TARGET - after) : changePrior(p, after, false, hot, calm);
         out.push({ id: `s${i}:gpu-`, key: `s${i}:gpu-`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: downTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${downTo}%`, prior });
       }
     }

@@ -14,11 +14,20 @@ export interface GuardState {
   lastChange: Map<number, number>;
   /** Per stage: replicas needed x GPU share (1 for CPU stages), so a share change does not distort the peak. */
   needs: Map<number, { time: number; units: number }[]>;
+  /** Per stage: offered load in replicas at a full GPU share and full batches (pressure x ready x share). */
+  fullBatchUnits: Map<number, { time: number; units: number }[]>;
 }
 
 export function newGuardState(): GuardState {
-  return { lastUp: new Map(), lastChange: new Map(), needs: new Map() };
+  return { lastUp: new Map(), lastChange: new Map(), needs: new Map(), fullBatchUnits: new Map() };
 }
+
+/**
+ * Highest full-batch load/capacity a GPU stage may be cut to, against the window's peak load.
+ * Utilization is no guide for a batching GPU stage: at low load it serves small batches
+ * back to back and looks busy, so needs sized from it would keep the share it once had forever.
+ */
+const GPU_CUT_MAX_PRESSURE = 0.5;
 
 export interface GuardResult {
   actions: ScalingAction[];
@@ -44,6 +53,14 @@ export function sloBreached(pipeline: PipelineSpec, obs: PipelineObservation): b
 
 /** Remember each stage's need for the stabilization window; call once per tick before guard(). */
 export function recordNeeds(state: GuardState, bn: BottleneckResult, obs: PipelineObservation, now: number, windowMs: number): void {
+  bn.pressure.forEach((p, i) => {
+    const alloc = obs.allocation[i];
+    if (p === null || !alloc || !Number.isFinite(p)) return;
+    const list = state.fullBatchUnits.get(i) ?? [];
+    list.push({ time: now, units: p * Math.max(alloc.readyReplicas, 0) * shareOf(alloc.gpuCores) });
+    while (list.length > 0 && list[0]!.time < now - windowMs) list.shift();
+    state.fullBatchUnits.set(i, list);
+  });
   bn.needed.forEach((needed, i) => {
     if (needed === null) return;
     const list = state.needs.get(i) ?? [];
@@ -60,6 +77,15 @@ function peakReplicas(state: GuardState, stage: number, gpuCores: number | null 
   let units = 0;
   for (const n of state.needs.get(stage) ?? []) units = Math.max(units, n.units);
   return Math.ceil(units / shareOf(gpuCores) - 1e-9);
+}
+
+/** Whether a GPU stage at `replicas` x `gpuCores` keeps the window's peak full-batch load under GPU_CUT_MAX_PRESSURE. */
+function gpuCutFits(state: GuardState, stage: number, replicas: number, gpuCores: number): boolean {
+  const list = state.fullBatchUnits.get(stage) ?? [];
+  if (list.length === 0) return false;
+  let units = 0;
+  for (const n of list) units = Math.max(units, n.units);
+  return units <= GPU_CUT_MAX_PRESSURE * replicas * shareOf(gpuCores);
 }
 
 /** Remember applied changes for the cooldowns; call after the actions were applied. */
@@ -100,8 +126,12 @@ export function guard(
     // more GPU share where it has one (applied at once, no cold start), then replicas for the rest.
     for (let i = 0; i < obs.allocation.length; i++) {
       const alloc = obs.allocation[i]!;
-      const p = bn.pressure[i] ?? 0;
-      if (!(breach && i === bn.stage) && p <= 1) continue;
+      const p0 = bn.pressure[i] ?? 0;
+      if (!(breach && i === bn.stage) && p0 <= 1) continue;
+      // On a breach the queue is what breaks the SLO: size for the load plus the queued backlog,
+      // so the queue is worked off, not just kept from growing.
+      const p = breach ? Math.max(p0, bn.drainPressure?.[i] ?? p0) : p0;
+      const backlogFactor = p0 > 0 ? p / p0 : 1;
       const g = pipeline.stages[i]?.gpuCores;
       let shareFactor = 1;
       if (g && alloc.gpuCores !== null && alloc.gpuCores < g.max && p > 0) {
@@ -114,11 +144,18 @@ export function guard(
         shareFactor = alloc.gpuCores / share;
         if ((p * shareFactor) <= EMERGENCY_TARGET + 0.15) continue;
       }
-      const need = Math.ceil((bn.needed[i] ?? alloc.replicas + 1) * shareFactor);
+      const need = Math.ceil((bn.needed[i] ?? alloc.replicas + 1) * backlogFactor * shareFactor - 1e-9);
       const allReady = alloc.readyReplicas >= alloc.replicas;
       const target = Math.max(need, i === bn.stage && allReady && shareFactor === 1 ? alloc.replicas + 1 : alloc.replicas);
       const mine = wanted.find((a) => a.stage === i && a.kind === 'replicas');
-      if (target <= Math.max(alloc.replicas, mine && mine.kind === 'replicas' ? mine.replicas : 0)) continue;
+      if (target <= alloc.replicas) continue;
+      if (mine && mine.kind === 'replicas' && mine.replicas >= target) {
+        // The selector already asked for at least this much: it is the emergency's scale-up, past the cooldown.
+        mine.urgent = true;
+        emergency = true;
+        notes.push(`${breach ? 'SLO breach' : 'saturation'}: emergency scale-up of stage ${i}`);
+        continue;
+      }
       if (mine) wanted.splice(wanted.indexOf(mine), 1);
       wanted.push({ kind: 'replicas', stage: i, replicas: target, urgent: true });
       emergency = true;
@@ -159,7 +196,8 @@ export function guard(
           continue;
         }
         const peak = peakReplicas(state, a.stage, alloc.gpuCores);
-        if (target < peak) {
+        const gpuFits = stage.gpuCores !== undefined && alloc.gpuCores !== null && gpuCutFits(state, a.stage, target, alloc.gpuCores);
+        if (target < peak && !gpuFits) {
           notes.push(`stage ${a.stage}: scale-down stabilized at ${Math.min(peak, cur)}`);
           target = Math.min(peak, cur);
         }
@@ -191,7 +229,7 @@ export function guard(
           continue;
         }
         // Less share means more replicas needed for the same load; the window's peak must still fit.
-        if (peakReplicas(state, a.stage, target) > alloc.replicas) {
+        if (!gpuCutFits(state, a.stage, alloc.replicas, target)) {
           notes.push(`stage ${a.stage}: GPU cut stabilized (recent peak needs the share)`);
           continue;
         }

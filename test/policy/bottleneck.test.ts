@@ -1,4 +1,4 @@
-import { detectBottleneck, newCapacityMemory, rememberCapacity } from '../../src/policy/bottleneck.js';
+import { BACKLOG_DRAIN_S, detectBottleneck, newCapacityMemory, rememberCapacity, stageHeadroom } from '../../src/policy/bottleneck.js';
 import { observation, pipeline } from './fixtures.js';
 
 describe('detectBottleneck', () => {
@@ -11,7 +11,8 @@ describe('detectBottleneck', () => {
     const bn = detectBottleneck(pipeline(), obs);
     expect(bn.stage).toBe(1);
     expect(bn.pressure[1]).toBeCloseTo(100 / 120 + 0, 5);
-    expect(bn.needed).toEqual([2, 5, 1]);
+    // CPU stages (a replica costs under 5 % of a GPU-hour here) are sized at half the utilization.
+    expect(bn.needed).toEqual([4, 5, 2]);
   });
 
   it('moves with load and allocation', () => {
@@ -129,5 +130,29 @@ describe('detectBottleneck tie-break', () => {
     const bn = detectBottleneck(pipeline(), obs);
     expect(bn.pressure[0]).toBeCloseTo(bn.pressure[1]!, 9);
     expect(bn.stage).toBe(1);
+  });
+});
+
+describe('backlog and headroom', () => {
+  it('counts the queued backlog, drained within BACKLOG_DRAIN_S, in drainPressure', () => {
+    // Stage 0 serves 60/s against 100/s offered: its queue holds 40 x 30 = 1,200 items and grows 40/s.
+    const obs = observation([
+      { arrival: 100, perReplica: 30, replicas: 2 },
+      { arrival: 100, perReplica: 300, replicas: 1, gpuCores: 50 },
+      { arrival: 100, perReplica: 200, replicas: 1 },
+    ]);
+    const bn = detectBottleneck(pipeline(), obs);
+    expect(bn.pressure[0]).toBeCloseTo(140 / 60, 9);
+    expect(bn.drainPressure![0]).toBeCloseTo((140 + 1_200 / BACKLOG_DRAIN_S) / 60, 9);
+    // No queue, no extra.
+    expect(bn.drainPressure![2]).toBeCloseTo(bn.pressure[2]!, 9);
+  });
+
+  it('gives cheap CPU stages twice the headroom, and GPU stages or costly replicas none', () => {
+    const spec = pipeline();
+    expect(stageHeadroom(spec, 0)).toBe(0.5);
+    expect(stageHeadroom(spec, 1)).toBe(1);
+    expect(stageHeadroom(pipeline({ cost: { gpuHour: 2.5, replicaHour: 0.5 } }), 0)).toBe(1);
+    expect(stageHeadroom(pipeline({ cost: { gpuHour: 0, replicaHour: 0.1 } }), 0)).toBe(1);
   });
 });

@@ -1,4 +1,4 @@
-import { detectBottleneck } from '../../src/policy/bottleneck.js';
+import { detectBottleneck, type BottleneckResult } from '../../src/policy/bottleneck.js';
 import { guard, newGuardState, noteApplied, recordNeeds } from '../../src/policy/guard.js';
 import type { PipelineObservation, ScalingAction } from '../../src/policy/ports.js';
 import { policySettings } from '../../src/policy/settings.js';
@@ -74,10 +74,11 @@ describe('guard', () => {
     noteApplied(state, hot, [{ kind: 'replicas', stage: 1, replicas: 3 }], 999_000);
     const r = run(hot, [{ kind: 'replicas', stage: 2, replicas: 1 }], state);
     expect(r.emergency).toBe(true);
-    // GPU share first (instant, past the step limit), then replicas for what share cannot cover.
+    // GPU share first (instant, past the step limit), then replicas for what share cannot cover:
+    // the load (140/s with the queue's growth) plus its 1,200 queued items drained within 20 s.
     expect(r.actions).toEqual([
       { kind: 'gpuCores', stage: 1, gpuCores: 100 },
-      { kind: 'replicas', stage: 1, replicas: 4 },
+      { kind: 'replicas', stage: 1, replicas: 5 },
     ]);
     expect(r.notes).toContain('stage 2: no scale-down during an SLO breach');
   });
@@ -96,6 +97,38 @@ describe('guard', () => {
       { kind: 'replicas', stage: 0, replicas: 5 },
     ]);
     expect(r.notes).toContain('saturation: emergency scale-up of stage 0');
+  });
+
+  it('makes a scale-up the selector already chose urgent on a breach, past the cooldown', () => {
+    const state = newGuardState();
+    const obs = observation(
+      [{ arrival: 100, perReplica: 80, replicas: 2 }, { arrival: 100, perReplica: 300, replicas: 1, gpuCores: 100 }, { arrival: 100, perReplica: 200, replicas: 1 }],
+      { p99Ms: 900 },
+    );
+    noteApplied(state, obs, [{ kind: 'replicas', stage: 0, replicas: 2 }], 999_000);
+    // The emergency alone would ask for 3; the selector's 4 is more and goes through as the emergency's scale-up.
+    const bn: BottleneckResult = { stage: 0, pressure: [0.9, 0.3, 0.5], needed: [3, 1, 1], drainPressure: [0.9, 0.3, 0.5] };
+    const r = guard(spec, obs, bn, [{ kind: 'replicas', stage: 0, replicas: 4 }], state, 1_000_000, settings);
+    expect(r.emergency).toBe(true);
+    expect(r.actions).toEqual([{ kind: 'replicas', stage: 0, replicas: 4 }]);
+    expect(r.notes).not.toContain('stage 0: scale-up cooldown');
+  });
+
+  it('cuts a batching GPU stage by its full-batch load, not by utilization, which small batches keep high', () => {
+    const obs = calm({ replicas: 2, gpuCores: 60 });
+    const cut = (pressure: number) => {
+      const state = newGuardState();
+      // Utilization says 4 replicas at 60 %; at full batches the stage runs at `pressure`.
+      const bn: BottleneckResult = { stage: 1, pressure: [0.3, pressure, 0.2], needed: [1, 4, 1] };
+      recordNeeds(state, bn, obs, 1_000_000, settings.cooldowns.stabilizationMs);
+      return guard(spec, obs, bn, [{ kind: 'gpuCores', stage: 1, gpuCores: 50 }], state, 1_000_000, settings);
+    };
+    // Peak 0.3 x 2 x 0.6 = 0.36 GPUs of full-batch load; 2 replicas at 50 % keep it at 0.36 <= 0.5.
+    expect(cut(0.3).actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 50 }]);
+    // 0.45 x 2 x 0.6 = 0.54 would run above half of the cut capacity: refused.
+    const refused = cut(0.45);
+    expect(refused.actions).toEqual([]);
+    expect(refused.notes).toContain('stage 1: GPU cut stabilized (recent peak needs the share)');
   });
 
   it('holds, never scales down, when metrics are missing', () => {
