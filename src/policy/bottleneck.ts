@@ -111,18 +111,20 @@ export function replicaCapacity(
 
 /** A stage whose replica costs under this fraction of a full GPU-hour counts as cheap (CPU stages). */
 const CHEAP_STAGE_COST = 0.05;
+/** Fraction of the target utilization a cheap stage runs at: a third, so a 3x burst still fits. */
+const CHEAP_HEADROOM = 1 / 3;
 
 /**
  * How much of a stage's target utilization to use, from the cost model: capacity on a stage
  * without a GPU costs only `replicaHour`, a small fraction of a GPU's price, so such a stage is
- * sized at half the utilization (twice the headroom). A burst then finds its CPU stages ready at
+ * sized at a third of the target utilization. A burst then finds its CPU stages ready at
  * almost no cost, and only the GPU stages, whose share can rise at once, need to react.
  */
 export function stageHeadroom(pipeline: PipelineSpec, stage: number): number {
   const s = pipeline.stages[stage];
   if (!s || s.gpuCores) return 1;
   const { gpuHour, replicaHour } = pipeline.cost;
-  return gpuHour > 0 && replicaHour < CHEAP_STAGE_COST * gpuHour ? 0.5 : 1;
+  return gpuHour > 0 && replicaHour < CHEAP_STAGE_COST * gpuHour ? CHEAP_HEADROOM : 1;
 }
 
 export function detectBottleneck(

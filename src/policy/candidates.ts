@@ -21,7 +21,9 @@ const SAFE_AFTER_DOWN = 0.72;
 function changePrior(p: number | null, after: number | null, up: boolean, hot: boolean, calm: boolean, headroom = 1): number {
   if (p === null || after === null) return -0.5;
   if (up) return hot ? 0.8 - 0.8 * Math.abs(after - TARGET * headroom) : -0.4;
-  return calm && after < SAFE_AFTER_DOWN * headroom ? 0.6 - 0.8 * Math.abs(after - TARGET * headroom) : -0.5;
+  if (!calm || after >= SAFE_AFTER_DOWN * headroom) return -0.5;
+  // Below the target, the idler the stage stays after the cut, the less the cut risks; above it, the closer to the limit, the more.
+  return after < TARGET * headroom ? 0.6 - 0.2 * (TARGET * headroom - after) : 0.6 - 0.8 * (after - TARGET * headroom);
 }
 
 export function generateCandidates(
@@ -81,9 +83,8 @@ export function generateCandidates(
       const downTo = Math.max(g.min, cur - g.step);
       if (downTo < cur) {
         const canTrimReplicas = r > lo;
-        // Below the target a cut costs little latency headroom and saves a full step of GPU price.
         const after = p === null ? null : (p * cur) / downTo;
-        const prior = canTrimReplicas ? -0.3 : calm && after !== null && after < TARGET ? 0.6 - 0.4 * (TARGET - after) : changePrior(p, after, false, hot, calm);
+        const prior = canTrimReplicas ? -0.3 : changePrior(p, after, false, hot, calm);
         out.push({ id: `s${i}:gpu-`, key: `s${i}:gpu-`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: downTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${downTo}%`, prior });
       }
     }

@@ -70,9 +70,11 @@ export async function decide(input: DecideInput, deps: DecideDeps): Promise<Deci
   let tokens: DecisionRecord['tokens'] = null;
   const failures: string[] = [];
 
-  const explore = input.candidates.length > 1 && !sloBreached(input.pipeline, input.obs) && deps.random() < deps.settings.exploration.epsilon;
+  // Exploration tries the plausible actions only (prior >= 0): a random scale-up of an idle GPU
+  // stage teaches little that the prior does not know and costs GPU-hours until it is undone.
+  const others = input.candidates.filter((c) => c.key !== 'hold' && c.prior >= 0);
+  const explore = others.length > 0 && !sloBreached(input.pipeline, input.obs) && deps.random() < deps.settings.exploration.epsilon;
   if (explore) {
-    const others = input.candidates.filter((c) => c.key !== 'hold');
     chosen = others[Math.floor(deps.random() * others.length)]!;
     selector = 'explore';
     reason = `ε-exploration (ε = ${deps.settings.exploration.epsilon})`;

@@ -27,7 +27,7 @@ export function newGuardState(): GuardState {
  * Utilization is no guide for a batching GPU stage: at low load it serves small batches
  * back to back and looks busy, so needs sized from it would keep the share it once had forever.
  */
-const GPU_CUT_MAX_PRESSURE = 0.5;
+const GPU_CUT_MAX_PRESSURE = 0.6;
 
 export interface GuardResult {
   actions: ScalingAction[];
@@ -146,7 +146,10 @@ export function guard(
       }
       const need = Math.ceil((bn.needed[i] ?? alloc.replicas + 1) * backlogFactor * shareFactor - 1e-9);
       const allReady = alloc.readyReplicas >= alloc.replicas;
-      const target = Math.max(need, i === bn.stage && allReady && shareFactor === 1 ? alloc.replicas + 1 : alloc.replicas);
+      // One more replica for a breached bottleneck, unless its capacity already covers the load and
+      // the backlog with room to spare: then the breach is the window's memory of a drained queue.
+      const short = p > EMERGENCY_TARGET;
+      const target = Math.max(need, i === bn.stage && allReady && shareFactor === 1 && short ? alloc.replicas + 1 : alloc.replicas);
       const mine = wanted.find((a) => a.stage === i && a.kind === 'replicas');
       if (target <= alloc.replicas) continue;
       if (mine && mine.kind === 'replicas' && mine.replicas >= target) {

@@ -11,8 +11,8 @@ describe('detectBottleneck', () => {
     const bn = detectBottleneck(pipeline(), obs);
     expect(bn.stage).toBe(1);
     expect(bn.pressure[1]).toBeCloseTo(100 / 120 + 0, 5);
-    // CPU stages (a replica costs under 5 % of a GPU-hour here) are sized at half the utilization.
-    expect(bn.needed).toEqual([4, 5, 2]);
+    // CPU stages (a replica costs under 5 % of a GPU-hour here) are sized at a third of the utilization.
+    expect(bn.needed).toEqual([6, 5, 3]);
   });
 
   it('moves with load and allocation', () => {
@@ -148,9 +148,9 @@ describe('backlog and headroom', () => {
     expect(bn.drainPressure![2]).toBeCloseTo(bn.pressure[2]!, 9);
   });
 
-  it('gives cheap CPU stages twice the headroom, and GPU stages or costly replicas none', () => {
+  it('gives cheap CPU stages three times the headroom, and GPU stages or costly replicas none', () => {
     const spec = pipeline();
-    expect(stageHeadroom(spec, 0)).toBe(0.5);
+    expect(stageHeadroom(spec, 0)).toBeCloseTo(1 / 3, 12);
     expect(stageHeadroom(spec, 1)).toBe(1);
     expect(stageHeadroom(pipeline({ cost: { gpuHour: 2.5, replicaHour: 0.5 } }), 0)).toBe(1);
     expect(stageHeadroom(pipeline({ cost: { gpuHour: 0, replicaHour: 0.1 } }), 0)).toBe(1);

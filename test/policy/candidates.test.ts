@@ -23,7 +23,7 @@ describe('candidates', () => {
     const hot = observation([
       { arrival: 100, perReplica: 80, replicas: 2 },
       { arrival: 100, perReplica: 30, replicas: 2, gpuCores: 50 },
-      { arrival: 100, perReplica: 100, replicas: 4 },
+      { arrival: 100, perReplica: 100, replicas: 8 },
     ]);
     const c = generateCandidates(spec, hot, detectBottleneck(spec, hot), 4);
     const best = [...c].sort((a, b) => b.prior - a.prior)[0]!;

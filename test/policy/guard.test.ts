@@ -123,10 +123,10 @@ describe('guard', () => {
       recordNeeds(state, bn, obs, 1_000_000, settings.cooldowns.stabilizationMs);
       return guard(spec, obs, bn, [{ kind: 'gpuCores', stage: 1, gpuCores: 50 }], state, 1_000_000, settings);
     };
-    // Peak 0.3 x 2 x 0.6 = 0.36 GPUs of full-batch load; 2 replicas at 50 % keep it at 0.36 <= 0.5.
+    // Peak 0.3 x 2 x 0.6 = 0.36 GPUs of full-batch load; 2 replicas at 50 % (1 GPU) run it at 0.36 <= 0.6.
     expect(cut(0.3).actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 50 }]);
-    // 0.45 x 2 x 0.6 = 0.54 would run above half of the cut capacity: refused.
-    const refused = cut(0.45);
+    // 0.55 x 2 x 0.6 = 0.66 would run the cut capacity above 0.6: refused.
+    const refused = cut(0.55);
     expect(refused.actions).toEqual([]);
     expect(refused.notes).toContain('stage 1: GPU cut stabilized (recent peak needs the share)');
   });
