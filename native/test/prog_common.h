@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cuda.h>
+
 #include "fake_timeline.h"
 
 #define DIE(...)                                                                                             \
@@ -27,6 +29,23 @@
         int rc_ = (int)(call);                                                                               \
         if (rc_ != 0) DIE("%s:%d: %s failed with %d", __FILE__, __LINE__, #call, rc_);                      \
     } while (0)
+
+/*
+ * How every linked test program starts: device 0, its primary context current on this thread, and
+ * the fake driver's "sleep_kernel" (kernelParams[0] points to the duration in ns).
+ */
+static inline CUfunction prog_sleep_kernel(CUdevice *dev, CUcontext *ctx)
+{
+    CUmodule mod;
+    CUfunction kernel;
+    CHECK(cuInit(0));
+    CHECK(cuDeviceGet(dev, 0));
+    CHECK(cuDevicePrimaryCtxRetain(ctx, *dev));
+    CHECK(cuCtxSetCurrent(*ctx));
+    CHECK(cuModuleLoadData(&mod, "fake-module"));
+    CHECK(cuModuleGetFunction(&kernel, mod, "sleep_kernel"));
+    return kernel;
+}
 
 /* This process's entry on fake device 0's timeline (NULL on a real GPU). */
 static inline struct ft_proc *prog_timeline_proc(pid_t pid)

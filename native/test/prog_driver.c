@@ -273,13 +273,7 @@ static void cmd_fork(int n, int threads)
 int main(void)
 {
     CUdevice dev;
-    CUmodule mod;
-    CHECK(cuInit(0));
-    CHECK(cuDeviceGet(&dev, 0));
-    CHECK(cuDevicePrimaryCtxRetain(&ctx, dev));
-    CHECK(cuCtxSetCurrent(ctx));
-    CHECK(cuModuleLoadData(&mod, "fake-module"));
-    CHECK(cuModuleGetFunction(&kernel, mod, "sleep_kernel"));
+    kernel = prog_sleep_kernel(&dev, &ctx);
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("{\"cmd\":\"ready\",\"pid\":%d}\n", (int)getpid());
     char line[256];

@@ -16,15 +16,8 @@ int main(int argc, char **argv)
     int runs = atoi(argv[2]);
     CUdevice dev;
     CUcontext ctx;
-    CUmodule mod;
-    CUfunction kernel;
     CUstream s;
-    CHECK(cuInit(0));
-    CHECK(cuDeviceGet(&dev, 0));
-    CHECK(cuDevicePrimaryCtxRetain(&ctx, dev));
-    CHECK(cuCtxSetCurrent(ctx));
-    CHECK(cuModuleLoadData(&mod, "fake-module"));
-    CHECK(cuModuleGetFunction(&kernel, mod, "sleep_kernel"));
+    CUfunction kernel = prog_sleep_kernel(&dev, &ctx);
     CHECK(cuStreamCreate(&s, 0));
     uint64_t ns = 0;
     void *params[] = {&ns};

@@ -29,17 +29,10 @@ static void worker(uint64_t kernel_ns)
 {
     CUdevice dev;
     CUcontext ctx;
-    CUmodule mod;
-    CUfunction kernel;
     CUstream s;
     CUevent done[DEPTH];
     signal(SIGTERM, on_term);
-    CHECK(cuInit(0));
-    CHECK(cuDeviceGet(&dev, 0));
-    CHECK(cuDevicePrimaryCtxRetain(&ctx, dev));
-    CHECK(cuCtxSetCurrent(ctx));
-    CHECK(cuModuleLoadData(&mod, "fake-module"));
-    CHECK(cuModuleGetFunction(&kernel, mod, "sleep_kernel"));
+    CUfunction kernel = prog_sleep_kernel(&dev, &ctx);
     CHECK(cuStreamCreate(&s, 0));
     for (int i = 0; i < DEPTH; i++) CHECK(cuEventCreate(&done[i], CU_EVENT_DEFAULT));
     for (unsigned long n = 0; !stop; n++) {
