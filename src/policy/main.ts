@@ -18,7 +18,7 @@ import { pipelineSpec } from '../sim/pipeline.js';
 import { Simulation } from '../sim/simulator.js';
 import { PolicyHistory } from './api/history.js';
 import { startApiServer, type RunningServer } from './api/server.js';
-import { createSairController, type SairController } from './controller.js';
+import type { SairController } from './controller.js';
 import { KubeCluster } from './k8s/cluster.js';
 import { createPolicyInformers } from './k8s/informers.js';
 import { DEFAULT_LEASE_SECONDS, LeaderElector } from './k8s/leader.js';
@@ -26,9 +26,9 @@ import { resolveLlmSettings } from './k8s/llm-settings.js';
 import type { Clock, Controller, PipelineSpec } from './ports.js';
 import { PrometheusClient } from './prometheus/client.js';
 import { createPrometheusMetrics } from './prometheus/metrics-port.js';
-import { PolicyRuntime } from './runtime.js';
 import { policyConfigSpec, settingsFromConfig, type PolicyConfig, type PolicySettings } from './settings.js';
 import type { DecisionRecord } from './types.js';
+import { createPolicyLoop } from './wiring.js';
 
 const common = {
   port: { env: 'SAIR_POLICY_PORT', flag: '--port', form: 'an integer from 0 to 65535 (0 picks a free port)', help: 'HTTP port for the API and dashboard', schema: fields.port(8080) },
@@ -233,42 +233,21 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     allocation: (id) => cluster.allocation(id),
   });
   const history = new PolicyHistory();
-  const decisions: { forward?: (r: DecisionRecord) => void } = {};
-  const onDecision = (r: DecisionRecord) => decisions.forward?.(r);
-  const controllers: SairController[] = [];
-  // A controller per LLM reference keeps its own experience snapshot and decision log file.
-  const perKey = (file: string | undefined, key: string) => file && (key ? `${file}.${key.replace(/[^a-z0-9.-]/gi, '_')}` : file);
-  const make = (s: PolicySettings, key: string, withRegistry = false) => {
-    const c = createSairController({
-      cluster,
-      metrics,
-      clock,
-      config: { ...s, decisionLogPath: perKey(s.decisionLogPath, key) },
-      logger,
-      registry: withRegistry ? registry : undefined,
-      onDecision,
-      snapshotPath: perKey(policyCfg.snapshotPath, key),
-    });
-    controllers.push(c);
-    return c;
+  // The LLM endpoint an InferencePipeline names for itself, if any, keyed by where it comes from.
+  const referenceOf = (id: string) => {
+    const ref = cluster.llmReference(id);
+    if (!ref || (!ref.configMapRef && !ref.secretRef)) return undefined;
+    const ns = id.split('/')[0]!;
+    return {
+      key: `${ns}/${ref.configMapRef?.name ?? ''}/${ref.secretRef?.name ?? ''}/${ref.secretRef?.key ?? ''}`,
+      resolve: () =>
+        resolveLlmSettings(clients.core, {
+          namespace: ns,
+          configMap: ref.configMapRef?.name,
+          secret: ref.secretRef ? { name: ref.secretRef.name, key: ref.secretRef.key } : undefined,
+        }),
+    };
   };
-  const base = make(settings, '', true);
-  const controller = routingController(
-    base,
-    settings,
-    (s, key) => make(s, key),
-    (id) => {
-      const ref = cluster.llmReference(id);
-      if (!ref || (!ref.configMapRef && !ref.secretRef)) return undefined;
-      const ns = id.split('/')[0]!;
-      return {
-        key: `${ns}/${ref.configMapRef?.name ?? ''}/${ref.secretRef?.name ?? ''}/${ref.secretRef?.key ?? ''}`,
-        resolve: () =>
-          resolveLlmSettings(clients.core, { namespace: ns, configMap: ref.configMapRef?.name, secret: ref.secretRef ? { name: ref.secretRef.name, key: ref.secretRef.key } : undefined }),
-      };
-    },
-    logger,
-  );
 
   const elector = cfg.leaderElection
     ? new LeaderElector({
@@ -285,19 +264,16 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
         onChange: (leading) => cluster.setActive(leading),
       })
     : undefined;
-  const runtime = new PolicyRuntime({
-    cluster,
-    controller,
-    clock,
-    logger,
-    registry,
-    history,
+  // A controller per LLM reference keeps its own experience snapshot and decision log file.
+  const ports = { cluster, metrics, clock, logger, registry, history };
+  const { runtime, close } = createPolicyLoop(ports, settings, {
+    snapshotPath: policyCfg.snapshotPath,
     isLeader: () => (elector ? elector.isLeader() : informers.synced()),
     pollMs: cfg.pollMs,
     backoff: { baseMs: 5_000, maxMs: 300_000 },
     afterDecision: (r) => cluster.publishDecision(r),
+    route: (first, make) => routingController(first, settings, make, referenceOf, logger),
   });
-  decisions.forward = runtime.onDecision;
 
   const server = await startApiServer(
     {
@@ -330,7 +306,7 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     async stop() {
       await runtime.stop();
       await elector?.stop();
-      await Promise.all(controllers.map((c) => c.close()));
+      await close();
       await informers.stop();
       await server.close();
     },
@@ -403,28 +379,22 @@ export async function startEmbedded(cfg: StartConfig, out: NodeJS.WritableStream
 
   const registry = createRegistry('policy');
   const history = new PolicyHistory();
-  const decisions: { forward?: (r: DecisionRecord) => void } = {};
-  const controller = createSairController({
-    cluster,
-    metrics,
-    clock,
-    config: settings,
-    logger,
-    registry,
-    seed: cfg.seed,
-    snapshotPath: cfg.snapshotPath,
-    onDecision: (r) => decisions.forward?.(r),
-  });
-  const runtime = new PolicyRuntime({ cluster, controller, clock, logger, registry, history, isLeader: () => true, pollMs: 1_000, backoff: { baseMs: 5_000, maxMs: 60_000 } });
   const stageName = (i: number | null) => (i === null ? '-' : `${i}:${spec.stages[i]?.name ?? '?'}`);
-  decisions.forward = (r) => {
-    runtime.onDecision(r);
-    if (cfg.quiet) return;
+  const printDecision = (r: DecisionRecord) => {
     const t = new Date(r.time).toISOString().slice(11, 19);
     const applied = r.applied.length === 0 ? 'hold' : r.applied.map((a) => (a.kind === 'replicas' ? `s${a.stage} replicas ${a.replicas}` : a.kind === 'gpuCores' ? `s${a.stage} gpu ${a.gpuCores}%` : 'hold')).join(', ');
     const p99 = r.p99Ms === null ? 'n/a' : Number.isFinite(r.p99Ms) ? `${Math.round(r.p99Ms)}ms` : 'unbounded (drops)';
     out.write(`sim ${t}  p99 ${p99} (SLO ${r.sloP99Ms}ms)  cost $${r.costRate.toFixed(2)}/h  bottleneck ${stageName(r.bottleneck)}  ${r.selector}: ${applied}\n`);
   };
+  const ports = { cluster, metrics, clock, logger, registry, history };
+  const { controller, runtime, close } = createPolicyLoop(ports, settings, {
+    seed: cfg.seed,
+    snapshotPath: cfg.snapshotPath,
+    isLeader: () => true,
+    pollMs: 1_000,
+    backoff: { baseMs: 5_000, maxMs: 60_000 },
+    onDecision: cfg.quiet ? undefined : printDecision,
+  });
   const server = await startApiServer(
     {
       history,
@@ -456,7 +426,7 @@ export async function startEmbedded(cfg: StartConfig, out: NodeJS.WritableStream
     (paused ??= (async () => {
       await runtime.stop();
       clearInterval(pacer);
-      await controller.close();
+      await close();
     })());
   return {
     url: server.url,

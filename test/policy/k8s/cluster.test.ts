@@ -5,16 +5,14 @@ import * as k8s from '@kubernetes/client-node';
 import { createLogger } from '../../../src/common/logger.js';
 import { createRegistry } from '../../../src/common/metrics.js';
 import { UpstreamError } from '../../../src/common/errors.js';
-import { createSairController } from '../../../src/policy/controller.js';
 import { policySettings } from '../../../src/policy/settings.js';
 import { KubeCluster } from '../../../src/policy/k8s/cluster.js';
 import { createPolicyInformers, type PolicyInformers } from '../../../src/policy/k8s/informers.js';
 import { PrometheusClient } from '../../../src/policy/prometheus/client.js';
 import { createPrometheusMetrics } from '../../../src/policy/prometheus/metrics-port.js';
-import { PolicyRuntime } from '../../../src/policy/runtime.js';
+import { createPolicyLoop } from '../../../src/policy/wiring.js';
 import { PolicyHistory } from '../../../src/policy/api/history.js';
 import type { Clock } from '../../../src/policy/ports.js';
-import type { DecisionRecord } from '../../../src/policy/types.js';
 import { startFakeApiServer, type FakeApiServer } from '../../support/fake-apiserver.js';
 import { startFakePrometheus, type FakePrometheus } from '../../support/fake-prometheus.js';
 import { deployment, hpa, namespace, pipeline, pod, until, writes } from './helpers.js';
@@ -96,21 +94,14 @@ describe('Kubernetes cluster adapter', () => {
       allocation: (id) => cluster.allocation(id),
     });
     const history = new PolicyHistory();
-    const decisions: { forward?: (r: DecisionRecord) => void } = {};
-    const controller = createSairController({ cluster, metrics, clock, config: policySettings({}), logger, registry, seed: 7, onDecision: (r) => decisions.forward?.(r) });
-    const runtime = new PolicyRuntime({
-      cluster,
-      controller,
-      clock,
-      logger,
-      registry,
-      history,
+    const ports = { cluster, metrics, clock, logger, registry, history };
+    const { runtime, controller } = createPolicyLoop(ports, policySettings({}), {
+      seed: 7,
       isLeader: () => true,
       pollMs: 1_000,
       backoff: { baseMs: 1_000, maxMs: 60_000 },
       afterDecision: (r) => cluster.publishDecision(r),
     });
-    decisions.forward = runtime.onDecision;
     return { runtime, history, controller };
   }
 
