@@ -52,7 +52,9 @@ function esc(s) { return String(s).replace(/[&<>"']/g, function (c) { return { "
 function fmt(v, d) { if (v === null || v === undefined || !isFinite(v)) return "–"; var a = Math.abs(v); return a >= 1000 ? v.toFixed(0) : a >= 10 ? v.toFixed(d === undefined ? 1 : d) : v.toFixed(d === undefined ? 2 : d); }
 function clock(t) { var d = new Date(t); return d.toISOString().slice(11, 19); }
 
-// series: [{name, color, points: [[t, v]...], dash, step, dots}], opts: {min, max, unit}
+// series: [{name, color, points: [[t, v]...], dash, step, dots}], opts: {min, max, extra, log}.
+// With log the y axis spans whole decades, each labelled, so one early spike (a cold start's
+// P99 of seconds) leaves the later points of tens or hundreds of ms apart instead of flattened.
 function chart(testid, title, series, opts) {
   opts = opts || {};
   var all = [];
@@ -66,13 +68,30 @@ function chart(testid, title, series, opts) {
   if (opts.min === undefined) y0 = Math.min(0, y0);
   if (y1 === y0) y1 = y0 + 1;
   y1 = y1 + (y1 - y0) * 0.08;
+  var decades = [];
+  if (opts.log) {
+    var lo = Infinity, hi = -Infinity;
+    all.map(function (p) { return p[1]; }).concat(opts.extra || []).forEach(function (v) { if (v > 0) { lo = Math.min(lo, v); hi = Math.max(hi, v); } });
+    if (!isFinite(lo)) { lo = 1; hi = 10; }
+    var d0 = Math.floor(Math.log10(lo)), d1 = Math.max(d0 + 1, Math.ceil(Math.log10(hi))), every = Math.ceil((d1 - d0) / 5);
+    y0 = Math.pow(10, d0); y1 = Math.pow(10, d1);
+    for (var k = d0; k <= d1; k += every) decades.push(Math.pow(10, k));
+  }
   function X(t) { return L + (t - t0) / (t1 - t0) * (W - L - R); }
-  function Y(v) { return T + (1 - (v - y0) / (y1 - y0)) * (H - T - B); }
+  // Zero or less has no logarithm: such a point sits on the bottom line.
+  function Y(v) { return T + (1 - (opts.log ? Math.log10(Math.max(v, y0) / y0) / Math.log10(y1 / y0) : (v - y0) / (y1 - y0))) * (H - T - B); }
   var out = '<svg data-testid="' + esc(testid) + '" viewBox="0 0 ' + W + ' ' + H + '" width="100%" role="img" aria-label="' + esc(title) + '">';
   out += '<line x1="' + L + '" y1="' + (H - B) + '" x2="' + (W - R) + '" y2="' + (H - B) + '" stroke="#ccd"/>';
   out += '<line x1="' + L + '" y1="' + T + '" x2="' + L + '" y2="' + (H - B) + '" stroke="#ccd"/>';
-  out += '<text x="' + (L - 4) + '" y="' + (T + 8) + '" text-anchor="end">' + esc(fmt(y1 - (y1 - y0) * 0.08 / 1.08)) + '</text>';
-  out += '<text x="' + (L - 4) + '" y="' + (H - B) + '" text-anchor="end">' + esc(fmt(y0)) + '</text>';
+  if (opts.log) {
+    decades.forEach(function (v) {
+      out += '<line x1="' + L + '" y1="' + Y(v).toFixed(1) + '" x2="' + (W - R) + '" y2="' + Y(v).toFixed(1) + '" stroke="#eef"/>';
+      out += '<text class="tick" x="' + (L - 4) + '" y="' + Math.max(T + 8, Y(v) + 3).toFixed(1) + '" text-anchor="end">' + esc(String(v)) + '</text>';
+    });
+  } else {
+    out += '<text x="' + (L - 4) + '" y="' + (T + 8) + '" text-anchor="end">' + esc(fmt(y1 - (y1 - y0) * 0.08 / 1.08)) + '</text>';
+    out += '<text x="' + (L - 4) + '" y="' + (H - B) + '" text-anchor="end">' + esc(fmt(y0)) + '</text>';
+  }
   out += '<text x="' + L + '" y="' + (H - 4) + '">' + esc(all.length ? clock(t0) : "") + '</text>';
   out += '<text x="' + (W - R) + '" y="' + (H - 4) + '" text-anchor="end">' + esc(all.length ? clock(t1) : "") + '</text>';
   series.forEach(function (s, i) {
@@ -128,7 +147,7 @@ function pipelineSection(p) {
   h += '<div class="charts">';
   h += chart("chart-replicas", "Replicas per stage", replicas, { min: 0 });
   h += gpu.length ? chart("chart-gpu", "GPU share per stage (% of one GPU)", gpu, { min: 0, max: 100 }) : "";
-  h += chart("chart-p99", "End-to-end P99 vs SLO (ms)", p99, { min: 0, extra: [p.sloP99Ms] });
+  h += chart("chart-p99", "End-to-end P99 vs SLO (ms, log scale)", p99, { log: true, extra: [p.sloP99Ms] });
   h += chart("chart-cost", "Cost rate ($/hour)", cost, { min: 0 });
   h += chart("chart-bottleneck", "Bottleneck stage (index)", bott, { min: 0, max: Math.max(1, p.stages.length - 1) });
   h += chart("chart-decisions", "Decisions (0 hold, 1 replicas, 2 GPU share)", decisions, { min: 0, max: 2 });

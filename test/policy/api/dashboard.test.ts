@@ -5,9 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import vm from 'node:vm';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { loadStartConfig, startEmbedded, type EmbeddedServer } from '../../../src/policy/main.js';
-import type { PipelineView } from '../../../src/policy/api/history.js';
+import { DASHBOARD_HTML } from '../../../src/policy/api/dashboard.js';
+import type { PipelineView, TickPoint } from '../../../src/policy/api/history.js';
 
 // The page functions below run in the browser; the project compiles without the DOM library.
 declare const document: { querySelector(selector: string): { getAttribute(name: string): string | null } | null; body: { getAttribute(name: string): string | null } };
@@ -121,6 +123,10 @@ describe('policy HTTP API and dashboard on the embedded simulator', () => {
         const p99Points = api.points.filter((x) => x.p99Ms !== null).length;
         expect(Number(await section.locator('[data-testid="chart-p99"] path[data-series="P99"]').getAttribute('data-points'))).toBe(p99Points);
         expect(await section.locator('[data-testid="chart-p99"] path[data-series="SLO"]').count()).toBe(1);
+        // Its axis is logarithmic, labelled at powers of ten.
+        const decades = await section.locator('[data-testid="chart-p99"] text.tick').allTextContents();
+        expect(decades.length).toBeGreaterThanOrEqual(2);
+        for (const label of decades) expect(label).toMatch(/^(10*|0\.0*1)$/);
         expect(Number(await section.locator('[data-testid="chart-cost"] path[data-series="$/hour"]').getAttribute('data-points'))).toBe(api.points.filter((x) => x.costRate !== null).length);
         expect(await section.locator('[data-testid="chart-bottleneck"] circle').count()).toBe(api.points.filter((x) => x.bottleneck !== null).length);
         expect(await section.locator('[data-testid="chart-decisions"] circle').count()).toBeGreaterThanOrEqual(api.points.length);
@@ -145,4 +151,65 @@ describe('policy HTTP API and dashboard on the embedded simulator', () => {
     },
     90_000,
   );
+});
+
+/** The y coordinates of a series' line in one chart of the page's HTML. */
+function pathYs(html: string, chart: string, series: string): number[] {
+  const svg = new RegExp(`<svg data-testid="${chart}"[^]*?</svg>`).exec(html)![0];
+  const d = new RegExp(`<path data-series="${series}"[^>]* d="([^"]*)"`).exec(svg)![1]!;
+  return [...d.matchAll(/[ML][\d.]+,([\d.]+)/g)].map((m) => Number(m[1]));
+}
+
+describe('dashboard P99 chart', () => {
+  // The page's own script, run without a browser: its chart functions only build strings, and
+  // fetch never answers, so the refresh it starts stays idle.
+  const script = /<script>([^]*)<\/script>/.exec(DASHBOARD_HTML)![1]!;
+  const page = vm.createContext({ fetch: () => new Promise(() => {}), setInterval: () => 0, document: {} });
+  vm.runInContext(script, page);
+  const pipelineSection = page['pipelineSection'] as (p: PipelineView) => string;
+
+  const point = (i: number, p99Ms: number): TickPoint => ({
+    time: 1_700_000_000_000 + i * 30_000,
+    replicas: [1],
+    readyReplicas: [1],
+    gpuCores: [null],
+    p99Ms,
+    p99Unbounded: false,
+    costRate: 0.05,
+    bottleneck: 0,
+    actions: [],
+    reason: 'hold',
+    dryRun: false,
+  });
+  const view = (p99s: number[]): PipelineView => ({
+    id: 'ml/chat',
+    mode: 'Active',
+    sloP99Ms: 250,
+    tickSeconds: 30,
+    stages: [{ index: 0, name: 'web', minReplicas: 1, maxReplicas: 4, gpuCores: null }],
+    points: p99s.map((v, i) => point(i, v)),
+    lastError: null,
+    ticks: p99s.length,
+  });
+
+  it('a start-up spike does not flatten the later points, which stay on their side of the SLO line', () => {
+    const html = pipelineSection(view([60_000, 120, 180, 240, 400, 600]));
+    const ys = pathYs(html, 'chart-p99', 'P99');
+    const [slo] = pathYs(html, 'chart-p99', 'SLO');
+    expect(ys).toHaveLength(6);
+    // SVG y grows downwards: from 120 ms to 600 ms the line climbs a fifth of the chart's 122 px.
+    expect(ys[1]! - ys[5]!).toBeGreaterThan(20);
+    for (let i = 1; i < 5; i++) expect(ys[i]!).toBeGreaterThan(ys[i + 1]!);
+    for (const y of ys.slice(1, 4)) expect(y).toBeGreaterThan(slo!);
+    for (const y of ys.slice(4)) expect(y).toBeLessThan(slo!);
+    const labels = [...html.matchAll(/<text class="tick"[^>]*>([^<]*)</g)].map((m) => m[1]);
+    expect(labels).toEqual(['100', '1000', '10000', '100000']);
+  });
+
+  it('an empty series and a zero P99 still draw on the axis', () => {
+    expect(pathYs(pipelineSection(view([])), 'chart-p99', 'P99')).toEqual([]);
+    const ys = pathYs(pipelineSection(view([0, 50])), 'chart-p99', 'P99');
+    expect(ys).toHaveLength(2);
+    expect(ys.every((y) => y >= 8 && y <= 130)).toBe(true);
+  });
 });
