@@ -37,7 +37,11 @@ const workloads = list('--workloads', PAPER_WORKLOADS, {
   matrix: MATRIX_WORKLOADS,
   all: BUILTIN_WORKLOADS,
 });
-const controllers = list('--controllers', ['sair-bandit', 'sair-llm', 'hpa', 'keda', 'static', 'static-peak', 'oracle'], {});
+const controllers = list(
+  '--controllers',
+  ['sair-bandit', 'sair-llm', 'hpa', 'keda', 'static', 'static-peak', 'oracle'],
+  {},
+);
 const tickRunMs = Number(flags.get('--tick-runs-min') ?? 240) * 60_000;
 const jobs = Math.max(1, Number(flags.get('--jobs') ?? Math.min(2, availableParallelism())));
 const cellArg = flags.get('--cell');
@@ -62,9 +66,20 @@ const toRun = (r: RunResult): Run => ({
   ...(r.lastTickError !== undefined ? { lastTickError: r.lastTickError } : {}),
 });
 
-function sairFactory(config: PolicySettings, seed: number, onCreate?: (c: SairController) => void): ControllerFactory {
+function sairFactory(
+  config: PolicySettings,
+  seed: number,
+  onCreate?: (c: SairController) => void,
+): ControllerFactory {
   return (p: SimPorts) => {
-    const c = createSairController({ cluster: p.cluster, metrics: p.metrics, clock: p.clock, config, seed, intervalMs: 15_000 });
+    const c = createSairController({
+      cluster: p.cluster,
+      metrics: p.metrics,
+      clock: p.clock,
+      config,
+      seed,
+      intervalMs: 15_000,
+    });
     onCreate?.(c);
     return c;
   };
@@ -74,15 +89,46 @@ function factoryFor(name: string, seed: number, llm: FakeLlm | null): Controller
   if (name === 'sair-bandit') return sairFactory(policySettings({ selector: 'bandit' }), seed);
   if (name === 'sair-llm') {
     if (!llm) throw new Error('sair-llm needs the scripted server');
-    return sairFactory(policySettings({ selector: 'llm', llm: { baseUrl: llm.url, model: 'scripted-rule', timeoutMs: 2_000, maxRetries: 0 } }), seed);
+    return sairFactory(
+      policySettings({
+        selector: 'llm',
+        llm: { baseUrl: llm.url, model: 'scripted-rule', timeoutMs: 2_000, maxRetries: 0 },
+      }),
+      seed,
+    );
   }
   const b = BASELINES[name];
-  if (!b) throw new Error(`--controllers: unknown controller "${name}"; expected sair-bandit, sair-llm or one of ${Object.keys(BASELINES).join(', ')}`);
+  if (!b)
+    throw new Error(
+      `--controllers: unknown controller "${name}"; expected sair-bandit, sair-llm or one of ${Object.keys(BASELINES).join(', ')}`,
+    );
   return b.factory;
 }
 
 // Two-sided 95 % Student t quantiles by degrees of freedom.
-const T95 = [NaN, 12.71, 4.3, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.2, 2.18, 2.16, 2.14, 2.13, 2.12, 2.11, 2.1, 2.09, 2.09];
+const T95 = [
+  NaN,
+  12.71,
+  4.3,
+  3.18,
+  2.78,
+  2.57,
+  2.45,
+  2.36,
+  2.31,
+  2.26,
+  2.23,
+  2.2,
+  2.18,
+  2.16,
+  2.14,
+  2.13,
+  2.12,
+  2.11,
+  2.1,
+  2.09,
+  2.09,
+];
 interface Stat {
   mean: number;
   ci: number;
@@ -97,7 +143,9 @@ function stat(xs: number[]): Stat {
   return { mean, ci: ((T95[n - 1] ?? 1.96) * sd) / Math.sqrt(n) };
 }
 const show = (s: Stat, digits: number, scale = 1) =>
-  !Number.isFinite(s.mean) ? 'inf' : `${(s.mean * scale).toFixed(digits)}${Number.isFinite(s.ci) ? ` ±${(s.ci * scale).toFixed(digits)}` : ''}`;
+  !Number.isFinite(s.mean)
+    ? 'inf'
+    : `${(s.mean * scale).toFixed(digits)}${Number.isFinite(s.ci) ? ` ±${(s.ci * scale).toFixed(digits)}` : ''}`;
 
 interface Cell {
   pipeline: string;
@@ -107,14 +155,27 @@ interface Cell {
 }
 
 /** One cell, in this process: every controller and seed. */
-async function runCell(pipeline: string, workload: string): Promise<{ byController: Record<string, Run[]>; llmCalls: number }> {
+async function runCell(
+  pipeline: string,
+  workload: string,
+): Promise<{ byController: Record<string, Run[]>; llmCalls: number }> {
   const llm = controllers.includes('sair-llm') ? await startFakeLlm() : null;
   try {
     const byController: Record<string, Run[]> = {};
     for (const name of controllers) {
       const runs: Run[] = [];
       for (let seed = 1; seed <= seeds; seed++) {
-        runs.push(toRun(await runScenario({ pipeline, workload, controller: factoryFor(name, seed, llm), seed, durationMs })));
+        runs.push(
+          toRun(
+            await runScenario({
+              pipeline,
+              workload,
+              controller: factoryFor(name, seed, llm),
+              seed,
+              durationMs,
+            }),
+          ),
+        );
       }
       byController[name] = runs;
     }
@@ -127,14 +188,24 @@ async function runCell(pipeline: string, workload: string): Promise<{ byControll
 function runCellInChild(pipeline: string, workload: string): Promise<Cell> {
   const args = process.argv.slice(2).filter((a, i, all) => a !== '--jobs' && all[i - 1] !== '--jobs');
   return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), [...args, '--cell', `${pipeline}:${workload}`], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    const child = fork(fileURLToPath(import.meta.url), [...args, '--cell', `${pipeline}:${workload}`], {
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`cell ${pipeline}:${workload} exited with ${code}`));
-      const parsed = JSON.parse(out, (_k, v: unknown) => (v === null ? Infinity : v)) as { byController: Record<string, Run[]>; llmCalls: number };
-      const byController = new Map(Object.entries(parsed.byController).map(([k, runs]) => [k, runs.map((r) => ({ ...r, acc: r.acc === Infinity ? null : r.acc }))]));
+      const parsed = JSON.parse(out, (_k, v: unknown) => (v === null ? Infinity : v)) as {
+        byController: Record<string, Run[]>;
+        llmCalls: number;
+      };
+      const byController = new Map(
+        Object.entries(parsed.byController).map(([k, runs]) => [
+          k,
+          runs.map((r) => ({ ...r, acc: r.acc === Infinity ? null : r.acc })),
+        ]),
+      );
       resolve({ pipeline, workload, byController, llmCalls: parsed.llmCalls });
     });
   });
@@ -153,9 +224,15 @@ async function matrix(): Promise<Cell[]> {
       const [p, w] = todo[i]!;
       cells[i] = await runCellInChild(p, w);
       for (const [name, runs] of cells[i]!.byController) {
-        for (const r of runs) if (r.tickErrors > 0) process.stderr.write(`warning: ${name} ${p}/${w}: ${r.tickErrors} tick errors, last: ${r.lastTickError}\n`);
+        for (const r of runs)
+          if (r.tickErrors > 0)
+            process.stderr.write(
+              `warning: ${name} ${p}/${w}: ${r.tickErrors} tick errors, last: ${r.lastTickError}\n`,
+            );
       }
-      process.stderr.write(`  ${++done}/${todo.length} cells, ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
+      process.stderr.write(
+        `  ${++done}/${todo.length} cells, ${((performance.now() - started) / 1000).toFixed(0)} s\n`,
+      );
     }
   };
   await Promise.all(Array.from({ length: Math.min(jobs, todo.length) }, worker));
@@ -163,7 +240,15 @@ async function matrix(): Promise<Cell[]> {
 }
 
 function printTable(cells: Cell[]): void {
-  const header = ['pipeline', 'workload', 'controller', 'P99 ms', 'SLO viol %', 'cost $/h', 'bottleneck acc %'];
+  const header = [
+    'pipeline',
+    'workload',
+    'controller',
+    'P99 ms',
+    'SLO viol %',
+    'cost $/h',
+    'bottleneck acc %',
+  ];
   const rows: string[][] = [];
   for (const c of cells) {
     for (const [name, runs] of c.byController) {
@@ -181,7 +266,9 @@ function printTable(cells: Cell[]): void {
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((x, i) => x.padEnd(widths[i]!)).join('  ');
-  console.log(`\nSimulator matrix: ${pipelines.length} pipelines x ${workloads.length} workloads, ${seeds} seeds each, ${durationMs / 60_000} min per run; mean ±95% CI`);
+  console.log(
+    `\nSimulator matrix: ${pipelines.length} pipelines x ${workloads.length} workloads, ${seeds} seeds each, ${durationMs / 60_000} min per run; mean ±95% CI`,
+  );
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of rows) console.log(line(r));
@@ -219,11 +306,17 @@ function verdicts(cells: Cell[], sair: string): Verdicts {
       if (cheap && attained) costk++;
     }
   }
-  return { p99BetterThanHpa: [p99k, p99n], costBelowStaticPeak: [costk, costn], accuracy: acc.length > 0 ? acc.reduce((a, b) => a + b, 0) / acc.length : null };
+  return {
+    p99BetterThanHpa: [p99k, p99n],
+    costBelowStaticPeak: [costk, costn],
+    accuracy: acc.length > 0 ? acc.reduce((a, b) => a + b, 0) / acc.length : null,
+  };
 }
 
 function printPerWorkload(cells: Cell[], sair: string): void {
-  console.log(`\nTargets per workload for ${sair} (P99 <= 50% of HPA at no higher cost; cost <= 70% of static-peak at >= 99% attainment):`);
+  console.log(
+    `\nTargets per workload for ${sair} (P99 <= 50% of HPA at no higher cost; cost <= 70% of static-peak at >= 99% attainment):`,
+  );
   for (const w of workloads) {
     const v = verdicts(
       cells.filter((c) => c.workload === w),
@@ -264,7 +357,8 @@ async function decisionCost(): Promise<{ p99Ms: number; experiences: number; cel
       const rand = seededRandom(11);
       const n = p.pipeline.stages.length;
       const keys = ['hold'];
-      for (let i = 0; i < n; i++) keys.push(`s${i}+1`, `s${i}+2`, `s${i}+3`, `s${i}-1`, `s${i}-2`, `s${i}:gpu+`, `s${i}:gpu-`);
+      for (let i = 0; i < n; i++)
+        keys.push(`s${i}+1`, `s${i}+2`, `s${i}+3`, `s${i}-1`, `s${i}-2`, `s${i}:gpu+`, `s${i}:gpu-`);
       const out = { p99Ratio: 0.5, costRate: 1, sloViolation: 0 };
       for (let k = 0; k < 10_000; k++) {
         const pressure = Array.from({ length: n }, () => rand() * 1.4);
@@ -282,7 +376,8 @@ async function decisionCost(): Promise<{ p99Ms: number; experiences: number; cel
       return c;
     },
   });
-  const q = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.max(0, Math.ceil(p * xs.length) - 1))] ?? NaN;
+  const q = (xs: number[], p: number) =>
+    xs[Math.min(xs.length - 1, Math.max(0, Math.ceil(p * xs.length) - 1))] ?? NaN;
   const sortedOf = (xs: number[]) => [...xs].sort((a, b) => a - b);
   // The first ticks run before the JIT has compiled the hot paths; steady state excludes them.
   const WARMUP = 20;
@@ -293,12 +388,21 @@ async function decisionCost(): Promise<{ p99Ms: number; experiences: number; cel
   const p99 = q(cpuSteady, 0.99);
   const c = controller as SairController | null;
   const s = c ? c.bufferStats() : { cells: 0, experiences: 0, bytes: 0 };
-  const fmt = (xs: number[]) => `p50=${q(xs, 0.5).toFixed(3)} p99=${q(xs, 0.99).toFixed(3)} max=${q(xs, 1).toFixed(3)} ms`;
-  console.log(`\nDecision cost (${pipeline}/diurnal, ${r.ticks} ticks, 10,000 experiences preloaded, bandit selector, no LLM call):`);
+  const fmt = (xs: number[]) =>
+    `p50=${q(xs, 0.5).toFixed(3)} p99=${q(xs, 0.99).toFixed(3)} max=${q(xs, 1).toFixed(3)} ms`;
+  console.log(
+    `\nDecision cost (${pipeline}/diurnal, ${r.ticks} ticks, 10,000 experiences preloaded, bandit selector, no LLM call):`,
+  );
   console.log(`  all ticks:    wall ${fmt(wall)}; CPU ${fmt(cpu)}`);
-  console.log(`  steady state (first ${WARMUP} ticks excluded): wall ${fmt(wallSteady)}; CPU ${fmt(cpuSteady)}`);
-  console.log(`  tick_p99_ms in the summary is the steady-state CPU p99 (wall time on this shared machine includes other processes' time; load average ${loadavg()[0]!.toFixed(1)})`);
-  console.log(`  buffer: ${s.experiences} experiences in ${s.cells} cells, ~${(s.bytes / 1024 / 1024).toFixed(2)} MiB estimated (limits ${config.buffer.maxEntries} cells, ${config.buffer.maxBytes / 1024 / 1024} MiB)`);
+  console.log(
+    `  steady state (first ${WARMUP} ticks excluded): wall ${fmt(wallSteady)}; CPU ${fmt(cpuSteady)}`,
+  );
+  console.log(
+    `  tick_p99_ms in the summary is the steady-state CPU p99 (wall time on this shared machine includes other processes' time; load average ${loadavg()[0]!.toFixed(1)})`,
+  );
+  console.log(
+    `  buffer: ${s.experiences} experiences in ${s.cells} cells, ~${(s.bytes / 1024 / 1024).toFixed(2)} MiB estimated (limits ${config.buffer.maxEntries} cells, ${config.buffer.maxBytes / 1024 / 1024} MiB)`,
+  );
   return { p99Ms: p99, ...s };
 }
 
@@ -336,9 +440,13 @@ if (cellArg) {
   printPerWorkload(cells, 'sair-bandit');
   if (controllers.includes('sair-llm')) {
     const calls = cells.reduce((n, c) => n + c.llmCalls, 0);
-    console.log(`\nSAIR-LLM(scripted): ${calls} chat completions served by the scripted rule server over HTTP (a stand-in for a model, not a model).`);
+    console.log(
+      `\nSAIR-LLM(scripted): ${calls} chat completions served by the scripted rule server over HTTP (a stand-in for a model, not a model).`,
+    );
   }
-  console.log(`matrix wall time ${((performance.now() - started) / 1000).toFixed(0)} s with ${jobs} parallel cells`);
+  console.log(
+    `matrix wall time ${((performance.now() - started) / 1000).toFixed(0)} s with ${jobs} parallel cells`,
+  );
   const cost = await decisionCost();
   await memoryBound();
   const v = verdicts(cells, 'sair-bandit');
