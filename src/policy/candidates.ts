@@ -80,12 +80,21 @@ export function generateCandidates(
         const id = upTo === cur + g.step ? `s${i}:gpu+` : `s${i}:gpu=${upTo}`;
         out.push({ id, key: `s${i}:gpu+`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: upTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${upTo}%`, prior });
       }
-      const downTo = Math.max(g.min, cur - g.step);
-      if (downTo < cur) {
+      // One step down, and (when the stage is idle enough) straight down to the share that brings
+      // it to the target, so the share a burst needed is given back in one move after it; at most
+      // half of it at once, since each batch takes longer on less share and P99 must show it first.
+      const downs = new Set<number>([Math.max(g.min, cur - g.step)]);
+      if (p !== null && p > 0) {
+        const half = Math.ceil(cur / 2 / g.step) * g.step;
+        downs.add(Math.max(g.min, half, cur - g.step * maxStep, Math.ceil((cur * p) / TARGET / g.step) * g.step));
+      }
+      for (const downTo of [...downs].sort((a, b) => b - a)) {
+        if (downTo >= cur) continue;
         const canTrimReplicas = r > lo;
         const after = p === null ? null : (p * cur) / downTo;
         const prior = canTrimReplicas ? -0.3 : changePrior(p, after, false, hot, calm);
-        out.push({ id: `s${i}:gpu-`, key: `s${i}:gpu-`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: downTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${downTo}%`, prior });
+        const id = downTo === cur - g.step ? `s${i}:gpu-` : `s${i}:gpu=${downTo}`;
+        out.push({ id, key: `s${i}:gpu-`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: downTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${downTo}%`, prior });
       }
     }
   }

@@ -32,6 +32,21 @@ describe('candidates', () => {
     expect(c.find((x) => x.id === 's1-1')!.prior).toBeLessThan(0);
   });
 
+  it('offers to give back in one move the GPU share an idle stage no longer needs', () => {
+    // Stage 1 at 90 % runs at 20 / (30 x 2) = 0.33 of its capacity: 90 x 0.33 / 0.65 -> 50 %.
+    const idle = observation([
+      { arrival: 20, perReplica: 80, replicas: 1 },
+      { arrival: 20, perReplica: 30, replicas: 2, gpuCores: 90 },
+      { arrival: 20, perReplica: 100, replicas: 1 },
+    ]);
+    const c = generateCandidates(spec, idle, detectBottleneck(spec, idle), 4);
+    const down = c.find((x) => x.id === 's1:gpu=50')!;
+    expect(down.actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 50 }]);
+    // Learned together with the one-step cut, as the bigger scale-ups are with the one-step ones.
+    expect(down.key).toBe('s1:gpu-');
+    expect(c.find((x) => x.id === 's1:gpu-')!.actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 80 }]);
+  });
+
   it('names what was applied as the learning key', () => {
     const alloc = [{ replicas: 2, readyReplicas: 2, gpuCores: null }, { replicas: 3, readyReplicas: 3, gpuCores: 50 }];
     expect(actionKeyOf([], alloc)).toBe('hold');
