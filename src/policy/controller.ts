@@ -10,6 +10,7 @@ import { actionKeyOf, generateCandidates } from './candidates.js';
 import { decide } from './decide.js';
 import { DecisionLog } from './decision-log.js';
 import { ExperienceBuffer, features, stateBucket, type StateFeatures } from './experience.js';
+import { anticipate, newRateHistory, recordRate, type RateHistory } from './forecast.js';
 import { newGuardState, noteApplied, recordNeeds, type GuardState } from './guard.js';
 import type { ClusterPort, Clock, Controller, MetricsPort, PipelineSpec, ScalingAction, TickReport } from './ports.js';
 import { buildPrompt, experienceRowTokens } from './prompt.js';
@@ -60,6 +61,8 @@ interface PipelineState {
   guard: GuardState;
   capacity: CapacityMemory;
   history: Outcome[];
+  /** Entry rate per tick, for the recurring-load forecast. */
+  rates: RateHistory;
   pending: { record: DecisionRecord; features: StateFeatures; actionKey: string; reference: Outcome } | null;
 }
 
@@ -131,7 +134,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
     const cpu0 = process.cpuUsage();
     const now = deps.clock.now();
     let st = states.get(pipeline.id);
-    if (!st) states.set(pipeline.id, (st = { guard: newGuardState(), capacity: newCapacityMemory(), history: [], pending: null }));
+    if (!st) states.set(pipeline.id, (st = { guard: newGuardState(), capacity: newCapacityMemory(), history: [], rates: newRateHistory(), pending: null }));
 
     rememberCapacity(st.capacity, obs);
     const bn = detectBottleneck(pipeline, obs, st.capacity);
@@ -158,6 +161,11 @@ export function createSairController(deps: SairControllerDeps): SairController {
       if (st.history.length > HISTORY) st.history.shift();
     }
     recordNeeds(st.guard, bn, obs, now, settings.cooldowns.stabilizationMs);
+    let anticipation = null;
+    if (settings.forecast.enabled && obs.arrivalRate !== null) {
+      recordRate(st.rates, now, obs.arrivalRate);
+      anticipation = anticipate(st.rates, now, obs.arrivalRate, { shareMs: settings.forecast.shareLeadMs, replicaMs: settings.forecast.replicaLeadMs });
+    }
 
     const candidates = generateCandidates(pipeline, obs, bn, settings.maxStep);
     const keys = candidates.map((c) => c.key);
@@ -171,12 +179,12 @@ export function createSairController(deps: SairControllerDeps): SairController {
         })
       : { stats: buffer.neighbourhood(pipeline.id, f, keys, 0).stats, rows: [] };
     const prompt = llm
-      ? buildPrompt({ pipeline, obs, bn, candidates, stats: retrieval.stats, rows: retrieval.rows, exposeNames: settings.exposeNames })
+      ? buildPrompt({ pipeline, obs, bn, candidates, stats: retrieval.stats, rows: retrieval.rows, exposeNames: settings.exposeNames, anticipation })
       : undefined;
     const cpuBeforeSelect = process.cpuUsage(cpu0);
 
     const d = await decide(
-      { pipeline, obs, bn, candidates, stats: retrieval.stats, prompt, now },
+      { pipeline, obs, bn, candidates, stats: retrieval.stats, prompt, now, anticipation },
       { llm, bandit, settings, random, guardState: st.guard },
     );
     const t1 = performance.now();
@@ -218,6 +226,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
       bottleneck: bn.stage,
       pressure: bn.pressure.map((p) => (p === null ? null : Math.round(p * 1000) / 1000)),
       reason: d.reason,
+      forecast: anticipation && { periodMs: anticipation.periodMs, confidence: anticipation.confidence, shareFactor: anticipation.shareFactor, replicaFactor: anticipation.replicaFactor },
       stateBucket: stateBucket(f),
       p99Ms: obs.p99Ms,
       sloP99Ms: pipeline.sloP99Ms,

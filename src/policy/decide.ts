@@ -3,6 +3,7 @@
 // selector's choice reaches the cluster any other way.
 import { performance } from 'node:perf_hooks';
 import type { BottleneckResult } from './bottleneck.js';
+import type { Anticipation } from './forecast.js';
 import { guard, sloBreached, type GuardState } from './guard.js';
 import type { PipelineObservation, PipelineSpec } from './ports.js';
 import type { Prompt } from './prompt.js';
@@ -17,6 +18,8 @@ export interface DecideInput {
   stats: Map<string, StageStat>;
   prompt?: Prompt;
   now: number;
+  /** A recurring load the guard meets ahead of time (forecast.ts); null or absent when none is clear. */
+  anticipation?: Anticipation | null;
 }
 
 export interface DecideDeps {
@@ -94,7 +97,7 @@ export async function decide(input: DecideInput, deps: DecideDeps): Promise<Deci
     }
   }
   const latencyMs = performance.now() - started;
-  const guarded = guard(input.pipeline, input.obs, input.bn, chosen.actions, deps.guardState, input.now, deps.settings);
+  const guarded = guard(input.pipeline, input.obs, input.bn, chosen.actions, deps.guardState, input.now, deps.settings, input.anticipation ?? null);
   return {
     selector,
     promptHash: input.prompt?.hash ?? null,

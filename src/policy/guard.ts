@@ -4,6 +4,7 @@
 // SLO breaks, and holds (never scales down) when metrics are missing. Pure: the caller keeps the state.
 import type { BottleneckResult } from './bottleneck.js';
 import { replicaBounds } from './candidates.js';
+import type { Anticipation } from './forecast.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction } from './ports.js';
 import { SLO_TOLERANCE } from './reward.js';
 import type { PolicySettings } from './settings.js';
@@ -72,21 +73,28 @@ export function recordNeeds(state: GuardState, bn: BottleneckResult, obs: Pipeli
 
 const shareOf = (gpuCores: number | null | undefined) => (gpuCores ? gpuCores / 100 : 1);
 
-/** The window's peak need of a stage, in replicas at a given GPU share. */
-function peakReplicas(state: GuardState, stage: number, gpuCores: number | null | undefined): number {
-  let units = 0;
-  for (const n of state.needs.get(stage) ?? []) units = Math.max(units, n.units);
+/**
+ * The peak need of a stage since `since`, in replicas at a given GPU share. `floorUnits` is what a
+ * forecast expects (replicas x share): with a clear recurring pattern, the forecast replaces the
+ * long stabilization window, so capacity kept for the last burst can go until the next one nears.
+ */
+function peakReplicas(state: GuardState, stage: number, gpuCores: number | null | undefined, since: number, floorUnits = 0): number {
+  let units = floorUnits;
+  for (const n of state.needs.get(stage) ?? []) if (n.time >= since) units = Math.max(units, n.units);
   return Math.ceil(units / shareOf(gpuCores) - 1e-9);
 }
 
-/** Whether a GPU stage at `replicas` x `gpuCores` keeps the window's peak full-batch load under GPU_CUT_MAX_PRESSURE. */
-function gpuCutFits(state: GuardState, stage: number, replicas: number, gpuCores: number): boolean {
+/** Whether a GPU stage at `replicas` x `gpuCores` keeps the peak full-batch load since `since` (and `floorUnits`) under GPU_CUT_MAX_PRESSURE. */
+function gpuCutFits(state: GuardState, stage: number, replicas: number, gpuCores: number, since: number, floorUnits: number): boolean {
   const list = state.fullBatchUnits.get(stage) ?? [];
   if (list.length === 0) return false;
-  let units = 0;
-  for (const n of list) units = Math.max(units, n.units);
+  let units = floorUnits;
+  for (const n of list) if (n.time >= since) units = Math.max(units, n.units);
   return units <= GPU_CUT_MAX_PRESSURE * replicas * shareOf(gpuCores);
 }
+
+/** Full-batch load/capacity above which a forecast load is met ahead of time. */
+const ANTICIPATE_ABOVE = 0.75;
 
 /** Remember applied changes for the cooldowns; call after the actions were applied. */
 export function noteApplied(state: GuardState, obs: PipelineObservation, actions: readonly ScalingAction[], now: number): void {
@@ -107,6 +115,7 @@ export function guard(
   state: GuardState,
   now: number,
   settings: GuardSettings,
+  anticipation: Anticipation | null = null,
 ): GuardResult {
   const notes: string[] = [];
   if (metricsMissing(obs, bn)) {
@@ -166,6 +175,55 @@ export function guard(
     }
   }
 
+  if (anticipation && !breach) {
+    // A recurring burst is due within the lead times: meet it before it arrives. GPU share (no cold
+    // start) within the share lead, replicas (cold start) within the replica lead, each sized for
+    // the forecast load at the emergency's target; nothing here waits for a cooldown.
+    const f = anticipation;
+    for (let i = 0; i < obs.allocation.length; i++) {
+      const alloc = obs.allocation[i]!;
+      const p = bn.pressure[i];
+      const g = pipeline.stages[i]?.gpuCores;
+      if (p === null || p === undefined || !(p > 0)) continue;
+      const why = (lead: number) => `forecast: load x${lead.toFixed(1)} due (period ${Math.round(f.periodMs / 1000)} s)`;
+      let target = alloc.replicas;
+      if (g && alloc.gpuCores !== null) {
+        const atShare = p * f.shareFactor;
+        if (f.shareFactor > 1 && atShare > ANTICIPATE_ABOVE && alloc.gpuCores < g.max) {
+          const share = Math.min(g.max, Math.ceil((alloc.gpuCores * atShare) / EMERGENCY_TARGET / g.step) * g.step);
+          const mine = wanted.find((a) => a.stage === i && a.kind === 'gpuCores');
+          if (mine) wanted.splice(wanted.indexOf(mine), 1);
+          wanted.push({ kind: 'gpuCores', stage: i, gpuCores: Math.max(share, mine && mine.kind === 'gpuCores' ? mine.gpuCores : 0), urgent: true });
+          notes.push(`${why(f.shareFactor)}: GPU share of stage ${i} to ${share}%`);
+        }
+        // Replicas for what the largest share cannot cover.
+        const atMax = (p * f.replicaFactor * alloc.gpuCores) / g.max;
+        if (f.replicaFactor > 1 && atMax > ANTICIPATE_ABOVE) target = Math.ceil((Math.max(alloc.readyReplicas, 1) * atMax) / EMERGENCY_TARGET - 1e-9);
+      } else {
+        const need = bn.needed[i];
+        if (f.replicaFactor > 1 && need !== null && need !== undefined) target = Math.ceil(need * f.replicaFactor - 1e-9);
+      }
+      if (target <= alloc.replicas) continue;
+      const mine = wanted.find((a) => a.stage === i && a.kind === 'replicas');
+      if (mine) wanted.splice(wanted.indexOf(mine), 1);
+      wanted.push({ kind: 'replicas', stage: i, replicas: Math.max(target, mine && mine.kind === 'replicas' ? mine.replicas : 0), urgent: true });
+      notes.push(`${why(f.replicaFactor)}: stage ${i} to ${target} replicas ahead of it`);
+    }
+  }
+  // With a forecast, scale-downs keep what the forecast load needs and the last scale-down
+  // cooldown's peak instead of the whole stabilization window's.
+  const since = now - (anticipation ? settings.cooldowns.scaleDownMs : settings.cooldowns.stabilizationMs);
+  const expectedUnits = (i: number, factor: number): number => {
+    const alloc = obs.allocation[i];
+    const p = bn.pressure[i];
+    if (!anticipation || !alloc || p === null || p === undefined) return 0;
+    return p * Math.max(alloc.readyReplicas, 0) * shareOf(alloc.gpuCores) * factor;
+  };
+  const expectedNeed = (i: number): number => {
+    const need = bn.needed[i];
+    return anticipation && need !== null && need !== undefined ? need * anticipation.replicaFactor * shareOf(obs.allocation[i]?.gpuCores) : 0;
+  };
+
   for (const a of wanted) {
     const stage = pipeline.stages[a.stage];
     const alloc = obs.allocation[a.stage];
@@ -198,8 +256,11 @@ export function guard(
           notes.push(`stage ${a.stage}: scale-down cooldown`);
           continue;
         }
-        const peak = peakReplicas(state, a.stage, alloc.gpuCores);
-        const gpuFits = stage.gpuCores !== undefined && alloc.gpuCores !== null && gpuCutFits(state, a.stage, target, alloc.gpuCores);
+        const peak = peakReplicas(state, a.stage, alloc.gpuCores, since, expectedNeed(a.stage));
+        const gpuFits =
+          stage.gpuCores !== undefined &&
+          alloc.gpuCores !== null &&
+          gpuCutFits(state, a.stage, target, alloc.gpuCores, since, expectedUnits(a.stage, anticipation?.replicaFactor ?? 1));
         if (target < peak && !gpuFits) {
           notes.push(`stage ${a.stage}: scale-down stabilized at ${Math.min(peak, cur)}`);
           target = Math.min(peak, cur);
@@ -232,7 +293,7 @@ export function guard(
           continue;
         }
         // Less share means more replicas needed for the same load; the window's peak must still fit.
-        if (!gpuCutFits(state, a.stage, alloc.replicas, target)) {
+        if (!gpuCutFits(state, a.stage, alloc.replicas, target, since, expectedUnits(a.stage, anticipation?.shareFactor ?? 1))) {
           notes.push(`stage ${a.stage}: GPU cut stabilized (recent peak needs the share)`);
           continue;
         }
@@ -250,3 +311,4 @@ function push(out: Map<number, ScalingAction[]>, a: Exclude<ScalingAction, { kin
   list.push(a);
   out.set(a.stage, list);
 }
+

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { BottleneckResult } from './bottleneck.js';
 import type { Experience } from './experience.js';
+import type { Anticipation } from './forecast.js';
 import type { PipelineObservation, PipelineSpec } from './ports.js';
 import type { Candidate, StageStat } from './types.js';
 
@@ -60,6 +61,7 @@ export interface PromptInput {
   stats: Map<string, StageStat>;
   rows: readonly Experience[];
   exposeNames: boolean;
+  anticipation?: Anticipation | null;
 }
 
 export interface Prompt {
@@ -77,6 +79,12 @@ export function buildPrompt(input: PromptInput): Prompt {
     `p99/slo: ${obs.p99Ms === null ? '-' : fmt(obs.p99Ms / pipeline.sloP99Ms)}; arrival: ${fmt(obs.arrivalRate, 1)} req/s; cost: ${fmt(obs.costRate, 3)} $/h; slo_violation: ${fmt(obs.sloViolation, 3)}`,
   );
   lines.push(`bottleneck: ${bn.stage === null ? 'unknown' : `stage ${bn.stage}`}`);
+  const f = input.anticipation;
+  if (f) {
+    lines.push(
+      `recurring load: period ${Math.round(f.periodMs / 1000)} s (confidence ${fmt(f.confidence)}); expected peak arrival x${fmt(f.shareFactor)} of now soon, x${fmt(f.replicaFactor)} within a cold start (the guard adds that capacity ahead of time)`,
+    );
+  }
   obs.stages.forEach((m, i) => {
     const a = obs.allocation[i];
     const hpa = a?.hpa?.desiredReplicas;

@@ -45,6 +45,16 @@ export const policySettingsSchema = z.object({
       stabilizationMs: z.number().int().min(0).default(900_000),
     })
     .prefault({}),
+  forecast: z
+    .object({
+      /** Look for a recurring pattern in the entry rate and meet it ahead of time (forecast.ts). */
+      enabled: z.boolean().default(true),
+      /** How far ahead GPU shares rise for a forecast peak: a share applies at once, so a few ticks. */
+      shareLeadMs: z.number().int().min(0).max(3_600_000).default(45_000),
+      /** How far ahead replicas are added for a forecast peak: scheduling plus a cold start. */
+      replicaLeadMs: z.number().int().min(0).max(3_600_000).default(120_000),
+    })
+    .prefault({}),
   /** Largest replica change of one stage in one tick. */
   maxStep: z.number().int().min(1).max(100).default(4),
   /** Whole-decision deadline (selector chain included), ms. */
@@ -165,6 +175,21 @@ export const policyConfigSpec = {
     help: 'scale-down stabilization window',
     schema: z.coerce.number().int().min(0).default(900_000),
   },
+  forecast: { env: 'SAIR_FORECAST', flag: '--forecast', form: 'true or false', help: 'meet recurring load peaks ahead of time', schema: fields.boolean(true) },
+  forecastShareLeadMs: {
+    env: 'SAIR_FORECAST_SHARE_LEAD_MS',
+    flag: '--forecast-share-lead-ms',
+    form: 'an integer from 0 to 3600000',
+    help: 'how early GPU shares rise for a forecast peak',
+    schema: z.coerce.number().int().min(0).max(3_600_000).default(45_000),
+  },
+  forecastReplicaLeadMs: {
+    env: 'SAIR_FORECAST_REPLICA_LEAD_MS',
+    flag: '--forecast-replica-lead-ms',
+    form: 'an integer from 0 to 3600000 (at least the slowest cold start)',
+    help: 'how early replicas are added for a forecast peak',
+    schema: z.coerce.number().int().min(0).max(3_600_000).default(120_000),
+  },
   maxStep: { env: 'SAIR_MAX_STEP', flag: '--max-step', form: 'an integer from 1 to 100', help: 'largest replica change per tick', schema: z.coerce.number().int().min(1).max(100).default(4) },
   dryRun: { env: 'SAIR_DRY_RUN', flag: '--dry-run', form: 'true or false', help: 'record decisions, change nothing', schema: fields.boolean(false) },
   exposeNames: {
@@ -218,6 +243,7 @@ export function settingsFromConfig(cfg: PolicyConfig): PolicySettings {
     buffer: { maxEntries: cfg.bufferMaxEntries, maxBytes: cfg.bufferMaxBytes },
     promptTokenBudget: cfg.promptTokenBudget,
     cooldowns: { scaleUpMs: cfg.scaleUpCooldownMs, scaleDownMs: cfg.scaleDownCooldownMs, stabilizationMs: cfg.stabilizationMs },
+    forecast: { enabled: cfg.forecast, shareLeadMs: cfg.forecastShareLeadMs, replicaLeadMs: cfg.forecastReplicaLeadMs },
     maxStep: cfg.maxStep,
     dryRun: cfg.dryRun,
     exposeNames: cfg.exposeNames,

@@ -9,6 +9,7 @@ const record = (id: string, pipelineId = 'p'): DecisionRecord => ({
   pipelineId,
   time: 0,
   selector: 'bandit',
+  forecast: null,
   promptHash: null,
   tokens: null,
   latencyMs: 1,

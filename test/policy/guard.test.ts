@@ -1,4 +1,5 @@
 import { detectBottleneck, type BottleneckResult } from '../../src/policy/bottleneck.js';
+import type { Anticipation } from '../../src/policy/forecast.js';
 import { guard, newGuardState, noteApplied, recordNeeds } from '../../src/policy/guard.js';
 import type { PipelineObservation, ScalingAction } from '../../src/policy/ports.js';
 import { policySettings } from '../../src/policy/settings.js';
@@ -129,6 +130,64 @@ describe('guard', () => {
     const refused = cut(0.55);
     expect(refused.actions).toEqual([]);
     expect(refused.notes).toContain('stage 1: GPU cut stabilized (recent peak needs the share)');
+  });
+
+  describe('with a forecast of recurring load', () => {
+    const due = (shareFactor: number, replicaFactor = shareFactor): Anticipation => ({ periodMs: 600_000, confidence: 0.9, shareFactor, replicaFactor });
+    const withForecast = (obs: PipelineObservation, proposed: ScalingAction[], f: Anticipation, state = newGuardState(), now = 1_000_000) => {
+      const bn = detectBottleneck(spec, obs);
+      recordNeeds(state, bn, obs, now, settings.cooldowns.stabilizationMs);
+      return guard(spec, obs, bn, proposed, state, now, settings, f);
+    };
+
+    it('raises GPU share ahead of a burst due within the share lead, past the cooldown', () => {
+      const state = newGuardState();
+      const obs = calm();
+      noteApplied(state, obs, [{ kind: 'gpuCores', stage: 1, gpuCores: 50 }], 990_000);
+      // Stage 1 runs at 40 / (30 x 4) = 0.33; x3 = 1.0 of today's share, so 50 % -> ceil(50 x 1.0 / 0.7) = 80 %.
+      const r = withForecast(obs, [], due(3, 3), state);
+      expect(r.actions).toContainEqual({ kind: 'gpuCores', stage: 1, gpuCores: 80 });
+      expect(r.notes.join('\n')).toMatch(/forecast: load x3\.0 due \(period 600 s\): GPU share of stage 1 to 80%/);
+      // Nothing is due: nothing changes.
+      expect(withForecast(obs, [], due(1)).actions).toEqual([]);
+    });
+
+    it('adds replicas ahead of time for what the largest share cannot cover, and sizes CPU stages for the forecast load', () => {
+      // x5 at the full share: 0.33 x 5 x 50/100 = 0.83 > 0.75, so ceil(4 x 0.83 / 0.7) = 5 replicas.
+      const r = withForecast(calm(), [], due(1, 5));
+      expect(r.actions).toContainEqual({ kind: 'replicas', stage: 1, replicas: 5 });
+      // Stage 0 needs ceil(40 / (80 x 0.7 / 3)) = 3 today (a cheap stage keeps 3x headroom); x5 = 15, at most maxStep (3) more.
+      expect(r.actions).toContainEqual({ kind: 'replicas', stage: 0, replicas: 5 });
+      expect(r.actions.some((a) => a.kind === 'gpuCores')).toBe(false);
+    });
+
+    it('leaves a breach to the emergency', () => {
+      const breach = observation([{ arrival: 40, perReplica: 80, replicas: 2 }, { arrival: 40, perReplica: 30, replicas: 4, gpuCores: 50 }, { arrival: 40, perReplica: 100, replicas: 2 }], {
+        p99Ms: 900,
+      });
+      expect(withForecast(breach, [], due(3)).notes.join()).not.toMatch(/forecast/);
+    });
+
+    it('lets capacity kept for the last burst go once the scale-down cooldown has passed, unless the next one is due', () => {
+      const burst = calm({ arrival: 120, replicas: 6 });
+      const after = (f: Anticipation | null, now: number) => {
+        const state = newGuardState();
+        withForecast(burst, [], due(1), state, 1_000_000);
+        const obs = calm({ replicas: 6 });
+        const bn = detectBottleneck(spec, obs);
+        recordNeeds(state, bn, obs, now, settings.cooldowns.stabilizationMs);
+        return guard(spec, obs, bn, [{ kind: 'replicas', stage: 1, replicas: 4 }], state, now, settings, f);
+      };
+      // Without a forecast the burst's 6 replicas stay for the stabilization window (5 minutes here).
+      expect(after(null, 1_120_000).actions).toEqual([]);
+      // With a clear period and nothing due, only the last scale-down cooldown's peak counts.
+      expect(after(due(1), 1_120_000).actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 4 }]);
+      // But not within the cooldown of the burst, nor when the next burst is due within the replica lead.
+      expect(after(due(1), 1_030_000).actions).toEqual([]);
+      const dueSoon = after(due(1, 3), 1_120_000);
+      expect(dueSoon.actions.filter((a) => a.kind !== 'hold' && a.stage === 1)).toEqual([]);
+      expect(dueSoon.notes).toContain('stage 1: scale-down stabilized at 6');
+    });
   });
 
   it('holds, never scales down, when metrics are missing', () => {

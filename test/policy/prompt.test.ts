@@ -1,13 +1,14 @@
 import { detectBottleneck } from '../../src/policy/bottleneck.js';
 import { generateCandidates } from '../../src/policy/candidates.js';
 import { ExperienceBuffer, features } from '../../src/policy/experience.js';
+import type { Anticipation } from '../../src/policy/forecast.js';
 import { buildPrompt, estimateTokens, experienceRowTokens, SYSTEM_PROMPT } from '../../src/policy/prompt.js';
 import { seededRandom } from '../../src/policy/random.js';
 import { retrieve } from '../../src/policy/retrieval.js';
 import { observation, pipeline } from './fixtures.js';
 
 const spec = pipeline();
-function promptFor(arrival: number, exposeNames = false) {
+function promptFor(arrival: number, exposeNames = false, anticipation: Anticipation | null = null) {
   const obs = observation([
     { arrival, perReplica: 80, replicas: 2 },
     { arrival, perReplica: 30, replicas: 3, gpuCores: 50 },
@@ -15,7 +16,7 @@ function promptFor(arrival: number, exposeNames = false) {
   ]);
   const bn = detectBottleneck(spec, obs);
   const candidates = generateCandidates(spec, obs, bn, 4);
-  return buildPrompt({ pipeline: spec, obs, bn, candidates, stats: new Map(), rows: [], exposeNames });
+  return buildPrompt({ pipeline: spec, obs, bn, candidates, stats: new Map(), rows: [], exposeNames, anticipation });
 }
 
 function filledBuffer(n: number) {
@@ -52,6 +53,15 @@ describe('prompt', () => {
   it('uses stage indices, not names, unless asked to', () => {
     expect(promptFor(50).user).not.toMatch(/infer|pre\b|post\b/);
     expect(promptFor(50, true).user).toMatch(/stage 1 \(infer\)/);
+  });
+
+  it('tells the model about a recurring load after the fixed prefix, and nothing when there is none', () => {
+    const plain = promptFor(50);
+    expect(plain.user).not.toMatch(/recurring load/);
+    const due = promptFor(50, false, { periodMs: 600_000, confidence: 0.85, shareFactor: 1, replicaFactor: 3.5 });
+    expect(due.user).toMatch(/^recurring load: period 600 s \(confidence 0\.85\); expected peak arrival x1\.00 of now soon, x3\.50 within a cold start/m);
+    const prefix = (s: string) => s.slice(0, s.indexOf('\nSTATE'));
+    expect(prefix(due.user)).toBe(prefix(plain.user));
   });
 
   it('lists every candidate by id', () => {

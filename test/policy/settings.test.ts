@@ -27,6 +27,13 @@ describe('policy settings', () => {
     expect(() => policySettings({ llm: { baseUrl: 'http://x', model: 'm', timeoutMs: 20_000 } })).toThrow(/policy settings llm\.timeoutMs/);
   });
 
+  it('forecasts recurring load by default, with lead times that can be set or turned off', () => {
+    expect(policySettings().forecast).toEqual({ enabled: true, shareLeadMs: 45_000, replicaLeadMs: 120_000 });
+    const s = settingsFromConfig(loadConfig(policyConfigSpec, { SAIR_FORECAST: 'false', SAIR_FORECAST_REPLICA_LEAD_MS: '180000' }, ['--forecast-share-lead-ms', '30000']));
+    expect(s.forecast).toEqual({ enabled: false, shareLeadMs: 30_000, replicaLeadMs: 180_000 });
+    expect(() => loadConfig(policyConfigSpec, { SAIR_FORECAST_REPLICA_LEAD_MS: '-5' }, [])).toThrow(/SAIR_FORECAST_REPLICA_LEAD_MS \(flag --forecast-replica-lead-ms\): "-5" is not an integer from 0 to 3600000/);
+  });
+
   it('documents every flag', () => {
     expect(helpText('policy', 'the ICRL policy', policyConfigSpec)).toMatch(/--llm-base-url\s+SAIR_LLM_BASE_URL/);
   });
