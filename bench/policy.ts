@@ -470,6 +470,8 @@ function printFeasibility(cells: Cell[]): void {
 interface Verdicts {
   p99BetterThanHpa: [number, number];
   costBelowStaticPeak: [number, number];
+  /** Cells where SAIR's P99 and cost are both no higher than HPA's (and its attainment no lower). */
+  dominatesHpa: [number, number];
   accuracy: number | null;
 }
 
@@ -478,6 +480,7 @@ function verdicts(cells: Cell[], sair: string): Verdicts {
   let p99n = 0;
   let costk = 0;
   let costn = 0;
+  let domk = 0;
   const acc: number[] = [];
   for (const c of cells) {
     const s = c.byController.get(sair);
@@ -490,6 +493,8 @@ function verdicts(cells: Cell[], sair: string): Verdicts {
       const better = mean(s, (r) => r.p99) <= 0.5 * mean(hpa, (r) => r.p99);
       const cheaper = mean(s, (r) => r.cost) <= mean(hpa, (r) => r.cost);
       if (better && cheaper) p99k++;
+      const noWorse = mean(s, (r) => r.p99) <= mean(hpa, (r) => r.p99) && mean(s, (r) => r.attain) >= mean(hpa, (r) => r.attain);
+      if (noWorse && cheaper) domk++;
     }
     const peak = c.byController.get('static-peak');
     if (peak) {
@@ -502,13 +507,14 @@ function verdicts(cells: Cell[], sair: string): Verdicts {
   return {
     p99BetterThanHpa: [p99k, p99n],
     costBelowStaticPeak: [costk, costn],
+    dominatesHpa: [domk, p99n],
     accuracy: acc.length > 0 ? acc.reduce((a, b) => a + b, 0) / acc.length : null,
   };
 }
 
 function printPerWorkload(cells: Cell[], sair: string): void {
   console.log(
-    `\nTargets per workload for ${sair} (P99 <= 50% of HPA at no higher cost; cost <= 70% of static-peak at >= 99% attainment):`,
+    `\nTargets per workload for ${sair} (P99 <= 50% of HPA at no higher cost; cost <= 70% of static-peak at >= 99% attainment; dominates_hpa: P99 and cost no higher than HPA's, attainment no lower):`,
   );
   for (const w of workloads) {
     const v = verdicts(
@@ -516,7 +522,7 @@ function printPerWorkload(cells: Cell[], sair: string): void {
       sair,
     );
     console.log(
-      `  ${w.padEnd(10)} p99_better_than_hpa=${v.p99BetterThanHpa.join('/')} cost_below_static_peak=${v.costBelowStaticPeak.join('/')} bottleneck_accuracy=${v.accuracy?.toFixed(3) ?? '-'}`,
+      `  ${w.padEnd(10)} p99_better_than_hpa=${v.p99BetterThanHpa.join('/')} cost_below_static_peak=${v.costBelowStaticPeak.join('/')} bottleneck_accuracy=${v.accuracy?.toFixed(3) ?? '-'} dominates_hpa=${v.dominatesHpa.join('/')}`,
     );
   }
 }
