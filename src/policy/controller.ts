@@ -89,6 +89,12 @@ function policyMetrics(registry: Registry | undefined) {
     rewards: new Counter({ name: 'sair_policy_rewards_total', help: 'Measured rewards by value', labelNames: ['value'], registers }),
     experiences: new Gauge({ name: 'sair_policy_buffer_cells', help: 'Experience buffer cells (state bucket x action)', registers }),
     bytes: new Gauge({ name: 'sair_policy_buffer_bytes', help: 'Experience buffer size estimate', registers }),
+    forecastPeriod: new Gauge({
+      name: 'sair_policy_forecast_period_seconds',
+      help: 'Period of the recurring load the policy forecasts, per pipeline; 0 when none is clear',
+      labelNames: ['pipeline'],
+      registers,
+    }),
   };
 }
 
@@ -165,6 +171,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
     if (settings.forecast.enabled && obs.arrivalRate !== null) {
       recordRate(st.rates, now, obs.arrivalRate);
       anticipation = anticipate(st.rates, now, obs.arrivalRate, { shareMs: settings.forecast.shareLeadMs, replicaMs: settings.forecast.replicaLeadMs });
+      m.forecastPeriod.set({ pipeline: pipeline.id }, anticipation ? anticipation.periodMs / 1000 : 0);
     }
 
     const candidates = generateCandidates(pipeline, obs, bn, settings.maxStep);

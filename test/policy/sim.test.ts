@@ -1,5 +1,6 @@
 // SAIR on the simulator, end to end through the same ports as in a cluster: on a short ramp it
 // must keep the SLO at about the cheapest static allocation's cost and under half of one sized for the peak.
+import { Registry } from 'prom-client';
 import { createSairController, type DecisionRecord } from '../../src/policy/controller.js';
 import { policySettings } from '../../src/policy/settings.js';
 import { BASELINES } from '../../src/sim/baselines/index.js';
@@ -30,6 +31,7 @@ describe('SAIR on recurring bursts', () => {
   const bursts = { pipeline: 'video-multiframe', workload: 'burst', seed: 2, durationMs: 40 * 60_000 };
   const run = (forecast: boolean) => {
     const decisions: DecisionRecord[] = [];
+    const registry = new Registry();
     const factory: ControllerFactory = (p) =>
       createSairController({
         cluster: p.cluster,
@@ -39,8 +41,9 @@ describe('SAIR on recurring bursts', () => {
         seed: 2,
         intervalMs: 15_000,
         onDecision: (d) => decisions.push(d),
+        registry,
       });
-    return runScenario({ ...bursts, controller: factory }).then((r) => ({ r, decisions }));
+    return runScenario({ ...bursts, controller: factory }).then((r) => ({ r, decisions, registry }));
   };
 
   it('learns the period from two bursts, meets the next ones ahead of time and gives the capacity back between them', async () => {
@@ -49,6 +52,7 @@ describe('SAIR on recurring bursts', () => {
     expect(withForecast.decisions.filter((d) => d.time < 19 * 60_000).every((d) => d.forecast === null)).toBe(true);
     const found = withForecast.decisions.find((d) => d.forecast !== null)!;
     expect(found.forecast!.periodMs).toBe(600_000);
+    expect(await withForecast.registry.metrics()).toMatch(/sair_policy_forecast_period_seconds\{pipeline="sim\/video-multiframe"\} 600/);
     // The third burst (29:00) is met ahead of time: the guard raised capacity in the two minutes before it.
     const before = withForecast.decisions.filter((d) => d.time >= 27 * 60_000 && d.time < 29 * 60_000);
     expect(before.some((d) => d.guard.some((n) => n.startsWith('forecast:')) && d.applied.length > 0)).toBe(true);
