@@ -10,7 +10,7 @@ import { actionKeyOf, generateCandidates } from './candidates.js';
 import { decide } from './decide.js';
 import { DecisionLog } from './decision-log.js';
 import { ExperienceBuffer, features, stateBucket, type StateFeatures } from './experience.js';
-import { anticipate, newRateHistory, recordRate, type RateHistory } from './forecast.js';
+import { anticipate, newRateHistory, recordRate, type Anticipation, type RateHistory } from './forecast.js';
 import { newGuardState, noteApplied, recordNeeds, type GuardState } from './guard.js';
 import type { ClusterPort, Clock, Controller, MetricsPort, PipelineSpec, ScalingAction, TickReport } from './ports.js';
 import { buildPrompt, experienceRowTokens } from './prompt.js';
@@ -167,7 +167,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
       if (st.history.length > HISTORY) st.history.shift();
     }
     recordNeeds(st.guard, bn, obs, now, settings.cooldowns.stabilizationMs);
-    let anticipation = null;
+    let anticipation: Anticipation | null = null;
     if (settings.forecast.enabled && obs.arrivalRate !== null) {
       recordRate(st.rates, now, obs.arrivalRate);
       anticipation = anticipate(st.rates, now, obs.arrivalRate, { shareMs: settings.forecast.shareLeadMs, replicaMs: settings.forecast.replicaLeadMs });

@@ -314,4 +314,3 @@ function push(out: Map<number, ScalingAction[]>, a: Exclude<ScalingAction, { kin
   list.push(a);
   out.set(a.stage, list);
 }
-

@@ -97,7 +97,7 @@ export interface DecisionRecord {
   /** Per stage offered load / capacity as the detector saw it (1 = saturated). */
   pressure: (number | null)[];
   reason: string;
-  /** The recurring load the guard met ahead of time this tick (forecast.ts), or null. */
+  /** The recurring-load forecast in force this tick (forecast.ts), or null while no period is clear. */
   forecast: { periodMs: number; confidence: number; shareFactor: number; replicaFactor: number } | null;
   stateBucket: string;
   p99Ms: number | null;
