@@ -1,16 +1,20 @@
 import { detectBottleneck } from '../../src/policy/bottleneck.js';
 import { actionKeyOf, generateCandidates } from '../../src/policy/candidates.js';
-import { observation, pipeline } from './fixtures.js';
+import { observation, pipeline, type StageLoad } from './fixtures.js';
 
 describe('candidates', () => {
   const spec = pipeline();
+  const candidatesFor = (stages: StageLoad[]) => {
+    const obs = observation(stages);
+    return generateCandidates(spec, obs, detectBottleneck(spec, obs), 4);
+  };
+
   it('offers hold, replica steps per stage and GPU steps where a stage shares a GPU, within bounds', () => {
-    const obs = observation([
+    const ids = candidatesFor([
       { arrival: 100, perReplica: 80, replicas: 1 },
       { arrival: 100, perReplica: 30, replicas: 8, gpuCores: 100 },
       { arrival: 100, perReplica: 100, replicas: 2 },
-    ]);
-    const ids = generateCandidates(spec, obs, detectBottleneck(spec, obs), 4).map((c) => c.id);
+    ]).map((c) => c.id);
     expect(ids[0]).toBe('hold');
     expect(ids).toEqual(expect.arrayContaining(['s0+1', 's0+2', 's1-1', 's1:gpu-', 's2+1', 's2-1']));
     expect(ids).not.toContain('s0-1'); // at minReplicas
@@ -20,12 +24,11 @@ describe('candidates', () => {
   });
 
   it('favours scaling a saturated stage towards its need, and trimming an idle one when P99 is calm', () => {
-    const hot = observation([
+    const c = candidatesFor([
       { arrival: 100, perReplica: 80, replicas: 2 },
       { arrival: 100, perReplica: 30, replicas: 2, gpuCores: 50 },
       { arrival: 100, perReplica: 100, replicas: 8 },
     ]);
-    const c = generateCandidates(spec, hot, detectBottleneck(spec, hot), 4);
     const best = [...c].sort((a, b) => b.prior - a.prior)[0]!;
     expect(best.id).toMatch(/^s1\+/);
     expect(c.find((x) => x.id === 's2-1')!.prior).toBeGreaterThan(0);
@@ -34,12 +37,11 @@ describe('candidates', () => {
 
   it('offers to give back in one move the GPU share an idle stage no longer needs', () => {
     // Stage 1 at 90 % runs at 20 / (30 x 2) = 0.33 of its capacity: 90 x 0.33 / 0.65 -> 50 %.
-    const idle = observation([
+    const c = candidatesFor([
       { arrival: 20, perReplica: 80, replicas: 1 },
       { arrival: 20, perReplica: 30, replicas: 2, gpuCores: 90 },
       { arrival: 20, perReplica: 100, replicas: 1 },
     ]);
-    const c = generateCandidates(spec, idle, detectBottleneck(spec, idle), 4);
     const down = c.find((x) => x.id === 's1:gpu=50')!;
     expect(down.actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 50 }]);
     // Learned together with the one-step cut, as the bigger scale-ups are with the one-step ones.
