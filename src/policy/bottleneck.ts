@@ -109,6 +109,17 @@ export function replicaCapacity(
   return { saturation: modelled !== null ? modelled * share : busy, busy };
 }
 
+/**
+ * Highest full-batch load/capacity a GPU stage may be cut to (the guard holds cuts to it against
+ * the window's peak load; candidates offer no cut beyond it).
+ * Utilization is no guide for a batching GPU stage: at low load it serves small batches
+ * back to back and looks busy, so needs sized from it would keep the share it once had forever.
+ * Why 0.4 and not higher: nearer its full-batch capacity a stage runs fuller batches that wait
+ * longer, and P99 doubles long before the queue grows (bench:policy: at 0.6, image-classification
+ * and nlp-bert under Poisson load had twice the P99 for 0.1-0.3 $/h less).
+ */
+export const GPU_CUT_MAX_PRESSURE = 0.4;
+
 /** A stage whose replica costs under this fraction of a full GPU-hour counts as cheap (CPU stages). */
 const CHEAP_STAGE_COST = 0.05;
 /** Fraction of the target utilization a cheap stage runs at: a third, so a 3x burst still fits. */

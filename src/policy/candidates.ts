@@ -1,7 +1,7 @@
 // The actions a selector may choose from this tick: hold, ±1..k replicas per stage, ± one GPU-core
 // step per stage. Each carries a prior in -1..1 from a queueing view of the state (scale up what
 // is saturated, trim what is idle), which the bandit starts from and learned rewards then override. Pure.
-import { stageHeadroom, type BottleneckResult } from './bottleneck.js';
+import { GPU_CUT_MAX_PRESSURE, stageHeadroom, type BottleneckResult } from './bottleneck.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation, StageSpec } from './ports.js';
 import type { Candidate } from './types.js';
 
@@ -59,10 +59,14 @@ export function generateCandidates(
     }
     const downs = new Set<number>([1]);
     if (need !== null && need < r - 1) downs.add(Math.min(r - need, maxStep));
+    // A GPU stage is cut no further than GPU_CUT_MAX_PRESSURE of its full-batch capacity (the
+    // guard refuses more), so a cut past it is not offered as a good move.
+    const tooDeep = (after: number | null) => stage.gpuCores !== undefined && after !== null && after > GPU_CUT_MAX_PRESSURE;
     for (const k of [...downs].sort((a, b) => a - b)) {
       if (r - k < lo) continue;
       const settled = alloc.readyReplicas >= r;
-      const prior = settled ? changePrior(p, p === null ? null : (p * ready) / (r - k), false, hot, calm, headroom) : -0.5;
+      const after = p === null ? null : (p * ready) / (r - k);
+      const prior = settled && !tooDeep(after) ? changePrior(p, after, false, hot, calm, headroom) : -0.5;
       if (prior > 0.3) pressing = true;
       out.push({ id: `s${i}-${k}`, key: `s${i}-${k}`, actions: [{ kind: 'replicas', stage: i, replicas: r - k }], describe: `stage ${i}: replicas ${r} -> ${r - k}`, prior });
     }
@@ -81,18 +85,20 @@ export function generateCandidates(
         out.push({ id, key: `s${i}:gpu+`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: upTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${upTo}%`, prior });
       }
       // One step down, and (when the stage is idle enough) straight down to the share that brings
-      // it to the target, so the share a burst needed is given back in one move after it; at most
+      // it to the cut limit, so the share a burst needed is given back in one move after it; at most
       // half of it at once, since each batch takes longer on less share and P99 must show it first.
       const downs = new Set<number>([Math.max(g.min, cur - g.step)]);
       if (p !== null && p > 0) {
         const half = Math.ceil(cur / 2 / g.step) * g.step;
-        downs.add(Math.max(g.min, half, cur - g.step * maxStep, Math.ceil((cur * p) / TARGET / g.step) * g.step));
+        downs.add(Math.max(g.min, half, cur - g.step * maxStep, Math.ceil((cur * p) / GPU_CUT_MAX_PRESSURE / g.step) * g.step));
       }
+      // Replicas go before share where a replica can go; where it cannot (the rest would run past
+      // the cut limit), share is the finer step that gives capacity back.
+      const canTrimReplicas = r > lo && !tooDeep(p === null ? null : (p * ready) / (r - 1));
       for (const downTo of [...downs].sort((a, b) => b - a)) {
         if (downTo >= cur) continue;
-        const canTrimReplicas = r > lo;
         const after = p === null ? null : (p * cur) / downTo;
-        const prior = canTrimReplicas ? -0.3 : changePrior(p, after, false, hot, calm);
+        const prior = canTrimReplicas ? -0.3 : tooDeep(after) ? -0.5 : changePrior(p, after, false, hot, calm);
         const id = downTo === cur - g.step ? `s${i}:gpu-` : `s${i}:gpu=${downTo}`;
         out.push({ id, key: `s${i}:gpu-`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: downTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${downTo}%`, prior });
       }

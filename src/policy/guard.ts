@@ -2,7 +2,7 @@
 // within the pipeline's and the HPA's bounds, moves at most maxStep replicas, respects per-stage
 // cooldowns and the scale-down stabilization window, scales the bottleneck up at once when the
 // SLO breaks, and holds (never scales down) when metrics are missing. Pure: the caller keeps the state.
-import type { BottleneckResult } from './bottleneck.js';
+import { GPU_CUT_MAX_PRESSURE, type BottleneckResult } from './bottleneck.js';
 import { replicaBounds } from './candidates.js';
 import type { Anticipation } from './forecast.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction } from './ports.js';
@@ -23,15 +23,6 @@ export function newGuardState(): GuardState {
   return { lastUp: new Map(), lastChange: new Map(), needs: new Map(), fullBatchUnits: new Map() };
 }
 
-/**
- * Highest full-batch load/capacity a GPU stage may be cut to, against the window's peak load.
- * Utilization is no guide for a batching GPU stage: at low load it serves small batches
- * back to back and looks busy, so needs sized from it would keep the share it once had forever.
- * Why 0.4 and not higher: nearer its full-batch capacity a stage runs fuller batches that wait
- * longer, and P99 doubles long before the queue grows (bench:policy: at 0.6, image-classification
- * and nlp-bert under Poisson load had twice the P99 for 0.1-0.3 $/h less).
- */
-const GPU_CUT_MAX_PRESSURE = 0.4;
 
 export interface GuardResult {
   actions: ScalingAction[];

@@ -36,17 +36,29 @@ describe('candidates', () => {
   });
 
   it('offers to give back in one move the GPU share an idle stage no longer needs', () => {
-    // Stage 1 at 90 % runs at 20 / (30 x 2) = 0.33 of its capacity: 90 x 0.33 / 0.65 -> 50 %.
+    // Stage 1 at 90 % runs at 10 / (30 x 2) = 0.17 of its full-batch capacity: 90 x 0.17 / 0.4 -> 40 %,
+    // but at most half the share goes in one move: 50 %.
     const c = candidatesFor([
-      { arrival: 20, perReplica: 80, replicas: 1 },
-      { arrival: 20, perReplica: 30, replicas: 2, gpuCores: 90 },
-      { arrival: 20, perReplica: 100, replicas: 1 },
+      { arrival: 10, perReplica: 80, replicas: 1 },
+      { arrival: 10, perReplica: 30, replicas: 2, gpuCores: 90 },
+      { arrival: 10, perReplica: 100, replicas: 1 },
     ]);
     const down = c.find((x) => x.id === 's1:gpu=50')!;
     expect(down.actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 50 }]);
     // Learned together with the one-step cut, as the bigger scale-ups are with the one-step ones.
     expect(down.key).toBe('s1:gpu-');
     expect(c.find((x) => x.id === 's1:gpu-')!.actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 80 }]);
+  });
+
+  it('offers no GPU-stage cut past the guard\'s limit, and cuts share where a replica cannot go', () => {
+    // Stage 1 runs at 20 / (30 x 2) = 0.33: one replica less leaves 0.67 (past 0.4), one share step 0.375.
+    const c = candidatesFor([
+      { arrival: 20, perReplica: 80, replicas: 1 },
+      { arrival: 20, perReplica: 30, replicas: 2, gpuCores: 90 },
+      { arrival: 20, perReplica: 100, replicas: 1 },
+    ]);
+    expect(c.find((x) => x.id === 's1-1')!.prior).toBeLessThan(0);
+    expect(c.find((x) => x.id === 's1:gpu-')!.prior).toBeGreaterThan(0);
   });
 
   it('names what was applied as the learning key', () => {
