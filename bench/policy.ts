@@ -5,7 +5,11 @@
 // (see ruleAnswer there), so "SAIR-LLM(scripted)" measures the LLM path end to end, not an LLM.
 // Flags: --seeds N (5) --duration-min M (60) --pipelines a,b|paper|all --workloads x,y|paper|matrix|all
 //        --controllers list --jobs N (parallel processes, 2) --tick-runs-min M (240)
-//        --feasibility on|off (on: the best static allocation within HPA's cost in stationary cells).
+//        --feasibility on|off (on: the best static allocation within HPA's cost in stationary cells)
+//        --warm-runs N (3): for sair-warm, how many runs of the cell (seeds 101..) fill its experience first.
+// Two more SAIR rows, not run by default, measure what its in-context learning adds: sair-priors is
+// SAIR-bandit with its learned statistics ignored (priors and guard only); sair-warm starts every
+// measured run with the experience buffer that --warm-runs earlier runs of the same cell left.
 // Each (pipeline, workload) cell runs in a child process (`--cell pipeline:workload`) that prints
 // its runs' measures as JSON, so cells run in parallel and the parent only aggregates.
 import { fork } from 'node:child_process';
@@ -61,6 +65,9 @@ const controllers = list(
 const tickRunMs = Number(flags.get('--tick-runs-min') ?? 240) * 60_000;
 const jobs = Math.max(1, Number(flags.get('--jobs') ?? Math.min(2, availableParallelism())));
 const cellArg = flags.get('--cell');
+const warmRuns = Number(flags.get('--warm-runs') ?? 3);
+if (!Number.isInteger(warmRuns) || warmRuns < 1)
+  throw new Error(`--warm-runs: "${flags.get('--warm-runs')}" is not an integer >= 1`);
 const feasibilityFlag = flags.get('--feasibility') ?? 'on';
 if (feasibilityFlag !== 'on' && feasibilityFlag !== 'off') {
   throw new Error(`--feasibility: "${feasibilityFlag}" is not on or off`);
@@ -160,6 +167,13 @@ function sairFactory(
 
 function factoryFor(name: string, seed: number, llm: FakeLlm | null): ControllerFactory {
   if (name === 'sair-bandit') return sairFactory(policySettings({ selector: 'bandit' }), seed);
+  if (name === 'sair-warm')
+    return sairFactory(policySettings({ selector: 'bandit' }), seed, (c) => {
+      if (warm.dump) c.buffer.load(warm.dump);
+      warm.last = c;
+    });
+  if (name === 'sair-priors')
+    return sairFactory(policySettings({ selector: 'bandit', exploration: { priorWeight: 1e6 } }), seed);
   if (name === 'sair-llm') {
     if (!llm) throw new Error('sair-llm needs the scripted server');
     return sairFactory(
@@ -173,7 +187,7 @@ function factoryFor(name: string, seed: number, llm: FakeLlm | null): Controller
   const b = BASELINES[name];
   if (!b)
     throw new Error(
-      `--controllers: unknown controller "${name}"; expected sair-bandit, sair-llm or one of ${Object.keys(BASELINES).join(', ')}`,
+      `--controllers: unknown controller "${name}"; expected sair-bandit, sair-llm, sair-priors, sair-warm or one of ${Object.keys(BASELINES).join(', ')}`,
     );
   return b.factory;
 }
@@ -307,6 +321,12 @@ async function feasibilitySearch(pipeline: string, workload: string, hpa: Run[])
   };
 }
 
+/** sair-warm: the experience the warm-up hours left, which every measured run starts from. */
+const warm: { dump: ReturnType<SairController['buffer']['dump']> | null; last: SairController | null } = {
+  dump: null,
+  last: null,
+};
+
 /** One cell, in this process: every controller and seed, then the feasibility search if it applies. */
 async function runCell(pipeline: string, workload: string): Promise<CellResult> {
   const llm = controllers.includes('sair-llm') ? await startFakeLlm() : null;
@@ -314,6 +334,21 @@ async function runCell(pipeline: string, workload: string): Promise<CellResult> 
     const byController: Record<string, Run[]> = {};
     for (const name of controllers) {
       const runs: Run[] = [];
+      if (name === 'sair-warm') {
+        // Warm-up runs of the same cell on other seeds, each going on from the last one's experience.
+        warm.dump = null;
+        for (let h = 0; h < warmRuns; h++) {
+          const seed = 101 + h;
+          await runScenario({
+            pipeline,
+            workload,
+            controller: factoryFor(name, seed, llm),
+            seed,
+            durationMs,
+          });
+          warm.dump = warm.last!.buffer.dump();
+        }
+      }
       for (let seed = 1; seed <= seeds; seed++) {
         runs.push(
           toRun(

@@ -105,7 +105,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
   const buffer = new ExperienceBuffer(settings.buffer);
   const decisions = new DecisionLog(settings.decisionLogPath);
   const m = policyMetrics(deps.registry);
-  const bandit = createBanditSelector({ exploration: settings.exploration.temperature, random });
+  const bandit = createBanditSelector({ exploration: settings.exploration.temperature, priorWeight: settings.exploration.priorWeight, random });
   const llm =
     deps.llmSelector ?? (settings.selector === 'llm' && settings.llm ? createLlmSelector(settings.llm, { temperature: settings.exploration.temperature }) : undefined);
   const states = new Map<string, PipelineState>();

@@ -25,6 +25,8 @@ export const policySettingsSchema = z.object({
       temperature: z.number().min(0).max(2).default(0.2),
       /** Fraction of retrieved experiences dropped at random from each prompt. */
       contextSampling: z.number().min(0).max(0.9).default(0.1),
+      /** How many experiences the bandit counts a candidate's prior as (1e6: priors only, nothing learned). */
+      priorWeight: z.number().min(0).max(1e6).default(10),
     })
     .prefault({}),
   buffer: z
@@ -133,6 +135,13 @@ export const policyConfigSpec = {
     help: 'fraction of experiences dropped at random from each prompt',
     schema: z.coerce.number().min(0).max(0.9).default(0.1),
   },
+  priorWeight: {
+    env: 'SAIR_BANDIT_PRIOR_WEIGHT',
+    flag: '--bandit-prior-weight',
+    form: 'a number from 0 to 1000000',
+    help: 'experiences a candidate\'s prior is worth to the bandit',
+    schema: z.coerce.number().min(0).max(1e6).default(10),
+  },
   bufferMaxEntries: {
     env: 'SAIR_BUFFER_MAX_ENTRIES',
     flag: '--buffer-max-entries',
@@ -239,7 +248,7 @@ export function settingsFromConfig(cfg: PolicyConfig): PolicySettings {
   return policySettings({
     selector: cfg.selector ?? (llm ? 'llm' : 'bandit'),
     llm,
-    exploration: { epsilon: cfg.epsilon, temperature: cfg.temperature, contextSampling: cfg.contextSampling },
+    exploration: { epsilon: cfg.epsilon, temperature: cfg.temperature, contextSampling: cfg.contextSampling, priorWeight: cfg.priorWeight },
     buffer: { maxEntries: cfg.bufferMaxEntries, maxBytes: cfg.bufferMaxBytes },
     promptTokenBudget: cfg.promptTokenBudget,
     cooldowns: { scaleUpMs: cfg.scaleUpCooldownMs, scaleDownMs: cfg.scaleDownCooldownMs, stabilizationMs: cfg.stabilizationMs },

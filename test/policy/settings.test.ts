@@ -34,6 +34,12 @@ describe('policy settings', () => {
     expect(() => loadConfig(policyConfigSpec, { SAIR_FORECAST_REPLICA_LEAD_MS: '-5' }, [])).toThrow(/SAIR_FORECAST_REPLICA_LEAD_MS \(flag --forecast-replica-lead-ms\): "-5" is not an integer from 0 to 3600000/);
   });
 
+  it('takes the bandit prior weight from the environment', () => {
+    expect(policySettings().exploration.priorWeight).toBe(10);
+    expect(settingsFromConfig(loadConfig(policyConfigSpec, { SAIR_BANDIT_PRIOR_WEIGHT: '1000000' }, [])).exploration.priorWeight).toBe(1e6);
+    expect(() => loadConfig(policyConfigSpec, { SAIR_BANDIT_PRIOR_WEIGHT: '-1' }, [])).toThrow(/SAIR_BANDIT_PRIOR_WEIGHT \(flag --bandit-prior-weight\): "-1" is not a number from 0 to 1000000/);
+  });
+
   it('documents every flag', () => {
     expect(helpText('policy', 'the ICRL policy', policyConfigSpec)).toMatch(/--llm-base-url\s+SAIR_LLM_BASE_URL/);
   });

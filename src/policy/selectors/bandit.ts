@@ -1,18 +1,19 @@
 // The built-in selector: UCB over the per-action reward statistics of similar states, starting
-// from each candidate's prior (worth PRIOR_WEIGHT observations) so that it behaves sensibly
+// from each candidate's prior (worth `priorWeight` observations, 10 by default) so that it behaves sensibly
 // before it has learned anything. Seeded: ties are broken by the random source it is given.
 import type { Selection, SelectionInput, Selector } from '../types.js';
-
-const PRIOR_WEIGHT = 3;
 
 export interface BanditOptions {
   /** Scale of the exploration bonus (the exploration temperature). */
   exploration: number;
+  /** How many experiences a candidate's prior is worth (default 3); very large = priors only. */
+  priorWeight?: number;
   /** Uniform [0, 1). */
   random: () => number;
 }
 
 export function createBanditSelector(opts: BanditOptions): Selector {
+  const priorWeight = opts.priorWeight ?? 10;
   return {
     name: 'bandit',
     async choose(input: SelectionInput): Promise<Selection> {
@@ -26,7 +27,7 @@ export function createBanditSelector(opts: BanditOptions): Selector {
       for (const c of input.candidates) {
         const s = input.stats.get(c.key);
         const n = s?.n ?? 0;
-        const mean = (c.prior * PRIOR_WEIGHT + (s?.meanReward ?? 0) * n) / (PRIOR_WEIGHT + n);
+        const mean = (c.prior * priorWeight + (s?.meanReward ?? 0) * n) / (priorWeight + n);
         const bonus = opts.exploration * Math.sqrt(Math.log(1 + total) / (1 + n));
         const score = mean + bonus + 1e-6 * opts.random();
         if (score > bestScore) {

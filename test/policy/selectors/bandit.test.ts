@@ -25,6 +25,14 @@ describe('bandit selector (UCB)', () => {
     expect(sel.reason).toMatch(/UCB/);
   });
 
+  it('weighs the prior as priorWeight experiences: a very large weight ignores what was learned', async () => {
+    const learned = [stat('s1+1', 20, -0.8), stat('hold', 20, 0.5)];
+    const priorsOnly = createBanditSelector({ exploration: 0, priorWeight: 1e6, random: seededRandom(1) });
+    expect((await priorsOnly.choose(input([cand('hold', 0.1), cand('s1+1', 0.6)], learned))).candidateId).toBe('s1+1');
+    const light = createBanditSelector({ exploration: 0, priorWeight: 0.5, random: seededRandom(1) });
+    expect((await light.choose(input([cand('hold', 0.1), cand('s1+1', 0.6)], [stat('s1+1', 1, -0.8), stat('hold', 1, 0.5)]))).candidateId).toBe('hold');
+  });
+
   it('explores a rarely tried action when the bonus is large', async () => {
     const b = createBanditSelector({ exploration: 2, random: seededRandom(1) });
     const sel = await b.choose(input([cand('hold', 0.2), cand('s0-1', 0.1)], [stat('hold', 200, 0.2)]));
