@@ -332,36 +332,19 @@ async function runCell(pipeline: string, workload: string): Promise<CellResult> 
   const llm = controllers.includes('sair-llm') ? await startFakeLlm() : null;
   try {
     const byController: Record<string, Run[]> = {};
+    const run = (name: string, seed: number) =>
+      runScenario({ pipeline, workload, controller: factoryFor(name, seed, llm), seed, durationMs });
     for (const name of controllers) {
       const runs: Run[] = [];
       if (name === 'sair-warm') {
         // Warm-up runs of the same cell on other seeds, each going on from the last one's experience.
         warm.dump = null;
         for (let h = 0; h < warmRuns; h++) {
-          const seed = 101 + h;
-          await runScenario({
-            pipeline,
-            workload,
-            controller: factoryFor(name, seed, llm),
-            seed,
-            durationMs,
-          });
+          await run(name, 101 + h);
           warm.dump = warm.last!.buffer.dump();
         }
       }
-      for (let seed = 1; seed <= seeds; seed++) {
-        runs.push(
-          toRun(
-            await runScenario({
-              pipeline,
-              workload,
-              controller: factoryFor(name, seed, llm),
-              seed,
-              durationMs,
-            }),
-          ),
-        );
-      }
+      for (let seed = 1; seed <= seeds; seed++) runs.push(toRun(await run(name, seed)));
       byController[name] = runs;
     }
     const hpa = byController.hpa;
