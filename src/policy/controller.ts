@@ -10,7 +10,7 @@ import { actionKeyOf, generateCandidates } from './candidates.js';
 import { decide } from './decide.js';
 import { DecisionLog } from './decision-log.js';
 import { ExperienceBuffer, features, stateBucket, type StateFeatures } from './experience.js';
-import { anticipate, newRateHistory, recordRate, type Anticipation, type RateHistory } from './forecast.js';
+import { anticipate, DEFAULT_FORECAST, newRateHistory, recordRate, type Anticipation, type RateHistory } from './forecast.js';
 import { newGuardState, noteApplied, recordNeeds, type GuardState } from './guard.js';
 import type { ClusterPort, Clock, Controller, MetricsPort, PipelineSpec, ScalingAction, TickReport } from './ports.js';
 import { buildPrompt, experienceRowTokens } from './prompt.js';
@@ -20,7 +20,7 @@ import { computeReward, estimateEpsilon, outcomeOf } from './reward.js';
 import { createBanditSelector } from './selectors/bandit.js';
 import { createLlmSelector } from './selectors/llm.js';
 import type { PolicySettings } from './settings.js';
-import { readSnapshot, writeSnapshot } from './snapshot-file.js';
+import { readSnapshot, writeSnapshot, type RateSnapshot } from './snapshot-file.js';
 import type { DecisionRecord, Outcome, Selector } from './types.js';
 
 export type { DecisionRecord } from './types.js';
@@ -110,6 +110,8 @@ export function createSairController(deps: SairControllerDeps): SairController {
     deps.llmSelector ?? (settings.selector === 'llm' && settings.llm ? createLlmSelector(settings.llm, { temperature: settings.exploration.temperature }) : undefined);
   const states = new Map<string, PipelineState>();
   let restored: Promise<void> | null = null;
+  /** Rate histories from the snapshot, taken by each pipeline's state when it is first seen. */
+  let restoredRates: RateSnapshot = {};
   let lastSnapshot = deps.clock.now();
   let seq = 0;
 
@@ -119,7 +121,8 @@ export function createSairController(deps: SairControllerDeps): SairController {
       const snap = await readSnapshot(deps.snapshotPath);
       if (snap) {
         buffer.load(snap.cells);
-        log.info({ cells: buffer.size, savedAt: snap.savedAt }, 'experience snapshot restored');
+        restoredRates = snap.rates;
+        log.info({ cells: buffer.size, savedAt: snap.savedAt, pipelines: Object.keys(snap.rates).length }, 'experience snapshot restored');
       }
     } catch (err) {
       log.error({ err: errorMessage(err) }, 'experience snapshot not restored; starting empty');
@@ -128,7 +131,12 @@ export function createSairController(deps: SairControllerDeps): SairController {
 
   async function snapshot(): Promise<void> {
     if (!deps.snapshotPath) return;
-    await writeSnapshot(deps.snapshotPath, buffer.dump(), deps.clock.now());
+    // Histories of pipelines not seen since the restart are kept until they are too old to forecast from.
+    const keepFrom = deps.clock.now() - 2 * DEFAULT_FORECAST.maxPeriodMs - DEFAULT_FORECAST.minPeriodMs;
+    const rates: RateSnapshot = {};
+    for (const [id, h] of Object.entries(restoredRates)) if ((h.times.at(-1) ?? -Infinity) >= keepFrom) rates[id] = h;
+    for (const [id, st] of states) rates[id] = { times: st.rates.times, rates: st.rates.rates };
+    await writeSnapshot(deps.snapshotPath, buffer.dump(), deps.clock.now(), rates);
     lastSnapshot = deps.clock.now();
   }
 
@@ -140,7 +148,11 @@ export function createSairController(deps: SairControllerDeps): SairController {
     const cpu0 = process.cpuUsage();
     const now = deps.clock.now();
     let st = states.get(pipeline.id);
-    if (!st) states.set(pipeline.id, (st = { guard: newGuardState(), capacity: newCapacityMemory(), history: [], rates: newRateHistory(), pending: null }));
+    if (!st) {
+      const saved = restoredRates[pipeline.id];
+      const rates = saved ? { ...newRateHistory(), times: [...saved.times], rates: [...saved.rates] } : newRateHistory();
+      states.set(pipeline.id, (st = { guard: newGuardState(), capacity: newCapacityMemory(), history: [], rates, pending: null }));
+    }
 
     rememberCapacity(st.capacity, obs);
     const bn = detectBottleneck(pipeline, obs, st.capacity);

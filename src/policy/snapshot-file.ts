@@ -1,5 +1,6 @@
-// The experience buffer on disk: written atomically (temp file + rename) so a crash mid-write
-// leaves the previous snapshot, and validated on read so a damaged file is reported, not trusted.
+// The experience buffer on disk, with each pipeline's entry-rate history (so a restart does not
+// have to see a recurring load's period twice again): written atomically (temp file + rename) so a
+// crash mid-write leaves the previous snapshot, and validated on read so a damaged file is reported, not trusted.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
@@ -17,9 +18,17 @@ const experience = z.object({
   epsilon: z.object({ p99Ratio: z.number(), costRate: z.number() }),
   surprisal: z.number(),
 });
+/** Per pipeline id: the forecast's samples (ms, requests per second); absent in older snapshots. */
+export type RateSnapshot = Record<string, { times: number[]; rates: number[] }>;
+
+const rateHistory = z
+  .object({ times: z.array(z.number()), rates: z.array(z.number().min(0)) })
+  .refine((h) => h.times.length === h.rates.length, { error: 'as many times as rates' });
+
 const snapshotSchema = z.object({
   version: z.literal(1),
   savedAt: z.number(),
+  rates: z.record(z.string(), rateHistory).default({}),
   cells: z.array(
     z.object({
       pipelineId: z.string(),
@@ -31,15 +40,15 @@ const snapshotSchema = z.object({
   ),
 });
 
-export async function writeSnapshot(path: string, cells: readonly Cell[], savedAt: number): Promise<void> {
+export async function writeSnapshot(path: string, cells: readonly Cell[], savedAt: number, rates: RateSnapshot = {}): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify({ version: 1, savedAt, cells }));
+  await writeFile(tmp, JSON.stringify({ version: 1, savedAt, rates, cells }));
   await rename(tmp, path);
 }
 
-/** The cells of a snapshot, or null when there is none yet; throws ValidationError on a damaged file. */
-export async function readSnapshot(path: string): Promise<{ cells: Cell[]; savedAt: number } | null> {
+/** The cells and rate histories of a snapshot, or null when there is none yet; throws ValidationError on a damaged file. */
+export async function readSnapshot(path: string): Promise<{ cells: Cell[]; savedAt: number; rates: RateSnapshot } | null> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -58,5 +67,5 @@ export async function readSnapshot(path: string): Promise<{ cells: Cell[]; saved
     const issue = parsed.error.issues[0]!;
     throw new ValidationError(`experience snapshot ${path} at ${issue.path.join('.')}`, `a version 1 snapshot (${issue.message}; delete the file to start empty)`);
   }
-  return { cells: parsed.data.cells as Cell[], savedAt: parsed.data.savedAt };
+  return { cells: parsed.data.cells as Cell[], savedAt: parsed.data.savedAt, rates: parsed.data.rates };
 }

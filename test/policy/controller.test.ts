@@ -134,6 +134,31 @@ describe('SAIR controller tick', () => {
     await b.close();
   });
 
+  it('keeps the entry-rate history across a restart, so a recurring load is still forecast', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sair-ctl-'));
+    const snapshotPath = join(dir, 'experience.json');
+    // A one-minute burst to 3.5x every ten minutes, for 25 minutes of 15 s ticks.
+    let t = 0;
+    const burst = () => (t % 600_000 >= 540_000 ? 140 : 40);
+    const obs = () => ({ ...calm(), arrivalRate: burst() });
+    const w = world(obs);
+    const seen: (number | null)[] = [];
+    const a = createSairController({ ...w, config: settings(), snapshotPath, onDecision: (r) => seen.push(r.forecast?.periodMs ?? null) });
+    for (t = 15_000; t <= 25 * 60_000; t += 15_000) {
+      w.clock.advance(15_000);
+      await a.tick(pipeline());
+    }
+    expect(seen.at(-1)).toBe(600_000);
+    await a.close();
+    const restarted: (number | null)[] = [];
+    const w2 = world(obs);
+    w2.clock.advance(t);
+    const b = createSairController({ ...w2, config: settings(), snapshotPath, onDecision: (r) => restarted.push(r.forecast?.periodMs ?? null) });
+    await b.tick(pipeline());
+    expect(restarted).toEqual([600_000]);
+    await b.close();
+  });
+
   it('asks the LLM when one is configured, and falls back to the bandit when it fails', async () => {
     const llm = await startFakeLlm();
     try {

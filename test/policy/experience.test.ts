@@ -74,4 +74,15 @@ describe('ExperienceBuffer', () => {
     await writeFile(path, '{"version":1,');
     await expect(readSnapshot(path)).rejects.toThrow(/not a JSON document written by sair/);
   });
+
+  it('keeps the rate histories in the snapshot, and reads older snapshots without them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sair-snap-'));
+    const path = join(dir, 'experience.json');
+    await writeSnapshot(path, [], 7, { 'ml/demo': { times: [15_000, 30_000], rates: [48, 176] } });
+    expect((await readSnapshot(path))!.rates).toEqual({ 'ml/demo': { times: [15_000, 30_000], rates: [48, 176] } });
+    await writeFile(path, JSON.stringify({ version: 1, savedAt: 7, cells: [] }));
+    expect((await readSnapshot(path))!.rates).toEqual({});
+    await writeFile(path, JSON.stringify({ version: 1, savedAt: 7, cells: [], rates: { 'ml/demo': { times: [1, 2], rates: [3] } } }));
+    await expect(readSnapshot(path)).rejects.toThrow(/at rates\.ml\/demo: .*as many times as rates/);
+  });
 });
