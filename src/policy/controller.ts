@@ -159,21 +159,25 @@ export function createSairController(deps: SairControllerDeps): SairController {
     const outcome = outcomeOf(pipeline, obs);
     const f = features(bn.stage, bn.pressure, outcome?.p99Ratio ?? null);
 
-    if (st.pending && outcome) {
-      const reward = computeReward(outcome, st.pending.reference, estimateEpsilon(st.history));
+    const settle = (state: PipelineState, o: Outcome) => {
+      const pending = state.pending!;
+      const reward = computeReward(o, pending.reference, estimateEpsilon(state.history));
       buffer.add(pipeline.id, {
         time: now,
-        features: st.pending.features,
-        actionKey: st.pending.actionKey,
+        features: pending.features,
+        actionKey: pending.actionKey,
         reward: reward.value,
         outcome: reward.outcome,
         reference: reward.reference,
         epsilon: reward.epsilon,
       });
-      decisions.reward(st.pending.record, reward);
+      decisions.reward(pending.record, reward);
       m.rewards.inc({ value: String(reward.value) });
-    }
-    st.pending = null;
+      state.pending = null;
+    };
+    // A decision is judged on the first window that lies wholly after it: windows are longer than a
+    // tick (30 s against 15 s by default), and the next one still holds the time before the action.
+    if (st.pending && outcome && now - st.pending.record.time >= obs.windowMs) settle(st, outcome);
     if (outcome) {
       st.history.push(outcome);
       if (st.history.length > HISTORY) st.history.shift();
@@ -255,7 +259,11 @@ export function createSairController(deps: SairControllerDeps): SairController {
     };
     if (outcome) {
       // Learn under what actually happened: the guard may have changed the choice, a dry run changes nothing.
-      st.pending = { record, features: f, actionKey: dryRun ? 'hold' : actionKeyOf(applied, obs.allocation), reference: outcome };
+      // Holds while a decision waits for its window change nothing and are not judged apart; a new
+      // action judges the waiting one early, on what it has seen, so the two are not mixed up.
+      const actionKey = dryRun ? 'hold' : actionKeyOf(applied, obs.allocation);
+      if (st.pending && actionKey !== 'hold') settle(st, outcome);
+      if (!st.pending) st.pending = { record, features: f, actionKey, reference: outcome };
     }
     decisions.record(record);
     const outcomeLabel = dryRun ? 'dry-run' : applied.length > 0 ? 'applied' : 'held';
