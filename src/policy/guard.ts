@@ -23,7 +23,6 @@ export function newGuardState(): GuardState {
   return { lastUp: new Map(), lastChange: new Map(), needs: new Map(), fullBatchUnits: new Map() };
 }
 
-
 export interface GuardResult {
   actions: ScalingAction[];
   notes: string[];
@@ -37,6 +36,18 @@ const EMERGENCY_TARGET = 0.7;
 
 /** A proposed change; urgent ones (SLO emergencies) skip the scale-up cooldown. */
 type Wanted = Exclude<ScalingAction, { kind: 'hold' }> & { urgent: boolean };
+
+/** Ask urgently for at least `value` replicas or GPU cores of a stage; a proposal of the same kind gives way to the larger of the two. */
+function demandAtLeast(wanted: Wanted[], stage: number, kind: 'replicas' | 'gpuCores', value: number): void {
+  const at = wanted.findIndex((a) => a.stage === stage && a.kind === kind);
+  const mine = at >= 0 ? wanted.splice(at, 1)[0]! : undefined;
+  const asked = mine === undefined ? 0 : mine.kind === 'replicas' ? mine.replicas : mine.gpuCores;
+  wanted.push(
+    kind === 'replicas'
+      ? { kind, stage, replicas: Math.max(value, asked), urgent: true }
+      : { kind, stage, gpuCores: Math.max(value, asked), urgent: true },
+  );
+}
 
 export function metricsMissing(obs: PipelineObservation, bn: BottleneckResult): boolean {
   return obs.p99Ms === null || obs.stages.length === 0 || bn.pressure.some((p) => p === null);
@@ -139,9 +150,7 @@ export function guard(
       let shareFactor = 1;
       if (g && alloc.gpuCores !== null && alloc.gpuCores < g.max && p > 0) {
         const share = Math.min(g.max, Math.max(alloc.gpuCores + g.step, Math.ceil((alloc.gpuCores * p) / EMERGENCY_TARGET / g.step) * g.step));
-        const mine = wanted.find((a) => a.stage === i && a.kind === 'gpuCores');
-        if (mine) wanted.splice(wanted.indexOf(mine), 1);
-        wanted.push({ kind: 'gpuCores', stage: i, gpuCores: Math.max(share, mine && mine.kind === 'gpuCores' ? mine.gpuCores : 0), urgent: true });
+        demandAtLeast(wanted, i, 'gpuCores', share);
         emergency = true;
         notes.push(`${breach ? 'SLO breach' : 'saturation'}: emergency GPU share of stage ${i} to ${share}%`);
         shareFactor = alloc.gpuCores / share;
@@ -162,8 +171,7 @@ export function guard(
         notes.push(`${breach ? 'SLO breach' : 'saturation'}: emergency scale-up of stage ${i}`);
         continue;
       }
-      if (mine) wanted.splice(wanted.indexOf(mine), 1);
-      wanted.push({ kind: 'replicas', stage: i, replicas: target, urgent: true });
+      demandAtLeast(wanted, i, 'replicas', target);
       emergency = true;
       notes.push(`${breach ? 'SLO breach' : 'saturation'}: emergency scale-up of stage ${i}`);
     }
@@ -185,9 +193,7 @@ export function guard(
         const atShare = p * f.shareFactor;
         if (f.shareFactor > 1 && atShare > ANTICIPATE_ABOVE && alloc.gpuCores < g.max) {
           const share = Math.min(g.max, Math.ceil((alloc.gpuCores * atShare) / EMERGENCY_TARGET / g.step) * g.step);
-          const mine = wanted.find((a) => a.stage === i && a.kind === 'gpuCores');
-          if (mine) wanted.splice(wanted.indexOf(mine), 1);
-          wanted.push({ kind: 'gpuCores', stage: i, gpuCores: Math.max(share, mine && mine.kind === 'gpuCores' ? mine.gpuCores : 0), urgent: true });
+          demandAtLeast(wanted, i, 'gpuCores', share);
           notes.push(`${why(f.shareFactor)}: GPU share of stage ${i} to ${share}%`);
         }
         // Replicas for what the largest share cannot cover.
@@ -198,9 +204,7 @@ export function guard(
         if (f.replicaFactor > 1 && need !== null && need !== undefined) target = Math.ceil(need * f.replicaFactor - 1e-9);
       }
       if (target <= alloc.replicas) continue;
-      const mine = wanted.find((a) => a.stage === i && a.kind === 'replicas');
-      if (mine) wanted.splice(wanted.indexOf(mine), 1);
-      wanted.push({ kind: 'replicas', stage: i, replicas: Math.max(target, mine && mine.kind === 'replicas' ? mine.replicas : 0), urgent: true });
+      demandAtLeast(wanted, i, 'replicas', target);
       notes.push(`${why(f.replicaFactor)}: stage ${i} to ${target} replicas ahead of it`);
     }
   }
