@@ -10,7 +10,7 @@ import { actionKeyOf, generateCandidates } from './candidates.js';
 import { decide } from './decide.js';
 import { DecisionLog } from './decision-log.js';
 import { ExperienceBuffer, features, stateBucket, type StateFeatures } from './experience.js';
-import { anticipate, DEFAULT_FORECAST, newRateHistory, recordRate, type Anticipation, type RateHistory } from './forecast.js';
+import { anticipate, historyStart, newRateHistory, recordRate, type Anticipation, type RateHistory } from './forecast.js';
 import { newGuardState, noteApplied, recordNeeds, type GuardState } from './guard.js';
 import type { ClusterPort, Clock, Controller, MetricsPort, PipelineSpec, ScalingAction, TickReport } from './ports.js';
 import { buildPrompt, experienceRowTokens } from './prompt.js';
@@ -132,7 +132,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
   async function snapshot(): Promise<void> {
     if (!deps.snapshotPath) return;
     // Histories of pipelines not seen since the restart are kept until they are too old to forecast from.
-    const keepFrom = deps.clock.now() - 2 * DEFAULT_FORECAST.maxPeriodMs - DEFAULT_FORECAST.minPeriodMs;
+    const keepFrom = historyStart(deps.clock.now());
     const rates: RateSnapshot = {};
     for (const [id, h] of Object.entries(restoredRates)) if ((h.times.at(-1) ?? -Infinity) >= keepFrom) rates[id] = h;
     for (const [id, st] of states) rates[id] = { times: st.rates.times, rates: st.rates.rates };

@@ -38,6 +38,11 @@ const MIN_DIP = 0.5;
 /** A shorter lag within this fraction of the best autocorrelation wins (multiples of a period correlate too). */
 const NEAR_BEST = 0.9;
 
+/** The oldest sample time worth keeping at `now`: two of the longest periods and one of the shortest. */
+export function historyStart(now: number, settings: ForecastSettings = DEFAULT_FORECAST): number {
+  return now - 2 * settings.maxPeriodMs - settings.minPeriodMs;
+}
+
 export function recordRate(
   h: RateHistory,
   time: number,
@@ -49,7 +54,7 @@ export function recordRate(
   if (last !== undefined && time <= last) return;
   h.times.push(time);
   h.rates.push(rate);
-  const keepFrom = time - 2 * settings.maxPeriodMs - settings.minPeriodMs;
+  const keepFrom = historyStart(time, settings);
   let drop = 0;
   while (drop < h.times.length && h.times[drop]! < keepFrom) drop++;
   if (drop > 0) {
