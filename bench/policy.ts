@@ -266,6 +266,9 @@ interface Cell {
 
 const meanOf = (runs: Run[], f: (r: Run) => number) => stat(runs.map(f)).mean;
 
+/** The parent reads every JSON null as Infinity (a P99 of dropped requests); the nullable fields get their null back. */
+const nullIfInfinite = (x: number | null): number | null => (x === Infinity ? null : x);
+
 /**
  * Static allocations within HPA's mean cost (bench/feasibility.ts picks them), each run at seed 1;
  * the CONFIRM_BEST lowest P99s at >= 99 % attainment are rerun with every seed, and the best of
@@ -375,9 +378,9 @@ function runCellInChild(pipeline: string, workload: string): Promise<Cell> {
           k,
           runs.map((r) => ({
             ...r,
-            acc: r.acc === Infinity ? null : r.acc,
-            earlyViolShare: r.earlyViolShare === Infinity ? null : r.earlyViolShare,
-            surgeAt: r.surgeAt === Infinity ? null : r.surgeAt,
+            acc: nullIfInfinite(r.acc),
+            earlyViolShare: nullIfInfinite(r.earlyViolShare),
+            surgeAt: nullIfInfinite(r.surgeAt),
           })),
         ]),
       );
@@ -557,24 +560,23 @@ function verdicts(cells: Cell[], sair: string): Verdicts {
   for (const c of cells) {
     const s = c.byController.get(sair);
     if (!s) continue;
-    const mean = (runs: Run[], f: (r: Run) => number) => stat(runs.map(f)).mean;
     for (const r of s) if (r.acc !== null) acc.push(r.acc);
     const hpa = c.byController.get('hpa');
     if (hpa) {
       p99n++;
-      const better = mean(s, (r) => r.p99) <= 0.5 * mean(hpa, (r) => r.p99);
-      const cheaper = mean(s, (r) => r.cost) <= mean(hpa, (r) => r.cost);
+      const better = meanOf(s, (r) => r.p99) <= 0.5 * meanOf(hpa, (r) => r.p99);
+      const cheaper = meanOf(s, (r) => r.cost) <= meanOf(hpa, (r) => r.cost);
       if (better && cheaper) p99k++;
       const noWorse =
-        mean(s, (r) => r.p99) <= mean(hpa, (r) => r.p99) &&
-        mean(s, (r) => r.attain) >= mean(hpa, (r) => r.attain);
+        meanOf(s, (r) => r.p99) <= meanOf(hpa, (r) => r.p99) &&
+        meanOf(s, (r) => r.attain) >= meanOf(hpa, (r) => r.attain);
       if (noWorse && cheaper) domk++;
     }
     const peak = c.byController.get('static-peak');
     if (peak) {
       costn++;
-      const cheap = mean(s, (r) => r.cost) <= 0.7 * mean(peak, (r) => r.cost);
-      const attained = mean(s, (r) => r.attain) >= 0.99;
+      const cheap = meanOf(s, (r) => r.cost) <= 0.7 * meanOf(peak, (r) => r.cost);
+      const attained = meanOf(s, (r) => r.attain) >= 0.99;
       if (cheap && attained) costk++;
     }
   }
@@ -609,15 +611,16 @@ function printWhereViolationsFall(cells: Cell[], sair: string): void {
   const rows: string[] = [];
   for (const c of cells) {
     const runs = c.byController.get(sair);
-    if (!runs || stat(runs.map((r) => r.attain)).mean >= 0.99) continue;
+    const attain = runs ? meanOf(runs, (r) => r.attain) : 1;
+    if (!runs || attain >= 0.99) continue;
     const shares = runs.map((r) => r.earlyViolShare).filter((x): x is number => x !== null);
     const starts = runs.map((r) => r.surgeAt).filter((x): x is number => x !== null);
     const at =
       starts.length > 0 ? `first surge at ${(stat(starts).mean / 60_000).toFixed(1)} min` : 'no surge';
     rows.push(
-      `  ${`${c.pipeline}/${c.workload}`.padEnd(32)} attainment ${(100 * stat(runs.map((r) => r.attain)).mean).toFixed(2)}%; ${at}; ` +
+      `  ${`${c.pipeline}/${c.workload}`.padEnd(32)} attainment ${(100 * attain).toFixed(2)}%; ${at}; ` +
         `${shares.length > 0 ? (100 * stat(shares).mean).toFixed(0) : '-'}% of its SLO-violating requests up to ${SURGE_TAIL_MS / 60_000} min after it; ` +
-        `attainment after that ${(100 * stat(runs.map((r) => r.attainLater)).mean).toFixed(2)}%`,
+        `attainment after that ${(100 * meanOf(runs, (r) => r.attainLater)).toFixed(2)}%`,
     );
   }
   if (rows.length === 0) return;
