@@ -10,6 +10,8 @@
 // Two more SAIR rows, not run by default, measure what its in-context learning adds: sair-priors is
 // SAIR-bandit with its learned statistics ignored (priors and guard only); sair-warm starts every
 // measured run with the experience buffer that --warm-runs earlier runs of the same cell left.
+// A third, sair-budget, is SAIR-bandit with a P99 budget of half the SLO (SAIR_P99_BUDGET=0.5):
+// GPU cuts go deeper where P99 leaves room, which shows what that setting trades.
 // Each (pipeline, workload) cell runs in a child process (`--cell pipeline:workload`) that prints
 // its runs' measures as JSON, so cells run in parallel and the parent only aggregates.
 import { fork } from 'node:child_process';
@@ -174,6 +176,7 @@ function factoryFor(name: string, seed: number, llm: FakeLlm | null): Controller
     });
   if (name === 'sair-priors')
     return sairFactory(policySettings({ selector: 'bandit', exploration: { priorWeight: 1e6 } }), seed);
+  if (name === 'sair-budget') return sairFactory(policySettings({ selector: 'bandit', p99Budget: 0.5 }), seed);
   if (name === 'sair-llm') {
     if (!llm) throw new Error('sair-llm needs the scripted server');
     return sairFactory(
@@ -187,7 +190,7 @@ function factoryFor(name: string, seed: number, llm: FakeLlm | null): Controller
   const b = BASELINES[name];
   if (!b)
     throw new Error(
-      `--controllers: unknown controller "${name}"; expected sair-bandit, sair-llm, sair-priors, sair-warm or one of ${Object.keys(BASELINES).join(', ')}`,
+      `--controllers: unknown controller "${name}"; expected sair-bandit, sair-llm, sair-priors, sair-warm, sair-budget or one of ${Object.keys(BASELINES).join(', ')}`,
     );
   return b.factory;
 }

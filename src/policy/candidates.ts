@@ -31,6 +31,8 @@ export function generateCandidates(
   obs: PipelineObservation,
   bn: BottleneckResult,
   maxStep: number,
+  /** The guard's limits this tick (recordNeeds): per stage, how deep a GPU cut may go (full-batch load/capacity; GPU_CUT_MAX_PRESSURE where absent). */
+  limits: { cutLimits?: readonly number[] } = {},
 ): Candidate[] {
   const p99Ratio = obs.p99Ms === null ? null : obs.p99Ms / pipeline.sloP99Ms;
   const calm = p99Ratio !== null && p99Ratio < 0.8;
@@ -59,9 +61,10 @@ export function generateCandidates(
     }
     const downs = new Set<number>([1]);
     if (need !== null && need < r - 1) downs.add(Math.min(r - need, maxStep));
-    // A GPU stage is cut no further than GPU_CUT_MAX_PRESSURE of its full-batch capacity (the
-    // guard refuses more), so a cut past it is not offered as a good move.
-    const tooDeep = (after: number | null) => stage.gpuCores !== undefined && after !== null && after > GPU_CUT_MAX_PRESSURE;
+    // A GPU stage is cut no further than its cut limit of its full-batch capacity (the guard
+    // refuses more), so a cut past it is not offered as a good move.
+    const cutLimit = limits.cutLimits?.[i] ?? GPU_CUT_MAX_PRESSURE;
+    const tooDeep = (after: number | null) => stage.gpuCores !== undefined && after !== null && after > cutLimit;
     for (const k of [...downs].sort((a, b) => a - b)) {
       if (r - k < lo) continue;
       const settled = alloc.readyReplicas >= r;
@@ -90,7 +93,7 @@ export function generateCandidates(
       const downs = new Set<number>([Math.max(g.min, cur - g.step)]);
       if (p !== null && p > 0) {
         const half = Math.ceil(cur / 2 / g.step) * g.step;
-        downs.add(Math.max(g.min, half, cur - g.step * maxStep, Math.ceil((cur * p) / GPU_CUT_MAX_PRESSURE / g.step) * g.step));
+        downs.add(Math.max(g.min, half, cur - g.step * maxStep, Math.ceil((cur * p) / cutLimit / g.step) * g.step));
       }
       // Replicas go before share where a replica can go; where it cannot (the rest would run past
       // the cut limit), share is the finer step that gives capacity back.

@@ -182,7 +182,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
       st.history.push(outcome);
       if (st.history.length > HISTORY) st.history.shift();
     }
-    recordNeeds(st.guard, bn, obs, now, settings.cooldowns.stabilizationMs);
+    recordNeeds(st.guard, bn, obs, now, settings.cooldowns.stabilizationMs, { sloP99Ms: pipeline.sloP99Ms, p99Budget: settings.p99Budget });
     let anticipation: Anticipation | null = null;
     if (settings.forecast.enabled && obs.arrivalRate !== null) {
       recordRate(st.rates, now, obs.arrivalRate);
@@ -190,7 +190,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
       m.forecastPeriod.set({ pipeline: pipeline.id }, anticipation ? anticipation.periodMs / 1000 : 0);
     }
 
-    const candidates = generateCandidates(pipeline, obs, bn, settings.maxStep);
+    const candidates = generateCandidates(pipeline, obs, bn, settings.maxStep, st.guard);
     const keys = candidates.map((c) => c.key);
     // The bandit reads only the statistics; experience rows are retrieved for a prompt.
     const retrieval = llm

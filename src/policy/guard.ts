@@ -17,10 +17,14 @@ export interface GuardState {
   needs: Map<number, { time: number; units: number }[]>;
   /** Per stage: offered load in replicas at a full GPU share and full batches (pressure x ready x share). */
   fullBatchUnits: Map<number, { time: number; units: number }[]>;
+  /** The pipeline's P99 over its SLO, per tick, over the stabilization window. */
+  p99Ratios: { time: number; ratio: number }[];
+  /** Per stage: the full-batch load/capacity a GPU cut may go to this tick (gpuCutLimit). */
+  cutLimits: number[];
 }
 
 export function newGuardState(): GuardState {
-  return { lastUp: new Map(), lastChange: new Map(), needs: new Map(), fullBatchUnits: new Map() };
+  return { lastUp: new Map(), lastChange: new Map(), needs: new Map(), fullBatchUnits: new Map(), p99Ratios: [], cutLimits: [] };
 }
 
 export interface GuardResult {
@@ -57,8 +61,20 @@ export function sloBreached(pipeline: PipelineSpec, obs: PipelineObservation): b
   return (obs.p99Ms !== null && obs.p99Ms > pipeline.sloP99Ms) || (obs.sloViolation !== null && obs.sloViolation > SLO_TOLERANCE);
 }
 
-/** Remember each stage's need for the stabilization window; call once per tick before guard(). */
-export function recordNeeds(state: GuardState, bn: BottleneckResult, obs: PipelineObservation, now: number, windowMs: number): void {
+/** What the latency-budget cut limit needs (gpuCutLimit); without it every cut stops at GPU_CUT_MAX_PRESSURE. */
+export interface LatencyBudget {
+  sloP99Ms: number;
+  /** The share of the SLO a cut may take P99 to (settings.p99Budget). */
+  p99Budget: number;
+}
+
+/**
+ * Remember each stage's need for the stabilization window and work out this tick's cut limits;
+ * call once per tick before generateCandidates() and guard().
+ */
+export function recordNeeds(state: GuardState, bn: BottleneckResult, obs: PipelineObservation, now: number, windowMs: number, budget: LatencyBudget | null = null): void {
+  if (budget && obs.p99Ms !== null && Number.isFinite(obs.p99Ms)) state.p99Ratios.push({ time: now, ratio: obs.p99Ms / budget.sloP99Ms });
+  while (state.p99Ratios.length > 0 && state.p99Ratios[0]!.time < now - windowMs) state.p99Ratios.shift();
   bn.pressure.forEach((p, i) => {
     const alloc = obs.allocation[i];
     if (p === null || !alloc || !Number.isFinite(p)) return;
@@ -74,7 +90,48 @@ export function recordNeeds(state: GuardState, bn: BottleneckResult, obs: Pipeli
     while (list.length > 0 && list[0]!.time < now - windowMs) list.shift();
     state.needs.set(i, list);
   });
+  state.cutLimits = obs.allocation.map((_, i) => gpuCutLimit(state, i, obs, budget?.p99Budget ?? 0));
 }
+
+/** Ticks at an unchanged allocation before P99 may vouch for a deeper cut: a minute at 15 s ticks. */
+const SLACK_MIN_SAMPLES = 4;
+/** No cut goes past this full-batch load/capacity, however loose the SLO: above it batches fill and queues start. */
+export const GPU_CUT_SLACK_MAX_PRESSURE = 0.75;
+
+/**
+ * How deep a GPU stage may be cut: GPU_CUT_MAX_PRESSURE, or deeper where P99 leaves room in the
+ * SLO. On a batching GPU stage both the full-batch load/capacity and the batch time (most of P99)
+ * grow as 1/share, so P99 per unit of load/capacity, measured at the stage's current allocation
+ * (means since its last change), predicts P99 at a deeper cut; the limit is the load/capacity at
+ * which that prediction reaches `fraction` of the SLO. A text-generation stage with a 3 s SLO
+ * and a P99 of 0.9 s can give back a third of its share; a BERT stage at half its SLO cannot.
+ * A breach since the last change (a ratio over 1) or too few samples keep the base limit.
+ */
+function gpuCutLimit(state: GuardState, stage: number, obs: PipelineObservation, fraction: number): number {
+  const alloc = obs.allocation[stage];
+  if (!alloc || alloc.gpuCores === null || !(fraction > 0)) return GPU_CUT_MAX_PRESSURE;
+  const settled = settledMeans(state, stage);
+  const capacity = alloc.replicas * shareOf(alloc.gpuCores);
+  if (!settled || !(capacity > 0)) return GPU_CUT_MAX_PRESSURE;
+  const pressure = settled.units / capacity;
+  if (!(pressure > 0)) return GPU_CUT_MAX_PRESSURE;
+  return Math.min(GPU_CUT_SLACK_MAX_PRESSURE, Math.max(GPU_CUT_MAX_PRESSURE, (fraction * pressure) / settled.ratio));
+}
+
+/**
+ * Mean P99/SLO and full-batch load of a stage since its last change, or null with too few samples
+ * or a breach among them (then nothing vouches for spending latency).
+ */
+function settledMeans(state: GuardState, stage: number): { ratio: number; units: number } | null {
+  const from = state.lastChange.get(stage) ?? -Infinity;
+  const ratios = state.p99Ratios.filter((r) => r.time > from).map((r) => r.ratio);
+  const units = (state.fullBatchUnits.get(stage) ?? []).filter((u) => u.time > from).map((u) => u.units);
+  if (ratios.length < SLACK_MIN_SAMPLES || units.length < SLACK_MIN_SAMPLES || ratios.some((r) => r > 1)) return null;
+  const ratio = mean(ratios);
+  return ratio > 0 ? { ratio, units: mean(units) } : null;
+}
+
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 const shareOf = (gpuCores: number | null | undefined) => (gpuCores ? gpuCores / 100 : 1);
 
@@ -89,13 +146,13 @@ function peakReplicas(state: GuardState, stage: number, gpuCores: number | null 
   return Math.ceil(units / shareOf(gpuCores) - 1e-9);
 }
 
-/** Whether a GPU stage at `replicas` x `gpuCores` keeps the peak full-batch load since `since` (and `floorUnits`) under GPU_CUT_MAX_PRESSURE. */
+/** Whether a GPU stage at `replicas` x `gpuCores` keeps the peak full-batch load since `since` (and `floorUnits`) under this tick's cut limit. */
 function gpuCutFits(state: GuardState, stage: number, replicas: number, gpuCores: number, since: number, floorUnits: number): boolean {
   const list = state.fullBatchUnits.get(stage) ?? [];
   if (list.length === 0) return false;
   let units = floorUnits;
   for (const n of list) if (n.time >= since) units = Math.max(units, n.units);
-  return units <= GPU_CUT_MAX_PRESSURE * replicas * shareOf(gpuCores);
+  return units <= (state.cutLimits[stage] ?? GPU_CUT_MAX_PRESSURE) * replicas * shareOf(gpuCores);
 }
 
 /** Full-batch load/capacity above which a forecast load is met ahead of time. */

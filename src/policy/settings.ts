@@ -57,6 +57,11 @@ export const policySettingsSchema = z.object({
       replicaLeadMs: z.number().int().min(0).max(3_600_000).default(120_000),
     })
     .prefault({}),
+  /**
+   * How much of the SLO a GPU cut may take P99 to: where P99 leaves that much room, GPU shares are
+   * cut past the usual 0.4 of full-batch capacity (guard.ts gpuCutLimit). 0 keeps every cut at 0.4.
+   */
+  p99Budget: z.number().min(0).max(1).default(0),
   /** Largest replica change of one stage in one tick. */
   maxStep: z.number().int().min(1).max(100).default(4),
   /** Whole-decision deadline (selector chain included), ms. */
@@ -199,6 +204,13 @@ export const policyConfigSpec = {
     help: 'how early replicas are added for a forecast peak',
     schema: z.coerce.number().int().min(0).max(3_600_000).default(120_000),
   },
+  p99Budget: {
+    env: 'SAIR_P99_BUDGET',
+    flag: '--p99-budget',
+    form: 'a number from 0 to 1',
+    help: 'share of the SLO a GPU cut may take P99 to (0: cuts stop at 0.4 of full-batch capacity)',
+    schema: z.coerce.number().min(0).max(1).default(0),
+  },
   maxStep: { env: 'SAIR_MAX_STEP', flag: '--max-step', form: 'an integer from 1 to 100', help: 'largest replica change per tick', schema: z.coerce.number().int().min(1).max(100).default(4) },
   dryRun: { env: 'SAIR_DRY_RUN', flag: '--dry-run', form: 'true or false', help: 'record decisions, change nothing', schema: fields.boolean(false) },
   exposeNames: {
@@ -253,6 +265,7 @@ export function settingsFromConfig(cfg: PolicyConfig): PolicySettings {
     promptTokenBudget: cfg.promptTokenBudget,
     cooldowns: { scaleUpMs: cfg.scaleUpCooldownMs, scaleDownMs: cfg.scaleDownCooldownMs, stabilizationMs: cfg.stabilizationMs },
     forecast: { enabled: cfg.forecast, shareLeadMs: cfg.forecastShareLeadMs, replicaLeadMs: cfg.forecastReplicaLeadMs },
+    p99Budget: cfg.p99Budget,
     maxStep: cfg.maxStep,
     dryRun: cfg.dryRun,
     exposeNames: cfg.exposeNames,

@@ -61,6 +61,20 @@ describe('candidates', () => {
     expect(c.find((x) => x.id === 's1:gpu-')!.prior).toBeGreaterThan(0);
   });
 
+  it('cuts as deep as the guard\'s limit of this tick allows, where P99 leaves room in the SLO', () => {
+    // The same stage as above: one replica less leaves 0.67, within a limit of 0.75.
+    const stages: StageLoad[] = [
+      { arrival: 20, perReplica: 80, replicas: 1 },
+      { arrival: 20, perReplica: 30, replicas: 2, gpuCores: 90 },
+      { arrival: 20, perReplica: 100, replicas: 1 },
+    ];
+    const obs = observation(stages);
+    const c = generateCandidates(spec, obs, detectBottleneck(spec, obs), 4, { cutLimits: [0.4, 0.75, 0.4] });
+    expect(c.find((x) => x.id === 's1-1')!.prior).toBeGreaterThan(0);
+    // The one-move share cut aims at the limit (90 x 0.33 / 0.75 -> 40 %), at most half at once: 50 %.
+    expect(c.find((x) => x.id === 's1:gpu=50')!.actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 50 }]);
+  });
+
   it('names what was applied as the learning key', () => {
     const alloc = [{ replicas: 2, readyReplicas: 2, gpuCores: null }, { replicas: 3, readyReplicas: 3, gpuCores: 50 }];
     expect(actionKeyOf([], alloc)).toBe('hold');

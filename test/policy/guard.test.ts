@@ -124,12 +124,58 @@ describe('guard', () => {
       recordNeeds(state, bn, obs, 1_000_000, settings.cooldowns.stabilizationMs);
       return guard(spec, obs, bn, [{ kind: 'gpuCores', stage: 1, gpuCores: 50 }], state, 1_000_000, settings);
     };
-    // Peak 0.3 x 2 x 0.6 = 0.36 GPUs of full-batch load; 2 replicas at 50 % (1 GPU) run it at 0.36 <= 0.6.
+    // Peak 0.3 x 2 x 0.6 = 0.36 GPUs of full-batch load; 2 replicas at 50 % (1 GPU) run it at 0.36 <= 0.4.
     expect(cut(0.3).actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 50 }]);
-    // 0.55 x 2 x 0.6 = 0.66 would run the cut capacity above 0.6: refused.
+    // 0.55 x 2 x 0.6 = 0.66 would run the cut capacity above 0.4: refused.
     const refused = cut(0.55);
     expect(refused.actions).toEqual([]);
     expect(refused.notes).toContain('stage 1: GPU cut stabilized (recent peak needs the share)');
+  });
+
+  describe('with a P99 budget', () => {
+    // Stage 1: 2 replicas at 60 %, full-batch load 0.55 x 2 x 0.6 = 0.66 GPUs; the SLO is 500 ms.
+    const obs = (p99Ms: number) => ({ ...calm({ replicas: 2, gpuCores: 60 }), p99Ms });
+    const bn: BottleneckResult = { stage: 1, pressure: [0.3, 0.55, 0.2], needed: [1, 4, 1] };
+    const budget = { sloP99Ms: 500, p99Budget: 0.5 };
+    /** `ticks` ticks 15 s apart at `p99Ms`, then a proposal to cut stage 1 to `gpuCores`. */
+    const cutAfter = (ticks: number, p99Ms: number | number[], gpuCores: number, state = newGuardState()) => {
+      const p99s = Array.isArray(p99Ms) ? p99Ms : Array<number>(ticks).fill(p99Ms);
+      let now = 1_000_000;
+      for (const p of p99s) recordNeeds(state, bn, obs(p), (now += 15_000), settings.cooldowns.stabilizationMs, budget);
+      return { state, result: guard(spec, obs(p99s.at(-1)!), bn, [{ kind: 'gpuCores', stage: 1, gpuCores }], state, now, settings) };
+    };
+
+    it('cuts a GPU stage past 0.4 of its full-batch capacity where P99 leaves room in the SLO', () => {
+      // P99 at 0.2 of the SLO with the stage at 0.55: 0.5 x 0.55 / 0.2 is past the 0.75 cap, so the limit is 0.75.
+      const { state, result } = cutAfter(4, 100, 50);
+      expect(state.cutLimits[1]).toBe(0.75);
+      // At 50 %, 0.66 / 1.0 = 0.66 <= 0.75.
+      expect(result.actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 50 }]);
+      // At 40 %, 0.66 / 0.8 = 0.83: past the cap, however loose the SLO.
+      expect(cutAfter(4, 100, 40).result.actions).toEqual([]);
+    });
+
+    it('sets the limit where P99, scaled with the load/capacity, would reach the budget', () => {
+      // P99 at 0.5 of the SLO: 0.5 x 0.55 / 0.5 = 0.55; a cut to 50 % (0.66) is refused.
+      const { state, result } = cutAfter(4, 250, 50);
+      expect(state.cutLimits[1]).toBeCloseTo(0.55);
+      expect(result.actions).toEqual([]);
+      expect(result.notes).toContain('stage 1: GPU cut stabilized (recent peak needs the share)');
+      // P99 near the SLO: never below the base limit.
+      expect(cutAfter(4, 450, 50).state.cutLimits[1]).toBe(0.4);
+    });
+
+    it('keeps the base limit without a minute of samples, after a breach, after a change, or with no budget', () => {
+      expect(cutAfter(3, 100, 50).result.actions).toEqual([]);
+      expect(cutAfter(5, [600, 100, 100, 100, 100], 50).state.cutLimits[1]).toBe(0.4);
+      // Samples from before the stage's last change say nothing about its present allocation.
+      const changed = newGuardState();
+      noteApplied(changed, obs(100), [{ kind: 'gpuCores', stage: 1, gpuCores: 60 }], 1_040_000);
+      expect(cutAfter(4, 100, 50, changed).state.cutLimits[1]).toBe(0.4);
+      const state = newGuardState();
+      for (let t = 1; t <= 5; t++) recordNeeds(state, bn, obs(100), 1_000_000 + t * 15_000, settings.cooldowns.stabilizationMs);
+      expect(state.cutLimits[1]).toBe(0.4);
+    });
   });
 
   describe('with a forecast of recurring load', () => {

@@ -40,6 +40,12 @@ describe('policy settings', () => {
     expect(() => loadConfig(policyConfigSpec, { SAIR_BANDIT_PRIOR_WEIGHT: '-1' }, [])).toThrow(/SAIR_BANDIT_PRIOR_WEIGHT \(flag --bandit-prior-weight\): "-1" is not a number from 0 to 1000000/);
   });
 
+  it('spends no P99 budget unless told to, and takes one from 0 to 1', () => {
+    expect(policySettings().p99Budget).toBe(0);
+    expect(settingsFromConfig(loadConfig(policyConfigSpec, { SAIR_P99_BUDGET: '0.5' }, [])).p99Budget).toBe(0.5);
+    expect(() => loadConfig(policyConfigSpec, { SAIR_P99_BUDGET: '1.5' }, [])).toThrow(/SAIR_P99_BUDGET \(flag --p99-budget\): "1.5" is not a number from 0 to 1/);
+  });
+
   it('documents every flag', () => {
     expect(helpText('policy', 'the ICRL policy', policyConfigSpec)).toMatch(/--llm-base-url\s+SAIR_LLM_BASE_URL/);
   });
