@@ -5,7 +5,8 @@
 // (see ruleAnswer there), so "SAIR-LLM(scripted)" measures the LLM path end to end, not an LLM.
 // Flags: --seeds N (5) --duration-min M (60) --pipelines a,b|paper|all --workloads x,y|paper|matrix|all
 //        --controllers list --jobs N (parallel processes, 2) --tick-runs-min M (240)
-//        --feasibility on|off (on: the best static allocation within HPA's cost in stationary cells)
+//        --feasibility on|off (on: the best static allocation within HPA's cost in stationary cells, and
+//        in every cell the P99 floor with every stage at its largest allocation)
 //        --warm-runs N (3): for sair-warm, how many runs of the cell (seeds 101..) fill its experience first.
 // Two more SAIR rows, not run by default, measure what its in-context learning adds: sair-priors is
 // SAIR-bandit with its learned statistics ignored (priors and guard only); sair-warm starts every
@@ -245,6 +246,8 @@ interface Feasibility {
   method: string;
   /** P99 per seed with every stage at its most replicas and largest share, whatever it costs. */
   floorP99s: number[];
+  /** What that floor costs, $/h (mean over the seeds). */
+  floorCost: number;
   screened: number;
   confirmed: number;
   runs: number;
@@ -311,6 +314,7 @@ async function feasibilitySearch(pipeline: string, workload: string, hpa: Run[])
     hpaCost,
     method,
     floorP99s: floor.map((r) => r.p99),
+    floorCost: meanOf(floor, (r) => r.cost),
     screened: screened.length,
     confirmed: finalists.length,
     runs: runCount,
@@ -324,6 +328,35 @@ async function feasibilitySearch(pipeline: string, workload: string, hpa: Run[])
           },
         }
       : {}),
+  };
+}
+
+/**
+ * A cell whose load varies over time gets only the floor: every stage at its largest allocation
+ * for the whole run. No controller within the stages' bounds holds more capacity at any moment,
+ * and in the simulator more capacity never lengthens a wait, so a floor above the target rules the
+ * target out there, at any cost.
+ */
+async function floorOnly(pipeline: string, workload: string, hpa: Run[]): Promise<Feasibility> {
+  const started = performance.now();
+  const model = resolvePipelineArg(pipeline);
+  const floor: Run[] = [];
+  for (let seed = 1; seed <= seeds; seed++) {
+    const controller: ControllerFactory = (p) =>
+      createStaticController(p, { ...largestAllocation(model), name: 'static-floor' });
+    floor.push(toRun(await runScenario({ pipeline: model, workload, controller, seed, durationMs })));
+  }
+  return {
+    rate: resolveWorkloadArg(workload, model, 1).meanRate(0, durationMs),
+    hpaP99s: hpa.map((r) => r.p99),
+    hpaCost: meanOf(hpa, (r) => r.cost),
+    method: 'floor only (load varies over time)',
+    floorP99s: floor.map((r) => r.p99),
+    floorCost: meanOf(floor, (r) => r.cost),
+    screened: 0,
+    confirmed: 0,
+    runs: floor.length,
+    wallS: (performance.now() - started) / 1000,
   };
 }
 
@@ -355,8 +388,10 @@ async function runCell(pipeline: string, workload: string): Promise<CellResult> 
     }
     const hpa = byController.hpa;
     const feasibility =
-      feasibilityOn && hpa && notStationary(workload) === null
-        ? await feasibilitySearch(pipeline, workload, hpa)
+      feasibilityOn && hpa
+        ? notStationary(workload) === null
+          ? await feasibilitySearch(pipeline, workload, hpa)
+          : await floorOnly(pipeline, workload, hpa)
         : undefined;
     return { byController, llmCalls: llm?.requests.length ?? 0, ...(feasibility ? { feasibility } : {}) };
   } finally {
@@ -474,14 +509,15 @@ function printFeasibility(cells: Cell[]): void {
     );
     return;
   }
-  const searched = cells.filter((c) => c.feasibility);
+  const searched = cells.filter((c) => c.feasibility && notStationary(c.workload) === null);
   const skipped = workloads.filter((w) => notStationary(w) !== null);
   const skipLines = () => {
-    for (const w of skipped) console.log(`  ${w}: skipped, ${notStationary(w)}`);
+    for (const w of skipped) console.log(`  ${w}: no search, ${notStationary(w)} (the floor below still does)`);
   };
   if (searched.length === 0) {
     console.log(`\nFeasibility: no stationary workload (${STATIONARY_KINDS.join(', ')}) among --workloads.`);
     skipLines();
+    printFloors(cells);
     return;
   }
   console.log(
@@ -543,6 +579,72 @@ function printFeasibility(cells: Cell[]): void {
   console.log(
     '  Under stationary load a controller can only chase random fluctuations, minutes late after cold starts, so a static allocation is about the best it can hold: where the target is not reachable, no autoscaler, SAIR included, should be expected to meet it.',
   );
+  printFloors(cells);
+}
+
+/**
+ * Whether a cell's P99 target is out of reach: the floor is above it (any cell), or under
+ * stationary load no allocation within HPA's cost reaches it; `close` when the margin is inside the
+ * 95 % CIs. Null when nothing rules it out.
+ */
+function ruledOut(c: Cell): { close: boolean } | null {
+  const f = c.feasibility;
+  if (!f) return null;
+  const hpa = stat(f.hpaP99s);
+  const target = 0.5 * hpa.mean;
+  const margin = (x: Stat) => ({ close: Math.abs(x.mean - target) < Math.hypot(x.ci, 0.5 * hpa.ci) });
+  const floor = stat(f.floorP99s);
+  if (floor.mean > target) return margin(floor);
+  if (notStationary(c.workload) !== null) return null;
+  const best = f.best ? stat(f.best.p99s) : undefined;
+  if (best === undefined) return { close: false };
+  return best.mean > target ? margin(best) : null;
+}
+
+/** The floor of the cells whose load varies, then per workload how many cells' P99 targets are out of reach. */
+function printFloors(cells: Cell[]): void {
+  const varying = cells.filter((c) => c.feasibility && notStationary(c.workload) !== null);
+  if (varying.length > 0) {
+    console.log(
+      `\nP99 floor where load varies over time: every stage at its most replicas and largest share for the whole run, whatever it costs (${seeds} seeds; ±95% CI).` +
+        `\nNo controller within the stages' bounds holds more capacity, and in the simulator more capacity never lengthens a wait: a floor above the target rules it out.`,
+    );
+    const rows = varying.map((c) => {
+      const f = c.feasibility!;
+      const hpa = stat(f.hpaP99s);
+      const floor = stat(f.floorP99s);
+      const target = 0.5 * hpa.mean;
+      const close = Math.abs(floor.mean - target) < Math.hypot(floor.ci, 0.5 * hpa.ci);
+      const verdict = floor.mean > target ? 'out of reach' : 'not ruled out';
+      return [
+        c.pipeline,
+        c.workload,
+        show(hpa, 1),
+        f.hpaCost.toFixed(3),
+        target.toFixed(1),
+        show(floor, 1),
+        f.floorCost.toFixed(3),
+        close ? `${verdict} (within CIs)` : verdict,
+      ];
+    });
+    printColumns(['pipeline', 'workload', 'HPA P99 ms', 'HPA $/h', 'target P99 ms', 'floor P99 ms', 'floor $/h', 'P99 target'], rows);
+    console.log(
+      '  A floor under the target says only that the largest allocation reaches it; the target also asks for no more than HPA\'s cost.',
+    );
+  }
+  const byWorkload = new Map<string, Cell[]>();
+  for (const c of cells) if (c.feasibility) byWorkload.set(c.workload, [...(byWorkload.get(c.workload) ?? []), c]);
+  if (byWorkload.size === 0) return;
+  console.log(
+    '\nP99 target out of reach, per workload (the issue asks for 3 of 4 pipelines per workload; out = above the floor, or beyond every static allocation within HPA\'s cost under stationary load):',
+  );
+  for (const [workload, list] of byWorkload) {
+    const out = list.filter((c) => ruledOut(c) !== null);
+    const names = out.map((c) => `${c.pipeline}${ruledOut(c)!.close ? ' (within CIs)' : ''}`);
+    console.log(
+      `  ${workload.padEnd(10)} ${out.length}/${list.length} out of reach${out.length > 0 ? ` (${names.join(', ')})` : ''}; at most ${list.length - out.length}/${list.length} reachable`,
+    );
+  }
 }
 
 interface Verdicts {
