@@ -26,7 +26,7 @@ export const policySettingsSchema = z.object({
       /** Fraction of retrieved experiences dropped at random from each prompt. */
       contextSampling: z.number().min(0).max(0.9).default(0.1),
       /** How many experiences the bandit counts a candidate's prior as (1e6: priors only, nothing learned). */
-      priorWeight: z.number().min(0).max(1e6).default(10),
+      priorWeight: z.number().min(0).max(1e6).default(100),
     })
     .prefault({}),
   buffer: z
@@ -145,7 +145,7 @@ export const policyConfigSpec = {
     flag: '--bandit-prior-weight',
     form: 'a number from 0 to 1000000',
     help: 'experiences a candidate\'s prior is worth to the bandit',
-    schema: z.coerce.number().min(0).max(1e6).default(10),
+    schema: z.coerce.number().min(0).max(1e6).default(100),
   },
   bufferMaxEntries: {
     env: 'SAIR_BUFFER_MAX_ENTRIES',

@@ -1,19 +1,19 @@
 // The built-in selector: UCB over the per-action reward statistics of similar states, starting
-// from each candidate's prior (worth `priorWeight` observations, 10 by default) so that it behaves sensibly
+// from each candidate's prior (worth `priorWeight` observations, 100 by default) so that it behaves sensibly
 // before it has learned anything. Seeded: ties are broken by the random source it is given.
 import type { Selection, SelectionInput, Selector } from '../types.js';
 
 export interface BanditOptions {
   /** Scale of the exploration bonus (the exploration temperature). */
   exploration: number;
-  /** How many experiences a candidate's prior is worth (default 3); very large = priors only. */
+  /** How many experiences a candidate's prior is worth (default 100); very large = priors only. */
   priorWeight?: number;
   /** Uniform [0, 1). */
   random: () => number;
 }
 
 export function createBanditSelector(opts: BanditOptions): Selector {
-  const priorWeight = opts.priorWeight ?? 10;
+  const priorWeight = opts.priorWeight ?? 100;
   return {
     name: 'bandit',
     async choose(input: SelectionInput): Promise<Selection> {

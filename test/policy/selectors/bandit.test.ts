@@ -18,9 +18,9 @@ describe('bandit selector (UCB)', () => {
     expect((await b.choose(input([cand('hold', 0.1), cand('s1+1', 0.6)], []))).candidateId).toBe('s1+1');
   });
 
-  it('lets learned rewards override a wrong prior', async () => {
+  it('lets learned rewards override a wrong prior once they outnumber its weight (100 by default)', async () => {
     const b = createBanditSelector({ exploration: 0.2, random: seededRandom(1) });
-    const sel = await b.choose(input([cand('hold', 0.1), cand('s1+1', 0.6)], [stat('s1+1', 20, -0.8), stat('hold', 20, 0.5)]));
+    const sel = await b.choose(input([cand('hold', 0.1), cand('s1+1', 0.6)], [stat('s1+1', 200, -0.8), stat('hold', 200, 0.5)]));
     expect(sel.candidateId).toBe('hold');
     expect(sel.reason).toMatch(/UCB/);
   });
