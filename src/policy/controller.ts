@@ -162,15 +162,19 @@ export function createSairController(deps: SairControllerDeps): SairController {
     const settle = (state: PipelineState, o: Outcome) => {
       const pending = state.pending!;
       const reward = computeReward(o, pending.reference, estimateEpsilon(state.history));
-      buffer.add(pipeline.id, {
-        time: now,
-        features: pending.features,
-        actionKey: pending.actionKey,
-        reward: reward.value,
-        outcome: reward.outcome,
-        reference: reward.reference,
-        epsilon: reward.epsilon,
-      });
+      // What the guard forced (an emergency, a forecast peak) was no selector's choice: learning it
+      // blamed the share increase that met each burst for the breach the burst itself caused.
+      if (!pending.record.forced) {
+        buffer.add(pipeline.id, {
+          time: now,
+          features: pending.features,
+          actionKey: pending.actionKey,
+          reward: reward.value,
+          outcome: reward.outcome,
+          reference: reward.reference,
+          epsilon: reward.epsilon,
+        });
+      }
       decisions.reward(pending.record, reward);
       m.rewards.inc({ value: String(reward.value) });
       state.pending = null;
@@ -245,6 +249,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
       proposed: d.proposed,
       applied: dryRun ? d.applied : applied,
       guard: notes,
+      forced: d.forced,
       fallbackReason: d.fallbackReason,
       bottleneck: bn.stage,
       pressure: bn.pressure.map((p) => (p === null ? null : Math.round(p * 1000) / 1000)),

@@ -33,7 +33,7 @@ export interface DecideDeps {
 
 export type Decision = Pick<
   DecisionRecord,
-  'selector' | 'promptHash' | 'tokens' | 'latencyMs' | 'candidates' | 'proposed' | 'applied' | 'guard' | 'fallbackReason' | 'reason'
+  'selector' | 'promptHash' | 'tokens' | 'latencyMs' | 'candidates' | 'proposed' | 'applied' | 'guard' | 'forced' | 'fallbackReason' | 'reason'
 >;
 
 const HOLD_REASON = 'hold: no selector produced a valid choice';
@@ -107,6 +107,7 @@ export async function decide(input: DecideInput, deps: DecideDeps): Promise<Deci
     proposed: chosen.id,
     applied: guarded.actions,
     guard: guarded.notes,
+    forced: guarded.forced,
     fallbackReason: failures.length > 0 ? failures.join('; ') : null,
     reason,
   };

@@ -31,6 +31,8 @@ export interface GuardResult {
   actions: ScalingAction[];
   notes: string[];
   emergency: boolean;
+  /** Whether an applied action is the guard's own urgent one (an emergency or a forecast peak), not the selector's. */
+  forced: boolean;
 }
 
 type GuardSettings = Pick<PolicySettings, 'cooldowns' | 'maxStep'>;
@@ -181,11 +183,12 @@ export function guard(
 ): GuardResult {
   const notes: string[] = [];
   if (metricsMissing(obs, bn)) {
-    return { actions: [], notes: ['metrics missing: hold'], emergency: false };
+    return { actions: [], notes: ['metrics missing: hold'], emergency: false, forced: false };
   }
   const breach = sloBreached(pipeline, obs);
   const out = new Map<number, ScalingAction[]>();
   let emergency = false;
+  let forced = false;
 
   const wanted: Wanted[] = proposed
     .filter((a): a is Exclude<ScalingAction, { kind: 'hold' }> => a.kind !== 'hold')
@@ -323,6 +326,7 @@ export function guard(
       }
       if (target === cur) continue;
       push(out, { kind: 'replicas', stage: a.stage, replicas: target });
+      forced ||= a.urgent;
     } else {
       const g = stage.gpuCores;
       if (!g || alloc.gpuCores === null) {
@@ -355,9 +359,10 @@ export function guard(
       }
       if (target === cur) continue;
       push(out, { kind: 'gpuCores', stage: a.stage, gpuCores: target });
+      forced ||= a.urgent;
     }
   }
-  return { actions: [...out.values()].flat(), notes, emergency };
+  return { actions: [...out.values()].flat(), notes, emergency, forced };
 }
 
 /** One replica action and one GPU action per stage at most; a later one of the same kind wins. */

@@ -91,6 +91,11 @@ export interface DecisionRecord {
   applied: ScalingAction[];
   /** Guard notes: "stage 1 cooldown", "emergency scale-up", ... */
   guard: string[];
+  /**
+   * Whether the guard applied an action of its own (an SLO emergency, saturation or a forecast
+   * peak): then what was applied was not a selector's choice, and its reward is logged but not learned.
+   */
+  forced: boolean;
   /** Why the preferred selector did not decide, when it did not. */
   fallbackReason: string | null;
   bottleneck: number | null;

@@ -19,6 +19,7 @@ const record = (id: string, pipelineId = 'p'): DecisionRecord => ({
   proposed: 's0+1',
   applied: [{ kind: 'replicas', stage: 0, replicas: 2 }],
   guard: [],
+  forced: false,
   fallbackReason: null,
   bottleneck: 0,
   pressure: [0.9],

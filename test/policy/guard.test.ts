@@ -31,7 +31,10 @@ describe('guard', () => {
   });
 
   it('limits the step to maxStep', () => {
-    expect(run(calm(), [{ kind: 'replicas', stage: 0, replicas: 9 }]).actions).toEqual([{ kind: 'replicas', stage: 0, replicas: 5 }]);
+    const r = run(calm(), [{ kind: 'replicas', stage: 0, replicas: 9 }]);
+    expect(r.actions).toEqual([{ kind: 'replicas', stage: 0, replicas: 5 }]);
+    // Limited, but still the selector's choice.
+    expect(r.forced).toBe(false);
   });
 
   it('enforces per-stage cooldowns', () => {
@@ -82,6 +85,8 @@ describe('guard', () => {
       { kind: 'replicas', stage: 1, replicas: 5 },
     ]);
     expect(r.notes).toContain('stage 2: no scale-down during an SLO breach');
+    // The guard's own actions: the selector did not choose them, so they are not learned.
+    expect(r.forced).toBe(true);
   });
 
   it('treats a saturated stage as an emergency before the SLO breaks', () => {
@@ -193,6 +198,7 @@ describe('guard', () => {
       // Stage 1 runs at 40 / (30 x 4) = 0.33; x3 = 1.0 of today's share, so 50 % -> ceil(50 x 1.0 / 0.7) = 80 %.
       const r = withForecast(obs, [], due(3, 3), state);
       expect(r.actions).toContainEqual({ kind: 'gpuCores', stage: 1, gpuCores: 80 });
+      expect(r.forced).toBe(true);
       expect(r.notes.join('\n')).toMatch(/forecast: load x3\.0 due \(period 600 s\): GPU share of stage 1 to 80%/);
       // Nothing is due: nothing changes.
       expect(withForecast(obs, [], due(1)).actions).toEqual([]);
@@ -240,7 +246,7 @@ describe('guard', () => {
     const obs = calm();
     obs.p99Ms = null;
     const r = run(obs, [{ kind: 'replicas', stage: 1, replicas: 1 }]);
-    expect(r).toEqual({ actions: [], notes: ['metrics missing: hold'], emergency: false });
+    expect(r).toEqual({ actions: [], notes: ['metrics missing: hold'], emergency: false, forced: false });
     const noStage = calm();
     noStage.stages[2] = { ...noStage.stages[2]!, arrivalRate: null, utilization: null };
     expect(run(noStage, [{ kind: 'replicas', stage: 0, replicas: 1 }]).actions).toEqual([]);
