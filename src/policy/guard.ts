@@ -101,13 +101,14 @@ const SLACK_MIN_SAMPLES = 4;
 export const GPU_CUT_SLACK_MAX_PRESSURE = 0.75;
 
 /**
- * How deep a GPU stage may be cut: GPU_CUT_MAX_PRESSURE, or deeper where P99 leaves room in the
- * SLO. On a batching GPU stage both the full-batch load/capacity and the batch time (most of P99)
- * grow as 1/share, so P99 per unit of load/capacity, measured at the stage's current allocation
- * (means since its last change), predicts P99 at a deeper cut; the limit is the load/capacity at
- * which that prediction reaches `fraction` of the SLO. A text-generation stage with a 3 s SLO
- * and a P99 of 0.9 s can give back a third of its share; a BERT stage at half its SLO cannot.
- * A breach since the last change (a ratio over 1) or too few samples keep the base limit.
+ * How deep a GPU stage may be cut: GPU_CUT_MAX_PRESSURE, or, with a P99 budget (`fraction` of the
+ * SLO, settings.p99Budget, off by default), deeper where P99 leaves room. On a batching GPU stage
+ * both the full-batch load/capacity and the batch time (most of P99) grow as 1/share, so P99 per
+ * unit of load/capacity, measured at the stage's current allocation (means since its last change),
+ * predicts P99 at a deeper cut; the limit is the load/capacity at which that prediction reaches the
+ * budget. With a budget of 0.5, a text-generation stage at 0.49 with a 3 s SLO and a P99 of 0.9 s
+ * may run at 0.75; a BERT stage at half its SLO stays at 0.4. A breach since the last change (a
+ * ratio over 1) or too few samples keep the base limit.
  */
 function gpuCutLimit(state: GuardState, stage: number, obs: PipelineObservation, fraction: number): number {
   const alloc = obs.allocation[stage];
