@@ -500,6 +500,16 @@ function printColumns(header: string[], rows: string[][]): void {
   for (const r of rows) console.log(line(r));
 }
 
+/**
+ * A cell's P99 target (half HPA's mean P99) and whether a mean's margin to it lies inside the 95 %
+ * CIs of the two means, where the verdict could flip with other seeds.
+ */
+function p99Target(f: Feasibility): { hpa: Stat; target: number; withinCis: (x: Stat) => boolean } {
+  const hpa = stat(f.hpaP99s);
+  const target = 0.5 * hpa.mean;
+  return { hpa, target, withinCis: (x) => Math.abs(x.mean - target) < Math.hypot(x.ci, 0.5 * hpa.ci) };
+}
+
 /** Which cells' P99 target (<= 50 % of HPA's P99 at no more than its cost) any static allocation reaches. */
 function printFeasibility(cells: Cell[]): void {
   if (feasibilityFlag === 'off') return;
@@ -540,12 +550,10 @@ function printFeasibility(cells: Cell[]): void {
   ];
   const rows = searched.map((c) => {
     const f = c.feasibility!;
-    const hpa = stat(f.hpaP99s);
-    const target = 0.5 * hpa.mean;
+    const { hpa, target, withinCis } = p99Target(f);
     const b = f.best;
     const best = b ? stat(b.p99s) : undefined;
-    // A verdict whose margin is inside the 95% CIs of the two means could flip with other seeds.
-    const close = best !== undefined && Math.abs(best.mean - target) < Math.hypot(best.ci, 0.5 * hpa.ci);
+    const close = best !== undefined && withinCis(best);
     const verdict = best !== undefined && best.mean <= target ? 'reachable' : 'not reachable';
     return [
       c.pipeline,
@@ -590,9 +598,8 @@ function printFeasibility(cells: Cell[]): void {
 function ruledOut(c: Cell): { close: boolean } | null {
   const f = c.feasibility;
   if (!f) return null;
-  const hpa = stat(f.hpaP99s);
-  const target = 0.5 * hpa.mean;
-  const margin = (x: Stat) => ({ close: Math.abs(x.mean - target) < Math.hypot(x.ci, 0.5 * hpa.ci) });
+  const { target, withinCis } = p99Target(f);
+  const margin = (x: Stat) => ({ close: withinCis(x) });
   const floor = stat(f.floorP99s);
   if (floor.mean > target) return margin(floor);
   if (notStationary(c.workload) !== null) return null;
@@ -611,10 +618,9 @@ function printFloors(cells: Cell[]): void {
     );
     const rows = varying.map((c) => {
       const f = c.feasibility!;
-      const hpa = stat(f.hpaP99s);
+      const { hpa, target, withinCis } = p99Target(f);
       const floor = stat(f.floorP99s);
-      const target = 0.5 * hpa.mean;
-      const close = Math.abs(floor.mean - target) < Math.hypot(floor.ci, 0.5 * hpa.ci);
+      const close = withinCis(floor);
       const verdict = floor.mean > target ? 'out of reach' : 'not ruled out';
       return [
         c.pipeline,
