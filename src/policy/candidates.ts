@@ -48,12 +48,16 @@ export function generateCandidates(
     const need = bn.needed[i] ?? null;
     const headroom = stageHeadroom(pipeline, i);
     const hot = (p !== null && p > HIGH * headroom) || (p99Ratio !== null && p99Ratio > 0.9 && bn.stage === i);
+    // Replicas still starting will take their share of the load: while they bring the stage under
+    // its target, more replicas only pile onto the same cold start (rag/spike: 2 ready, 4 starting,
+    // and one more was added every cooldown until 10).
+    const starting = alloc.readyReplicas < r && p !== null && (p * ready) / r < TARGET * headroom;
     const { lo, hi } = replicaBounds(stage, alloc);
     const ups = new Set<number>([1, 2]);
     if (need !== null && need > r) ups.add(Math.min(need - r, maxStep));
     for (const k of [...ups].sort((a, b) => a - b)) {
       if (k > maxStep || r + k > hi) continue;
-      let prior = changePrior(p, p === null ? null : (p * ready) / (r + k), true, hot, calm, headroom);
+      let prior = changePrior(p, p === null ? null : (p * ready) / (r + k), true, hot && !starting, calm, headroom);
       // Headroom on a cheap stage comes after relieving a stage that is really short of capacity.
       if (prior > 0 && headroom < 1 && (p === null || p <= HIGH)) prior *= 0.75;
       if (prior > 0.3) pressing = true;

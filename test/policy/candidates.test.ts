@@ -75,6 +75,19 @@ describe('candidates', () => {
     expect(c.find((x) => x.id === 's1:gpu=50')!.actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 50 }]);
   });
 
+  it('does not press for more replicas while replicas still starting will cover the load', () => {
+    const withStage1 = (replicas: number, ready: number) =>
+      candidatesFor([
+        { arrival: 40, perReplica: 80, replicas: 2 },
+        { arrival: 40, perReplica: 30, replicas, ready, gpuCores: 100 },
+        { arrival: 40, perReplica: 100, replicas: 2 },
+      ]);
+    // Stage 1 runs above 1.3 on its one ready replica: hot, and with none starting it presses for more.
+    expect(withStage1(1, 1).find((x) => x.id === 's1+1')!.prior).toBeGreaterThan(0.3);
+    // With three more starting it will run at about a quarter of that, under the 0.65 target: wait for them.
+    expect(withStage1(4, 1).find((x) => x.id === 's1+1')!.prior).toBeLessThan(0);
+  });
+
   it('names what was applied as the learning key', () => {
     const alloc = [{ replicas: 2, readyReplicas: 2, gpuCores: null }, { replicas: 3, readyReplicas: 3, gpuCores: 50 }];
     expect(actionKeyOf([], alloc)).toBe('hold');
