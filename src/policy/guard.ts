@@ -158,28 +158,6 @@ function gpuCutFits(state: GuardState, stage: number, replicas: number, gpuCores
   return units <= (state.cutLimits[stage] ?? GPU_CUT_MAX_PRESSURE) * replicas * shareOf(gpuCores);
 }
 
-/**
- * Per stage, how much more load it will get once its saturated ancestors are relieved: the entry
- * rate over its own arrival rate while an upstream stage is saturated, else 1. Every request passes
- * every stage, so a stage behind a bottleneck sees only what the bottleneck lets through, and
- * relieving one stage of a surge used to move the queue to the next (audio-qa under a spike: speech
- * recognition, then answer generation, each a GPU cold start later).
- */
-function shieldFactors(pipeline: PipelineSpec, obs: PipelineObservation, bn: BottleneckResult): number[] {
-  const entry = obs.arrivalRate;
-  const saturatedAbove = (i: number, seen = new Set<number>()): boolean =>
-    (pipeline.stages[i]?.upstream ?? []).some((j) => {
-      if (seen.has(j)) return false;
-      seen.add(j);
-      return (bn.pressure[j] ?? 0) > 1 || saturatedAbove(j, seen);
-    });
-  return obs.allocation.map((_, i) => {
-    const inflow = obs.stages[i]?.arrivalRate ?? null;
-    if (entry === null || inflow === null || !(inflow > 0) || !(entry > inflow) || !saturatedAbove(i)) return 1;
-    return entry / inflow;
-  });
-}
-
 /** Full-batch load/capacity above which a forecast load is met ahead of time. */
 const ANTICIPATE_ABOVE = 0.75;
 
@@ -221,11 +199,9 @@ export function guard(
     // A saturated stage's queue only grows, so it is an emergency before the SLO breaks. Every
     // saturated stage (and on a breach the bottleneck) goes straight to what its load needs: first
     // more GPU share where it has one (applied at once, no cold start), then replicas for the rest.
-    // A stage behind a saturated one is sized for the load it will get once that one is relieved.
-    const shielded = shieldFactors(pipeline, obs, bn);
     for (let i = 0; i < obs.allocation.length; i++) {
       const alloc = obs.allocation[i]!;
-      const p0 = (bn.pressure[i] ?? 0) * shielded[i]!;
+      const p0 = bn.pressure[i] ?? 0;
       if (!(breach && i === bn.stage) && p0 <= 1) continue;
       // On a breach the queue is what breaks the SLO: size for the load plus the queued backlog,
       // so the queue is worked off, not just kept from growing.
@@ -241,7 +217,7 @@ export function guard(
         shareFactor = alloc.gpuCores / share;
         if ((p * shareFactor) <= EMERGENCY_TARGET + 0.15) continue;
       }
-      const need = Math.ceil((bn.needed[i] ?? alloc.replicas + 1) * shielded[i]! * backlogFactor * shareFactor - 1e-9);
+      const need = Math.ceil((bn.needed[i] ?? alloc.replicas + 1) * backlogFactor * shareFactor - 1e-9);
       const allReady = alloc.readyReplicas >= alloc.replicas;
       // One more replica for a breached bottleneck, unless its capacity already covers the load and
       // the backlog with room to spare: then the breach is the window's memory of a drained queue.

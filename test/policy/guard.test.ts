@@ -89,25 +89,6 @@ describe('guard', () => {
     expect(r.forced).toBe(true);
   });
 
-  it('sizes a stage behind a saturated one for the load it will get once that one is relieved', () => {
-    // Stage 0 lets 60 of the 100 arriving requests per second through; stage 1 runs them at 0.77 of
-    // its capacity, but relieved stage 0 will pass it all 100: 1.28.
-    const surge = (entry: number) =>
-      observation(
-        [{ arrival: entry, perReplica: 30, replicas: 2 }, { arrival: 60, perReplica: 130, replicas: 1, gpuCores: 50 }, { arrival: 60, perReplica: 400, replicas: 1 }],
-        { p99Ms: 2_000, sloViolation: 0.3 },
-      );
-    const r = run(surge(100), []);
-    const share = r.actions.find((a) => a.kind === 'gpuCores' && a.stage === 1);
-    expect(share?.kind === 'gpuCores' && share.gpuCores).toBeGreaterThan(50);
-    expect(r.notes.join()).toMatch(/emergency GPU share of stage 1/);
-    // Stage 2 stays under 1 even with the whole entry rate (100 / 400), so it is left alone.
-    expect(r.actions.some((a) => a.kind !== 'hold' && a.stage === 2)).toBe(false);
-    // With stage 0 keeping up (50 in, all through), stage 1 will get no more: no emergency there.
-    const calmAbove = run(surge(50), []);
-    expect(calmAbove.actions.some((a) => a.kind !== 'hold' && a.stage === 1)).toBe(false);
-  });
-
   it('treats a saturated stage as an emergency before the SLO breaks', () => {
     const state = newGuardState();
     const saturated = observation(
