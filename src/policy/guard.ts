@@ -98,7 +98,7 @@ export function recordNeeds(state: GuardState, bn: BottleneckResult, obs: Pipeli
 /** Ticks at an unchanged allocation before P99 may vouch for a deeper cut: a minute at 15 s ticks. */
 const SLACK_MIN_SAMPLES = 4;
 /** No cut goes past this full-batch load/capacity, however loose the SLO: above it batches fill and queues start. */
-export const GPU_CUT_SLACK_MAX_PRESSURE = 0.75;
+const GPU_CUT_SLACK_MAX_PRESSURE = 0.75;
 
 /**
  * How deep a GPU stage may be cut: GPU_CUT_MAX_PRESSURE, or, with a P99 budget (`fraction` of the
