@@ -44,7 +44,7 @@ export const policySettingsSchema = z.object({
       /** No scale-down of a stage within this time of its last change. */
       scaleDownMs: z.number().int().min(0).default(60_000),
       /** A scale-down never goes below the highest need seen over this window. */
-      stabilizationMs: z.number().int().min(0).default(900_000),
+      stabilizationMs: z.number().int().min(0).default(600_000),
     })
     .prefault({}),
   forecast: z
@@ -187,7 +187,7 @@ export const policyConfigSpec = {
     flag: '--stabilization-ms',
     form: 'an integer >= 0',
     help: 'scale-down stabilization window',
-    schema: z.coerce.number().int().min(0).default(900_000),
+    schema: z.coerce.number().int().min(0).default(600_000),
   },
   forecast: { env: 'SAIR_FORECAST', flag: '--forecast', form: 'true or false', help: 'meet recurring load peaks ahead of time', schema: fields.boolean(true) },
   forecastShareLeadMs: {
