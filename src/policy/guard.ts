@@ -217,7 +217,14 @@ export function guard(
         shareFactor = alloc.gpuCores / share;
         if ((p * shareFactor) <= EMERGENCY_TARGET + 0.15) continue;
       }
-      const need = Math.ceil((bn.needed[i] ?? alloc.replicas + 1) * backlogFactor * shareFactor - 1e-9);
+      // A GPU stage is sized by its full-batch load, as the guard judges it everywhere else: its
+      // utilization-based need counts small batches run back to back as busy (video-multiframe
+      // burst: a frame-model replica at 0.6 of its full-batch capacity asked for a second one that
+      // came up after the burst and was held for the stabilization window).
+      const need =
+        g && alloc.gpuCores !== null
+          ? Math.ceil((Math.max(alloc.readyReplicas, 1) * p * shareFactor) / EMERGENCY_TARGET - 1e-9)
+          : Math.ceil((bn.needed[i] ?? alloc.replicas + 1) * backlogFactor * shareFactor - 1e-9);
       const allReady = alloc.readyReplicas >= alloc.replicas;
       // One more replica for a breached bottleneck, unless its capacity already covers the load and
       // the backlog with room to spare: then the breach is the window's memory of a drained queue.

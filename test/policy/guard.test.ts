@@ -89,6 +89,22 @@ describe('guard', () => {
     expect(r.forced).toBe(true);
   });
 
+  it('sizes a GPU stage on a breach by its full-batch load, not by its utilization-based need', () => {
+    const state = newGuardState();
+    const obs = observation(
+      [{ arrival: 40, perReplica: 80, replicas: 2 }, { arrival: 40, perReplica: 30, replicas: 1, gpuCores: 100 }, { arrival: 40, perReplica: 100, replicas: 2 }],
+      { p99Ms: 2_000, sloViolation: 0.3 },
+    );
+    // The window still holds the breach a share increase has just ended: at full batches stage 1
+    // runs at 0.6 of its capacity, though its busy small batches make it look like 2 replicas' worth.
+    const bn: BottleneckResult = { stage: 1, pressure: [0.3, 0.6, 0.2], needed: [1, 2, 1], drainPressure: [0.3, 0.6, 0.2] };
+    recordNeeds(state, bn, obs, 1_000_000, settings.cooldowns.stabilizationMs);
+    expect(guard(spec, obs, bn, [], state, 1_000_000, settings).actions).toEqual([]);
+    // Past the emergency's target, it gets what its full-batch load needs at 0.7: ceil(1.1 / 0.7) = 2.
+    const short: BottleneckResult = { ...bn, pressure: [0.3, 1.1, 0.2], drainPressure: [0.3, 1.1, 0.2] };
+    expect(guard(spec, obs, short, [], newGuardState(), 1_000_000, settings).actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 2 }]);
+  });
+
   it('treats a saturated stage as an emergency before the SLO breaks', () => {
     const state = newGuardState();
     const saturated = observation(
