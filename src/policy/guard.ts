@@ -5,7 +5,7 @@
 import { GPU_CUT_MAX_PRESSURE, type BottleneckResult } from './bottleneck.js';
 import { replicaBounds } from './candidates.js';
 import type { Anticipation } from './forecast.js';
-import type { PipelineObservation, PipelineSpec, ScalingAction } from './ports.js';
+import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation } from './ports.js';
 import { SLO_TOLERANCE } from './reward.js';
 import type { PolicySettings } from './settings.js';
 
@@ -75,21 +75,19 @@ export interface LatencyBudget {
  * call once per tick before generateCandidates() and guard().
  */
 export function recordNeeds(state: GuardState, bn: BottleneckResult, obs: PipelineObservation, now: number, windowMs: number, budget: LatencyBudget | null = null): void {
-  if (budget && obs.p99Ms !== null && Number.isFinite(obs.p99Ms)) state.p99Ratios.push({ time: now, ratio: obs.p99Ms / budget.sloP99Ms });
-  while (state.p99Ratios.length > 0 && state.p99Ratios[0]!.time < now - windowMs) state.p99Ratios.shift();
+  const ratio = budget && obs.p99Ms !== null && Number.isFinite(obs.p99Ms) ? obs.p99Ms / budget.sloP99Ms : null;
+  keepWindow(state.p99Ratios, ratio === null ? null : { time: now, ratio }, now, windowMs);
   bn.pressure.forEach((p, i) => {
     const alloc = obs.allocation[i];
     if (p === null || !alloc || !Number.isFinite(p)) return;
     const list = state.fullBatchUnits.get(i) ?? [];
-    list.push({ time: now, units: p * Math.max(alloc.readyReplicas, 0) * shareOf(alloc.gpuCores) });
-    while (list.length > 0 && list[0]!.time < now - windowMs) list.shift();
+    keepWindow(list, { time: now, units: p * Math.max(alloc.readyReplicas, 0) * shareOf(alloc.gpuCores) }, now, windowMs);
     state.fullBatchUnits.set(i, list);
   });
   bn.needed.forEach((needed, i) => {
     if (needed === null) return;
     const list = state.needs.get(i) ?? [];
-    list.push({ time: now, units: needed * shareOf(obs.allocation[i]?.gpuCores) });
-    while (list.length > 0 && list[0]!.time < now - windowMs) list.shift();
+    keepWindow(list, { time: now, units: needed * shareOf(obs.allocation[i]?.gpuCores) }, now, windowMs);
     state.needs.set(i, list);
   });
   state.cutLimits = obs.allocation.map((_, i) => gpuCutLimit(state, i, obs, budget?.p99Budget ?? 0));
@@ -136,6 +134,23 @@ function settledMeans(state: GuardState, stage: number): { ratio: number; units:
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
+/** Append `sample` (when given) and drop what is older than the window. */
+function keepWindow<T extends { time: number }>(list: T[], sample: T | null, now: number, windowMs: number): void {
+  if (sample) list.push(sample);
+  while (list.length > 0 && list[0]!.time < now - windowMs) list.shift();
+}
+
+/** The largest `units` of the samples since `since`, and at least `floor`. */
+function peakSince(list: readonly { time: number; units: number }[], since: number, floor: number): number {
+  let units = floor;
+  for (const n of list) if (n.time >= since) units = Math.max(units, n.units);
+  return units;
+}
+
+/** Replicas that run a stage now at full-batch load/capacity `pressure` at EMERGENCY_TARGET. */
+const replicasAtTarget = (alloc: StageAllocation, pressure: number): number =>
+  Math.ceil((Math.max(alloc.readyReplicas, 1) * pressure) / EMERGENCY_TARGET - 1e-9);
+
 const shareOf = (gpuCores: number | null | undefined) => (gpuCores ? gpuCores / 100 : 1);
 
 /**
@@ -144,18 +159,14 @@ const shareOf = (gpuCores: number | null | undefined) => (gpuCores ? gpuCores / 
  * long stabilization window, so capacity kept for the last burst can go until the next one nears.
  */
 function peakReplicas(state: GuardState, stage: number, gpuCores: number | null | undefined, since: number, floorUnits = 0): number {
-  let units = floorUnits;
-  for (const n of state.needs.get(stage) ?? []) if (n.time >= since) units = Math.max(units, n.units);
-  return Math.ceil(units / shareOf(gpuCores) - 1e-9);
+  return Math.ceil(peakSince(state.needs.get(stage) ?? [], since, floorUnits) / shareOf(gpuCores) - 1e-9);
 }
 
 /** Whether a GPU stage at `replicas` x `gpuCores` keeps the peak full-batch load since `since` (and `floorUnits`) under this tick's cut limit. */
 function gpuCutFits(state: GuardState, stage: number, replicas: number, gpuCores: number, since: number, floorUnits: number): boolean {
   const list = state.fullBatchUnits.get(stage) ?? [];
   if (list.length === 0) return false;
-  let units = floorUnits;
-  for (const n of list) if (n.time >= since) units = Math.max(units, n.units);
-  return units <= (state.cutLimits[stage] ?? GPU_CUT_MAX_PRESSURE) * replicas * shareOf(gpuCores);
+  return peakSince(list, since, floorUnits) <= (state.cutLimits[stage] ?? GPU_CUT_MAX_PRESSURE) * replicas * shareOf(gpuCores);
 }
 
 /** Full-batch load/capacity above which a forecast load is met ahead of time. */
@@ -223,7 +234,7 @@ export function guard(
       // came up after the burst and was held for the stabilization window).
       const need =
         g && alloc.gpuCores !== null
-          ? Math.ceil((Math.max(alloc.readyReplicas, 1) * p * shareFactor) / EMERGENCY_TARGET - 1e-9)
+          ? replicasAtTarget(alloc, p * shareFactor)
           : Math.ceil((bn.needed[i] ?? alloc.replicas + 1) * backlogFactor * shareFactor - 1e-9);
       const allReady = alloc.readyReplicas >= alloc.replicas;
       // One more replica for a breached bottleneck, unless its capacity already covers the load and
@@ -266,7 +277,7 @@ export function guard(
         }
         // Replicas for what the largest share cannot cover.
         const atMax = (p * f.replicaFactor * alloc.gpuCores) / g.max;
-        if (f.replicaFactor > 1 && atMax > ANTICIPATE_ABOVE) target = Math.ceil((Math.max(alloc.readyReplicas, 1) * atMax) / EMERGENCY_TARGET - 1e-9);
+        if (f.replicaFactor > 1 && atMax > ANTICIPATE_ABOVE) target = replicasAtTarget(alloc, atMax);
       } else {
         const need = bn.needed[i];
         if (f.replicaFactor > 1 && need !== null && need !== undefined) target = Math.ceil(need * f.replicaFactor - 1e-9);
