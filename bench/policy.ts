@@ -27,6 +27,7 @@ import { policySettings, type PolicySettings } from '../src/policy/settings.js';
 import type { RewardValue } from '../src/policy/types.js';
 import { BASELINES } from '../src/sim/baselines/index.js';
 import { createStaticController } from '../src/sim/baselines/static.js';
+import type { PipelineModel } from '../src/sim/pipeline.js';
 import { BUILTIN_PIPELINES, PAPER_PIPELINES } from '../src/sim/builtin-pipelines.js';
 import { BUILTIN_WORKLOADS, MATRIX_WORKLOADS, PAPER_WORKLOADS } from '../src/sim/builtin-workloads.js';
 import {
@@ -303,8 +304,8 @@ async function feasibilitySearch(pipeline: string, workload: string, hpa: Run[])
   for (const f of finalists) {
     for (let seed = 2; seed <= seeds; seed++) f.runs.push(await run(f.allocation, seed));
   }
-  const floor: Run[] = [];
-  for (let seed = 1; seed <= seeds; seed++) floor.push(await run(largestAllocation(model), seed));
+  const floor = await floorRuns(model, workload);
+  runCount += floor.length;
   const best = finalists
     .filter((f) => admissible(f.runs))
     .sort((x, y) => meanOf(x.runs, (r) => r.p99) - meanOf(y.runs, (r) => r.p99))[0];
@@ -331,6 +332,17 @@ async function feasibilitySearch(pipeline: string, workload: string, hpa: Run[])
   };
 }
 
+/** Every stage at its most replicas and largest share for the whole run, once per seed. */
+async function floorRuns(model: PipelineModel, workload: string): Promise<Run[]> {
+  const controller: ControllerFactory = (p) =>
+    createStaticController(p, { ...largestAllocation(model), name: 'static-floor' });
+  const runs: Run[] = [];
+  for (let seed = 1; seed <= seeds; seed++) {
+    runs.push(toRun(await runScenario({ pipeline: model, workload, controller, seed, durationMs })));
+  }
+  return runs;
+}
+
 /**
  * A cell whose load varies over time gets only the floor: every stage at its largest allocation
  * for the whole run. No controller within the stages' bounds holds more capacity at any moment,
@@ -340,12 +352,7 @@ async function feasibilitySearch(pipeline: string, workload: string, hpa: Run[])
 async function floorOnly(pipeline: string, workload: string, hpa: Run[]): Promise<Feasibility> {
   const started = performance.now();
   const model = resolvePipelineArg(pipeline);
-  const floor: Run[] = [];
-  for (let seed = 1; seed <= seeds; seed++) {
-    const controller: ControllerFactory = (p) =>
-      createStaticController(p, { ...largestAllocation(model), name: 'static-floor' });
-    floor.push(toRun(await runScenario({ pipeline: model, workload, controller, seed, durationMs })));
-  }
+  const floor = await floorRuns(model, workload);
   return {
     rate: resolveWorkloadArg(workload, model, 1).meanRate(0, durationMs),
     hpaP99s: hpa.map((r) => r.p99),
