@@ -36,10 +36,13 @@ export function capacityPerReplica(m: StageMetrics, readyReplicas: number): numb
   return null;
 }
 
-/** Offered load: arrivals, plus the backlog growth that arrivals alone hide when upstream queues. */
-export function offeredLoad(m: StageMetrics): number | null {
+/**
+ * Offered load: arrivals (times `surge`, surgeFactor), plus the backlog growth that arrivals alone
+ * hide when upstream queues.
+ */
+export function offeredLoad(m: StageMetrics, surge = 1): number | null {
   if (m.arrivalRate === null) return null;
-  return m.arrivalRate + Math.max(0, m.queueGrowth ?? 0);
+  return m.arrivalRate * surge + Math.max(0, m.queueGrowth ?? 0);
 }
 
 /** What the detector learns across ticks, per stage (index = stage). */
@@ -138,6 +141,27 @@ export function stageHeadroom(pipeline: PipelineSpec, stage: number): number {
   return gpuHour > 0 && replicaHour < CHEAP_STAGE_COST * gpuHour ? CHEAP_HEADROOM : 1;
 }
 
+/** Newest-interval entry rate over the window's, at least, for a surge (a 3x surge reads 1.5 while it fills half a 30 s window). */
+const SURGE_RATIO = 1.25;
+/** ...and at least this many standard deviations of a Poisson count over the interval, so noise is not one. */
+const SURGE_Z = 4;
+
+/**
+ * How much the entry rate of the newest scrape interval exceeds the window's, where that is a
+ * surge and not noise; else 1. A window-long rate shows a surge at half its size in its first
+ * tick, so stages were sized for half of it one tick late (text-generation burst: at 555 s the
+ * decoder read 0.8 of its capacity while 22 req/s arrived against 20, and waited a tick).
+ */
+export function surgeFactor(obs: PipelineObservation): number {
+  const rate = obs.arrivalRate;
+  const recent = obs.recentArrivalRate;
+  const ms = obs.recentWindowMs;
+  if (rate == null || recent == null || ms === undefined || !(rate > 0) || !(ms > 0) || !(recent >= SURGE_RATIO * rate)) return 1;
+  const seconds = ms / 1000;
+  const z = ((recent - rate) * seconds) / Math.sqrt(rate * seconds);
+  return z >= SURGE_Z ? recent / rate : 1;
+}
+
 export function detectBottleneck(
   pipeline: PipelineSpec,
   obs: PipelineObservation,
@@ -147,6 +171,8 @@ export function detectBottleneck(
   const pressure: (number | null)[] = [];
   const needed: (number | null)[] = [];
   const drainPressure: (number | null)[] = [];
+  // A surge the window shows only in part reaches every stage: scale each stage's load by it.
+  const surge = surgeFactor(obs);
   let totalLatency = 0;
   for (const m of obs.stages) totalLatency += m.latencyP50Ms ?? 0;
   let best: number | null = null;
@@ -163,8 +189,8 @@ export function detectBottleneck(
     const ready = Math.max(alloc.readyReplicas, 0);
     const { saturation: perReplica, busy } = replicaCapacity(pipeline.stages[i]?.maxBatch, m, alloc.gpuCores, ready, memory, i);
     // What the pipeline offers this stage: its own arrivals, or the entry rate when a stage upstream holds work back.
-    const own = offeredLoad(m);
-    const load = own === null ? null : Math.max(own, obs.arrivalRate ?? 0);
+    const own = offeredLoad(m, surge);
+    const load = own === null ? null : Math.max(own, (obs.arrivalRate ?? 0) * surge);
     let p: number | null;
     if (perReplica !== null && load !== null) {
       p = ready > 0 ? load / (perReplica * ready) : load > 0 ? Infinity : 0;

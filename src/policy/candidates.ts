@@ -47,7 +47,12 @@ export function generateCandidates(
     const p = bn.pressure[i] ?? null;
     const need = bn.needed[i] ?? null;
     const headroom = stageHeadroom(pipeline, i);
-    const hot = (p !== null && p > HIGH * headroom) || (p99Ratio !== null && p99Ratio > 0.9 && bn.stage === i);
+    // A P99 over the SLO from a stage already under its target with its queue worked off is the
+    // window's memory of a drained backlog, not a call for capacity (nlp-bert burst: the share
+    // raise at the surge's first tick cleared the queue, and the next tick added a replica on the
+    // stale P99 that was then held for the stabilization window).
+    const drained = p !== null && p < TARGET * headroom && (obs.stages[i]?.queueLength ?? 0) <= (stage.maxBatch ?? 1) * ready;
+    const hot = (p !== null && p > HIGH * headroom) || (p99Ratio !== null && p99Ratio > 0.9 && bn.stage === i && !drained);
     // Replicas still starting will take their share of the load: while they bring the stage under
     // its target, more replicas only pile onto the same cold start (rag/spike: 2 ready, 4 starting,
     // and one more was added every cooldown until 10).

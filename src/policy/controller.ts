@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { errorMessage } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { detectBottleneck, newCapacityMemory, rememberCapacity, type CapacityMemory } from './bottleneck.js';
+import { detectBottleneck, newCapacityMemory, rememberCapacity, surgeFactor, type CapacityMemory } from './bottleneck.js';
 import { actionKeyOf, generateCandidates } from './candidates.js';
 import { decide } from './decide.js';
 import { DecisionLog } from './decision-log.js';
@@ -190,7 +190,8 @@ export function createSairController(deps: SairControllerDeps): SairController {
     let anticipation: Anticipation | null = null;
     if (settings.forecast.enabled && obs.arrivalRate !== null) {
       recordRate(st.rates, now, obs.arrivalRate);
-      anticipation = anticipate(st.rates, now, obs.arrivalRate, { shareMs: settings.forecast.shareLeadMs, replicaMs: settings.forecast.replicaLeadMs });
+      // Against the rate now, surge included: a burst already under way is not due again.
+      anticipation = anticipate(st.rates, now, obs.arrivalRate * surgeFactor(obs), { shareMs: settings.forecast.shareLeadMs, replicaMs: settings.forecast.replicaLeadMs });
       m.forecastPeriod.set({ pipeline: pipeline.id }, anticipation ? anticipation.periodMs / 1000 : 0);
     }
 

@@ -95,6 +95,13 @@ export interface PipelineObservation {
   p99Ms: number | null;
   /** Requests entering the pipeline per second. */
   arrivalRate: number | null;
+  /**
+   * Requests entering per second over the newest scrape interval alone (Prometheus irate), and
+   * that interval's length, where the source can say. A surge shows here at its full size while
+   * it fills only part of the window: at a 30 s window, half of it a tick earlier.
+   */
+  recentArrivalRate?: number | null;
+  recentWindowMs?: number;
   /** Fraction of requests in the window that missed the SLO or were dropped. */
   sloViolation: number | null;
   /** Current spend, $/hour, from the allocation and the cost model. */

@@ -130,6 +130,8 @@ export class SimMetrics implements MetricsPort {
       allocation,
       p99Ms: quantile(e2e, 0.99, dropped),
       arrivalRate: arrivals / seconds,
+      recentArrivalRate: end.arrivals / (this.opts.scrapeIntervalMs / 1000),
+      recentWindowMs: this.opts.scrapeIntervalMs,
       sloViolation: finished > 0 ? (violations + dropped) / finished : null,
       costRate: this.sim.costRate,
     };

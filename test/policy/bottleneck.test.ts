@@ -1,4 +1,4 @@
-import { BACKLOG_DRAIN_S, detectBottleneck, newCapacityMemory, rememberCapacity, stageHeadroom } from '../../src/policy/bottleneck.js';
+import { BACKLOG_DRAIN_S, detectBottleneck, newCapacityMemory, rememberCapacity, stageHeadroom, surgeFactor } from '../../src/policy/bottleneck.js';
 import { observation, pipeline } from './fixtures.js';
 
 describe('detectBottleneck', () => {
@@ -154,5 +154,43 @@ describe('backlog and headroom', () => {
     expect(stageHeadroom(spec, 1)).toBe(1);
     expect(stageHeadroom(pipeline({ cost: { gpuHour: 2.5, replicaHour: 0.5 } }), 0)).toBe(1);
     expect(stageHeadroom(pipeline({ cost: { gpuHour: 0, replicaHour: 0.1 } }), 0)).toBe(1);
+  });
+});
+
+describe('surgeFactor', () => {
+  const stages = [
+    { arrival: 100, perReplica: 300, replicas: 1 },
+    { arrival: 100, perReplica: 150, replicas: 1, gpuCores: 50 },
+    { arrival: 100, perReplica: 300, replicas: 1 },
+  ];
+  const at = (recent: number | null) => observation(stages, { arrivalRate: 100, recentArrivalRate: recent, recentWindowMs: 15_000 });
+
+  it('is the newest interval over the window where the entry rate jumped', () => {
+    // A 3x surge that filled half the window: 200 over the window, 300 in its newest half.
+    expect(surgeFactor(observation(stages, { arrivalRate: 200, recentArrivalRate: 300, recentWindowMs: 15_000 }))).toBeCloseTo(1.5, 9);
+  });
+
+  it('is 1 for noise, a fall, a jump under 1.25x, or where the source cannot say', () => {
+    // 100/s for 15 s: a Poisson count of 1,500 +- 39; 1,700 is a 1.13x rise and 5 sd, still no surge.
+    expect(surgeFactor(at(113))).toBe(1);
+    expect(surgeFactor(at(60))).toBe(1);
+    expect(surgeFactor(at(null))).toBe(1);
+    expect(surgeFactor(observation(stages, { arrivalRate: 100, recentArrivalRate: 300 }))).toBe(1);
+    expect(surgeFactor(observation(stages, { arrivalRate: null, recentArrivalRate: 300, recentWindowMs: 15_000 }))).toBe(1);
+  });
+
+  it('needs a jump of 4 standard deviations, so a few requests at a low rate are not one', () => {
+    // 0.4/s over the window, 1/s in the last 15 s: 15 requests where 6 +- 2.4 were expected (3.7 sd).
+    const low = (recent: number) => surgeFactor(observation(stages, { arrivalRate: 0.4, recentArrivalRate: recent, recentWindowMs: 15_000 }));
+    expect(low(1)).toBe(1);
+    expect(low(1.5)).toBeCloseTo(1.5 / 0.4, 9);
+  });
+
+  it("scales every stage's offered load, so the surge is met at its size a tick sooner", () => {
+    const calm = detectBottleneck(pipeline(), at(100));
+    const surging = detectBottleneck(pipeline(), at(200));
+    for (let i = 0; i < 3; i++) expect(surging.pressure[i]).toBeCloseTo(2 * calm.pressure[i]!, 9);
+    expect(surging.pressure[1]).toBeCloseTo(200 / 150, 9);
+    expect(surging.stage).toBe(1);
   });
 });

@@ -88,6 +88,25 @@ describe('candidates', () => {
     expect(withStage1(4, 1).find((x) => x.id === 's1+1')!.prior).toBeLessThan(0);
   });
 
+  it('reads a P99 over the SLO as a call for capacity only while the bottleneck is loaded or queued', () => {
+    // P99 at 1.2x the SLO (600 of 500 ms); stage 1, the bottleneck, at 100 % share on one replica.
+    const withStage1 = (arrival: number, queueLength: number) => {
+      const stages: StageLoad[] = [
+        { arrival, perReplica: 400, replicas: 1 },
+        { arrival, perReplica: 100, replicas: 1, gpuCores: 100 },
+        { arrival, perReplica: 400, replicas: 1 },
+      ];
+      const obs = observation(stages, { p99Ms: 600 });
+      obs.stages[1]!.queueLength = queueLength;
+      return generateCandidates(spec, obs, detectBottleneck(spec, obs), 4).find((x) => x.id === 's1+1')!.prior;
+    };
+    // At 0.5 of its capacity with its queue worked off, the P99 is the window's memory of a drained backlog.
+    expect(withStage1(50, 0)).toBeLessThan(0);
+    // Still queued, or loaded past the 0.65 target: more capacity.
+    expect(withStage1(50, 200)).toBeGreaterThan(0.3);
+    expect(withStage1(75, 0)).toBeGreaterThan(0);
+  });
+
   it('names what was applied as the learning key', () => {
     const alloc = [{ replicas: 2, readyReplicas: 2, gpuCores: null }, { replicas: 3, readyReplicas: 3, gpuCores: 50 }];
     expect(actionKeyOf([], alloc)).toBe('hold');

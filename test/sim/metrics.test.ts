@@ -41,6 +41,12 @@ describe('SimMetrics', () => {
     expect(first.time).toBe(15_000);
     expect(first.windowMs).toBe(15_000);
 
+    // The newest scrape interval alone (irate): what the window adds to the first scrape's count.
+    sim.runUntil(35_000);
+    const second = await metrics.observe(spec);
+    expect(second.recentWindowMs).toBe(15_000);
+    expect(second.recentArrivalRate! * 15 + first.arrivalRate! * 15).toBeCloseTo(second.arrivalRate! * 30, 6);
+
     sim.runUntil(59_000);
     const o = await metrics.observe(spec);
     expect(o.time).toBe(45_000);

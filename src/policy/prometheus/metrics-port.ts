@@ -33,6 +33,8 @@ export interface PrometheusMetricsDeps {
   allocation(pipelineId: string): Promise<StageAllocation[]>;
   /** Range for rate() and friends; at least four scrapes of a 15 s interval. */
   minWindowSeconds?: number;
+  /** Short range for the entry rate a surge shows in first (recentArrivalRate): two scrapes of 15 s, the least rate() needs. */
+  recentWindowSeconds?: number;
 }
 
 /** Dollars per hour for an allocation: replicas × (replica price + GPU price × share). */
@@ -113,6 +115,17 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
     };
   }
 
+  /**
+   * An entry stage's arrival rate over the short range: its arrival query, or its throughput query
+   * where it has none (an entry stage with room serves what arrives).
+   */
+  function recentArrival(source: StageMetricsSource, windowSeconds: number, failures: string[]): Promise<number | null> {
+    const templates = stageQueries(source.preset, source.queries);
+    const t = templates.arrivalRate ?? templates.throughput;
+    const values = { namespace: source.namespace, deployment: source.deployment, selector: source.selector, windowSeconds };
+    return t ? run(render(t, values), failures) : Promise.resolve(null);
+  }
+
   return {
     async observe(pipeline: PipelineSpec): Promise<PipelineObservation> {
       const source = deps.sourceFor(pipeline.id);
@@ -130,6 +143,11 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
       const p99Ms = source.p99Query ? p99Direct : stageP99s.every((v) => v !== null) ? stageP99s.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
       const entries = pipeline.stages.filter((s) => s.upstream.length === 0).map((s) => stages[s.index]?.arrivalRate ?? null);
       const arrivalRate = entries.length > 0 && entries.every((v) => v !== null) ? entries.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
+      const recentSeconds = Math.min(deps.recentWindowSeconds ?? 30, windowSeconds);
+      const recent = await Promise.all(
+        pipeline.stages.filter((s) => s.upstream.length === 0).map((s) => (source.stages[s.index] ? recentArrival(source.stages[s.index]!, recentSeconds, failures) : Promise.resolve(null))),
+      );
+      const recentArrivalRate = recent.length > 0 && recent.every((v) => v !== null) ? recent.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
       if (failures.length > 0) {
         deps.logger.warn({ pipeline: pipeline.id, failed: failures.length, first: failures[0] }, 'prometheus queries failed; those metrics are missing this tick');
       }
@@ -140,6 +158,8 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
         allocation,
         p99Ms,
         arrivalRate,
+        recentArrivalRate,
+        recentWindowMs: recentSeconds * 1000,
         sloViolation: sloViolation === null ? null : Math.max(0, Math.min(1, sloViolation)),
         costRate: costRate(pipeline, allocation),
       };

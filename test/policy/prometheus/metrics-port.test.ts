@@ -80,7 +80,11 @@ describe('Prometheus metrics port', () => {
       'sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))',
     );
     expect(prom.queries.filter((q) => /\{window\}|\{pods\}|\{namespace\}|\{selector\}/.test(q))).toEqual([]);
-    expect(prom.queries.filter((q) => q.includes('rate(')).every((q) => q.includes('[60s]'))).toBe(true);
+    // Every rate over the window, except the entry stage's newest-rate query (two 15 s scrapes).
+    expect(obs.recentArrivalRate).toBe(40);
+    expect(obs.recentWindowMs).toBe(30_000);
+    expect(prom.queries.filter((q) => q.includes('[30s]'))).toEqual(['sum(rate(http_request_duration_seconds_count{namespace="ml",pod=~"pre-[a-z0-9]+-[a-z0-9]+"}[30s]))']);
+    expect(prom.queries.filter((q) => q.includes('rate(') && !q.includes('[30s]')).every((q) => q.includes('[60s]'))).toBe(true);
   });
 
   it('reads mean batch size and batch compute time from Triton counters, and leaves them null for other presets', async () => {
