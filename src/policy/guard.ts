@@ -244,7 +244,11 @@ export function guard(
       const mine = wanted.find((a) => a.stage === i && a.kind === 'replicas');
       if (target <= alloc.replicas) continue;
       if (mine && mine.kind === 'replicas' && mine.replicas >= target) {
-        // The selector already asked for at least this much: it is the emergency's scale-up, past the cooldown.
+        // The selector already asked for at least this much: it is the emergency's scale-up, past the
+        // cooldown. It sized at the share it saw; after this emergency's share increase, the
+        // emergency's own count is enough (text-generation burst: +2 at 70 % came on top of 70 -> 100 %,
+        // and the 4 replicas at 100 % were held ten minutes for a burst that needed 3).
+        if (shareFactor < 1) mine.replicas = target;
         mine.urgent = true;
         emergency = true;
         notes.push(`${breach ? 'SLO breach' : 'saturation'}: emergency scale-up of stage ${i}`);

@@ -136,6 +136,28 @@ describe('guard', () => {
     expect(r.notes).not.toContain('stage 0: scale-up cooldown');
   });
 
+  it('caps the selector\'s scale-up of a GPU stage at the emergency\'s count once the emergency has raised its share', () => {
+    const obs = observation(
+      [{ arrival: 40, perReplica: 80, replicas: 2 }, { arrival: 40, perReplica: 30, replicas: 2, gpuCores: 70 }, { arrival: 40, perReplica: 100, replicas: 2 }],
+      { p99Ms: 900 },
+    );
+    // Stage 1 at 1.5 of its full-batch capacity at 70 %: share to 100 % leaves 1.05, so ceil(2 x 1.05 / 0.7) = 3 replicas.
+    const bn: BottleneckResult = { stage: 1, pressure: [0.3, 1.5, 0.2], needed: [1, 5, 1], drainPressure: [0.3, 1.5, 0.2] };
+    const r = guard(spec, obs, bn, [{ kind: 'replicas', stage: 1, replicas: 5 }], newGuardState(), 1_000_000, settings);
+    expect(r.actions).toEqual([
+      { kind: 'replicas', stage: 1, replicas: 3 },
+      { kind: 'gpuCores', stage: 1, gpuCores: 100 },
+    ]);
+    // Without a share increase (already at 100 %), the selector's larger count stands.
+    const full = observation(
+      [{ arrival: 40, perReplica: 80, replicas: 2 }, { arrival: 40, perReplica: 30, replicas: 2, gpuCores: 100 }, { arrival: 40, perReplica: 100, replicas: 2 }],
+      { p99Ms: 900 },
+    );
+    expect(guard(spec, full, bn, [{ kind: 'replicas', stage: 1, replicas: 5 }], newGuardState(), 1_000_000, settings).actions).toEqual([
+      { kind: 'replicas', stage: 1, replicas: 5 },
+    ]);
+  });
+
   it('cuts a batching GPU stage by its full-batch load, not by utilization, which small batches keep high', () => {
     const obs = calm({ replicas: 2, gpuCores: 60 });
     const cut = (pressure: number) => {
