@@ -8,12 +8,15 @@ import { retrieve } from '../../src/policy/retrieval.js';
 import { observation, pipeline } from './fixtures.js';
 
 const spec = pipeline();
-function promptFor(arrival: number, exposeNames = false, anticipation: Anticipation | null = null) {
-  const obs = observation([
-    { arrival, perReplica: 80, replicas: 2 },
-    { arrival, perReplica: 30, replicas: 3, gpuCores: 50 },
-    { arrival, perReplica: 100, replicas: 2 },
-  ]);
+function promptFor(arrival: number, exposeNames = false, anticipation: Anticipation | null = null, recentArrivalRate: number | null = null) {
+  const obs = observation(
+    [
+      { arrival, perReplica: 80, replicas: 2 },
+      { arrival, perReplica: 30, replicas: 3, gpuCores: 50 },
+      { arrival, perReplica: 100, replicas: 2 },
+    ],
+    { recentArrivalRate, recentWindowMs: 15_000 },
+  );
   const bn = detectBottleneck(spec, obs);
   const candidates = generateCandidates(spec, obs, bn, 4);
   return buildPrompt({ pipeline: spec, obs, bn, candidates, stats: new Map(), rows: [], exposeNames, anticipation });
@@ -53,6 +56,14 @@ describe('prompt', () => {
   it('uses stage indices, not names, unless asked to', () => {
     expect(promptFor(50).user).not.toMatch(/infer|pre\b|post\b/);
     expect(promptFor(50, true).user).toMatch(/stage 1 \(infer\)/);
+  });
+
+  it('tells the model about a surge the window shows only in part, and nothing for noise', () => {
+    expect(promptFor(50, false, null, 52).user).not.toMatch(/surge/);
+    const surging = promptFor(50, false, null, 100);
+    expect(surging.user).toMatch(/^surge: 100\.0 req\/s in the newest 15 s, x2\.00 the window's rate/m);
+    const prefix = (s: string) => s.slice(0, s.indexOf('\nSTATE'));
+    expect(prefix(surging.user)).toBe(prefix(promptFor(50).user));
   });
 
   it('tells the model about a recurring load after the fixed prefix, and nothing when there is none', () => {
