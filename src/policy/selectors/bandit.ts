@@ -1,6 +1,8 @@
 // The built-in selector: UCB over the per-action reward statistics of similar states, starting
 // from each candidate's prior (worth `priorWeight` observations, 100 by default) so that it behaves sensibly
-// before it has learned anything. Seeded: ties are broken by the random source it is given.
+// before it has learned anything. The prior counts in the bonus as in the mean: otherwise the bonus
+// of a never-tried action grows with the memory (ln N) and a long-running controller explores costly
+// moves ever more. Seeded: ties are broken by the random source it is given.
 import type { Selection, SelectionInput, Selector } from '../types.js';
 
 export interface BanditOptions {
@@ -28,7 +30,7 @@ export function createBanditSelector(opts: BanditOptions): Selector {
         const s = input.stats.get(c.key);
         const n = s?.n ?? 0;
         const mean = (c.prior * priorWeight + (s?.meanReward ?? 0) * n) / (priorWeight + n);
-        const bonus = opts.exploration * Math.sqrt(Math.log(1 + total) / (1 + n));
+        const bonus = opts.exploration * Math.sqrt(Math.log(1 + total) / (1 + n + priorWeight));
         const score = mean + bonus + 1e-6 * opts.random();
         if (score > bestScore) {
           bestScore = score;

@@ -33,6 +33,15 @@ describe('bandit selector (UCB)', () => {
     expect((await light.choose(input([cand('hold', 0.1), cand('s1+1', 0.6)], [stat('s1+1', 1, -0.8), stat('hold', 1, 0.5)]))).candidateId).toBe('hold');
   });
 
+  it('counts the prior in the bonus too, so a long memory does not make untried actions win on it alone', async () => {
+    // 5,000 experiences of similar states, 10 of the share increase (all 0: trade-offs), none of the replica.
+    const b = createBanditSelector({ exploration: 0.3, random: seededRandom(1) });
+    const sel = await b.choose(input([cand('s1:gpu+', 0.85), cand('s1+1', 0.55), cand('hold', 0)], [stat('s1:gpu+', 10, 0), stat('hold', 4_990, 0.1)]));
+    // Without the prior in the bonus's denominator: 0.55 + 0.3 x sqrt(ln 5,001) = 1.43 for the untried replica
+    // against 0.77 + 0.26 for the share. With it: 0.64 against 0.85.
+    expect(sel.candidateId).toBe('s1:gpu+');
+  });
+
   it('explores a rarely tried action when the bonus is large', async () => {
     const b = createBanditSelector({ exploration: 2, random: seededRandom(1) });
     const sel = await b.choose(input([cand('hold', 0.2), cand('s0-1', 0.1)], [stat('hold', 200, 0.2)]));
