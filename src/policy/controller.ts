@@ -89,6 +89,12 @@ function policyMetrics(registry: Registry | undefined) {
     rewards: new Counter({ name: 'sair_policy_rewards_total', help: 'Measured rewards by value', labelNames: ['value'], registers }),
     experiences: new Gauge({ name: 'sair_policy_buffer_cells', help: 'Experience buffer cells (state bucket x action)', registers }),
     bytes: new Gauge({ name: 'sair_policy_buffer_bytes', help: 'Experience buffer size estimate', registers }),
+    surges: new Counter({
+      name: 'sair_policy_surges_total',
+      help: 'Ticks whose newest entry rate showed a surge the window held only in part (loads were scaled by it), per pipeline',
+      labelNames: ['pipeline'],
+      registers,
+    }),
     forecastPeriod: new Gauge({
       name: 'sair_policy_forecast_period_seconds',
       help: 'Period of the recurring load the policy forecasts, per pipeline; 0 when none is clear',
@@ -156,6 +162,8 @@ export function createSairController(deps: SairControllerDeps): SairController {
 
     rememberCapacity(st.capacity, obs);
     const bn = detectBottleneck(pipeline, obs, st.capacity);
+    const surge = surgeFactor(obs);
+    if (surge > 1) m.surges.inc({ pipeline: pipeline.id });
     const outcome = outcomeOf(pipeline, obs);
     const f = features(bn.stage, bn.pressure, outcome?.p99Ratio ?? null);
 
@@ -191,7 +199,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
     if (settings.forecast.enabled && obs.arrivalRate !== null) {
       recordRate(st.rates, now, obs.arrivalRate);
       // Against the rate now, surge included: a burst already under way is not due again.
-      anticipation = anticipate(st.rates, now, obs.arrivalRate * surgeFactor(obs), { shareMs: settings.forecast.shareLeadMs, replicaMs: settings.forecast.replicaLeadMs });
+      anticipation = anticipate(st.rates, now, obs.arrivalRate * surge, { shareMs: settings.forecast.shareLeadMs, replicaMs: settings.forecast.replicaLeadMs });
       m.forecastPeriod.set({ pipeline: pipeline.id }, anticipation ? anticipation.periodMs / 1000 : 0);
     }
 

@@ -53,6 +53,10 @@ describe('SAIR on recurring bursts', () => {
     const found = withForecast.decisions.find((d) => d.forecast !== null)!;
     expect(found.forecast!.periodMs).toBe(600_000);
     expect(await withForecast.registry.metrics()).toMatch(/sair_policy_forecast_period_seconds\{pipeline="sim\/video-multiframe"\} 600/);
+    // Each of the four bursts' first scrape is read as a surge (the window then holds the burst), and nothing else is.
+    const surges = Number(/sair_policy_surges_total\{pipeline="sim\/video-multiframe"\} (\d+)/.exec(await withForecast.registry.metrics())?.[1]);
+    expect(surges).toBeGreaterThanOrEqual(4);
+    expect(surges).toBeLessThanOrEqual(8);
     // The third burst (29:00) is met ahead of time: the guard raised capacity in the two minutes before it.
     const before = withForecast.decisions.filter((d) => d.time >= 27 * 60_000 && d.time < 29 * 60_000);
     expect(before.some((d) => d.guard.some((n) => n.startsWith('forecast:')) && d.applied.length > 0)).toBe(true);
