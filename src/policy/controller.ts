@@ -149,7 +149,9 @@ export function createSairController(deps: SairControllerDeps): SairController {
   async function tick(pipeline: PipelineSpec): Promise<TickReport> {
     restored ??= restore();
     await restored;
-    const obs = await deps.metrics.observe(pipeline);
+    const observed = await deps.metrics.observe(pipeline);
+    // With surge reading off (SAIR_SURGE=false), the newest-interval rate is not looked at.
+    const obs = settings.surge ? observed : { ...observed, recentArrivalRate: null };
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     const now = deps.clock.now();

@@ -58,6 +58,11 @@ export const policySettingsSchema = z.object({
     })
     .prefault({}),
   /**
+   * Read a surge from the entry rate of the newest scrape interval before the window shows it, and
+   * scale every stage's load by it (bottleneck.ts surgeFactor).
+   */
+  surge: z.boolean().default(true),
+  /**
    * How much of the SLO a GPU cut may take P99 to: where P99 leaves that much room, GPU shares are
    * cut past the usual 0.4 of full-batch capacity (guard.ts gpuCutLimit). 0 keeps every cut at 0.4.
    */
@@ -190,6 +195,13 @@ export const policyConfigSpec = {
     schema: z.coerce.number().int().min(0).default(600_000),
   },
   forecast: { env: 'SAIR_FORECAST', flag: '--forecast', form: 'true or false', help: 'meet recurring load peaks ahead of time', schema: fields.boolean(true) },
+  surge: {
+    env: 'SAIR_SURGE',
+    flag: '--surge',
+    form: 'true or false',
+    help: "size stages for a surge the newest scrape's entry rate shows before the window does",
+    schema: fields.boolean(true),
+  },
   forecastShareLeadMs: {
     env: 'SAIR_FORECAST_SHARE_LEAD_MS',
     flag: '--forecast-share-lead-ms',
@@ -265,6 +277,7 @@ export function settingsFromConfig(cfg: PolicyConfig): PolicySettings {
     promptTokenBudget: cfg.promptTokenBudget,
     cooldowns: { scaleUpMs: cfg.scaleUpCooldownMs, scaleDownMs: cfg.scaleDownCooldownMs, stabilizationMs: cfg.stabilizationMs },
     forecast: { enabled: cfg.forecast, shareLeadMs: cfg.forecastShareLeadMs, replicaLeadMs: cfg.forecastReplicaLeadMs },
+    surge: cfg.surge,
     p99Budget: cfg.p99Budget,
     maxStep: cfg.maxStep,
     dryRun: cfg.dryRun,

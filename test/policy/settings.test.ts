@@ -46,6 +46,12 @@ describe('policy settings', () => {
     expect(() => loadConfig(policyConfigSpec, { SAIR_P99_BUDGET: '1.5' }, [])).toThrow(/SAIR_P99_BUDGET \(flag --p99-budget\): "1.5" is not a number from 0 to 1/);
   });
 
+  it('reads surges unless told not to', () => {
+    expect(policySettings().surge).toBe(true);
+    expect(settingsFromConfig(loadConfig(policyConfigSpec, { SAIR_SURGE: 'false' }, [])).surge).toBe(false);
+    expect(() => loadConfig(policyConfigSpec, { SAIR_SURGE: 'maybe' }, [])).toThrow(/SAIR_SURGE \(flag --surge\): "maybe" is not true or false/);
+  });
+
   it('documents every flag', () => {
     expect(helpText('policy', 'the ICRL policy', policyConfigSpec)).toMatch(/--llm-base-url\s+SAIR_LLM_BASE_URL/);
   });

@@ -29,7 +29,7 @@ describe('SAIR on the simulator', () => {
 describe('SAIR on recurring bursts', () => {
   // The paper's burst: 0.6x with a one-minute burst to 2.2x every ten minutes (the first at 9 min).
   const bursts = { pipeline: 'video-multiframe', workload: 'burst', seed: 2, durationMs: 40 * 60_000 };
-  const run = (forecast: boolean) => {
+  const run = (forecast: boolean, surge = true) => {
     const decisions: DecisionRecord[] = [];
     const registry = new Registry();
     const factory: ControllerFactory = (p) =>
@@ -37,7 +37,7 @@ describe('SAIR on recurring bursts', () => {
         cluster: p.cluster,
         metrics: p.metrics,
         clock: p.clock,
-        config: policySettings({ forecast: { enabled: forecast } }),
+        config: policySettings({ forecast: { enabled: forecast }, surge }),
         seed: 2,
         intervalMs: 15_000,
         onDecision: (d) => decisions.push(d),
@@ -57,6 +57,8 @@ describe('SAIR on recurring bursts', () => {
     const surges = Number(/sair_policy_surges_total\{pipeline="sim\/video-multiframe"\} (\d+)/.exec(await withForecast.registry.metrics())?.[1]);
     expect(surges).toBeGreaterThanOrEqual(4);
     expect(surges).toBeLessThanOrEqual(8);
+    // With surge reading off, none is.
+    expect(await (await run(true, false)).registry.metrics()).not.toMatch(/sair_policy_surges_total\{/);
     // The third burst (29:00) is met ahead of time: the guard raised capacity in the two minutes before it.
     const before = withForecast.decisions.filter((d) => d.time >= 27 * 60_000 && d.time < 29 * 60_000);
     expect(before.some((d) => d.guard.some((n) => n.startsWith('forecast:')) && d.applied.length > 0)).toBe(true);
