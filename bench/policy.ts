@@ -12,7 +12,9 @@
 // SAIR-bandit with its learned statistics ignored (priors and guard only); sair-warm starts every
 // measured run with the experience buffer that --warm-runs earlier runs of the same cell left.
 // A third, sair-budget, is SAIR-bandit with a P99 budget of half the SLO (SAIR_P99_BUDGET=0.5):
-// GPU cuts go deeper where P99 leaves room, which shows what that setting trades.
+// GPU cuts go deeper where P99 leaves room, which shows what that setting trades. A fourth,
+// sair-reserve, is SAIR-bandit with a surge reserve of 4 (SAIR_SURGE_RESERVE=4): more replicas at
+// smaller shares, so that a 4x surge is met by raising shares, the opposite trade.
 // Each (pipeline, workload) cell runs in a child process (`--cell pipeline:workload`) that prints
 // its runs' measures as JSON, so cells run in parallel and the parent only aggregates.
 import { fork } from 'node:child_process';
@@ -179,6 +181,7 @@ function factoryFor(name: string, seed: number, llm: FakeLlm | null): Controller
   if (name === 'sair-priors')
     return sairFactory(policySettings({ selector: 'bandit', exploration: { priorWeight: 1e6 } }), seed);
   if (name === 'sair-budget') return sairFactory(policySettings({ selector: 'bandit', p99Budget: 0.5 }), seed);
+  if (name === 'sair-reserve') return sairFactory(policySettings({ selector: 'bandit', surgeReserve: 4 }), seed);
   if (name === 'sair-llm') {
     if (!llm) throw new Error('sair-llm needs the scripted server');
     return sairFactory(
@@ -192,7 +195,7 @@ function factoryFor(name: string, seed: number, llm: FakeLlm | null): Controller
   const b = BASELINES[name];
   if (!b)
     throw new Error(
-      `--controllers: unknown controller "${name}"; expected sair-bandit, sair-llm, sair-priors, sair-warm, sair-budget or one of ${Object.keys(BASELINES).join(', ')}`,
+      `--controllers: unknown controller "${name}"; expected sair-bandit, sair-llm, sair-priors, sair-warm, sair-budget, sair-reserve or one of ${Object.keys(BASELINES).join(', ')}`,
     );
   return b.factory;
 }

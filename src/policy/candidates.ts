@@ -31,8 +31,11 @@ export function generateCandidates(
   obs: PipelineObservation,
   bn: BottleneckResult,
   maxStep: number,
-  /** The guard's limits this tick (recordNeeds): per stage, how deep a GPU cut may go (full-batch load/capacity; GPU_CUT_MAX_PRESSURE where absent). */
-  limits: { cutLimits?: readonly number[] } = {},
+  /**
+   * The guard's limits this tick (recordNeeds): per stage, how deep a GPU cut may go (full-batch
+   * load/capacity; GPU_CUT_MAX_PRESSURE where absent), and the replicas a surge reserve keeps.
+   */
+  limits: { cutLimits?: readonly number[]; reserves?: readonly number[] } = {},
 ): Candidate[] {
   const p99Ratio = obs.p99Ms === null ? null : obs.p99Ms / pipeline.sloP99Ms;
   const calm = p99Ratio !== null && p99Ratio < 0.8;
@@ -74,8 +77,10 @@ export function generateCandidates(
     // refuses more), so a cut past it is not offered as a good move.
     const cutLimit = limits.cutLimits?.[i] ?? GPU_CUT_MAX_PRESSURE;
     const tooDeep = (after: number | null) => stage.gpuCores !== undefined && after !== null && after > cutLimit;
+    // No trim below the surge reserve (the guard holds it): where it binds, share is the lever.
+    const reserve = limits.reserves?.[i] ?? 0;
     for (const k of [...downs].sort((a, b) => a - b)) {
-      if (r - k < lo) continue;
+      if (r - k < lo || r - k < reserve) continue;
       const settled = alloc.readyReplicas >= r;
       const after = p === null ? null : (p * ready) / (r - k);
       const prior = settled && !tooDeep(after) ? changePrior(p, after, false, hot, calm, headroom) : -0.5;
@@ -106,7 +111,7 @@ export function generateCandidates(
       }
       // Replicas go before share where a replica can go; where it cannot (the rest would run past
       // the cut limit), share is the finer step that gives capacity back.
-      const canTrimReplicas = r > lo && !tooDeep(p === null ? null : (p * ready) / (r - 1));
+      const canTrimReplicas = r > lo && r > reserve && !tooDeep(p === null ? null : (p * ready) / (r - 1));
       for (const downTo of [...downs].sort((a, b) => b - a)) {
         if (downTo >= cur) continue;
         const after = p === null ? null : (p * cur) / downTo;

@@ -196,7 +196,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
       st.history.push(outcome);
       if (st.history.length > HISTORY) st.history.shift();
     }
-    recordNeeds(st.guard, bn, obs, now, settings.cooldowns.stabilizationMs, { sloP99Ms: pipeline.sloP99Ms, p99Budget: settings.p99Budget });
+    recordNeeds(st.guard, bn, obs, now, settings.cooldowns.stabilizationMs, { sloP99Ms: pipeline.sloP99Ms, p99Budget: settings.p99Budget }, settings.surgeReserve);
     let anticipation: Anticipation | null = null;
     if (settings.forecast.enabled && obs.arrivalRate !== null) {
       recordRate(st.rates, now, obs.arrivalRate);

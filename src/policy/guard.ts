@@ -21,10 +21,14 @@ export interface GuardState {
   p99Ratios: { time: number; ratio: number }[];
   /** Per stage: the full-batch load/capacity a GPU cut may go to this tick (gpuCutLimit). */
   cutLimits: number[];
+  /** Per GPU stage: the replicas its surge reserve asks for this tick (0: none; surgeReserveReplicas). */
+  reserves: number[];
+  /** Per GPU stage: the GPU units (replicas x share) to spread over the replicas the reserve added, once they are ready. */
+  rebalance: Map<number, number>;
 }
 
 export function newGuardState(): GuardState {
-  return { lastUp: new Map(), lastChange: new Map(), needs: new Map(), fullBatchUnits: new Map(), p99Ratios: [], cutLimits: [] };
+  return { lastUp: new Map(), lastChange: new Map(), needs: new Map(), fullBatchUnits: new Map(), p99Ratios: [], cutLimits: [], reserves: [], rebalance: new Map() };
 }
 
 export interface GuardResult {
@@ -41,7 +45,7 @@ type GuardSettings = Pick<PolicySettings, 'cooldowns' | 'maxStep'>;
 const EMERGENCY_TARGET = 0.7;
 
 /** A proposed change; urgent ones (SLO emergencies) skip the scale-up cooldown. */
-type Wanted = Exclude<ScalingAction, { kind: 'hold' }> & { urgent: boolean };
+type Wanted = Exclude<ScalingAction, { kind: 'hold' }> & { urgent: boolean; rebalance?: boolean };
 
 /** Ask urgently for at least `value` replicas or GPU cores of a stage; a proposal of the same kind gives way to the larger of the two. */
 function demandAtLeast(wanted: Wanted[], stage: number, kind: 'replicas' | 'gpuCores', value: number): void {
@@ -74,7 +78,15 @@ export interface LatencyBudget {
  * Remember each stage's need for the stabilization window and work out this tick's cut limits;
  * call once per tick before generateCandidates() and guard().
  */
-export function recordNeeds(state: GuardState, bn: BottleneckResult, obs: PipelineObservation, now: number, windowMs: number, budget: LatencyBudget | null = null): void {
+export function recordNeeds(
+  state: GuardState,
+  bn: BottleneckResult,
+  obs: PipelineObservation,
+  now: number,
+  windowMs: number,
+  budget: LatencyBudget | null = null,
+  surgeReserve = 0,
+): void {
   const ratio = budget && obs.p99Ms !== null && Number.isFinite(obs.p99Ms) ? obs.p99Ms / budget.sloP99Ms : null;
   keepWindow(state.p99Ratios, ratio === null ? null : { time: now, ratio }, now, windowMs);
   bn.pressure.forEach((p, i) => {
@@ -91,6 +103,60 @@ export function recordNeeds(state: GuardState, bn: BottleneckResult, obs: Pipeli
     state.needs.set(i, list);
   });
   state.cutLimits = obs.allocation.map((_, i) => gpuCutLimit(state, i, obs, budget?.p99Budget ?? 0));
+  state.reserves = obs.allocation.map((a, i) => (a.gpuCores === null ? 0 : surgeReserveReplicas(state.fullBatchUnits.get(i) ?? [], now, surgeReserve)));
+}
+
+/** How long a load the surge reserve is sized for must have lasted: the median of these samples. */
+const RESERVE_WINDOW_MS = 120_000;
+/** Fewer samples than this (a minute at 15 s ticks) and the reserve asks for nothing. */
+const RESERVE_MIN_SAMPLES = 4;
+
+/**
+ * Replicas a GPU stage keeps so that a surge of `factor` times its load is met by raising shares
+ * alone, with no cold start: factor x its median full-batch load of the last two minutes, in
+ * replicas at a whole GPU (the largest share). 0 with no factor or too few samples. The median,
+ * so neither one noisy window nor a start-up transient sizes it.
+ */
+export function surgeReserveReplicas(units: readonly { time: number; units: number }[], now: number, factor: number): number {
+  if (!(factor > 0)) return 0;
+  const recent = units.filter((u) => u.time >= now - RESERVE_WINDOW_MS).map((u) => u.units);
+  if (recent.length < RESERVE_MIN_SAMPLES) return 0;
+  recent.sort((x, y) => x - y);
+  return Math.ceil(factor * recent[recent.length >> 1]! - 1e-9);
+}
+
+/**
+ * The surge reserve (settings.surgeReserve): a GPU stage below its reserve gets the replicas, at
+ * the share it has (capacity must not dip while they start); once they are ready, the share
+ * is spread so that replicas x share is what it was, and the stage costs only the added replicas'
+ * overhead more. Pushes onto `wanted`; returns notes.
+ */
+function reserveActions(pipeline: PipelineSpec, obs: PipelineObservation, state: GuardState, wanted: Wanted[]): string[] {
+  const notes: string[] = [];
+  for (let i = 0; i < obs.allocation.length; i++) {
+    const alloc = obs.allocation[i]!;
+    const stage = pipeline.stages[i];
+    const g = stage?.gpuCores;
+    if (!stage || !g || alloc.gpuCores === null || alloc.readyReplicas < alloc.replicas) continue;
+    const units = state.rebalance.get(i);
+    if (units !== undefined) {
+      state.rebalance.delete(i);
+      const share = Math.min(alloc.gpuCores, Math.max(g.min, Math.ceil((units * 100) / alloc.replicas / g.step - 1e-9) * g.step));
+      if (share >= alloc.gpuCores) continue;
+      // The spread replaces whatever share change the selector asked for this tick.
+      for (let k = wanted.length - 1; k >= 0; k--) if (wanted[k]!.stage === i && wanted[k]!.kind === 'gpuCores') wanted.splice(k, 1);
+      wanted.push({ kind: 'gpuCores', stage: i, gpuCores: share, urgent: true, rebalance: true });
+      notes.push(`surge reserve: stage ${i} share to ${share}% across ${alloc.replicas} replicas`);
+      continue;
+    }
+    const want = Math.min(replicaBounds(stage, alloc).hi, state.reserves[i] ?? 0);
+    const mine = wanted.find((a) => a.stage === i && a.kind === 'replicas');
+    if (want <= alloc.replicas || (mine && mine.kind === 'replicas' && mine.replicas >= want)) continue;
+    demandAtLeast(wanted, i, 'replicas', want);
+    state.rebalance.set(i, (alloc.replicas * alloc.gpuCores) / 100);
+    notes.push(`surge reserve: stage ${i} to ${want} replicas`);
+  }
+  return notes;
 }
 
 /** Ticks at an unchanged allocation before P99 may vouch for a deeper cut: a minute at 15 s ticks. */
@@ -260,6 +326,12 @@ export function guard(
     }
   }
 
+  if (!breach) {
+    const reserveNotes = reserveActions(pipeline, obs, state, wanted);
+    if (reserveNotes.length > 0) forced = true;
+    notes.push(...reserveNotes);
+  }
+
   if (anticipation && !breach) {
     // A recurring burst is due within the lead times: meet it before it arrives. GPU share (no cold
     // start) within the share lead, replicas (cold start) within the replica lead, each sized for
@@ -346,6 +418,11 @@ export function guard(
           notes.push(`stage ${a.stage}: scale-down stabilized at ${Math.min(peak, cur)}`);
           target = Math.min(peak, cur);
         }
+        const reserve = state.reserves[a.stage] ?? 0;
+        if (target < reserve) {
+          notes.push(`stage ${a.stage}: scale-down held at the surge reserve of ${Math.min(cur, reserve)}`);
+          target = Math.min(cur, reserve);
+        }
       }
       if (target === cur) continue;
       push(out, { kind: 'replicas', stage: a.stage, replicas: target });
@@ -370,12 +447,13 @@ export function guard(
           notes.push(`stage ${a.stage}: no GPU cut during an SLO breach`);
           continue;
         }
-        if (lastChange !== undefined && now - lastChange < settings.cooldowns.scaleDownMs) {
+        if (!a.rebalance && lastChange !== undefined && now - lastChange < settings.cooldowns.scaleDownMs) {
           notes.push(`stage ${a.stage}: scale-down cooldown`);
           continue;
         }
         // Less share means more replicas needed for the same load; the window's peak must still fit.
-        if (!gpuCutFits(state, a.stage, alloc.replicas, target, since, expectedUnits(a.stage, anticipation?.shareFactor ?? 1))) {
+        // (A reserve's spread keeps replicas x share as it was: nothing to check.)
+        if (!a.rebalance && !gpuCutFits(state, a.stage, alloc.replicas, target, since, expectedUnits(a.stage, anticipation?.shareFactor ?? 1))) {
           notes.push(`stage ${a.stage}: GPU cut stabilized (recent peak needs the share)`);
           continue;
         }

@@ -67,6 +67,12 @@ export const policySettingsSchema = z.object({
    * cut past the usual 0.4 of full-batch capacity (guard.ts gpuCutLimit). 0 keeps every cut at 0.4.
    */
   p99Budget: z.number().min(0).max(1).default(0),
+  /**
+   * The surge a GPU stage must be able to meet by raising shares alone, as a multiple of its load:
+   * it keeps that many times its load in replicas at a whole GPU, each at a smaller share
+   * (guard.ts surgeReserveReplicas). 0 (the default) keeps none.
+   */
+  surgeReserve: z.number().min(0).max(10).default(0),
   /** Largest replica change of one stage in one tick. */
   maxStep: z.number().int().min(1).max(100).default(4),
   /** Whole-decision deadline (selector chain included), ms. */
@@ -195,6 +201,13 @@ export const policyConfigSpec = {
     schema: z.coerce.number().int().min(0).default(600_000),
   },
   forecast: { env: 'SAIR_FORECAST', flag: '--forecast', form: 'true or false', help: 'meet recurring load peaks ahead of time', schema: fields.boolean(true) },
+  surgeReserve: {
+    env: 'SAIR_SURGE_RESERVE',
+    flag: '--surge-reserve',
+    form: 'a number from 0 to 10',
+    help: 'a surge of this many times the load each GPU stage meets by raising shares alone (0: none)',
+    schema: z.coerce.number().min(0).max(10).default(0),
+  },
   surge: {
     env: 'SAIR_SURGE',
     flag: '--surge',
@@ -278,6 +291,7 @@ export function settingsFromConfig(cfg: PolicyConfig): PolicySettings {
     cooldowns: { scaleUpMs: cfg.scaleUpCooldownMs, scaleDownMs: cfg.scaleDownCooldownMs, stabilizationMs: cfg.stabilizationMs },
     forecast: { enabled: cfg.forecast, shareLeadMs: cfg.forecastShareLeadMs, replicaLeadMs: cfg.forecastReplicaLeadMs },
     surge: cfg.surge,
+    surgeReserve: cfg.surgeReserve,
     p99Budget: cfg.p99Budget,
     maxStep: cfg.maxStep,
     dryRun: cfg.dryRun,

@@ -107,6 +107,21 @@ describe('candidates', () => {
     expect(withStage1(75, 0)).toBeGreaterThan(0);
   });
 
+  it('offers no replica trim below the surge reserve, and cuts share instead', () => {
+    const stages: StageLoad[] = [
+      { arrival: 40, perReplica: 80, replicas: 2 },
+      { arrival: 20, perReplica: 30, replicas: 4, gpuCores: 60 },
+      { arrival: 40, perReplica: 100, replicas: 2 },
+    ];
+    const obs = observation(stages, { p99Ms: 100 });
+    const bn = detectBottleneck(spec, obs);
+    const free = generateCandidates(spec, obs, bn, 4).map((c) => c.id);
+    expect(free).toContain('s1-1');
+    const held = generateCandidates(spec, obs, bn, 4, { reserves: [0, 4, 0] });
+    expect(held.map((c) => c.id)).not.toContain('s1-1');
+    expect(held.find((c) => c.id === 's1:gpu-')!.prior).toBeGreaterThan(0);
+  });
+
   it('names what was applied as the learning key', () => {
     const alloc = [{ replicas: 2, readyReplicas: 2, gpuCores: null }, { replicas: 3, readyReplicas: 3, gpuCores: 50 }];
     expect(actionKeyOf([], alloc)).toBe('hold');

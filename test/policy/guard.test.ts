@@ -1,6 +1,6 @@
 import { detectBottleneck, type BottleneckResult } from '../../src/policy/bottleneck.js';
 import type { Anticipation } from '../../src/policy/forecast.js';
-import { guard, newGuardState, noteApplied, recordNeeds } from '../../src/policy/guard.js';
+import { guard, newGuardState, noteApplied, recordNeeds, surgeReserveReplicas } from '../../src/policy/guard.js';
 import type { PipelineObservation, ScalingAction } from '../../src/policy/ports.js';
 import { policySettings } from '../../src/policy/settings.js';
 import { observation, pipeline, type StageLoad } from './fixtures.js';
@@ -156,6 +156,53 @@ describe('guard', () => {
     expect(guard(spec, full, bn, [{ kind: 'replicas', stage: 1, replicas: 5 }], newGuardState(), 1_000_000, settings).actions).toEqual([
       { kind: 'replicas', stage: 1, replicas: 5 },
     ]);
+  });
+
+  describe('surge reserve', () => {
+    // Stage 1: 2 replicas at 60 % running at 0.3 of their full-batch capacity = 0.36 GPUs of load.
+    const obs = calm({ replicas: 2, gpuCores: 60 });
+    const bn: BottleneckResult = { stage: 1, pressure: [0.3, 0.3, 0.2], needed: [1, 2, 1] };
+    const minuteOf = (state: ReturnType<typeof newGuardState>, factor: number, at = obs) => {
+      for (let t = 940_000; t <= 1_000_000; t += 15_000) recordNeeds(state, bn, at, t, settings.cooldowns.stabilizationMs, null, factor);
+    };
+
+    it('sizes the reserve from the median load of the last two minutes, and asks nothing without a minute of samples', () => {
+      expect(surgeReserveReplicas([], 0, 4)).toBe(0);
+      const units = [0.36, 0.36, 5, 0.36].map((u, k) => ({ time: 1_000_000 - k * 15_000, units: u }));
+      // ceil(4 x 0.36) = 2 replicas at a whole GPU; the one-window 5 is not the median.
+      expect(surgeReserveReplicas(units, 1_000_000, 4)).toBe(2);
+      expect(surgeReserveReplicas(units, 1_000_000, 10)).toBe(4);
+      expect(surgeReserveReplicas(units.slice(0, 3), 1_000_000, 10)).toBe(0);
+      expect(surgeReserveReplicas(units, 1_000_000, 0)).toBe(0);
+    });
+
+    it('adds the reserve\'s replicas at the share the stage has, then spreads the same GPU units over them once they are ready', () => {
+      const state = newGuardState();
+      minuteOf(state, 10);
+      // 10 x 0.36 = 3.6: 4 replicas, at 60 % until they are ready.
+      const add = guard(spec, obs, bn, [], state, 1_000_000, settings);
+      expect(add.actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 4 }]);
+      expect(add.forced).toBe(true);
+      expect(add.notes).toContain('surge reserve: stage 1 to 4 replicas');
+      // Ready: 2 x 60 % = 1.2 GPUs over 4 replicas is 30 % each, whatever the selector asked, cooldown or not.
+      const ready = calm({ replicas: 4, gpuCores: 60 });
+      noteApplied(state, obs, add.actions, 1_000_000);
+      const spread = guard(spec, ready, bn, [{ kind: 'gpuCores', stage: 1, gpuCores: 50 }], state, 1_015_000, settings);
+      expect(spread.actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 30 }]);
+      expect(spread.notes).toContain('surge reserve: stage 1 share to 30% across 4 replicas');
+    });
+
+    it('holds replica trims at the reserve, and keeps none when it is off', () => {
+      const state = newGuardState();
+      const four = calm({ replicas: 4, gpuCores: 30 });
+      minuteOf(state, 10, four);
+      const trim = guard(spec, four, bn, [{ kind: 'replicas', stage: 1, replicas: 2 }], state, 1_000_000, settings);
+      expect(trim.actions).toEqual([]);
+      expect(trim.notes).toContain('stage 1: scale-down held at the surge reserve of 4');
+      const off = newGuardState();
+      minuteOf(off, 0);
+      expect(guard(spec, obs, bn, [], off, 1_000_000, settings).actions).toEqual([]);
+    });
   });
 
   it('cuts a batching GPU stage by its full-batch load, not by utilization, which small batches keep high', () => {

@@ -46,6 +46,12 @@ describe('policy settings', () => {
     expect(() => loadConfig(policyConfigSpec, { SAIR_P99_BUDGET: '1.5' }, [])).toThrow(/SAIR_P99_BUDGET \(flag --p99-budget\): "1.5" is not a number from 0 to 1/);
   });
 
+  it('keeps no surge reserve unless told to, and takes one from 0 to 10', () => {
+    expect(policySettings().surgeReserve).toBe(0);
+    expect(settingsFromConfig(loadConfig(policyConfigSpec, { SAIR_SURGE_RESERVE: '4' }, [])).surgeReserve).toBe(4);
+    expect(() => loadConfig(policyConfigSpec, { SAIR_SURGE_RESERVE: '11' }, [])).toThrow(/SAIR_SURGE_RESERVE \(flag --surge-reserve\): "11" is not a number from 0 to 10/);
+  });
+
   it('reads surges unless told not to', () => {
     expect(policySettings().surge).toBe(true);
     expect(settingsFromConfig(loadConfig(policyConfigSpec, { SAIR_SURGE: 'false' }, [])).surge).toBe(false);
