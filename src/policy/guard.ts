@@ -23,8 +23,11 @@ export interface GuardState {
   cutLimits: number[];
   /** Per GPU stage: the replicas its surge reserve asks for this tick (0: none; surgeReserveReplicas). */
   reserves: number[];
-  /** Per GPU stage: the GPU units (replicas x share) to spread over the replicas the reserve added, once they are ready. */
-  rebalance: Map<number, number>;
+  /**
+   * Per GPU stage: the GPU units (replicas x share) to spread over the replicas the reserve added,
+   * once they are ready, and the share they were added at (a spread after any other share change is dropped).
+   */
+  rebalance: Map<number, { units: number; gpuCores: number }>;
 }
 
 export function newGuardState(): GuardState {
@@ -115,7 +118,7 @@ const RESERVE_MIN_SAMPLES = 4;
  * Replicas a GPU stage keeps so that a surge of `factor` times its load is met by raising shares
  * alone, with no cold start: factor x its median full-batch load of the last two minutes, in
  * replicas at a whole GPU (the largest share). 0 with no factor or too few samples. The median,
- * so neither one noisy window nor a start-up transient sizes it.
+ * so one noisy window does not size it (a start-up minute of busy-time estimates still can).
  */
 export function surgeReserveReplicas(units: readonly { time: number; units: number }[], now: number, factor: number): number {
   if (!(factor > 0)) return 0;
@@ -138,10 +141,12 @@ function reserveActions(pipeline: PipelineSpec, obs: PipelineObservation, state:
     const stage = pipeline.stages[i];
     const g = stage?.gpuCores;
     if (!stage || !g || alloc.gpuCores === null || alloc.readyReplicas < alloc.replicas) continue;
-    const units = state.rebalance.get(i);
-    if (units !== undefined) {
+    const pending = state.rebalance.get(i);
+    if (pending !== undefined) {
       state.rebalance.delete(i);
-      const share = Math.min(alloc.gpuCores, Math.max(g.min, Math.ceil((units * 100) / alloc.replicas / g.step - 1e-9) * g.step));
+      // An emergency or a forecast changed the share meanwhile: what it sized for stands.
+      if (pending.gpuCores !== alloc.gpuCores) continue;
+      const share = Math.min(alloc.gpuCores, Math.max(g.min, Math.ceil((pending.units * 100) / alloc.replicas / g.step - 1e-9) * g.step));
       if (share >= alloc.gpuCores) continue;
       // The spread replaces whatever share change the selector asked for this tick.
       for (let k = wanted.length - 1; k >= 0; k--) if (wanted[k]!.stage === i && wanted[k]!.kind === 'gpuCores') wanted.splice(k, 1);
@@ -153,7 +158,7 @@ function reserveActions(pipeline: PipelineSpec, obs: PipelineObservation, state:
     const mine = wanted.find((a) => a.stage === i && a.kind === 'replicas');
     if (want <= alloc.replicas || (mine && mine.kind === 'replicas' && mine.replicas >= want)) continue;
     demandAtLeast(wanted, i, 'replicas', want);
-    state.rebalance.set(i, (alloc.replicas * alloc.gpuCores) / 100);
+    state.rebalance.set(i, { units: (alloc.replicas * alloc.gpuCores) / 100, gpuCores: alloc.gpuCores });
     notes.push(`surge reserve: stage ${i} to ${want} replicas`);
   }
   return notes;

@@ -192,6 +192,17 @@ describe('guard', () => {
       expect(spread.notes).toContain('surge reserve: stage 1 share to 30% across 4 replicas');
     });
 
+    it('drops the spread when the share changed while the replicas started (an emergency sized it)', () => {
+      const state = newGuardState();
+      minuteOf(state, 10);
+      const add = guard(spec, obs, bn, [], state, 1_000_000, settings);
+      expect(add.actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 4 }]);
+      const raised = calm({ replicas: 4, gpuCores: 100 });
+      const after = guard(spec, raised, bn, [], state, 1_015_000, settings);
+      expect(after.notes.some((n) => n.includes('share to'))).toBe(false);
+      expect(state.rebalance.size).toBe(0);
+    });
+
     it('holds replica trims at the reserve, and keeps none when it is off', () => {
       const state = newGuardState();
       const four = calm({ replicas: 4, gpuCores: 30 });
