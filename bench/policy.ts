@@ -8,13 +8,14 @@
 //        --feasibility on|off (on: the best static allocation within HPA's cost in stationary cells, and
 //        in every cell the P99 floor with every stage at its largest allocation)
 //        --warm-runs N (3): for sair-warm, how many runs of the cell (seeds 101..) fill its experience first.
+//        --surge-reserve R (4): for sair-reserve, the surge each GPU stage meets by raising shares alone.
 // Two more SAIR rows, not run by default, measure what its in-context learning adds: sair-priors is
 // SAIR-bandit with its learned statistics ignored (priors and guard only); sair-warm starts every
 // measured run with the experience buffer that --warm-runs earlier runs of the same cell left.
 // A third, sair-budget, is SAIR-bandit with a P99 budget of half the SLO (SAIR_P99_BUDGET=0.5):
 // GPU cuts go deeper where P99 leaves room, which shows what that setting trades. A fourth,
-// sair-reserve, is SAIR-bandit with a surge reserve of 4 (SAIR_SURGE_RESERVE=4): more replicas at
-// smaller shares, so that a 4x surge is met by raising shares, the opposite trade.
+// sair-reserve, is SAIR-bandit with a surge reserve (SAIR_SURGE_RESERVE, --surge-reserve, 4): more
+// replicas at smaller shares, so that a 4x surge is met by raising shares, the opposite trade.
 // Each (pipeline, workload) cell runs in a child process (`--cell pipeline:workload`) that prints
 // its runs' measures as JSON, so cells run in parallel and the parent only aggregates.
 import { fork } from 'node:child_process';
@@ -74,6 +75,8 @@ const cellArg = flags.get('--cell');
 const warmRuns = Number(flags.get('--warm-runs') ?? 3);
 if (!Number.isInteger(warmRuns) || warmRuns < 1)
   throw new Error(`--warm-runs: "${flags.get('--warm-runs')}" is not an integer >= 1`);
+const surgeReserve = Number(flags.get('--surge-reserve') ?? 4);
+if (!(surgeReserve > 0 && surgeReserve <= 10)) throw new Error(`--surge-reserve: "${flags.get('--surge-reserve')}" is not a number above 0 and at most 10`);
 const feasibilityFlag = flags.get('--feasibility') ?? 'on';
 if (feasibilityFlag !== 'on' && feasibilityFlag !== 'off') {
   throw new Error(`--feasibility: "${feasibilityFlag}" is not on or off`);
@@ -181,7 +184,7 @@ function factoryFor(name: string, seed: number, llm: FakeLlm | null): Controller
   if (name === 'sair-priors')
     return sairFactory(policySettings({ selector: 'bandit', exploration: { priorWeight: 1e6 } }), seed);
   if (name === 'sair-budget') return sairFactory(policySettings({ selector: 'bandit', p99Budget: 0.5 }), seed);
-  if (name === 'sair-reserve') return sairFactory(policySettings({ selector: 'bandit', surgeReserve: 4 }), seed);
+  if (name === 'sair-reserve') return sairFactory(policySettings({ selector: 'bandit', surgeReserve }), seed);
   if (name === 'sair-llm') {
     if (!llm) throw new Error('sair-llm needs the scripted server');
     return sairFactory(
