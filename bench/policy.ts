@@ -523,6 +523,11 @@ function p99Target(f: Feasibility): { hpa: Stat; target: number; withinCis: (x: 
   return { hpa, target, withinCis: (x) => Math.abs(x.mean - target) < Math.hypot(x.ci, 0.5 * hpa.ci) };
 }
 
+/** The columns both feasibility tables start with: the cell, HPA's P99 and cost, and the P99 target. */
+function targetColumns(c: Cell, t: { hpa: Stat; target: number }): string[] {
+  return [c.pipeline, c.workload, show(t.hpa, 1), c.feasibility!.hpaCost.toFixed(3), t.target.toFixed(1)];
+}
+
 /** Which cells' P99 target (<= 50 % of HPA's P99 at no more than its cost) any static allocation reaches. */
 function printFeasibility(cells: Cell[]): void {
   if (feasibilityFlag === 'off') return;
@@ -563,17 +568,14 @@ function printFeasibility(cells: Cell[]): void {
   ];
   const rows = searched.map((c) => {
     const f = c.feasibility!;
-    const { hpa, target, withinCis } = p99Target(f);
+    const t = p99Target(f);
+    const { hpa, target, withinCis } = t;
     const b = f.best;
     const best = b ? stat(b.p99s) : undefined;
     const close = best !== undefined && withinCis(best);
     const verdict = best !== undefined && best.mean <= target ? 'reachable' : 'not reachable';
     return [
-      c.pipeline,
-      c.workload,
-      show(hpa, 1),
-      f.hpaCost.toFixed(3),
-      target.toFixed(1),
+      ...targetColumns(c, t),
       best ? show(best, 1) : '-',
       b ? b.cost.toFixed(3) : '-',
       best ? (best.mean / hpa.mean).toFixed(3) : '-',
@@ -631,16 +633,12 @@ function printFloors(cells: Cell[]): void {
     );
     const rows = varying.map((c) => {
       const f = c.feasibility!;
-      const { hpa, target, withinCis } = p99Target(f);
+      const t = p99Target(f);
       const floor = stat(f.floorP99s);
-      const close = withinCis(floor);
-      const verdict = floor.mean > target ? 'out of reach' : 'not ruled out';
+      const close = t.withinCis(floor);
+      const verdict = floor.mean > t.target ? 'out of reach' : 'not ruled out';
       return [
-        c.pipeline,
-        c.workload,
-        show(hpa, 1),
-        f.hpaCost.toFixed(3),
-        target.toFixed(1),
+        ...targetColumns(c, t),
         show(floor, 1),
         f.floorCost.toFixed(3),
         close ? `${verdict} (within CIs)` : verdict,

@@ -22,6 +22,8 @@ export interface BottleneckResult {
    * instead of merely no longer growing. Absent where the caller built the result by hand.
    */
   drainPressure?: (number | null)[];
+  /** The surge factor every stage's load was scaled by this tick (surgeFactor; 1 for none). Absent where built by hand. */
+  surge?: number;
 }
 
 /** Seconds an emergency allows for working off a stage's queued backlog. */
@@ -214,5 +216,5 @@ export function detectBottleneck(
       best = i;
     }
   }
-  return { stage: best, pressure, needed, drainPressure };
+  return { stage: best, pressure, needed, drainPressure, surge };
 }

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { errorMessage } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { detectBottleneck, newCapacityMemory, rememberCapacity, surgeFactor, type CapacityMemory } from './bottleneck.js';
+import { detectBottleneck, newCapacityMemory, rememberCapacity, type CapacityMemory } from './bottleneck.js';
 import { actionKeyOf, generateCandidates } from './candidates.js';
 import { decide } from './decide.js';
 import { DecisionLog } from './decision-log.js';
@@ -164,7 +164,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
 
     rememberCapacity(st.capacity, obs);
     const bn = detectBottleneck(pipeline, obs, st.capacity);
-    const surge = surgeFactor(obs);
+    const surge = bn.surge ?? 1;
     if (surge > 1) m.surges.inc({ pipeline: pipeline.id });
     const outcome = outcomeOf(pipeline, obs);
     const f = features(bn.stage, bn.pressure, outcome?.p99Ratio ?? null);

@@ -158,7 +158,7 @@ function reserveActions(pipeline: PipelineSpec, obs: PipelineObservation, state:
     const mine = wanted.find((a) => a.stage === i && a.kind === 'replicas');
     if (want <= alloc.replicas || (mine && mine.kind === 'replicas' && mine.replicas >= want)) continue;
     demandAtLeast(wanted, i, 'replicas', want);
-    state.rebalance.set(i, { units: (alloc.replicas * alloc.gpuCores) / 100, gpuCores: alloc.gpuCores });
+    state.rebalance.set(i, { units: alloc.replicas * shareOf(alloc.gpuCores), gpuCores: alloc.gpuCores });
     notes.push(`surge reserve: stage ${i} to ${want} replicas`);
   }
   return notes;

@@ -3,7 +3,7 @@
 // experiences and candidates follow. Stages appear as indices and numbers, names only when the
 // user opts in. Pure.
 import { createHash } from 'node:crypto';
-import { surgeFactor, type BottleneckResult } from './bottleneck.js';
+import type { BottleneckResult } from './bottleneck.js';
 import type { Experience } from './experience.js';
 import type { Anticipation } from './forecast.js';
 import type { PipelineObservation, PipelineSpec } from './ports.js';
@@ -79,7 +79,7 @@ export function buildPrompt(input: PromptInput): Prompt {
     `p99/slo: ${obs.p99Ms === null ? '-' : fmt(obs.p99Ms / pipeline.sloP99Ms)}; arrival: ${fmt(obs.arrivalRate, 1)} req/s; cost: ${fmt(obs.costRate, 3)} $/h; slo_violation: ${fmt(obs.sloViolation, 3)}`,
   );
   lines.push(`bottleneck: ${bn.stage === null ? 'unknown' : `stage ${bn.stage}`}`);
-  const surge = surgeFactor(obs);
+  const surge = bn.surge ?? 1;
   if (surge > 1) {
     lines.push(
       `surge: ${fmt(obs.recentArrivalRate ?? null, 1)} req/s in the newest ${Math.round((obs.recentWindowMs ?? 0) / 1000)} s, x${fmt(surge)} the window's rate (load/capacity below counts it)`,

@@ -69,29 +69,28 @@ describe('SAIR controller tick', () => {
     expect(text).toMatch(/sair_policy_tick_compute_seconds_count 1/);
   });
 
-  it('rewards the previous decision on the next tick and remembers what a selector chose', async () => {
-    let obs = calm();
+  /** A tick on `before`, then one a window later on `after`: the controller and its first decision, now rewarded. */
+  async function rewardedAfter(before: PipelineObservation, after: PipelineObservation) {
+    let obs = before;
     const w = world(() => obs);
     const c = createSairController({ ...w, config: settings() });
     await c.tick(pipeline());
     w.clock.advance(30_000);
-    obs = { ...calm(), p99Ms: 150 };
+    obs = after;
     await c.tick(pipeline());
     const [, first] = c.recentDecisions(2);
+    return { c, first };
+  }
+
+  it('rewards the previous decision on the next tick and remembers what a selector chose', async () => {
+    const { c, first } = await rewardedAfter(calm(), { ...calm(), p99Ms: 150 });
     expect(first!.forced).toBe(false);
     expect(first!.reward).toMatchObject({ reference: { p99Ratio: 0.4, costRate: 1.2 }, outcome: { p99Ratio: 0.3, costRate: 1.2 } });
     expect(c.bufferStats()).toMatchObject({ cells: 1, experiences: 1 });
   });
 
   it('logs the reward of what the guard forced on a breach but does not learn it', async () => {
-    let obs = hot();
-    const w = world(() => obs);
-    const c = createSairController({ ...w, config: settings() });
-    await c.tick(pipeline());
-    w.clock.advance(30_000);
-    obs = calm();
-    await c.tick(pipeline());
-    const [, first] = c.recentDecisions(2);
+    const { c, first } = await rewardedAfter(hot(), calm());
     expect(first!.forced).toBe(true);
     expect(first!.guard.join()).toMatch(/emergency/);
     // P99 fell under the SLO but cost rose beyond ε: a trade-off, 0, with both raw vectors kept.
