@@ -11,7 +11,7 @@ import { decide } from './decide.js';
 import { DecisionLog } from './decision-log.js';
 import { ExperienceBuffer, features, stateBucket, type StateFeatures } from './experience.js';
 import { anticipate, historyStart, newRateHistory, recordRate, type Anticipation, type RateHistory } from './forecast.js';
-import { newGuardState, noteApplied, recordNeeds, type GuardState } from './guard.js';
+import { newGuardState, noteApplied, recordNeeds, screenCandidates, type GuardState } from './guard.js';
 import type { ClusterPort, Clock, Controller, MetricsPort, PipelineSpec, ScalingAction, TickReport } from './ports.js';
 import { buildPrompt, experienceRowTokens } from './prompt.js';
 import { seededRandom } from './random.js';
@@ -205,7 +205,9 @@ export function createSairController(deps: SairControllerDeps): SairController {
       m.forecastPeriod.set({ pipeline: pipeline.id }, anticipation ? anticipation.periodMs / 1000 : 0);
     }
 
-    const candidates = generateCandidates(pipeline, obs, bn, settings.maxStep, st.guard);
+    // What the guard would only hold is not offered: a selector's tick goes to a change that can happen.
+    const generated = generateCandidates(pipeline, obs, bn, settings.maxStep, st.guard);
+    const { candidates, screened } = screenCandidates(generated, pipeline, obs, bn, st.guard, now, settings, anticipation);
     const keys = candidates.map((c) => c.key);
     // The bandit reads only the statistics; experience rows are retrieved for a prompt.
     const retrieval = llm
@@ -230,6 +232,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
     const dryRun = settings.dryRun || pipeline.mode === 'DryRun';
     const applied: ScalingAction[] = [];
     const notes = [...d.guard];
+    if (screened.length > 0) notes.push(`not offered (the guard would hold them): ${screened.join(', ')}`);
     if (dryRun) {
       if (d.applied.length > 0) notes.push('dry run: nothing applied');
     } else {

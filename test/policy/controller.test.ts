@@ -115,6 +115,22 @@ describe('SAIR controller tick', () => {
     }
   });
 
+  it('does not offer the selector a trim the guard would hold, and names it in the decision', async () => {
+    let obs = hot();
+    const w = world(() => obs);
+    const c = createSairController({ ...w, config: settings() });
+    await c.tick(pipeline());
+    // Stage 1 was just scaled up: a trim now is in its scale-down cooldown.
+    w.clock.advance(15_000);
+    obs = calm();
+    await c.tick(pipeline());
+    const [d] = c.recentDecisions(1);
+    expect(d!.candidates).not.toContain('s1-1');
+    expect(d!.candidates).toContain('hold');
+    expect(d!.candidates).toContain(d!.proposed);
+    expect(d!.guard.find((n) => n.startsWith('not offered'))).toMatch(/^not offered \(the guard would hold them\): .*s1-1/);
+  });
+
   it('holds when metrics are missing', async () => {
     const w = world(() => ({ ...calm(), p99Ms: null }));
     const c = createSairController({ ...w, config: settings() });
