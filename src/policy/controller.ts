@@ -16,8 +16,8 @@ import type { ClusterPort, Clock, Controller, MetricsPort, PipelineSpec, Scaling
 import { buildPrompt, experienceRowTokens } from './prompt.js';
 import { seededRandom } from './random.js';
 import { retrieve } from './retrieval.js';
-import { screenCandidates } from './screen.js';
 import { computeReward, estimateEpsilon, outcomeOf } from './reward.js';
+import { screenCandidates } from './screen.js';
 import { createBanditSelector } from './selectors/bandit.js';
 import { createLlmSelector } from './selectors/llm.js';
 import type { PolicySettings } from './settings.js';
