@@ -98,6 +98,7 @@ export async function decide(input: DecideInput, deps: DecideDeps): Promise<Deci
   }
   const latencyMs = performance.now() - started;
   const guarded = guard(input.pipeline, input.obs, input.bn, chosen.actions, deps.guardState, input.now, deps.settings, input.anticipation ?? null);
+  deps.guardState.rebalance = guarded.rebalance;
   return {
     selector,
     promptHash: input.prompt?.hash ?? null,

@@ -38,8 +38,10 @@ export interface GuardResult {
   actions: ScalingAction[];
   notes: string[];
   emergency: boolean;
-  /** Whether an applied action is the guard's own urgent one (an emergency or a forecast peak), not the selector's. */
+  /** Whether an applied action is the guard's own urgent one (an emergency, a forecast peak, the surge reserve), not the selector's. */
   forced: boolean;
+  /** GuardState.rebalance after this tick: the caller stores it once it acts on this result. */
+  rebalance: GuardState['rebalance'];
 }
 
 export type GuardSettings = Pick<PolicySettings, 'cooldowns' | 'maxStep'>;
@@ -132,18 +134,24 @@ export function surgeReserveReplicas(units: readonly { time: number; units: numb
  * The surge reserve (settings.surgeReserve): a GPU stage below its reserve gets the replicas, at
  * the share it has (capacity must not dip while they start); once they are ready, the share
  * is spread so that replicas x share is what it was, and the stage costs only the added replicas'
- * overhead more. Pushes onto `wanted`; returns notes.
+ * overhead more. Pushes onto `wanted` and updates `rebalance` (the pending spreads); returns notes.
  */
-function reserveActions(pipeline: PipelineSpec, obs: PipelineObservation, state: GuardState, wanted: Wanted[]): string[] {
+function reserveActions(
+  pipeline: PipelineSpec,
+  obs: PipelineObservation,
+  state: GuardState,
+  rebalance: GuardState['rebalance'],
+  wanted: Wanted[],
+): string[] {
   const notes: string[] = [];
   for (let i = 0; i < obs.allocation.length; i++) {
     const alloc = obs.allocation[i]!;
     const stage = pipeline.stages[i];
     const g = stage?.gpuCores;
     if (!stage || !g || alloc.gpuCores === null || alloc.readyReplicas < alloc.replicas) continue;
-    const pending = state.rebalance.get(i);
+    const pending = rebalance.get(i);
     if (pending !== undefined) {
-      state.rebalance.delete(i);
+      rebalance.delete(i);
       // An emergency or a forecast changed the share meanwhile: what it sized for stands.
       if (pending.gpuCores !== alloc.gpuCores) continue;
       const share = Math.min(alloc.gpuCores, Math.max(g.min, Math.ceil((pending.units * 100) / alloc.replicas / g.step - 1e-9) * g.step));
@@ -158,7 +166,7 @@ function reserveActions(pipeline: PipelineSpec, obs: PipelineObservation, state:
     const mine = wanted.find((a) => a.stage === i && a.kind === 'replicas');
     if (want <= alloc.replicas || (mine && mine.kind === 'replicas' && mine.replicas >= want)) continue;
     demandAtLeast(wanted, i, 'replicas', want);
-    state.rebalance.set(i, { units: alloc.replicas * shareOf(alloc.gpuCores), gpuCores: alloc.gpuCores });
+    rebalance.set(i, { units: alloc.replicas * shareOf(alloc.gpuCores), gpuCores: alloc.gpuCores });
     notes.push(`surge reserve: stage ${i} to ${want} replicas`);
   }
   return notes;
@@ -266,12 +274,13 @@ export function guard(
 ): GuardResult {
   const notes: string[] = [];
   if (metricsMissing(obs, bn)) {
-    return { actions: [], notes: ['metrics missing: hold'], emergency: false, forced: false };
+    return { actions: [], notes: ['metrics missing: hold'], emergency: false, forced: false, rebalance: state.rebalance };
   }
   const breach = sloBreached(pipeline, obs);
   const out = new Map<number, ScalingAction[]>();
   let emergency = false;
   let forced = false;
+  const rebalance = new Map(state.rebalance);
 
   const wanted: Wanted[] = proposed
     .filter((a): a is Exclude<ScalingAction, { kind: 'hold' }> => a.kind !== 'hold')
@@ -332,7 +341,7 @@ export function guard(
   }
 
   if (!breach) {
-    const reserveNotes = reserveActions(pipeline, obs, state, wanted);
+    const reserveNotes = reserveActions(pipeline, obs, state, rebalance, wanted);
     if (reserveNotes.length > 0) forced = true;
     notes.push(...reserveNotes);
   }
@@ -468,7 +477,7 @@ export function guard(
       forced ||= a.urgent;
     }
   }
-  return { actions: [...out.values()].flat(), notes, emergency, forced };
+  return { actions: [...out.values()].flat(), notes, emergency, forced, rebalance };
 }
 
 /** One replica action and one GPU action per stage at most; a later one of the same kind wins. */

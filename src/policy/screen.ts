@@ -1,6 +1,6 @@
 // Screening of the candidates against the guard: a change that only gives capacity back and that
-// the guard would hold anyway is no choice, so no selector is offered it. Pure: the guard runs on
-// a copy of the one piece of its state it writes.
+// the guard would hold anyway is no choice, so no selector is offered it. Pure, like the guard it
+// runs: the state the guard would store (its result's rebalance) is dropped.
 import type { BottleneckResult } from './bottleneck.js';
 import type { Anticipation } from './forecast.js';
 import { guard, type GuardSettings, type GuardState } from './guard.js';
@@ -42,7 +42,7 @@ export function screenCandidates(
   anticipation: Anticipation | null = null,
 ): { candidates: Candidate[]; screened: string[] } {
   const dry = (actions: readonly ScalingAction[]) =>
-    appliedKey(guard(pipeline, obs, bn, actions, { ...state, rebalance: new Map(state.rebalance) }, now, settings, anticipation).actions);
+    appliedKey(guard(pipeline, obs, bn, actions, state, now, settings, anticipation).actions);
   let asHold: string | undefined;
   const kept: Candidate[] = [];
   const screened: string[] = [];

@@ -92,8 +92,9 @@ export interface DecisionRecord {
   /** Guard notes: "stage 1 cooldown", "emergency scale-up", ... */
   guard: string[];
   /**
-   * Whether the guard applied an action of its own (an SLO emergency, saturation or a forecast
-   * peak): then what was applied was not a selector's choice, and its reward is logged but not learned.
+   * Whether the guard applied an action of its own (an SLO emergency, saturation, a forecast peak or
+   * the surge reserve): then what was applied was not a selector's choice, and its reward is logged
+   * but not learned.
    */
   forced: boolean;
   /** Why the preferred selector did not decide, when it did not. */

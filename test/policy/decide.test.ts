@@ -3,7 +3,7 @@
 import { detectBottleneck } from '../../src/policy/bottleneck.js';
 import { generateCandidates } from '../../src/policy/candidates.js';
 import { decide } from '../../src/policy/decide.js';
-import { newGuardState } from '../../src/policy/guard.js';
+import { newGuardState, recordNeeds } from '../../src/policy/guard.js';
 import { seededRandom } from '../../src/policy/random.js';
 import { createBanditSelector } from '../../src/policy/selectors/bandit.js';
 import { policySettings } from '../../src/policy/settings.js';
@@ -40,4 +40,13 @@ describe('decide', () => {
     }
     expect([...seen].every((id) => plausible.has(id))).toBe(true);
   }, 10_000);
+
+  it('stores the guard state the guard returns: a surge reserve added now is spread once its replicas are ready', async () => {
+    const settings = policySettings({ exploration: { epsilon: 0 } });
+    const deps = { bandit: createBanditSelector({ exploration: 0.2, random: seededRandom(1) }), settings, random: seededRandom(1), guardState: newGuardState() };
+    for (let t = 940_000; t <= 1_000_000; t += 15_000) recordNeeds(deps.guardState, bn, obs, t, settings.cooldowns.stabilizationMs, null, 10);
+    const add = await decide({ pipeline: spec, obs, bn, candidates, stats: new Map(), now: 1_000_000 }, deps);
+    expect(add.guard.some((n) => n.startsWith('surge reserve: stage 1 to'))).toBe(true);
+    expect(deps.guardState.rebalance.get(1)).toEqual({ units: 1.5, gpuCores: 50 });
+  });
 });

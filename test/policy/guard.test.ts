@@ -184,6 +184,9 @@ describe('guard', () => {
       expect(add.actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 4 }]);
       expect(add.forced).toBe(true);
       expect(add.notes).toContain('surge reserve: stage 1 to 4 replicas');
+      // The guard does not write its state; the caller stores what it returns.
+      expect(state.rebalance.size).toBe(0);
+      state.rebalance = add.rebalance;
       // Ready: 2 x 60 % = 1.2 GPUs over 4 replicas is 30 % each, whatever the selector asked, cooldown or not.
       const ready = calm({ replicas: 4, gpuCores: 60 });
       noteApplied(state, obs, add.actions, 1_000_000);
@@ -197,10 +200,11 @@ describe('guard', () => {
       minuteOf(state, 10);
       const add = guard(spec, obs, bn, [], state, 1_000_000, settings);
       expect(add.actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 4 }]);
+      state.rebalance = add.rebalance;
       const raised = calm({ replicas: 4, gpuCores: 100 });
       const after = guard(spec, raised, bn, [], state, 1_015_000, settings);
       expect(after.notes.some((n) => n.includes('share to'))).toBe(false);
-      expect(state.rebalance.size).toBe(0);
+      expect(after.rebalance.size).toBe(0);
     });
 
     it('holds replica trims at the reserve, and keeps none when it is off', () => {
@@ -342,7 +346,7 @@ describe('guard', () => {
     const obs = calm();
     obs.p99Ms = null;
     const r = run(obs, [{ kind: 'replicas', stage: 1, replicas: 1 }]);
-    expect(r).toEqual({ actions: [], notes: ['metrics missing: hold'], emergency: false, forced: false });
+    expect(r).toEqual({ actions: [], notes: ['metrics missing: hold'], emergency: false, forced: false, rebalance: new Map() });
     const noStage = calm();
     noStage.stages[2] = { ...noStage.stages[2]!, arrivalRate: null, utilization: null };
     expect(run(noStage, [{ kind: 'replicas', stage: 0, replicas: 1 }]).actions).toEqual([]);

@@ -45,7 +45,7 @@ describe('screenCandidates', () => {
     expect(later.screened).not.toContain('s1-1');
   });
 
-  it('runs the guard on a copy: a surge reserve\'s pending spread is still there for the real guard', () => {
+  it('leaves the guard state as it was: a surge reserve\'s pending spread is still there for the real guard', () => {
     const state = newGuardState();
     const ready = calm({ replicas: 4, gpuCores: 50 });
     // The reserve added replicas at 50 %; they are ready, so this tick's guard spreads 1.0 GPU over them.
@@ -53,8 +53,9 @@ describe('screenCandidates', () => {
     screen(ready, state, 1_000_000);
     expect(state.rebalance.get(1)).toEqual({ units: 1.0, gpuCores: 50 });
     const bn = detectBottleneck(spec, ready);
-    expect(guard(spec, ready, bn, [], state, 1_000_000, settings).actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 30 }]);
-    expect(state.rebalance.size).toBe(0);
+    const spread = guard(spec, ready, bn, [], state, 1_000_000, settings);
+    expect(spread.actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 30 }]);
+    expect(spread.rebalance.size).toBe(0);
   });
 
   it('keeps scale-ups in their cooldown and during an emergency', () => {
