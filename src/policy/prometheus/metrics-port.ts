@@ -37,6 +37,11 @@ export interface PrometheusMetricsDeps {
   recentWindowSeconds?: number;
 }
 
+/** The sum of the values, or null when there are none or any is missing. */
+function sumOfAll(values: readonly (number | null)[]): number | null {
+  return values.length > 0 && values.every((v) => v !== null) ? values.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
+}
+
 /** Dollars per hour for an allocation: replicas × (replica price + GPU price × share). */
 export function costRate(pipeline: PipelineSpec, allocation: readonly StageAllocation[]): number {
   return allocation.reduce((sum, a) => sum + a.replicas * (pipeline.cost.replicaHour + pipeline.cost.gpuHour * ((a.gpuCores ?? 0) / 100)), 0);
@@ -71,13 +76,19 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
     }
   }
 
-  async function stage(source: StageMetricsSource, alloc: StageAllocation | undefined, windowSeconds: number, failures: string[]): Promise<StageMetrics> {
+  /** A stage's query templates, the values they are rendered with, and one query by field (null where the stage has none). */
+  function stageQuery(source: StageMetricsSource, windowSeconds: number, failures: string[]) {
     const templates = stageQueries(source.preset, source.queries);
     const values = { namespace: source.namespace, deployment: source.deployment, selector: source.selector, windowSeconds };
     const q = (field: StageQueryField): Promise<number | null> => {
       const t = templates[field];
       return t ? run(render(t, values), failures) : Promise.resolve(null);
     };
+    return { templates, values, q };
+  }
+
+  async function stage(source: StageMetricsSource, alloc: StageAllocation | undefined, windowSeconds: number, failures: string[]): Promise<StageMetrics> {
+    const { templates, values, q } = stageQuery(source, windowSeconds, failures);
     const queueTemplate = templates.queueLength;
     const batch = BATCH_QUERIES[source.preset];
     const [arrival, throughput, queueLength, utilization, p50, p99, dropRate, gpu, queueGrowth, batchSize, batchServiceMs] = await Promise.all([
@@ -120,10 +131,8 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
    * where it has none (an entry stage with room serves what arrives).
    */
   function recentArrival(source: StageMetricsSource, windowSeconds: number, failures: string[]): Promise<number | null> {
-    const templates = stageQueries(source.preset, source.queries);
-    const t = templates.arrivalRate ?? templates.throughput;
-    const values = { namespace: source.namespace, deployment: source.deployment, selector: source.selector, windowSeconds };
-    return t ? run(render(t, values), failures) : Promise.resolve(null);
+    const { templates, q } = stageQuery(source, windowSeconds, failures);
+    return q(templates.arrivalRate != null ? 'arrivalRate' : 'throughput');
   }
 
   return {
@@ -133,7 +142,13 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
       const windowSeconds = Math.max(deps.minWindowSeconds ?? 60, pipeline.tickSeconds * 2);
       const allocation = await deps.allocation(pipeline.id);
       const failures: string[] = [];
-      const stages = await Promise.all(source.stages.map((s, i) => stage(s, allocation[i], windowSeconds, failures)));
+      const entryStages = pipeline.stages.filter((s) => s.upstream.length === 0);
+      const recentSeconds = Math.min(deps.recentWindowSeconds ?? 30, windowSeconds);
+      // The short-range entry rates go out with the stage queries, not a round trip after them.
+      const [stages, recent] = await Promise.all([
+        Promise.all(source.stages.map((s, i) => stage(s, allocation[i], windowSeconds, failures))),
+        Promise.all(entryStages.map((s) => (source.stages[s.index] ? recentArrival(source.stages[s.index]!, recentSeconds, failures) : Promise.resolve(null)))),
+      ]);
       const [p99Direct, sloViolation] = await Promise.all([
         source.p99Query ? run(source.p99Query, failures) : Promise.resolve(null),
         source.sloViolationQuery ? run(source.sloViolationQuery, failures) : Promise.resolve(null),
@@ -141,13 +156,8 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
       // Without an end-to-end query the sum of stage P99s bounds the pipeline's P99 from above.
       const stageP99s = stages.map((s) => s.latencyP99Ms);
       const p99Ms = source.p99Query ? p99Direct : stageP99s.every((v) => v !== null) ? stageP99s.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
-      const entries = pipeline.stages.filter((s) => s.upstream.length === 0).map((s) => stages[s.index]?.arrivalRate ?? null);
-      const arrivalRate = entries.length > 0 && entries.every((v) => v !== null) ? entries.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
-      const recentSeconds = Math.min(deps.recentWindowSeconds ?? 30, windowSeconds);
-      const recent = await Promise.all(
-        pipeline.stages.filter((s) => s.upstream.length === 0).map((s) => (source.stages[s.index] ? recentArrival(source.stages[s.index]!, recentSeconds, failures) : Promise.resolve(null))),
-      );
-      const recentArrivalRate = recent.length > 0 && recent.every((v) => v !== null) ? recent.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
+      const arrivalRate = sumOfAll(entryStages.map((s) => stages[s.index]?.arrivalRate ?? null));
+      const recentArrivalRate = sumOfAll(recent);
       if (failures.length > 0) {
         deps.logger.warn({ pipeline: pipeline.id, failed: failures.length, first: failures[0] }, 'prometheus queries failed; those metrics are missing this tick');
       }
