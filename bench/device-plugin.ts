@@ -10,7 +10,8 @@ import { createLogger } from '../src/common/logger.js';
 import { NodeAgent } from '../src/device-plugin/agent.js';
 import { readControlFile } from '../src/device-plugin/control-file.js';
 import { FakeGpuBackend, GpuInventory, fakeGpuUuid } from '../src/device-plugin/gpus.js';
-import { DevicePluginServer, PLUGIN_OPTIONS, RESOURCE_NAME } from '../src/device-plugin/plugin.js';
+import { DevicePluginServer, PLUGIN_OPTIONS } from '../src/device-plugin/plugin.js';
+import { RESOURCE_SAIR_GPU } from '../src/core/names.js';
 import { Registrar } from '../src/device-plugin/registration.js';
 import { startFakeApiServer } from '../test/support/fake-apiserver.js';
 import { FakeKubelet } from '../test/support/fake-kubelet.js';
@@ -79,7 +80,7 @@ async function pluginTimings(restarts: number, calls: number): Promise<{ reregis
   const inventory = new GpuInventory(new FakeGpuBackend(8), log, join(dir, 'sys'));
   inventory.discover();
   const plugin = new DevicePluginServer({ socketPath: join(dir, 'sair-gpu.sock'), slotsPerGpu: 10, hostLibDir: '/var/lib/sair/lib', containerLibDir: '/usr/local/sair/lib' }, inventory, log);
-  const registrar = new Registrar(plugin, { resourceName: RESOURCE_NAME, options: PLUGIN_OPTIONS }, log);
+  const registrar = new Registrar(plugin, { resourceName: RESOURCE_SAIR_GPU, options: PLUGIN_OPTIONS }, log);
   await registrar.start();
   await kubelet.waitForRegistrations(1);
 

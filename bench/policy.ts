@@ -23,6 +23,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseFlags } from '../src/common/config.js';
+import { meanCi } from '../src/common/stats.js';
 import { createSairController, type SairController } from '../src/policy/controller.js';
 import { features } from '../src/policy/experience.js';
 import { seededRandom } from '../src/policy/random.js';
@@ -203,42 +204,14 @@ function factoryFor(name: string, seed: number, llm: FakeLlm | null): Controller
   return b.factory;
 }
 
-// Two-sided 95 % Student t quantiles by degrees of freedom.
-const T95 = [
-  NaN,
-  12.71,
-  4.3,
-  3.18,
-  2.78,
-  2.57,
-  2.45,
-  2.36,
-  2.31,
-  2.26,
-  2.23,
-  2.2,
-  2.18,
-  2.16,
-  2.14,
-  2.13,
-  2.12,
-  2.11,
-  2.1,
-  2.09,
-  2.09,
-];
 interface Stat {
   mean: number;
   ci: number;
 }
 function stat(xs: number[]): Stat {
-  const n = xs.length;
-  if (n === 0) return { mean: NaN, ci: NaN };
   if (xs.some((x) => !Number.isFinite(x))) return { mean: Infinity, ci: NaN };
-  const mean = xs.reduce((s, x) => s + x, 0) / n;
-  if (n < 2) return { mean, ci: NaN };
-  const sd = Math.sqrt(xs.reduce((s, x) => s + (x - mean) ** 2, 0) / (n - 1));
-  return { mean, ci: ((T95[n - 1] ?? 1.96) * sd) / Math.sqrt(n) };
+  const { mean, ci } = meanCi(xs);
+  return { mean, ci };
 }
 const show = (s: Stat, digits: number, scale = 1) =>
   !Number.isFinite(s.mean)

@@ -6,12 +6,12 @@ import { ConfigError } from './common/errors.js';
 
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
   // One line per command, added by the part that implements it.
-  webhook: { summary: 'Mutating admission webhook (GPU shim injection, HPA takeover)', load: async () => (await import('./webhook/main.js')).command },
-  'device-plugin': { summary: 'GPU node DaemonSet: kubelet device plugin (sair.dev/gpu slots), shim installer, per-pod limits agent', load: async () => (await import('./device-plugin/main.js')).command },
-  certs: { summary: 'Webhook CA and serving certificate: Secret + caBundle, or files', load: async () => (await import('./webhook/certs-main.js')).command },
-  policy: { summary: 'ICRL policy server in a cluster: InferencePipelines and HPAs, Prometheus, leader election, HTTP API', load: async () => (await import('./policy/main.js')).command },
-  start: { summary: 'Policy server on the embedded simulator with its dashboard (what npm start runs)', load: async () => (await import('./policy/main.js')).startCommand },
-  simulate: { summary: 'Discrete-event simulator: pipeline x workload x controller (HPA, KEDA, static, oracle, SAIR), or --matrix', load: async () => (await import('./sim/main.js')).command },
+  webhook: { summary: 'Mutating admission webhook (GPU shim injection, HPA takeover)', load: async () => (await import('./cmd/webhook.js')).command },
+  'device-plugin': { summary: 'GPU node DaemonSet: kubelet device plugin (sair.dev/gpu slots), shim installer, per-pod limits agent', load: async () => (await import('./cmd/device-plugin.js')).command },
+  certs: { summary: 'Webhook CA and serving certificate: Secret + caBundle, or files', load: async () => (await import('./cmd/certs.js')).command },
+  policy: { summary: 'ICRL policy server in a cluster: InferencePipelines and HPAs, Prometheus, leader election, HTTP API', load: async () => (await import('./cmd/policy.js')).command },
+  start: { summary: 'Policy server on the embedded simulator with its dashboard (what npm start runs)', load: async () => (await import('./cmd/start.js')).command },
+  simulate: { summary: 'Discrete-event simulator: pipeline x workload x controller (HPA, KEDA, static, oracle, SAIR), or --matrix', load: async () => (await import('./cmd/simulate.js')).command },
 };
 
 function usage(): string {

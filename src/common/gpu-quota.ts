@@ -4,8 +4,8 @@
 // and the accepted form.
 import { ValidationError } from './errors.js';
 
-export const GPU_CORES_ANNOTATION = 'sair.dev/gpu-cores';
-export const GPU_MEMORY_ANNOTATION = 'sair.dev/gpu-memory';
+import { ANNOTATION_GPU_CORES, ANNOTATION_GPU_MEMORY } from '../core/names.js';
+
 
 export const GPU_CORES_FORM = 'an integer from 1 to 100 (percent of one GPU)';
 export const GPU_MEMORY_FORM = 'a Kubernetes quantity greater than 0, such as "8Gi", "512Mi" or "2000000000"';
@@ -21,9 +21,9 @@ export interface GpuQuota {
 }
 
 export function parseGpuCores(value: string): number {
-  if (!/^[0-9]{1,3}$/.test(value)) throw new ValidationError(GPU_CORES_ANNOTATION, GPU_CORES_FORM, value);
+  if (!/^[0-9]{1,3}$/.test(value)) throw new ValidationError(ANNOTATION_GPU_CORES, GPU_CORES_FORM, value);
   const n = Number(value);
-  if (n < 1 || n > 100) throw new ValidationError(GPU_CORES_ANNOTATION, GPU_CORES_FORM, value);
+  if (n < 1 || n > 100) throw new ValidationError(ANNOTATION_GPU_CORES, GPU_CORES_FORM, value);
   return n;
 }
 
@@ -42,7 +42,7 @@ const DECIMAL_SUFFIX: Record<string, number> = { n: -9, u: -6, m: -3, '': 0, k: 
  * A Kubernetes quantity (the grammar of k8s.io/apimachinery resource.Quantity) in bytes,
  * rounded up to a whole byte as Quantity.Value() does. Throws unless it is greater than 0.
  */
-export function parseQuantityBytes(value: string, field = GPU_MEMORY_ANNOTATION, form = GPU_MEMORY_FORM): bigint {
+export function parseQuantityBytes(value: string, field = ANNOTATION_GPU_MEMORY, form = GPU_MEMORY_FORM): bigint {
   const m = /^\+?([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$/.exec(value);
   if (!m) throw new ValidationError(field, form, value);
   const [intPart = '', fracPart = ''] = m[1]!.split('.');
@@ -65,8 +65,8 @@ export function parseQuantityBytes(value: string, field = GPU_MEMORY_ANNOTATION,
 
 /** The pod's quota from its annotations; throws ValidationError on the first bad value. */
 export function parseGpuQuota(annotations: Readonly<Record<string, string>> | undefined): GpuQuota {
-  const cores = annotations?.[GPU_CORES_ANNOTATION];
-  const memory = annotations?.[GPU_MEMORY_ANNOTATION];
+  const cores = annotations?.[ANNOTATION_GPU_CORES];
+  const memory = annotations?.[ANNOTATION_GPU_MEMORY];
   return {
     gpuCores: cores === undefined ? 100 : parseGpuCores(cores),
     memoryBytes: memory === undefined ? 0n : parseQuantityBytes(memory),
@@ -89,8 +89,8 @@ export function checkGpuQuota(annotations: Readonly<Record<string, string>> | un
       return fallback;
     }
   };
-  const cores = annotations?.[GPU_CORES_ANNOTATION];
-  const memory = annotations?.[GPU_MEMORY_ANNOTATION];
+  const cores = annotations?.[ANNOTATION_GPU_CORES];
+  const memory = annotations?.[ANNOTATION_GPU_MEMORY];
   const quota: GpuQuota = {
     gpuCores: cores === undefined ? 100 : attempt(() => parseGpuCores(cores), 100),
     memoryBytes: memory === undefined ? 0n : attempt(() => parseQuantityBytes(memory), 0n),

@@ -18,8 +18,8 @@ import {
   type UsageSlot,
 } from './control-file.js';
 import { slotOwners } from './slot-liveness.js';
+import { ANNOTATION_INJECTED } from '../core/names.js';
 
-export const ANNOTATION_INJECTED = 'sair.dev/injected';
 export const EVENT_REASON_INVALID_QUOTA = 'InvalidGpuQuota';
 const COMPONENT = 'sair-device-plugin';
 const UID = /^[0-9a-zA-Z][-0-9a-zA-Z]{0,62}$/;

@@ -22,9 +22,9 @@ import {
   type PreferredAllocationRequest,
   type PreferredAllocationResponse,
 } from './proto.js';
+import { RESOURCE_SAIR_GPU } from '../core/names.js';
 import { gpusOfSlots, preferredAllocation, slotsOf } from './slots.js';
 
-export const RESOURCE_NAME = 'sair.dev/gpu';
 
 export interface PluginOptions {
   /** Absolute path of the plugin's own socket, inside the kubelet's device-plugins directory. */
@@ -165,7 +165,7 @@ export class DevicePluginServer {
   private checkHealthy(ids: readonly string[]): string[] {
     const { uuids, unknown } = gpusOfSlots(ids);
     if (unknown.length > 0) {
-      throw new Error(`devices_ids: ${JSON.stringify(unknown)} are not ${RESOURCE_NAME} slot ids (<gpu-uuid>::<slot>)`);
+      throw new Error(`devices_ids: ${JSON.stringify(unknown)} are not ${RESOURCE_SAIR_GPU} slot ids (<gpu-uuid>::<slot>)`);
     }
     for (const uuid of uuids) {
       const gpu = this.inventory.byUuid(uuid);

@@ -6,7 +6,7 @@
 // Otherwise throughput / busy time estimates it; that understates a batching stage's capacity at low
 // load (small batches), so a capacity memory keeps the best rate seen per unit of GPU share,
 // decaying slowly. Pure: the caller keeps the memory.
-import type { PipelineObservation, PipelineSpec, StageMetrics } from './ports.js';
+import type { PipelineObservation, PipelineSpec, StageMetrics } from '../core/ports.js';
 import { emptyServiceModel, fullBatchCapacity, observeService, type ServiceModel } from './service-model.js';
 
 export interface BottleneckResult {
@@ -61,7 +61,8 @@ export const newCapacityMemory = (): CapacityMemory => ({ best: [], service: [],
 
 const CAPACITY_DECAY = 0.9995;
 
-const shareOf = (gpuCores: number | null | undefined) => (gpuCores ? gpuCores / 100 : 1);
+/** A replica's share of one GPU as a fraction; CPU stages and unknown shares count as whole. */
+export const shareOf = (gpuCores: number | null | undefined) => (gpuCores ? gpuCores / 100 : 1);
 
 /** Fold this window's measured capacities into the memory (call once per observation). */
 export function rememberCapacity(mem: CapacityMemory, obs: PipelineObservation): void {

@@ -2,7 +2,7 @@
 // step per stage. Each carries a prior in -1..1 from a queueing view of the state (scale up what
 // is saturated, trim what is idle), which the bandit starts from and learned rewards then override. Pure.
 import { GPU_CUT_MAX_PRESSURE, stageHeadroom, type BottleneckResult } from './bottleneck.js';
-import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation, StageSpec } from './ports.js';
+import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation, StageSpec } from '../core/ports.js';
 import type { Candidate } from './types.js';
 
 /** Replica bounds of a stage: the pipeline's and the HPA's, whichever is tighter. */

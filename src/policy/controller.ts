@@ -12,7 +12,7 @@ import { DecisionLog } from './decision-log.js';
 import { ExperienceBuffer, features, stateBucket, type StateFeatures } from './experience.js';
 import { anticipate, historyStart, newRateHistory, recordRate, type Anticipation, type RateHistory } from './forecast.js';
 import { newGuardState, noteApplied, recordNeeds, type GuardState } from './guard.js';
-import type { ClusterPort, Clock, Controller, MetricsPort, PipelineSpec, ScalingAction, TickReport } from './ports.js';
+import type { ClusterPort, Clock, Controller, MetricsPort, PipelineSpec, ScalingAction, TickReport } from '../core/ports.js';
 import { buildPrompt, experienceRowTokens } from './prompt.js';
 import { seededRandom } from './random.js';
 import { retrieve } from './retrieval.js';

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { BottleneckResult } from './bottleneck.js';
 import type { Anticipation } from './forecast.js';
 import { guard, sloBreached, type GuardState } from './guard.js';
-import type { PipelineObservation, PipelineSpec } from './ports.js';
+import type { PipelineObservation, PipelineSpec } from '../core/ports.js';
 import type { Prompt } from './prompt.js';
 import type { PolicySettings } from './settings.js';
 import type { Candidate, DecisionRecord, Selection, Selector, StageStat } from './types.js';

@@ -2,6 +2,7 @@
 // reward when the next window measures it; the most recent ones are kept in memory for the API.
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
+import { toJson } from '../common/json.js';
 import type { DecisionRecord, Reward } from './types.js';
 
 export class DecisionLog {
@@ -19,13 +20,13 @@ export class DecisionLog {
   record(r: DecisionRecord): void {
     this.recent.push(r);
     if (this.recent.length > this.keep) this.recent.shift();
-    this.stream?.write(`${JSON.stringify({ type: 'decision', ...r })}\n`);
+    this.stream?.write(`${toJson({ type: 'decision', ...r })}\n`);
   }
 
   /** Attach the measured reward to a decision (it is already in memory by reference). */
   reward(r: DecisionRecord, reward: Reward): void {
     r.reward = reward;
-    this.stream?.write(`${JSON.stringify({ type: 'reward', id: r.id, pipelineId: r.pipelineId, reward })}\n`);
+    this.stream?.write(`${toJson({ type: 'reward', id: r.id, pipelineId: r.pipelineId, reward })}\n`);
   }
 
   /** Newest first. */

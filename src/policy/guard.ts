@@ -2,10 +2,10 @@
 // within the pipeline's and the HPA's bounds, moves at most maxStep replicas, respects per-stage
 // cooldowns and the scale-down stabilization window, scales the bottleneck up at once when the
 // SLO breaks, and holds (never scales down) when metrics are missing. Pure: the caller keeps the state.
-import { GPU_CUT_MAX_PRESSURE, type BottleneckResult } from './bottleneck.js';
+import { GPU_CUT_MAX_PRESSURE, shareOf, type BottleneckResult } from './bottleneck.js';
 import { replicaBounds } from './candidates.js';
 import type { Anticipation } from './forecast.js';
-import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation } from './ports.js';
+import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation } from '../core/ports.js';
 import { SLO_TOLERANCE } from './reward.js';
 import type { PolicySettings } from './settings.js';
 
@@ -229,8 +229,6 @@ function peakSince(list: readonly { time: number; units: number }[], since: numb
 /** Replicas that run a stage now at full-batch load/capacity `pressure` at EMERGENCY_TARGET. */
 const replicasAtTarget = (alloc: StageAllocation, pressure: number): number =>
   Math.ceil((Math.max(alloc.readyReplicas, 1) * pressure) / EMERGENCY_TARGET - 1e-9);
-
-const shareOf = (gpuCores: number | null | undefined) => (gpuCores ? gpuCores / 100 : 1);
 
 /**
  * The peak need of a stage since `since`, in replicas at a given GPU share. `floorUnits` is what a

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { BottleneckResult } from './bottleneck.js';
 import type { Experience } from './experience.js';
 import type { Anticipation } from './forecast.js';
-import type { PipelineObservation, PipelineSpec } from './ports.js';
+import type { PipelineObservation, PipelineSpec } from '../core/ports.js';
 import type { Candidate, StageStat } from './types.js';
 
 export const SYSTEM_PROMPT = [

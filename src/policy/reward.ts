@@ -1,7 +1,7 @@
 // Reward by Pareto dominance: the outcome (P99/SLO, cost rate) after an action against the
 // reference (the window before it), with a margin ε per dimension from measured noise, so noise
 // alone earns 0. Breaking the SLO is always -1. Raw vectors and ε travel with the reward. Pure.
-import type { PipelineObservation, PipelineSpec } from './ports.js';
+import type { PipelineObservation, PipelineSpec } from '../core/ports.js';
 import type { Outcome, Reward } from './types.js';
 
 /** Share of requests allowed to miss the SLO before a window counts as a breach (P99 semantics). */

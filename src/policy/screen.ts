@@ -4,7 +4,7 @@
 import type { BottleneckResult } from './bottleneck.js';
 import type { Anticipation } from './forecast.js';
 import { guard, type GuardSettings, type GuardState } from './guard.js';
-import type { PipelineObservation, PipelineSpec, ScalingAction } from './ports.js';
+import type { PipelineObservation, PipelineSpec, ScalingAction } from '../core/ports.js';
 import type { Candidate } from './types.js';
 
 /** Whether an action gives capacity back: fewer replicas or less GPU share than the stage has. */

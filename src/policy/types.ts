@@ -1,6 +1,6 @@
 // Types shared inside the policy: candidates, rewards, selector contract and the decision record
 // that the decision log, /api/decisions and Kubernetes Events show.
-import type { ScalingAction } from './ports.js';
+import type { ScalingAction } from '../core/ports.js';
 
 /**
  * One action the selector may pick. `id` is what the LLM answers with (an enum in its schema);

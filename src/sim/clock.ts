@@ -1,7 +1,7 @@
 // Virtual time for controllers in the simulator. `sleep` parks the caller until the driver
 // (run.ts) advances the simulation past the wake-up time, so a controller that waits (say, for a
 // modelled LLM call) costs simulated time, not wall time.
-import type { Clock } from '../policy/ports.js';
+import type { Clock } from '../core/ports.js';
 
 interface Sleeper {
   at: number;

@@ -4,7 +4,7 @@
 // (the node agent rewrites the control file live). Invalid requests are refused with an
 // UpstreamError carrying the status the API server would give (404 unknown, 422 invalid).
 import { UpstreamError } from '../common/errors.js';
-import type { ClusterPort, PipelineSpec, ScalingAction, StageAllocation, TickReport } from '../policy/ports.js';
+import type { ClusterPort, PipelineSpec, ScalingAction, StageAllocation, TickReport } from '../core/ports.js';
 import type { Simulation } from './simulator.js';
 
 export class SimCluster implements ClusterPort {

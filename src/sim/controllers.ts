@@ -1,23 +1,18 @@
-// Controllers by name for `sair simulate`: the baselines, plus `sair`, SAIR's own controller from
-// src/policy (the bandit selector, or an OpenAI-compatible LLM when an endpoint is configured; a
-// real LLM call is awaited with the simulation paused, so it costs wall time, not virtual time).
+// Controllers by name for `sair simulate`: the baselines, plus whatever controllers the caller
+// hands in (the `sair simulate` command adds SAIR's own; the simulator never imports it).
 import { BASELINES } from './baselines/index.js';
 import type { ControllerFactory } from './run.js';
 
-export interface LlmEndpoint {
-  baseUrl: string;
-  model: string;
-  apiKey?: string;
-}
+/** Makes a fresh-controller factory for one seed. */
+export type SeededFactory = (seed: number) => ControllerFactory | Promise<ControllerFactory>;
 
-export const CONTROLLER_NAMES = [...Object.keys(BASELINES), 'sair'];
+export const BASELINE_NAMES = Object.keys(BASELINES);
 
-/** A fresh-controller factory by name; `sair` loads src/policy lazily. */
-export async function controllerFactory(name: string, opts: { seed: number; llm?: LlmEndpoint }): Promise<ControllerFactory> {
+/** A fresh-controller factory by name: a baseline, or one of `extra`. */
+export async function controllerFactory(name: string, seed: number, extra: Readonly<Record<string, SeededFactory>> = {}): Promise<ControllerFactory> {
   const baseline = BASELINES[name];
   if (baseline) return baseline.factory;
-  if (name !== 'sair') throw new Error(`unknown controller ${name}`);
-  const [{ createSairController }, { policySettings }] = await Promise.all([import('../policy/controller.js'), import('../policy/settings.js')]);
-  const config = policySettings(opts.llm ? { selector: 'llm', llm: { ...opts.llm } } : { selector: 'bandit' });
-  return (ports) => createSairController({ cluster: ports.cluster, metrics: ports.metrics, clock: ports.clock, config, seed: opts.seed });
+  const make = extra[name];
+  if (!make) throw new Error(`unknown controller ${name}; expected one of ${[...BASELINE_NAMES, ...Object.keys(extra)].join(', ')}`);
+  return make(seed);
 }

@@ -2,7 +2,7 @@
 // scrapeIntervalMs, and an observation aggregates the last windowMs of complete scrapes, as a
 // rate(...[window]) query would. Data become visible only at scrape times (plus lagMs, e.g. a
 // rule-evaluation delay), so a controller sees the world up to one scrape interval late.
-import type { MetricsPort, PipelineObservation, PipelineSpec, StageMetrics } from '../policy/ports.js';
+import type { MetricsPort, PipelineObservation, PipelineSpec, StageMetrics } from '../core/ports.js';
 import { UpstreamError } from '../common/errors.js';
 import type { SimCluster } from './cluster.js';
 import { addInto, newHistogram, quantile } from './histogram.js';

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, ValidationError } from '../common/errors.js';
-import type { PipelineSpec, StageSpec } from '../policy/ports.js';
+import type { PipelineSpec, StageSpec } from '../core/ports.js';
 import { name, num, parseYamlText, validate } from './schema.js';
 
 const serviceSchema = z

@@ -1,7 +1,12 @@
 // What `sair simulate` prints and writes: a text table per run, a matrix table of mean ± 95 %
 // confidence intervals over seeds, JSON (Infinity spelled out), and a self-contained HTML page
 // with SVG plots of load, replicas, GPU share, P99 and cost over time. Pure: strings in, strings out.
+import { toJson as encode } from '../common/json.js';
+import { meanCi, type MeanCi } from '../common/stats.js';
 import type { RunResult, TimelinePoint } from './run.js';
+
+/** A run or matrix as indented JSON, Infinity kept. */
+export const toJson = (value: unknown): string => encode(value, 2);
 
 export function fmtMs(ms: number | null): string {
   if (ms === null) return '-';
@@ -10,11 +15,6 @@ export function fmtMs(ms: number | null): string {
 }
 
 const pct = (x: number | null): string => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
-
-/** JSON with Infinity kept as the string "Infinity" (plain JSON would turn it into null). */
-export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? (Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity') : v), 2);
-}
 
 function table(header: string[], rows: string[][], rightAlign: boolean[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -44,27 +44,6 @@ export function runTable(r: RunResult): string {
     pct(s.bottleneckShare),
   ]);
   return `${head}\n\n${table(['#', 'stage', 'kind', 'util', 'replicas', 'gpu%', 'req/s', 'time ms', 'drops', 'bottleneck'], rows, [true, false, false, true, true, true, true, true, true, true])}\n`;
-}
-
-/** Two-sided 95 % Student t critical values for 1..30 degrees of freedom. */
-const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
-
-export interface MeanCi {
-  n: number;
-  mean: number;
-  /** Half-width of the 95 % confidence interval; NaN for one sample, Infinity when a sample is. */
-  ci: number;
-}
-
-export function meanCi(xs: number[]): MeanCi {
-  const n = xs.length;
-  if (n === 0) return { n, mean: NaN, ci: NaN };
-  const mean = xs.reduce((a, b) => a + b, 0) / n;
-  if (!Number.isFinite(mean)) return { n, mean, ci: Infinity };
-  if (n === 1) return { n, mean, ci: NaN };
-  const variance = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1);
-  const t = T95[n - 2] ?? 1.96;
-  return { n, mean, ci: (t * Math.sqrt(variance)) / Math.sqrt(n) };
 }
 
 export interface MatrixRow {

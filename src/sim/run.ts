@@ -4,7 +4,7 @@
 // returns the run's measures. This is the API the policy benchmark calls:
 //   runScenario({ pipeline: 'nlp-chain', workload: 'diurnal', controller: (ports) => myController(ports), seed: 1, durationMs: 3_600_000 })
 import { ConfigError, ValidationError, errorMessage } from '../common/errors.js';
-import type { Clock, ClusterPort, Controller, MetricsPort, PipelineSpec, TickReport } from '../policy/ports.js';
+import type { Clock, ClusterPort, Controller, MetricsPort, PipelineSpec, TickReport } from '../core/ports.js';
 import { BUILTIN_PIPELINES, builtinPipeline } from './builtin-pipelines.js';
 import { BUILTIN_WORKLOADS, builtinWorkload } from './builtin-workloads.js';
 import { VirtualClock } from './clock.js';

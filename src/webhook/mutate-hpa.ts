@@ -1,7 +1,7 @@
 // The HPA mutation: SAIR takes over scaling by disabling the HPA's own scale-up and scale-down
 // (selectPolicy Disabled), keeping the user's behavior in an annotation so that opting out
 // (label sair.dev/inject=false) restores it. Pure and idempotent.
-import { ANNOTATION_ORIGINAL_BEHAVIOR, LABEL_INJECT, LABEL_MANAGED } from './conventions.js';
+import { ANNOTATION_ORIGINAL_BEHAVIOR, LABEL_INJECT, LABEL_MANAGED } from '../core/names.js';
 import type { HorizontalPodAutoscaler, HpaBehavior } from './k8s-types.js';
 import type { MutationResult } from './mutate-pod.js';
 

@@ -15,9 +15,11 @@ import {
   SHIM_MOUNT_DIR,
   VOLUME_CONTROL,
   VOLUME_SHIM,
-} from './conventions.js';
+  ANNOTATION_GPU_CORES,
+  ANNOTATION_GPU_MEMORY,
+} from '../core/names.js';
 import type { Container, EnvVar, Pod, Volume, VolumeMount } from './k8s-types.js';
-import { GPU_CORES_ANNOTATION, GPU_MEMORY_ANNOTATION, parseGpuQuota, type GpuQuota } from './quota.js';
+import { parseGpuQuota, type GpuQuota } from '../common/gpu-quota.js';
 
 export type MutationResult<T> =
   | { allowed: true; object: T; warnings: string[] }
@@ -113,7 +115,7 @@ function injectContainer(container: Container, quota: GpuQuota, warnings: string
     }
   } else if (quota.gpuCores < 100 && whole > 1) {
     warnings.push(
-      `container "${container.name}" asks for ${whole} whole GPUs; ${GPU_CORES_ANNOTATION}=${quota.gpuCores} limits its share of each, but only a request of 1 GPU can share a GPU with other pods`,
+      `container "${container.name}" asks for ${whole} whole GPUs; ${ANNOTATION_GPU_CORES}=${quota.gpuCores} limits its share of each, but only a request of 1 GPU can share a GPU with other pods`,
     );
   }
 }
@@ -151,7 +153,7 @@ export function mutatePod(pod: Pod): MutationResult<Pod> {
   const anyGpu = pod.spec.containers.some(wantsGpu) || (pod.spec.initContainers ?? []).some(wantsGpu);
   const warnings: string[] = [];
   if (!anyGpu) {
-    const set = [quota.coresSet && GPU_CORES_ANNOTATION, quota.memorySet && GPU_MEMORY_ANNOTATION].filter(Boolean);
+    const set = [quota.coresSet && ANNOTATION_GPU_CORES, quota.memorySet && ANNOTATION_GPU_MEMORY].filter(Boolean);
     if (set.length > 0) {
       warnings.push(`${set.join(' and ')} set, but no container asks for ${RESOURCE_NVIDIA_GPU} or ${RESOURCE_SAIR_GPU}; nothing injected`);
     }

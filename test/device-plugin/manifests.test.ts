@@ -7,7 +7,7 @@ import type { IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import type { IClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import type { IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { loadConfig } from '../../src/common/config.js';
-import { spec } from '../../src/device-plugin/main.js';
+import { spec } from '../../src/cmd/device-plugin.js';
 import { readYaml, validateManifest, type ManifestObject } from '../support/manifests.js';
 
 const DIR = path.resolve('manifests/device-plugin');

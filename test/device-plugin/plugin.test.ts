@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/common/logger.js';
 import { FakeGpuBackend, GpuInventory, fakeGpuUuid } from '../../src/device-plugin/gpus.js';
-import { DevicePluginServer, PLUGIN_OPTIONS, RESOURCE_NAME } from '../../src/device-plugin/plugin.js';
+import { DevicePluginServer, PLUGIN_OPTIONS } from '../../src/device-plugin/plugin.js';
+import { RESOURCE_SAIR_GPU } from '../../src/core/names.js';
 import { Registrar, register } from '../../src/device-plugin/registration.js';
 import { FakeKubelet } from '../support/fake-kubelet.js';
 
@@ -37,7 +38,7 @@ describe('device plugin with a fake kubelet', () => {
       log,
     );
     // Production timings (1 s poll and retry), so the 5 s re-registration bound is checked as shipped.
-    registrar = new Registrar(plugin, { resourceName: RESOURCE_NAME, options: PLUGIN_OPTIONS }, log);
+    registrar = new Registrar(plugin, { resourceName: RESOURCE_SAIR_GPU, options: PLUGIN_OPTIONS }, log);
   });
 
   afterEach(async () => {
@@ -135,7 +136,7 @@ describe('device plugin with a fake kubelet', () => {
   }, 15000);
 
   it('passes on the kubelet\'s refusal of a bad version or resource name', async () => {
-    await expect(register(kubelet.socketPath, { version: 'v1alpha', endpoint: 'x.sock', resource_name: RESOURCE_NAME, options: PLUGIN_OPTIONS })).rejects.toThrow(
+    await expect(register(kubelet.socketPath, { version: 'v1alpha', endpoint: 'x.sock', resource_name: RESOURCE_SAIR_GPU, options: PLUGIN_OPTIONS })).rejects.toThrow(
       /Register with .*kubelet\.sock failed: Requested device plugin version v1alpha is not supported/,
     );
     await expect(register(kubelet.socketPath, { version: 'v1beta1', endpoint: 'x.sock', resource_name: 'gpu', options: PLUGIN_OPTIONS })).rejects.toThrow(

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { UpstreamError } from '../../src/common/errors.js';
 import { createSairController } from '../../src/policy/controller.js';
-import type { ClusterPort, MetricsPort, PipelineObservation, ScalingAction, TickReport } from '../../src/policy/ports.js';
+import type { ClusterPort, MetricsPort, PipelineObservation, ScalingAction, TickReport } from '../../src/core/ports.js';
 import { policySettings, type PolicySettingsInput } from '../../src/policy/settings.js';
 import { startFakeLlm } from '../support/fake-llm.js';
 import { observation, pipeline } from './fixtures.js';

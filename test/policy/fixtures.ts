@@ -1,6 +1,6 @@
 // Builders for pipelines and observations shaped like the ones the simulator and the Prometheus
 // adapter produce, so each test states only the numbers it is about.
-import type { PipelineObservation, PipelineSpec, StageAllocation, StageMetrics } from '../../src/policy/ports.js';
+import type { PipelineObservation, PipelineSpec, StageAllocation, StageMetrics } from '../../src/core/ports.js';
 
 export function pipeline(overrides: Partial<PipelineSpec> = {}): PipelineSpec {
   return {

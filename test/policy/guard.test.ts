@@ -1,7 +1,7 @@
 import { detectBottleneck, type BottleneckResult } from '../../src/policy/bottleneck.js';
 import type { Anticipation } from '../../src/policy/forecast.js';
 import { guard, newGuardState, noteApplied, recordNeeds, surgeReserveReplicas } from '../../src/policy/guard.js';
-import type { PipelineObservation, ScalingAction } from '../../src/policy/ports.js';
+import type { PipelineObservation, ScalingAction } from '../../src/core/ports.js';
 import { policySettings } from '../../src/policy/settings.js';
 import { observation, pipeline, type StageLoad } from './fixtures.js';
 

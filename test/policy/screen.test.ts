@@ -1,7 +1,7 @@
 import { detectBottleneck } from '../../src/policy/bottleneck.js';
 import { generateCandidates } from '../../src/policy/candidates.js';
 import { guard, newGuardState, noteApplied, recordNeeds } from '../../src/policy/guard.js';
-import type { PipelineObservation } from '../../src/policy/ports.js';
+import type { PipelineObservation } from '../../src/core/ports.js';
 import { screenCandidates } from '../../src/policy/screen.js';
 import { policySettings } from '../../src/policy/settings.js';
 import { observation, pipeline, type StageLoad } from './fixtures.js';

@@ -2,7 +2,7 @@
 // refusals like the API server's, and reports scored per tick.
 import { describe, expect, it } from '@jest/globals';
 import { UpstreamError } from '../../src/common/errors.js';
-import type { Controller } from '../../src/policy/ports.js';
+import type { Controller } from '../../src/core/ports.js';
 import { runScenario } from '../../src/sim/run.js';
 
 describe('runScenario', () => {

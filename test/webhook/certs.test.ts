@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { createLogger } from '../../src/common/logger.js';
 import { certificateUsable, generateCertificates, installCertificates, serviceDnsNames, writeCertFiles, type InstallOptions } from '../../src/webhook/certs.js';
-import { runCerts, certsSpec } from '../../src/webhook/certs-main.js';
+import { runCerts, certsSpec } from '../../src/cmd/certs.js';
 import { loadConfig } from '../../src/common/config.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
 

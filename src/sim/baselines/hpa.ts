@@ -3,7 +3,7 @@
 // GPU stages) with the default behavior. Not-ready replicas (pending, starting) count as
 // unready pods; a stage with no metric at all is left alone, as the HPA does when
 // it cannot get metrics. It never changes GPU shares and does not name a bottleneck.
-import type { Controller, MetricsPort, ClusterPort, PipelineSpec, ScalingAction, TickReport, Clock } from '../../policy/ports.js';
+import type { Controller, MetricsPort, ClusterPort, PipelineSpec, ScalingAction, TickReport, Clock } from '../../core/ports.js';
 import { DEFAULT_BEHAVIOR, DEFAULT_TOLERANCE, HpaState, replicasForPerPodTarget, type HpaBehavior } from './hpa-algorithm.js';
 
 export interface HpaOptions {

@@ -2,7 +2,7 @@
 // External metric with an AverageValue target (items waiting per replica); the HPA syncs every
 // 15 s on the last polled value, with the default behavior (so the 300 s scale-down
 // stabilization applies). Replicas only; no GPU shares, no bottleneck named.
-import type { Clock, ClusterPort, Controller, MetricsPort, PipelineSpec, ScalingAction, TickReport } from '../../policy/ports.js';
+import type { Clock, ClusterPort, Controller, MetricsPort, PipelineSpec, ScalingAction, TickReport } from '../../core/ports.js';
 import { DEFAULT_BEHAVIOR, DEFAULT_TOLERANCE, HpaState, replicasForExternalAverage } from './hpa-algorithm.js';
 
 export interface KedaOptions {

@@ -4,7 +4,7 @@
 // interval) under the target utilization. Pre-scaling ahead of cold starts with exact knowledge
 // of the future makes its cost a practical lower bound for controllers that meet the SLO. It names
 // the bottleneck with the ground-truth rule, which checks the scoring end to end.
-import type { Controller, PipelineSpec, ScalingAction, TickReport } from '../../policy/ports.js';
+import type { Controller, PipelineSpec, ScalingAction, TickReport } from '../../core/ports.js';
 import { batchTimeMs, maxThroughputPerReplica, type PipelineModel, type StageModel } from '../pipeline.js';
 import type { SimPorts } from '../run.js';
 

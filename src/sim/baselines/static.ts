@@ -2,7 +2,7 @@
 // (its initial, its minimum, or a given list); `static-peak` is sized once, from the model and the
 // workload's known peak, so that every stage stays below a target utilization at the peak. The
 // latter reads SimKnowledge (it is told the peak), as an operator provisioning for peak would be.
-import type { Clock, Controller, PipelineSpec, TickReport } from '../../policy/ports.js';
+import type { Clock, Controller, PipelineSpec, TickReport } from '../../core/ports.js';
 import { maxThroughputPerReplica } from '../pipeline.js';
 import type { SimPorts } from '../run.js';
 

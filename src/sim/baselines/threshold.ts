@@ -2,7 +2,7 @@
 // utilization mark gets one more replica and one below the low mark one fewer, with a per-stage
 // cooldown after each change. It names the most utilized stage as the bottleneck, the naive
 // detector SAIR's detection is compared with.
-import type { Clock, ClusterPort, Controller, MetricsPort, PipelineSpec, ScalingAction, TickReport } from '../../policy/ports.js';
+import type { Clock, ClusterPort, Controller, MetricsPort, PipelineSpec, ScalingAction, TickReport } from '../../core/ports.js';
 
 export interface ThresholdOptions {
   high?: number;

@@ -2,7 +2,7 @@
 // share is resized toward the one that would put its utilization at the target, rounded to the
 // stage's step and kept in its bounds, once the gap exceeds the tolerance. Shares change in place
 // (as SAIR's control file allows, like in-place pod resize), replicas never change.
-import type { Clock, ClusterPort, Controller, MetricsPort, PipelineSpec, ScalingAction, TickReport } from '../../policy/ports.js';
+import type { Clock, ClusterPort, Controller, MetricsPort, PipelineSpec, ScalingAction, TickReport } from '../../core/ports.js';
 
 export interface VpaOptions {
   targetUtilization?: number;

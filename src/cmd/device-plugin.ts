@@ -1,0 +1,236 @@
+// `sair device-plugin`: the DaemonSet process on every GPU node. It finds the GPUs (NVML, or
+// --fake-gpus N), installs the CUDA shim on the host, serves and registers the kubelet device
+// plugin, runs the node agent that writes each pod's control file, and exports metrics on :9400.
+// SIGTERM stops everything in reverse order and removes the plugin socket.
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { Command } from '../common/command.js';
+import { untilSignal } from '../common/shutdown.js';
+import { fields, helpText, loadConfig, type ConfigOf } from '../common/config.js';
+import { errorMessage } from '../common/errors.js';
+import { createKubeClients, loadKubeConfig } from '../common/k8s.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { NodeAgent } from '../device-plugin/agent.js';
+import { CHECKPOINT_FILE, readAllocations } from '../device-plugin/checkpoint.js';
+import { FakeGpuBackend, GpuInventory, nvmlBackend, type GpuBackend } from '../device-plugin/gpus.js';
+import { installShim } from '../device-plugin/installer.js';
+import { DevicePluginMetrics } from '../device-plugin/metrics.js';
+import { NvmlUnavailableError, loadNvml } from '../device-plugin/nvml.js';
+import { DevicePluginServer, PLUGIN_OPTIONS } from '../device-plugin/plugin.js';
+import { RESOURCE_SAIR_GPU } from '../core/names.js';
+import { Registrar } from '../device-plugin/registration.js';
+
+const SUMMARY = 'Kubelet device plugin for fractional GPU slots (sair.dev/gpu) and the node agent that writes live per-pod GPU limits';
+
+export const spec = {
+  nodeName: {
+    env: 'SAIR_NODE_NAME',
+    flag: '--node-name',
+    form: 'the Kubernetes node name (from the downward API spec.nodeName)',
+    help: 'node this agent serves',
+    schema: z.string().min(1),
+  },
+  slotsPerGpu: {
+    env: 'SAIR_SLOTS_PER_GPU',
+    flag: '--slots-per-gpu',
+    form: 'an integer from 1 to 100',
+    help: 'sair.dev/gpu slots advertised per physical GPU',
+    schema: z.coerce.number().int().min(1).max(100).default(10),
+  },
+  socketDir: {
+    env: 'SAIR_DEVICE_PLUGIN_DIR',
+    flag: '--socket-dir',
+    form: 'a directory path',
+    help: 'kubelet device plugin directory (holds kubelet.sock)',
+    schema: fields.string('/var/lib/kubelet/device-plugins'),
+  },
+  socketName: {
+    env: 'SAIR_DEVICE_PLUGIN_SOCKET',
+    flag: '--socket-name',
+    form: 'a file name ending in .sock',
+    help: 'name of the plugin socket in the socket directory',
+    schema: z.string().regex(/^[A-Za-z0-9._-]+\.sock$/).default('sair-gpu.sock'),
+  },
+  libDir: {
+    env: 'SAIR_SHIM_HOST_DIR',
+    flag: '--lib-dir',
+    form: 'a directory path',
+    help: 'host directory the shim is installed into (mounted into GPU containers)',
+    schema: fields.string('/var/lib/sair/lib'),
+  },
+  containerLibDir: {
+    env: 'SAIR_SHIM_CONTAINER_DIR',
+    flag: '--container-lib-dir',
+    form: 'an absolute path',
+    help: 'where GPU containers see the shim directory',
+    schema: fields.string('/usr/local/sair/lib'),
+  },
+  shimSource: {
+    env: 'SAIR_SHIM_SOURCE',
+    flag: '--shim-source',
+    form: 'a file path, or "none" to skip installing the shim',
+    help: 'libsair-cuda.so shipped in this image',
+    schema: fields.string('/opt/sair/lib/libsair-cuda.so'),
+  },
+  controlRoot: {
+    env: 'SAIR_CONTROL_ROOT',
+    flag: '--control-root',
+    form: 'a directory path',
+    help: 'host directory of per-pod control directories',
+    schema: fields.string('/run/sair/pods'),
+  },
+  fakeGpus: {
+    env: 'SAIR_FAKE_GPUS',
+    flag: '--fake-gpus',
+    form: 'an integer from 0 to 64 (0 = use NVML)',
+    help: 'serve N fake GPUs instead of NVML (development and tests)',
+    schema: z.coerce.number().int().min(0).max(64).default(0),
+  },
+  nvmlLibrary: {
+    env: 'SAIR_NVML_LIBRARY',
+    flag: '--nvml-library',
+    form: 'a library name or path',
+    help: 'NVML library to open',
+    schema: fields.string('libnvidia-ml.so.1'),
+  },
+  sysfsRoot: {
+    env: 'SAIR_SYSFS_ROOT',
+    flag: '--sysfs-root',
+    form: 'a directory path',
+    help: 'sysfs mount, for GPU NUMA nodes',
+    schema: fields.string('/sys'),
+  },
+  metricsPort: {
+    env: 'SAIR_METRICS_PORT',
+    flag: '--metrics-port',
+    form: 'an integer from 0 to 65535',
+    help: 'Prometheus metrics port',
+    schema: fields.port(9400),
+  },
+  healthIntervalSeconds: {
+    env: 'SAIR_HEALTH_INTERVAL_SECONDS',
+    flag: '--health-interval',
+    form: 'a number of seconds greater than 0',
+    help: 'how often GPU health and usage are polled',
+    schema: z.coerce.number().positive().default(5),
+  },
+  resyncSeconds: {
+    env: 'SAIR_RESYNC_SECONDS',
+    flag: '--resync-interval',
+    form: 'a number of seconds greater than 0',
+    help: 'how often every pod\'s control file is checked and repaired',
+    schema: z.coerce.number().positive().default(5),
+  },
+  logLevel: {
+    env: 'SAIR_LOG_LEVEL',
+    flag: '--log-level',
+    form: 'one of fatal, error, warn, info, debug, trace, silent',
+    help: 'log level',
+    schema: fields.logLevel(),
+  },
+};
+
+export type DevicePluginConfig = ConfigOf<typeof spec>;
+
+function openBackend(cfg: DevicePluginConfig, log: Logger): GpuBackend {
+  if (cfg.fakeGpus > 0) {
+    log.warn({ gpus: cfg.fakeGpus }, 'serving fake GPUs (--fake-gpus); no NVML is used');
+    return new FakeGpuBackend(cfg.fakeGpus);
+  }
+  try {
+    return nvmlBackend(loadNvml(cfg.nvmlLibrary));
+  } catch (err) {
+    if (err instanceof NvmlUnavailableError) {
+      log.error({ err: err.message }, 'NVML is not available: no NVIDIA driver or GPU on this node. Run on a GPU node, or pass --fake-gpus N for development');
+    }
+    throw err;
+  }
+}
+
+/** Starts every piece; resolves with a stop function. */
+export async function startDevicePlugin(cfg: DevicePluginConfig, log: Logger): Promise<() => Promise<void>> {
+  const stops: Array<() => Promise<void> | void> = [];
+  const stop = async (): Promise<void> => {
+    for (const s of stops.reverse()) {
+      try {
+        await s();
+      } catch (err) {
+        log.error({ err: errorMessage(err) }, 'error while stopping');
+      }
+    }
+  };
+  try {
+    const inventory = new GpuInventory(openBackend(cfg, log), log, cfg.sysfsRoot);
+    stops.push(() => inventory.close());
+    inventory.discover();
+
+    const install = (): void => {
+      if (cfg.shimSource === 'none') return;
+      const r = installShim(cfg.shimSource, cfg.libDir);
+      if (r.changed) log.info({ file: r.file, version: r.version }, 'CUDA shim installed');
+    };
+    install();
+
+    const plugin = new DevicePluginServer(
+      { socketPath: join(cfg.socketDir, cfg.socketName), slotsPerGpu: cfg.slotsPerGpu, hostLibDir: cfg.libDir, containerLibDir: cfg.containerLibDir },
+      inventory,
+      log,
+    );
+    const registrar = new Registrar(plugin, { resourceName: RESOURCE_SAIR_GPU, options: PLUGIN_OPTIONS }, log);
+    stops.push(() => plugin.close());
+    stops.push(() => registrar.stop());
+    await registrar.start();
+
+    const clients = createKubeClients(loadKubeConfig());
+    const agent = new NodeAgent(clients.kc, clients.core, { nodeName: cfg.nodeName, controlRoot: cfg.controlRoot, resyncMs: cfg.resyncSeconds * 1000 }, log);
+    stops.push(() => agent.stop());
+    await agent.start();
+
+    const metrics = new DevicePluginMetrics(
+      {
+        gpus: () => inventory.list(),
+        slotsPerGpu: cfg.slotsPerGpu,
+        pods: () => agent.usage(),
+        allocations: () => readAllocations(join(cfg.socketDir, CHECKPOINT_FILE), RESOURCE_SAIR_GPU),
+      },
+      log,
+    );
+    const server = await metrics.listen(cfg.metricsPort);
+    stops.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+    const health = setInterval(() => inventory.refresh(), cfg.healthIntervalSeconds * 1000);
+    // The shim is checked again now and then, so a replaced source or a damaged host copy is repaired.
+    const reinstall = setInterval(() => {
+      try {
+        install();
+      } catch (err) {
+        log.error({ err: errorMessage(err) }, 'shim reinstall failed');
+      }
+    }, 60_000);
+    stops.push(() => {
+      clearInterval(health);
+      clearInterval(reinstall);
+    });
+    log.info({ node: cfg.nodeName, gpus: inventory.list().length, slotsPerGpu: cfg.slotsPerGpu }, 'device plugin started');
+    return stop;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+export const command: Command = {
+  name: 'device-plugin',
+  summary: SUMMARY,
+  help: () => helpText('device-plugin', SUMMARY, spec),
+  async run(argv, env) {
+    const cfg = loadConfig(spec, env, argv);
+    const log = createLogger('device-plugin', cfg.logLevel);
+    // Listening starts before start-up, so a SIGTERM that arrives while starting still stops cleanly.
+    const signalled = untilSignal(log);
+    const stop = await startDevicePlugin(cfg, log);
+    await signalled;
+    await stop();
+    log.info('stopped');
+  },
+};

@@ -1,0 +1,268 @@
+// `sair policy`: the policy server in a cluster (informers, Prometheus, leader election, HTTP API)
+// wired to SAIR's controller.
+import os from 'node:os';
+import { z } from 'zod';
+import type { Command } from '../common/command.js';
+import { fields, helpText, loadConfig, type ConfigOf } from '../common/config.js';
+import { ValidationError, errorMessage } from '../common/errors.js';
+import { createKubeClients, kubeConfigForServer, loadKubeConfig } from '../common/k8s.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { createRegistry } from '../common/metrics.js';
+import { PolicyHistory } from '../policy-server/api/history.js';
+import { startApiServer } from '../policy-server/api/server.js';
+import type { SairController } from '../policy/controller.js';
+import { KubeCluster } from '../policy-server/k8s/cluster.js';
+import { createPolicyInformers } from '../policy-server/k8s/informers.js';
+import { DEFAULT_LEASE_SECONDS, LeaderElector } from '../policy-server/k8s/leader.js';
+import { resolveLlmSettings } from '../policy-server/k8s/llm-settings.js';
+import type { Clock, Controller, PipelineSpec } from '../core/ports.js';
+import { PrometheusClient } from '../policy-server/prometheus/client.js';
+import { createPrometheusMetrics } from '../policy-server/prometheus/metrics-port.js';
+import { policyConfigSpec, settingsFromConfig, type PolicySettings } from '../policy/settings.js';
+import { createPolicyLoop } from '../policy-server/wiring.js';
+import { untilSignal } from '../common/shutdown.js';
+import { pickPolicy, serverSpec } from './policy-options.js';
+
+const clusterSpec = {
+  ...serverSpec,
+  host: { env: 'SAIR_POLICY_HOST', flag: '--host', form: 'an address to listen on', help: 'listen address', schema: fields.string('0.0.0.0') },
+  prometheusUrl: {
+    env: 'SAIR_PROMETHEUS_URL',
+    flag: '--prometheus-url',
+    form: 'an http(s) URL of the Prometheus HTTP API, e.g. http://prometheus-operated.monitoring:9090',
+    help: 'Prometheus to read stage metrics from',
+    schema: z.url().default('http://prometheus-operated.monitoring.svc:9090'),
+  },
+  prometheusTimeoutMs: {
+    env: 'SAIR_PROMETHEUS_TIMEOUT_MS',
+    flag: '--prometheus-timeout-ms',
+    form: 'an integer from 100 to 60000',
+    help: 'per-query timeout',
+    schema: z.coerce.number().int().min(100).max(60_000).default(5_000),
+  },
+  apiServer: {
+    env: 'SAIR_KUBE_API_SERVER',
+    flag: '--kube-api-server',
+    form: 'a plain-HTTP API server URL (kubectl proxy), e.g. http://127.0.0.1:8001',
+    help: 'talk to this API server instead of the in-cluster or kubeconfig one',
+    schema: z.url().optional(),
+  },
+  leaderElection: { env: 'SAIR_LEADER_ELECTION', flag: '--leader-election', form: 'true or false', help: 'campaign for the Lease (off: this replica always leads)', schema: fields.boolean(true) },
+  namespace: { env: 'SAIR_POD_NAMESPACE', flag: '--namespace', form: 'a namespace name', help: 'namespace of the Lease and the LLM ConfigMap/Secret', schema: fields.string('sair-system') },
+  identity: { env: 'SAIR_POD_NAME', flag: '--identity', form: 'a name unique among the replicas', help: 'holder identity in the Lease (the pod name)', schema: fields.optionalString() },
+  leaseDurationSeconds: {
+    env: 'SAIR_LEASE_DURATION_SECONDS',
+    flag: '--lease-duration-seconds',
+    form: 'an integer from 1 to 60',
+    help: 'how long a silent leader keeps the Lease (renewals every third of it)',
+    schema: z.coerce.number().int().min(1).max(60).default(DEFAULT_LEASE_SECONDS),
+  },
+  pollMs: { env: 'SAIR_POLICY_POLL_MS', flag: '--poll-ms', form: 'an integer from 50 to 60000', help: 'how often the loop looks for due ticks', schema: z.coerce.number().int().min(50).max(60_000).default(1_000) },
+  leaseName: { env: 'SAIR_LEASE_NAME', flag: '--lease-name', form: 'a Lease name', help: 'Lease used for leader election', schema: fields.string('sair-policy') },
+  llmConfigMap: {
+    env: 'SAIR_LLM_CONFIGMAP',
+    flag: '--llm-configmap',
+    form: 'a ConfigMap name (keys baseUrl, model, optional timeoutMs)',
+    help: 'LLM endpoint from a ConfigMap in --namespace (flags and env win)',
+    schema: fields.optionalString(),
+  },
+  llmSecret: { env: 'SAIR_LLM_SECRET', flag: '--llm-secret', form: 'a Secret name', help: 'LLM API key from this Secret in --namespace', schema: fields.optionalString() },
+  llmSecretKey: { env: 'SAIR_LLM_SECRET_KEY', flag: '--llm-secret-key', form: 'a key of the Secret', help: 'key holding the API key', schema: fields.string('apiKey') },
+  defaultSloMs: {
+    env: 'SAIR_DEFAULT_SLO_P99_MS',
+    flag: '--default-slo-p99-ms',
+    form: 'a number >= 1',
+    help: 'P99 SLO for HPA-managed Deployments without sair.dev/slo-p99-ms',
+    schema: z.coerce.number().min(1).default(500),
+  },
+  defaultTickSeconds: { env: 'SAIR_DEFAULT_TICK_SECONDS', flag: '--default-tick-seconds', form: 'an integer from 5 to 3600', help: 'tick for HPA-managed Deployments', schema: z.coerce.number().int().min(5).max(3600).default(30) },
+  gpuHourPrice: { env: 'SAIR_GPU_HOUR_PRICE', flag: '--gpu-hour-price', form: 'a number >= 0', help: 'dollars per GPU-hour for HPA-managed Deployments', schema: z.coerce.number().min(0).default(2.5) },
+  replicaHourPrice: { env: 'SAIR_REPLICA_HOUR_PRICE', flag: '--replica-hour-price', form: 'a number >= 0', help: 'dollars per replica-hour for HPA-managed Deployments', schema: z.coerce.number().min(0).default(0.05) },
+  ...policyConfigSpec,
+};
+
+type ClusterConfig = ConfigOf<typeof clusterSpec>;
+
+/** `sair policy` settings from env and flags (defaults for the rest). */
+export function loadPolicyConfig(env: Record<string, string | undefined>, argv: readonly string[]): ClusterConfig {
+  return loadConfig(clusterSpec, env, argv);
+}
+
+/** One controller per distinct LLM reference of an InferencePipeline; the server-wide one otherwise. */
+function routingController(
+  base: SairController,
+  settings: PolicySettings,
+  make: (settings: PolicySettings, key: string) => SairController,
+  referenceOf: (pipelineId: string) => { key: string; resolve: () => Promise<Partial<NonNullable<PolicySettings['llm']>>> } | undefined,
+  logger: Logger,
+): Controller {
+  const byRef = new Map<string, Promise<SairController>>();
+  return {
+    name: base.name,
+    intervalMs: base.intervalMs,
+    async tick(pipeline: PipelineSpec) {
+      const ref = referenceOf(pipeline.id);
+      if (!ref) return base.tick(pipeline);
+      let c = byRef.get(ref.key);
+      if (!c) {
+        c = ref.resolve().then((llm) => {
+          const merged = { ...settings.llm, ...llm } as PolicySettings['llm'];
+          if (!merged?.baseUrl || !merged.model) throw new ValidationError(`InferencePipeline ${pipeline.id} spec.llm`, 'a ConfigMap with baseUrl and model (and optionally a Secret with the key)');
+          logger.info({ pipeline: pipeline.id, baseUrl: merged.baseUrl, model: merged.model }, 'pipeline uses its own LLM endpoint');
+          return make({ ...settings, selector: 'llm', llm: merged }, ref.key);
+        });
+        c.catch(() => byRef.delete(ref.key));
+        byRef.set(ref.key, c);
+      }
+      return (await c).tick(pipeline);
+    },
+  };
+}
+
+export interface ClusterServer {
+  url: string;
+  isLeader(): boolean;
+  /** Graceful: finish ticks in flight, release the Lease, close the caches and the server. */
+  stop(): Promise<void>;
+}
+
+/** The policy server in a cluster; resolves once it serves HTTP and campaigns for the Lease. */
+export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
+  const logger = createLogger('policy', cfg.logLevel);
+  const identity = cfg.identity ?? os.hostname();
+  const kc = cfg.apiServer ? kubeConfigForServer(cfg.apiServer, cfg.namespace) : loadKubeConfig();
+  const clients = createKubeClients(kc);
+
+  // LLM endpoint: flags and env first, then the ConfigMap and Secret.
+  const policyCfg = pickPolicy(cfg);
+  if (cfg.llmConfigMap || cfg.llmSecret) {
+    const llm = await resolveLlmSettings(clients.core, {
+      namespace: cfg.namespace,
+      configMap: cfg.llmConfigMap,
+      secret: cfg.llmSecret ? { name: cfg.llmSecret, key: cfg.llmSecretKey } : undefined,
+    });
+    policyCfg.llmBaseUrl ??= llm.baseUrl;
+    policyCfg.llmModel ??= llm.model;
+    policyCfg.llmApiKey ??= llm.apiKey;
+    if (llm.timeoutMs !== undefined) policyCfg.llmTimeoutMs = llm.timeoutMs;
+  }
+  const settings = settingsFromConfig(policyCfg);
+  const registry = createRegistry('policy');
+  const informers = createPolicyInformers(clients, logger);
+  const cluster = new KubeCluster({
+    clients,
+    informers,
+    logger,
+    registry,
+    identity,
+    dryRun: settings.dryRun,
+    hpaDefaults: {
+      sloP99Ms: cfg.defaultSloMs,
+      tickSeconds: cfg.defaultTickSeconds,
+      cost: { gpuHour: cfg.gpuHourPrice, replicaHour: cfg.replicaHourPrice },
+      gpuCores: { min: 10, max: 100, step: 10 },
+      mode: settings.dryRun ? 'DryRun' : 'Active',
+    },
+  });
+  const clock: Clock = { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
+  const metrics = createPrometheusMetrics({
+    client: new PrometheusClient({ url: cfg.prometheusUrl, timeoutMs: cfg.prometheusTimeoutMs }),
+    clock,
+    logger,
+    registry,
+    sourceFor: (id) => cluster.metricsSource(id),
+    allocation: (id) => cluster.allocation(id),
+  });
+  const history = new PolicyHistory();
+  // The LLM endpoint an InferencePipeline names for itself, if any, keyed by where it comes from.
+  const referenceOf = (id: string) => {
+    const ref = cluster.llmReference(id);
+    if (!ref || (!ref.configMapRef && !ref.secretRef)) return undefined;
+    const ns = id.split('/')[0]!;
+    return {
+      key: `${ns}/${ref.configMapRef?.name ?? ''}/${ref.secretRef?.name ?? ''}/${ref.secretRef?.key ?? ''}`,
+      resolve: () =>
+        resolveLlmSettings(clients.core, {
+          namespace: ns,
+          configMap: ref.configMapRef?.name,
+          secret: ref.secretRef ? { name: ref.secretRef.name, key: ref.secretRef.key } : undefined,
+        }),
+    };
+  };
+
+  const elector = cfg.leaderElection
+    ? new LeaderElector({
+        coordination: clients.coordination,
+        namespace: cfg.namespace,
+        name: cfg.leaseName,
+        identity,
+        leaseDurationSeconds: cfg.leaseDurationSeconds,
+        // client-go's proportions: renew deadline 2/3 and retry period 2/15 of the lease.
+        renewDeadlineMs: Math.round((cfg.leaseDurationSeconds * 1000 * 2) / 3),
+        retryPeriodMs: Math.round((cfg.leaseDurationSeconds * 1000 * 2) / 15),
+        logger,
+        registry,
+        onChange: (leading) => cluster.setActive(leading),
+      })
+    : undefined;
+  // A controller per LLM reference keeps its own experience snapshot and decision log file.
+  const ports = { cluster, metrics, clock, logger, registry, history };
+  const { runtime, close } = createPolicyLoop(ports, settings, {
+    snapshotPath: policyCfg.snapshotPath,
+    isLeader: () => (elector ? elector.isLeader() : informers.synced()),
+    pollMs: cfg.pollMs,
+    backoff: { baseMs: 5_000, maxMs: 300_000 },
+    afterDecision: (r) => cluster.publishDecision(r),
+    route: (first, make) => routingController(first, settings, make, referenceOf, logger),
+  });
+
+  const server = await startApiServer(
+    {
+      history,
+      registry,
+      logger,
+      state: {
+        ready: () => (informers.synced() ? { ready: true, reason: '' } : { ready: false, reason: 'informer caches not synced' }),
+        leader: () => (elector ? elector.isLeader() : true),
+        identity,
+        selector: settings.selector,
+        invalid: () => [...cluster.invalidPipelines()].map(([id, error]) => ({ id, error })),
+        source: 'cluster',
+      },
+    },
+    cfg.port,
+    cfg.host,
+  ).catch(async (err: unknown) => {
+    await informers.stop();
+    throw err;
+  });
+  await informers.waitForSync(60_000).catch((err: unknown) => logger.warn({ err: errorMessage(err) }, 'starting before every cache synced'));
+  if (!elector) cluster.setActive(true);
+  elector?.start();
+  runtime.start();
+  logger.info({ identity, selector: settings.selector, prometheus: cfg.prometheusUrl, dashboard: server.url }, 'policy server started');
+  return {
+    url: server.url,
+    isLeader: () => (elector ? elector.isLeader() : true),
+    async stop() {
+      await runtime.stop();
+      await elector?.stop();
+      await close();
+      await informers.stop();
+      await server.close();
+    },
+  };
+}
+
+export const command: Command = {
+  name: 'policy',
+  summary: 'the ICRL policy server in a cluster: InferencePipelines and HPAs, Prometheus metrics, leader election, HTTP API',
+  help: () => helpText('policy', command.summary, clusterSpec),
+  async run(argv, env) {
+    const cfg = loadPolicyConfig(env, argv);
+    const server = await startCluster(cfg);
+    await untilSignal(createLogger('policy', cfg.logLevel));
+    await server.stop();
+  },
+};
+

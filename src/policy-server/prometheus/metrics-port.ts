@@ -1,0 +1,178 @@
+// MetricsPort over Prometheus: each tick, the stage templates are rendered for the pipeline's
+// Deployments and run concurrently. A query that fails, times out or finds no data gives a null
+// field, and the controller holds rather than act on a guess.
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Logger } from '../../common/logger.js';
+import { errorMessage } from '../../common/errors.js';
+import type { MetricPreset, StageQueryField } from '../k8s/pipeline-resource.js';
+import type { Clock, MetricsPort, PipelineObservation, PipelineSpec, StageAllocation, StageMetrics } from '../../core/ports.js';
+import type { PrometheusClient } from './client.js';
+import { BATCH_QUERIES, render, stageQueries, type StageQueries } from './queries.js';
+
+export interface StageMetricsSource {
+  namespace: string;
+  deployment: string;
+  preset: MetricPreset;
+  selector?: string;
+  queries?: StageQueries;
+}
+
+export interface PipelineMetricsSource {
+  stages: StageMetricsSource[];
+  p99Query?: string;
+  sloViolationQuery?: string;
+}
+
+export interface PrometheusMetricsDeps {
+  client: PrometheusClient;
+  clock: Clock;
+  logger: Logger;
+  registry: Registry;
+  /** Where each stage's metrics live (from the InferencePipeline or the HPA). */
+  sourceFor(pipelineId: string): PipelineMetricsSource | undefined;
+  allocation(pipelineId: string): Promise<StageAllocation[]>;
+  /** Range for rate() and friends; at least four scrapes of a 15 s interval. */
+  minWindowSeconds?: number;
+  /** Short range for the entry rate a surge shows in first (recentArrivalRate): two scrapes of 15 s, the least rate() needs. */
+  recentWindowSeconds?: number;
+}
+
+/** The sum of the values, or null when there are none or any is missing. */
+function sumOfAll(values: readonly (number | null)[]): number | null {
+  return values.length > 0 && values.every((v) => v !== null) ? values.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
+}
+
+/** Dollars per hour for an allocation: replicas × (replica price + GPU price × share). */
+export function costRate(pipeline: PipelineSpec, allocation: readonly StageAllocation[]): number {
+  return allocation.reduce((sum, a) => sum + a.replicas * (pipeline.cost.replicaHour + pipeline.cost.gpuHour * ((a.gpuCores ?? 0) / 100)), 0);
+}
+
+export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPort {
+  const queries = new Counter({
+    name: 'sair_policy_prometheus_queries_total',
+    help: 'Prometheus queries by outcome (ok, empty, error)',
+    labelNames: ['outcome'],
+    registers: [deps.registry],
+  });
+  const duration = new Histogram({
+    name: 'sair_policy_prometheus_query_duration_seconds',
+    help: 'Prometheus query latency',
+    buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [deps.registry],
+  });
+
+  async function run(promql: string, failures: string[]): Promise<number | null> {
+    const end = duration.startTimer();
+    try {
+      const v = await deps.client.value(promql);
+      queries.inc({ outcome: v === null ? 'empty' : 'ok' });
+      return v;
+    } catch (err) {
+      queries.inc({ outcome: 'error' });
+      failures.push(errorMessage(err));
+      return null;
+    } finally {
+      end();
+    }
+  }
+
+  /** A stage's query templates, the values they are rendered with, and one query by field (null where the stage has none). */
+  function stageQuery(source: StageMetricsSource, windowSeconds: number, failures: string[]) {
+    const templates = stageQueries(source.preset, source.queries);
+    const values = { namespace: source.namespace, deployment: source.deployment, selector: source.selector, windowSeconds };
+    const q = (field: StageQueryField): Promise<number | null> => {
+      const t = templates[field];
+      return t ? run(render(t, values), failures) : Promise.resolve(null);
+    };
+    return { templates, values, q };
+  }
+
+  async function stage(source: StageMetricsSource, alloc: StageAllocation | undefined, windowSeconds: number, failures: string[]): Promise<StageMetrics> {
+    const { templates, values, q } = stageQuery(source, windowSeconds, failures);
+    const queueTemplate = templates.queueLength;
+    const batch = BATCH_QUERIES[source.preset];
+    const [arrival, throughput, queueLength, utilization, p50, p99, dropRate, gpu, queueGrowth, batchSize, batchServiceMs] = await Promise.all([
+      q('arrivalRate'),
+      q('throughput'),
+      q('queueLength'),
+      q('utilization'),
+      q('latencyP50Ms'),
+      q('latencyP99Ms'),
+      q('dropRate'),
+      alloc?.gpuCores != null ? q('gpuUtilization') : Promise.resolve(null),
+      queueTemplate ? run(`deriv((${render(queueTemplate, values)})[${windowSeconds}s:])`, failures) : Promise.resolve(null),
+      batch ? run(render(batch.batchSize, values), failures) : Promise.resolve(null),
+      batch ? run(render(batch.batchServiceMs, values), failures) : Promise.resolve(null),
+    ]);
+    const ready = alloc?.readyReplicas ?? 0;
+    // On a shared GPU the busy fraction is GPU time used over GPU time granted.
+    const granted = alloc?.gpuCores != null ? (ready * alloc.gpuCores) / 100 : 0;
+    const busy = gpu !== null && granted > 0 ? Math.min(1, gpu / granted) : utilization;
+    const arrivalRate = arrival ?? (throughput !== null ? throughput + Math.max(0, queueGrowth ?? 0) : null);
+    const capacityPerReplica = throughput !== null && busy !== null && busy > 0.05 && ready > 0 ? throughput / (ready * busy) : null;
+    return {
+      arrivalRate,
+      throughput,
+      queueLength,
+      queueGrowth,
+      utilization: busy === null ? null : Math.max(0, Math.min(1, busy)),
+      latencyP50Ms: p50,
+      latencyP99Ms: p99,
+      capacityPerReplica,
+      dropRate,
+      // Only a sensible pair feeds the service-time model: at least one item per batch, some time.
+      batchSize: batchSize !== null && batchSize >= 1 && batchServiceMs !== null && batchServiceMs > 0 ? batchSize : null,
+      batchServiceMs: batchSize !== null && batchSize >= 1 && batchServiceMs !== null && batchServiceMs > 0 ? batchServiceMs : null,
+    };
+  }
+
+  /**
+   * An entry stage's arrival rate over the short range: its arrival query, or its throughput query
+   * where it has none (an entry stage with room serves what arrives).
+   */
+  function recentArrival(source: StageMetricsSource, windowSeconds: number, failures: string[]): Promise<number | null> {
+    const { templates, q } = stageQuery(source, windowSeconds, failures);
+    return q(templates.arrivalRate != null ? 'arrivalRate' : 'throughput');
+  }
+
+  return {
+    async observe(pipeline: PipelineSpec): Promise<PipelineObservation> {
+      const source = deps.sourceFor(pipeline.id);
+      if (!source) throw new Error(`pipeline ${pipeline.id}: no metrics source (not an InferencePipeline or SAIR-managed HPA)`);
+      const windowSeconds = Math.max(deps.minWindowSeconds ?? 60, pipeline.tickSeconds * 2);
+      const allocation = await deps.allocation(pipeline.id);
+      const failures: string[] = [];
+      const entryStages = pipeline.stages.filter((s) => s.upstream.length === 0);
+      const recentSeconds = Math.min(deps.recentWindowSeconds ?? 30, windowSeconds);
+      // The short-range entry rates go out with the stage queries, not a round trip after them.
+      const [stages, recent] = await Promise.all([
+        Promise.all(source.stages.map((s, i) => stage(s, allocation[i], windowSeconds, failures))),
+        Promise.all(entryStages.map((s) => (source.stages[s.index] ? recentArrival(source.stages[s.index]!, recentSeconds, failures) : Promise.resolve(null)))),
+      ]);
+      const [p99Direct, sloViolation] = await Promise.all([
+        source.p99Query ? run(source.p99Query, failures) : Promise.resolve(null),
+        source.sloViolationQuery ? run(source.sloViolationQuery, failures) : Promise.resolve(null),
+      ]);
+      // Without an end-to-end query the sum of stage P99s bounds the pipeline's P99 from above.
+      const stageP99s = stages.map((s) => s.latencyP99Ms);
+      const p99Ms = source.p99Query ? p99Direct : stageP99s.every((v) => v !== null) ? stageP99s.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
+      const arrivalRate = sumOfAll(entryStages.map((s) => stages[s.index]?.arrivalRate ?? null));
+      const recentArrivalRate = sumOfAll(recent);
+      if (failures.length > 0) {
+        deps.logger.warn({ pipeline: pipeline.id, failed: failures.length, first: failures[0] }, 'prometheus queries failed; those metrics are missing this tick');
+      }
+      return {
+        time: deps.clock.now(),
+        windowMs: windowSeconds * 1000,
+        stages,
+        allocation,
+        p99Ms,
+        arrivalRate,
+        recentArrivalRate,
+        recentWindowMs: recentSeconds * 1000,
+        sloViolation: sloViolation === null ? null : Math.max(0, Math.min(1, sloViolation)),
+        costRate: costRate(pipeline, allocation),
+      };
+    },
+  };
+}

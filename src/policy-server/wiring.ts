@@ -1,0 +1,105 @@
+// Builds the SAIR controller and the runtime that drives it, joined once: the controller must exist
+// before the runtime, yet its decisions must reach the runtime's history, so they pass through a
+// forward that is set as soon as the runtime is built. `sair policy`, `sair start` and the tests share it.
+import type { Registry } from 'prom-client';
+import type { Logger } from '../common/logger.js';
+import type { PolicyHistory } from './api/history.js';
+import { createSairController, type SairController } from '../policy/controller.js';
+import type { ClusterPort, Clock, Controller, MetricsPort } from '../core/ports.js';
+import { PolicyRuntime, type RuntimeDeps } from './runtime.js';
+import type { PolicySettings } from '../policy/settings.js';
+import type { DecisionRecord } from '../policy/types.js';
+
+export interface PolicyPorts {
+  cluster: ClusterPort;
+  metrics: MetricsPort;
+  clock: Clock;
+  logger: Logger;
+  /** The first controller and the runtime register their metrics here. */
+  registry: Registry;
+  history: PolicyHistory;
+}
+
+export interface PolicyLoopOptions extends Pick<
+  RuntimeDeps,
+  'isLeader' | 'pollMs' | 'backoff' | 'afterDecision'
+> {
+  seed?: number;
+  snapshotPath?: string;
+  /** Sees each decision after the runtime has recorded it. */
+  onDecision?: (record: DecisionRecord) => void;
+  /**
+   * The controller the runtime drives, from the first one and a factory for more (one per LLM
+   * reference in a cluster). Each key gets its own snapshot and decision log file. Default: the first.
+   */
+  route?: (
+    first: SairController,
+    make: (settings: PolicySettings, key: string) => SairController,
+  ) => Controller;
+}
+
+export interface PolicyLoop {
+  /** The first controller, built from the settings given. */
+  controller: SairController;
+  runtime: PolicyRuntime;
+  /** Snapshot and close every controller built so far; call after runtime.stop(). */
+  close(): Promise<void>;
+}
+
+/** A file path of its own for the controller of one key; the path itself for the first (key ''). */
+function pathForKey(file: string | undefined, key: string): string | undefined {
+  return file && (key ? `${file}.${key.replace(/[^a-z0-9.-]/gi, '_')}` : file);
+}
+
+export function createPolicyLoop(
+  ports: PolicyPorts,
+  settings: PolicySettings,
+  options: PolicyLoopOptions,
+): PolicyLoop {
+  const { cluster, metrics, clock, logger, registry, history } = ports;
+  const decisions: { forward?: (r: DecisionRecord) => void } = {};
+  const controllers: SairController[] = [];
+  const make = (s: PolicySettings, key: string) => {
+    const c = createSairController({
+      cluster,
+      metrics,
+      clock,
+      config: { ...s, decisionLogPath: pathForKey(s.decisionLogPath, key) },
+      logger,
+      // Metric names are unique per registry, so only the first controller registers them.
+      registry: controllers.length === 0 ? registry : undefined,
+      seed: options.seed,
+      onDecision: (r) => decisions.forward?.(r),
+      snapshotPath: pathForKey(options.snapshotPath, key),
+    });
+    controllers.push(c);
+    return c;
+  };
+  const first = make(settings, '');
+  const runtime = new PolicyRuntime({
+    cluster,
+    controller: options.route ? options.route(first, make) : first,
+    clock,
+    logger,
+    registry,
+    history,
+    isLeader: options.isLeader,
+    pollMs: options.pollMs,
+    backoff: options.backoff,
+    afterDecision: options.afterDecision,
+  });
+  const extra = options.onDecision;
+  decisions.forward = extra
+    ? (r) => {
+        runtime.onDecision(r);
+        extra(r);
+      }
+    : runtime.onDecision;
+  return {
+    controller: first,
+    runtime,
+    close: async () => {
+      await Promise.all(controllers.map((c) => c.close()));
+    },
+  };
+}

@@ -1,0 +1,54 @@
+// The one matrix runner: every pipeline x workload x controller x seed, in that order, through
+// runScenario. `sair simulate --matrix` and the benchmarks both use it, so a figure printed by one
+// can be reproduced by the other. Cells run one after another; a caller that wants parallelism
+// runs several matrices (one per cell) in child processes.
+import type { PipelineModel } from './pipeline.js';
+import { runScenario, type ControllerFactory, type RunResult } from './run.js';
+import type { WorkloadFile } from './workload.js';
+
+export interface MatrixOptions {
+  pipelines: readonly (string | PipelineModel)[];
+  workloads: readonly (string | WorkloadFile)[];
+  controllers: readonly string[];
+  seeds: readonly number[];
+  /** A fresh controller factory for one run. */
+  factory: (controller: string, seed: number) => ControllerFactory | Promise<ControllerFactory>;
+  durationMs: number;
+  scrapeIntervalMs?: number;
+  windowMs?: number;
+  /** Runs done (fractional within a run) out of the total, and the run's label. */
+  onProgress?: (done: number, total: number, label: string) => void;
+  /** Each finished run, as soon as it finishes. */
+  onRun?: (r: RunResult) => void;
+}
+
+const nameOf = (x: string | { name?: string; kind?: string }): string => (typeof x === 'string' ? x : (x.name ?? x.kind ?? '?'));
+
+export async function runMatrix(opts: MatrixOptions): Promise<RunResult[]> {
+  const total = opts.pipelines.length * opts.workloads.length * opts.controllers.length * opts.seeds.length;
+  const results: RunResult[] = [];
+  for (const pipeline of opts.pipelines) {
+    for (const workload of opts.workloads) {
+      for (const controller of opts.controllers) {
+        for (const seed of opts.seeds) {
+          const label = `${nameOf(pipeline)} x ${nameOf(workload)} x ${controller} seed ${seed}`;
+          const done = results.length;
+          const r = await runScenario({
+            pipeline,
+            workload,
+            controller: await opts.factory(controller, seed),
+            seed,
+            durationMs: opts.durationMs,
+            ...(opts.scrapeIntervalMs !== undefined ? { scrapeIntervalMs: opts.scrapeIntervalMs } : {}),
+            ...(opts.windowMs !== undefined ? { windowMs: opts.windowMs } : {}),
+            onProgress: (f) => opts.onProgress?.(done + f, total, label),
+          });
+          results.push(r);
+          opts.onProgress?.(results.length, total, label);
+          opts.onRun?.(r);
+        }
+      }
+    }
+  }
+  return results;
+}

@@ -1,0 +1,78 @@
+// `sair device-plugin` end to end in one process, with --fake-gpus: it installs the shim, registers
+// with a fake kubelet, writes control files for the pods the fake API server places on its node,
+// and on SIGTERM stops and removes its socket.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from '../../src/common/errors.js';
+import { readControlFile } from '../../src/device-plugin/control-file.js';
+import { command } from '../../src/cmd/device-plugin.js';
+import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
+import { FakeKubelet } from '../support/fake-kubelet.js';
+import { eventually } from '../support/eventually.js';
+
+
+describe('sair device-plugin', () => {
+  let dir: string;
+  let api: FakeApiServer;
+  let kubelet: FakeKubelet;
+  const savedKubeconfig = process.env['KUBECONFIG'];
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sair-main-'));
+    api = await startFakeApiServer({ namespaces: ['default', 'ml'] });
+    writeFileSync(join(dir, 'kubeconfig'), api.kubeConfig().exportConfig());
+    process.env['KUBECONFIG'] = join(dir, 'kubeconfig');
+    kubelet = await FakeKubelet.start(dir);
+  });
+
+  afterEach(async () => {
+    if (savedKubeconfig === undefined) delete process.env['KUBECONFIG'];
+    else process.env['KUBECONFIG'] = savedKubeconfig;
+    await kubelet.close();
+    await api.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves fake GPUs, installs the shim, writes control files and stops on SIGTERM', async () => {
+    writeFileSync(join(dir, 'shim.so'), 'ELF shim');
+    api.seed({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'bert-0', namespace: 'ml', annotations: { 'sair.dev/injected': 'true', 'sair.dev/gpu-cores': '45' } },
+      spec: { nodeName: 'gpu-1', containers: [{ name: 'main', image: 'bert' }] },
+    });
+    const uid = api.get<{ metadata: { uid: string } }>('pods', 'ml', 'bert-0')!.metadata.uid;
+    const argv = [
+      '--node-name', 'gpu-1', '--fake-gpus', '2', '--slots-per-gpu', '3', '--socket-dir', dir,
+      '--lib-dir', join(dir, 'lib'), '--shim-source', join(dir, 'shim.so'), '--control-root', join(dir, 'pods'),
+      '--metrics-port', '0', '--log-level', 'silent',
+    ];
+    const run = command.run(argv, {});
+    await kubelet.waitForRegistrations(1);
+    const devices = await kubelet.waitForDevices((d) => d.length > 0);
+    expect(devices).toHaveLength(6);
+    expect(readFileSync(join(dir, 'lib', 'libsair-cuda.so'), 'utf8')).toBe('ELF shim');
+    const control = join(dir, 'pods', uid, 'control');
+    await eventually(() => (existsSync(control) ? true : undefined), 2000, 'the control file');
+    expect(readControlFile(control).limits.gpuCores).toBe(45);
+
+    process.emit('SIGTERM');
+    await run;
+    expect(existsSync(join(dir, 'sair-gpu.sock'))).toBe(false);
+  }, 20000);
+
+  it('fails with the flag, the variable and the accepted form on bad config', async () => {
+    await expect(command.run(['--slots-per-gpu', '0'], {})).rejects.toThrow(ConfigError);
+    await expect(command.run(['--slots-per-gpu', '0'], { SAIR_NODE_NAME: 'n' })).rejects.toThrow(
+      '--slots-per-gpu (env SAIR_SLOTS_PER_GPU): "0" is not an integer from 1 to 100',
+    );
+  });
+
+  it('without NVML and without --fake-gpus, fails saying so', async () => {
+    await expect(
+      command.run(['--node-name', 'n', '--nvml-library', join(dir, 'libnvidia-ml.so.1'), '--log-level', 'silent', '--socket-dir', dir], {}),
+    ).rejects.toThrow(/cannot open .*libnvidia-ml\.so\.1/);
+    expect(existsSync(join(dir, 'sair-gpu.sock'))).toBe(false);
+  });
+});

@@ -1,0 +1,195 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { createLogger } from '../../../src/common/logger.js';
+import { createRegistry } from '../../../src/common/metrics.js';
+import { UpstreamError } from '../../../src/common/errors.js';
+import { PrometheusClient } from '../../../src/policy-server/prometheus/client.js';
+import { costRate, createPrometheusMetrics, type PipelineMetricsSource } from '../../../src/policy-server/prometheus/metrics-port.js';
+import { podRegex, render } from '../../../src/policy-server/prometheus/queries.js';
+import type { PipelineSpec, StageAllocation } from '../../../src/core/ports.js';
+import { startFakePrometheus, type FakePrometheus } from '../../support/fake-prometheus.js';
+
+const pipeline: PipelineSpec = {
+  id: 'ml/chat',
+  stages: [
+    { index: 0, name: 'pre', minReplicas: 1, maxReplicas: 5, upstream: [] },
+    { index: 1, name: 'llm', minReplicas: 1, maxReplicas: 4, gpuCores: { min: 10, max: 100, step: 10 }, upstream: [0] },
+  ],
+  sloP99Ms: 800,
+  cost: { gpuHour: 2, replicaHour: 0.1 },
+  tickSeconds: 30,
+  mode: 'Active',
+};
+const allocation: StageAllocation[] = [
+  { replicas: 2, readyReplicas: 2, gpuCores: null },
+  { replicas: 2, readyReplicas: 2, gpuCores: 50 },
+];
+const source: PipelineMetricsSource = {
+  stages: [
+    { namespace: 'ml', deployment: 'pre', preset: 'generic' },
+    { namespace: 'ml', deployment: 'llm', preset: 'vllm', selector: 'model_name="llama"' },
+  ],
+};
+
+describe('Prometheus metrics port', () => {
+  let prom: FakePrometheus;
+  const clock = { now: () => 1_000, sleep: async () => undefined };
+  const logger = createLogger('test', 'silent');
+
+  function port(timeoutMs = 1_000, src: PipelineMetricsSource = source) {
+    return createPrometheusMetrics({
+      client: new PrometheusClient({ url: prom.url, timeoutMs }),
+      clock,
+      logger,
+      registry: createRegistry('policy', { defaultMetrics: false }),
+      sourceFor: (id) => (id === pipeline.id ? src : undefined),
+      allocation: async () => allocation,
+    });
+  }
+
+  beforeAll(async () => {
+    prom = await startFakePrometheus();
+  });
+  afterAll(async () => {
+    await prom.close();
+  });
+  beforeEach(() => prom.reset());
+
+  it('renders the stage templates for the Deployment pods and reads vector answers', async () => {
+    prom.on(/^sum\(rate\(http_request_duration_seconds_count\{namespace="ml",pod=~"pre-[^"]*"\}/, { vector: [{ value: '40' }] });
+    prom.on((q) => q.startsWith('1000 * histogram_quantile(0.99') && q.includes('http_request'), { vector: [{ value: 0.12 }] });
+    prom.on('container_cpu_usage_seconds_total', { vector: [{ metric: {}, value: '0.5' }] });
+    prom.on('vllm:num_requests_waiting', { vector: [{ value: '6' }] });
+    prom.on((q) => q.startsWith('deriv(') && q.includes('vllm:num_requests_waiting'), { vector: [{ value: '0.5' }] });
+    prom.on('vllm:e2e_request_latency_seconds_count', { vector: [{ value: '30' }] });
+    prom.on((q) => q.includes('histogram_quantile(0.99') && q.includes('vllm'), { vector: [{ value: '400' }] });
+    prom.on('sair_device_plugin_pod_gpu_kernel_seconds_total', { vector: [{ value: '0.75' }] });
+
+    const obs = await port().observe(pipeline);
+
+    expect(obs.stages[0]).toMatchObject({ throughput: 40, latencyP99Ms: 0.12, utilization: 0.5, queueLength: null, arrivalRate: 40 });
+    expect(obs.stages[0]!.capacityPerReplica).toBeCloseTo(40);
+    // GPU stage: 0.75 GPU-seconds per second used of 2 × 50 % granted.
+    expect(obs.stages[1]).toMatchObject({ throughput: 30, queueLength: 6, queueGrowth: 0.5, latencyP99Ms: 400, arrivalRate: 30.5, utilization: 0.75 });
+    expect(obs.p99Ms).toBeCloseTo(400.12);
+    expect(obs.arrivalRate).toBe(40);
+    expect(obs.costRate).toBeCloseTo(2 * 0.1 + 2 * (0.1 + 2 * 0.5));
+    expect(obs.windowMs).toBe(60_000);
+    expect(prom.queries.some((q) => q.includes('pod=~"llm-[a-z0-9]+-[a-z0-9]+",model_name="llama"'))).toBe(true);
+    // The device plugin's series have no serving-stack labels: its query leaves the selector out.
+    expect(prom.queries.find((q) => q.includes('sair_device_plugin_pod_gpu_kernel_seconds_total'))).toBe(
+      'sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))',
+    );
+    expect(prom.queries.filter((q) => /\{window\}|\{pods\}|\{namespace\}|\{selector\}/.test(q))).toEqual([]);
+    // Every rate over the window, except the entry stage's newest-rate query (two 15 s scrapes).
+    expect(obs.recentArrivalRate).toBe(40);
+    expect(obs.recentWindowMs).toBe(30_000);
+    expect(prom.queries.filter((q) => q.includes('[30s]'))).toEqual(['sum(rate(http_request_duration_seconds_count{namespace="ml",pod=~"pre-[a-z0-9]+-[a-z0-9]+"}[30s]))']);
+    expect(prom.queries.filter((q) => q.includes('rate(') && !q.includes('[30s]')).every((q) => q.includes('[60s]'))).toBe(true);
+  });
+
+  it('reads mean batch size and batch compute time from Triton counters, and leaves them null for other presets', async () => {
+    prom.on((q) => q.startsWith('sum(rate(nv_inference_count') && q.includes('nv_inference_exec_count'), { vector: [{ value: '4' }] });
+    prom.on((q) => q.startsWith('sum(rate(nv_inference_compute_infer_duration_us'), { vector: [{ value: '12.5' }] });
+    const triton: PipelineMetricsSource = { stages: [source.stages[0]!, { namespace: 'ml', deployment: 'llm', preset: 'triton' }] };
+    const obs = await port(1_000, triton).observe(pipeline);
+    expect(obs.stages[1]).toMatchObject({ batchSize: 4, batchServiceMs: 12.5 });
+    expect(obs.stages[0]).toMatchObject({ batchSize: null, batchServiceMs: null });
+    expect(prom.queries.find((q) => q.includes('nv_inference_exec_count'))).toBe(
+      'sum(rate(nv_inference_count{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s])) / sum(rate(nv_inference_exec_count{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))',
+    );
+    // A batch size under one item (no executions: NaN, or a broken exporter) feeds nothing.
+    prom.reset();
+    prom.on('nv_inference_exec_count', { vector: [{ value: '0.5' }] });
+    prom.on('nv_inference_compute_infer_duration_us', { vector: [{ value: '12.5' }] });
+    const bad = await port(1_000, triton).observe(pipeline);
+    expect(bad.stages[1]).toMatchObject({ batchSize: null, batchServiceMs: null });
+  });
+
+  it('gives null for empty results and NaN, so the controller holds', async () => {
+    prom.on('histogram_quantile', { vector: [{ value: 'NaN' }] });
+    const obs = await port().observe(pipeline);
+    expect(obs.stages[0]).toMatchObject({ throughput: null, latencyP99Ms: null, utilization: null, arrivalRate: null, capacityPerReplica: null });
+    expect(obs.p99Ms).toBeNull();
+    expect(obs.arrivalRate).toBeNull();
+    // cost comes from the allocation, not from Prometheus
+    expect(obs.costRate).toBeGreaterThan(0);
+  });
+
+  it('a slow query times out and only that field goes missing', async () => {
+    prom.on('http_request_duration_seconds_count', { vector: [{ value: '40' }] });
+    prom.on('histogram_quantile(0.99', { vector: [{ value: '100' }] }, 2_000);
+    const started = Date.now();
+    const obs = await port(200).observe(pipeline);
+    expect(Date.now() - started).toBeLessThan(1_900);
+    expect(obs.stages[0]!.throughput).toBe(40);
+    expect(obs.stages[0]!.latencyP99Ms).toBeNull();
+    expect(obs.p99Ms).toBeNull();
+  });
+
+  it('uses the end-to-end query when the pipeline has one, and clamps SLO violation to 0..1', async () => {
+    prom.on('e2e_p99', { scalar: '650' });
+    prom.on('violations', { vector: [{ value: '1.7' }] });
+    const obs = await port(1_000, { ...source, p99Query: 'e2e_p99', sloViolationQuery: 'violations' }).observe(pipeline);
+    expect(obs.p99Ms).toBe(650);
+    expect(obs.sloViolation).toBe(1);
+  });
+
+  it('rejects a pipeline it has no source for', async () => {
+    await expect(port().observe({ ...pipeline, id: 'other/x' })).rejects.toThrow('no metrics source');
+  });
+});
+
+describe('PrometheusClient', () => {
+  let prom: FakePrometheus;
+  beforeAll(async () => {
+    prom = await startFakePrometheus();
+  });
+  afterAll(async () => {
+    await prom.close();
+  });
+  beforeEach(() => prom.reset());
+  const client = () => new PrometheusClient({ url: `${prom.url}/`, timeoutMs: 300 });
+
+  it('reads vector, matrix and scalar results', async () => {
+    prom.on('v', { vector: [{ metric: { pod: 'a' }, value: '1' }, { metric: { pod: 'b' }, value: '+Inf' }] });
+    prom.on('m', { matrix: [{ values: ['1', '2', '3'] }] });
+    prom.on('s', { scalar: '4.5' });
+    expect(await client().query('v')).toEqual([
+      { metric: { pod: 'a' }, value: 1 },
+      { metric: { pod: 'b' }, value: Infinity },
+    ]);
+    expect(await client().value('m')).toBe(3);
+    expect(await client().value('s')).toBe(4.5);
+    await expect(client().value('v')).rejects.toThrow('returned 2 series; aggregate it to one');
+  });
+
+  it('turns Prometheus errors, bad bodies and timeouts into UpstreamErrors with the reason', async () => {
+    prom.on('bad', { error: 'parse error at char 4: unexpected <EOF>' });
+    prom.on('busy', { error: 'query queue full', errorType: 'unavailable' });
+    prom.on('html', { raw: '<html>bad gateway</html>', status: 502 });
+    prom.on('slow', { vector: [] }, 1_000);
+    await expect(client().value('bad')).rejects.toMatchObject({ status: 400, message: expect.stringContaining('bad_data: parse error') });
+    const busy = await client().value('busy').catch((e: unknown) => e);
+    expect(busy).toBeInstanceOf(UpstreamError);
+    expect((busy as UpstreamError).status).toBe(503);
+    await expect(client().value('html')).rejects.toThrow('HTTP 502: not a Prometheus API response');
+    await expect(client().value('slow')).rejects.toThrow('timed out after 300 ms');
+  });
+
+  it('reports an unreachable server', async () => {
+    const dead = new PrometheusClient({ url: 'http://127.0.0.1:1', timeoutMs: 500 });
+    await expect(dead.value('up')).rejects.toThrow('prometheus: request failed');
+  });
+});
+
+describe('query templates', () => {
+  it('render every placeholder and escape dots in Deployment names', () => {
+    expect(podRegex('a.b')).toBe('a\\\\.b-[a-z0-9]+-[a-z0-9]+');
+    expect(render('x{namespace="{namespace}",pod=~"{pods}"{selector}}[{window}] {deployment}', { namespace: 'n', deployment: 'd', windowSeconds: 90 })).toBe(
+      'x{namespace="n",pod=~"d-[a-z0-9]+-[a-z0-9]+"}[90s] d',
+    );
+  });
+  it('computes cost from replicas and GPU share', () => {
+    expect(costRate(pipeline, allocation)).toBeCloseTo(0.2 + 2.2);
+  });
+});

@@ -1,0 +1,114 @@
+// The loop that drives a controller, on a manual clock with in-memory ports (a test double of a
+// ClusterPort: the runtime only lists pipelines and reads allocations through it).
+import { describe, expect, it } from '@jest/globals';
+import { createLogger } from '../../src/common/logger.js';
+import { createRegistry } from '../../src/common/metrics.js';
+import { PolicyHistory } from '../../src/policy-server/api/history.js';
+import type { ClusterPort, Controller, PipelineSpec, TickReport } from '../../src/core/ports.js';
+import { PolicyRuntime } from '../../src/policy-server/runtime.js';
+
+const spec = (id: string, tickSeconds: number): PipelineSpec => ({
+  id,
+  stages: [{ index: 0, name: 'a', minReplicas: 1, maxReplicas: 3, upstream: [] }],
+  sloP99Ms: 100,
+  cost: { gpuHour: 1, replicaHour: 0.1 },
+  tickSeconds,
+  mode: 'Active',
+});
+
+function setup(pipelines: PipelineSpec[], failing: Set<string>) {
+  let now = 0;
+  const ticks: { id: string; at: number }[] = [];
+  let lists = 0;
+  const cluster: ClusterPort = {
+    listPipelines: async () => {
+      lists++;
+      return pipelines;
+    },
+    allocation: async () => [{ replicas: 1, readyReplicas: 1, gpuCores: null }],
+    apply: async () => undefined,
+    report: async () => undefined,
+  };
+  const controller: Controller = {
+    name: 'test',
+    intervalMs: 30_000,
+    async tick(p): Promise<TickReport> {
+      ticks.push({ id: p.id, at: now });
+      if (failing.has(p.id)) throw new Error(`metrics for ${p.id} unavailable`);
+      return { pipelineId: p.id, time: now, actions: [], bottleneck: 0 };
+    },
+  };
+  let leader = true;
+  const history = new PolicyHistory();
+  const runtime = new PolicyRuntime({
+    cluster,
+    controller,
+    clock: { now: () => now, sleep: async () => undefined },
+    logger: createLogger('test', 'silent'),
+    registry: createRegistry('policy', { defaultMetrics: false }),
+    history,
+    isLeader: () => leader,
+    pollMs: 1_000,
+    backoff: { baseMs: 1_000, maxMs: 8_000 },
+  });
+  return {
+    runtime,
+    history,
+    ticks,
+    lists: () => lists,
+    setLeader: (l: boolean) => (leader = l),
+    /** Run one pass at each second from the current time up to `until`. */
+    async runTo(until: number) {
+      for (; now <= until; now += 1_000) await runtime.pass();
+      now = until;
+    },
+  };
+}
+
+describe('PolicyRuntime', () => {
+  it('ticks each pipeline on its own interval', async () => {
+    const t = setup([spec('ml/fast', 10), spec('ml/slow', 30)], new Set());
+    await t.runTo(60_000);
+    expect(t.ticks.filter((x) => x.id === 'ml/fast').map((x) => x.at)).toEqual([0, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000]);
+    expect(t.ticks.filter((x) => x.id === 'ml/slow').map((x) => x.at)).toEqual([0, 30_000, 60_000]);
+    expect(t.history.list().map((v) => [v.id, v.ticks])).toEqual([
+      ['ml/fast', 7],
+      ['ml/slow', 3],
+    ]);
+  });
+
+  it('never dies on one pipeline: the failing one backs off exponentially, the others go on', async () => {
+    const failing = new Set(['ml/broken']);
+    const t = setup([spec('ml/broken', 10), spec('ml/fine', 10)], failing);
+    await t.runTo(20_000);
+    // 0, then +1 s, +2 s, +4 s, +8 s (the cap), +8 s.
+    expect(t.ticks.filter((x) => x.id === 'ml/broken').map((x) => x.at)).toEqual([0, 1_000, 3_000, 7_000, 15_000]);
+    expect(t.ticks.filter((x) => x.id === 'ml/fine').map((x) => x.at)).toEqual([0, 10_000, 20_000]);
+    expect(t.history.list().find((v) => v.id === 'ml/broken')!.lastError).toEqual({ time: 15_000, message: 'metrics for ml/broken unavailable' });
+    // Once it works again it is back on its interval.
+    failing.clear();
+    await t.runTo(45_000);
+    expect(t.ticks.filter((x) => x.id === 'ml/broken' && x.at > 15_000).map((x) => x.at)).toEqual([23_000, 33_000, 43_000]);
+    expect(t.history.list().find((v) => v.id === 'ml/broken')!.lastError).toBeNull();
+  });
+
+  it('does nothing while it does not lead, and a new leader ticks every pipeline at once', async () => {
+    const t = setup([spec('ml/a', 30)], new Set());
+    t.setLeader(false);
+    await t.runTo(5_000);
+    expect(t.ticks).toEqual([]);
+    expect(t.lists()).toBe(0);
+    t.setLeader(true);
+    await t.runtime.pass();
+    expect(t.ticks).toEqual([{ id: 'ml/a', at: 5_000 }]);
+  });
+
+  it('forgets pipelines that are gone', async () => {
+    const pipelines = [spec('ml/a', 10), spec('ml/b', 10)];
+    const t = setup(pipelines, new Set());
+    await t.runTo(0);
+    pipelines.pop();
+    await t.runTo(10_000);
+    expect(t.history.list().map((v) => v.id)).toEqual(['ml/a']);
+  });
+});
