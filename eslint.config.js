@@ -1,6 +1,25 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// The parts never import each other: each may use src/core (ports, shared types, SAIR's names) and
+// src/common (config, logging, metrics, errors); only src/cmd wires parts together. The policy
+// server is the one wing built around a part: it may import the policy, never the reverse.
+const PARTS = ['webhook', 'device-plugin', 'policy', 'policy-server', 'sim', 'cmd'];
+const boundary = (part, allowed) => ({
+  files: [`src/${part}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: PARTS.filter((p) => p !== part && !allowed.includes(p)).map((p) => ({
+          group: [`**/${p}/*`, `**/${p}/**`],
+          message: `src/${part} must not import src/${p}: share through src/core or src/common, and wire parts together in src/cmd.`,
+        })),
+      },
+    ],
+  },
+});
+
 export default tseslint.config(
   { ignores: ['dist/', 'dist-bench/', 'node_modules/', 'native/', 'coverage/', 'out/', '**/*.html'] },
   js.configs.recommended,
@@ -9,6 +28,20 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', URL: 'readonly', fetch: 'readonly' } },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  boundary('webhook', []),
+  boundary('device-plugin', []),
+  boundary('policy', []),
+  boundary('policy-server', ['policy']),
+  boundary('sim', []),
+  {
+    files: ['src/core/**/*.ts', 'src/common/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: PARTS.map((p) => ({ group: [`**/${p}/*`, `**/${p}/**`], message: `src/core and src/common are shared by every part and import none of them (${p}).` })) },
+      ],
     },
   },
 );
