@@ -626,7 +626,7 @@ function printFloors(cells: Cell[]): void {
   for (const c of cells) if (c.feasibility) byWorkload.set(c.workload, [...(byWorkload.get(c.workload) ?? []), c]);
   if (byWorkload.size === 0) return;
   console.log(
-    '\nP99 target out of reach, per workload (the issue asks for 3 of 4 pipelines per workload; out = above the floor, or beyond every static allocation within HPA\'s cost under stationary load):',
+    '\nP99 target out of reach, per workload (the target is 3 of 4 pipelines per workload; out = above the floor, or beyond every static allocation within HPA\'s cost under stationary load):',
   );
   for (const [workload, list] of byWorkload) {
     const out = list.filter((c) => ruledOut(c) !== null);

@@ -16,7 +16,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
 
 function usage(): string {
   const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(16)} ${c.summary}`);
-  return `Usage: sair <command> [flags]\n\nCommands:\n${rows.join('\n')}\n\nRun 'sair <command> --help' for a command's flags.\n`;
+  return `Usage: sair <command> [flags]\n\nCommands:\n${rows.join('\n')}\n\nRun 'npx sair <command> --help' for a command's flags.\n`;
 }
 
 async function main(argv: string[]): Promise<number> {

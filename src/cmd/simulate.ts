@@ -213,7 +213,7 @@ export const command: Command = {
   help: () =>
     helpText('simulate', SUMMARY, simulateSpec) +
     `\nPipelines: ${BUILTIN_PIPELINES.join(', ')}\nWorkloads: ${BUILTIN_WORKLOADS.join(', ')}\nControllers: ${CONTROLLER_NAMES.join(', ')}\n` +
-    `Examples:\n  sair simulate --pipeline rag --workload spike --controller hpa,oracle --duration 2h\n  sair simulate --matrix --seeds 5 --duration 1h\n`,
+    `Examples:\n  npx sair simulate --pipeline rag --workload spike --controller hpa,oracle --duration 2h\n  npx sair simulate --matrix --seeds 5 --duration 1h\n`,
   async run(argv, env) {
     await runSimulate(argv, env, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s), isTty: process.stderr.isTTY === true });
   },

@@ -1,4 +1,4 @@
-// SAIR's controller: the ICRL tick of DESIGN.md for every pipeline, on the ports only, so the same
+// SAIR's controller: the ICRL tick (observe, reward, remember, choose, act) for every pipeline, on the ports only, so the same
 // code runs on the simulator and in a cluster:
 // observe -> detect bottleneck -> reward last action -> remember -> candidates -> choose -> guard -> act -> record.
 import { performance } from 'node:perf_hooks';

@@ -9,7 +9,7 @@ export const llmSettingsSchema = z.object({
   baseUrl: z.url(),
   model: z.string().min(1),
   apiKey: z.string().min(1).optional(),
-  /** Per request; the issue caps it at 10 s so one slow call cannot stall a 30 s tick. */
+  /** Per request; capped at 10 s so one slow call cannot stall a 30 s tick. */
   timeoutMs: z.number().int().min(100).max(10_000).default(8_000),
   maxRetries: z.number().int().min(0).max(1).default(1),
 });

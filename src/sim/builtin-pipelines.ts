@@ -1,4 +1,4 @@
-// The built-in pipelines: the paper's four (CPU pre -> GPU inference -> CPU post) and issue 5's
+// The built-in pipelines: the paper's four (CPU pre -> GPU inference -> CPU post) and SAIR's own
 // four (video analytics with fan-out, audio QA, an NLP chain whose bottleneck moves, RAG).
 // Service times are per batch at a full GPU: (baseMs + perItemMs * b) / share. They are
 // calibrated so that at the reference rate no stage has much headroom at the initial allocation
@@ -125,7 +125,7 @@ const definitions: Record<string, unknown> = {
   },
 };
 
-/** The paper's four pipelines, then the issue's four. */
+/** The paper's four pipelines, then SAIR's own four (the `issue` suite). */
 export const BUILTIN_PIPELINES = Object.keys(definitions);
 export const PAPER_PIPELINES = ['image-classification', 'nlp-bert', 'text-generation', 'video-multiframe'];
 export const ISSUE_PIPELINES = ['video-analytics', 'audio-qa', 'nlp-chain', 'rag'];

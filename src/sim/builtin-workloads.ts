@@ -1,5 +1,5 @@
 // The built-in workloads, in units of the pipeline's reference rate (1.0 = its referenceRate):
-// the paper's Poisson, ramp and burst, and issue 5's diurnal, bursty (MMPP-2), Gamma renewal and
+// the paper's Poisson, ramp and burst, and SAIR's own diurnal, bursty (MMPP-2), Gamma renewal and
 // spike. A diurnal "day" is compressed to one hour so that a two-hour run sees two of them.
 import { buildWorkload, workloadFileSchema, type BuildOptions, type Workload, type WorkloadFile } from './workload.js';
 import { validate } from './schema.js';
@@ -46,7 +46,7 @@ const definitions: Record<string, unknown> = {
 };
 
 export const BUILTIN_WORKLOADS = Object.keys(definitions);
-/** The issue's scenario workloads and the paper's, for --matrix. */
+/** SAIR's own scenario workloads (the `issue` suite) and the paper's, for --matrix. */
 export const MATRIX_WORKLOADS = ['diurnal', 'bursty', 'spike'];
 export const PAPER_WORKLOADS = ['poisson', 'ramp', 'burst'];
 

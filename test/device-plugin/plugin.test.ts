@@ -11,7 +11,7 @@ import { FakeKubelet } from '../support/fake-kubelet.js';
 
 const log = createLogger('device-plugin', 'silent');
 
-/** `promise`, or a rejection naming `what` once `ms` have passed (the bound the issue sets). */
+/** `promise`, or a rejection naming `what` once `ms` have passed (the bound the plugin promises). */
 function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms)));

@@ -206,7 +206,7 @@ afterAll(async () => {
   if (host) rmSync(host, { recursive: true, force: true });
 }, 60_000);
 
-describe('issue 8: every part together', () => {
+describe('every part together', () => {
   let allocation: AllocateResponse;
   let url: string;
   let changedAt = 0;

@@ -15,7 +15,7 @@ describe('policy settings', () => {
     expect(s.llm).toEqual({ baseUrl: 'http://vllm:8000/v1', model: 'qwen', apiKey: undefined, timeoutMs: 3000, maxRetries: 1 });
   });
 
-  it('rejects values outside the issue limits, naming the variable and the accepted form', () => {
+  it('rejects values outside their limits, naming the variable and the accepted form', () => {
     expect(() => loadConfig(policyConfigSpec, { SAIR_LLM_TIMEOUT_MS: '30000', SAIR_LLM_MAX_RETRIES: '3' }, [])).toThrow(ConfigError);
     try {
       loadConfig(policyConfigSpec, { SAIR_LLM_TIMEOUT_MS: '30000' }, []);

@@ -23,7 +23,7 @@ function errorOf(input: unknown): string {
 }
 
 describe('pipelines', () => {
-  it('has the paper’s four CPU -> GPU -> CPU pipelines and the issue’s four, all valid', () => {
+  it('has the paper’s four CPU -> GPU -> CPU pipelines and SAIR’s own four, all valid', () => {
     expect(BUILTIN_PIPELINES).toHaveLength(8);
     for (const name of PAPER_PIPELINES) {
       expect(builtinPipeline(name)!.stages.map((s) => s.kind)).toEqual(['cpu', 'gpu', 'cpu']);

@@ -1,5 +1,5 @@
 // manifests/webhook: every object validates against the Kubernetes OpenAPI schema (kubernetes-models),
-// every kustomization lists files that exist, and the settings the issue asks for are there.
+// every kustomization lists files that exist, and the settings the webhook needs are there.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';

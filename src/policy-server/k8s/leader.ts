@@ -23,7 +23,7 @@ export interface LeaderElectionOptions {
   onChange?: (leading: boolean) => void;
 }
 
-/** The lease: a standby takes over within 15 s plus one retry period of a silent leader. */
+/** The default lease: a standby takes over within 15 s plus one retry period of a silent leader. */
 export const DEFAULT_LEASE_SECONDS = 15;
 
 export class LeaderElector {
