@@ -119,7 +119,10 @@ export async function startEmbedded(cfg: StartConfig, out: NodeJS.WritableStream
   const stageName = (i: number | null) => (i === null ? '-' : `${i}:${spec.stages[i]?.name ?? '?'}`);
   const printDecision = (r: DecisionRecord) => {
     const t = new Date(r.time).toISOString().slice(11, 19);
-    const applied = r.applied.length === 0 ? 'hold' : r.applied.map((a) => (a.kind === 'replicas' ? `s${a.stage} replicas ${a.replicas}` : a.kind === 'gpuCores' ? `s${a.stage} gpu ${a.gpuCores}%` : 'hold')).join(', ');
+    // Each change says who produced it: the selector, or a floor (an SLO emergency, a forecast, the reserve).
+    const tag = (i: number) => (r.appliedBy[i] === 'floor' ? ' [floor]' : '');
+    const applied =
+      r.applied.length === 0 ? 'hold' : r.applied.map((a, i) => (a.kind === 'replicas' ? `s${a.stage} replicas ${a.replicas}` : a.kind === 'gpuCores' ? `s${a.stage} gpu ${a.gpuCores}%` : 'hold') + tag(i)).join(', ');
     const p99 = r.p99Ms === null ? 'n/a' : Number.isFinite(r.p99Ms) ? `${Math.round(r.p99Ms)}ms` : 'unbounded (drops)';
     out.write(`sim ${t}  p99 ${p99} (SLO ${r.sloP99Ms}ms)  cost $${r.costRate.toFixed(2)}/h  bottleneck ${stageName(r.bottleneck)}  ${r.selector}: ${applied}\n`);
   };

@@ -1,8 +1,10 @@
-// The actions a selector may choose from this tick: hold, ±1..k replicas per stage, ± one GPU-core
-// step per stage. Each carries a prior in -1..1 from a queueing view of the state (scale up what
-// is saturated, trim what is idle), which the bandit starts from and learned rewards then override. Pure.
-import { GPU_CUT_MAX_PRESSURE, stageHeadroom, type BottleneckResult } from './bottleneck.js';
+// The actions a selector may choose from this tick: hold, ±1..k replicas per stage, ± GPU-core
+// steps per stage. Each carries a prior in -1..1 from a queueing view of the state (scale up what is
+// hot, trim what is idle, around the operating point's load target), which the bandit starts from
+// and learned rewards then override. Pure.
+import { stageHeadroom, type BottleneckResult } from './bottleneck.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation, StageSpec } from '../core/ports.js';
+import { TUNING } from './tuning.js';
 import type { Candidate } from './types.js';
 
 /** Replica bounds of a stage: the pipeline's and the HPA's, whichever is tighter. */
@@ -12,10 +14,10 @@ export function replicaBounds(stage: StageSpec, alloc: StageAllocation | undefin
   return { lo, hi: Math.max(lo, hi) };
 }
 
-const HIGH = 0.85;
-/** Load/capacity a stage should run at: headroom for noise and bursts, little idle cost. */
-const TARGET = 0.65;
-const SAFE_AFTER_DOWN = 0.72;
+const TARGET = TUNING.target;
+const SAFE_AFTER_DOWN = TUNING.safeAfterDown;
+/** Hot stays below saturation whatever the operating point: above 1 the floors act. */
+const hotAt = (headroom: number) => Math.min(0.95, TUNING.hot * headroom);
 
 /** Prior of a change that takes a stage from load/capacity p to `after`; `headroom` scales the targets (stageHeadroom). */
 function changePrior(p: number | null, after: number | null, up: boolean, hot: boolean, calm: boolean, headroom = 1): number {
@@ -32,13 +34,15 @@ export function generateCandidates(
   bn: BottleneckResult,
   maxStep: number,
   /**
-   * The guard's limits this tick (recordNeeds): per stage, how deep a GPU cut may go (full-batch
-   * load/capacity; GPU_CUT_MAX_PRESSURE where absent), and the replicas a surge reserve keeps.
+   * The normalizer's limits this tick (recordNeeds): per stage, how deep a GPU cut may go (full-batch
+   * load/capacity; TUNING.gpuCutMaxPressure where absent), and the replicas a surge reserve keeps;
+   * and the operating point's multiplier of the load targets (1: the defaults).
    */
-  limits: { cutLimits?: readonly number[]; reserves?: readonly number[] } = {},
+  limits: { cutLimits?: readonly number[]; reserves?: readonly number[]; targetScale?: number } = {},
 ): Candidate[] {
   const p99Ratio = obs.p99Ms === null ? null : obs.p99Ms / pipeline.sloP99Ms;
-  const calm = p99Ratio !== null && p99Ratio < 0.8;
+  const calm = p99Ratio !== null && p99Ratio < TUNING.calmP99Ratio;
+  const scale = limits.targetScale ?? 1;
   const out: Candidate[] = [];
   let pressing = false;
   for (const stage of pipeline.stages) {
@@ -49,13 +53,13 @@ export function generateCandidates(
     const ready = Math.max(alloc.readyReplicas, 1);
     const p = bn.pressure[i] ?? null;
     const need = bn.needed[i] ?? null;
-    const headroom = stageHeadroom(pipeline, i);
+    const headroom = stageHeadroom(pipeline, i) * scale;
     // A P99 over the SLO from a stage already under its target with its queue worked off is the
     // window's memory of a drained backlog, not a call for capacity (nlp-bert burst: the share
     // raise at the surge's first tick cleared the queue, and the next tick added a replica on the
     // stale P99 that was then held for the stabilization window).
     const drained = p !== null && p < TARGET * headroom && (obs.stages[i]?.queueLength ?? 0) <= (stage.maxBatch ?? 1) * ready;
-    const hot = (p !== null && p > HIGH * headroom) || (p99Ratio !== null && p99Ratio > 0.9 && bn.stage === i && !drained);
+    const hot = (p !== null && p > hotAt(headroom)) || (p99Ratio !== null && p99Ratio > TUNING.hotP99Ratio && bn.stage === i && !drained);
     // Replicas still starting will take their share of the load: while they bring the stage under
     // its target, more replicas only pile onto the same cold start (rag/spike: 2 ready, 4 starting,
     // and one more was added every cooldown until 10).
@@ -67,7 +71,7 @@ export function generateCandidates(
       if (k > maxStep || r + k > hi) continue;
       let prior = changePrior(p, p === null ? null : (p * ready) / (r + k), true, hot && !starting, calm, headroom);
       // Headroom on a cheap stage comes after relieving a stage that is really short of capacity.
-      if (prior > 0 && headroom < 1 && (p === null || p <= HIGH)) prior *= 0.75;
+      if (prior > 0 && stageHeadroom(pipeline, i) < 1 && (p === null || p <= TUNING.hot)) prior *= 0.75;
       if (prior > 0.3) pressing = true;
       out.push({ id: `s${i}+${k}`, key: `s${i}+${k}`, actions: [{ kind: 'replicas', stage: i, replicas: r + k }], describe: `stage ${i}: replicas ${r} -> ${r + k}`, prior });
     }
@@ -75,7 +79,7 @@ export function generateCandidates(
     if (need !== null && need < r - 1) downs.add(Math.min(r - need, maxStep));
     // A GPU stage is cut no further than its cut limit of its full-batch capacity (the guard
     // refuses more), so a cut past it is not offered as a good move.
-    const cutLimit = limits.cutLimits?.[i] ?? GPU_CUT_MAX_PRESSURE;
+    const cutLimit = limits.cutLimits?.[i] ?? TUNING.gpuCutMaxPressure;
     const tooDeep = (after: number | null) => stage.gpuCores !== undefined && after !== null && after > cutLimit;
     // No trim below the surge reserve (the guard holds it): where it binds, share is the lever.
     const reserve = limits.reserves?.[i] ?? 0;
@@ -94,10 +98,10 @@ export function generateCandidates(
       // stage prefers more share to more replicas, and a calm one trims replicas before share.
       const cur = alloc.gpuCores;
       const ups = new Set<number>([Math.min(g.max, cur + g.step)]);
-      if (p !== null && p > 0) ups.add(Math.min(g.max, cur + g.step * maxStep, Math.ceil((cur * p) / TARGET / g.step) * g.step));
+      if (p !== null && p > 0) ups.add(Math.min(g.max, cur + g.step * maxStep, Math.ceil((cur * p) / (TARGET * headroom) / g.step) * g.step));
       for (const upTo of [...ups].sort((a, b) => a - b)) {
         if (upTo <= cur) continue;
-        const prior = changePrior(p, p === null ? null : (p * cur) / upTo, true, hot, calm) + (hot ? 0.15 : 0);
+        const prior = changePrior(p, p === null ? null : (p * cur) / upTo, true, hot, calm, headroom) + (hot ? 0.15 : 0);
         const id = upTo === cur + g.step ? `s${i}:gpu+` : `s${i}:gpu=${upTo}`;
         out.push({ id, key: `s${i}:gpu+`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: upTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${upTo}%`, prior });
       }
@@ -115,7 +119,7 @@ export function generateCandidates(
       for (const downTo of [...downs].sort((a, b) => b - a)) {
         if (downTo >= cur) continue;
         const after = p === null ? null : (p * cur) / downTo;
-        const prior = canTrimReplicas ? -0.3 : tooDeep(after) ? -0.5 : changePrior(p, after, false, hot, calm);
+        const prior = canTrimReplicas ? -0.3 : tooDeep(after) ? -0.5 : changePrior(p, after, false, hot, calm, headroom);
         const id = downTo === cur - g.step ? `s${i}:gpu-` : `s${i}:gpu=${downTo}`;
         out.push({ id, key: `s${i}:gpu-`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: downTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${downTo}%`, prior });
       }

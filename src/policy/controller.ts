@@ -1,28 +1,22 @@
-// SAIR's controller: the ICRL tick (observe, reward, remember, choose, act) for every pipeline, on the ports only, so the same
-// code runs on the simulator and in a cluster:
-// observe -> detect bottleneck -> reward last action -> remember -> candidates -> choose -> guard -> act -> record.
+// SAIR's controller: the shell around the decision step (step.ts) for every pipeline. It talks to
+// the world through the ports only (observe through MetricsPort, apply and report through
+// ClusterPort), so the same code runs on the simulator and in a cluster; it keeps each pipeline's
+// state, the experience memory, the decision log, the snapshot and the metrics.
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { errorMessage } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { detectBottleneck, newCapacityMemory, rememberCapacity, type CapacityMemory } from './bottleneck.js';
-import { actionKeyOf, generateCandidates } from './candidates.js';
-import { decide } from './decide.js';
+import type { ClusterPort, Clock, Controller, MetricsPort, PipelineSpec, TickReport } from '../core/ports.js';
 import { DecisionLog } from './decision-log.js';
-import { ExperienceBuffer, features, stateBucket, type StateFeatures } from './experience.js';
-import { anticipate, historyStart, newRateHistory, recordRate, type Anticipation, type RateHistory } from './forecast.js';
-import { newGuardState, noteApplied, recordNeeds, type GuardState } from './guard.js';
-import type { ClusterPort, Clock, Controller, MetricsPort, PipelineSpec, ScalingAction, TickReport } from '../core/ports.js';
-import { buildPrompt, experienceRowTokens } from './prompt.js';
+import { ExperienceBuffer } from './experience.js';
+import { historyStart, newRateHistory } from './forecast.js';
 import { seededRandom } from './random.js';
-import { retrieve } from './retrieval.js';
-import { computeReward, estimateEpsilon, outcomeOf } from './reward.js';
-import { screenCandidates } from './screen.js';
 import { createBanditSelector } from './selectors/bandit.js';
 import { createLlmSelector } from './selectors/llm.js';
 import type { PolicySettings } from './settings.js';
 import { readSnapshot, writeSnapshot, type RateSnapshot } from './snapshot-file.js';
-import type { DecisionRecord, Outcome, Selector } from './types.js';
+import { learn, newPipelineState, step, type PipelineState } from './step.js';
+import type { DecisionRecord, Selector, SourcedAction } from './types.js';
 
 export type { DecisionRecord } from './types.js';
 export type { PolicySettings } from './settings.js';
@@ -57,17 +51,6 @@ export interface SairController extends Controller {
   /** For tests and the benchmark: the buffer itself. */
   readonly buffer: ExperienceBuffer;
 }
-
-interface PipelineState {
-  guard: GuardState;
-  capacity: CapacityMemory;
-  history: Outcome[];
-  /** Entry rate per tick, for the recurring-load forecast. */
-  rates: RateHistory;
-  pending: { record: DecisionRecord; features: StateFeatures; actionKey: string; reference: Outcome } | null;
-}
-
-const HISTORY = 24;
 
 function policyMetrics(registry: Registry | undefined) {
   const registers = registry ? [registry] : [];
@@ -159,155 +142,80 @@ export function createSairController(deps: SairControllerDeps): SairController {
     let st = states.get(pipeline.id);
     if (!st) {
       const saved = restoredRates[pipeline.id];
-      const rates = saved ? { ...newRateHistory(), times: [...saved.times], rates: [...saved.rates] } : newRateHistory();
-      states.set(pipeline.id, (st = { guard: newGuardState(), capacity: newCapacityMemory(), history: [], rates, pending: null }));
+      states.set(pipeline.id, (st = newPipelineState(saved ? { ...newRateHistory(), times: [...saved.times], rates: [...saved.rates] } : newRateHistory())));
     }
 
-    rememberCapacity(st.capacity, obs);
-    const bn = detectBottleneck(pipeline, obs, st.capacity);
-    const surge = bn.surge ?? 1;
-    if (surge > 1) m.surges.inc({ pipeline: pipeline.id });
-    const outcome = outcomeOf(pipeline, obs);
-    const f = features(bn.stage, bn.pressure, outcome?.p99Ratio ?? null);
-
-    const settle = (state: PipelineState, o: Outcome) => {
-      const pending = state.pending!;
-      const reward = computeReward(o, pending.reference, estimateEpsilon(state.history));
-      // What the guard forced (an emergency, a forecast peak) was no selector's choice: learning it
-      // blamed the share increase that met each burst for the breach the burst itself caused.
-      if (!pending.record.forced) {
-        buffer.add(pipeline.id, {
-          time: now,
-          features: pending.features,
-          actionKey: pending.actionKey,
-          reward: reward.value,
-          outcome: reward.outcome,
-          reference: reward.reference,
-          epsilon: reward.epsilon,
-        });
-      }
-      decisions.reward(pending.record, reward);
-      m.rewards.inc({ value: String(reward.value) });
-      state.pending = null;
-    };
-    // A decision is judged on the first window that lies wholly after it: windows are longer than a
-    // tick (30 s against 15 s by default), and the next one still holds the time before the action.
-    if (st.pending && outcome && now - st.pending.record.time >= obs.windowMs) settle(st, outcome);
-    if (outcome) {
-      st.history.push(outcome);
-      if (st.history.length > HISTORY) st.history.shift();
+    const r = await step(st, obs, { pipeline, settings, now, buffer, bandit, ...(llm ? { llm } : {}), random });
+    for (const c of r.credited) {
+      decisions.reward(c.record, c.reward);
+      m.rewards.inc({ value: String(c.reward.value) });
     }
-    recordNeeds(st.guard, bn, obs, now, settings.cooldowns.stabilizationMs, { sloP99Ms: pipeline.sloP99Ms, p99Budget: settings.p99Budget }, settings.surgeReserve);
-    let anticipation: Anticipation | null = null;
-    if (settings.forecast.enabled && obs.arrivalRate !== null) {
-      recordRate(st.rates, now, obs.arrivalRate);
-      // Against the rate now, surge included: a burst already under way is not due again.
-      anticipation = anticipate(st.rates, now, obs.arrivalRate * surge, { shareMs: settings.forecast.shareLeadMs, replicaMs: settings.forecast.replicaLeadMs });
-      m.forecastPeriod.set({ pipeline: pipeline.id }, anticipation ? anticipation.periodMs / 1000 : 0);
-    }
-
-    // What the guard would only hold is not offered: a selector's tick goes to a change that can happen.
-    const generated = generateCandidates(pipeline, obs, bn, settings.maxStep, st.guard);
-    const { candidates, screened } = screenCandidates(generated, pipeline, obs, bn, st.guard, now, settings, anticipation);
-    const keys = candidates.map((c) => c.key);
-    // The bandit reads only the statistics; experience rows are retrieved for a prompt.
-    const retrieval = llm
-      ? retrieve(buffer, pipeline.id, f, keys, {
-          tokenBudget: settings.promptTokenBudget,
-          contextSampling: settings.exploration.contextSampling,
-          random,
-          rowTokens: experienceRowTokens,
-        })
-      : { stats: buffer.neighbourhood(pipeline.id, f, keys, 0).stats, rows: [] };
-    const prompt = llm
-      ? buildPrompt({ pipeline, obs, bn, candidates, stats: retrieval.stats, rows: retrieval.rows, exposeNames: settings.exposeNames, anticipation })
-      : undefined;
-    const cpuBeforeSelect = process.cpuUsage(cpu0);
-
-    const d = await decide(
-      { pipeline, obs, bn, candidates, stats: retrieval.stats, prompt, now, anticipation },
-      { llm, bandit, settings, random, guardState: st.guard },
-    );
+    if ((r.bn.surge ?? 1) > 1) m.surges.inc({ pipeline: pipeline.id });
+    if (settings.forecast.enabled) m.forecastPeriod.set({ pipeline: pipeline.id }, r.anticipation ? r.anticipation.periodMs / 1000 : 0);
     const t1 = performance.now();
     const cpuThroughSelect = process.cpuUsage(cpu0);
-    const dryRun = settings.dryRun || pipeline.mode === 'DryRun';
-    const applied: ScalingAction[] = [];
-    const notes = [...d.guard];
-    if (screened.length > 0) notes.push(`not offered (the guard would hold them): ${screened.join(', ')}`);
-    if (dryRun) {
-      if (d.applied.length > 0) notes.push('dry run: nothing applied');
+
+    const applied: SourcedAction[] = [];
+    const notes = [...r.record.guard];
+    if (r.record.dryRun) {
+      if (r.actions.length > 0) notes.push('dry run: nothing applied');
     } else {
-      for (const a of d.applied) {
+      for (const a of r.actions) {
+        const { source: _source, ...action } = a;
         try {
-          await deps.cluster.apply(pipeline.id, a);
+          await deps.cluster.apply(pipeline.id, action);
           applied.push(a);
         } catch (err) {
           notes.push(`apply failed: ${errorMessage(err)}`);
-          log.warn({ pipeline: pipeline.id, action: a, err: errorMessage(err) }, 'action not applied');
+          log.warn({ pipeline: pipeline.id, action, err: errorMessage(err) }, 'action not applied');
         }
       }
-      noteApplied(st.guard, obs, applied, now);
     }
     const t2 = performance.now();
     const cpu2 = process.cpuUsage();
+    const shown = r.record.dryRun ? r.actions : applied;
     const record: DecisionRecord = {
+      ...r.record,
       id: `d${(++seq).toString().padStart(6, '0')}-${pipeline.id}`,
-      pipelineId: pipeline.id,
-      time: now,
-      selector: d.selector,
-      promptHash: d.promptHash,
-      tokens: d.tokens,
-      latencyMs: d.latencyMs,
+      applied: shown.map(({ source: _s, ...a }) => a),
+      appliedBy: shown.map((a) => a.source),
+      guard: notes,
+      forced: shown.some((a) => a.source === 'floor'),
       computeMs: 0,
       computeCpuMs: 0,
-      candidates: d.candidates,
-      proposed: d.proposed,
-      applied: dryRun ? d.applied : applied,
-      guard: notes,
-      forced: d.forced,
-      fallbackReason: d.fallbackReason,
-      bottleneck: bn.stage,
-      pressure: bn.pressure.map((p) => (p === null ? null : Math.round(p * 1000) / 1000)),
-      reason: d.reason,
-      forecast: anticipation && { periodMs: anticipation.periodMs, confidence: anticipation.confidence, shareFactor: anticipation.shareFactor, replicaFactor: anticipation.replicaFactor },
-      stateBucket: stateBucket(f),
-      p99Ms: obs.p99Ms,
-      sloP99Ms: pipeline.sloP99Ms,
-      costRate: obs.costRate,
-      dryRun,
-      reward: null,
     };
-    if (outcome) {
-      // Learn under what actually happened: the guard may have changed the choice, a dry run changes nothing.
-      // Holds while a decision waits for its window change nothing and are not judged apart; a new
-      // action judges the waiting one early, on what it has seen, so the two are not mixed up.
-      const actionKey = dryRun ? 'hold' : actionKeyOf(applied, obs.allocation);
-      if (st.pending && actionKey !== 'hold') settle(st, outcome);
-      if (!st.pending) st.pending = { record, features: f, actionKey, reference: outcome };
-    }
+    learn(st, obs, r, record, r.record.dryRun ? [] : applied);
     decisions.record(record);
-    const outcomeLabel = dryRun ? 'dry-run' : applied.length > 0 ? 'applied' : 'held';
-    m.decisions.inc({ selector: d.selector, outcome: outcomeLabel });
-    if (d.fallbackReason) m.fallbacks.inc({ selector: llm ? 'llm' : 'bandit' });
-    if (d.selector === 'llm') m.llmLatency.observe(d.latencyMs / 1000);
-    if (d.tokens) {
-      m.llmTokens.inc({ kind: 'prompt' }, d.tokens.prompt);
-      m.llmTokens.inc({ kind: 'completion' }, d.tokens.completion);
+    const outcomeLabel = record.dryRun ? 'dry-run' : applied.length > 0 ? 'applied' : 'held';
+    m.decisions.inc({ selector: record.selector, outcome: outcomeLabel });
+    if (record.fallbackReason) m.fallbacks.inc({ selector: llm ? 'llm' : 'bandit' });
+    if (record.selector === 'llm') m.llmLatency.observe(record.latencyMs / 1000);
+    if (record.tokens) {
+      m.llmTokens.inc({ kind: 'prompt' }, record.tokens.prompt);
+      m.llmTokens.inc({ kind: 'completion' }, record.tokens.completion);
     }
     m.experiences.set(buffer.size);
     m.bytes.set(buffer.bytes);
     // Compute only: the LLM call and cluster I/O are excluded; the bandit's choice is compute and stays in.
-    record.computeMs = t1 - t0 - (llm ? d.latencyMs : 0) + (performance.now() - t2);
+    record.computeMs = t1 - t0 - (llm ? record.latencyMs : 0) + (performance.now() - t2);
     const cpuAfter = process.cpuUsage(cpu2);
-    const cpuSelect = llm ? cpuBeforeSelect : cpuThroughSelect;
-    record.computeCpuMs = (cpuSelect.user + cpuSelect.system + cpuAfter.user + cpuAfter.system) / 1000;
+    record.computeCpuMs = (cpuThroughSelect.user + cpuThroughSelect.system + cpuAfter.user + cpuAfter.system) / 1000;
     m.tick.observe(record.computeMs / 1000);
     log.info(
-      { pipeline: pipeline.id, decision: record.id, selector: d.selector, proposed: d.proposed, applied: record.applied, bottleneck: bn.stage, fallback: d.fallbackReason ?? undefined },
+      {
+        pipeline: pipeline.id,
+        decision: record.id,
+        selector: record.selector,
+        proposed: record.proposed,
+        applied: record.applied,
+        by: record.appliedBy,
+        bottleneck: record.bottleneck,
+        fallback: record.fallbackReason ?? undefined,
+      },
       'decision',
     );
 
-    const report: TickReport = { pipelineId: pipeline.id, time: now, actions: record.applied, bottleneck: bn.stage, reason: d.reason };
+    const report: TickReport = { pipelineId: pipeline.id, time: now, actions: record.applied, bottleneck: record.bottleneck, reason: record.reason };
     try {
       await deps.cluster.report(pipeline.id, report);
     } catch (err) {

@@ -1,10 +1,10 @@
 // THE one wrapper around every selector: ε-exploration, a deadline, validation of the answer
-// against the candidates, the fallback chain LLM -> bandit -> hold, and the guardrails. No
-// selector's choice reaches the cluster any other way.
+// against the candidates, and the fallback chain LLM -> bandit -> hold. No selector's choice
+// reaches the decision step any other way; the step then lifts it to the floors and normalizes it.
 import { performance } from 'node:perf_hooks';
 import type { BottleneckResult } from './bottleneck.js';
 import type { Anticipation } from './forecast.js';
-import { guard, sloBreached, type GuardState } from './guard.js';
+import { sloBreached } from './normalize.js';
 import type { PipelineObservation, PipelineSpec } from '../core/ports.js';
 import type { Prompt } from './prompt.js';
 import type { PolicySettings } from './settings.js';
@@ -26,15 +26,14 @@ export interface DecideDeps {
   /** Tried first when present. */
   llm?: Selector;
   bandit: Selector;
-  settings: Pick<PolicySettings, 'cooldowns' | 'maxStep' | 'exploration' | 'decisionDeadlineMs'>;
+  settings: Pick<PolicySettings, 'exploration' | 'decisionDeadlineMs'>;
   random: () => number;
-  guardState: GuardState;
 }
 
-export type Decision = Pick<
-  DecisionRecord,
-  'selector' | 'promptHash' | 'tokens' | 'latencyMs' | 'candidates' | 'proposed' | 'applied' | 'guard' | 'forced' | 'fallbackReason' | 'reason'
->;
+export type Decision = Pick<DecisionRecord, 'selector' | 'promptHash' | 'tokens' | 'latencyMs' | 'candidates' | 'proposed' | 'fallbackReason' | 'reason'> & {
+  /** The candidate chosen (hold when no selector produced a valid choice). */
+  chosen: Candidate;
+};
 
 const HOLD_REASON = 'hold: no selector produced a valid choice';
 
@@ -66,6 +65,7 @@ async function withDeadline(selector: Selector, input: DecideInput, deadlineMs: 
 
 export async function decide(input: DecideInput, deps: DecideDeps): Promise<Decision> {
   const started = performance.now();
+  // Where a floor binds, hold is not offered; the last resort is then the floors alone.
   const hold = input.candidates.find((c) => c.key === 'hold') ?? { id: 'hold', key: 'hold', actions: [], describe: 'hold', prior: 0 };
   let chosen: Candidate = hold;
   let selector: DecisionRecord['selector'] = 'hold';
@@ -97,18 +97,14 @@ export async function decide(input: DecideInput, deps: DecideDeps): Promise<Deci
     }
   }
   const latencyMs = performance.now() - started;
-  const guarded = guard(input.pipeline, input.obs, input.bn, chosen.actions, deps.guardState, input.now, deps.settings, input.anticipation ?? null);
-  deps.guardState.rebalance = guarded.rebalance;
   return {
+    chosen,
     selector,
     promptHash: input.prompt?.hash ?? null,
     tokens,
     latencyMs,
     candidates: input.candidates.map((c) => c.id),
     proposed: chosen.id,
-    applied: guarded.actions,
-    guard: guarded.notes,
-    forced: guarded.forced,
     fallbackReason: failures.length > 0 ? failures.join('; ') : null,
     reason,
   };

@@ -1,9 +1,10 @@
-// Screening of the candidates against the guard: a change that only gives capacity back and that
-// the guard would hold anyway is no choice, so no selector is offered it. Pure, like the guard it
-// runs: the state the guard would store (its result's rebalance) is dropped.
+// Screening of the candidates against the normalizer: a change that only gives capacity back and
+// that the normalizer would turn into what it does for hold is no choice, so no selector is offered
+// it. Pure, like the normalizer it runs.
 import type { BottleneckResult } from './bottleneck.js';
+import { liftToFloors, type Floor } from './floors.js';
 import type { Anticipation } from './forecast.js';
-import { guard, type GuardSettings, type GuardState } from './guard.js';
+import { normalize, type NormalizeSettings, type WindowState } from './normalize.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction } from '../core/ports.js';
 import type { Candidate } from './types.js';
 
@@ -23,26 +24,27 @@ const appliedKey = (actions: readonly ScalingAction[]): string =>
     .join(',');
 
 /**
- * The candidates left once those that only give capacity back and that the guard would turn into
+ * The candidates left once those that only give capacity back and that the normalizer would turn into
  * exactly what it does for hold (a trim in its cooldown or stabilized where the stage is, a GPU cut
  * the window's peak forbids) are screened out: such a candidate is no choice, and offering it let
  * the bandit spend tick after tick on it (video-multiframe burst: a blocked replica trim was
  * proposed for ten minutes while a frame-model share of 100 % at 0.15 of its capacity was never
- * cut). Changes that add capacity stay whatever the guard would do with them: screening them
- * during an emergency leaves only the ones larger than the emergency's own. Hold always stays.
+ * cut). Changes that add capacity stay whatever the normalizer would do with them: screening them
+ * during an emergency leaves only the ones larger than the floors. Hold always stays.
  */
 export function screenCandidates(
   candidates: readonly Candidate[],
   pipeline: PipelineSpec,
   obs: PipelineObservation,
   bn: BottleneckResult,
-  state: GuardState,
+  floors: readonly Floor[],
+  state: WindowState,
   now: number,
-  settings: GuardSettings,
+  settings: NormalizeSettings,
   anticipation: Anticipation | null = null,
 ): { candidates: Candidate[]; screened: string[] } {
   const dry = (actions: readonly ScalingAction[]) =>
-    appliedKey(guard(pipeline, obs, bn, actions, state, now, settings, anticipation).actions);
+    appliedKey(normalize(pipeline, obs, bn, liftToFloors(actions, floors, obs), state, now, settings, anticipation).actions);
   let asHold: string | undefined;
   const kept: Candidate[] = [];
   const screened: string[] = [];

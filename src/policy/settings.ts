@@ -25,8 +25,8 @@ export const policySettingsSchema = z.object({
       temperature: z.number().min(0).max(2).default(0.2),
       /** Fraction of retrieved experiences dropped at random from each prompt. */
       contextSampling: z.number().min(0).max(0.9).default(0.1),
-      /** How many experiences the bandit counts a candidate's prior as (1e6: priors only, nothing learned). */
-      priorWeight: z.number().min(0).max(1e6).default(100),
+      /** How many experiences the bandit counts a candidate's prior as: a few, so a few dozen experiences override it. */
+      priorWeight: z.number().min(0).max(1e6).default(4),
     })
     .prefault({}),
   buffer: z
@@ -35,6 +35,19 @@ export const policySettingsSchema = z.object({
       maxBytes: z.number().int().min(1024).default(32 * 1024 * 1024),
     })
     .prefault({}),
+  /**
+   * Learn from experience: credit decisions, remember them, read the memory when choosing, and move
+   * the operating point. Off: the priors and the floors alone decide (the ablation).
+   */
+  learning: z.boolean().default(true),
+  /**
+   * How many observation windows after a decision its cost and SLO violations are credited to it:
+   * long enough for a cold start (1-3 minutes at 30 s windows) to pay off, short enough that the
+   * next decisions do not dominate.
+   */
+  creditHorizonWindows: z.number().int().min(1).max(40).default(6),
+  /** Which similar experiences every selector reads first: the most surprising (default), the most recent, or a random draw. */
+  retrieval: z.enum(['surprisal', 'recency', 'random']).default('surprisal'),
   /** Rough token budget (4 characters per token) for the variable part of a prompt. */
   promptTokenBudget: z.number().int().min(200).max(100_000).default(2_500),
   cooldowns: z
@@ -64,13 +77,13 @@ export const policySettingsSchema = z.object({
   surge: z.boolean().default(true),
   /**
    * How much of the SLO a GPU cut may take P99 to: where P99 leaves that much room, GPU shares are
-   * cut past the usual 0.4 of full-batch capacity (guard.ts gpuCutLimit). 0 keeps every cut at 0.4.
+   * cut past the usual 0.4 of full-batch capacity (normalize.ts gpuCutLimit). 0 keeps every cut at 0.4.
    */
   p99Budget: z.number().min(0).max(1).default(0),
   /**
    * The surge a GPU stage must be able to meet by raising shares alone, as a multiple of its load:
    * it keeps that many times its load in replicas at a whole GPU, each at a smaller share
-   * (guard.ts surgeReserveReplicas). 0 (the default) keeps none.
+   * (normalize.ts surgeReserveReplicas). 0 (the default) keeps none.
    */
   surgeReserve: z.number().min(0).max(10).default(0),
   /** Largest replica change of one stage in one tick. */
@@ -156,7 +169,28 @@ export const policyConfigSpec = {
     flag: '--bandit-prior-weight',
     form: 'a number from 0 to 1000000',
     help: 'experiences a candidate\'s prior is worth to the bandit',
-    schema: z.coerce.number().min(0).max(1e6).default(100),
+    schema: z.coerce.number().min(0).max(1e6).default(4),
+  },
+  learning: {
+    env: 'SAIR_POLICY_LEARNING',
+    flag: '--learning',
+    form: 'true or false',
+    help: 'learn from experience (false: priors and floors alone decide)',
+    schema: fields.boolean(true),
+  },
+  creditHorizonWindows: {
+    env: 'SAIR_CREDIT_HORIZON_WINDOWS',
+    flag: '--credit-horizon-windows',
+    form: 'an integer from 1 to 40',
+    help: 'observation windows after a decision whose cost and SLO violations are credited to it',
+    schema: z.coerce.number().int().min(1).max(40).default(6),
+  },
+  retrieval: {
+    env: 'SAIR_POLICY_RETRIEVAL',
+    flag: '--retrieval',
+    form: 'surprisal, recency or random',
+    help: 'which similar experiences every selector reads first',
+    schema: z.enum(['surprisal', 'recency', 'random']).default('surprisal'),
   },
   bufferMaxEntries: {
     env: 'SAIR_BUFFER_MAX_ENTRIES',
@@ -287,6 +321,9 @@ export function settingsFromConfig(cfg: PolicyConfig): PolicySettings {
     llm,
     exploration: { epsilon: cfg.epsilon, temperature: cfg.temperature, contextSampling: cfg.contextSampling, priorWeight: cfg.priorWeight },
     buffer: { maxEntries: cfg.bufferMaxEntries, maxBytes: cfg.bufferMaxBytes },
+    learning: cfg.learning,
+    creditHorizonWindows: cfg.creditHorizonWindows,
+    retrieval: cfg.retrieval,
     promptTokenBudget: cfg.promptTokenBudget,
     cooldowns: { scaleUpMs: cfg.scaleUpCooldownMs, scaleDownMs: cfg.scaleDownCooldownMs, stabilizationMs: cfg.stabilizationMs },
     forecast: { enabled: cfg.forecast, shareLeadMs: cfg.forecastShareLeadMs, replicaLeadMs: cfg.forecastReplicaLeadMs },

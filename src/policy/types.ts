@@ -28,6 +28,12 @@ export interface Outcome {
 
 export type RewardValue = -1 | 0 | 1;
 
+/** Who produced an applied change: the selector's choice (possibly cut short by the normalizer), or a floor. */
+export type ActionSource = 'selector' | 'floor';
+
+/** A change with who produced it. */
+export type SourcedAction = Exclude<ScalingAction, { kind: 'hold' }> & { source: ActionSource };
+
 export interface Reward {
   value: RewardValue;
   /** Why: "dominates", "dominated", "slo-breach", "incomparable". */
@@ -87,16 +93,21 @@ export interface DecisionRecord {
   computeCpuMs: number;
   candidates: string[];
   proposed: string;
-  /** Actions after the guard; [] is hold. */
+  /** Actions after the floors and the normalizer; [] is hold. */
   applied: ScalingAction[];
-  /** Guard notes: "stage 1 cooldown", "emergency scale-up", ... */
+  /** Per applied action, who produced it: the selector (its size may be the normalizer's clamp) or a floor. */
+  appliedBy: ActionSource[];
+  /** The floors this tick did not already meet (an SLO emergency, saturation, a forecast peak, the surge reserve). */
+  floors: string[];
+  /** Normalizer notes: "stage 1 cooldown", "scale-down stabilized at 3", ... and what was not offered. */
   guard: string[];
   /**
-   * Whether the guard applied an action of its own (an SLO emergency, saturation, a forecast peak or
-   * the surge reserve): then what was applied was not a selector's choice, and its reward is logged
-   * but not learned.
+   * Whether a floor produced an applied change: then what was applied was not only the selector's
+   * choice, and its credit is logged but not learned.
    */
   forced: boolean;
+  /** The operating point's multiplier of the load targets in force (1: the defaults). */
+  operatingPoint: number;
   /** Why the preferred selector did not decide, when it did not. */
   fallbackReason: string | null;
   bottleneck: number | null;
@@ -110,6 +121,6 @@ export interface DecisionRecord {
   sloP99Ms: number;
   costRate: number;
   dryRun: boolean;
-  /** Filled one tick later, when the outcome of this decision is measured. */
+  /** Filled when the decision's horizon has passed and its return is measured. */
   reward: Reward | null;
 }

@@ -43,9 +43,11 @@ export async function runMatrix(opts: MatrixOptions): Promise<RunResult[]> {
             ...(opts.windowMs !== undefined ? { windowMs: opts.windowMs } : {}),
             onProgress: (f) => opts.onProgress?.(done + f, total, label),
           });
-          results.push(r);
+          // Named as asked: two variants of one controller (say, learning on and off) stay apart.
+          const named = r.controller === controller ? r : { ...r, controller };
+          results.push(named);
           opts.onProgress?.(results.length, total, label);
-          opts.onRun?.(r);
+          opts.onRun?.(named);
         }
       }
     }

@@ -124,6 +124,8 @@ function startPolicy(extra: string[]): SairProcess {
       '--port', '0',
       '--host', '127.0.0.1',
       '--snapshot-interval-ms', '1000',
+      // The test runs for minutes, not hours: each decision is credited one window after it.
+      '--credit-horizon-windows', '1',
       // Determinism: no ε-random picks, and the test's 5 s ticks may act on consecutive ticks.
       '--exploration-epsilon', '0',
       '--scale-up-cooldown-ms', '0',
@@ -433,9 +435,17 @@ describe('every part together', () => {
   }, 90_000);
 
   it('fault: the policy server restarts and its experience buffer comes back from the snapshot', async () => {
-    const metrics = await getText(`${url}/metrics`);
-    const cells = Number(/^sair_policy_buffer_cells(?:\{[^}]*\})? (\S+)$/m.exec(metrics)?.[1]);
-    expect(cells).toBeGreaterThan(0);
+    // A decision joins the memory once the window after it has been measured (one window here).
+    const cells = await eventually(
+      async () => {
+        const metrics = await getText(`${url}/metrics`);
+        const n = Number(/^sair_policy_buffer_cells(?:\{[^}]*\})? (\S+)$/m.exec(metrics)?.[1]);
+        return n > 0 ? n : undefined;
+      },
+      60_000,
+      'a credited decision in the experience buffer',
+      500,
+    );
     expect(await policy.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(existsSync(paths.snapshot())).toBe(true);
 
@@ -444,7 +454,7 @@ describe('every part together', () => {
     url = await policyUrl(policy);
     const restored = await policy.waitForLog((l) => l.msg === 'experience snapshot restored', 30_000, 'the snapshot restore');
     expect(restored['cells']).toBe(cells);
-  }, 90_000);
+  }, 150_000);
 
   it('fault: the LLM endpoint fails; decisions fall back and none is unsafe', async () => {
     const healthy = await eventually(async () => (await decisions(url)).find((d) => d.selector === 'llm'), 30_000, 'a decision by the LLM', 200);

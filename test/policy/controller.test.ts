@@ -69,33 +69,46 @@ describe('SAIR controller tick', () => {
     expect(text).toMatch(/sair_policy_tick_compute_seconds_count 1/);
   });
 
-  /** A tick on `before`, then one a window later on `after`: the controller and its first decision, now rewarded. */
-  async function rewardedAfter(before: PipelineObservation, after: PipelineObservation) {
+  /**
+   * A tick on `before`, then ticks every 15 s on `after` until the first decision's horizon has
+   * passed and it is credited: the controller, that first decision, and the buffer right then.
+   */
+  async function creditedAfter(before: PipelineObservation, after: PipelineObservation) {
     let obs = before;
     const w = world(() => obs);
     const c = createSairController({ ...w, config: settings() });
     await c.tick(pipeline());
-    w.clock.advance(30_000);
     obs = after;
-    await c.tick(pipeline());
-    const [, first] = c.recentDecisions(2);
-    return { c, first };
+    for (let k = 0; k < 40; k++) {
+      w.clock.advance(15_000);
+      await c.tick(pipeline());
+      const first = c.recentDecisions(100).at(-1)!;
+      if (first.reward) return { c, first, ticks: k + 1, buffer: c.bufferStats() };
+    }
+    throw new Error('the first decision was never credited');
   }
 
-  it('rewards the previous decision on the next tick and remembers what a selector chose', async () => {
-    const { c, first } = await rewardedAfter(calm(), { ...calm(), p99Ms: 150 });
-    expect(first!.forced).toBe(false);
-    expect(first!.reward).toMatchObject({ reference: { p99Ratio: 0.4, costRate: 1.2 }, outcome: { p99Ratio: 0.3, costRate: 1.2 } });
-    expect(c.bufferStats()).toMatchObject({ cells: 1, experiences: 1 });
+  it('credits a decision with the mean outcome of the windows after it, and remembers what a selector chose', async () => {
+    const { first, ticks, buffer } = await creditedAfter(calm(), { ...calm(), p99Ms: 150 });
+    // Six 30 s windows after the decision, at 15 s ticks.
+    expect(ticks).toBe(12);
+    expect(first.forced).toBe(false);
+    expect(first.appliedBy.every((s) => s === 'selector')).toBe(true);
+    // The first decision in its kind of state has nothing to be compared with: its own mean is the reference.
+    expect(first.reward!.value).toBe(0);
+    expect(first.reward!.outcome.p99Ratio).toBeCloseTo(0.3);
+    expect(first.reward!.outcome.costRate).toBeCloseTo(1.2);
+    expect(buffer).toMatchObject({ cells: 1, experiences: 1 });
   });
 
-  it('logs the reward of what the guard forced on a breach but does not learn it', async () => {
-    const { c, first } = await rewardedAfter(hot(), calm());
-    expect(first!.forced).toBe(true);
-    expect(first!.guard.join()).toMatch(/emergency/);
-    // P99 fell under the SLO but cost rose beyond ε: a trade-off, 0, with both raw vectors kept.
-    expect(first!.reward).toMatchObject({ value: 0, reference: { p99Ratio: 1.8, costRate: 1 }, outcome: { p99Ratio: 0.4, costRate: 1.2 } });
-    expect(c.bufferStats()).toMatchObject({ cells: 0, experiences: 0 });
+  it('logs the credit of what a floor produced on a breach but does not learn it', async () => {
+    const { first, buffer } = await creditedAfter(hot(), calm());
+    expect(first.forced).toBe(true);
+    expect(first.appliedBy).toContain('floor');
+    expect(first.floors.join()).toMatch(/SLO breach/);
+    expect(first.reward!.outcome.p99Ratio).toBeCloseTo(0.4);
+    expect(first.reward!.outcome.costRate).toBeCloseTo(1.2);
+    expect(buffer).toMatchObject({ cells: 0, experiences: 0 });
   });
 
   it('changes nothing in dry-run mode (settings or the pipeline) but still reports', async () => {
@@ -115,7 +128,7 @@ describe('SAIR controller tick', () => {
     }
   });
 
-  it('does not offer the selector a trim the guard would hold, and names it in the decision', async () => {
+  it('does not offer the selector a trim the normalizer would hold, and names it in the decision', async () => {
     let obs = hot();
     const w = world(() => obs);
     const c = createSairController({ ...w, config: settings() });
@@ -128,7 +141,7 @@ describe('SAIR controller tick', () => {
     expect(d!.candidates).not.toContain('s1-1');
     expect(d!.candidates).toContain('hold');
     expect(d!.candidates).toContain(d!.proposed);
-    expect(d!.guard.find((n) => n.startsWith('not offered'))).toMatch(/^not offered \(the guard would hold them\): .*s1-1/);
+    expect(d!.guard.find((n) => n.startsWith('not offered'))).toMatch(/^not offered \(the normalizer would hold them\): .*s1-1/);
   });
 
   it('holds when metrics are missing', async () => {

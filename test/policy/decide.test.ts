@@ -3,7 +3,6 @@
 import { detectBottleneck } from '../../src/policy/bottleneck.js';
 import { generateCandidates } from '../../src/policy/candidates.js';
 import { decide } from '../../src/policy/decide.js';
-import { newGuardState, recordNeeds } from '../../src/policy/guard.js';
 import { seededRandom } from '../../src/policy/random.js';
 import { createBanditSelector } from '../../src/policy/selectors/bandit.js';
 import { policySettings } from '../../src/policy/settings.js';
@@ -33,7 +32,7 @@ describe('decide', () => {
     for (let i = 0; i < 200; i++) {
       const d = await decide(
         { pipeline: spec, obs, bn, candidates, stats: new Map(), now: 1_000_000 },
-        { bandit: createBanditSelector({ exploration: 0.2, random }), settings, random, guardState: newGuardState() },
+        { bandit: createBanditSelector({ exploration: 0.2, random }), settings, random },
       );
       expect(d.selector).toBe('explore');
       seen.add(d.proposed);
@@ -41,12 +40,12 @@ describe('decide', () => {
     expect([...seen].every((id) => plausible.has(id))).toBe(true);
   }, 10_000);
 
-  it('stores the guard state the guard returns: a surge reserve added now is spread once its replicas are ready', async () => {
+  it('falls back to hold, naming why, when no selector answers with a candidate', async () => {
     const settings = policySettings({ exploration: { epsilon: 0 } });
-    const deps = { bandit: createBanditSelector({ exploration: 0.2, random: seededRandom(1) }), settings, random: seededRandom(1), guardState: newGuardState() };
-    for (let t = 940_000; t <= 1_000_000; t += 15_000) recordNeeds(deps.guardState, bn, obs, t, settings.cooldowns.stabilizationMs, null, 10);
-    const add = await decide({ pipeline: spec, obs, bn, candidates, stats: new Map(), now: 1_000_000 }, deps);
-    expect(add.guard.some((n) => n.startsWith('surge reserve: stage 1 to'))).toBe(true);
-    expect(deps.guardState.rebalance.get(1)).toEqual({ units: 1.5, gpuCores: 50 });
+    const broken = { name: 'bandit' as const, choose: async () => ({ candidateId: 'nope', reason: '' }) };
+    const d = await decide({ pipeline: spec, obs, bn, candidates, stats: new Map(), now: 1_000_000 }, { bandit: broken, settings, random: seededRandom(1) });
+    expect(d.selector).toBe('hold');
+    expect(d.chosen.key).toBe('hold');
+    expect(d.fallbackReason).toMatch(/invalid-action: "nope" is not a candidate/);
   });
 });

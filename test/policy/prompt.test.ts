@@ -105,6 +105,24 @@ describe('retrieval', () => {
     expect(retrieve(b, 'ml/demo', f, ['hold', 's1+1'], opts(1)).rows).toEqual(thinned);
   });
 
+  it('gives every selector the statistics of the rows it retrieved, so the order of retrieval matters', () => {
+    const b = filledBuffer(800);
+    const keys = ['hold', 's1+1', 's1-1', 's0+1'];
+    const byMode = (mode: 'surprisal' | 'recency' | 'random') =>
+      retrieve(b, 'ml/demo', f, keys, { tokenBudget: 400, contextSampling: 0, random: seededRandom(1), rowTokens: experienceRowTokens, mode });
+    for (const mode of ['surprisal', 'recency', 'random'] as const) {
+      const r = byMode(mode);
+      // The statistics count exactly the retrieved rows (each weighted by its similarity, at most 1).
+      const n = [...r.stats.values()].reduce((x, st) => x + st.n, 0);
+      expect(n).toBeGreaterThan(0);
+      expect(n).toBeLessThanOrEqual(r.rows.length + 1e-9);
+      expect(new Set(r.stats.keys())).toEqual(new Set(r.rows.map((e) => e.actionKey)));
+    }
+    const recent = byMode('recency').rows;
+    expect(recent.map((e) => e.time)).toEqual([...recent.map((e) => e.time)].sort((x, y) => y - x));
+    expect(byMode('random').rows).not.toEqual(byMode('surprisal').rows);
+  });
+
   it('estimates tokens at about four characters each', () => {
     expect(estimateTokens('abcdefgh')).toBe(2);
   });

@@ -1,6 +1,7 @@
 import { detectBottleneck } from '../../src/policy/bottleneck.js';
 import { generateCandidates } from '../../src/policy/candidates.js';
-import { guard, newGuardState, noteApplied, recordNeeds } from '../../src/policy/guard.js';
+import { computeFloors, liftToFloors, type Floor } from '../../src/policy/floors.js';
+import { newWindowState as newGuardState, normalize, noteApplied, recordNeeds, sloBreached } from '../../src/policy/normalize.js';
 import type { PipelineObservation } from '../../src/core/ports.js';
 import { screenCandidates } from '../../src/policy/screen.js';
 import { policySettings } from '../../src/policy/settings.js';
@@ -17,11 +18,12 @@ describe('screenCandidates', () => {
   const screen = (obs: PipelineObservation, state: ReturnType<typeof newGuardState>, now: number) => {
     const bn = detectBottleneck(spec, obs);
     recordNeeds(state, bn, obs, now, settings.cooldowns.stabilizationMs);
+    const floors: Floor[] = computeFloors(spec, obs, bn, state, { breach: sloBreached(spec, obs), anticipation: null });
     const all = generateCandidates(spec, obs, bn, settings.maxStep, state);
-    return { all, bn, ...screenCandidates(all, spec, obs, bn, state, now, settings) };
+    return { all, bn, floors, ...screenCandidates(all, spec, obs, bn, floors, state, now, settings) };
   };
 
-  it('does not offer a trim the guard would hold, and offers it again once the guard would let it through', () => {
+  it('does not offer a trim the normalizer would hold, and offers it again once it would let it through', () => {
     const state = newGuardState();
     // A burst needed 6 replicas of stage 1; they are there and now idle.
     screen(calm({ arrival: 120, replicas: 6 }), state, 1_000_000);
@@ -31,9 +33,9 @@ describe('screenCandidates', () => {
     const stage1Trims = during.all.filter((c) => /^s1(-\d|:gpu[-=])/.test(c.id)).map((c) => c.id);
     expect(stage1Trims.length).toBeGreaterThan(0);
     expect(during.screened).toEqual(expect.arrayContaining(stage1Trims));
-    // Screened is exactly what the guard would hold: each screened candidate, run, changes nothing;
-    // each trim still offered changes something.
-    const applied = (id: string) => guard(spec, idle, during.bn, during.all.find((x) => x.id === id)!.actions, state, 1_200_000, settings).actions;
+    // Screened is exactly what the normalizer would hold: each screened candidate, run, changes
+    // nothing; each trim still offered changes something.
+    const applied = (id: string) => normalize(spec, idle, during.bn, liftToFloors(during.all.find((x) => x.id === id)!.actions, during.floors, idle), state, 1_200_000, settings).actions;
     for (const id of during.screened) expect(applied(id)).toEqual([]);
     for (const c of during.candidates.filter((x) => x.id !== 'hold' && /-|:gpu=/.test(x.id))) expect(applied(c.id)).not.toEqual([]);
     // Hold and every change that adds capacity stay offered.
@@ -45,17 +47,12 @@ describe('screenCandidates', () => {
     expect(later.screened).not.toContain('s1-1');
   });
 
-  it('leaves the guard state as it was: a surge reserve\'s pending spread is still there for the real guard', () => {
+  it('leaves the window state as it was', () => {
     const state = newGuardState();
-    const ready = calm({ replicas: 4, gpuCores: 50 });
-    // The reserve added replicas at 50 %; they are ready, so this tick's guard spreads 1.0 GPU over them.
-    state.rebalance.set(1, { units: 1.0, gpuCores: 50 });
-    screen(ready, state, 1_000_000);
-    expect(state.rebalance.get(1)).toEqual({ units: 1.0, gpuCores: 50 });
-    const bn = detectBottleneck(spec, ready);
-    const spread = guard(spec, ready, bn, [], state, 1_000_000, settings);
-    expect(spread.actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 30 }]);
-    expect(spread.rebalance.size).toBe(0);
+    screen(calm({ arrival: 120, replicas: 6 }), state, 1_000_000);
+    const before = JSON.stringify([...state.lastChange, ...state.lastUp, state.cutLimits, state.reserves]);
+    screen(calm({ replicas: 6 }), state, 1_015_000);
+    expect(JSON.stringify([...state.lastChange, ...state.lastUp, state.cutLimits, state.reserves])).toBe(before);
   });
 
   it('keeps scale-ups in their cooldown and during an emergency', () => {
@@ -66,7 +63,7 @@ describe('screenCandidates', () => {
     );
     noteApplied(state, hot, [{ kind: 'replicas', stage: 1, replicas: 3 }], 999_000);
     const r = screen(hot, state, 1_000_000);
-    // A breach: the guard holds every trim, and would meet the smaller scale-ups with its own emergency.
+    // A breach: the normalizer holds every trim, and the floors meet the smaller scale-ups.
     expect(r.candidates.filter((c) => c.id !== 'hold').every((c) => c.actions.every((a) => a.kind !== 'hold' && (a.kind === 'replicas' ? a.replicas >= hot.allocation[a.stage]!.replicas : a.gpuCores >= hot.allocation[a.stage]!.gpuCores!)))).toBe(true);
     expect(r.candidates.length).toBe(r.all.length - r.screened.length);
     expect(r.all.filter((c) => /\+/.test(c.id)).every((c) => r.candidates.includes(c))).toBe(true);

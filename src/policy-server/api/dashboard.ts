@@ -40,7 +40,7 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
   <div id="pipelines"><p class="empty">Waiting for the first tick…</p></div>
   <section class="pipeline">
     <h2>Recent decisions</h2>
-    <table data-testid="decisions"><thead><tr><th>time</th><th>pipeline</th><th>selector</th><th>applied</th><th>bottleneck</th><th>reason</th></tr></thead><tbody id="decisions"></tbody></table>
+    <table data-testid="decisions"><thead><tr><th>time</th><th>pipeline</th><th>selector</th><th>applied ([floor]: a safety floor's, else the selector's)</th><th>bottleneck</th><th>reason</th></tr></thead><tbody id="decisions"></tbody></table>
   </section>
 </main>
 <script>
@@ -165,7 +165,7 @@ async function refresh() {
     if (data.invalid && data.invalid.length) html += '<section class="pipeline"><h2>Refused pipelines</h2>' + data.invalid.map(function (i) { return '<p class="error">' + esc(i.id) + ": " + esc(i.error) + "</p>"; }).join("") + "</section>";
     document.getElementById("pipelines").innerHTML = html || '<p class="empty">No pipelines yet. Label a namespace sair.dev/enabled=true and create an InferencePipeline or an HPA.</p>';
     document.getElementById("decisions").innerHTML = dec.decisions.map(function (d) {
-      var applied = d.applied.length ? d.applied.map(function (a) { return a.kind === "replicas" ? "s" + a.stage + " replicas " + a.replicas : "s" + a.stage + " gpu " + a.gpuCores + "%"; }).join(", ") : "hold";
+      var applied = d.applied.length ? d.applied.map(function (a, i) { return (a.kind === "replicas" ? "s" + a.stage + " replicas " + a.replicas : "s" + a.stage + " gpu " + a.gpuCores + "%") + (d.appliedBy && d.appliedBy[i] === "floor" ? " [floor]" : ""); }).join(", ") : "hold";
       return "<tr><td>" + esc(clock(d.time)) + "</td><td>" + esc(d.pipelineId) + "</td><td>" + esc(d.selector) + (d.fallbackReason ? " (" + esc(d.fallbackReason) + ")" : "") + "</td><td>" + esc((d.dryRun ? "dry-run: " : "") + applied) + "</td><td>" + esc(d.bottleneck === null ? "–" : "s" + d.bottleneck) + "</td><td>" + esc(d.reason) + "</td></tr>";
     }).join("");
     document.body.setAttribute("data-updated", String(Date.now()));

@@ -3,7 +3,6 @@
 import { decide } from '../../../src/policy/decide.js';
 import { detectBottleneck } from '../../../src/policy/bottleneck.js';
 import { generateCandidates } from '../../../src/policy/candidates.js';
-import { newGuardState } from '../../../src/policy/guard.js';
 import { buildPrompt } from '../../../src/policy/prompt.js';
 import { seededRandom } from '../../../src/policy/random.js';
 import { createBanditSelector } from '../../../src/policy/selectors/bandit.js';
@@ -41,7 +40,7 @@ function selector(maxRetries = 0, timeoutMs = 400) {
 async function run(maxRetries = 0) {
   return decide(
     { pipeline: spec, obs, bn, candidates, stats: new Map(), prompt, now: 0 },
-    { llm: selector(maxRetries), bandit: createBanditSelector({ exploration: 0.2, random: seededRandom(1) }), settings, random: seededRandom(2), guardState: newGuardState() },
+    { llm: selector(maxRetries), bandit: createBanditSelector({ exploration: 0.2, random: seededRandom(1) }), settings, random: seededRandom(2) },
   );
 }
 
@@ -84,7 +83,7 @@ describe('LLM selector on the scripted OpenAI-compatible server', () => {
     expect(d.selector).toBe('bandit');
     expect(d.fallbackReason).toMatch(why);
     expect(candidates.map((c) => c.id)).toContain(d.proposed);
-    for (const a of d.applied) expect(a.kind === 'hold' || (a.stage >= 0 && a.stage < spec.stages.length)).toBe(true);
+    for (const a of d.chosen.actions) expect(a.kind === 'hold' || (a.stage >= 0 && a.stage < spec.stages.length)).toBe(true);
   }, 10_000);
 
   it('retries once when configured and then succeeds', async () => {
@@ -99,13 +98,12 @@ describe('LLM selector on the scripted OpenAI-compatible server', () => {
     const failing = { name: 'bandit' as const, choose: async () => Promise.reject(new Error('stats unavailable')) };
     const d = await decide(
       { pipeline: spec, obs, bn, candidates, stats: new Map(), prompt, now: 0 },
-      { llm: selector(), bandit: failing, settings, random: seededRandom(2), guardState: newGuardState() },
+      { llm: selector(), bandit: failing, settings, random: seededRandom(2) },
     );
     expect(d.selector).toBe('hold');
     expect(d.proposed).toBe('hold');
-    // The hold still goes through the guard, which relieves the saturated stage on its own.
-    expect(d.applied).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 90 }]);
-    expect(d.guard).toContain('saturation: emergency GPU share of stage 1 to 90%');
+    // The hold is then lifted to the floors by the step (test/policy/step.test.ts).
+    expect(d.chosen.actions).toEqual([]);
     expect(d.fallbackReason).toMatch(/llm: server-error.*bandit: stats unavailable/);
   });
 
@@ -118,7 +116,6 @@ describe('LLM selector on the scripted OpenAI-compatible server', () => {
         bandit: createBanditSelector({ exploration: 0.2, random: seededRandom(1) }),
         settings: { ...settings, decisionDeadlineMs: 200 },
         random: seededRandom(2),
-        guardState: newGuardState(),
       },
     );
     expect(d.selector).toBe('bandit');

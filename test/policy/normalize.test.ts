@@ -1,9 +1,36 @@
+// The floors and the normalizer together, as the decision step runs them: a proposal is lifted to
+// the floors, then limited. Floors and notes are checked here; test/policy/floors.test.ts checks
+// who produced each change.
 import { detectBottleneck, type BottleneckResult } from '../../src/policy/bottleneck.js';
+import { computeFloors, liftToFloors, unmetFloors } from '../../src/policy/floors.js';
 import type { Anticipation } from '../../src/policy/forecast.js';
-import { guard, newGuardState, noteApplied, recordNeeds, surgeReserveReplicas } from '../../src/policy/guard.js';
-import type { PipelineObservation, ScalingAction } from '../../src/core/ports.js';
+import { newWindowState as newGuardState, normalize, noteApplied, recordNeeds, sloBreached, surgeReserveReplicas, type NormalizeSettings, type WindowState } from '../../src/policy/normalize.js';
+import type { PipelineObservation, PipelineSpec, ScalingAction } from '../../src/core/ports.js';
 import { policySettings } from '../../src/policy/settings.js';
 import { observation, pipeline, type StageLoad } from './fixtures.js';
+
+/** Floors, lift and normalizer in the step's order; `emergency` when an SLO or saturation floor binds. */
+function guard(
+  p: PipelineSpec,
+  obs: PipelineObservation,
+  bn: BottleneckResult,
+  proposed: ScalingAction[],
+  state: WindowState,
+  now: number,
+  s: NormalizeSettings,
+  anticipation: Anticipation | null = null,
+) {
+  const floors = computeFloors(p, obs, bn, state, { breach: sloBreached(p, obs), anticipation });
+  const n = normalize(p, obs, bn, liftToFloors(proposed, floors, obs), state, now, s, anticipation);
+  const unmet = unmetFloors(floors, obs);
+  return {
+    actions: n.actions.map(({ source: _s, ...a }) => a as ScalingAction),
+    sources: n.actions.map((a) => a.source),
+    notes: [...unmet.map((f) => f.why), ...n.notes],
+    emergency: unmet.some((f) => /breach|saturation/.test(f.why)),
+    forced: n.actions.some((a) => a.source === 'floor'),
+  };
+}
 
 const settings = policySettings({ maxStep: 3, cooldowns: { scaleUpMs: 30_000, scaleDownMs: 60_000, stabilizationMs: 300_000 } });
 const spec = pipeline();
@@ -18,7 +45,7 @@ function run(obs: PipelineObservation, proposed: ScalingAction[], state = newGua
   return guard(spec, obs, bn, proposed, state, now, settings);
 }
 
-describe('guard', () => {
+describe('floors and normalizer', () => {
   it('clamps to the pipeline bounds and the tighter HPA bounds', () => {
     expect(run(calm(), [{ kind: 'replicas', stage: 1, replicas: 50 }]).actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 7 }]);
     const hpa = calm({ hpa: { minReplicas: 2, maxReplicas: 5 } });
@@ -85,8 +112,9 @@ describe('guard', () => {
       { kind: 'replicas', stage: 1, replicas: 5 },
     ]);
     expect(r.notes).toContain('stage 2: no scale-down during an SLO breach');
-    // The guard's own actions: the selector did not choose them, so they are not learned.
+    // The floors' changes: the selector did not choose them, so they are not learned.
     expect(r.forced).toBe(true);
+    expect(r.sources).toEqual(['floor', 'floor']);
   });
 
   it('sizes a GPU stage on a breach by its full-batch load, not by its utilization-based need', () => {
@@ -118,7 +146,9 @@ describe('guard', () => {
       { kind: 'replicas', stage: 2, replicas: 3 },
       { kind: 'replicas', stage: 0, replicas: 5 },
     ]);
-    expect(r.notes).toContain('saturation: emergency scale-up of stage 0');
+    expect(r.notes).toContain('saturation: stage 0 to at least 20 replicas');
+    expect(r.notes).toContain('stage 0: step limited to 3');
+    expect(r.sources).toEqual(['selector', 'floor']);
   });
 
   it('makes a scale-up the selector already chose urgent on a breach, past the cooldown', () => {
@@ -133,6 +163,7 @@ describe('guard', () => {
     const r = guard(spec, obs, bn, [{ kind: 'replicas', stage: 0, replicas: 4 }], state, 1_000_000, settings);
     expect(r.emergency).toBe(true);
     expect(r.actions).toEqual([{ kind: 'replicas', stage: 0, replicas: 4 }]);
+    expect(r.sources).toEqual(['selector']);
     expect(r.notes).not.toContain('stage 0: scale-up cooldown');
   });
 
@@ -162,7 +193,7 @@ describe('guard', () => {
     // Stage 1: 2 replicas at 60 % running at 0.3 of their full-batch capacity = 0.36 GPUs of load.
     const obs = calm({ replicas: 2, gpuCores: 60 });
     const bn: BottleneckResult = { stage: 1, pressure: [0.3, 0.3, 0.2], needed: [1, 2, 1] };
-    const minuteOf = (state: ReturnType<typeof newGuardState>, factor: number, at = obs) => {
+    const minuteOf = (state: WindowState, factor: number, at = obs) => {
       for (let t = 940_000; t <= 1_000_000; t += 15_000) recordNeeds(state, bn, at, t, settings.cooldowns.stabilizationMs, null, factor);
     };
 
@@ -176,35 +207,20 @@ describe('guard', () => {
       expect(surgeReserveReplicas(units, 1_000_000, 0)).toBe(0);
     });
 
-    it('adds the reserve\'s replicas at the share the stage has, then spreads the same GPU units over them once they are ready', () => {
+    it('is a floor on a GPU stage\'s replicas, added at the share the stage has; how far to cut the share is the selector\'s', () => {
       const state = newGuardState();
       minuteOf(state, 10);
-      // 10 x 0.36 = 3.6: 4 replicas, at 60 % until they are ready.
+      // 10 x 0.36 = 3.6: at least 4 replicas, at 60 % until the selector cuts the share.
       const add = guard(spec, obs, bn, [], state, 1_000_000, settings);
       expect(add.actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 4 }]);
       expect(add.forced).toBe(true);
-      expect(add.notes).toContain('surge reserve: stage 1 to 4 replicas');
-      // The guard does not write its state; the caller stores what it returns.
-      expect(state.rebalance.size).toBe(0);
-      state.rebalance = add.rebalance;
-      // Ready: 2 x 60 % = 1.2 GPUs over 4 replicas is 30 % each, whatever the selector asked, cooldown or not.
+      expect(add.notes).toContain('surge reserve: stage 1 to at least 4 replicas');
+      // Ready, with the same GPU units over 4 replicas: nothing more is added, and no share is cut for the selector.
       const ready = calm({ replicas: 4, gpuCores: 60 });
       noteApplied(state, obs, add.actions, 1_000_000);
-      const spread = guard(spec, ready, bn, [{ kind: 'gpuCores', stage: 1, gpuCores: 50 }], state, 1_015_000, settings);
-      expect(spread.actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 30 }]);
-      expect(spread.notes).toContain('surge reserve: stage 1 share to 30% across 4 replicas');
-    });
-
-    it('drops the spread when the share changed while the replicas started (an emergency sized it)', () => {
-      const state = newGuardState();
-      minuteOf(state, 10);
-      const add = guard(spec, obs, bn, [], state, 1_000_000, settings);
-      expect(add.actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 4 }]);
-      state.rebalance = add.rebalance;
-      const raised = calm({ replicas: 4, gpuCores: 100 });
-      const after = guard(spec, raised, bn, [], state, 1_015_000, settings);
-      expect(after.notes.some((n) => n.includes('share to'))).toBe(false);
-      expect(after.rebalance.size).toBe(0);
+      const after = guard(spec, ready, bn, [], state, 1_015_000, settings);
+      expect(after.actions).toEqual([]);
+      expect(after.notes.some((n) => n.includes('surge reserve'))).toBe(false);
     });
 
     it('holds replica trims at the reserve, and keeps none when it is off', () => {
@@ -299,7 +315,7 @@ describe('guard', () => {
       const r = withForecast(obs, [], due(3, 3), state);
       expect(r.actions).toContainEqual({ kind: 'gpuCores', stage: 1, gpuCores: 80 });
       expect(r.forced).toBe(true);
-      expect(r.notes.join('\n')).toMatch(/forecast: load x3\.0 due \(period 600 s\): GPU share of stage 1 to 80%/);
+      expect(r.notes.join('\n')).toMatch(/forecast: load x3\.0 due \(period 600 s\): GPU share of stage 1 to at least 80%/);
       // Nothing is due: nothing changes.
       expect(withForecast(obs, [], due(1)).actions).toEqual([]);
     });
@@ -346,7 +362,7 @@ describe('guard', () => {
     const obs = calm();
     obs.p99Ms = null;
     const r = run(obs, [{ kind: 'replicas', stage: 1, replicas: 1 }]);
-    expect(r).toEqual({ actions: [], notes: ['metrics missing: hold'], emergency: false, forced: false, rebalance: new Map() });
+    expect(r).toEqual({ actions: [], sources: [], notes: ['metrics missing: hold'], emergency: false, forced: false });
     const noStage = calm();
     noStage.stages[2] = { ...noStage.stages[2]!, arrivalRate: null, utilization: null };
     expect(run(noStage, [{ kind: 'replicas', stage: 0, replicas: 1 }]).actions).toEqual([]);

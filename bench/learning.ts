@@ -1,0 +1,166 @@
+// `npm run bench:learning`: does SAIR get better from its own experience? Every cell of the paper and
+// issue suites runs for 8 hours (3 seeds) with learning on and with learning off (priors, floors and
+// normalizer alone). Per hour it prints cost, violating requests and the objective both minimize:
+// cost + PENALTY dollars per violating request. The gain is the relative drop in the objective over
+// the last 4 hours, learning on against off, averaged over cells; worst_cell is the worst single cell.
+// Writes a learning curve (objective per hour, on and off, relative to off's mean) to out/learning.svg.
+// Ends with: summary: learning_gain_pct=G worst_cell_pct=W cells=N
+// Flags: --seeds N (3) --first-seed S (1) --hours H (8) --last-hours L (4) --jobs N (2)
+//        --pipelines a,b --workloads x,y (instead of the two suites)
+import { fork } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseFlags } from '../src/common/config.js';
+import { createSairController } from '../src/policy/controller.js';
+import { policySettings } from '../src/policy/settings.js';
+import { ISSUE_PIPELINES, PAPER_PIPELINES } from '../src/sim/builtin-pipelines.js';
+import { MATRIX_WORKLOADS, PAPER_WORKLOADS } from '../src/sim/builtin-workloads.js';
+import { runMatrix } from '../src/sim/matrix.js';
+import type { RunResult } from '../src/sim/run.js';
+
+/** Dollars one SLO-violating request is worth: at 100 req/s, 1 % violating costs $3.60 an hour. */
+const PENALTY = 0.001;
+const HOUR = 3_600_000;
+
+const { flags } = parseFlags(process.argv.slice(2));
+const num = (name: string, def: number) => Number(flags.get(name) ?? def);
+const list = (name: string, def: string[]) => (flags.get(name)?.split(',').map((x) => x.trim()).filter(Boolean) ?? def);
+const hours = num('--hours', 8);
+const lastHours = num('--last-hours', 4);
+
+/** Per hour of one run: dollars spent and requests that missed the SLO. */
+function perHour(r: RunResult): { cost: number; violating: number }[] {
+  const out = Array.from({ length: hours }, () => ({ cost: 0, violating: 0 }));
+  let prev = 0;
+  for (const p of r.timeline) {
+    const h = Math.min(hours - 1, Math.floor(prev / HOUR));
+    const dt = (p.t - prev) / 1000;
+    out[h]!.cost += (p.costRate * dt) / 3600;
+    out[h]!.violating += p.arrivalRate * (p.sloViolation ?? 0) * dt;
+    prev = p.t;
+  }
+  return out;
+}
+
+interface CellRuns {
+  pipeline: string;
+  workload: string;
+  /** [variant][seed][hour] */
+  on: { cost: number; violating: number }[][];
+  off: { cost: number; violating: number }[][];
+}
+
+async function runCell(pipeline: string, workload: string): Promise<CellRuns> {
+  const seeds = Array.from({ length: num('--seeds', 3) }, (_, i) => num('--first-seed', 1) + i);
+  const results = await runMatrix({
+    pipelines: [pipeline],
+    workloads: [workload],
+    controllers: ['on', 'off'],
+    seeds,
+    durationMs: hours * HOUR,
+    factory: (name, seed) => (p) =>
+      createSairController({ cluster: p.cluster, metrics: p.metrics, clock: p.clock, config: policySettings({ learning: name === 'on' }), seed }),
+  });
+  return {
+    pipeline,
+    workload,
+    on: results.filter((r) => r.controller === 'on').map(perHour),
+    off: results.filter((r) => r.controller === 'off').map(perHour),
+  };
+}
+
+function runCellInChild(pipeline: string, workload: string): Promise<CellRuns> {
+  return new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(import.meta.url), [...process.argv.slice(2), '--cell', `${pipeline}:${workload}`], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as CellRuns) : reject(new Error(`cell ${pipeline}:${workload} exited ${code}`))));
+  });
+}
+
+const objective = (h: { cost: number; violating: number }) => h.cost + PENALTY * h.violating;
+/** Mean over seeds of each hour's objective. */
+const curve = (runs: { cost: number; violating: number }[][]) => Array.from({ length: hours }, (_, h) => runs.reduce((s, r) => s + objective(r[h]!), 0) / runs.length);
+const sumLast = (xs: number[]) => xs.slice(hours - lastHours).reduce((a, b) => a + b, 0);
+
+function svg(on: number[], off: number[]): string {
+  const W = 640;
+  const H = 320;
+  const pad = 40;
+  const all = [...on, ...off];
+  const lo = Math.min(...all) * 0.95;
+  const hi = Math.max(...all) * 1.05;
+  const x = (h: number) => pad + ((W - 2 * pad) * h) / Math.max(1, hours - 1);
+  const y = (v: number) => H - pad - ((H - 2 * pad) * (v - lo)) / (hi - lo || 1);
+  const line = (xs: number[], color: string) => `<polyline fill="none" stroke="${color}" stroke-width="2" points="${xs.map((v, h) => `${x(h).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<text x="${pad}" y="20">objective per hour (cost + $${PENALTY}/violating request), relative to learning off's mean</text>`,
+    line(off, '#888'),
+    line(on, '#1565c0'),
+    `<text x="${W - 150}" y="40" fill="#1565c0">learning on</text><text x="${W - 150}" y="56" fill="#888">learning off</text>`,
+    ...Array.from({ length: hours }, (_, h) => `<text x="${x(h) - 4}" y="${H - pad + 16}">${h + 1}</text>`),
+    `<text x="${W / 2 - 20}" y="${H - 6}">hour</text>`,
+    '</svg>',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const cellArg = flags.get('--cell');
+  if (cellArg) {
+    const [p, w] = cellArg.split(':');
+    process.stdout.write(JSON.stringify(await runCell(p!, w!)));
+    return;
+  }
+  const pairs: [string, string][] = [];
+  if (flags.has('--pipelines') || flags.has('--workloads')) {
+    for (const p of list('--pipelines', PAPER_PIPELINES)) for (const w of list('--workloads', PAPER_WORKLOADS)) pairs.push([p, w]);
+  } else {
+    for (const p of PAPER_PIPELINES) for (const w of PAPER_WORKLOADS) pairs.push([p, w]);
+    for (const p of ISSUE_PIPELINES) for (const w of MATRIX_WORKLOADS) pairs.push([p, w]);
+  }
+  const jobs = Math.max(1, num('--jobs', Math.min(2, availableParallelism())));
+  console.log(`bench:learning: ${pairs.length} cells x ${num('--seeds', 3)} seeds x ${hours} h, learning on and off; objective = cost + $${PENALTY} per violating request; gain over the last ${lastHours} h`);
+  const cells: CellRuns[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: jobs }, async () => {
+      while (next < pairs.length) {
+        const [p, w] = pairs[next++]!;
+        cells.push(await runCellInChild(p, w));
+        process.stderr.write(`\r${cells.length}/${pairs.length} cells`);
+      }
+    }),
+  );
+  process.stderr.write('\n');
+  const gains: number[] = [];
+  const relOn = Array.from({ length: hours }, () => 0);
+  const relOff = Array.from({ length: hours }, () => 0);
+  console.log(`\n${'cell'.padEnd(30)} ${'variant'.padEnd(8)} per hour: $ cost / violating requests`);
+  for (const c of cells.sort((a, b) => `${a.pipeline}${a.workload}`.localeCompare(`${b.pipeline}${b.workload}`))) {
+    const on = curve(c.on);
+    const off = curve(c.off);
+    const gain = (100 * (sumLast(off) - sumLast(on))) / sumLast(off);
+    gains.push(gain);
+    const offMean = off.reduce((a, b) => a + b, 0) / hours;
+    on.forEach((v, h) => (relOn[h]! += v / offMean / pairs.length));
+    off.forEach((v, h) => (relOff[h]! += v / offMean / pairs.length));
+    for (const [name, runs] of [['on', c.on], ['off', c.off]] as const) {
+      const hoursText = Array.from({ length: hours }, (_, h) => {
+        const cost = runs.reduce((s, r) => s + r[h]!.cost, 0) / runs.length;
+        const viol = runs.reduce((s, r) => s + r[h]!.violating, 0) / runs.length;
+        return `${cost.toFixed(2)}/${viol.toFixed(0)}`;
+      }).join(' ');
+      console.log(`${`${c.pipeline} ${c.workload}`.padEnd(30)} ${name.padEnd(8)} ${hoursText}`);
+    }
+    console.log(`${''.padEnd(30)} gain over the last ${lastHours} h: ${gain.toFixed(2)} %`);
+  }
+  mkdirSync('out', { recursive: true });
+  writeFileSync('out/learning.svg', svg(relOn, relOff));
+  console.log(`\nmean objective per hour relative to learning off (all cells): on ${relOn.map((v) => v.toFixed(3)).join(' ')} | off ${relOff.map((v) => v.toFixed(3)).join(' ')}; wrote out/learning.svg`);
+  const mean = gains.reduce((a, b) => a + b, 0) / gains.length;
+  console.log(`summary: learning_gain_pct=${mean.toFixed(2)} worst_cell_pct=${Math.min(...gains).toFixed(2)} cells=${cells.length}`);
+}
+
+await main();

@@ -1,0 +1,72 @@
+// Every behaviour constant of the policy, each with the reason for its value. Values chosen by
+// measurement were chosen on seeds 1-5 of the built-in suites (paper and issue, 60 min) and are
+// reported on held-out seeds and generated scenarios (docs/policy.md). Settings a user may change
+// live in settings.ts; these are the policy's own.
+
+export const TUNING = {
+  // Estimate
+  /** Seconds an emergency allows for working off a stage's queued backlog: a burst's queue is drained, not merely stopped from growing. */
+  backlogDrainS: 20,
+  /** Per-window decay of the best capacity seen per unit of GPU share: forgets a faster past over hours, not ticks. */
+  capacityDecay: 0.9995,
+  /** Tie-breaks between stages at the same load/capacity: queue growth first, then latency share; small enough never to outrank a real difference. */
+  tieGrowth: 0.02,
+  tieLatency: 0.01,
+  /** A stage whose replica costs under this fraction of a GPU-hour counts as cheap (a CPU stage). */
+  cheapStageCost: 0.05,
+  /** Fraction of the target load a cheap stage runs at: a third, so a 3x burst still fits at almost no cost. */
+  cheapHeadroom: 1 / 3,
+  /** The newest scrape's entry rate must exceed the window's by this ratio to count as a surge... */
+  surgeRatio: 1.25,
+  /** ...and by this many Poisson standard deviations, so noise at low rates is no surge. */
+  surgeZ: 4,
+
+  // Floors
+  /** Load/capacity an emergency sizes for: leaves 30 % for the burst still growing. */
+  emergencyTarget: 0.7,
+  /** A share raise that brings load/capacity within this of the emergency target needs no replicas too (a cold start for little). */
+  emergencyShareSlack: 0.15,
+  /** Full-batch load/capacity above which a forecast burst is met ahead of time; below it the stage absorbs it. */
+  anticipateAbove: 0.75,
+  /** The surge reserve is sized on the median load of this window... */
+  reserveWindowMs: 120_000,
+  /** ...and asks nothing with fewer samples (a minute at 15 s ticks). */
+  reserveMinSamples: 4,
+
+  // Normalize
+  /**
+   * Highest full-batch load/capacity a GPU stage may be cut to by default. A batching stage nearer
+   * its full-batch capacity runs fuller batches that wait longer, and P99 doubles long before the
+   * queue grows (at 0.6, image-classification and nlp-bert under Poisson load had twice the P99 for
+   * 0.1-0.3 $/h less). The operating point learns per pipeline from here (operating-point.ts).
+   */
+  gpuCutMaxPressure: 0.4,
+  /** Ticks at an unchanged allocation before P99 may vouch for a deeper cut (a minute at 15 s ticks). */
+  slackMinSamples: 4,
+  /** No cut past this full-batch load/capacity, however loose the SLO: above it batches fill and queues start. */
+  gpuCutSlackMaxPressure: 0.75,
+
+  // Propose
+  /** Load/capacity above which a stage is hot and a scale-up is a good move. */
+  hot: 0.85,
+  /** Default load/capacity a stage should run at (the operating point's starting target): headroom for noise and bursts, little idle cost. */
+  target: 0.65,
+  /** A trim must leave a stage under this load/capacity (scaled like the target) to be a good move. */
+  safeAfterDown: 0.72,
+  /** P99/SLO under which the pipeline is calm enough to trim. */
+  calmP99Ratio: 0.8,
+  /** P99/SLO above which the bottleneck counts as hot even under its load target. */
+  hotP99Ratio: 0.9,
+
+  // Learn
+  /** Dollars per hour that one percentage point of SLO-violating requests is worth in the credit (and the learning benchmark's penalty). */
+  violationPenaltyPerPoint: 2,
+  /** Minutes each operating point is held before it is judged; ten windows of 30 s on a 15 s tick. */
+  operatingEpisodeMs: 300_000,
+  /** Operating points tried per pipeline (how hot stages run, as multiples of `target`), safest first. */
+  operatingPoints: [1, 0.85, 1.15, 1.3] as readonly number[],
+  /** How many episodes the default operating point is worth before any is judged: a start, not a verdict. */
+  operatingPrior: 2,
+} as const;
+
+export type Tuning = typeof TUNING;
