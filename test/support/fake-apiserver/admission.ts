@@ -189,7 +189,6 @@ function hookMatches(
   if (def.namespaced || def.plural === 'namespaces') {
     if (!selectorMatches(hook.namespaceSelector, nsLabels)) return false;
   }
-  // A Scale carries no labels: the object selector looks at the scaled object's.
   return (
     selectorMatches(hook.objectSelector, current.metadata?.labels) ||
     (old !== undefined && selectorMatches(hook.objectSelector, old.metadata?.labels))

@@ -536,6 +536,8 @@ export class Handlers {
     // The Scale goes through mutating admission as itself (deployments/scale, kind Scale).
     const oldScale = this.getScale(def, namespace, name);
     const candidate = { ...clone(body), apiVersion: 'autoscaling/v1', kind: 'Scale' };
+    // The update handler fills the namespace from the URL (EnsureObjectNamespaceMatchesRequestNamespace).
+    candidate.metadata = { ...candidate.metadata, namespace };
     const scaleReq = { op: 'UPDATE' as const, def, subresource: 'scale' as const, old: oldScale, user: ctx.user, warnings: ctx.warnings };
     const next = await this.mutate({ ...scaleReq, obj: candidate });
     const rv = next.metadata?.resourceVersion;
