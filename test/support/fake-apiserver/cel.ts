@@ -82,7 +82,9 @@ function checkRules(schema: Schema, value: unknown, old: unknown, path: string):
     // Transition rules (those naming oldSelf) run only on an update that had a value here.
     if (/\boldSelf\b/.test(rule.rule) && old === undefined) continue;
     const vars = { self: toCel(value, schema), oldSelf: toCel(old, schema) };
-    const field = rule.fieldPath ? `${path}${rule.fieldPath.startsWith('.') ? '' : '.'}${rule.fieldPath}` : path;
+    const field = rule.fieldPath
+      ? `${path}${rule.fieldPath.startsWith('.') ? '' : '.'}${rule.fieldPath}`
+      : path;
     const type = schema.type ?? 'object';
     let result: unknown;
     try {
@@ -118,7 +120,9 @@ export function crdRuleCauses(schema: Schema, value: unknown, old: unknown, path
   const isObj = (v: unknown): v is Record<string, unknown> =>
     v !== null && typeof v === 'object' && !Array.isArray(v);
   if (Array.isArray(value) && schema.items) {
-    value.forEach((item, i) => causes.push(...crdRuleCauses(schema.items!, item, undefined, `${path}[${i}]`)));
+    value.forEach((item, i) =>
+      causes.push(...crdRuleCauses(schema.items!, item, undefined, `${path}[${i}]`)),
+    );
   } else if (isObj(value)) {
     const extra = typeof schema.additionalProperties === 'object' ? schema.additionalProperties : undefined;
     for (const [k, v] of Object.entries(value)) {

@@ -44,7 +44,11 @@ async function raw(method: string, path: string, body?: unknown, token = 'test-t
     headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  return { status: res.status, warnings: res.headers.get('warning'), body: (await res.json()) as Record<string, unknown> };
+  return {
+    status: res.status,
+    warnings: res.headers.get('warning'),
+    body: (await res.json()) as Record<string, unknown>,
+  };
 }
 
 beforeAll(async () => {
@@ -65,22 +69,41 @@ describe('defaulting before admission (pkg/apis/core/v1/defaults.go, plugin/pkg/
   it('copies limits into unset requests and mounts the ServiceAccount token volume', async () => {
     const created = await api.clients(NS).core.createNamespacedPod({
       namespace: NS,
-      body: pod('defaults', { containers: [{ name: 'c', image: 'img:1', resources: { limits: { cpu: '1', 'nvidia.com/gpu': '1' } } }] }),
+      body: pod('defaults', {
+        containers: [
+          { name: 'c', image: 'img:1', resources: { limits: { cpu: '1', 'nvidia.com/gpu': '1' } } },
+        ],
+      }),
     });
     const c = created.spec!.containers[0]!;
     expect(c.resources!.requests).toEqual({ cpu: '1', 'nvidia.com/gpu': '1' });
     expect(created.spec!.serviceAccountName).toBe('default');
     const token = created.spec!.volumes!.find((v) => v.name.startsWith('kube-api-access-'))!;
     expect(token.name).toMatch(/^kube-api-access-[a-z0-9]{5}$/);
-    expect(token.projected!.sources!.map((s) => Object.keys(s)[0])).toEqual(['serviceAccountToken', 'configMap', 'downwardAPI']);
-    expect(c.volumeMounts).toEqual([{ name: token.name, readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' }]);
-    expect(created.spec).toMatchObject({ restartPolicy: 'Always', dnsPolicy: 'ClusterFirst', terminationGracePeriodSeconds: 30 });
+    expect(token.projected!.sources!.map((s) => Object.keys(s)[0])).toEqual([
+      'serviceAccountToken',
+      'configMap',
+      'downwardAPI',
+    ]);
+    expect(c.volumeMounts).toEqual([
+      { name: token.name, readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' },
+    ]);
+    expect(created.spec).toMatchObject({
+      restartPolicy: 'Always',
+      dnsPolicy: 'ClusterFirst',
+      terminationGracePeriodSeconds: 30,
+    });
     expect(c.imagePullPolicy).toBe('IfNotPresent');
     expect(created.status!.qosClass).toBe('Burstable');
   });
 
   it('mounts no token when automountServiceAccountToken is false', async () => {
-    const created = await api.clients(NS).core.createNamespacedPod({ namespace: NS, body: pod('no-token', { automountServiceAccountToken: false }) });
+    const created = await api
+      .clients(NS)
+      .core.createNamespacedPod({
+        namespace: NS,
+        body: pod('no-token', { automountServiceAccountToken: false }),
+      });
     expect(created.spec!.volumes ?? []).toEqual([]);
   });
 });
@@ -88,21 +111,41 @@ describe('defaulting before admission (pkg/apis/core/v1/defaults.go, plugin/pkg/
 describe('built-in Pod validation (pkg/apis/core/validation/validation.go): 422 Invalid', () => {
   it('refuses a second mount at the same mountPath', async () => {
     const body = pod('twice', {
-      volumes: [{ name: 'a', emptyDir: {} }, { name: 'b', emptyDir: {} }],
-      containers: [{ name: 'c', image: 'img:1', volumeMounts: [{ name: 'a', mountPath: '/data' }, { name: 'b', mountPath: '/data' }] }],
+      volumes: [
+        { name: 'a', emptyDir: {} },
+        { name: 'b', emptyDir: {} },
+      ],
+      containers: [
+        {
+          name: 'c',
+          image: 'img:1',
+          volumeMounts: [
+            { name: 'a', mountPath: '/data' },
+            { name: 'b', mountPath: '/data' },
+          ],
+        },
+      ],
     });
     const status = await failure(api.clients(NS).core.createNamespacedPod({ namespace: NS, body }));
     expect(status).toMatchObject({
       code: 422,
       reason: 'Invalid',
-      message: 'Pod "twice" is invalid: spec.containers[0].volumeMounts[1].mountPath: Invalid value: "/data": must be unique',
-      details: { name: 'twice', kind: 'Pod', causes: [{ reason: 'FieldValueInvalid', field: 'spec.containers[0].volumeMounts[1].mountPath' }] },
+      message:
+        'Pod "twice" is invalid: spec.containers[0].volumeMounts[1].mountPath: Invalid value: "/data": must be unique',
+      details: {
+        name: 'twice',
+        kind: 'Pod',
+        causes: [{ reason: 'FieldValueInvalid', field: 'spec.containers[0].volumeMounts[1].mountPath' }],
+      },
     });
   });
 
   it('refuses a mount of a volume that does not exist and a duplicate volume name', async () => {
     const body = pod('missing', {
-      volumes: [{ name: 'a', emptyDir: {} }, { name: 'a', emptyDir: {} }],
+      volumes: [
+        { name: 'a', emptyDir: {} },
+        { name: 'a', emptyDir: {} },
+      ],
       containers: [{ name: 'c', image: 'img:1', volumeMounts: [{ name: 'nope', mountPath: '/x' }] }],
     });
     const status = await failure(api.clients(NS).core.createNamespacedPod({ namespace: NS, body }));
@@ -113,12 +156,29 @@ describe('built-in Pod validation (pkg/apis/core/validation/validation.go): 422 
 
   it('refuses requests above limits, and extended resources whose request differs from the limit', async () => {
     const body = pod('greedy', {
-      containers: [{ name: 'c', image: 'img:1', resources: { requests: { cpu: '2', 'example.com/fpga': '1' }, limits: { cpu: '1', 'example.com/fpga': '2' } } }],
+      containers: [
+        {
+          name: 'c',
+          image: 'img:1',
+          resources: {
+            requests: { cpu: '2', 'example.com/fpga': '1' },
+            limits: { cpu: '1', 'example.com/fpga': '2' },
+          },
+        },
+      ],
     });
     const status = await failure(api.clients(NS).core.createNamespacedPod({ namespace: NS, body }));
     expect(status.details!.causes).toEqual([
-      { reason: 'FieldValueInvalid', field: 'spec.containers[0].resources.requests', message: 'Invalid value: "2": must be less than or equal to cpu limit of 1' },
-      { reason: 'FieldValueInvalid', field: 'spec.containers[0].resources.requests', message: 'Invalid value: "1": must be equal to example.com/fpga limit of 2' },
+      {
+        reason: 'FieldValueInvalid',
+        field: 'spec.containers[0].resources.requests',
+        message: 'Invalid value: "2": must be less than or equal to cpu limit of 1',
+      },
+      {
+        reason: 'FieldValueInvalid',
+        field: 'spec.containers[0].resources.requests',
+        message: 'Invalid value: "1": must be equal to example.com/fpga limit of 2',
+      },
     ]);
   });
 });
@@ -126,13 +186,16 @@ describe('built-in Pod validation (pkg/apis/core/validation/validation.go): 422 
 describe('Pod Security admission (k8s.io/pod-security-admission): 403 Forbidden', () => {
   it('refuses a hostPath volume in a namespace enforcing baseline', async () => {
     const body = pod('host', { volumes: [{ name: 'v', hostPath: { path: '/var/lib/x' } }] });
-    const status = await failure(api.clients(BASELINE).core.createNamespacedPod({ namespace: BASELINE, body }));
+    const status = await failure(
+      api.clients(BASELINE).core.createNamespacedPod({ namespace: BASELINE, body }),
+    );
     expect(status).toEqual({
       kind: 'Status',
       apiVersion: 'v1',
       metadata: {},
       status: 'Failure',
-      message: 'pods "host" is forbidden: violates PodSecurity "baseline:latest": hostPath volumes (volume "v")',
+      message:
+        'pods "host" is forbidden: violates PodSecurity "baseline:latest": hostPath volumes (volume "v")',
       reason: 'Forbidden',
       details: { name: 'host', kind: 'pods' },
       code: 403,
@@ -145,12 +208,22 @@ describe('Pod Security admission (k8s.io/pod-security-admission): 403 Forbidden'
     const body = pod('loud', {
       hostNetwork: true,
       hostPID: true,
-      volumes: [{ name: 'a', hostPath: { path: '/a' } }, { name: 'b', hostPath: { path: '/b' } }],
+      volumes: [
+        { name: 'a', hostPath: { path: '/a' } },
+        { name: 'b', hostPath: { path: '/b' } },
+      ],
       containers: [
-        { name: 'c', image: 'img:1', ports: [{ containerPort: 80, hostPort: 80 }], securityContext: { privileged: true, capabilities: { add: ['NET_ADMIN', 'CHOWN'] } } },
+        {
+          name: 'c',
+          image: 'img:1',
+          ports: [{ containerPort: 80, hostPort: 80 }],
+          securityContext: { privileged: true, capabilities: { add: ['NET_ADMIN', 'CHOWN'] } },
+        },
       ],
     });
-    const status = await failure(api.clients(BASELINE).core.createNamespacedPod({ namespace: BASELINE, body }));
+    const status = await failure(
+      api.clients(BASELINE).core.createNamespacedPod({ namespace: BASELINE, body }),
+    );
     expect(status.message).toBe(
       'pods "loud" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork, hostPID), ' +
         'hostPort (container "c" uses hostPort 80), privileged (container "c" must not set securityContext.privileged=true), ' +
@@ -160,10 +233,16 @@ describe('Pod Security admission (k8s.io/pod-security-admission): 403 Forbidden'
   });
 
   it('turns the warn level into a Warning header and stores the pod', async () => {
-    api.seed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'warned', labels: { 'pod-security.kubernetes.io/warn': 'baseline' } } });
+    api.seed({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'warned', labels: { 'pod-security.kubernetes.io/warn': 'baseline' } },
+    });
     const res = await raw('POST', '/api/v1/namespaces/warned/pods', pod('w', { hostIPC: true }));
     expect(res.status).toBe(201);
-    expect(res.warnings).toBe('299 - "would violate PodSecurity \\"baseline:latest\\": host namespaces (hostIPC)"');
+    expect(res.warnings).toBe(
+      '299 - "would violate PodSecurity \\"baseline:latest\\": host namespaces (hostIPC)"',
+    );
   });
 });
 
@@ -181,25 +260,49 @@ describe('CRD x-kubernetes-validations (apiextensions-apiserver CEL validator): 
 
   it('refuses minReplicas above maxReplicas with the rule message', async () => {
     const status = await failure(
-      api.clients(NS).custom.createNamespacedCustomObject({ group: 'sair.dev', version: 'v1alpha1', namespace: NS, plural: 'inferencepipelines', body: pipeline('bad', 5, 2) }),
+      api
+        .clients(NS)
+        .custom.createNamespacedCustomObject({
+          group: 'sair.dev',
+          version: 'v1alpha1',
+          namespace: NS,
+          plural: 'inferencepipelines',
+          body: pipeline('bad', 5, 2),
+        }),
     );
     expect(status).toMatchObject({
       code: 422,
       reason: 'Invalid',
-      message: 'InferencePipeline.sair.dev "bad" is invalid: spec.stages[0]: Invalid value: "object": maxReplicas must be >= minReplicas',
-      details: { group: 'sair.dev', kind: 'InferencePipeline', causes: [{ reason: 'FieldValueInvalid', field: 'spec.stages[0]' }] },
+      message:
+        'InferencePipeline.sair.dev "bad" is invalid: spec.stages[0]: Invalid value: "object": maxReplicas must be >= minReplicas',
+      details: {
+        group: 'sair.dev',
+        kind: 'InferencePipeline',
+        causes: [{ reason: 'FieldValueInvalid', field: 'spec.stages[0]' }],
+      },
     });
   });
 
   it('checks seeded objects the same way', () => {
-    expect(() => api.seed(pipeline('seeded', 5, 2))).toThrow(/spec\.stages\[0\]: Invalid value: "object": maxReplicas must be >= minReplicas/);
+    expect(() => api.seed(pipeline('seeded', 5, 2))).toThrow(
+      /spec\.stages\[0\]: Invalid value: "object": maxReplicas must be >= minReplicas/,
+    );
     expect(api.seed(pipeline('fine', 1, 2))).toMatchObject({ metadata: { generation: 1 } });
   });
 
   it('refuses a PUT without metadata.resourceVersion (custom resources allow no unconditional update)', async () => {
     const body = { ...pipeline('fine', 1, 3) };
     const status = await failure(
-      api.clients(NS).custom.replaceNamespacedCustomObject({ group: 'sair.dev', version: 'v1alpha1', namespace: NS, plural: 'inferencepipelines', name: 'fine', body }),
+      api
+        .clients(NS)
+        .custom.replaceNamespacedCustomObject({
+          group: 'sair.dev',
+          version: 'v1alpha1',
+          namespace: NS,
+          plural: 'inferencepipelines',
+          name: 'fine',
+          body,
+        }),
     );
     expect(status.message).toBe(
       'inferencepipelines.sair.dev "fine" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update',
@@ -211,14 +314,22 @@ describe('CRD x-kubernetes-validations (apiextensions-apiserver CEL validator): 
 describe('unconditional updates (pkg/registry/coordination/lease/strategy.go AllowUnconditionalUpdate false)', () => {
   it('refuses a Lease PUT without metadata.resourceVersion with 422', async () => {
     const { coordination } = api.clients(NS);
-    await coordination.createNamespacedLease({ namespace: NS, body: { metadata: { name: 'leader' }, spec: { holderIdentity: 'a' } } });
+    await coordination.createNamespacedLease({
+      namespace: NS,
+      body: { metadata: { name: 'leader' }, spec: { holderIdentity: 'a' } },
+    });
     const status = await failure(
-      coordination.replaceNamespacedLease({ namespace: NS, name: 'leader', body: { metadata: { name: 'leader' }, spec: { holderIdentity: 'b' } } }),
+      coordination.replaceNamespacedLease({
+        namespace: NS,
+        name: 'leader',
+        body: { metadata: { name: 'leader' }, spec: { holderIdentity: 'b' } },
+      }),
     );
     expect(status).toMatchObject({
       code: 422,
       reason: 'Invalid',
-      message: 'leases.coordination.k8s.io "leader" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update',
+      message:
+        'leases.coordination.k8s.io "leader" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update',
     });
   });
 });
@@ -250,37 +361,69 @@ describe('ValidatingAdmissionPolicy (apiserver/pkg/admission/plugin/policy/valid
       kind: 'ValidatingAdmissionPolicy',
       metadata: { name: 'replica-cap' },
       spec: {
-        matchConstraints: { resourceRules: [{ apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments'] }] },
-        validations: [{ expression: 'object.spec.replicas <= 5', message: 'at most 5 replicas' }, { expression: "object.metadata.name != 'forbidden'" }],
+        matchConstraints: {
+          resourceRules: [
+            {
+              apiGroups: ['apps'],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['deployments'],
+            },
+          ],
+        },
+        validations: [
+          { expression: 'object.spec.replicas <= 5', message: 'at most 5 replicas' },
+          { expression: "object.metadata.name != 'forbidden'" },
+        ],
       },
     });
     api.seed({
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'ValidatingAdmissionPolicyBinding',
       metadata: { name: 'replica-cap-binding' },
-      spec: { policyName: 'replica-cap', validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NS } } } },
+      spec: {
+        policyName: 'replica-cap',
+        validationActions: ['Deny'],
+        matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NS } } },
+      },
     });
   });
 
   const deployment = (name: string, replicas: number): k8s.V1Deployment => ({
     metadata: { name },
-    spec: { replicas, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'c', image: 'img:1' }] } } },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: 'c', image: 'img:1' }] },
+      },
+    },
   });
 
   it('denies with 422 and the validation message, or `failed expression` without one', async () => {
     const { apps } = api.clients(NS);
-    const status = await failure(apps.createNamespacedDeployment({ namespace: NS, body: deployment('big', 9) }));
+    const status = await failure(
+      apps.createNamespacedDeployment({ namespace: NS, body: deployment('big', 9) }),
+    );
     expect(status).toMatchObject({
       code: 422,
       reason: 'Invalid',
-      message: "deployments.apps \"big\" is forbidden: ValidatingAdmissionPolicy 'replica-cap' with binding 'replica-cap-binding' denied request: at most 5 replicas",
+      message:
+        "deployments.apps \"big\" is forbidden: ValidatingAdmissionPolicy 'replica-cap' with binding 'replica-cap-binding' denied request: at most 5 replicas",
       details: { name: 'big', group: 'apps', kind: 'deployments' },
     });
-    const unnamed = await failure(apps.createNamespacedDeployment({ namespace: NS, body: deployment('forbidden', 1) }));
-    expect(unnamed.message).toMatch(/denied request: failed expression: object\.metadata\.name != 'forbidden'$/);
+    const unnamed = await failure(
+      apps.createNamespacedDeployment({ namespace: NS, body: deployment('forbidden', 1) }),
+    );
+    expect(unnamed.message).toMatch(
+      /denied request: failed expression: object\.metadata\.name != 'forbidden'$/,
+    );
     await apps.createNamespacedDeployment({ namespace: NS, body: deployment('small', 2) });
     // The binding's namespaceSelector leaves other namespaces alone.
-    await api.clients(BASELINE).apps.createNamespacedDeployment({ namespace: BASELINE, body: deployment('big', 9) });
+    await api
+      .clients(BASELINE)
+      .apps.createNamespacedDeployment({ namespace: BASELINE, body: deployment('big', 9) });
   });
 });
 
@@ -288,8 +431,16 @@ describe('RBAC for ServiceAccount tokens (plugin/pkg/auth/authorizer/rbac)', () 
   let strict: FakeApiServer;
 
   beforeAll(async () => {
-    strict = await startFakeApiServer({ strictAuthentication: true, namespaces: ['default', 'sair-system', NS] });
-    strict.seed({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'pod-reader' }, rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] }] });
+    strict = await startFakeApiServer({
+      strictAuthentication: true,
+      namespaces: ['default', 'sair-system', NS],
+    });
+    strict.seed({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'pod-reader' },
+      rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] }],
+    });
     strict.seed({
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'RoleBinding',
@@ -311,27 +462,48 @@ describe('RBAC for ServiceAccount tokens (plugin/pkg/auth/authorizer/rbac)', () 
     expect(other).toMatchObject({
       code: 403,
       reason: 'Forbidden',
-      message: 'pods is forbidden: User "system:serviceaccount:sair-system:agent" cannot list resource "pods" in API group "" in the namespace "default"',
+      message:
+        'pods is forbidden: User "system:serviceaccount:sair-system:agent" cannot list resource "pods" in API group "" in the namespace "default"',
     });
     const write = await failure(core.createNamespacedPod({ namespace: NS, body: pod('x') }));
-    expect(write.message).toBe('pods is forbidden: User "system:serviceaccount:sair-system:agent" cannot create resource "pods" in API group "" in the namespace "ml"');
-    const named = await failure(strict.clients(NS, token).apps.readNamespacedDeploymentScale({ namespace: NS, name: 'web' }));
+    expect(write.message).toBe(
+      'pods is forbidden: User "system:serviceaccount:sair-system:agent" cannot create resource "pods" in API group "" in the namespace "ml"',
+    );
+    const named = await failure(
+      strict.clients(NS, token).apps.readNamespacedDeploymentScale({ namespace: NS, name: 'web' }),
+    );
     expect(named.message).toBe(
       'deployments.apps "web" is forbidden: User "system:serviceaccount:sair-system:agent" cannot get resource "deployments/scale" in API group "apps" in the namespace "ml"',
     );
     const cluster = await failure(strict.clients(NS, token).core.listNamespace());
-    expect(cluster.message).toMatch(/cannot list resource "namespaces" in API group "" at the cluster scope$/);
+    expect(cluster.message).toMatch(
+      /cannot list resource "namespaces" in API group "" at the cluster scope$/,
+    );
   });
 
   it('answers an unknown token with 401 and a request without one as system:anonymous', async () => {
-    const unknown = await fetch(`${strict.url}/api/v1/namespaces/${NS}/pods`, { headers: { Authorization: 'Bearer made-up' } });
+    const unknown = await fetch(`${strict.url}/api/v1/namespaces/${NS}/pods`, {
+      headers: { Authorization: 'Bearer made-up' },
+    });
     expect(unknown.status).toBe(401);
-    expect(await unknown.json()).toMatchObject({ reason: 'Unauthorized', message: 'Unauthorized', code: 401 });
+    expect(await unknown.json()).toMatchObject({
+      reason: 'Unauthorized',
+      message: 'Unauthorized',
+      code: 401,
+    });
     const anonymous = await fetch(`${strict.url}/api/v1/namespaces/${NS}/pods`);
     expect(anonymous.status).toBe(403);
-    expect(((await anonymous.json()) as StatusBody).message).toContain('User "system:anonymous" cannot list resource "pods"');
+    expect(((await anonymous.json()) as StatusBody).message).toContain(
+      'User "system:anonymous" cannot list resource "pods"',
+    );
     // Discovery is open to any authenticated user (system:discovery).
-    expect((await fetch(`${strict.url}/apis`, { headers: { Authorization: `Bearer ${strict.tokenFor('sair-system', 'x')}` } })).status).toBe(200);
+    expect(
+      (
+        await fetch(`${strict.url}/apis`, {
+          headers: { Authorization: `Bearer ${strict.tokenFor('sair-system', 'x')}` },
+        })
+      ).status,
+    ).toBe(200);
   });
 });
 
@@ -351,7 +523,13 @@ describe('mutating webhooks (apiserver/pkg/admission/plugin/webhook/mutating)', 
         calls.push({ name, request: review.request });
         const answer = answers[name]?.(review.request) ?? {};
         res.writeHead(200, { 'Content-Type': 'application/json' });
-        res.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: review.request.uid, allowed: true, ...answer } }));
+        res.end(
+          JSON.stringify({
+            apiVersion: 'admission.k8s.io/v1',
+            kind: 'AdmissionReview',
+            response: { uid: review.request.uid, allowed: true, ...answer },
+          }),
+        );
       });
     });
     await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
@@ -372,10 +550,18 @@ describe('mutating webhooks (apiserver/pkg/admission/plugin/webhook/mutating)', 
     namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'hooked' } },
     ...extra,
   });
-  const patch = (ops: object[]) => ({ patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(ops)).toString('base64') });
+  const patch = (ops: object[]) => ({
+    patchType: 'JSONPatch',
+    patch: Buffer.from(JSON.stringify(ops)).toString('base64'),
+  });
 
   function configure(webhooks: object[]): void {
-    api.seed({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'hooks' }, webhooks });
+    api.seed({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: { name: 'hooks' },
+      webhooks,
+    });
     calls.length = 0;
   }
 
@@ -386,7 +572,9 @@ describe('mutating webhooks (apiserver/pkg/admission/plugin/webhook/mutating)', 
   it('answers a patch that cannot be applied with InternalError, even under failurePolicy Ignore', async () => {
     configure([webhook('broken', ['pods'], { failurePolicy: 'Ignore' })]);
     answers = { broken: () => patch([{ op: 'replace', path: '/spec/nothing/here', value: 1 }]) };
-    const status = await failure(api.clients('hooked').core.createNamespacedPod({ namespace: 'hooked', body: pod('p1') }));
+    const status = await failure(
+      api.clients('hooked').core.createNamespacedPod({ namespace: 'hooked', body: pod('p1') }),
+    );
     expect(status).toMatchObject({ code: 500, reason: 'InternalError' });
     expect(status.message).toMatch(/^Internal error occurred: /);
   });
@@ -417,11 +605,25 @@ describe('mutating webhooks (apiserver/pkg/admission/plugin/webhook/mutating)', 
     const { apps } = api.clients('hooked');
     await apps.createNamespacedDeployment({
       namespace: 'hooked',
-      body: { metadata: { name: 'web' }, spec: { replicas: 1, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'c', image: 'img:1' }] } } } },
+      body: {
+        metadata: { name: 'web' },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'web' } },
+          template: {
+            metadata: { labels: { app: 'web' } },
+            spec: { containers: [{ name: 'c', image: 'img:1' }] },
+          },
+        },
+      },
     });
     configure([webhook('deploys', ['deployments']), webhook('scales', ['deployments/scale'])]);
     answers = {};
-    await apps.replaceNamespacedDeploymentScale({ namespace: 'hooked', name: 'web', body: { metadata: { name: 'web' }, spec: { replicas: 3 } } });
+    await apps.replaceNamespacedDeploymentScale({
+      namespace: 'hooked',
+      name: 'web',
+      body: { metadata: { name: 'web' }, spec: { replicas: 3 } },
+    });
     expect(calls.map((c) => c.name)).toEqual(['scales']);
     expect(calls[0]!.request).toMatchObject({
       kind: { group: 'autoscaling', version: 'v1', kind: 'Scale' },

@@ -363,7 +363,14 @@ export class Handlers {
     }
     m.resourceVersion = cm.resourceVersion;
     def.defaults?.(next);
-    const req = { op: 'UPDATE' as const, def, subresource, old: current, user: ctx.user, warnings: ctx.warnings };
+    const req = {
+      op: 'UPDATE' as const,
+      def,
+      subresource,
+      old: current,
+      user: ctx.user,
+      warnings: ctx.warnings,
+    };
     if (!admitted) next = await this.mutate({ ...req, obj: next });
     const latest = this.store.get(storageKey(def), def.namespaced ? cm.namespace : undefined, cm.name!);
     if (!latest) throw errors.notFound(def, cm.name!);
@@ -451,7 +458,10 @@ export class Handlers {
       );
     }
     const requested = options?.gracePeriodSeconds;
-    const grace = def.plural === 'pods' ? gracePeriodOf(current, typeof requested === 'number' ? requested : undefined) : 0;
+    const grace =
+      def.plural === 'pods'
+        ? gracePeriodOf(current, typeof requested === 'number' ? requested : undefined)
+        : 0;
     if (grace > 0) return this.deleteGracefully(def, current, grace, dryRun);
     if (dryRun) return def.returnDeletedObject ? current : successStatus(def, name, cm.uid);
     const removed = this.store.remove(storageKey(def), def.namespaced ? namespace : undefined, name)!;
@@ -459,7 +469,12 @@ export class Handlers {
     return def.returnDeletedObject ? this.present(def, removed) : successStatus(def, name, cm.uid);
   }
 
-  private deleteGracefully(def: ResourceDef, current: KubeObject, grace: number, dryRun: boolean): KubeObject {
+  private deleteGracefully(
+    def: ResourceDef,
+    current: KubeObject,
+    grace: number,
+    dryRun: boolean,
+  ): KubeObject {
     const cm = current.metadata!;
     const until = Date.now() + grace * 1000;
     const set = cm.deletionTimestamp === undefined ? undefined : Date.parse(String(cm.deletionTimestamp));
@@ -494,7 +509,8 @@ export class Handlers {
     const list = this.list(def, namespace, { ...opts, limit: undefined, continueToken: undefined }) as {
       items: KubeObject[];
     };
-    for (const item of list.items) this.delete(def, item.metadata?.namespace, item.metadata!.name!, undefined, dryRun);
+    for (const item of list.items)
+      this.delete(def, item.metadata?.namespace, item.metadata!.name!, undefined, dryRun);
     return list;
   }
 
@@ -538,7 +554,14 @@ export class Handlers {
     const candidate = { ...clone(body), apiVersion: 'autoscaling/v1', kind: 'Scale' };
     // The update handler fills the namespace from the URL (EnsureObjectNamespaceMatchesRequestNamespace).
     candidate.metadata = { ...candidate.metadata, namespace };
-    const scaleReq = { op: 'UPDATE' as const, def, subresource: 'scale' as const, old: oldScale, user: ctx.user, warnings: ctx.warnings };
+    const scaleReq = {
+      op: 'UPDATE' as const,
+      def,
+      subresource: 'scale' as const,
+      old: oldScale,
+      user: ctx.user,
+      warnings: ctx.warnings,
+    };
     const next = await this.mutate({ ...scaleReq, obj: candidate });
     const rv = next.metadata?.resourceVersion;
     if (rv !== undefined && rv !== '' && rv !== current.metadata!.resourceVersion)
@@ -555,7 +578,10 @@ export class Handlers {
         },
       ]);
     }
-    this.validateAdmission({ ...scaleReq, obj: { ...next, spec: { ...(next.spec as object), replicas: replicas ?? 0 } } });
+    this.validateAdmission({
+      ...scaleReq,
+      obj: { ...next, spec: { ...(next.spec as object), replicas: replicas ?? 0 } },
+    });
     for (let attempt = 1, cur = current; ; attempt++, cur = this.get(def, namespace, name)) {
       const updated = clone(cur);
       setPath(updated as Record<string, unknown>, def.scale!.specReplicasPath, replicas ?? 0);

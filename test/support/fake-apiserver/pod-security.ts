@@ -112,12 +112,21 @@ const capabilitiesBaseline: Check = (spec) => {
 const hostPathVolumes: Check = (spec) => {
   const names = (spec.volumes ?? []).filter((v) => v.hostPath).map((v) => v.name ?? '');
   return names.length
-    ? { reason: 'hostPath volumes', detail: `${pluralize('volume', 'volumes', names.length)} ${joinQuote(names)}` }
+    ? {
+        reason: 'hostPath volumes',
+        detail: `${pluralize('volume', 'volumes', names.length)} ${joinQuote(names)}`,
+      }
     : undefined;
 };
 
 /** The library's order: the baseline checks by file name, then the ones restricted replaces. */
-const BASELINE_CHECKS: Check[] = [hostNamespaces, hostPorts, privileged, capabilitiesBaseline, hostPathVolumes];
+const BASELINE_CHECKS: Check[] = [
+  hostNamespaces,
+  hostPorts,
+  privileged,
+  capabilitiesBaseline,
+  hostPathVolumes,
+];
 
 export interface PodSecurityResult {
   /** The 403 message when the enforce level refuses the pod. */

@@ -212,10 +212,14 @@ export function validatePod(pod: KubeObject): SchemaCause[] {
       (c.volumeMounts ?? []).forEach((m, j) => {
         const mp = `${path}.volumeMounts[${j}]`;
         if (!m.name) causes.push({ field: `${mp}.name`, message: 'Required value' });
-        else if (!volumeNames.has(m.name)) causes.push({ field: `${mp}.name`, message: `Not found: "${m.name}"` });
+        else if (!volumeNames.has(m.name))
+          causes.push({ field: `${mp}.name`, message: `Not found: "${m.name}"` });
         if (!m.mountPath) causes.push({ field: `${mp}.mountPath`, message: 'Required value' });
         else if (mountPaths.has(m.mountPath))
-          causes.push({ field: `${mp}.mountPath`, message: `Invalid value: "${m.mountPath}": must be unique` });
+          causes.push({
+            field: `${mp}.mountPath`,
+            message: `Invalid value: "${m.mountPath}": must be unique`,
+          });
         if (m.mountPath) mountPaths.add(m.mountPath);
       });
       causes.push(...validateResources(c, path));

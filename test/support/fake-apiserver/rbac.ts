@@ -49,7 +49,10 @@ interface RoleRef {
   name: string;
 }
 
-export const ADMIN: UserInfo = { username: 'kubernetes-admin', groups: ['system:masters', 'system:authenticated'] };
+export const ADMIN: UserInfo = {
+  username: 'kubernetes-admin',
+  groups: ['system:masters', 'system:authenticated'],
+};
 export const ANONYMOUS: UserInfo = { username: 'system:anonymous', groups: ['system:unauthenticated'] };
 
 const OPEN_PATHS = [/^\/(api|apis|openapi)(\/.*)?$/, /^\/version\/?$/, /^\/(healthz|livez|readyz)$/];
@@ -85,12 +88,15 @@ function subjectMatches(s: Subject, user: UserInfo, bindingNamespace: string | u
   }
 }
 
-const has = (list: string[] | undefined, v: string): boolean => (list ?? []).some((x) => x === '*' || x === v);
+const has = (list: string[] | undefined, v: string): boolean =>
+  (list ?? []).some((x) => x === '*' || x === v);
 
 function ruleAllows(r: PolicyRule, a: RequestAttributes): boolean {
   if (!has(r.verbs, a.verb)) return false;
   if (a.resource === undefined) {
-    return (r.nonResourceURLs ?? []).some((u) => u === '*' || u === a.path || (u.endsWith('*') && a.path.startsWith(u.slice(0, -1))));
+    return (r.nonResourceURLs ?? []).some(
+      (u) => u === '*' || u === a.path || (u.endsWith('*') && a.path.startsWith(u.slice(0, -1))),
+    );
   }
   if (!has(r.apiGroups, a.group)) return false;
   const full = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;
@@ -112,14 +118,16 @@ export interface RbacObjects {
 export function authorize(rbac: RbacObjects, a: RequestAttributes): boolean {
   if (a.user.groups.includes('system:masters')) return true;
   if (a.resource === undefined && a.verb === 'get' && OPEN_PATHS.some((p) => p.test(a.path))) {
-    return a.user.groups.includes('system:authenticated') || /^\/(version\/?|healthz|livez|readyz)$/.test(a.path);
+    return (
+      a.user.groups.includes('system:authenticated') || /^\/(version\/?|healthz|livez|readyz)$/.test(a.path)
+    );
   }
   const rulesOf = (ref: RoleRef, namespace: string | undefined): PolicyRule[] => {
     const role =
       ref.kind === 'ClusterRole'
         ? rbac.clusterRoles.find((r) => r.metadata?.name === ref.name)
         : rbac.roles.find((r) => r.metadata?.name === ref.name && r.metadata?.namespace === namespace);
-    return ((role?.rules as PolicyRule[] | undefined) ?? []);
+    return (role?.rules as PolicyRule[] | undefined) ?? [];
   };
   const granted = (b: KubeObject, namespace: string | undefined): boolean =>
     ((b.subjects as Subject[] | undefined) ?? []).some((s) => subjectMatches(s, a.user, namespace)) &&
@@ -141,7 +149,11 @@ export function forbidden(a: RequestAttributes): ApiError {
     message = `User "${a.user.username}" cannot ${a.verb} resource "${resource}" in API group "${a.group}" ${where}`;
     qualified = a.group ? `${a.resource}.${a.group}` : a.resource;
   }
-  const prefix = !qualified ? 'forbidden' : a.name ? `${qualified} "${a.name}" is forbidden` : `${qualified} is forbidden`;
+  const prefix = !qualified
+    ? 'forbidden'
+    : a.name
+      ? `${qualified} "${a.name}" is forbidden`
+      : `${qualified} is forbidden`;
   return new ApiError({
     kind: 'Status',
     apiVersion: 'v1',

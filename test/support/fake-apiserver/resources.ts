@@ -368,16 +368,14 @@ export const BUILTIN_RESOURCES: ResourceDef[] = [
     namespaced: false,
     generation: true,
   },
-  ...(['Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding'] as const).map(
-    (kind): ResourceDef => ({
-      group: 'rbac.authorization.k8s.io',
-      version: 'v1',
-      plural: `${kind.toLowerCase()}s`,
-      singular: kind.toLowerCase(),
-      kind,
-      namespaced: !kind.startsWith('Cluster'),
-    }),
-  ),
+  ...(['Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding'] as const).map((kind): ResourceDef => ({
+    group: 'rbac.authorization.k8s.io',
+    version: 'v1',
+    plural: `${kind.toLowerCase()}s`,
+    singular: kind.toLowerCase(),
+    kind,
+    namespaced: !kind.startsWith('Cluster'),
+  })),
   {
     group: 'apiextensions.k8s.io',
     version: 'v1',

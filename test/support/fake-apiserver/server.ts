@@ -5,7 +5,12 @@ import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import * as k8s from '@kubernetes/client-node';
 import { createKubeClients, kubeConfigForServer, type KubeClients } from '../../../src/common/k8s.js';
-import { mutatingAdmission, warningHeader, type AdmissionOptions, type AdmissionRequest } from './admission.js';
+import {
+  mutatingAdmission,
+  warningHeader,
+  type AdmissionOptions,
+  type AdmissionRequest,
+} from './admission.js';
 import { Handlers, type RequestContext } from './handlers.js';
 import { checkPodSecurity } from './pod-security.js';
 import { ADMIN, ANONYMOUS, authorize, forbidden, TokenIssuer, unauthorized, type UserInfo } from './rbac.js';
@@ -40,6 +45,8 @@ export interface RequestRecord {
   name?: string;
   /** The HTTP status sent (200 for a watch, whatever it streamed). */
   status?: number;
+  /** Who sent it: `kubernetes-admin`, `system:serviceaccount:<ns>:<name>`, `system:anonymous`. */
+  user?: string;
 }
 
 export interface FaultSpec {
@@ -343,6 +350,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     const url = new URL(req.url ?? '/', 'http://localhost');
     const q = rec.query;
     ctx.user = authenticate(req);
+    rec.user = ctx.user.username;
     const route = parsePath(registry, url.pathname);
     const nonResource = !route || route.discovery !== undefined;
     if (nonResource) {

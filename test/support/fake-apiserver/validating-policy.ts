@@ -44,7 +44,12 @@ interface Policy {
 }
 interface Binding {
   metadata?: { name?: string };
-  spec?: { policyName?: string; validationActions?: string[]; matchResources?: MatchResources; paramRef?: object };
+  spec?: {
+    policyName?: string;
+    validationActions?: string[];
+    matchResources?: MatchResources;
+    paramRef?: object;
+  };
 }
 
 export interface PolicyRequest {
@@ -68,7 +73,8 @@ const CODES: Record<string, number> = {
   RequestEntityTooLarge: 413,
 };
 
-const has = (list: string[] | undefined, v: string): boolean => (list ?? []).some((x) => x === '*' || x === v);
+const has = (list: string[] | undefined, v: string): boolean =>
+  (list ?? []).some((x) => x === '*' || x === v);
 
 function ruleMatches(r: ResourceRule, req: PolicyRequest): boolean {
   const { def } = req;
@@ -104,7 +110,10 @@ function matches(m: MatchResources | undefined, req: PolicyRequest, requireRules
   if ((m.excludeResourceRules ?? []).some((r) => ruleMatches(r, req))) return false;
   if (req.def.namespaced && !selects(m.namespaceSelector, req.namespace?.metadata?.labels)) return false;
   const objLabels = req.obj.metadata?.labels;
-  return selects(m.objectSelector, objLabels) || (req.old !== undefined && selects(m.objectSelector, req.old.metadata?.labels));
+  return (
+    selects(m.objectSelector, objLabels) ||
+    (req.old !== undefined && selects(m.objectSelector, req.old.metadata?.labels))
+  );
 }
 
 function requestVar(req: PolicyRequest): object {
@@ -130,22 +139,34 @@ function denial(req: PolicyRequest, message: string, reason: string): ApiError {
     status: 'Failure',
     message: `${qualifiedName(req.def)}${name ? ` "${name}"` : ''} is forbidden: ${message}`,
     reason,
-    details: { name, ...(req.def.group ? { group: req.def.group } : {}), kind: req.def.plural, causes: [{ message }] },
+    details: {
+      name,
+      ...(req.def.group ? { group: req.def.group } : {}),
+      kind: req.def.plural,
+      causes: [{ message }],
+    },
     code: CODES[reason] ?? 400,
   };
   return new ApiError(status);
 }
 
 /** Runs every matching policy binding; throws the first denial, returns the warnings. */
-export function runValidatingPolicies(policies: KubeObject[], bindings: KubeObject[], req: PolicyRequest): string[] {
+export function runValidatingPolicies(
+  policies: KubeObject[],
+  bindings: KubeObject[],
+  req: PolicyRequest,
+): string[] {
   const warnings: string[] = [];
   const byName = new Map(policies.map((p) => [p.metadata?.name, p as Policy]));
-  const sorted = (bindings as Binding[]).slice().sort((a, b) => ((a.metadata?.name ?? '') < (b.metadata?.name ?? '') ? -1 : 1));
+  const sorted = (bindings as Binding[])
+    .slice()
+    .sort((a, b) => ((a.metadata?.name ?? '') < (b.metadata?.name ?? '') ? -1 : 1));
   for (const binding of sorted) {
     const policy = byName.get(binding.spec?.policyName);
     const spec = policy?.spec;
     if (!policy || !spec || binding.spec?.paramRef || spec.paramKind) continue;
-    if (!matches(spec.matchConstraints, req, true) || !matches(binding.spec?.matchResources, req, false)) continue;
+    if (!matches(spec.matchConstraints, req, true) || !matches(binding.spec?.matchResources, req, false))
+      continue;
     const vars: Record<string, unknown> = {
       object: toCel(req.obj),
       oldObject: req.old ? toCel(req.old) : null,
@@ -157,8 +178,16 @@ export function runValidatingPolicies(policies: KubeObject[], bindings: KubeObje
     const bindingName = binding.metadata?.name ?? '';
     const actions = binding.spec?.validationActions ?? [];
     const fail = (message: string, reason: string): void => {
-      if (actions.includes('Deny')) throw denial(req, `ValidatingAdmissionPolicy '${policyName}' with binding '${bindingName}' denied request: ${message}`, reason);
-      if (actions.includes('Warn')) warnings.push(`Validation failed for ValidatingAdmissionPolicy '${policyName}' with binding '${bindingName}': ${message}`);
+      if (actions.includes('Deny'))
+        throw denial(
+          req,
+          `ValidatingAdmissionPolicy '${policyName}' with binding '${bindingName}' denied request: ${message}`,
+          reason,
+        );
+      if (actions.includes('Warn'))
+        warnings.push(
+          `Validation failed for ValidatingAdmissionPolicy '${policyName}' with binding '${bindingName}': ${message}`,
+        );
     };
     try {
       const variables: Record<string, unknown> = {};
@@ -175,7 +204,10 @@ export function runValidatingPolicies(policies: KubeObject[], bindings: KubeObje
         result = evaluate(v.expression, vars);
       } catch (err) {
         if (spec.failurePolicy !== 'Ignore')
-          fail(`expression '${v.expression}' resulted in error: ${(err as Error).message.split('\n')[0]}`, 'Invalid');
+          fail(
+            `expression '${v.expression}' resulted in error: ${(err as Error).message.split('\n')[0]}`,
+            'Invalid',
+          );
         continue;
       }
       if (result === true) continue;
