@@ -16,7 +16,7 @@ export type Obj = k8s.KubernetesObject & { apiVersion: string; kind: string; met
 
 
 /** Kinds the fake API server serves; the others of a kustomization are validated but not sent. */
-export const SERVED_KINDS = new Set(['Namespace', 'CustomResourceDefinition', 'MutatingWebhookConfiguration', 'ConfigMap', 'Secret', 'Service', 'ServiceAccount', 'Deployment', 'HorizontalPodAutoscaler', 'Lease']);
+export const SERVED_KINDS = new Set(['Namespace', 'CustomResourceDefinition', 'MutatingWebhookConfiguration', 'ConfigMap', 'Secret', 'Service', 'ServiceAccount', 'Deployment', 'HorizontalPodAutoscaler', 'Lease', 'Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding']);
 
 /** kubectl resource names (and short names) the doc uses. */
 const RESOURCES: Record<string, { apiVersion: string; kind: string }> = {

@@ -3,13 +3,15 @@
 //
 //   const api = await startFakeApiServer();
 //   const { core, apps, custom } = api.clients('ml');   // createKubeClients(kubeConfigForServer(api.url, 'ml'))
+//   const asPolicy = api.clients('ml', api.tokenFor('sair-system', 'sair-policy'));   // RBAC applies
 //   api.seed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ml' } });
 //   api.injectFault({ verb: 'update', resource: 'deployments', subresource: 'scale', status: 409 });
 //   ... api.requests, api.get('deployments.apps', 'ml', 'x'), api.dropWatches(), api.compact()
 //   await api.close();
 //
 // Options: { namespaces, historyLimit, bookmarkIntervalMs, simulateDeployments (status follows
-// spec.replicas), admission: { resolveService: ({ namespace, name, port, path }) => 'https://127.0.0.1:PORT/path' } }.
+// spec.replicas), admission: { resolveService: ({ namespace, name, port, path }) => 'https://127.0.0.1:PORT/path' },
+// strictAuthentication (unknown tokens 401, no token = system:anonymous) }.
 // For an end-to-end admission test, store the real MutatingWebhookConfiguration (its service
 // reference resolved through resolveService, its caBundle trusted) and create pods over REST.
 //
@@ -54,20 +56,59 @@
 //   every bookmarkIntervalMs), sendInitialEvents with the initial-events-end bookmark,
 //   timeoutSeconds; streams end cleanly on dropWatches() and close(). Works with client-node's
 //   Watch and makeInformer/ListWatch, including the relist after a 410.
-// - Mutating admission: MutatingWebhookConfigurations stored in the fake are called on CREATE and
-//   UPDATE exactly as kube-apiserver calls them (see fake-apiserver/admission.ts).
+// - The write path in the real order (fake-apiserver/handlers.ts; apiserver/pkg/endpoints/handlers/
+//   create.go, update.go, registry/generic/registry/store.go): authentication and RBAC, scheme
+//   defaulting, mutating admission, PrepareForCreate, name generation, the strategy's validation
+//   (422), validating admission (403/422), storage. Each behaviour and the source it follows:
+//   - defaulting (pkg/apis/core/v1/defaults.go, pods.ts): a Pod's unset requests copied from its
+//     limits, restartPolicy, dnsPolicy, terminationGracePeriodSeconds, imagePullPolicy and the other
+//     PodSpec/Container defaults; Deployment, HPA and Namespace defaults; run again after each
+//     webhook's patch;
+//   - ServiceAccount admission (plugin/pkg/admission/serviceaccount/admission.go, pods.ts): the
+//     `kube-api-access-<5 chars>` projected volume mounted at /var/run/secrets/kubernetes.io/
+//     serviceaccount, before any webhook sees the pod;
+//   - mutating webhooks (apiserver/pkg/admission/plugin/webhook/mutating, admission.ts): the
+//     stored MutatingWebhookConfigurations called as kube-apiserver calls them, reinvocationPolicy
+//     IfNeeded, warnings relayed as `Warning: 299 - "..."`, a patch that cannot be applied answered
+//     InternalError whatever the failurePolicy, a `deployments/scale` write sent as a Scale;
+//   - built-in Pod validation (pkg/apis/core/validation/validation.go, pods.ts): unique volume
+//     names and mount paths, mounts of existing volumes, requests within limits (equal for
+//     extended resources), 422 with one cause per error;
+//   - Pod Security admission (k8s.io/pod-security-admission, pod-security.ts): the namespace's
+//     enforce level, 403 `pods "x" is forbidden: violates PodSecurity "baseline:latest": ...`,
+//     the warn level as a warning;
+//   - CRD `x-kubernetes-validations` (apiextensions-apiserver CEL validator, cel.ts, schema.ts):
+//     422 `spec.stages[0]: Invalid value: "object": <message>`;
+//   - ValidatingAdmissionPolicy and its bindings (apiserver/pkg/admission/plugin/policy/validating,
+//     validating-policy.ts);
+//   - RBAC (plugin/pkg/auth/authorizer/rbac, rbac.ts) for requests with a tokenFor() token, over
+//     the Roles, ClusterRoles and bindings stored in the fake; 401 and system:anonymous under
+//     strictAuthentication;
+//   - graceful pod deletion (pkg/registry/core/pod/strategy.go CheckGracefulDelete,
+//     apiserver/pkg/registry/rest/delete.go): a pod on a node stays Terminating with
+//     deletionTimestamp and deletionGracePeriodSeconds for its grace period (default 30 s), then
+//     goes; gracePeriodSeconds=0, or no spec.nodeName, deletes at once;
+//   - unconditional updates refused for Leases and custom resources (their strategies'
+//     AllowUnconditionalUpdate is false; registry/generic/registry/store.go): 422 `leases.
+//     coordination.k8s.io "x" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be
+//     specified for an update`;
+//   - generation (pkg/registry/apps/deployment/strategy.go and the other PrepareForUpdate): bumped
+//     on a spec change, and for Deployments on an annotation change too.
+//   seed() goes through the same defaulting and validation as a create, without admission.
+//   One conformance test per behaviour: fake-apiserver/conformance.test.ts.
 // - Faults: injectFault makes the next N matching requests fail with the real Status body (409, 429
 //   and 503 with Retry-After, 500, ...). Every request is logged in `requests` (alias `events`).
 //
-// Left out: authentication and RBAC (any token is accepted), protobuf and CBOR, table output,
-// server-side apply and managedFields, graceful deletion (deletionTimestamp, finalizers: DELETE
-// removes at once; gracePeriodSeconds is accepted and ignored), OpenAPI validation of built-in
-// types (only names are validated), CEL rules in CRD schemas, most defaulting (only Deployment,
-// HPA, Namespace and CRD fields, pod status and QoS class), controllers (Deployments do not create
-// ReplicaSets or Pods; their status changes only when a test writes it, or with the
-// simulateDeployments option), validating admission and admission on DELETE, resourceVersion
+// Left out: RBAC for the admin token (any token but a tokenFor() one is the admin unless
+// strictAuthentication), protobuf and CBOR, table output, server-side apply and managedFields,
+// finalizers and graceful deletion of anything but pods, OpenAPI validation of built-in types
+// (beyond names and the Pod checks above), defaulting of pod templates, the ServiceAccount and
+// root CA controllers (no `default` ServiceAccount or kube-root-ca.crt ConfigMap is made),
+// DefaultTolerationSeconds and Priority admission, Pod update validation, validating webhooks,
+// admission on DELETE, controllers (Deployments do not create ReplicaSets or Pods; their status
+// changes only when a test writes it, or with the simulateDeployments option), resourceVersion
 // semantics on GET/LIST (always the latest), watch cache consistency delays.
-export { startFakeApiServer } from './fake-apiserver/server.js';
+export { ADMIN_TOKEN, startFakeApiServer } from './fake-apiserver/server.js';
 export type {
   FakeApiServer,
   FakeApiServerOptions,
