@@ -178,7 +178,7 @@ function matrixScenarios(cfg: SimulateConfig): MatrixScenario[] {
   if (!cfg.matrix) return [{ pipeline: cfg.pipeline, workload: cfg.workload }];
   if (cfg.suite === 'generated') {
     if (cfg.pipelines !== undefined || cfg.workloads !== undefined) {
-      throw new ConfigError([new ValidationError('--pipelines / --workloads (SAIR_SIM_PIPELINES / SAIR_SIM_WORKLOADS)', 'unset with --suite generated (each generated pipeline has its own workload)')]);
+      throw new ConfigError([new ValidationError('--pipelines / --workloads (SAIR_SIM_PIPELINES / SAIR_SIM_WORKLOADS)', 'unset with --suite generated (each generated pipeline has its own workload)', [...(cfg.pipelines ?? []), ...(cfg.workloads ?? [])].join(','))]);
     }
     const range = parseSeedRange(cfg.generatedSeeds)!;
     return generateSuite(range.from, range.count).map((g) => ({ pipeline: g.pipeline, workload: g.workload }));
