@@ -66,7 +66,8 @@ describe('scenario generator', () => {
       const opts = { referenceRate: g.pipeline.referenceRate, seed: 4 };
       const a = buildWorkload(g.workload, opts);
       const b = parseWorkload(parseYaml(yaml.workload), opts);
-      for (let t = 0; t < 3_600_000; t += 7_000) expect(b.rate.at(t)).toBe(a.rate.at(t));
+      const times = Array.from({ length: 500 }, (_, i) => i * 7_000);
+      expect(times.map((t) => b.rate.at(t))).toEqual(times.map((t) => a.rate.at(t)));
       // peakRelative is the shape's highest rate; within an hour a random MMPP path may not reach it.
       const peak = g.peakRelative * g.pipeline.referenceRate;
       expect(a.peakRate(3_600_000)).toBeLessThanOrEqual(peak * (1 + 1e-9));
@@ -85,10 +86,10 @@ describe('scenario generator', () => {
       const generous = await runScenario({
         pipeline: g.pipeline,
         workload: peak,
-        durationMs: 90_000,
+        durationMs: 60_000,
         controller: (p) => createStaticController(p, { replicas: stages.map((s) => s.replicas.max), gpuCores: stages.map((s) => s.gpuCores?.max ?? null) }),
       });
-      const fewest = await runScenario({ pipeline: g.pipeline, workload: peak, durationMs: 60_000, controller: (p) => createStaticController(p, { replicas: 'min' }) });
+      const fewest = await runScenario({ pipeline: g.pipeline, workload: peak, durationMs: 40_000, controller: (p) => createStaticController(p, { replicas: 'min' }) });
       attainment.push({ max: generous.sloAttainment, min: fewest.sloAttainment });
     }
     expect(attainment.filter((a) => a.max < 0.95)).toEqual([]);
