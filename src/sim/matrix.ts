@@ -1,7 +1,8 @@
 // The one matrix runner: every pipeline x workload (or each given pipeline-workload pair) x
-// controller x seed, in that order, through runScenario. `sair simulate --matrix` and the benchmarks both use it, so a figure printed by one
-// can be reproduced by the other. Cells run one after another; a caller that wants parallelism
-// runs several matrices (one per cell) in child processes.
+// controller x seed, in that order, through runScenario. `sair simulate --matrix` and the
+// benchmarks both use it, so a figure printed by one can be reproduced by the other. Cells run one
+// after another; a caller that wants parallelism runs several matrices (one per cell) in child
+// processes.
 import type { PipelineModel } from './pipeline.js';
 import { runScenario, type ControllerFactory, type RunResult } from './run.js';
 import type { WorkloadFile } from './workload.js';
