@@ -11,7 +11,8 @@ import { BUILTIN_PIPELINES, ISSUE_PIPELINES, PAPER_PIPELINES } from '../sim/buil
 import { BUILTIN_WORKLOADS, MATRIX_WORKLOADS, PAPER_WORKLOADS } from '../sim/builtin-workloads.js';
 import { BASELINE_NAMES, controllerFactory, type SeededFactory } from '../sim/controllers.js';
 import { matrixTable, runHtml, runTable, summarizeMatrix, toJson } from '../sim/report.js';
-import { runMatrix } from '../sim/matrix.js';
+import { generateScenario, generateSuite, HELD_OUT_SEEDS, scenarioYaml } from '../sim/generator.js';
+import { runMatrix, type MatrixScenario } from '../sim/matrix.js';
 import type { RunResult } from '../sim/run.js';
 
 const SUMMARY = 'Simulate a pipeline under a workload and a controller (or the whole matrix) and report P99, SLO, cost and bottlenecks';
@@ -40,6 +41,17 @@ const duration = (def: string) =>
       }
       return ms;
     });
+
+const SEED_RANGE_FORM = `a range FROM:TO of generator seeds (integers >= 0, FROM <= TO, at most 1000 of them), such as ${HELD_OUT_SEEDS.from}:${HELD_OUT_SEEDS.to} (the held-out set)`;
+
+/** Parse `FROM:TO` (inclusive) into the first seed and the count, or null. */
+export function parseSeedRange(text: string): { from: number; count: number } | null {
+  const m = /^(\d+):(\d+)$/.exec(text.trim());
+  if (!m) return null;
+  const from = Number(m[1]);
+  const to = Number(m[2]);
+  return to >= from && to - from < 1000 && Number.isSafeInteger(to) ? { from, count: to - from + 1 } : null;
+}
 
 const nameList = (known: readonly string[]) =>
   z
@@ -91,9 +103,23 @@ export const simulateSpec = {
   suite: {
     env: 'SAIR_SIM_SUITE',
     flag: '--suite',
-    form: '"issue", "paper" or "all"',
-    help: `Scenarios for --matrix: issue (${ISSUE_PIPELINES.join(', ')} x ${MATRIX_WORKLOADS.join(', ')}), paper (${PAPER_PIPELINES.join(', ')} x ${PAPER_WORKLOADS.join(', ')}) or all`,
-    schema: fields.enumOf(['issue', 'paper', 'all'] as const, 'issue'),
+    form: '"issue", "paper", "all" or "generated"',
+    help: `Scenarios for --matrix: issue (${ISSUE_PIPELINES.join(', ')} x ${MATRIX_WORKLOADS.join(', ')}), paper (${PAPER_PIPELINES.join(', ')} x ${PAPER_WORKLOADS.join(', ')}), all, or generated (each generated pipeline with its own workload, see --generated-seeds)`,
+    schema: fields.enumOf(['issue', 'paper', 'all', 'generated'] as const, 'issue'),
+  },
+  generatedSeeds: {
+    env: 'SAIR_SIM_GENERATED_SEEDS',
+    flag: '--generated-seeds',
+    form: SEED_RANGE_FORM,
+    help: `Generator seeds for --suite generated; ${HELD_OUT_SEEDS.from}-${HELD_OUT_SEEDS.to} are held out for reporting, 1-99 are for development`,
+    schema: z.string().default(`${HELD_OUT_SEEDS.from}:${HELD_OUT_SEEDS.from + 19}`).refine((s) => parseSeedRange(s) !== null),
+  },
+  generate: {
+    env: 'SAIR_SIM_GENERATE',
+    flag: '--generate',
+    form: 'a generator seed, an integer >= 0',
+    help: 'Write generated scenario SEED as gen-SEED-pipeline.yaml and gen-SEED-workload.yaml under --out (runs nothing)',
+    schema: z.coerce.number().int().min(0).optional(),
   },
   seeds: { env: 'SAIR_SIM_SEEDS', flag: '--seeds', form: 'an integer from 1 to 30', help: 'Seeds per scenario with --matrix', schema: z.coerce.number().int().min(1).max(30).default(3) },
   pipelines: {
@@ -147,6 +173,48 @@ function progressBar(io: Io, enabled: boolean, total: number): { update: (done: 
   };
 }
 
+/** The pipeline-workload pairs to run: one, the suite's product, the product of --pipelines and --workloads, or the generated scenarios. */
+function matrixScenarios(cfg: SimulateConfig): MatrixScenario[] {
+  if (!cfg.matrix) return [{ pipeline: cfg.pipeline, workload: cfg.workload }];
+  if (cfg.suite === 'generated') {
+    if (cfg.pipelines !== undefined || cfg.workloads !== undefined) {
+      throw new ConfigError([new ValidationError('--pipelines / --workloads (SAIR_SIM_PIPELINES / SAIR_SIM_WORKLOADS)', 'unset with --suite generated (each generated pipeline has its own workload)', [...(cfg.pipelines ?? []), ...(cfg.workloads ?? [])].join(','))]);
+    }
+    const range = parseSeedRange(cfg.generatedSeeds)!;
+    return generateSuite(range.from, range.count).map((g) => ({ pipeline: g.pipeline, workload: g.workload }));
+  }
+  const suite = {
+    issue: { pipelines: ISSUE_PIPELINES, workloads: MATRIX_WORKLOADS },
+    paper: { pipelines: PAPER_PIPELINES, workloads: PAPER_WORKLOADS },
+    all: { pipelines: BUILTIN_PIPELINES, workloads: [...MATRIX_WORKLOADS, ...PAPER_WORKLOADS] },
+  }[cfg.suite];
+  const workloads = cfg.workloads ?? suite.workloads;
+  return (cfg.pipelines ?? suite.pipelines).flatMap((pipeline) => workloads.map((workload) => ({ pipeline, workload })));
+}
+
+function makeOutDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new ConfigError([new ValidationError('--out (env SAIR_SIM_OUT)', 'a directory that can be created and written', `${dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)]);
+  }
+}
+
+/** `--generate SEED`: the scenario's two YAML files, ready for --pipeline and --workload. */
+function writeGenerated(seed: number, dir: string, io: Io): void {
+  const g = generateScenario(seed);
+  const yaml = scenarioYaml(g);
+  const pipelinePath = join(dir, `${g.name}-pipeline.yaml`);
+  const workloadPath = join(dir, `${g.name}-workload.yaml`);
+  writeFileSync(pipelinePath, yaml.pipeline);
+  writeFileSync(workloadPath, yaml.workload);
+  const p = g.pipeline;
+  io.stdout(
+    `${g.name}: ${p.stages.length} stages (${p.stages.map((s) => `${s.name}/${s.kind}`).join(', ')}), SLO ${p.sloP99Ms} ms, reference rate ${p.referenceRate}/s; workload ${g.shape}, peak ${g.peakRelative}x\n` +
+      `wrote ${pipelinePath} and ${workloadPath}\nrun it: npx sair simulate --pipeline ${pipelinePath} --workload ${workloadPath} --controller hpa,oracle\n`,
+  );
+}
+
 function fileStem(r: RunResult): string {
   return `${r.pipeline}-${r.workload}-${r.controller}-s${r.seed}`.replace(/[^A-Za-z0-9_.-]/g, '_');
 }
@@ -157,27 +225,21 @@ export async function runSimulate(argv: readonly string[], env: Record<string, s
     throw new ConfigError([new ValidationError('--llm-base-url / --llm-model (SAIR_LLM_BASE_URL / SAIR_LLM_MODEL)', 'both set (an LLM endpoint) or both unset (the bandit decides)')]);
   }
   const llm = cfg.llmBaseUrl !== undefined && cfg.llmModel !== undefined ? { baseUrl: cfg.llmBaseUrl, model: cfg.llmModel, ...(cfg.llmApiKey ? { apiKey: cfg.llmApiKey } : {}) } : undefined;
+  if (cfg.generate !== undefined) {
+    makeOutDir(cfg.out);
+    writeGenerated(cfg.generate, cfg.out, io);
+    return [];
+  }
   const controllers = cfg.controller ?? (cfg.matrix ? CONTROLLER_NAMES : ['hpa']);
-  const suite = {
-    issue: { pipelines: ISSUE_PIPELINES, workloads: MATRIX_WORKLOADS },
-    paper: { pipelines: PAPER_PIPELINES, workloads: PAPER_WORKLOADS },
-    all: { pipelines: BUILTIN_PIPELINES, workloads: [...MATRIX_WORKLOADS, ...PAPER_WORKLOADS] },
-  }[cfg.suite];
-  const pipelines = cfg.matrix ? (cfg.pipelines ?? suite.pipelines) : [cfg.pipeline];
-  const workloads = cfg.matrix ? (cfg.workloads ?? suite.workloads) : [cfg.workload];
+  const scenarios = matrixScenarios(cfg);
   const seeds = cfg.matrix ? Array.from({ length: cfg.seeds }, (_, i) => cfg.seed + i) : [cfg.seed];
-  const total = pipelines.length * workloads.length * controllers.length * seeds.length;
+  const total = scenarios.length * controllers.length * seeds.length;
   const long = cfg.matrix || total * cfg.duration >= 4 * 3_600_000;
   const bar = progressBar(io, cfg.progress === 'always' || (cfg.progress === 'auto' && io.isTty && long), total);
-  try {
-    mkdirSync(cfg.out, { recursive: true });
-  } catch (err) {
-    throw new ConfigError([new ValidationError('--out (env SAIR_SIM_OUT)', 'a directory that can be created and written', `${cfg.out} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)]);
-  }
+  makeOutDir(cfg.out);
 
   const results = await runMatrix({
-    pipelines,
-    workloads,
+    scenarios,
     controllers,
     seeds,
     factory: (name, seed) => controllerFactory(name, seed, { sair: sairFactory(llm) }),
@@ -213,7 +275,8 @@ export const command: Command = {
   help: () =>
     helpText('simulate', SUMMARY, simulateSpec) +
     `\nPipelines: ${BUILTIN_PIPELINES.join(', ')}\nWorkloads: ${BUILTIN_WORKLOADS.join(', ')}\nControllers: ${CONTROLLER_NAMES.join(', ')}\n` +
-    `Examples:\n  npx sair simulate --pipeline rag --workload spike --controller hpa,oracle --duration 2h\n  npx sair simulate --matrix --seeds 5 --duration 1h\n`,
+    `Examples:\n  npx sair simulate --pipeline rag --workload spike --controller hpa,oracle --duration 2h\n  npx sair simulate --matrix --seeds 5 --duration 1h\n` +
+    `  npx sair simulate --matrix --suite generated --generated-seeds 1000:1019 --controller hpa,keda\n  npx sair simulate --generate 1003 --out out/gen\n`,
   async run(argv, env) {
     await runSimulate(argv, env, { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s), isTty: process.stderr.isTTY === true });
   },

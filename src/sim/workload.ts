@@ -1,8 +1,9 @@
 // Workloads: when requests arrive. Each kind has a rate function the ground truth and the oracle
 // read (the expected rate at time t, and an upper bound over an interval), and an arrival process
 // that samples it with the simulator's seeded PRNG: Poisson or evenly spaced at a constant rate,
-// non-homogeneous Poisson by thinning (ramp, diurnal, spike, burst), MMPP-2, Gamma renewal with a
-// chosen CV, and replay of a CSV trace (timestamps or per-second counts).
+// non-homogeneous Poisson by thinning (ramp, diurnal, spike, burst, inline rate points), MMPP with
+// 2 or 3 states, Gamma renewal with a chosen CV, and replay of a CSV trace (timestamps or
+// per-second counts).
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, ValidationError } from '../common/errors.js';
@@ -15,6 +16,12 @@ const common = {
   /** Rates in units of the pipeline's referenceRate instead of requests per second. */
   relative: z.boolean({ error: 'true or false' }).default(false),
 };
+
+const MMPP_RATES = 'a list of 2 or 3 rates, one per state';
+const MMPP_SOJOURNS = 'a list of 2 or 3 mean sojourn times in seconds, one per state';
+const TRACE_FORMAT = '"timestamps" (one arrival time in seconds a line) or "counts" (requests per second, one a line)';
+const TRACE_FILE = 'a path to a CSV file';
+const TRACE_POINTS = 'a list of at least two [seconds, rate] pairs, the first at 0 seconds, times increasing';
 
 const kindForm = '"constant", "poisson", "ramp", "diurnal", "spike", "burst", "mmpp", "gamma" or "trace"';
 
@@ -35,22 +42,39 @@ export const workloadFileSchema = z.discriminatedUnion(
       .object({
         ...common,
         kind: z.literal('mmpp'),
-        rates: z.tuple([num.atLeast(0), num.atLeast(0)], { error: 'a list of two rates [low, high]' }),
-        meanSojournSeconds: z.tuple([num.positive(), num.positive()], { error: 'a list of two mean sojourn times in seconds' }),
+        rates: z.array(num.atLeast(0), { error: MMPP_RATES }).min(2, { error: MMPP_RATES }).max(3, { error: MMPP_RATES }),
+        meanSojournSeconds: z.array(num.positive(), { error: MMPP_SOJOURNS }).min(2, { error: MMPP_SOJOURNS }).max(3, { error: MMPP_SOJOURNS }),
       })
-      .strict(),
+      .strict()
+      .refine((m) => m.rates.length === m.meanSojournSeconds.length, { error: 'one mean sojourn time per rate', path: ['meanSojournSeconds'] }),
     z.object({ ...common, kind: z.literal('gamma'), rate: num.positive(), cv: num.positive() }).strict(),
     z
       .object({
         ...common,
         kind: z.literal('trace'),
-        format: z.enum(['timestamps', 'counts'], { error: '"timestamps" (one arrival time in seconds a line) or "counts" (requests per second, one a line)' }),
-        file: z.string({ error: 'a path to a CSV file' }).min(1, { error: 'a path to a CSV file' }),
+        format: z.enum(['timestamps', 'counts'], { error: TRACE_FORMAT }).optional(),
+        file: z.string({ error: TRACE_FILE }).min(1, { error: TRACE_FILE }).optional(),
+        /** Inline rate points instead of a file: [seconds, rate] pairs, linearly interpolated. */
+        points: z
+          .array(z.tuple([num.atLeast(0), num.atLeast(0)], { error: 'a pair [seconds, rate]' }), { error: TRACE_POINTS })
+          .min(2, { error: TRACE_POINTS })
+          .superRefine((pts, ctx) => {
+            if (pts[0]![0] !== 0) ctx.addIssue({ code: 'custom', message: 'the first point at 0 seconds', path: [0, 0] });
+            for (let i = 1; i < pts.length; i++) {
+              if (!(pts[i]![0] > pts[i - 1]![0])) ctx.addIssue({ code: 'custom', message: `a time after the previous point's (${pts[i - 1]![0]} s)`, path: [i, 0] });
+            }
+          })
+          .optional(),
         /** Multiply the trace's rate (thins or repeats arrivals). */
         scale: num.positive().default(1),
         loop: z.boolean({ error: 'true or false' }).default(false),
       })
-      .strict(),
+      .strict()
+      .superRefine((t, ctx) => {
+        if ((t.file === undefined) === (t.points === undefined)) ctx.addIssue({ code: 'custom', message: `${TRACE_FILE} (with format), or points: ${TRACE_POINTS}; exactly one of them`, path: ['file'] });
+        if (t.file !== undefined && t.format === undefined) ctx.addIssue({ code: 'custom', message: TRACE_FORMAT, path: ['format'] });
+        if (t.points !== undefined && t.format !== undefined) ctx.addIssue({ code: 'custom', message: 'absent with points (format describes a CSV file)', path: ['format'] });
+      }),
   ],
   { error: `an object whose kind is ${kindForm}` },
 );
@@ -187,22 +211,30 @@ class Replay implements ArrivalProcess {
   }
 }
 
-/** MMPP-2: the state path is drawn from its own stream, so the rate function (which the oracle
- * reads) and the arrivals agree and neither depends on how far the other has looked ahead. */
+/**
+ * MMPP with 2 or 3 states: the state path is drawn from its own stream, so the rate function
+ * (which the oracle reads) and the arrivals agree and neither depends on how far the other has
+ * looked ahead. Two states alternate; with three, a state is left for one of the other two at
+ * random.
+ */
 class MmppPath implements RateFunction {
   private readonly switches: number[] = [0];
+  private readonly states: number[] = [0];
   private readonly rng: Rng;
   constructor(
-    private readonly rates: [number, number],
-    private readonly sojournMs: [number, number],
+    private readonly rates: readonly number[],
+    private readonly sojournMs: readonly number[],
     seed: number,
   ) {
     this.rng = new Rng(seed ^ 0x5bd1e995);
   }
   private extend(t: number): void {
+    const n = this.rates.length;
     while (this.switches[this.switches.length - 1]! <= t) {
-      const state = (this.switches.length - 1) % 2;
+      const state = this.states[this.states.length - 1]!;
       this.switches.push(this.switches[this.switches.length - 1]! + this.rng.exponential(this.sojournMs[state]!));
+      // Two states need no draw for the next one, which keeps MMPP-2 paths as they were.
+      this.states.push(n === 2 ? 1 - state : (state + 1 + Math.floor(this.rng.uniform() * (n - 1))) % n);
     }
   }
   private segment(t: number): number {
@@ -217,13 +249,52 @@ class MmppPath implements RateFunction {
     return lo;
   }
   at(t: number): number {
-    return this.rates[this.segment(t) % 2]!;
+    return this.rates[this.states[this.segment(t)]!]!;
   }
   max(t0: number, t1: number): number {
     const a = this.segment(t0);
     const b = this.segment(t1);
-    return a === b ? this.rates[a % 2]! : Math.max(this.rates[0], this.rates[1]);
+    let m = 0;
+    for (let i = a; i <= b; i++) m = Math.max(m, this.rates[this.states[i]!]!);
+    return m;
   }
+}
+
+/** Linear interpolation between [ms, rate] points; held at the ends, or repeated every last-point time when looping. */
+function pointsRate(points: readonly (readonly [number, number])[], loop: boolean): RateFunction {
+  const times = points.map((p) => p[0]);
+  const rates = points.map((p) => p[1]);
+  const period = times[times.length - 1]!;
+  const inside = (t: number): number => {
+    if (t <= 0) return rates[0]!;
+    if (t >= period) return rates[rates.length - 1]!;
+    let lo = 0;
+    let hi = times.length - 1;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (times[mid]! <= t) lo = mid;
+      else hi = mid;
+    }
+    return rates[lo]! + ((rates[hi]! - rates[lo]!) * (t - times[lo]!)) / (times[hi]! - times[lo]!);
+  };
+  const at = (t: number): number => inside(loop ? t % period : t);
+  return {
+    at,
+    // Exact for a piecewise-linear rate: the larger end, or a vertex inside [t0, t1].
+    max: (t0, t1) => {
+      let m = Math.max(at(t0), at(t1));
+      const first = loop ? Math.floor(t0 / period) : 0;
+      const last = loop ? Math.floor(t1 / period) : 0;
+      if (last - first > 1) return Math.max(m, ...rates);
+      for (let k = first; k <= last; k++) {
+        times.forEach((ti, i) => {
+          const t = k * period + ti;
+          if (t >= t0 && t <= t1) m = Math.max(m, rates[i]!);
+        });
+      }
+      return m;
+    },
+  };
 }
 
 function constantRate(r: number): RateFunction {
@@ -325,7 +396,7 @@ export function buildWorkload(file: WorkloadFile, opts: BuildOptions, fallbackNa
       break;
     }
     case 'mmpp': {
-      const path = new MmppPath([file.rates[0] * k, file.rates[1] * k], [file.meanSojournSeconds[0] * 1000, file.meanSojournSeconds[1] * 1000], opts.seed);
+      const path = new MmppPath(file.rates.map((r) => r * k), file.meanSojournSeconds.map((s) => s * 1000), opts.seed);
       rate = path;
       arrivals = (rng, h) => new Thinning(path, rng, h);
       break;
@@ -337,15 +408,23 @@ export function buildWorkload(file: WorkloadFile, opts: BuildOptions, fallbackNa
       break;
     }
     case 'trace': {
-      const path = file.file.startsWith('/') || opts.baseDir === undefined ? file.file : `${opts.baseDir}/${file.file}`;
-      const trace = readTrace(path, file.format);
+      if (file.points !== undefined) {
+        const scale = file.scale * k;
+        rate = pointsRate(file.points.map(([sec, r]) => [sec * 1000, r * scale] as const), file.loop);
+        arrivals = (rng, h) => new Thinning(rate, rng, h);
+        break;
+      }
+      // The schema gives a file and its format whenever there are no points.
+      const { file: csv, format } = file as { file: string; format: 'timestamps' | 'counts' };
+      const path = csv.startsWith('/') || opts.baseDir === undefined ? csv : `${opts.baseDir}/${csv}`;
+      const trace = readTrace(path, format);
       const scale = file.scale * k;
       const counts = new Float64Array(trace.perSecond.length);
       for (let i = 0; i < counts.length; i++) counts[i] = trace.perSecond[i]! * scale;
       rate = countsRate(counts, file.loop);
-      if (file.format === 'timestamps' && scale === 1) {
+      if (format === 'timestamps' && scale === 1) {
         arrivals = () => new Replay(trace.times!, trace.perSecond.length * 1000, file.loop);
-      } else if (file.format === 'counts' && scale === 1) {
+      } else if (format === 'counts' && scale === 1) {
         // Exactly the recorded count in each second, at uniformly random instants within it.
         arrivals = (rng) => new Replay(spreadCounts(trace.perSecond, rng), trace.perSecond.length * 1000, file.loop);
       } else {

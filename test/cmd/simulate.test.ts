@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { ConfigError } from '../../src/common/errors.js';
-import { parseDuration, runSimulate } from '../../src/cmd/simulate.js';
+import { parseDuration, parseSeedRange, runSimulate } from '../../src/cmd/simulate.js';
+import { generateScenario } from '../../src/sim/generator.js';
+import { loadPipelineFile } from '../../src/sim/pipeline.js';
+import { loadWorkloadFile } from '../../src/sim/workload.js';
 import { meanCi } from '../../src/common/stats.js';
 
 function io() {
@@ -61,6 +64,32 @@ describe('sair simulate', () => {
     expect(JSON.parse(o.out.join('')).controller).toBe('sair');
   }, 30_000);
 
+  it('--generate writes a scenario as YAML files that load back to the same model and run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sair-gen-'));
+    const o = io();
+    expect(await runSimulate(['--generate', '1003', '--out', dir], {}, o.io)).toEqual([]);
+    const pipelinePath = join(dir, 'gen-1003-pipeline.yaml');
+    const workloadPath = join(dir, 'gen-1003-workload.yaml');
+    expect(o.out.join('')).toContain(`wrote ${pipelinePath} and ${workloadPath}`);
+    const g = generateScenario(1003);
+    expect(loadPipelineFile(pipelinePath)).toEqual(g.pipeline);
+    const w = loadWorkloadFile(workloadPath, { referenceRate: g.pipeline.referenceRate, seed: 1 });
+    expect(w.name).toBe(g.workload.name);
+    expect(w.peakRate(3_600_000)).toBeCloseTo(g.peakRelative * g.pipeline.referenceRate, 6);
+    const [r] = await runSimulate(['--pipeline', pipelinePath, '--workload', workloadPath, '--controller', 'static-peak', '--duration', '5m', '--out', dir, '--format', 'json'], {}, o.io);
+    expect(r!.pipeline).toBe('gen-1003');
+    expect(r!.workload).toBe(g.workload.name);
+    expect(r!.requests.arrived).toBeGreaterThan(0);
+  }, 30_000);
+
+  it('--suite generated runs each generated pipeline with its own workload', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sair-gen-'));
+    const o = io();
+    const results = await runSimulate(['--matrix', '--suite', 'generated', '--generated-seeds', '5:7', '--controller', 'static-peak', '--seeds', '1', '--duration', '5m', '--out', dir], {}, o.io);
+    expect(results.map((r) => `${r.pipeline} ${r.workload}`)).toEqual([5, 6, 7].map((s) => `gen-${s} ${generateScenario(s).workload.name}`));
+    expect(o.out.join('')).toMatch(/^gen-6 +gen-6-/m);
+  }, 30_000);
+
   it('names the flag and the accepted form for bad input', async () => {
     const o = io();
     const fail = (argv: string[]) => runSimulate(argv, {}, o.io).then(
@@ -74,6 +103,12 @@ describe('sair simulate', () => {
     expect(await fail(['--controller', 'hpa,magic'])).toContain('--controller (env SAIR_SIM_CONTROLLER): "hpa,magic" is not one or more of hpa, keda');
     expect(await fail(['--llm-base-url', 'http://x'])).toContain('both set (an LLM endpoint) or both unset');
     expect(await fail(['--colour'])).toContain('--colour');
+    expect(await fail(['--matrix', '--suite', 'generated', '--generated-seeds', '10-20'])).toContain(
+      '--generated-seeds (env SAIR_SIM_GENERATED_SEEDS): "10-20" is not a range FROM:TO of generator seeds (integers >= 0, FROM <= TO, at most 1000 of them), such as 1000:1099 (the held-out set)',
+    );
+    expect(await fail(['--matrix', '--suite', 'generated', '--pipelines', 'rag'])).toContain('--pipelines / --workloads (SAIR_SIM_PIPELINES / SAIR_SIM_WORKLOADS): "rag" is not unset with --suite generated');
+    expect(await fail(['--generate', 'x'])).toContain('--generate (env SAIR_SIM_GENERATE): "x" is not a generator seed, an integer >= 0');
+    expect(await fail(['--suite', 'random'])).toContain('"issue", "paper", "all" or "generated"');
     const file = join(mkdtempSync(join(tmpdir(), 'sair-sim-')), 'a-file');
     writeFileSync(file, '');
     expect(await fail(['--out', join(file, 'x'), '--duration', '1m'])).toContain(`--out (env SAIR_SIM_OUT): "${join(file, 'x')} (ENOTDIR)" is not a directory that can be created and written`);
@@ -85,6 +120,9 @@ describe('sair simulate', () => {
     expect(parseDuration('1.5s')).toBe(1500);
     expect(parseDuration('250ms')).toBe(250);
     expect(parseDuration('0s')).toBeNull();
+    expect(parseSeedRange('1000:1019')).toEqual({ from: 1000, count: 20 });
+    expect(parseSeedRange('7:7')).toEqual({ from: 7, count: 1 });
+    for (const bad of ['9:8', '1:1001', '-1:3', '1:', 'a:b']) expect(parseSeedRange(bad)).toBeNull();
     const ci = meanCi([1, 2, 3]);
     expect(ci.mean).toBe(2);
     expect(ci.ci).toBeCloseTo(4.303 / Math.sqrt(3), 6);

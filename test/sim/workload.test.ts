@@ -94,6 +94,43 @@ describe('workloads', () => {
     expect(c.rate.at(2500)).toBe(5);
   });
 
+  it('replays inline rate points with linear interpolation, looping at the last point', () => {
+    const w = parseWorkload({ kind: 'trace', points: [[0, 0.5], [600, 2], [1200, 1]], relative: true }, { referenceRate: 20, seed: 1 });
+    expect(w.rate.at(0)).toBe(10);
+    expect(w.rate.at(300_000)).toBeCloseTo(25, 9);
+    expect(w.rate.at(5_000_000)).toBe(20);
+    expect(w.rate.max(0, 300_000)).toBeCloseTo(25, 9);
+    expect(w.rate.max(100_000, 900_000)).toBe(40);
+    const times = sample(w, 1_200_000, 5);
+    expect(Math.abs(times.length - w.meanRate(0, 1_200_000) * 1200) / times.length).toBeLessThan(0.03);
+    expect(countIn(times, 500_000, 700_000)).toBeGreaterThan(countIn(times, 0, 200_000) * 2.5);
+
+    const saw = parseWorkload({ kind: 'trace', points: [[0, 1], [100, 5]], loop: true }, opts);
+    expect(saw.rate.at(99_000)).toBeCloseTo(4.96, 9);
+    expect(saw.rate.at(100_000)).toBe(1);
+    expect(saw.rate.at(250_000)).toBeCloseTo(3, 9);
+    expect(saw.rate.max(90_000, 110_000)).toBe(5);
+    expect(saw.peakRate(1_000_000)).toBeCloseTo(5, 1); // sampled each second
+  });
+
+  it('runs a three-state MMPP through all of its states; two states keep their old path', () => {
+    const m = parseWorkload({ kind: 'mmpp', rates: [5, 20, 60], meanSojournSeconds: [120, 120, 60] }, opts);
+    const seen = new Set<number>();
+    for (let t = 0; t < 7_200_000; t += 10_000) seen.add(m.rate.at(t));
+    expect([...seen].sort((a, b) => a - b)).toEqual([5, 20, 60]);
+    expect(m.rate.max(0, 7_200_000)).toBe(60);
+    // MMPP-2 makes no extra draw for the next state, so its paths (and every result) are unchanged.
+    const two = parseWorkload({ kind: 'mmpp', rates: [5, 50], meanSojournSeconds: [200, 50] }, opts);
+    const switches: number[] = [];
+    let last = two.rate.at(0);
+    for (let t = 1000; t < 3_600_000; t += 1000) {
+      if (two.rate.at(t) === last) continue;
+      last = two.rate.at(t);
+      switches.push(t);
+    }
+    expect(switches.slice(0, 6)).toEqual([39_000, 116_000, 149_000, 163_000, 509_000, 693_000]); // as before three states existed
+  });
+
   it('names the field and the accepted form in errors', () => {
     const err = (input: unknown): string => {
       try {
@@ -109,6 +146,14 @@ describe('workloads', () => {
     expect(err({ kind: 'poisson', rate: -3 })).toContain('w.yaml: rate: -3 is not a number >= 0');
     expect(err({ kind: 'gamma', rate: 5, cv: 'high' })).toContain('w.yaml: cv: "high" is not a number > 0');
     expect(err({ kind: 'mmpp', rates: [1], meanSojournSeconds: [1, 2] })).toContain('w.yaml: rates');
+    expect(err({ kind: 'mmpp', rates: [1, 2, 3], meanSojournSeconds: [1, 2] })).toContain('w.yaml: meanSojournSeconds: [1,2] is not one mean sojourn time per rate');
+    expect(err({ kind: 'trace', points: [[0, 1], [0, 2]] })).toContain("w.yaml: points[1][0]: 0 is not a time after the previous point's (0 s)");
+    expect(err({ kind: 'trace', points: [[5, 1], [10, 2]] })).toContain('w.yaml: points[0][0]: 5 is not the first point at 0 seconds');
+    expect(err({ kind: 'trace', points: [[0, -1], [10, 2]] })).toContain('w.yaml: points[0][1]: -1 is not a number >= 0');
+    expect(err({ kind: 'trace', points: [[0, 1]] })).toContain('w.yaml: points: [[0,1]] is not a list of at least two [seconds, rate] pairs');
+    expect(err({ kind: 'trace' })).toContain('w.yaml: file: missing; expected a path to a CSV file (with format), or points');
+    expect(err({ kind: 'trace', file: 'x.csv' })).toContain('w.yaml: format: missing; expected "timestamps"');
+    expect(err({ kind: 'trace', format: 'counts', points: [[0, 1], [1, 1]] })).toContain('w.yaml: format: "counts" is not absent with points');
     expect(err({ kind: 'poisson', rate: 1, burst: 2 })).toContain('w.yaml: burst: 2 is not a known field here');
     const dir = mkdtempSync(join(tmpdir(), 'sair-trace-'));
     writeFileSync(join(dir, 'bad.csv'), '1\nabc\n');
