@@ -5,6 +5,10 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../common/logger.js';
 import type { PolicyHistory } from './api/history.js';
 import { createSairController, type SairController } from '../policy/controller.js';
+import { newLedger } from '../policy/selectors/budget.js';
+import { withBudget } from '../policy/selectors/budgeted.js';
+import { createLlmSelector, type LlmCall, type LlmObserver } from '../policy/selectors/llm.js';
+import { createLlmMetrics, LLM_TOKENS_METRIC } from './llm-metrics.js';
 import type { ClusterPort, Clock, Controller, MetricsPort } from '../core/ports.js';
 import { PolicyRuntime, type RuntimeDeps } from './runtime.js';
 import type { PolicySettings } from '../policy/settings.js';
@@ -59,8 +63,23 @@ export function createPolicyLoop(
   const { cluster, metrics, clock, logger, registry, history } = ports;
   const decisions: { forward?: (r: DecisionRecord) => void } = {};
   const controllers: SairController[] = [];
+  // One token budget for the whole server: every pipeline and every LLM endpoint draws on it.
+  const ledger = newLedger(clock.now());
+  const llmMetrics: { observer?: LlmObserver } = {};
+  const observer = { onCall: (c: LlmCall) => llmMetrics.observer?.onCall(c) };
+  const llmSelector = (s: PolicySettings) => {
+    if (s.selector !== 'llm' || !s.llm) return undefined;
+    const llm = withBudget(
+      createLlmSelector(s.llm, { temperature: s.exploration.temperature, deadlineMs: s.decisionDeadlineMs, observer, logger }),
+      { limits: s.llmBudget, ledger },
+      clock,
+    );
+    history.addLlm(llm.status);
+    return llm;
+  };
   const make = (s: PolicySettings, key: string) => {
     const c = createSairController({
+      llmSelector: llmSelector(s),
       cluster,
       metrics,
       clock,
@@ -76,6 +95,10 @@ export function createPolicyLoop(
     return c;
   };
   const first = make(settings, '');
+  // The controller counts LLM tokens without the pipeline; the selectors' observer counts them per
+  // pipeline, with cached tokens, under the same name (issue 19: the controller's counter goes).
+  registry.removeSingleMetric(LLM_TOKENS_METRIC);
+  llmMetrics.observer = createLlmMetrics(registry);
   const runtime = new PolicyRuntime({
     cluster,
     controller: options.route ? options.route(first, make) : first,

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { fields, type ConfigOf } from '../common/config.js';
 import { ValidationError } from '../common/errors.js';
+import { DEFAULT_NOVELTY_THRESHOLD } from './selectors/gate.js';
 
 export const llmSettingsSchema = z.object({
   /** OpenAI-compatible base URL, e.g. http://vllm:8000/v1. */
@@ -12,11 +13,39 @@ export const llmSettingsSchema = z.object({
   /** Per request; capped at 10 s so one slow call cannot stall a 30 s tick. */
   timeoutMs: z.number().int().min(100).max(10_000).default(8_000),
   maxRetries: z.number().int().min(0).max(1).default(1),
+  /** Cap on the answer's tokens (reasoning included): 256 holds the JSON answer; a reasoning model needs 2000 or more. */
+  maxTokens: z.number().int().min(16).max(32_768).default(256),
+  /** Dollars per million tokens, for the cost estimate; 0 (a local server) by default. */
+  prices: z
+    .object({
+      promptPerMTok: z.number().min(0).default(0),
+      completionPerMTok: z.number().min(0).default(0),
+      /** Cached prompt tokens; the prompt price when unset. */
+      cachedPerMTok: z.number().min(0).optional(),
+    })
+    .prefault({}),
 });
 
 export const policySettingsSchema = z.object({
   selector: z.enum(['llm', 'bandit']).default('bandit'),
   llm: llmSettingsSchema.optional(),
+  /** Tokens (prompt + completion) the LLM may use per clock hour; then the bandit decides until the hour ends. 0: no limit. */
+  llmBudget: z
+    .object({
+      pipelineTokensPerHour: z.number().int().min(0).default(0),
+      totalTokensPerHour: z.number().int().min(0).default(0),
+    })
+    .prefault({}),
+  /**
+   * Consult the LLM only where it can help (selectors/gate.ts): a novel state (surprisal above
+   * `noveltyThreshold` nats) or a bandit whose two best candidates are within its uncertainty.
+   */
+  llmGate: z
+    .object({
+      enabled: z.boolean().default(false),
+      noveltyThreshold: z.number().min(0).max(20).default(DEFAULT_NOVELTY_THRESHOLD),
+    })
+    .prefault({}),
   exploration: z
     .object({
       /** Probability of picking a random candidate instead of the selector's choice. */
@@ -102,6 +131,7 @@ export const policySettingsSchema = z.object({
 export type PolicySettings = z.output<typeof policySettingsSchema>;
 export type PolicySettingsInput = z.input<typeof policySettingsSchema>;
 export type LlmSettings = z.output<typeof llmSettingsSchema>;
+export type LlmSettingsInput = z.input<typeof llmSettingsSchema>;
 
 /** Settings from a partial object; throws a ValidationError naming the first bad field. */
 export function policySettings(input: PolicySettingsInput = {}): PolicySettings {
@@ -142,6 +172,62 @@ export const policyConfigSpec = {
     form: '0 or 1',
     help: 'LLM retries',
     schema: z.coerce.number().int().min(0).max(1).default(1),
+  },
+  llmMaxTokens: {
+    env: 'SAIR_LLM_MAX_TOKENS',
+    flag: '--llm-max-tokens',
+    form: 'an integer from 16 to 32768',
+    help: "cap on the LLM's answer in tokens, reasoning included (reasoning models need 2000 or more)",
+    schema: z.coerce.number().int().min(16).max(32_768).default(256),
+  },
+  llmPricePrompt: {
+    env: 'SAIR_LLM_PRICE_PROMPT',
+    flag: '--llm-price-prompt',
+    form: 'a number >= 0 (dollars per million tokens)',
+    help: 'price of prompt tokens, for the LLM cost estimate',
+    schema: z.coerce.number().min(0).default(0),
+  },
+  llmPriceCompletion: {
+    env: 'SAIR_LLM_PRICE_COMPLETION',
+    flag: '--llm-price-completion',
+    form: 'a number >= 0 (dollars per million tokens)',
+    help: 'price of completion tokens, for the LLM cost estimate',
+    schema: z.coerce.number().min(0).default(0),
+  },
+  llmPriceCached: {
+    env: 'SAIR_LLM_PRICE_CACHED',
+    flag: '--llm-price-cached',
+    form: 'a number >= 0 (dollars per million tokens)',
+    help: 'price of cached prompt tokens (default: the prompt price)',
+    schema: z.coerce.number().min(0).optional(),
+  },
+  llmBudgetPipeline: {
+    env: 'SAIR_LLM_BUDGET_PIPELINE_TOKENS_PER_HOUR',
+    flag: '--llm-budget-pipeline-tokens-per-hour',
+    form: 'an integer >= 0 (0: no limit)',
+    help: 'LLM tokens one pipeline may use per hour before the bandit decides until the hour ends',
+    schema: z.coerce.number().int().min(0).default(0),
+  },
+  llmBudgetTotal: {
+    env: 'SAIR_LLM_BUDGET_TOKENS_PER_HOUR',
+    flag: '--llm-budget-tokens-per-hour',
+    form: 'an integer >= 0 (0: no limit)',
+    help: 'LLM tokens all pipelines together may use per hour',
+    schema: z.coerce.number().int().min(0).default(0),
+  },
+  llmGate: {
+    env: 'SAIR_LLM_GATE',
+    flag: '--llm-gate',
+    form: 'true or false',
+    help: "consult the LLM only in novel states or when the bandit's two best candidates are within its uncertainty",
+    schema: fields.boolean(false),
+  },
+  llmGateNovelty: {
+    env: 'SAIR_LLM_GATE_NOVELTY',
+    flag: '--llm-gate-novelty',
+    form: 'a number from 0 to 20 (nats)',
+    help: 'surprisal of a state above which the gate consults the LLM',
+    schema: z.coerce.number().min(0).max(20).default(DEFAULT_NOVELTY_THRESHOLD),
   },
   epsilon: {
     env: 'SAIR_EXPLORATION_EPSILON',
@@ -314,11 +400,21 @@ export function settingsFromConfig(cfg: PolicyConfig): PolicySettings {
   }
   const llm =
     cfg.llmBaseUrl !== undefined && cfg.llmModel !== undefined
-      ? { baseUrl: cfg.llmBaseUrl, model: cfg.llmModel, apiKey: cfg.llmApiKey, timeoutMs: cfg.llmTimeoutMs, maxRetries: cfg.llmMaxRetries }
+      ? {
+          baseUrl: cfg.llmBaseUrl,
+          model: cfg.llmModel,
+          apiKey: cfg.llmApiKey,
+          timeoutMs: cfg.llmTimeoutMs,
+          maxRetries: cfg.llmMaxRetries,
+          maxTokens: cfg.llmMaxTokens,
+          prices: { promptPerMTok: cfg.llmPricePrompt, completionPerMTok: cfg.llmPriceCompletion, cachedPerMTok: cfg.llmPriceCached },
+        }
       : undefined;
   return policySettings({
     selector: cfg.selector ?? (llm ? 'llm' : 'bandit'),
     llm,
+    llmBudget: { pipelineTokensPerHour: cfg.llmBudgetPipeline, totalTokensPerHour: cfg.llmBudgetTotal },
+    llmGate: { enabled: cfg.llmGate, noveltyThreshold: cfg.llmGateNovelty },
     exploration: { epsilon: cfg.epsilon, temperature: cfg.temperature, contextSampling: cfg.contextSampling, priorWeight: cfg.priorWeight },
     buffer: { maxEntries: cfg.bufferMaxEntries, maxBytes: cfg.bufferMaxBytes },
     learning: cfg.learning,

@@ -12,7 +12,26 @@ describe('policy settings', () => {
   it('turns the LLM on when an endpoint and a model are set', () => {
     const s = settingsFromConfig(loadConfig(policyConfigSpec, { SAIR_LLM_BASE_URL: 'http://vllm:8000/v1', SAIR_LLM_MODEL: 'qwen' }, ['--llm-timeout-ms', '3000']));
     expect(s.selector).toBe('llm');
-    expect(s.llm).toEqual({ baseUrl: 'http://vllm:8000/v1', model: 'qwen', apiKey: undefined, timeoutMs: 3000, maxRetries: 1 });
+    expect(s.llm).toEqual({
+      baseUrl: 'http://vllm:8000/v1',
+      model: 'qwen',
+      apiKey: undefined,
+      timeoutMs: 3000,
+      maxRetries: 1,
+      maxTokens: 256,
+      prices: { promptPerMTok: 0, completionPerMTok: 0, cachedPerMTok: undefined },
+    });
+    expect(s.llmBudget).toEqual({ pipelineTokensPerHour: 0, totalTokensPerHour: 0 });
+    expect(s.llmGate).toEqual({ enabled: false, noveltyThreshold: Math.log(20) });
+  });
+
+  it('reads the LLM cost, budget and gate settings', () => {
+    const env = { SAIR_LLM_BASE_URL: 'https://api.openai.com/v1', SAIR_LLM_MODEL: 'o4-mini', SAIR_LLM_PRICE_PROMPT: '1.1', SAIR_LLM_BUDGET_TOKENS_PER_HOUR: '500000' };
+    const argv = ['--llm-price-completion', '4.4', '--llm-price-cached', '0.275', '--llm-max-tokens', '4000', '--llm-budget-pipeline-tokens-per-hour', '100000', '--llm-gate', '--llm-gate-novelty', '4'];
+    const s = settingsFromConfig(loadConfig(policyConfigSpec, env, argv));
+    expect(s.llm).toMatchObject({ maxTokens: 4000, prices: { promptPerMTok: 1.1, completionPerMTok: 4.4, cachedPerMTok: 0.275 } });
+    expect(s.llmBudget).toEqual({ pipelineTokensPerHour: 100_000, totalTokensPerHour: 500_000 });
+    expect(s.llmGate).toEqual({ enabled: true, noveltyThreshold: 4 });
   });
 
   it('rejects values outside their limits, naming the variable and the accepted form', () => {

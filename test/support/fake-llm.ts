@@ -1,10 +1,15 @@
 // A scripted OpenAI-compatible chat-completions server: real HTTP on a loopback port, the same
 // wire format as OpenAI/vLLM (POST {base}/chat/completions, `choices[0].message`, `finish_reason`,
-// `usage`, error bodies `{error: {message, type, code}}`). It stands in for a model in CI and in the
-// benchmark; it is NOT a model. Each request either takes the next scripted fault or is answered by
-// one documented rule that reads only the prompt it received (see `ruleAnswer`).
+// `usage`, error bodies). It stands in for a model in CI and in the benchmark; it is NOT a model.
+// Each request either takes the next scripted fault or is answered by one documented rule that
+// reads only the prompt it received (see `ruleAnswer`). A personality (fake-llm-personalities.ts)
+// makes it accept and refuse request shapes as vLLM, Ollama, llama.cpp or OpenAI do, with their
+// status codes, error bodies, usage fields and reasoning output; the default takes everything.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PERSONALITIES, type Personality, type PersonalityName, type RequestView } from './fake-llm-personalities.js';
+
+export { PERSONALITIES, type PersonalityName } from './fake-llm-personalities.js';
 
 export type FakeLlmFault =
   | 'timeout' // never answers (until the server closes)
@@ -16,15 +21,23 @@ export type FakeLlmFault =
   | 'refusal' // message.refusal set, content null
   | 'empty' // content ""
   | 'no-choices' // choices: []
-  | 'prose'; // valid answer inside prose and a code fence (a server that ignores response_format)
+  | 'prose' // valid answer inside prose and a code fence (a server that ignores response_format)
+  | '503' // overloaded, in the personality's error body
+  | 'think' // a <think> block before the answer, in the content
+  | 'think-unclosed' // the content ends inside a <think> block
+  | { kind: '429'; retryAfter: string }; // 429 with this Retry-After (seconds or an HTTP date)
 
 export interface FakeLlmRequest {
   body: {
     model: string;
     messages: { role: string; content: string }[];
     temperature?: number;
+    max_tokens?: number;
+    max_completion_tokens?: number;
     response_format?: { type: string; json_schema?: { schema: { properties: { action: { enum: string[] } } } } };
   };
+  /** The personality refused it (status), or null when it was answered or faulted. */
+  refused: number | null;
   headers: IncomingMessage['headers'];
 }
 
@@ -123,17 +136,48 @@ export function ruleAnswer(user: string): { action: string; reason: string; bott
   return { action: 'hold', reason: 'nothing to change', bottleneck: b };
 }
 
-function completion(content: string | null, extra: { finish_reason?: string; refusal?: string | null; choices?: unknown[] } = {}) {
+interface CompletionExtra {
+  finish_reason?: string;
+  refusal?: string | null;
+  choices?: unknown[];
+  /** Message fields beyond role and content (reasoning_content, reasoning). */
+  message?: Record<string, unknown>;
+}
+
+function completion(p: Personality, n: number, content: string | null, extra: CompletionExtra = {}) {
   return {
     id: `chatcmpl-fake-${Date.now()}`,
     object: 'chat.completion',
     created: Math.floor(Date.now() / 1000),
     model: 'fake-scripted',
     choices: extra.choices ?? [
-      { index: 0, message: { role: 'assistant', content, refusal: extra.refusal ?? null }, finish_reason: extra.finish_reason ?? 'stop', logprobs: null },
+      {
+        index: 0,
+        message: { role: 'assistant', content, refusal: extra.refusal ?? null, ...extra.message },
+        finish_reason: extra.finish_reason ?? 'stop',
+        logprobs: null,
+      },
     ],
-    usage: { prompt_tokens: 100, completion_tokens: content ? Math.ceil(content.length / 4) : 0, total_tokens: 100 },
+    usage: p.usage(100, content ? Math.ceil(content.length / 4) : 0, n),
   };
+}
+
+const THOUGHT = 'The bottleneck is the stage with the highest load/capacity; adding capacity there lowers P99.';
+
+function viewOf(body: FakeLlmRequest['body']): RequestView {
+  return {
+    responseFormat: body.response_format?.type ?? null,
+    hasMaxTokens: body.max_tokens !== undefined,
+    hasMaxCompletionTokens: body.max_completion_tokens !== undefined,
+    temperature: body.temperature,
+  };
+}
+
+export interface FakeLlmOptions {
+  /** Which real server's behaviour to follow (default: `scripted`, which takes every shape). */
+  personality?: PersonalityName;
+  /** The scripted model reasons before it answers, where the personality puts reasoning. */
+  reasoning?: boolean;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -141,52 +185,71 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(JSON.stringify(body));
 }
 
-export async function startFakeLlm(): Promise<FakeLlm> {
+export async function startFakeLlm(opts: FakeLlmOptions = {}): Promise<FakeLlm> {
+  const p: Personality = PERSONALITIES[opts.personality ?? 'scripted'];
   const requests: FakeLlmRequest[] = [];
   const queue: FakeLlmFault[] = [];
+  let answered = 0;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       if (req.method !== 'POST' || !req.url?.endsWith('/chat/completions')) {
-        send(res, 404, { error: { message: `no route ${req.method} ${req.url}`, type: 'invalid_request_error', code: null } });
+        send(res, 404, p.error(404, `no route ${req.method} ${req.url}`));
         return;
       }
       let body: FakeLlmRequest['body'];
       try {
         body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as FakeLlmRequest['body'];
       } catch {
-        send(res, 400, { error: { message: 'request body is not JSON', type: 'invalid_request_error', code: null } });
+        send(res, 400, p.error(400, 'request body is not JSON'));
         return;
       }
-      requests.push({ body, headers: req.headers });
+      const refused = p.refuse(viewOf(body));
+      requests.push({ body, headers: req.headers, refused: refused?.status ?? null });
+      if (refused) return send(res, refused.status, refused.body, refused.headers);
+      const n = ++answered;
       const user = body.messages.find((m) => m.role === 'user')?.content ?? '';
       const answer = ruleAnswer(user);
+      const json = JSON.stringify(answer);
       const fault = queue.shift();
+      if (typeof fault === 'object') return send(res, 429, p.error(429, 'Rate limit reached for requests'), { ...p.rateLimitHeaders, 'retry-after': fault.retryAfter });
       switch (fault) {
         case 'timeout':
           return; // the client's timeout or the server's close ends it
         case '429':
-          return send(res, 429, { error: { message: 'Rate limit reached', type: 'rate_limit_error', code: 'rate_limit_exceeded' } }, { 'retry-after-ms': '10' });
+          return send(res, 429, p.error(429, 'Rate limit reached for requests', { code: 'rate_limit_exceeded' }), p.rateLimitHeaders);
         case '500':
-          return send(res, 500, { error: { message: 'internal server error', type: 'server_error', code: null } });
+          return send(res, 500, p.error(500, 'internal server error'));
+        case '503':
+          return send(res, 503, p.error(503, 'server busy, please try again later'));
         case 'malformed':
-          return send(res, 200, completion(`{action: ${answer.action}, reason: oops`));
+          return send(res, 200, completion(p, n, `{action: ${answer.action}, reason: oops`));
         case 'outside-enum':
-          return send(res, 200, completion(JSON.stringify({ action: 's99+7', reason: 'made up', bottleneck: 99 })));
+          return send(res, 200, completion(p, n, JSON.stringify({ action: 's99+7', reason: 'made up', bottleneck: 99 })));
         case 'truncated':
-          return send(res, 200, completion(JSON.stringify(answer).slice(0, 12), { finish_reason: 'length' }));
+          return send(res, 200, completion(p, n, json.slice(0, 12), { finish_reason: 'length' }));
         case 'refusal':
-          return send(res, 200, completion(null, { refusal: 'I cannot help with that.' }));
+          return send(res, 200, completion(p, n, null, { refusal: 'I cannot help with that.' }));
         case 'empty':
-          return send(res, 200, completion(''));
+          return send(res, 200, completion(p, n, ''));
         case 'no-choices':
-          return send(res, 200, completion(null, { choices: [] }));
+          return send(res, 200, completion(p, n, null, { choices: [] }));
         case 'prose':
-          return send(res, 200, completion(`Sure. Here is my decision:\n\`\`\`json\n${JSON.stringify(answer)}\n\`\`\`\nHope this helps.`));
+          return send(res, 200, completion(p, n, `Sure. Here is my decision:\n\`\`\`json\n${json}\n\`\`\`\nHope this helps.`));
+        case 'think':
+          return send(res, 200, completion(p, n, `<think>\n${THOUGHT} {"action": "hold"} would be wrong.\n</think>\n\n${json}`));
+        case 'think-unclosed':
+          return send(res, 200, completion(p, n, `<think>\n${THOUGHT}`));
         default:
-          return send(res, 200, completion(JSON.stringify(answer)));
+          break;
       }
+      // A server that drops response_format lets the model answer as it likes.
+      const free = p.ignoresSchema && body.response_format?.type === 'json_schema';
+      const content = free ? `Decision: ${json}` : json;
+      if (!opts.reasoning || p.reasoning === 'none') return send(res, 200, completion(p, n, content));
+      if (p.reasoning === 'content-think') return send(res, 200, completion(p, n, `<think>\n${THOUGHT}\n</think>\n\n${content}`));
+      return send(res, 200, completion(p, n, content, { message: { [p.reasoning]: THOUGHT } }));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -1,6 +1,7 @@
 // The dashboard: one self-contained page (no CDN, no build step) that polls /api/pipelines and
 // /api/decisions and draws inline SVG charts per pipeline: replicas and GPU share per stage,
-// P99 against the SLO, cost rate, the bottleneck and the decisions over time.
+// P99 against the SLO, cost rate, the bottleneck and the decisions over time; and, when an LLM
+// selects, whether it decides (its request shape) or why the bandit does, and what it costs.
 export const DASHBOARD_HTML = String.raw`<!doctype html>
 <html lang="en">
 <head>
@@ -37,6 +38,7 @@ export const DASHBOARD_HTML = String.raw`<!doctype html>
   <span class="meta" id="meta">connecting…</span>
 </header>
 <main>
+  <div id="llm"></div>
   <div id="pipelines"><p class="empty">Waiting for the first tick…</p></div>
   <section class="pipeline">
     <h2>Recent decisions</h2>
@@ -115,7 +117,33 @@ function chart(testid, title, series, opts) {
   return '<figure><figcaption>' + esc(title) + '</figcaption>' + out + legend + '</figure>';
 }
 
-function pipelineSection(p) {
+function tokens(t) { return fmt(t.prompt, 0) + " prompt (" + fmt(t.cached, 0) + " cached) + " + fmt(t.completion, 0) + " completion"; }
+
+// One row per LLM endpoint: who decides and why, the request shape, latency and what it cost.
+function llmSection(list) {
+  if (!list || !list.length) return "";
+  var h = '<section class="pipeline" data-testid="llm"><h2>LLM</h2><table><thead><tr><th>endpoint</th><th>status</th><th>calls</th><th>latency p50 / p99</th><th>tokens</th><th>per call</th><th>cost</th><th>budget this hour</th></tr></thead><tbody>';
+  list.forEach(function (l) {
+    var b = l.budget, lim = b ? [b.limits.pipelineTokensPerHour ? b.limits.pipelineTokensPerHour + "/pipeline" : "", b.limits.totalTokensPerHour ? b.limits.totalTokensPerHour + " in all" : ""].filter(Boolean).join(", ") : "";
+    h += '<tr data-llm="' + esc(l.baseUrl + " " + l.model) + '"><td>' + esc(l.model) + '<br><span class="legend">' + esc(l.baseUrl) + '</span></td>';
+    h += '<td class="' + (l.summary.indexOf("fallback") === 0 ? "error" : "") + '" data-testid="llm-summary">' + esc(l.summary) + (l.learned.length ? '<br><span class="legend">learned: ' + esc(l.learned.join("; ")) + '</span>' : "") + '</td>';
+    h += '<td>' + l.answered + " / " + l.calls + '</td>';
+    h += '<td>' + (l.latencyMs ? fmt(l.latencyMs.p50, 0) + " / " + fmt(l.latencyMs.p99, 0) + " ms" : "–") + '</td>';
+    h += '<td data-testid="llm-tokens">' + esc(tokens(l.tokens)) + '</td>';
+    h += '<td>' + (l.tokensPerCall ? esc(tokens(l.tokensPerCall)) : "–") + '</td>';
+    h += '<td data-testid="llm-cost">$' + l.dollars.toFixed(4) + '</td>';
+    h += '<td>' + (b ? esc(fmt(b.total, 0) + " tokens" + (lim ? " of " + lim : "") + (b.refused ? "; " + b.refused + " decisions left to the bandit" : "")) : "–") + '</td></tr>';
+  });
+  return h + '</tbody></table></section>';
+}
+
+function pipelineLlm(llm, id) {
+  var t = { prompt: 0, completion: 0, cached: 0 }, dollars = 0, seen = false;
+  (llm || []).forEach(function (l) { var u = l.pipelines[id]; if (u) { seen = true; t.prompt += u.tokens.prompt; t.completion += u.tokens.completion; t.cached += u.tokens.cached; dollars += u.dollars; } });
+  return seen ? { tokens: t, dollars: dollars } : null;
+}
+
+function pipelineSection(p, llm) {
   var pts = p.points, last = pts.length ? pts[pts.length - 1] : null;
   var stageName = function (i) { var s = p.stages[i]; return s ? "s" + i + " " + s.name : "s" + i; };
   var replicas = p.stages.map(function (s, i) { return { name: stageName(i), step: true, points: pts.map(function (x) { return [x.time, x.replicas[i]]; }) }; });
@@ -142,6 +170,8 @@ function pipelineSection(p) {
   h += '<div class="stat"><div class="k">bottleneck</div><div class="v" data-testid="bottleneck">' + esc(last && last.bottleneck !== null ? stageName(last.bottleneck) : "–") + '</div></div>';
   h += '<div class="stat"><div class="k">replicas</div><div class="v" data-testid="replicas">' + esc(last ? last.replicas.join(" / ") : "–") + '</div></div>';
   h += '<div class="stat"><div class="k">ticks</div><div class="v">' + p.ticks + '</div></div>';
+  var used = pipelineLlm(llm, p.id);
+  if (used) h += '<div class="stat"><div class="k">LLM tokens (cost)</div><div class="v" data-testid="pipeline-llm">' + fmt(used.tokens.prompt + used.tokens.completion, 0) + ' ($' + used.dollars.toFixed(4) + ')</div></div>';
   h += '</div>';
   if (p.lastError) h += '<p class="error">last tick failed: ' + esc(p.lastError.message) + '</p>';
   h += '<div class="charts">';
@@ -161,7 +191,8 @@ async function refresh() {
     var res = await Promise.all([fetch("api/pipelines", { cache: "no-store" }), fetch("api/decisions?limit=20", { cache: "no-store" })]);
     var data = await res[0].json(), dec = await res[1].json();
     document.getElementById("meta").innerHTML = esc(data.source) + " · " + esc(data.identity) + ' · selector ' + esc(data.selector) + ' · <span class="badge ' + (data.leader ? "leader" : "standby") + '">' + (data.leader ? "leader" : "standby") + '</span> · updated ' + esc(new Date().toISOString().slice(11, 19));
-    var html = data.pipelines.map(pipelineSection).join("");
+    document.getElementById("llm").innerHTML = llmSection(data.llm);
+    var html = data.pipelines.map(function (p) { return pipelineSection(p, data.llm); }).join("");
     if (data.invalid && data.invalid.length) html += '<section class="pipeline"><h2>Refused pipelines</h2>' + data.invalid.map(function (i) { return '<p class="error">' + esc(i.id) + ": " + esc(i.error) + "</p>"; }).join("") + "</section>";
     document.getElementById("pipelines").innerHTML = html || '<p class="empty">No pipelines yet. Label a namespace sair.dev/enabled=true and create an InferencePipeline or an HPA.</p>';
     document.getElementById("decisions").innerHTML = dec.decisions.map(function (d) {

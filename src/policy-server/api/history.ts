@@ -2,6 +2,8 @@
 // (allocation, P99, cost, bottleneck, action) and the recent decision records. In memory only;
 // the decision log file is the durable record.
 import type { PipelineSpec, ScalingAction, StageAllocation, TickReport } from '../../core/ports.js';
+import type { BudgetedLlmStatus } from '../../policy/selectors/budgeted.js';
+import type { LlmStatus } from '../../policy/selectors/llm.js';
 import type { DecisionRecord } from '../../policy/types.js';
 
 export interface TickPoint {
@@ -40,6 +42,7 @@ export function actionLabel(a: ScalingAction): string {
 export class PolicyHistory {
   private readonly pipelines = new Map<string, PipelineView>();
   private readonly decisions: DecisionRecord[] = [];
+  private readonly llmSources: (() => LlmStatus | BudgetedLlmStatus)[] = [];
 
   constructor(private readonly limits: { pointsPerPipeline: number; decisions: number } = { pointsPerPipeline: 720, decisions: 500 }) {}
 
@@ -54,6 +57,16 @@ export class PolicyHistory {
     v.tickSeconds = spec.tickSeconds;
     v.stages = spec.stages.map((s) => ({ index: s.index, name: s.name, minReplicas: s.minReplicas, maxReplicas: s.maxReplicas, gpuCores: s.gpuCores ?? null }));
     return v;
+  }
+
+  /** An LLM selector whose status the API and the dashboard show (one per endpoint the policy uses). */
+  addLlm(status: () => LlmStatus | BudgetedLlmStatus): void {
+    this.llmSources.push(status);
+  }
+
+  /** The status of every LLM selector, read now. */
+  llm(): (LlmStatus | BudgetedLlmStatus)[] {
+    return this.llmSources.map((s) => s());
   }
 
   /** Forget pipelines that are gone from the cluster. */

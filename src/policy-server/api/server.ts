@@ -58,7 +58,11 @@ export function createApiApp(deps: ApiServerDeps): express.Express {
       selector: deps.state.selector,
       pipelines: deps.history.list(),
       invalid: deps.state.invalid(),
+      llm: deps.history.llm(),
     });
+  });
+  app.get('/api/llm', (_req, res) => {
+    res.json({ selector: deps.state.selector, llm: deps.history.llm() });
   });
   app.get('/api/decisions', (req, res) => {
     const q = decisionsQuery.safeParse(req.query);
@@ -73,7 +77,7 @@ export function createApiApp(deps: ApiServerDeps): express.Express {
     res.type('html').set('cache-control', 'no-store').send(DASHBOARD_HTML);
   });
   app.use((_req: express.Request, res: express.Response) => {
-    res.status(404).json({ error: 'not found; try /api/pipelines, /api/decisions, /metrics or /' });
+    res.status(404).json({ error: 'not found; try /api/pipelines, /api/decisions, /api/llm, /metrics or /' });
   });
   return app;
 }

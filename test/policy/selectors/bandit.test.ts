@@ -59,3 +59,13 @@ describe('bandit selector (UCB)', () => {
     expect(new Set(await pick(7)).size).toBeGreaterThan(1);
   });
 });
+
+describe('banditEstimates', () => {
+  it('gives the mean and the bonus the bandit ranks by, for the LLM gate', async () => {
+    const { banditEstimates } = await import('../../../src/policy/selectors/bandit.js');
+    const [a, b] = banditEstimates([cand('hold', 0.1), cand('s1+1', 0.6)], new Map([['hold', stat('hold', 100, 0.5)]]), { exploration: 0.2 });
+    expect(a!.mean).toBeCloseTo((0.1 * 100 + 0.5 * 100) / 200);
+    expect(a!.halfWidth).toBeCloseTo(0.2 * Math.sqrt(Math.log(101) / 201));
+    expect(b).toMatchObject({ n: 0, mean: 0.6 });
+  });
+});
