@@ -4,6 +4,7 @@
 // lowest P99 among them within a budget shows which P99 targets are within reach at all.
 import { builtinWorkloadFile } from '../src/sim/builtin-workloads.js';
 import { maxThroughputPerReplica, type PipelineModel, type StageModel } from '../src/sim/pipeline.js';
+import { GpuPool } from '../src/sim/placement.js';
 
 /** What createStaticController takes: replicas per stage, GPU share in percent (null on CPU stages). */
 export interface Allocation {
@@ -32,13 +33,30 @@ export function notStationary(workload: string): string | null {
 
 const share = (a: Allocation, i: number): number => (a.gpuCores[i] ?? 100) / 100;
 
-/** Dollars per hour, as the simulator charges it: replicas x (replicaHour + gpuHour x share on GPU stages). */
+/** Share-priced dollars per hour: replicas x (replicaHour + gpuHour x share on GPU stages). */
 export function allocationCost(model: PipelineModel, a: Allocation): number {
   const { gpuHour, replicaHour } = model.cost;
   return model.stages.reduce(
     (sum, s, i) => sum + a.replicas[i]! * (replicaHour + (s.kind === 'gpu' ? gpuHour * share(a, i) : 0)),
     0,
   );
+}
+
+/**
+ * Packed dollars per hour, as a cluster bills it and the bench's targets count it: the GPU
+ * replicas placed stage by stage on the model's cluster (as a static start places them), each
+ * whole GPU in use at gpuHour, each replica placed at replicaHour.
+ */
+export function packedAllocationCost(model: PipelineModel, a: Allocation): number {
+  const { gpuHour, replicaHour } = model.cost;
+  const pool = new GpuPool(model.cluster);
+  let placed = 0;
+  model.stages.forEach((s, i) => {
+    for (let k = 0; k < a.replicas[i]!; k++) {
+      if (s.kind !== 'gpu' || pool.place(pool.occupancyOf(a.gpuCores[i] ?? 100)) >= 0) placed++;
+    }
+  });
+  return placed * replicaHour + pool.gpusInUse * gpuHour;
 }
 
 /** Requests per second the pipeline finishes at full batches: its slowest stage (every stage sees every request). */
@@ -144,12 +162,12 @@ export function staticCandidates(
       const key = JSON.stringify(a);
       if (seen.has(key)) continue;
       seen.add(key);
-      if (allocationCost(model, a) <= budget + 1e-9 && allocationCapacity(model, a) >= rate) all.push(a);
+      if (packedAllocationCost(model, a) <= budget + 1e-9 && allocationCapacity(model, a) >= rate) all.push(a);
     }
   }
   const undominated = all
     .filter((a) => !all.some((b) => dominates(b, a)))
-    .sort((x, y) => allocationCost(model, y) - allocationCost(model, x));
+    .sort((x, y) => packedAllocationCost(model, y) - packedAllocationCost(model, x) || allocationCost(model, y) - allocationCost(model, x));
   const kept = undominated.slice(0, maxRuns);
   const gpuSearch = sharedLevel
     ? `all ${gpu.length} GPU stages at one share step, every replica count each`

@@ -1,5 +1,6 @@
 // `npm run bench:policy`: SAIR against the baselines on the simulator matrix, then the decision
-// cost of a tick. SAIR runs twice: with the built-in bandit selector, and with the LLM selector
+// cost of a tick. Costs are packed (whole GPUs in use, as a cluster bills them; the cost targets
+// use these), with the share-priced figure of earlier results beside them. SAIR runs twice: with the built-in bandit selector, and with the LLM selector
 // against the scripted OpenAI-compatible server of test/support/fake-llm.ts over real HTTP. That
 // server is a stand-in for a model, not a model: it answers from the prompt by one fixed rule
 // (see ruleAnswer there), so "SAIR-LLM(scripted)" measures the LLM path end to end, not an LLM.
@@ -92,7 +93,10 @@ interface Run {
   p99: number;
   viol: number;
   attain: number;
+  /** Packed $/h (whole GPUs in use, replicas placed): what the cost targets compare. */
   cost: number;
+  /** Share-priced $/h (replicas x share of a GPU), the figure before packing; printed beside. */
+  shareCost: number;
   acc: number | null;
   /** SLO attainment over the requests finished after the first surge (see violationSplit). */
   attainLater: number;
@@ -149,7 +153,8 @@ const toRun = (r: RunResult): Run => ({
   p99: r.latency.p99Ms,
   viol: r.sloViolationRate,
   attain: r.sloAttainment,
-  cost: r.cost.meanRatePerHour,
+  cost: r.cost.packed.meanRatePerHour,
+  shareCost: r.cost.meanRatePerHour,
   acc: r.bottleneck.accuracy,
   ...violationSplit(r),
   tickErrors: r.tickErrors,
@@ -454,7 +459,8 @@ function printTable(cells: Cell[]): void {
     'controller',
     'P99 ms',
     'SLO viol %',
-    'cost $/h',
+    'cost $/h packed',
+    'share-priced $/h',
     'bottleneck acc %',
   ];
   const rows: string[][] = [];
@@ -468,6 +474,7 @@ function printTable(cells: Cell[]): void {
         show(stat(runs.map((r) => r.p99)), 0),
         show(stat(runs.map((r) => r.viol)), 2, 100),
         show(stat(runs.map((r) => r.cost)), 3),
+        show(stat(runs.map((r) => r.shareCost)), 3),
         acc.length > 0 ? show(stat(acc), 1, 100) : '-',
       ]);
     }
@@ -522,7 +529,7 @@ function printFeasibility(cells: Cell[]): void {
     return;
   }
   console.log(
-    `\nFeasibility: the lowest P99 found among static allocations at no more than HPA's mean cost and >= 99% SLO attainment, per stationary cell` +
+    `\nFeasibility: the lowest P99 found among static allocations at no more than HPA's mean packed cost and >= 99% SLO attainment, per stationary cell` +
       `\n(candidates screened at seed 1, the ${CONFIRM_BEST} lowest P99s rerun with all ${seeds} seeds, ${durationMs / 60_000} min per run; means over the seeds;` +
       `\n ±95% CI; target = 50% of HPA's P99; floor = every stage at its most replicas and largest share, whatever it costs)`,
   );
@@ -685,7 +692,7 @@ function verdicts(cells: Cell[], sair: string): Verdicts {
 
 function printPerWorkload(cells: Cell[], sair: string): void {
   console.log(
-    `\nTargets per workload for ${sair} (P99 <= 50% of HPA at no higher cost; cost <= 70% of static-peak at >= 99% attainment; dominates_hpa: P99 and cost no higher than HPA's, attainment no lower):`,
+    `\nTargets per workload for ${sair} (costs packed onto whole GPUs; P99 <= 50% of HPA at no higher cost; cost <= 70% of static-peak at >= 99% attainment; dominates_hpa: P99 and cost no higher than HPA's, attainment no lower):`,
   );
   for (const w of workloads) {
     const v = verdicts(
