@@ -80,21 +80,6 @@ export class GpuPool {
     return this.gpus - this.inUse;
   }
 
-  /** Nodes with at least one GPU in use. */
-  nodesInUse(): number {
-    let n = 0;
-    const per = this.shape.gpusPerNode;
-    for (let start = 0; start < this.replicas.length; start += per) {
-      for (let g = start; g < Math.min(start + per, this.replicas.length); g++) {
-        if (this.replicas[g]! > 0) {
-          n++;
-          break;
-        }
-      }
-    }
-    return n;
-  }
-
   occupancyOf(sharePercent: number): number {
     return occupancy(sharePercent, this.shape.slotPercent);
   }
