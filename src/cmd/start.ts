@@ -124,7 +124,7 @@ export async function startEmbedded(cfg: StartConfig, out: NodeJS.WritableStream
     const applied =
       r.applied.length === 0 ? 'hold' : r.applied.map((a, i) => (a.kind === 'replicas' ? `s${a.stage} replicas ${a.replicas}` : a.kind === 'gpuCores' ? `s${a.stage} gpu ${a.gpuCores}%` : 'hold') + tag(i)).join(', ');
     const p99 = r.p99Ms === null ? 'n/a' : Number.isFinite(r.p99Ms) ? `${Math.round(r.p99Ms)}ms` : 'unbounded (drops)';
-    out.write(`sim ${t}  p99 ${p99} (SLO ${r.sloP99Ms}ms)  cost $${r.costRate.toFixed(2)}/h  bottleneck ${stageName(r.bottleneck)}  ${r.selector}: ${applied}\n`);
+    out.write(`sim ${t}  p99 ${p99} (SLO ${r.sloP99Ms}ms)  cost $${r.costRate.toFixed(2)}/h packed, $${simulation.costRate.toFixed(2)}/h share-priced  bottleneck ${stageName(r.bottleneck)}  ${r.selector}: ${applied}\n`);
   };
   const ports = { cluster, metrics, clock, logger, registry, history };
   const { controller, runtime, close } = createPolicyLoop(ports, settings, {

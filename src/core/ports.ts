@@ -33,7 +33,10 @@ export interface StageSpec {
 }
 
 export interface CostModel {
-  /** Dollars per GPU-hour, charged by share: a replica at 30 % costs 0.3 × this. */
+  /**
+   * Dollars per GPU-hour. A cluster bills whole GPUs: each GPU hosting at least one replica costs
+   * this (packed cost). Where packing is unknown a replica at 30 % is charged 0.3 × this (share-priced).
+   */
   gpuHour: number;
   /** Dollars per replica-hour, for CPU and memory. */
   replicaHour: number;
@@ -58,6 +61,24 @@ export interface StageAllocation {
   gpuCores: number | null;
   /** Bounds imposed from outside the pipeline spec, e.g. the HPA's min/max and recommendation. */
   hpa?: { minReplicas: number; maxReplicas: number; desiredReplicas?: number };
+  /**
+   * Replicas asked for that are Pending because no GPU has room for their share (unschedulable):
+   * not ready, not serving, not billed. Absent where the cluster cannot tell.
+   */
+  pendingReplicas?: number;
+  /**
+   * Replicas enforced below `gpuCores` because their GPU had no room for all of it (the node agent
+   * clamps a share rise to what the GPU has free). Absent where the cluster cannot tell.
+   */
+  clampedReplicas?: number;
+}
+
+/** How a pipeline's GPU replicas sit on whole GPUs, where the cluster can tell. */
+export interface GpuPacking {
+  /** Each GPU hosting at least one of the pipeline's replicas: share in use and free, percent (free counts whole slots). */
+  gpus: { used: number; free: number }[];
+  /** GPUs with nothing on them that a new replica could go to; null when the cluster adds nodes without bound. */
+  idleGpus: number | null;
 }
 
 /** One stage's metrics over the last observation window. Null means the metric is missing. */
@@ -104,8 +125,15 @@ export interface PipelineObservation {
   recentWindowMs?: number;
   /** Fraction of requests in the window that missed the SLO or were dropped. */
   sloViolation: number | null;
-  /** Current spend, $/hour, from the allocation and the cost model. */
+  /**
+   * Current spend, $/hour: packed (whole GPUs in use × gpuHour + replicas × replicaHour) where the
+   * cluster tells how replicas are packed (`gpuPacking` present), else share-priced.
+   */
   costRate: number;
+  /** Share-priced spend, $/hour: replicas × (replicaHour + gpuHour × share), what costRate was before packing. */
+  shareCostRate?: number;
+  /** Present where the cluster tells how GPU replicas are packed (the simulator; not yet the Prometheus adapter). */
+  gpuPacking?: GpuPacking;
 }
 
 export interface MetricsPort {

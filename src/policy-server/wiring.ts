@@ -8,7 +8,7 @@ import { createSairController, type SairController } from '../policy/controller.
 import { newLedger } from '../policy/selectors/budget.js';
 import { withBudget } from '../policy/selectors/budgeted.js';
 import { createLlmSelector, type LlmCall, type LlmObserver } from '../policy/selectors/llm.js';
-import { createLlmMetrics, LLM_TOKENS_METRIC } from './llm-metrics.js';
+import { createLlmMetrics } from './llm-metrics.js';
 import type { ClusterPort, Clock, Controller, MetricsPort } from '../core/ports.js';
 import { PolicyRuntime, type RuntimeDeps } from './runtime.js';
 import type { PolicySettings } from '../policy/settings.js';
@@ -95,9 +95,7 @@ export function createPolicyLoop(
     return c;
   };
   const first = make(settings, '');
-  // The controller counts LLM tokens without the pipeline; the selectors' observer counts them per
-  // pipeline, with cached tokens, under the same name (issue 19: the controller's counter goes).
-  registry.removeSingleMetric(LLM_TOKENS_METRIC);
+  // The selectors' observer counts LLM tokens per pipeline, cached ones included.
   llmMetrics.observer = createLlmMetrics(registry);
   const runtime = new PolicyRuntime({
     cluster,

@@ -63,7 +63,6 @@ function policyMetrics(registry: Registry | undefined) {
       buckets: [0.1, 0.25, 0.5, 1, 2, 4, 8, 12],
       registers,
     }),
-    llmTokens: new Counter({ name: 'sair_policy_llm_tokens_total', help: 'LLM tokens by kind', labelNames: ['kind'], registers }),
     tick: new Histogram({
       name: 'sair_policy_tick_compute_seconds',
       help: 'Tick compute time without the selector call and cluster I/O',
@@ -190,10 +189,6 @@ export function createSairController(deps: SairControllerDeps): SairController {
     m.decisions.inc({ selector: record.selector, outcome: outcomeLabel });
     if (record.fallbackReason) m.fallbacks.inc({ selector: llm ? 'llm' : 'bandit' });
     if (record.selector === 'llm') m.llmLatency.observe(record.latencyMs / 1000);
-    if (record.tokens) {
-      m.llmTokens.inc({ kind: 'prompt' }, record.tokens.prompt);
-      m.llmTokens.inc({ kind: 'completion' }, record.tokens.completion);
-    }
     m.experiences.set(buffer.size);
     m.bytes.set(buffer.bytes);
     // Compute only: the LLM call and cluster I/O are excluded; the bandit's choice is compute and stays in.

@@ -2,7 +2,8 @@
 // absolute targets, applied at once to the desired state; replicas then take the scheduling delay
 // and the cold start to become ready, and a new GPU share applies to batches that start after it
 // (the node agent rewrites the control file live). Invalid requests are refused with an
-// UpstreamError carrying the status the API server would give (404 unknown, 422 invalid).
+// UpstreamError carrying the status the API server would give (404 unknown, 422 invalid). GPU
+// stages also say how many replicas wait for GPU room and how many run clamped below their share.
 import { UpstreamError } from '../common/errors.js';
 import type { ClusterPort, PipelineSpec, ScalingAction, StageAllocation, TickReport } from '../core/ports.js';
 import type { Simulation } from './simulator.js';
@@ -33,7 +34,8 @@ export class SimCluster implements ClusterPort {
   currentAllocation(): StageAllocation[] {
     return this.spec.stages.map((s) => {
       const a = this.sim.allocation(s.index);
-      return { replicas: a.replicas, readyReplicas: a.readyReplicas, gpuCores: a.gpuCores };
+      if (a.gpuCores === null) return { replicas: a.replicas, readyReplicas: a.readyReplicas, gpuCores: a.gpuCores };
+      return { replicas: a.replicas, readyReplicas: a.readyReplicas, gpuCores: a.gpuCores, pendingReplicas: a.pendingReplicas, clampedReplicas: a.clampedReplicas };
     });
   }
 

@@ -1,7 +1,8 @@
 // MetricsPort over the simulation, shaped like Prometheus: counters are scraped every
 // scrapeIntervalMs, and an observation aggregates the last windowMs of complete scrapes, as a
 // rate(...[window]) query would. Data become visible only at scrape times (plus lagMs, e.g. a
-// rule-evaluation delay), so a controller sees the world up to one scrape interval late.
+// rule-evaluation delay), so a controller sees the world up to one scrape interval late. The cost
+// rate and GPU packing are the cluster's state now, as the allocation is.
 import type { MetricsPort, PipelineObservation, PipelineSpec, StageMetrics } from '../core/ports.js';
 import { UpstreamError } from '../common/errors.js';
 import type { SimCluster } from './cluster.js';
@@ -46,6 +47,12 @@ export class SimMetrics implements MetricsPort {
     while (last >= 0 && this.buckets[last]!.time > visibleUntil) last--;
     const n = this.spec.stages.length;
     const allocation = this.cluster.currentAllocation();
+    const packing = this.sim.gpuPacking();
+    const costs = {
+      costRate: this.sim.packedCostRate,
+      shareCostRate: this.sim.costRate,
+      gpuPacking: { gpus: packing.gpus, idleGpus: Number.isFinite(packing.idleGpus) ? packing.idleGpus : null },
+    };
     if (last < 0) {
       return {
         time: this.sim.now,
@@ -55,7 +62,7 @@ export class SimMetrics implements MetricsPort {
         p99Ms: null,
         arrivalRate: null,
         sloViolation: null,
-        costRate: this.sim.costRate,
+        ...costs,
       };
     }
     const end = this.buckets[last]!;
@@ -133,7 +140,7 @@ export class SimMetrics implements MetricsPort {
       recentArrivalRate: end.arrivals / (this.opts.scrapeIntervalMs / 1000),
       recentWindowMs: this.opts.scrapeIntervalMs,
       sloViolation: finished > 0 ? (violations + dropped) / finished : null,
-      costRate: this.sim.costRate,
+      ...costs,
     };
   }
 }

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, ValidationError } from '../common/errors.js';
 import type { PipelineSpec, StageSpec } from '../core/ports.js';
+import type { ClusterShape } from './placement.js';
 import { name, num, parseYamlText, validate } from './schema.js';
 
 const serviceSchema = z
@@ -55,6 +56,31 @@ const stageSchema = z
     path: ['gpuCores'],
   });
 
+const NODES_FORM = 'an integer >= 1 or "unlimited" (absent: one GPU per replica at every GPU stage\'s replicas.max, on gpusPerNode-GPU nodes)';
+const SLOT_FORM = 'an integer from 1 to 100 that divides 100 (100 / the device plugin\'s --slots-per-gpu)';
+
+/**
+ * The GPU nodes the pipeline runs on. Absent, or without gpuNodes: nodes enough for one GPU per
+ * replica at every GPU stage's replicas.max (NODES_FORM says so in errors), so no replica the
+ * bounds allow waits for room; share rises can still be clamped where replicas share a GPU.
+ */
+const clusterSchema = z
+  .object({
+    gpuNodes: z
+      .union([z.number({ error: NODES_FORM }).int({ error: NODES_FORM }).min(1, { error: NODES_FORM }), z.literal('unlimited', { error: NODES_FORM })], { error: NODES_FORM })
+      .optional(),
+    gpusPerNode: num.int(1, 64).default(8),
+    slotPercent: z
+      .number({ error: SLOT_FORM })
+      .int({ error: SLOT_FORM })
+      .min(1, { error: SLOT_FORM })
+      .max(100, { error: SLOT_FORM })
+      .refine((p) => 100 % p === 0, { error: SLOT_FORM })
+      .default(10),
+    placement: z.enum(['binpack', 'spread'], { error: '"binpack" or "spread"' }).default('binpack'),
+  })
+  .strict();
+
 export const pipelineFileSchema = z
   .object({
     name: name(),
@@ -71,6 +97,7 @@ export const pipelineFileSchema = z
     tickSeconds: num.positive().default(30),
     /** Time from a replica being asked for to its container starting (scheduling, image pull). */
     schedulingDelayMs: num.atLeast(0).default(2000),
+    cluster: clusterSchema.optional(),
     stages: z.array(stageSchema, { error: 'a list of stages' }).min(1, { error: 'at least one stage' }).max(64, { error: 'at most 64 stages' }),
   })
   .strict();
@@ -84,9 +111,18 @@ export interface StageModel extends Omit<StageFile, 'upstream'> {
   downstream: number[];
 }
 
-export interface PipelineModel extends Omit<PipelineFile, 'stages' | 'requestTimeoutMs'> {
+export interface PipelineModel extends Omit<PipelineFile, 'stages' | 'requestTimeoutMs' | 'cluster'> {
   requestTimeoutMs: number;
+  cluster: ClusterShape;
   stages: StageModel[];
+}
+
+/** The cluster a file declares, with the default node count where it names none. */
+export function resolveCluster(file: PipelineFile): ClusterShape {
+  const c = file.cluster ?? clusterSchema.parse({});
+  const gpuReplicas = file.stages.reduce((n, s) => n + (s.kind === 'gpu' ? s.replicas.max : 0), 0);
+  const gpuNodes = c.gpuNodes ?? Math.max(1, Math.ceil(gpuReplicas / c.gpusPerNode));
+  return { gpuNodes, gpusPerNode: c.gpusPerNode, slotPercent: c.slotPercent, placement: c.placement };
 }
 
 /** Resolve stage names into indices and check the graph: unique names, known upstreams, no cycles. */
@@ -122,8 +158,8 @@ export function resolvePipeline(file: PipelineFile, source = 'pipeline'): Pipeli
   if (seen !== stages.length) {
     throw new ConfigError([new ValidationError(`${source}: stages[].upstream`, 'a graph without cycles', stages.filter((_, i) => indeg[i]! > 0).map((s) => s.name).join(' -> '))]);
   }
-  const { stages: _s, requestTimeoutMs, ...rest } = file;
-  return { ...rest, requestTimeoutMs: requestTimeoutMs ?? Math.max(10 * file.sloP99Ms, 10000), stages };
+  const { stages: _s, requestTimeoutMs, cluster: _c, ...rest } = file;
+  return { ...rest, requestTimeoutMs: requestTimeoutMs ?? Math.max(10 * file.sloP99Ms, 10000), cluster: resolveCluster(file), stages };
 }
 
 export function parsePipeline(input: unknown, source = 'pipeline'): PipelineModel {

@@ -3,7 +3,7 @@
 // with SVG plots of load, replicas, GPU share, P99 and cost over time. Pure: strings in, strings out.
 import { toJson as encode } from '../common/json.js';
 import { meanCi, type MeanCi } from '../common/stats.js';
-import type { RunResult, TimelinePoint } from './run.js';
+import type { RunCost, RunResult, TimelinePoint } from './run.js';
 
 /** A run or matrix as indented JSON, Infinity kept. */
 export const toJson = (value: unknown): string => encode(value, 2);
@@ -22,13 +22,27 @@ function table(header: string[], rows: string[][], rightAlign: boolean[]): strin
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
+const costText = (c: RunCost): string =>
+  `${c.dollars.toFixed(3)} ($${c.per1kRequests === null ? '-' : c.per1kRequests.toFixed(4)} per 1k requests, $${c.meanRatePerHour.toFixed(2)}/h)`;
+
+function clusterText(r: RunResult): string {
+  const c = r.cluster;
+  const size = c.gpuNodes === 'unlimited' ? 'unlimited GPU nodes' : `${c.gpuNodes} x ${c.gpusPerNode} GPUs`;
+  return (
+    `${size} (${c.placement}, ${c.slotPercent}% slots): ${c.meanGpusInUse.toFixed(2)} GPUs in use on average, ${c.peakGpusInUse} at most; ` +
+    `${c.meanPendingReplicas.toFixed(2)} replicas pending for room on average; ${c.clampedShareChanges} share changes clamped`
+  );
+}
+
 /** The text report of one run. */
 export function runTable(r: RunResult): string {
   const head =
     `${r.pipeline} x ${r.workload} x ${r.controller}, seed ${r.seed}, ${(r.durationMs / 60_000).toFixed(0)} min simulated (${(r.wallMs / 1000).toFixed(2)} s wall, ${r.events} events)\n` +
     `requests ${r.requests.arrived} arrived, ${r.requests.completed} completed, ${r.requests.dropped} dropped, ${r.requests.inSystem} in system at the end\n` +
     `end-to-end P50 ${fmtMs(r.latency.p50Ms)} ms  P95 ${fmtMs(r.latency.p95Ms)} ms  P99 ${fmtMs(r.latency.p99Ms)} ms (SLO ${r.sloP99Ms} ms; drops count as infinite)\n` +
-    `SLO violations ${pct(r.sloViolationRate)}  attainment ${pct(r.sloAttainment)}  cost $${r.cost.dollars.toFixed(3)} ($${r.cost.per1kRequests === null ? '-' : r.cost.per1kRequests.toFixed(4)} per 1k requests, $${r.cost.meanRatePerHour.toFixed(2)}/h)\n` +
+    `SLO violations ${pct(r.sloViolationRate)}  attainment ${pct(r.sloAttainment)}\n` +
+    `cost packed $${costText(r.cost.packed)}  share-priced $${costText(r.cost)}\n` +
+    `cluster ${clusterText(r)}\n` +
     `bottleneck detection ${r.bottleneck.accuracy === null ? 'not reported by this controller' : `${pct(r.bottleneck.accuracy)} of ${r.bottleneck.reportedTicks} reported ticks`}` +
     (r.tickErrors > 0 ? `\ncontroller errors on ${r.tickErrors} of ${r.ticks} ticks; last: ${r.lastTickError ?? ''}` : '');
   const rows = r.stages.map((s) => [
@@ -53,8 +67,12 @@ export interface MatrixRow {
   seeds: number[];
   p99Ms: MeanCi;
   sloViolation: MeanCi;
+  /** Share-priced (as before packing). */
   costDollars: MeanCi;
   costPer1k: MeanCi;
+  /** Packed: whole GPUs in use, replicas placed. */
+  packedCostDollars: MeanCi;
+  packedCostPer1k: MeanCi;
   bottleneckAccuracy: MeanCi | null;
 }
 
@@ -77,6 +95,8 @@ export function summarizeMatrix(results: RunResult[]): MatrixRow[] {
       sloViolation: meanCi(g.map((r) => r.sloViolationRate)),
       costDollars: meanCi(g.map((r) => r.cost.dollars)),
       costPer1k: meanCi(g.map((r) => r.cost.per1kRequests ?? 0)),
+      packedCostDollars: meanCi(g.map((r) => r.cost.packed.dollars)),
+      packedCostPer1k: meanCi(g.map((r) => r.cost.packed.per1kRequests ?? 0)),
       bottleneckAccuracy: acc.length > 0 ? meanCi(acc) : null,
     };
   });
@@ -97,10 +117,11 @@ export function matrixTable(rows: MatrixRow[]): string {
     String(r.seeds.length),
     showCi(r.p99Ms, (x) => fmtMs(x)),
     showCi(r.sloViolation, (x) => `${(100 * x).toFixed(1)}%`),
+    showCi(r.packedCostPer1k, (x) => x.toFixed(4)),
     showCi(r.costPer1k, (x) => x.toFixed(4)),
     r.bottleneckAccuracy === null ? '-' : showCi(r.bottleneckAccuracy, (x) => `${(100 * x).toFixed(0)}%`),
   ]);
-  return `${table(['pipeline', 'workload', 'controller', 'seeds', 'P99 ms', 'SLO violations', '$ per 1k req', 'bottleneck acc.'], body, [false, false, false, true, true, true, true, true])}\n`;
+  return `${table(['pipeline', 'workload', 'controller', 'seeds', 'P99 ms', 'SLO violations', '$/1k packed', '$/1k share-priced', 'bottleneck acc.'], body, [false, false, false, true, true, true, true, true, true])}\n`;
 }
 
 // ---- HTML / SVG ---------------------------------------------------------------------------
@@ -193,7 +214,13 @@ export function runHtml(r: RunResult): string {
       hline: { y: r.sloP99Ms, label: `SLO ${r.sloP99Ms} ms` },
       unit: 'ms, log scale; drops drawn at the top',
     }),
-    chart('Cost rate', t, [{ label: 'spend', color: COLORS[4]!, values: tl.map((p) => p.costRate) }], { unit: '$/hour' }),
+    chart('GPUs in use', t, [{ label: 'whole GPUs hosting a replica', color: COLORS[3]!, values: tl.map((p) => p.gpusInUse), step: true }, ...stageSeries((p, i) => p.pendingReplicas[i] ?? null, gpuStages).map((s) => ({ ...s, label: `${s.label} pending for room` }))], {
+      unit: 'GPUs; replicas pending for room per GPU stage',
+    }),
+    chart('Cost rate', t, [
+      { label: 'packed (whole GPUs)', color: COLORS[4]!, values: tl.map((p) => p.packedCostRate) },
+      { label: 'share-priced', color: COLORS[5]!, values: tl.map((p) => p.costRate) },
+    ], { unit: '$/hour' }),
   ];
   const title = `${r.pipeline} × ${r.workload} × ${r.controller} (seed ${r.seed})`;
   return `<!doctype html>

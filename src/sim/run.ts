@@ -70,6 +70,10 @@ export interface StageResult {
   meanReadyReplicas: number;
   /** Mean GPU share of this stage's replicas, percent; null for CPU stages. */
   meanGpuCores: number | null;
+  /** Mean replicas Pending because no GPU had room for them (counted in meanReplicas too). */
+  meanPendingReplicas: number;
+  /** Share changes the node agent clamped because the replica's GPU had no room for all of it. */
+  clampedShareChanges: number;
   arrivals: number;
   completions: number;
   drops: number;
@@ -93,11 +97,24 @@ export interface TimelinePoint {
   throughput: number;
   p99Ms: number | null;
   sloViolation: number | null;
+  /** Share-priced $/hour at the scrape (every replica at its share of gpuHour). */
   costRate: number;
+  /** Packed $/hour at the scrape (whole GPUs in use, replicas placed). */
+  packedCostRate: number;
+  /** GPUs hosting at least one replica. */
+  gpusInUse: number;
+  /** Per stage, replicas Pending because no GPU has room. */
+  pendingReplicas: number[];
   replicas: number[];
   readyReplicas: number[];
   gpuCores: (number | null)[];
   queue: number[];
+}
+
+export interface RunCost {
+  dollars: number;
+  per1kRequests: number | null;
+  meanRatePerHour: number;
 }
 
 export interface RunResult {
@@ -112,7 +129,24 @@ export interface RunResult {
   latency: { p50Ms: number; p95Ms: number; p99Ms: number; meanMs: number | null };
   sloViolationRate: number;
   sloAttainment: number;
-  cost: { dollars: number; per1kRequests: number | null; meanRatePerHour: number };
+  /**
+   * Share-priced cost (what every figure before packing was): each replica that exists costs
+   * replicaHour + gpuHour x share. `packed` is the cost as a cluster bills it: gpuHour for each
+   * whole GPU hosting at least one replica, replicaHour for each replica placed.
+   */
+  cost: RunCost & { packed: RunCost };
+  /** The cluster the GPU replicas were packed onto, and how full it got. */
+  cluster: {
+    gpuNodes: number | 'unlimited';
+    gpusPerNode: number;
+    slotPercent: number;
+    placement: 'binpack' | 'spread';
+    meanGpusInUse: number;
+    peakGpusInUse: number;
+    /** Mean replicas Pending for lack of GPU room, over all stages. */
+    meanPendingReplicas: number;
+    clampedShareChanges: number;
+  };
   stages: StageResult[];
   bottleneck: {
     /** Ground-truth bottleneck stage at each tick. */
@@ -281,6 +315,9 @@ function timelinePoint(b: ScrapeBucket, intervalMs: number, sim: Simulation): Ti
     p99Ms: quantile(b.latency, 0.99, b.dropped),
     sloViolation: finished > 0 ? (b.violations + b.dropped) / finished : null,
     costRate: sim.costRate,
+    packedCostRate: sim.packedCostRate,
+    gpusInUse: b.gpusInUse,
+    pendingReplicas: b.pendingReplicas,
     replicas: b.replicas,
     readyReplicas: b.readyReplicas,
     gpuCores: b.gpuCores,
@@ -320,7 +357,11 @@ function summarize(x: SummaryInput): RunResult {
   const violations = sim.violations + infinite;
   const violationRate = total > 0 ? violations / total : 0;
   const seconds = x.durationMs / 1000;
-  const cost = sim.cost;
+  const runCost = (dollars: number): RunCost => ({
+    dollars,
+    per1kRequests: sim.arrived > 0 ? (1000 * dollars) / sim.arrived : null,
+    meanRatePerHour: (dollars * 3_600_000) / x.durationMs,
+  });
 
   let reportedTicks = 0;
   let matches = 0;
@@ -340,6 +381,8 @@ function summarize(x: SummaryInput): RunResult {
       meanReplicas: t.chargedMs / x.durationMs,
       meanReadyReplicas: t.readyMs / x.durationMs,
       meanGpuCores: s.kind === 'gpu' && t.chargedMs > 0 ? (100 * t.shareMs) / t.chargedMs : null,
+      meanPendingReplicas: t.unscheduledMs / x.durationMs,
+      clampedShareChanges: t.clamps,
       arrivals: t.arrivals,
       completions: t.completions,
       drops: t.drops,
@@ -364,7 +407,13 @@ function summarize(x: SummaryInput): RunResult {
     latency: { p50Ms: pct(0.5), p95Ms: pct(0.95), p99Ms: pct(0.99), meanMs: lat.length > 0 ? sum / lat.length : null },
     sloViolationRate: violationRate,
     sloAttainment: 1 - violationRate,
-    cost: { dollars: cost, per1kRequests: sim.arrived > 0 ? (1000 * cost) / sim.arrived : null, meanRatePerHour: (cost * 3_600_000) / x.durationMs },
+    cost: { ...runCost(sim.cost), packed: runCost(sim.packedCost) },
+    cluster: {
+      ...model.cluster,
+      ...sim.gpuUse(),
+      meanPendingReplicas: stages.reduce((n, s) => n + s.meanPendingReplicas, 0),
+      clampedShareChanges: stages.reduce((n, s) => n + s.clampedShareChanges, 0),
+    },
     stages,
     bottleneck: { groundTruth: x.groundTruth, reported: x.reported, accuracy: reportedTicks > 0 ? matches / reportedTicks : null, reportedTicks },
     ticks: x.ticks,

@@ -3,10 +3,12 @@
 // Starting (cold start) -> Ready -> Draining. Requests live in flat typed arrays and events in a
 // typed-array heap, so the hot path allocates nothing per request. Everything random comes from
 // seeded streams: arrivals from one, service and start-up noise from another, so every controller
-// faces the same arrivals for a seed.
+// faces the same arrivals for a seed. GPU replicas sit on whole GPUs of a finite (or unlimited)
+// cluster (placement.ts): one that fits nowhere stays Pending until room frees up.
 import { EventQueue } from './event-queue.js';
 import { bucketOf, newHistogram } from './histogram.js';
 import { maxThroughputPerReplica, type PipelineModel, type StageModel } from './pipeline.js';
+import { GpuPool } from './placement.js';
 import { Rng } from './rng.js';
 import type { ArrivalProcess, Workload } from './workload.js';
 
@@ -35,6 +37,15 @@ export class Replica {
   batchLen = 0;
   /** When the running batch started, ms (for the batch service-time counters). */
   batchStart = 0;
+  /** The share the node agent enforces, 0..1: the stage's, or less where its GPU had no room (clamped). */
+  share = 1;
+  /** The GPU it sits on and the percent of it it occupies; -1 for CPU replicas and unscheduled ones. */
+  gpu = -1;
+  occupied = 0;
+  /** Pending for lack of room on every GPU; no scheduling delay runs until it is placed. */
+  unscheduled = false;
+  /** Running below its stage's share because its GPU had no room for all of it. */
+  clamped = false;
   readonly batch: Int32Array;
   constructor(
     readonly stage: number,
@@ -73,10 +84,17 @@ export interface ScrapeBucket {
   dropped: number;
   violations: number;
   latency: Uint32Array;
+  /** Share-priced dollars spent in the interval. */
   cost: number;
+  /** Packed dollars spent in the interval: whole GPUs in use, and replicas placed. */
+  packedCost: number;
   replicas: number[];
   readyReplicas: number[];
   gpuCores: (number | null)[];
+  /** Replicas per stage that no GPU has room for, at the scrape. */
+  pendingReplicas: number[];
+  /** GPUs hosting at least one replica, at the scrape. */
+  gpusInUse: number;
 }
 
 export interface StageTotals {
@@ -100,6 +118,10 @@ export interface StageTotals {
   readyMs: number;
   chargedMs: number;
   shareMs: number;
+  /** Replica-ms spent Pending for lack of a GPU with room. */
+  unscheduledMs: number;
+  /** Share changes that a replica's GPU could not give in full (the node agent clamped them). */
+  clamps: number;
 }
 
 class StageState {
@@ -111,11 +133,18 @@ class StageState {
   readonly exponential: boolean;
   readonly batchTimeoutMs: number;
   readonly queueCapacity: number;
+  /** The stage's share, 0..1 (cores / 100); CPU stages 1. */
   share: number;
+  /** The stage's share in percent; 100 for CPU stages. */
+  cores: number;
   desired: number;
   readonly replicas: Replica[] = [];
   readonly idle: Replica[] = [];
   nPending = 0;
+  /** Pending replicas no GPU has room for (counted in nPending too). */
+  nUnscheduled = 0;
+  /** Replicas running below the stage's share because their GPU had no room. */
+  nClamped = 0;
   nStarting = 0;
   nReady = 0;
   nDraining = 0;
@@ -143,6 +172,8 @@ class StageState {
     readyMs: 0,
     chargedMs: 0,
     shareMs: 0,
+    unscheduledMs: 0,
+    clamps: 0,
   };
   bucket: StageBucket;
 
@@ -155,7 +186,8 @@ class StageState {
     this.exponential = model.service.distribution === 'exponential';
     this.batchTimeoutMs = model.batchTimeoutMs;
     this.queueCapacity = model.queueCapacity;
-    this.share = model.gpuCores ? model.gpuCores.initial / 100 : 1;
+    this.cores = model.gpuCores ? model.gpuCores.initial : 100;
+    this.share = this.cores / 100;
     this.desired = 0;
     this.bucket = emptyStageBucket();
   }
@@ -167,6 +199,17 @@ class StageState {
 
 function emptyStageBucket(): StageBucket {
   return { arrivals: 0, completions: 0, drops: 0, busyReadyMs: 0, busyAllMs: 0, readyMs: 0, batches: 0, batchesDone: 0, batchItems: 0, batchServiceMs: 0, queueLength: 0, latency: newHistogram() };
+}
+
+/** What the cluster runs for one stage, and how much of it waits for or lacks GPU room. */
+export interface SimStageAllocation {
+  replicas: number;
+  readyReplicas: number;
+  gpuCores: number | null;
+  /** Replicas Pending because no GPU has room for them. */
+  pendingReplicas: number;
+  /** Replicas enforced below the stage's share because their GPU has no room for all of it. */
+  clampedReplicas: number;
 }
 
 export interface SimulationOptions {
@@ -219,7 +262,14 @@ export class Simulation {
   violations = 0;
   private costDollars = 0;
   private costRatePerHour = 0;
+  private packedDollars = 0;
+  private packedRatePerHour = 0;
   private costT = 0;
+  /** The cluster's GPUs, and the GPU replicas waiting for room on one, oldest first. */
+  readonly gpus: GpuPool;
+  private readonly unscheduled: Replica[] = [];
+  private gpusInUseMs = 0;
+  private peakGpusInUse = 0;
   private readonly latencies: Float64Array[] = [];
   private latencyChunk: Float64Array | null = null;
   private latencyPos = 0;
@@ -232,6 +282,7 @@ export class Simulation {
   private bViolations = 0;
   private bLatency = newHistogram();
   private bCostStart = 0;
+  private bPackedStart = 0;
   private scrapeIndex = 0;
 
   constructor(opts: SimulationOptions) {
@@ -249,10 +300,11 @@ export class Simulation {
     this.sloMs = opts.pipeline.sloP99Ms;
     this.serviceRng = new Rng(opts.seed * 2 + 1);
     this.arrivals = opts.workload.arrivals(new Rng(opts.seed * 2), opts.durationMs);
+    this.gpus = new GpuPool(opts.pipeline.cluster);
     this.growRequests(1024);
     // Initial replicas start Ready: the run begins from a deployed, warm pipeline.
     for (const st of this.stages) this.startReady(st, st.model.replicas.initial);
-    this.costRatePerHour = this.computeCostRate();
+    this.computeCostRate();
     const first = this.arrivals.next(0);
     if (first < this.durationMs) this.q.push(first, EV_ARRIVAL, 0, null);
     this.q.push(this.scrapeIntervalMs, EV_SCRAPE, 0, null);
@@ -304,22 +356,112 @@ export class Simulation {
   provision(stage: number, n: number, gpuCores?: number): void {
     if (this.now !== 0 || this.events !== 0) throw new Error('provision() is only allowed before the simulation starts');
     const st = this.stages[stage]!;
-    if (gpuCores !== undefined && st.model.kind === 'gpu') st.share = gpuCores / 100;
+    for (const r of st.replicas) this.unbind(st, r);
+    if (gpuCores !== undefined && st.model.kind === 'gpu') {
+      st.cores = gpuCores;
+      st.share = gpuCores / 100;
+    }
     this.startReady(st, n);
-    this.costRatePerHour = this.computeCostRate();
+    this.placeWaiting();
+    this.peakGpusInUse = 0;
+    this.computeCostRate();
   }
 
+  /** `n` Ready replicas, each on a GPU with room; one that fits nowhere is Pending until room frees up. */
   private startReady(st: StageState, n: number): void {
     st.replicas.length = 0;
     st.idle.length = 0;
+    st.nReady = 0;
+    st.nPending = 0;
+    st.nUnscheduled = 0;
+    st.nClamped = 0;
     for (let i = 0; i < n; i++) {
       const r = new Replica(st.model.index, st.maxBatch);
-      r.state = R_READY;
       st.replicas.push(r);
-      st.idle.push(r);
+      if (this.bind(st, r)) {
+        r.state = R_READY;
+        st.idle.push(r);
+        st.nReady++;
+      } else {
+        this.park(st, r);
+      }
     }
-    st.nReady = n;
     st.desired = n;
+  }
+
+  /** Place a replica on a GPU with room for the stage's share (CPU replicas need none); false when none has. */
+  private bind(st: StageState, r: Replica): boolean {
+    r.share = st.share;
+    if (st.model.kind !== 'gpu') return true;
+    const need = this.gpus.occupancyOf(st.cores);
+    const g = this.gpus.place(need);
+    if (g < 0) return false;
+    r.gpu = g;
+    r.occupied = need;
+    return true;
+  }
+
+  /** A replica leaves: free what it held on its GPU, or its place in the queue for one. */
+  private unbind(st: StageState, r: Replica): void {
+    if (r.unscheduled) {
+      r.unscheduled = false;
+      st.nUnscheduled--;
+      this.unscheduled.splice(this.unscheduled.indexOf(r), 1);
+    }
+    if (r.clamped) {
+      r.clamped = false;
+      st.nClamped--;
+    }
+    if (r.gpu >= 0) {
+      this.gpus.release(r.gpu, r.occupied);
+      r.gpu = -1;
+      r.occupied = 0;
+    }
+  }
+
+  /** Pending for lack of room: waits, without a scheduling delay running, until placeWaiting() fits it. */
+  private park(st: StageState, r: Replica): void {
+    r.state = R_PENDING;
+    r.unscheduled = true;
+    st.nPending++;
+    st.nUnscheduled++;
+    this.unscheduled.push(r);
+  }
+
+  /**
+   * Room freed on some GPU: clamped replicas get their stage's share back where their GPU now has
+   * room (the node agent's next reconcile), then waiting replicas are placed, oldest first (the
+   * scheduler's retry). A placed replica then takes the scheduling delay and its cold start.
+   */
+  private placeWaiting(): void {
+    for (const st of this.stages) {
+      if (st.nClamped === 0) continue;
+      for (const r of st.replicas) if (r.clamped) this.resize(st, r);
+    }
+    for (let i = 0; i < this.unscheduled.length; ) {
+      const r = this.unscheduled[i]!;
+      const st = this.stages[r.stage]!;
+      if (!this.bind(st, r)) {
+        i++;
+        continue;
+      }
+      this.advance(st);
+      this.unscheduled.splice(i, 1);
+      r.unscheduled = false;
+      st.nUnscheduled--;
+      this.q.push(this.now + this.pipeline.schedulingDelayMs, EV_STARTING, r.gen, r);
+    }
+  }
+
+  /** Give a placed replica its stage's share, or what its GPU has room for. */
+  private resize(st: StageState, r: Replica): void {
+    const got = this.gpus.resize(r.gpu, r.occupied, st.cores);
+    r.gpu = got.gpu;
+    r.occupied = got.occupancy;
+    const clamped = got.share < st.cores;
+    r.share = clamped ? got.share / 100 : st.share;
+    if (clamped !== r.clamped) st.nClamped += clamped ? 1 : -1;
+    r.clamped = clamped;
   }
 
   /** Ask for `n` replicas of a stage (the scale subresource's spec.replicas). */
@@ -329,47 +471,101 @@ export class Simulation {
     this.advance(st);
     st.desired = n;
     let active = st.nPending + st.nStarting + st.nReady;
+    const removing = active > n;
     while (active < n) {
       const r = new Replica(stage, st.maxBatch);
-      r.state = R_PENDING;
       st.replicas.push(r);
-      st.nPending++;
-      this.q.push(this.now + this.pipeline.schedulingDelayMs, EV_STARTING, r.gen, r);
+      if (this.bind(st, r)) {
+        r.state = R_PENDING;
+        st.nPending++;
+        this.q.push(this.now + this.pipeline.schedulingDelayMs, EV_STARTING, r.gen, r);
+      } else {
+        this.park(st, r);
+      }
       active++;
     }
     while (active > n) {
       this.removeOne(st);
       active--;
     }
-    this.costRatePerHour = this.computeCostRate();
+    if (removing) this.placeWaiting();
+    this.computeCostRate();
   }
 
-  /** Set a GPU stage's core share (percent); running batches keep the share they started with. */
+  /**
+   * Set a GPU stage's core share (percent); running batches keep the share they started with. A
+   * replica whose GPU has no room for the new share gets what the GPU has free (the node agent
+   * clamps it, so a GPU's shares never add up to more than 100 %), and the rest when room frees up.
+   */
   setGpuCores(stage: number, cores: number): void {
     const st = this.stages[stage]!;
     this.touchCost();
     this.advance(st);
+    const lower = cores < st.cores;
+    st.cores = cores;
     st.share = cores / 100;
-    this.costRatePerHour = this.computeCostRate();
+    for (const r of st.replicas) {
+      if (r.gpu < 0) {
+        r.share = st.share;
+        continue;
+      }
+      this.resize(st, r);
+      if (r.clamped) st.totals.clamps++;
+    }
+    if (lower) this.placeWaiting();
+    this.computeCostRate();
   }
 
-  allocation(stage: number): { replicas: number; readyReplicas: number; gpuCores: number | null } {
+  allocation(stage: number): SimStageAllocation {
     const st = this.stages[stage]!;
     return {
       replicas: st.desired,
       readyReplicas: st.nReady,
       gpuCores: st.model.kind === 'gpu' ? Math.round(st.share * 100) : null,
+      pendingReplicas: st.nUnscheduled,
+      clampedReplicas: st.nClamped,
     };
   }
 
-  /** Current spend, $/hour: every replica that exists (pending, starting, ready, draining). */
+  /**
+   * How the pipeline's GPU replicas sit on whole GPUs: each GPU hosting one, with the share its
+   * replicas are enforced at (`used`) and what is left (`free`), percent; and the empty GPUs
+   * (Infinity when the cluster is unlimited). Shares are summed from the replicas themselves, not
+   * from the placement's book-keeping, so a check of `used <= 100` tests the placement.
+   */
+  gpuPacking(): { gpus: { used: number; free: number }[]; idleGpus: number } {
+    const used = new Map<number, number>();
+    for (const st of this.stages) {
+      for (const r of st.replicas) if (r.gpu >= 0) used.set(r.gpu, (used.get(r.gpu) ?? 0) + r.share * 100);
+    }
+    const gpus = [...used.entries()].sort((a, b) => a[0] - b[0]).map(([g, u]) => ({ used: Math.round(u * 1e6) / 1e6, free: 100 - this.gpus.used[g]! }));
+    return { gpus, idleGpus: this.gpus.idleGpus };
+  }
+
+  /** Share-priced spend, $/hour: every replica that exists (pending, starting, ready, draining) at its stage's share. */
   get costRate(): number {
     return this.costRatePerHour;
   }
 
-  /** Dollars spent so far. */
+  /** Packed spend, $/hour: whole GPUs hosting at least one replica, and every replica placed (not one still Pending for room). */
+  get packedCostRate(): number {
+    return this.packedRatePerHour;
+  }
+
+  /** Share-priced dollars spent so far. */
   get cost(): number {
     return this.costDollars + (this.costRatePerHour * (this.now - this.costT)) / 3_600_000;
+  }
+
+  /** Packed dollars spent so far. */
+  get packedCost(): number {
+    return this.packedDollars + (this.packedRatePerHour * (this.now - this.costT)) / 3_600_000;
+  }
+
+  /** Time-average and peak of the GPUs in use so far. */
+  gpuUse(): { meanGpusInUse: number; peakGpusInUse: number } {
+    const ms = this.gpusInUseMs + this.gpus.gpusInUse * (this.now - this.costT);
+    return { meanGpusInUse: this.now > 0 ? ms / this.now : this.gpus.gpusInUse, peakGpusInUse: this.peakGpusInUse };
   }
 
   /** Requests that arrived and have neither completed nor been dropped. */
@@ -395,7 +591,7 @@ export class Simulation {
     let bestRatio = -1;
     const ratios: number[] = [];
     for (const st of this.stages) {
-      const capacity = st.nReady * maxThroughputPerReplica(st.model, st.share);
+      const capacity = st.nClamped === 0 ? st.nReady * maxThroughputPerReplica(st.model, st.share) : this.readyCapacity(st);
       const ratio = capacity > 0 ? lambda / capacity : Infinity;
       ratios.push(ratio);
       if (ratio > bestRatio) {
@@ -404,6 +600,13 @@ export class Simulation {
       }
     }
     return { stage: best, ratios };
+  }
+
+  /** Full-batch throughput of a stage's ready replicas, each at the share it is enforced at. */
+  private readyCapacity(st: StageState): number {
+    let c = 0;
+    for (const r of st.replicas) if (r.state === R_READY) c += maxThroughputPerReplica(st.model, r.share);
+    return c;
   }
 
   /** Requests still in the system that are already older than the SLO (they count as violations). */
@@ -581,7 +784,7 @@ export class Simulation {
     r.busy = true;
     st.nBusyReady++;
     st.nBusyAll++;
-    const mean = (st.baseMs + st.perItemMs * b) / st.share;
+    const mean = (st.baseMs + st.perItemMs * b) / r.share;
     const t = st.exponential ? this.serviceRng.exponential(mean) : mean * this.serviceRng.lognormalFactor(st.sigma);
     this.q.push(now + t, EV_BATCH_DONE, r.gen, r);
   }
@@ -628,7 +831,11 @@ export class Simulation {
       r.state = R_GONE;
       st.nDraining--;
       st.replicas.splice(st.replicas.indexOf(r), 1);
-      this.costRatePerHour = this.computeCostRate();
+      if (r.gpu >= 0) {
+        this.unbind(st, r);
+        this.placeWaiting();
+      }
+      this.computeCostRate();
       return;
     }
     st.idle.push(r);
@@ -657,14 +864,30 @@ export class Simulation {
 
   // ---- replicas ---------------------------------------------------------------------------
 
-  /** Scale down by one: pending first, then starting (newest first), then idle, then busy (drained). */
+  /**
+   * Scale down by one, as a ReplicaSet picks: one Pending for lack of room first, then pending,
+   * then starting (newest first), then idle, then busy (drained; it keeps its GPU until done).
+   */
   private removeOne(st: StageState): void {
+    if (st.nUnscheduled > 0) {
+      for (let i = st.replicas.length - 1; i >= 0; i--) {
+        const r = st.replicas[i]!;
+        if (!r.unscheduled) continue;
+        this.unbind(st, r);
+        st.nPending--;
+        r.state = R_GONE;
+        r.gen++;
+        st.replicas.splice(i, 1);
+        return;
+      }
+    }
     for (const phase of [R_PENDING, R_STARTING]) {
       for (let i = st.replicas.length - 1; i >= 0; i--) {
         const r = st.replicas[i]!;
         if (r.state === phase) {
           if (phase === R_PENDING) st.nPending--;
           else st.nStarting--;
+          this.unbind(st, r);
           r.state = R_GONE;
           r.gen++;
           st.replicas.splice(i, 1);
@@ -674,6 +897,7 @@ export class Simulation {
     }
     if (st.idle.length > 0) {
       const r = st.idle.pop()!;
+      this.unbind(st, r);
       r.state = R_GONE;
       r.gen++;
       st.nReady--;
@@ -728,21 +952,33 @@ export class Simulation {
     t.readyMs += st.nReady * dt;
     t.chargedMs += st.replicas.length * dt;
     t.shareMs += st.share * st.replicas.length * dt;
+    t.unscheduledMs += st.nUnscheduled * dt;
     const b = st.bucket;
     b.busyReadyMs += st.nBusyReady * dt;
     b.busyAllMs += st.nBusyAll * dt;
     b.readyMs += st.nReady * dt;
   }
 
-  private computeCostRate(): number {
+  /** Both cost rates, from the replicas that exist now; call after any change to them (touchCost() before). */
+  private computeCostRate(): void {
     const { gpuHour, replicaHour } = this.pipeline.cost;
     let rate = 0;
-    for (const st of this.stages) rate += st.replicas.length * (replicaHour + (st.model.kind === 'gpu' ? gpuHour * st.share : 0));
-    return rate;
+    let placed = 0;
+    for (const st of this.stages) {
+      rate += st.replicas.length * (replicaHour + (st.model.kind === 'gpu' ? gpuHour * st.share : 0));
+      placed += st.replicas.length - st.nUnscheduled;
+    }
+    this.costRatePerHour = rate;
+    const inUse = this.gpus.gpusInUse;
+    this.packedRatePerHour = placed * replicaHour + inUse * gpuHour;
+    if (inUse > this.peakGpusInUse) this.peakGpusInUse = inUse;
   }
 
   private touchCost(): void {
-    this.costDollars += (this.costRatePerHour * (this.now - this.costT)) / 3_600_000;
+    const dt = this.now - this.costT;
+    this.costDollars += (this.costRatePerHour * dt) / 3_600_000;
+    this.packedDollars += (this.packedRatePerHour * dt) / 3_600_000;
+    this.gpusInUseMs += this.gpus.gpusInUse * dt;
     this.costT = this.now;
   }
 
@@ -772,9 +1008,12 @@ export class Simulation {
       violations: this.bViolations,
       latency: this.bLatency,
       cost: this.costDollars - this.bCostStart,
+      packedCost: this.packedDollars - this.bPackedStart,
       replicas: this.stages.map((s) => s.desired),
       readyReplicas: this.stages.map((s) => s.nReady),
       gpuCores: this.stages.map((s) => (s.model.kind === 'gpu' ? Math.round(s.share * 100) : null)),
+      pendingReplicas: this.stages.map((s) => s.nUnscheduled),
+      gpusInUse: this.gpus.gpusInUse,
     };
     this.bArrivals = 0;
     this.bCompleted = 0;
@@ -782,6 +1021,7 @@ export class Simulation {
     this.bViolations = 0;
     this.bLatency = newHistogram();
     this.bCostStart = this.costDollars;
+    this.bPackedStart = this.packedDollars;
     const next = this.now + this.scrapeIntervalMs;
     if (next <= this.durationMs) this.q.push(next, EV_SCRAPE, 0, null);
     this.onScrape?.(bucket);

@@ -30,8 +30,10 @@ describe('sair simulate', () => {
     expect(json.timeline).toHaveLength(80);
     const html = readFileSync(join(dir, 'audio-qa-spike-hpa-s3.html'), 'utf8');
     expect(html.startsWith('<!doctype html>')).toBe(true);
-    for (const title of ['Load', 'Replicas', 'GPU share', 'End-to-end P99', 'Cost rate']) expect(html).toContain(`<h2>${title} `);
-    expect((html.match(/<svg /g) ?? []).length).toBe(5);
+    for (const title of ['Load', 'Replicas', 'GPU share', 'End-to-end P99', 'GPUs in use', 'Cost rate']) expect(html).toContain(`<h2>${title} `);
+    expect((html.match(/<svg /g) ?? []).length).toBe(6);
+    expect(html).toContain('packed (whole GPUs)');
+    expect(text).toMatch(/cost packed \$[\d.]+ .* share-priced \$[\d.]+/);
     expect(html).not.toMatch(/<script|src="http|href="http/);
     expect(o.err.join('')).toBe('');
   }, 30_000);

@@ -34,7 +34,7 @@ describe('SimMetrics', () => {
     expect(empty.windowMs).toBe(0);
     expect(empty.p99Ms).toBeNull();
     expect(empty.stages[0]!.utilization).toBeNull();
-    expect(empty.allocation[1]).toEqual({ replicas: 1, readyReplicas: 1, gpuCores: 50 });
+    expect(empty.allocation[1]).toEqual({ replicas: 1, readyReplicas: 1, gpuCores: 50, pendingReplicas: 0, clampedReplicas: 0 });
 
     sim.runUntil(20_000);
     const first = await metrics.observe(spec);
@@ -60,7 +60,11 @@ describe('SimMetrics', () => {
     expect(o.stages[0]!.capacityPerReplica!).toBeLessThan(110);
     expect(o.stages[0]!.latencyP99Ms!).toBeGreaterThan(o.stages[0]!.latencyP50Ms!);
     expect(o.sloViolation!).toBeLessThan(0.5);
-    expect(o.costRate).toBeCloseTo(2 * 0.05 + 0.5 * 2.5, 10);
+    // Packed: two replicas and the one whole GPU the 50 % replica sits on; share-priced: half a GPU.
+    expect(o.costRate).toBeCloseTo(2 * 0.05 + 1 * 2.5, 10);
+    expect(o.shareCostRate).toBeCloseTo(2 * 0.05 + 0.5 * 2.5, 10);
+    // No cluster section: two 8-GPU nodes, one GPU per replica stage b's bounds allow (10).
+    expect(o.gpuPacking).toEqual({ gpus: [{ used: 50, free: 50 }], idleGpus: 15 });
     await expect(metrics.observe({ ...spec, id: 'other' })).rejects.toThrow(/no series for pipeline other/);
   });
 

@@ -54,6 +54,18 @@ describe('pipelines', () => {
     expect(errorOf({ name: 'x', sloP99Ms: 10, stages: [stage('a', { batchSize: 4 })] })).toContain('stages[0].batchSize: 4 is not a known field here');
   });
 
+  it('reads the cluster section; without gpuNodes the cluster gives each GPU replica the bounds allow a GPU', () => {
+    const gpu = (name: string, max: number) => stage(name, { kind: 'gpu', gpuCores: { initial: 40 }, replicas: { min: 1, initial: 1, max } });
+    const sized = parsePipeline({ name: 'c', sloP99Ms: 100, stages: [stage('a'), gpu('b', 6), gpu('c', 5)] });
+    expect(sized.cluster).toEqual({ gpuNodes: 2, gpusPerNode: 8, slotPercent: 10, placement: 'binpack' });
+    const declared = parsePipeline({ name: 'c', sloP99Ms: 100, cluster: { gpuNodes: 'unlimited', gpusPerNode: 4, slotPercent: 25, placement: 'spread' }, stages: [gpu('b', 6)] });
+    expect(declared.cluster).toEqual({ gpuNodes: 'unlimited', gpusPerNode: 4, slotPercent: 25, placement: 'spread' });
+    for (const name of BUILTIN_PIPELINES) expect(builtinPipeline(name)!.cluster.gpuNodes).toBe('unlimited');
+    expect(errorOf({ name: 'x', sloP99Ms: 10, cluster: { gpuNodes: 0 }, stages: [stage('a')] })).toContain('p.yaml: cluster.gpuNodes: 0 is not an integer >= 1 or "unlimited"');
+    expect(errorOf({ name: 'x', sloP99Ms: 10, cluster: { slotPercent: 30 }, stages: [stage('a')] })).toContain("cluster.slotPercent: 30 is not an integer from 1 to 100 that divides 100 (100 / the device plugin's --slots-per-gpu)");
+    expect(errorOf({ name: 'x', sloP99Ms: 10, cluster: { placement: 'random' }, stages: [stage('a')] })).toContain('cluster.placement: "random" is not "binpack" or "spread"');
+  });
+
   it('loads YAML files and reports unreadable ones by path', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sair-pipe-'));
     const path = join(dir, 'p.yaml');

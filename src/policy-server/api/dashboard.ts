@@ -152,7 +152,8 @@ function pipelineSection(p, llm) {
   var p99 = [{ name: "P99", color: "#1f77b4", points: pts.map(function (x) { return [x.time, x.p99Ms]; }) },
              { name: "dropping (P99 unbounded)", dots: true, r: 3, color: "#c62828", points: pts.filter(function (x) { return x.p99Unbounded; }).map(function (x) { return [x.time, p.sloP99Ms * 2, "requests dropped"]; }) },
              { name: "SLO", color: "#c62828", dash: true, points: pts.length ? [[pts[0].time, p.sloP99Ms], [pts[pts.length - 1].time, p.sloP99Ms]] : [] }];
-  var cost = [{ name: "$/hour", color: "#2ca02c", points: pts.map(function (x) { return [x.time, x.costRate]; }) }];
+  var cost = [{ name: "$/hour", color: "#2ca02c", points: pts.map(function (x) { return [x.time, x.costRate]; }) },
+              { name: "share-priced $/hour", color: "#8c564b", dash: true, points: pts.map(function (x) { return [x.time, x.shareCostRate]; }) }];
   var bott = [{ name: "bottleneck", dots: true, color: "#d62728", points: pts.filter(function (x) { return x.bottleneck !== null; }).map(function (x) { return [x.time, x.bottleneck, stageName(x.bottleneck)]; }) }];
   var acted = pts.filter(function (x) { return x.actions.length > 0; });
   var decisions = [
@@ -167,6 +168,7 @@ function pipelineSection(p, llm) {
   h += '<div class="stats">';
   h += '<div class="stat"><div class="k">P99 / SLO</div><div class="v ' + (last && (last.p99Ms !== null || last.p99Unbounded) ? (over ? "bad" : "good") : "") + '" data-testid="p99">' + p99Text + ' / ' + fmt(p.sloP99Ms, 0) + ' ms</div></div>';
   h += '<div class="stat"><div class="k">cost rate</div><div class="v" data-testid="cost">$' + fmt(last ? last.costRate : null) + '/h</div></div>';
+  h += '<div class="stat"><div class="k">share-priced</div><div class="v" data-testid="share-cost">$' + fmt(last ? last.shareCostRate : null) + '/h</div></div>';
   h += '<div class="stat"><div class="k">bottleneck</div><div class="v" data-testid="bottleneck">' + esc(last && last.bottleneck !== null ? stageName(last.bottleneck) : "–") + '</div></div>';
   h += '<div class="stat"><div class="k">replicas</div><div class="v" data-testid="replicas">' + esc(last ? last.replicas.join(" / ") : "–") + '</div></div>';
   h += '<div class="stat"><div class="k">ticks</div><div class="v">' + p.ticks + '</div></div>';
@@ -178,7 +180,7 @@ function pipelineSection(p, llm) {
   h += chart("chart-replicas", "Replicas per stage", replicas, { min: 0 });
   h += gpu.length ? chart("chart-gpu", "GPU share per stage (% of one GPU)", gpu, { min: 0, max: 100 }) : "";
   h += chart("chart-p99", "End-to-end P99 vs SLO (ms, log scale)", p99, { log: true, extra: [p.sloP99Ms] });
-  h += chart("chart-cost", "Cost rate ($/hour)", cost, { min: 0 });
+  h += chart("chart-cost", "Cost rate ($/hour: packed onto whole GPUs where the cluster tells; dashed: share-priced)", cost, { min: 0 });
   h += chart("chart-bottleneck", "Bottleneck stage (index)", bott, { min: 0, max: Math.max(1, p.stages.length - 1) });
   h += chart("chart-decisions", "Decisions (0 hold, 1 replicas, 2 GPU share)", decisions, { min: 0, max: 2 });
   h += '</div>';

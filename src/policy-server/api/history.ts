@@ -5,6 +5,7 @@ import type { PipelineSpec, ScalingAction, StageAllocation, TickReport } from '.
 import type { BudgetedLlmStatus } from '../../policy/selectors/budgeted.js';
 import type { LlmStatus } from '../../policy/selectors/llm.js';
 import type { DecisionRecord } from '../../policy/types.js';
+import { costRate as shareCostRate } from '../prometheus/metrics-port.js';
 
 export interface TickPoint {
   time: number;
@@ -15,7 +16,10 @@ export interface TickPoint {
   p99Ms: number | null;
   /** Requests were dropped, so the P99 is unbounded (shown apart, since JSON has no Infinity). */
   p99Unbounded: boolean;
+  /** The cost the decision was made on: packed (whole GPUs) where the cluster tells packing, else share-priced. */
   costRate: number | null;
+  /** Share-priced cost of the allocation after the tick: replicas × (replicaHour + gpuHour × share). */
+  shareCostRate: number | null;
   bottleneck: number | null;
   /** Non-hold actions of this tick, e.g. "s1 replicas 3", empty for hold. */
   actions: string[];
@@ -91,6 +95,7 @@ export class PolicyHistory {
       p99Ms: record?.p99Ms != null && Number.isFinite(record.p99Ms) ? record.p99Ms : null,
       p99Unbounded: record?.p99Ms === Infinity,
       costRate: record?.costRate ?? null,
+      shareCostRate: allocation.length > 0 ? shareCostRate(spec, allocation) : null,
       bottleneck: report.bottleneck,
       actions: report.actions.filter((a) => a.kind !== 'hold').map(actionLabel),
       reason: report.reason ?? record?.reason ?? '',

@@ -42,7 +42,7 @@ function sumOfAll(values: readonly (number | null)[]): number | null {
   return values.length > 0 && values.every((v) => v !== null) ? values.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
 }
 
-/** Dollars per hour for an allocation: replicas × (replica price + GPU price × share). */
+/** Share-priced dollars per hour for an allocation: replicas × (replica price + GPU price × share). */
 export function costRate(pipeline: PipelineSpec, allocation: readonly StageAllocation[]): number {
   return allocation.reduce((sum, a) => sum + a.replicas * (pipeline.cost.replicaHour + pipeline.cost.gpuHour * ((a.gpuCores ?? 0) / 100)), 0);
 }
@@ -171,7 +171,10 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
         recentArrivalRate,
         recentWindowMs: recentSeconds * 1000,
         sloViolation: sloViolation === null ? null : Math.max(0, Math.min(1, sloViolation)),
+        // No per-GPU packing here yet (the device plugin's metrics count slots per GPU, not which
+        // pipeline's shares fill them), so the cost is share-priced and gpuPacking is absent.
         costRate: costRate(pipeline, allocation),
+        shareCostRate: costRate(pipeline, allocation),
       };
     },
   };

@@ -128,6 +128,7 @@ describe('policy HTTP API and dashboard on the embedded simulator', () => {
         expect(decades.length).toBeGreaterThanOrEqual(2);
         for (const label of decades) expect(label).toMatch(/^(10*|0\.0*1)$/);
         expect(Number(await section.locator('[data-testid="chart-cost"] path[data-series="$/hour"]').getAttribute('data-points'))).toBe(api.points.filter((x) => x.costRate !== null).length);
+        expect(Number(await section.locator('[data-testid="chart-cost"] path[data-series="share-priced $/hour"]').getAttribute('data-points'))).toBe(api.points.filter((x) => x.shareCostRate !== null).length);
         expect(await section.locator('[data-testid="chart-bottleneck"] circle').count()).toBe(api.points.filter((x) => x.bottleneck !== null).length);
         expect(await section.locator('[data-testid="chart-decisions"] circle').count()).toBeGreaterThanOrEqual(api.points.length);
         // The headline numbers are the latest point's.
@@ -176,6 +177,7 @@ describe('dashboard P99 chart', () => {
     p99Ms,
     p99Unbounded: false,
     costRate: 0.05,
+    shareCostRate: 0.05,
     bottleneck: 0,
     actions: [],
     reason: 'hold',

@@ -5,7 +5,6 @@
 import { decide } from '../../../src/policy/decide.js';
 import { detectBottleneck } from '../../../src/policy/bottleneck.js';
 import { generateCandidates } from '../../../src/policy/candidates.js';
-import { newGuardState } from '../../../src/policy/guard.js';
 import { buildPrompt } from '../../../src/policy/prompt.js';
 import { seededRandom } from '../../../src/policy/random.js';
 import { createBanditSelector } from '../../../src/policy/selectors/bandit.js';
@@ -283,7 +282,6 @@ describe('cost and budget', () => {
           bandit: createBanditSelector({ exploration: 0.2, random: seededRandom(1) }),
           settings: policySettings({ exploration: { epsilon: 0 } }),
           random: seededRandom(2),
-          guardState: newGuardState(),
         },
       );
     expect((await run()).selector).toBe('llm');
