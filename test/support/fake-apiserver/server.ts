@@ -79,6 +79,8 @@ export interface FakeApiServerOptions {
    * No ReplicaSets or Pods are made. Off by default: status changes only when a test writes it.
    */
   simulateDeployments?: boolean;
+  /** What GET /version answers (default 1.34.0): a test of version handling sets another. */
+  version?: { major: string; minor: string; gitVersion: string };
 }
 
 export interface FakeApiServer {
@@ -282,6 +284,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
         major: '1',
         minor: '34',
         gitVersion: 'v1.34.0-sair-fake',
+        ...opts.version,
         platform: 'linux/amd64',
       });
     }
