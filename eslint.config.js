@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 // The parts never import each other: each may use src/core (ports, shared types, SAIR's names) and
 // src/common (config, logging, metrics, errors); only src/cmd wires parts together. The policy
 // server is the one wing built around a part: it may import the policy, never the reverse.
-const PARTS = ['webhook', 'device-plugin', 'policy', 'policy-server', 'sim', 'cmd'];
+const PARTS = ['webhook', 'device-plugin', 'policy', 'policy-server', 'sim', 'check', 'cmd'];
 const boundary = (part, allowed) => ({
   files: [`src/${part}/**/*.ts`],
   rules: {
@@ -35,6 +35,7 @@ export default tseslint.config(
   boundary('policy', []),
   boundary('policy-server', ['policy']),
   boundary('sim', []),
+  boundary('check', []),
   {
     files: ['src/core/**/*.ts', 'src/common/**/*.ts'],
     rules: {

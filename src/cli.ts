@@ -11,6 +11,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   certs: { summary: 'Webhook CA and serving certificate: Secret + caBundle, or files', load: async () => (await import('./cmd/certs.js')).command },
   policy: { summary: 'ICRL policy server in a cluster: InferencePipelines and HPAs, Prometheus, leader election, HTTP API', load: async () => (await import('./cmd/policy.js')).command },
   start: { summary: 'Policy server on the embedded simulator with its dashboard (what npm start runs)', load: async () => (await import('./cmd/start.js')).command },
+  check: { summary: "Preflight of the current kubeconfig's cluster for SAIR; each failed check says what to do", load: async () => (await import('./cmd/check.js')).command },
   simulate: { summary: 'Discrete-event simulator: pipeline x workload x controller (HPA, KEDA, static, oracle, SAIR), or --matrix', load: async () => (await import('./cmd/simulate.js')).command },
 };
 
@@ -36,8 +37,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    await command.run(rest, process.env);
-    return 0;
+    return (await command.run(rest, process.env)) ?? 0;
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`sair ${name}: ${err.message}\n\nRun 'sair ${name} --help' for the accepted flags.\n`);

@@ -14,6 +14,7 @@ import type { SairController } from '../policy/controller.js';
 import { KubeCluster } from '../policy-server/k8s/cluster.js';
 import { createPolicyInformers } from '../policy-server/k8s/informers.js';
 import { DEFAULT_LEASE_SECONDS, LeaderElector } from '../policy-server/k8s/leader.js';
+import { leaderAddress } from '../policy-server/k8s/leader-address.js';
 import { resolveLlmSettings } from '../policy-server/k8s/llm-settings.js';
 import type { Clock, Controller, PipelineSpec } from '../core/ports.js';
 import { PrometheusClient } from '../policy-server/prometheus/client.js';
@@ -221,6 +222,8 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
       history,
       registry,
       logger,
+      // A standby answers the JSON API from the leader (its pod, named by the Lease, on this port).
+      leaderUrl: elector ? leaderAddress({ core: clients.core, coordination: clients.coordination, namespace: cfg.namespace, leaseName: cfg.leaseName, port: cfg.port }) : undefined,
       state: {
         ready: () => (informers.synced() ? { ready: true, reason: '' } : { ready: false, reason: 'informer caches not synced' }),
         leader: () => (elector ? elector.isLeader() : true),

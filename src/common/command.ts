@@ -4,6 +4,6 @@ export interface Command {
   summary: string;
   /** Full --help text. */
   help(): string;
-  /** Runs until the process is asked to stop; rejects on a fatal start-up error. */
-  run(argv: readonly string[], env: Record<string, string | undefined>): Promise<void>;
+  /** Runs until the process is asked to stop, or resolves to an exit status; rejects on a fatal start-up error. */
+  run(argv: readonly string[], env: Record<string, string | undefined>): Promise<void | number>;
 }

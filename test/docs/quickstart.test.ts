@@ -1,5 +1,7 @@
 // docs/quickstart.md, command by command, against the fake API server: each `kubectl` line of the
-// doc's shell blocks goes through test/docs/kubectl.ts (client-node), the YAML it applies is the
+// doc's shell blocks goes through test/docs/kubectl.ts (client-node), each `npx sair check` runs the
+// real command here (pointed at the fake API server and Prometheus), each `npm run image` is checked
+// for the docker commands it would run (no Docker engine here), the YAML it applies is the
 // doc's own, and after each section the test checks what the doc says happened. Where the doc's
 // cluster would do something on its own, the test does it with the real parts, as processes with
 // the args and env of what `kubectl apply -k` stored: the sair-certs Job and the sair-webhook
@@ -10,7 +12,10 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { jest } from '@jest/globals';
 import type * as k8s from '@kubernetes/client-node';
+import { imageCommands, parseImageArgs } from '../../scripts/image.js';
+import { command as checkCommand } from '../../src/cmd/check.js';
 import { resolveLlmSettings } from '../../src/policy-server/k8s/llm-settings.js';
 import { parseInferencePipeline, toPipelineSpec } from '../../src/policy-server/k8s/pipeline-resource.js';
 import { loadPolicyConfig } from '../../src/cmd/policy.js';
@@ -21,22 +26,25 @@ import { SairProcess } from '../support/e2e-process.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
 import { startFakeLlm, type FakeLlm } from '../support/fake-llm.js';
 import { startFakePrometheus, type FakePrometheus } from '../support/fake-prometheus.js';
-import { kustomizeBuild } from '../support/manifests.js';
+import { kustomizeBuild, yamlDocs } from '../support/manifests.js';
 import { Kubectl, codeBlocks, docFiles, shellWords, type Obj } from './kubectl.js';
 import { eventually } from '../support/eventually.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const DOC = readFileSync(resolve(ROOT, 'docs/quickstart.md'), 'utf8');
 const SECTIONS = [
-  '1. Install with kustomize',
-  '2. Opt a namespace in',
-  '3. Give a GPU pod a quota',
-  '4. Define an InferencePipeline',
-  '5. Point the policy server at an LLM',
-  '6. Watch the dashboard',
-  '7. Switch to DryRun',
-  '8. Uninstall',
+  '1. Check the cluster',
+  '2. Build the image and choose the components',
+  '3. Install with kustomize',
+  '4. Opt a namespace in',
+  '5. Give a GPU pod a quota',
+  '6. Define an InferencePipeline',
+  '7. Point the policy server at an LLM',
+  '8. Watch the dashboard',
+  '9. Switch to DryRun',
+  '10. Uninstall',
 ];
+const PKG = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as { version: string };
 
 /** Shell lines of a section, in order. */
 function commands(section: string): string[] {
@@ -59,6 +67,22 @@ let policy: SairProcess | undefined;
 /** Where the webhook Service resolves to once the test has started the webhook. */
 let webhookPort = 0;
 const ran: string[] = [];
+/** What each `npx sair check` of the doc printed, in order. */
+const checks: string[] = [];
+
+/**
+ * `sair check` as the doc runs it, in this process, with flags that point it at the fake API server
+ * and Prometheus instead of the kubeconfig and the in-cluster URL.
+ */
+async function sairCheck(args: string[]): Promise<void> {
+  const out = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  try {
+    await checkCommand.run([...args, '--kube-api-server', api.url, '--prometheus-url', prom.url], {});
+    checks.push(out.mock.calls.map((c) => String(c[0])).join(''));
+  } finally {
+    out.mockRestore();
+  }
+}
 
 /** The kubeconfig of a pod of ServiceAccount sair-system/`serviceAccount`: the API server and the SA's token. */
 function kubeconfigFor(serviceAccount: string): string {
@@ -69,15 +93,26 @@ function kubeconfigFor(serviceAccount: string): string {
 
 async function runSection(section: string): Promise<void> {
   for (const line of commands(section)) {
-    if (!line.startsWith('kubectl ')) continue;
-    const r = await kubectl.run(line);
-    if (r.ran) ran.push(line);
+    const [tool, ...args] = shellWords(line);
+    if (tool === 'kubectl') {
+      const r = await kubectl.run(line);
+      if (r.ran) ran.push(line);
+    } else if (tool === 'curl') {
+      // Sent by the dashboard step itself, at the port the policy server got here.
+    } else if (tool === 'npx' && args[0] === 'sair' && args[1] === 'check') {
+      await sairCheck(args.slice(2));
+    } else if (tool === 'npm' && args[0] === 'run' && args[1] === 'image') {
+      // No Docker engine here: the doc's arguments must give the docker commands the script runs.
+      const o = parseImageArgs(args.slice(args.indexOf('--') + 1), PKG.version);
+      expect(imageCommands(o, { buildx: true })).toEqual([expect.arrayContaining(['docker', 'buildx', 'build', '--push'])]);
+    } else if (!(tool === 'npm' && args[0] === 'ci')) throw new Error(`docs/quickstart.md: no way to run here: ${line}`);
   }
 }
 
 beforeAll(async () => {
   host = mkdtempSync(join(tmpdir(), 'sair-quickstart-'));
   api = await startFakeApiServer({
+    version: { major: '1', minor: '36', gitVersion: 'v1.36.2' },
     namespaces: ['default', 'kube-system'],
     simulateDeployments: true,
     admission: { resolveService: (svc) => `https://localhost:${webhookPort}${svc.path ?? '/'}` },
@@ -96,15 +131,31 @@ afterAll(async () => {
 }, 30_000);
 
 describe('docs/quickstart.md', () => {
-  it('has the eight sections, and every command in it is kubectl (run here) or curl against the policy server', () => {
+  it('has the ten sections, and every command in it is kubectl, npx sair, npm (run here) or curl against the policy server', () => {
     expect(codeBlocks(DOC).map((b) => b.section).filter((s, i, a) => s && a.indexOf(s) === i)).toEqual(SECTIONS);
     for (const s of SECTIONS) {
-      for (const line of commands(s)) expect(shellWords(line)[0]).toMatch(/^(kubectl|curl)$/);
+      for (const line of commands(s)) expect(shellWords(line)[0]).toMatch(/^(kubectl|curl|npx|npm)$/);
     }
   });
 
-  it('1. installs with kustomize: every object of manifests/ validates, and the node is labelled for the device plugin', async () => {
+  it('1. sair check before the install: the version passes, and it says SAIR is not installed', async () => {
     await runSection(SECTIONS[0]!);
+    expect(checks[0]).toMatch(/√ kubernetes-version +Kubernetes v1\.36\.2 is supported/);
+    expect(checks[0]).toMatch(/× gpu-nodes +no node is labelled sair\.dev\/gpu-node=true/);
+    expect(checks[0]).toMatch(/× pod-security +namespace sair-system does not exist: SAIR is not installed\n +fix: kubectl apply -k manifests\//);
+  });
+
+  it('2. the image command is one the script accepts; the components the doc shows build', async () => {
+    await runSection(SECTIONS[1]!);
+    const shown = codeBlocks(DOC).find((b) => b.section === SECTIONS[1] && b.lang === 'yaml')!.body;
+    const { components } = yamlDocs<{ components: string[] }>(shown, 'the doc')[0]!;
+    const built = kustomizeBuild(resolve(ROOT, 'manifests'), { components });
+    expect(built.some((o) => o.kind === 'ServiceMonitor')).toBe(true);
+    expect(built.some((o) => o.kind === 'Job')).toBe(false);
+  });
+
+  it('3. installs with kustomize: every object of manifests/ validates, and the node is labelled for the device plugin', async () => {
+    await runSection(SECTIONS[2]!);
     const built = kustomizeBuild(resolve(ROOT, 'manifests'));
     const names = built.map((o) => `${o.kind}/${o.metadata.name}`);
     expect(names).toEqual(
@@ -125,6 +176,9 @@ describe('docs/quickstart.md', () => {
     const ds = built.find((o) => o.kind === 'DaemonSet')!.spec as { template: { spec: { nodeSelector: Record<string, string> } } };
     const node = api.get<k8s.V1Node>('nodes', undefined, 'gpu-node-1')!;
     expect(node.metadata!.labels).toMatchObject(ds.template.spec.nodeSelector);
+    expect(node.metadata!.labels).toMatchObject({ 'nvidia.com/gpu.deploy.device-plugin': 'false' });
+    // sair check after the apply: what the install itself decides passes; the rest waits for pods.
+    for (const id of ['kubernetes-version', 'gpu-nodes', 'gpu-ownership', 'pod-security']) expect(checks[1]).toMatch(new RegExp(`√ ${id} `));
 
     // The cluster then runs the sair-certs Job (its args; the certificate also names localhost, where
     // this machine reaches the Service) and the webhook Deployment as stored, Secret sair-webhook-tls mounted.
@@ -138,13 +192,13 @@ describe('docs/quickstart.md', () => {
     webhookPort = (await webhook.waitForLog((l) => l.msg === 'webhook listening', 60_000, 'the webhook to listen'))['port'] as number;
   }, 30_000);
 
-  it('2. opts the namespace in', async () => {
-    await runSection(SECTIONS[1]!);
+  it('4. opts the namespace in', async () => {
+    await runSection(SECTIONS[3]!);
     expect(api.get<k8s.V1Namespace>('namespaces', undefined, 'ml')!.metadata!.labels).toMatchObject({ 'sair.dev/enabled': 'true' });
   });
 
-  it('3. a pod from the annotated template gets the shim and its quota; the HPA is taken over; a bad value is refused as the doc says', async () => {
-    await runSection(SECTIONS[2]!);
+  it('5. a pod from the annotated template gets the shim and its quota; the HPA is taken over; a bad value is refused as the doc says', async () => {
+    await runSection(SECTIONS[4]!);
     const template = api.get<k8s.V1Deployment>('deployments.apps', 'ml', 'encode')!.spec!.template;
     // What the ReplicaSet controller creates from the template.
     const { core } = api.clients('ml');
@@ -172,7 +226,7 @@ describe('docs/quickstart.md', () => {
     expect((JSON.parse(refused!.body) as { message: string }).message).toContain(quoted);
   }, 30_000);
 
-  it('3, KNOWN FAILURE: in a namespace that also enforces Pod Security baseline, the injected pod is refused for its hostPath volumes', async () => {
+  it('5, KNOWN FAILURE: in a namespace that also enforces Pod Security baseline, the injected pod is refused for its hostPath volumes', async () => {
     // The isolation work (no hostPath in tenant pods) removes the webhook's hostPath volumes; then
     // this pod must be stored and the doc can say that opted-in namespaces may enforce baseline.
     const ns = 'ml-baseline';
@@ -190,15 +244,15 @@ describe('docs/quickstart.md', () => {
     await core.deleteNamespace({ name: ns });
   });
 
-  it('4. the InferencePipeline is stored and is one the policy server accepts', async () => {
-    await runSection(SECTIONS[3]!);
+  it('6. the InferencePipeline is stored and is one the policy server accepts', async () => {
+    await runSection(SECTIONS[5]!);
     const stored = api.get('inferencepipelines.sair.dev', 'ml', 'captioner');
     const spec = toPipelineSpec(parseInferencePipeline(stored));
     expect(spec).toMatchObject({ id: 'ml/captioner', sloP99Ms: 500, mode: 'Active', stages: [{ name: 'encode', gpuCores: { min: 10, max: 90, step: 20 } }, { name: 'decode', upstream: [0] }] });
   });
 
-  it('5. the LLM endpoint, model and key reach the policy server through ConfigMap and Secret sair-llm', async () => {
-    await runSection(SECTIONS[4]!);
+  it('7. the LLM endpoint, model and key reach the policy server through ConfigMap and Secret sair-llm', async () => {
+    await runSection(SECTIONS[6]!);
     const llmSettings = await resolveLlmSettings(api.clients().core, { namespace: 'sair-system', configMap: 'sair-llm', secret: { name: 'sair-llm', key: 'apiKey' } });
     expect(llmSettings).toMatchObject({ baseUrl: 'http://vllm.llm.svc:8000/v1', model: 'Qwen/Qwen2.5-7B-Instruct', apiKey: 'sk-replace-me' });
     const data = api.get<k8s.V1ConfigMap>('configmaps', 'sair-system', 'sair-policy')!.data!;
@@ -207,9 +261,9 @@ describe('docs/quickstart.md', () => {
     expect(restarted.spec!.template.metadata!.annotations).toHaveProperty(['kubectl.kubernetes.io/restartedAt']);
   });
 
-  it('6 and 7. in DryRun the policy server decides and reports (Event, status, the dashboard API) and changes nothing', async () => {
-    await runSection(SECTIONS[5]!);
-    await runSection(SECTIONS[6]!);
+  it('8 and 9. in DryRun the policy server decides and reports (Event, status, the dashboard API) and changes nothing', async () => {
+    await runSection(SECTIONS[7]!);
+    await runSection(SECTIONS[8]!);
     expect(api.get<{ spec: { mode: string } }>('inferencepipelines.sair.dev', 'ml', 'captioner')!.spec.mode).toBe('DryRun');
 
     // encode saturated: 57 req/s offered to one replica that serves 60 at its 30% share.
@@ -244,7 +298,7 @@ describe('docs/quickstart.md', () => {
     );
     expect(event.involvedObject).toMatchObject({ kind: 'InferencePipeline', name: 'captioner' });
     // The doc's curl, at the port the policy server got here.
-    const curl = commands(SECTIONS[5]!).find((l) => l.startsWith('curl'))!;
+    const curl = commands(SECTIONS[7]!).find((l) => l.startsWith('curl'))!;
     const url = shellWords(curl).find((w) => w.startsWith('http'))!.replace('127.0.0.1:8080', `127.0.0.1:${port}`);
     const decisions = await eventually(async () => {
       const body = (await (await fetch(url)).json()) as { decisions: DecisionRecord[] };
@@ -266,9 +320,9 @@ describe('docs/quickstart.md', () => {
     policy = undefined;
   }, 90_000);
 
-  it('8. uninstall gives the HPA its behavior back and removes SAIR', async () => {
+  it('10. uninstall gives the HPA its behavior back and removes SAIR', async () => {
     const original = JSON.parse(api.get<k8s.V2HorizontalPodAutoscaler>('horizontalpodautoscalers.autoscaling', 'ml', 'decode')!.metadata!.annotations!['sair.dev/original-behavior']!) as object;
-    await runSection(SECTIONS[7]!);
+    await runSection(SECTIONS[9]!);
     const hpa = api.get<k8s.V2HorizontalPodAutoscaler>('horizontalpodautoscalers.autoscaling', 'ml', 'decode')!;
     expect(hpa.spec!.behavior).toEqual(original);
     expect(hpa.spec!.behavior!.scaleDown!.selectPolicy).not.toBe('Disabled');

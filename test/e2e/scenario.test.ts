@@ -178,7 +178,7 @@ beforeAll(async () => {
   // (`sair certs` with the Job's args; the certificate also names localhost, where this machine
   // reaches the Service), then the webhook Deployment's container with Secret sair-webhook-tls mounted.
   api.seed(parse(readFileSync(join(ROOT, 'manifests/webhook/base/mutatingwebhookconfiguration.yaml'), 'utf8')) as object);
-  const job = parseAllDocuments(readFileSync(join(ROOT, 'manifests/webhook/certs-job.yaml'), 'utf8')).map((d) => d.toJS() as k8s.V1Job).find((o) => o.kind === 'Job')!;
+  const job = parseAllDocuments(readFileSync(join(ROOT, 'manifests/components/certs-job/certs-job.yaml'), 'utf8')).map((d) => d.toJS() as k8s.V1Job).find((o) => o.kind === 'Job')!;
   const [jobCommand, ...jobArgs] = job.spec!.template.spec!.containers[0]!.args!;
   const certsJob = SairProcess.start(jobCommand!, [...jobArgs, '--extra-names', 'localhost'], { KUBECONFIG: kubeconfigFor(job.spec!.template.spec!.serviceAccountName!) });
   const jobEnd = await certsJob.waitForExit(60_000);

@@ -11,7 +11,8 @@
 //
 // Options: { namespaces, historyLimit, bookmarkIntervalMs, simulateDeployments (status follows
 // spec.replicas), admission: { resolveService: ({ namespace, name, port, path }) => 'https://127.0.0.1:PORT/path' },
-// strictAuthentication (unknown tokens 401, no token = system:anonymous) }.
+// strictAuthentication (unknown tokens 401, no token = system:anonymous),
+// version: what GET /version answers, default 1.34.0 }.
 // For an end-to-end admission test, store the real MutatingWebhookConfiguration (its service
 // reference resolved through resolveService, its caBundle trusted) and create pods over REST.
 //

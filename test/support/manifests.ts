@@ -1,9 +1,10 @@
 // Reading and checking the manifests under manifests/: YAML documents, what `kustomize build`
-// emits for our kustomizations (resources recursively, the `namespace:` transform), and
+// emits for our kustomizations (resources, components, namespace, labels, images, patches), and
 // validation of built-in kinds against the Kubernetes OpenAPI schemas (kubernetes-models).
 // Shared by every part's manifest test and by the quickstart's kubectl.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseAllDocuments } from 'yaml';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
 import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1/MutatingWebhookConfiguration';
@@ -74,17 +75,70 @@ export function readYaml<T = ManifestObject>(file: string): T[] {
   return yamlDocs<T>(readFileSync(file, 'utf8'), file);
 }
 
-/** What `kustomize build <dir>` emits for our kustomizations; every listed resource must exist. */
-export function kustomizeBuild(dir: string): ManifestObject[] {
+interface Kustomization {
+  kind?: string;
+  resources?: string[];
+  components?: string[];
+  namespace?: string;
+  labels?: { pairs: Record<string, string> }[];
+  images?: { name: string; newName?: string; newTag?: string; digest?: string }[];
+  patches?: { target: { kind?: string; name?: string }; patch: string }[];
+}
+
+/**
+ * What `kustomize build <dir>` emits for our kustomizations, in kustomize's order of work:
+ * resources (recursively), then components (each a Component: its resources, then its patches over
+ * everything so far), then this kustomization's own transformers (`namespace:`, `labels:` without
+ * selectors, `images:`). Patches are JSON 6902 with a kind/name target. `components` replaces the
+ * kustomization's list (what a user who edits the top level's `components:` gets). Every listed
+ * resource must exist. A test compares this with `kubectl kustomize` where kubectl is installed.
+ */
+export function kustomizeBuild(dir: string, options: { components?: string[] } = {}): ManifestObject[] {
   const file = join(dir, 'kustomization.yaml');
-  const k = readYaml<{ resources: string[]; namespace?: string }>(file)[0]!;
-  const out = k.resources.flatMap((r) => {
+  const k = readYaml<Kustomization>(file)[0]!;
+  const load = (r: string) => {
     const p = join(dir, r);
     if (!existsSync(p)) throw new Error(`${file} lists ${r}, which does not exist`);
     return statSync(p).isDirectory() ? kustomizeBuild(p) : readYaml(p);
-  });
-  if (k.namespace) for (const o of out) if (!CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = k.namespace;
+  };
+  let out = (k.resources ?? []).flatMap(load);
+  for (const c of options.components ?? k.components ?? []) {
+    const cdir = join(dir, c);
+    const ck = readYaml<Kustomization>(join(cdir, 'kustomization.yaml'))[0]!;
+    if (ck.kind !== 'Component') throw new Error(`${file} lists ${c} as a component, but its kind is ${ck.kind ?? 'Kustomization'}`);
+    out = [...out, ...(ck.resources ?? []).map((r) => join(c, r)).flatMap(load)];
+    for (const patch of ck.patches ?? []) {
+      const ops = yamlDocs<Operation[]>(patch.patch, `${cdir} patch`)[0]!;
+      const targets = out.filter((o) => (!patch.target.kind || o.kind === patch.target.kind) && (!patch.target.name || o.metadata.name === patch.target.name));
+      if (targets.length === 0) throw new Error(`${cdir}: patch target ${JSON.stringify(patch.target)} matches no resource`);
+      out = out.map((o) => (targets.includes(o) ? (jsonpatch.applyPatch(structuredClone(o), ops).newDocument as ManifestObject) : o));
+    }
+  }
+  for (const o of out) {
+    if (k.namespace && !CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = k.namespace;
+    for (const { pairs } of k.labels ?? []) o.metadata.labels = { ...o.metadata.labels, ...pairs };
+    for (const c of containersOf(o)) {
+      const [name, tag] = splitImage(c.image);
+      const rule = (k.images ?? []).find((i) => i.name === name);
+      const newTag = rule?.newTag ?? tag;
+      if (rule) c.image = `${rule.newName ?? name}${rule.digest ? `@${rule.digest}` : newTag ? `:${newTag}` : ''}`;
+    }
+  }
   return out;
+}
+
+/** The containers of a workload (Deployment, DaemonSet, Job: spec.template; CronJob: spec.jobTemplate.spec.template). */
+export function containersOf(o: ManifestObject): { name: string; image: string }[] {
+  type PodTemplate = { spec?: { containers?: { name: string; image: string }[]; initContainers?: { name: string; image: string }[] } };
+  const spec = o['spec'] as { template?: PodTemplate; jobTemplate?: { spec?: { template?: PodTemplate } } } | undefined;
+  const pod = spec?.template ?? spec?.jobTemplate?.spec?.template;
+  return [...(pod?.spec?.initContainers ?? []), ...(pod?.spec?.containers ?? [])];
+}
+
+function splitImage(image: string): [string, string | undefined] {
+  const slash = image.lastIndexOf('/');
+  const colon = image.lastIndexOf(':');
+  return colon > slash ? [image.slice(0, colon), image.slice(colon + 1)] : [image, undefined];
 }
 
 /** Whether kubernetes-models knows this built-in kind (custom kinds are left to their CRD). */

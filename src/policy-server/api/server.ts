@@ -1,5 +1,7 @@
 // The policy server's HTTP face: probes, Prometheus metrics, a read-only JSON API and the
 // dashboard. Thin: it reads the history and the runtime's state and answers; it changes nothing.
+// Only the leader decides, so a standby forwards the JSON API to the leader (the Service may send
+// a request to any replica); probes and /metrics stay each replica's own.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -28,6 +30,29 @@ export interface ApiServerDeps {
   registry: Registry;
   logger: Logger;
   state: ServerState;
+  /** On a standby: the leader's base URL (http://<pod IP>:<port>), or undefined when none is known. */
+  leaderUrl?: () => Promise<string | undefined>;
+}
+
+/** Marks a forwarded request, so a replica that lost the lease meanwhile answers it instead of forwarding again. */
+export const FORWARDED_HEADER = 'x-sair-forwarded-by';
+
+/** Answers a JSON API request from the leader when this replica is a standby; false: answer here. */
+async function forwardToLeader(deps: ApiServerDeps, req: express.Request, res: express.Response): Promise<boolean> {
+  if (!deps.leaderUrl || deps.state.leader() || req.get(FORWARDED_HEADER)) return false;
+  const leader = await deps.leaderUrl().catch(() => undefined);
+  if (!leader) return false;
+  try {
+    const upstream = await fetch(new URL(req.originalUrl, leader), {
+      headers: { [FORWARDED_HEADER]: deps.state.identity, ...(req.get('authorization') ? { authorization: req.get('authorization')! } : {}) },
+      signal: AbortSignal.timeout(5_000),
+    });
+    res.status(upstream.status).type(upstream.headers.get('content-type') ?? 'application/json').set(FORWARDED_HEADER, deps.state.identity).send(Buffer.from(await upstream.arrayBuffer()));
+  } catch (err) {
+    deps.logger.warn({ leader, err: (err as Error).message }, 'could not forward to the leader');
+    res.status(502).json({ error: `this replica (${deps.state.identity}) is a standby and the leader at ${leader} did not answer: ${(err as Error).message}; retry in a few seconds (a new leader takes over within the lease duration)` });
+  }
+  return true;
 }
 
 const decisionsQuery = z.object({
@@ -49,6 +74,9 @@ export function createApiApp(deps: ApiServerDeps): express.Express {
   });
   app.get('/metrics', async (_req, res) => {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());
+  });
+  app.use('/api', (req, res, next) => {
+    forwardToLeader(deps, req, res).then((done) => (done ? undefined : next()), next);
   });
   app.get('/api/pipelines', (_req, res) => {
     res.json({

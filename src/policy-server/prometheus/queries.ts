@@ -10,9 +10,14 @@ const SEL = 'namespace="{namespace}",pod=~"{pods}"{selector}';
 /**
  * GPU time the stage's pods used, in GPUs (1 = one whole GPU busy), from the device plugin's
  * per-pod counter (src/device-plugin/metrics.ts). Only namespace and pod: the device plugin's
- * series carry no serving-stack labels, so the stage's extra selector does not apply.
+ * series carry no serving-stack labels, so the stage's extra selector does not apply. Its
+ * `namespace` and `pod` name the GPU pod; a scrape without honor_labels (honorLabels) keeps them
+ * as exported_namespace and exported_pod under the device plugin pod's own, so the second arm
+ * reads those: the query answers whichever way Prometheus scrapes.
  */
-export const GPU_UTILIZATION_QUERY = 'sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{namespace="{namespace}",pod=~"{pods}"}[{window}]))';
+export const GPU_UTILIZATION_QUERY =
+  'sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{namespace="{namespace}",pod=~"{pods}"}[{window}]))' +
+  ' or sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{exported_namespace="{namespace}",exported_pod=~"{pods}"}[{window}]))';
 
 const quantile = (q: number, bucket: string) => `1000 * histogram_quantile(${q}, sum by (le) (rate(${bucket}{${SEL}}[{window}])))`;
 

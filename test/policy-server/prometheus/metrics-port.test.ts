@@ -4,7 +4,7 @@ import { createRegistry } from '../../../src/common/metrics.js';
 import { UpstreamError } from '../../../src/common/errors.js';
 import { PrometheusClient } from '../../../src/policy-server/prometheus/client.js';
 import { costRate, createPrometheusMetrics, type PipelineMetricsSource } from '../../../src/policy-server/prometheus/metrics-port.js';
-import { podRegex, render } from '../../../src/policy-server/prometheus/queries.js';
+import { GPU_UTILIZATION_QUERY, podRegex, render } from '../../../src/policy-server/prometheus/queries.js';
 import type { PipelineSpec, StageAllocation } from '../../../src/core/ports.js';
 import { startFakePrometheus, type FakePrometheus } from '../../support/fake-prometheus.js';
 
@@ -77,7 +77,8 @@ describe('Prometheus metrics port', () => {
     expect(prom.queries.some((q) => q.includes('pod=~"llm-[a-z0-9]+-[a-z0-9]+",model_name="llama"'))).toBe(true);
     // The device plugin's series have no serving-stack labels: its query leaves the selector out.
     expect(prom.queries.find((q) => q.includes('sair_device_plugin_pod_gpu_kernel_seconds_total'))).toBe(
-      'sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))',
+      'sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))' +
+        ' or sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{exported_namespace="ml",exported_pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))',
     );
     expect(prom.queries.filter((q) => /\{window\}|\{pods\}|\{namespace\}|\{selector\}/.test(q))).toEqual([]);
     // Every rate over the window, except the entry stage's newest-rate query (two 15 s scrapes).
@@ -179,6 +180,39 @@ describe('PrometheusClient', () => {
   it('reports an unreachable server', async () => {
     const dead = new PrometheusClient({ url: 'http://127.0.0.1:1', timeoutMs: 500 });
     await expect(dead.value('up')).rejects.toThrow('prometheus: request failed');
+  });
+});
+
+describe('the GPU utilization query, with and without honor_labels', () => {
+  // The device plugin's series for pod ml/llm-7d9f-x2k as Prometheus stores it after each kind of
+  // scrape: with honor_labels its own namespace and pod stay; without, the target's (the device
+  // plugin pod's) take their place and its own move to exported_*.
+  const HONORED = { namespace: 'ml', pod: 'llm-7d9f-x2k', instance: '10.0.0.7:9400' };
+  const NOT_HONORED = { namespace: 'sair-system', pod: 'sair-device-plugin-4xk2p', exported_namespace: 'ml', exported_pod: 'llm-7d9f-x2k', instance: '10.0.0.7:9400' };
+
+  /** Label matching as PromQL does it (= and =~, fully anchored), on each arm of `a or b`. */
+  function answer(query: string, labels: Record<string, string>, value: number): { vector: { value: number }[] } {
+    for (const arm of query.split(' or ')) {
+      const matchers = [...arm.matchAll(/(\w+)(=~|=)"([^"]*)"/g)];
+      const hit = matchers.every(([, name, op, v]) => (op === '=' ? labels[name!] === v : new RegExp(`^(?:${v!.replaceAll('\\\\', '\\')})$`).test(labels[name!] ?? '')));
+      if (hit) return { vector: [{ value }] };
+    }
+    return { vector: [] };
+  }
+
+  it.each([
+    ['honorLabels: true (the ServiceMonitor, or honor_labels in an annotation scrape)', HONORED],
+    ['no honor_labels (exported_namespace, exported_pod)', NOT_HONORED],
+  ])('reads the pod\'s GPU time: %s', async (_, labels) => {
+    const prom = await startFakePrometheus();
+    try {
+      prom.on('sair_device_plugin_pod_gpu_kernel_seconds_total', (q) => answer(q, labels, 0.4));
+      const query = render(GPU_UTILIZATION_QUERY, { namespace: 'ml', deployment: 'llm', windowSeconds: 60 });
+      expect(await new PrometheusClient({ url: prom.url, timeoutMs: 1_000 }).value(query)).toBe(0.4);
+      expect(answer(render(GPU_UTILIZATION_QUERY, { namespace: 'ml', deployment: 'other', windowSeconds: 60 }), labels, 1)).toEqual({ vector: [] });
+    } finally {
+      await prom.close();
+    }
   });
 });
 

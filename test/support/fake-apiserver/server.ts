@@ -99,6 +99,8 @@ export interface FakeApiServerOptions {
    * is the admin. Either way a tokenFor() token is authorized by the stored RBAC objects.
    */
   strictAuthentication?: boolean;
+  /** What GET /version answers (default 1.34.0): a test of version handling sets another. */
+  version?: { major: string; minor: string; gitVersion: string };
 }
 
 export interface FakeApiServer {
@@ -363,6 +365,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
         major: '1',
         minor: '34',
         gitVersion: 'v1.34.0-sair-fake',
+        ...opts.version,
         platform: 'linux/amd64',
       });
     }
