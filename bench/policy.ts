@@ -12,9 +12,15 @@
 //   no_worse_than_hpa  cells where SAIR's violations are <= HPA's + 0.1 point and its cost <= HPA's
 //   selector_applied_pct  of SAIR's applied non-hold decisions, the share the selector produced
 //                      alone (a normalizer clamp of its size counts as the selector's; a floor does not)
-// Flags: --seeds N (5) --first-seed S (1) --duration-min M (60) --suites paper,issue | generated
-//        --generated-seeds FROM:TO --pipelines a,b --workloads x,y --controllers list --jobs N (2)
-//        --retrieval surprisal|recency|random (sair's evidence order) --tick-bench on|off (on)
+// Flags: --seeds N (5) --first-seed S (1) --duration-min M (60) --suites paper,issue,generated
+//        --generated-seeds FROM:TO (1000:1011) --pipelines a,b --workloads x,y --cells N (the first N)
+//        --controllers list --jobs N (2) --retrieval surprisal|recency|random --tick-bench on|off (on)
+// Two more SAIR rows, not run by default, put the LLM selector in: sair-llm asks it every tick,
+// sair-llm-gated only in novel states or when the bandit cannot tell its two best apart (llmGate).
+// Without --llm-base-url they talk to the scripted server of test/support/fake-llm.ts over real HTTP,
+// a stand-in that answers by a fixed rule from the prompt's experience rows, not a model; with
+// --llm-base-url URL --llm-model NAME they talk to that endpoint (time is paused during calls) and
+// print its latency, tokens per decision and the request shape it took.
 // Tuning uses seeds 1-5 of the built-in suites; held-out runs use --first-seed 6 or generated scenarios.
 // Each cell runs in a child process (`--cell`), which prints its runs' measures as JSON.
 import { fork } from 'node:child_process';
@@ -28,8 +34,11 @@ import { policySettings, type PolicySettingsInput } from '../src/policy/settings
 import { ISSUE_PIPELINES, PAPER_PIPELINES } from '../src/sim/builtin-pipelines.js';
 import { MATRIX_WORKLOADS, PAPER_WORKLOADS } from '../src/sim/builtin-workloads.js';
 import { controllerFactory } from '../src/sim/controllers.js';
+import { generateScenario } from '../src/sim/generator.js';
 import { runMatrix } from '../src/sim/matrix.js';
 import type { ControllerFactory, RunResult } from '../src/sim/run.js';
+import { createLlmSelector, type LlmSelector, type LlmStatus } from '../src/policy/selectors/llm.js';
+import { startFakeLlm } from '../test/support/fake-llm.js';
 import { sairTickBench } from './policy-tick.js';
 
 const DEPLOYED = ['hpa', 'keda', 'threshold', 'vpa', 'static', 'static-peak'];
@@ -54,10 +63,12 @@ interface Run {
   /** SAIR only: applied non-hold decisions, and how many of them the selector alone produced. */
   changes?: number;
   bySelector?: number;
+  /** SAIR with an LLM: calls made, answered, simulated hours, and the selector's status at the end. */
+  llm?: { calls: number; hours: number; status: Pick<LlmStatus, 'summary' | 'output' | 'tokenParam' | 'latencyMs' | 'tokensPerCall' | 'answered' | 'failures'> };
 }
 
-/** SAIR's controller with learning on or off; counts who produced each applied change. */
-function sairFactory(seed: number, extra: PolicySettingsInput, tally: { changes: number; bySelector: number }): ControllerFactory {
+/** SAIR's controller with learning on or off (and an LLM selector); counts who produced each applied change. */
+function sairFactory(seed: number, extra: PolicySettingsInput, tally: { changes: number; bySelector: number }, llmSelector?: LlmSelector): ControllerFactory {
   return (ports) =>
     createSairController({
       cluster: ports.cluster,
@@ -65,6 +76,7 @@ function sairFactory(seed: number, extra: PolicySettingsInput, tally: { changes:
       clock: ports.clock,
       config: policySettings({ ...extra }),
       seed,
+      ...(llmSelector ? { llmSelector } : {}),
       onDecision: (d: DecisionRecord) => {
         if (d.applied.length === 0 || d.dryRun) return;
         tally.changes += 1;
@@ -73,9 +85,12 @@ function sairFactory(seed: number, extra: PolicySettingsInput, tally: { changes:
     });
 }
 
+const LLM_ENDPOINT = { baseUrl: 'http://127.0.0.1:1/v1', model: 'scripted' };
 const SAIR_VARIANTS: Record<string, PolicySettingsInput> = {
   sair: { learning: true },
   'sair-off': { learning: false },
+  'sair-llm': { learning: true, selector: 'llm', llm: LLM_ENDPOINT },
+  'sair-llm-gated': { learning: true, selector: 'llm', llm: LLM_ENDPOINT, llmGate: { enabled: true } },
 };
 
 async function runCell(pipeline: string, workload: string): Promise<Run[]> {
@@ -83,9 +98,14 @@ async function runCell(pipeline: string, workload: string): Promise<Run[]> {
   const controllers = list('--controllers', ['sair', 'sair-off', ...DEPLOYED, 'oracle']);
   const retrieval = flags.get('--retrieval') as PolicySettingsInput['retrieval'];
   const tallies = new Map<string, { changes: number; bySelector: number }>();
+  const selectors = new Map<string, LlmSelector>();
+  const wantsLlm = controllers.some((c) => c.startsWith('sair-llm'));
+  const fake = wantsLlm && !flags.has('--llm-base-url') ? await startFakeLlm() : null;
+  const endpoint = { baseUrl: flags.get('--llm-base-url') ?? fake?.url ?? LLM_ENDPOINT.baseUrl, model: flags.get('--llm-model') ?? 'scripted' };
+  // A generated scenario is named gen:SEED; its pipeline and workload come from the generator.
+  const generated = pipeline === 'gen' ? generateScenario(Number(workload)) : null;
   const results = await runMatrix({
-    pipelines: [pipeline],
-    workloads: [workload],
+    ...(generated ? { scenarios: [{ pipeline: generated.pipeline, workload: generated.workload }] } : { pipelines: [pipeline], workloads: [workload] }),
     controllers,
     seeds,
     durationMs: num('--duration-min', 60) * 60_000,
@@ -94,11 +114,15 @@ async function runCell(pipeline: string, workload: string): Promise<Run[]> {
       if (!variant) return controllerFactory(name, seed);
       const tally = { changes: 0, bySelector: 0 };
       tallies.set(`${name}:${seed}`, tally);
-      return sairFactory(seed, { ...variant, ...(retrieval ? { retrieval } : {}) }, tally);
+      const llm = variant.selector === 'llm' ? createLlmSelector({ ...endpoint, timeoutMs: 10_000 }, { temperature: 0.2 }) : undefined;
+      if (llm) selectors.set(`${name}:${seed}`, llm);
+      return sairFactory(seed, { ...variant, ...(variant.llm ? { llm: endpoint } : {}), ...(retrieval ? { retrieval } : {}) }, tally, llm);
     },
   });
+  await fake?.close();
   return results.map((r: RunResult) => {
     const tally = tallies.get(`${r.controller}:${r.seed}`);
+    const llm = selectors.get(`${r.controller}:${r.seed}`)?.status();
     return {
       controller: r.controller,
       seed: r.seed,
@@ -108,6 +132,15 @@ async function runCell(pipeline: string, workload: string): Promise<Run[]> {
       shareCostPerHour: r.cost.meanRatePerHour,
       p99Ms: r.latency.p99Ms,
       ...(tally ? { changes: tally.changes, bySelector: tally.bySelector } : {}),
+      ...(llm
+        ? {
+            llm: {
+              calls: llm.calls,
+              hours: r.durationMs / 3_600_000,
+              status: { summary: llm.summary, output: llm.output, tokenParam: llm.tokenParam, latencyMs: llm.latencyMs, tokensPerCall: llm.tokensPerCall, answered: llm.answered, failures: llm.failures },
+            },
+          }
+        : {}),
     };
   });
 }
@@ -164,6 +197,28 @@ function printTable(cells: Cell[], controllers: string[]): void {
   for (const r of rows) console.log(line(r));
 }
 
+/** The LLM rows: calls per simulated hour with and without the gate, and what the endpoint did. */
+function printLlm(cells: Cell[], controllers: string[]): void {
+  for (const v of controllers.filter((c) => c.startsWith('sair-llm'))) {
+    const runs = cells.flatMap((c) => of(c, v));
+    const calls = runs.reduce((s, r) => s + (r.llm?.calls ?? 0), 0);
+    const hours = runs.reduce((s, r) => s + (r.llm?.hours ?? 0), 0);
+    const n = cells.length;
+    const r = verdicts(cells, v);
+    const cost = mean(cells.map((c) => stat(c, v, (x) => x.costPerHour)));
+    const viol = mean(cells.map((c) => stat(c, v, (x) => x.violations)));
+    const last = runs.at(-1)?.llm?.status;
+    console.log(
+      `${v.padEnd(15)} LLM calls ${(calls / Math.max(hours, 1e-9)).toFixed(1)} per hour; attainment_995=${r.attained}/${n} cheapest_at_slo=${r.cheapest}/${n} no_worse_than_hpa=${r.noWorse}/${n}; mean cost ${cost.toFixed(3)} $/h, violations ${viol.toFixed(3)} points`,
+    );
+    if (last) {
+      const lat = last.latencyMs ? `latency p50 ${last.latencyMs.p50.toFixed(0)} ms p99 ${last.latencyMs.p99.toFixed(0)} ms` : 'no latency yet';
+      const tok = last.tokensPerCall ? `${last.tokensPerCall.prompt.toFixed(0)} prompt + ${last.tokensPerCall.completion.toFixed(0)} completion tokens per call` : 'no usage reported';
+      console.log(`${''.padEnd(15)} ${last.summary}; ${lat}; ${tok}; failures ${JSON.stringify(last.failures)}`);
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const cellArg = flags.get('--cell');
   if (cellArg) {
@@ -178,7 +233,12 @@ async function main(): Promise<void> {
   } else {
     if (suites.includes('paper')) for (const p of PAPER_PIPELINES) for (const w of PAPER_WORKLOADS) pairs.push([p, w]);
     if (suites.includes('issue')) for (const p of ISSUE_PIPELINES) for (const w of MATRIX_WORKLOADS) pairs.push([p, w]);
+    if (suites.includes('generated')) {
+      const [from, to] = (flags.get('--generated-seeds') ?? '1000:1011').split(':').map(Number);
+      for (let s = from!; s <= to!; s++) pairs.push(['gen', String(s)]);
+    }
   }
+  if (flags.has('--cells')) pairs.splice(num('--cells', pairs.length));
   const jobs = Math.max(1, num('--jobs', Math.min(2, availableParallelism())));
   const controllers = list('--controllers', ['sair', 'sair-off', ...DEPLOYED, 'oracle']);
   console.log(
@@ -208,6 +268,7 @@ async function main(): Promise<void> {
       `${v.padEnd(9)} attainment_995=${r.attained}/${n} cheapest_at_slo=${r.cheapest}/${n} no_worse_than_hpa=${r.noWorse}/${n} selector_applied_pct=${r.selectorPct.toFixed(1)} (${r.changes} changes) mean cost ${cost.toFixed(3)} $/h packed (${shareCost.toFixed(3)} share-priced), violations ${viol.toFixed(3)} points`,
     );
   }
+  printLlm(cells, controllers);
   const main = verdicts(cells, 'sair');
   let tickP99 = NaN;
   if ((flags.get('--tick-bench') ?? 'on') === 'on') {

@@ -32,6 +32,8 @@ import { buildPrompt, experienceRowTokens } from './prompt.js';
 import { outcomeOf } from './reward.js';
 import { retrieve } from './retrieval.js';
 import { screenCandidates } from './screen.js';
+import { banditEstimates } from './selectors/bandit.js';
+import { novelty, shouldConsult } from './selectors/gate.js';
 import type { PolicySettings } from './settings.js';
 import { TUNING } from './tuning.js';
 import type { ActionSource, DecisionRecord, Outcome, Reward, Selector, SourcedAction } from './types.js';
@@ -156,17 +158,30 @@ export async function step(st: PipelineState, obs: PipelineObservation, ctx: Ste
         mode: settings.retrieval,
       })
     : { stats: new Map(), rows: [] };
-  const prompt = ctx.llm
+  // The LLM is consulted where it can add something: a novel state, or a bandit that cannot tell its
+  // two best candidates apart (settings.llmGate); otherwise the bandit decides on the same evidence.
+  let llm = ctx.llm;
+  let gateNote: string | null = null;
+  if (llm && settings.llmGate.enabled) {
+    const similar = [...evidence.stats.values()].reduce((s, x) => s + x.n, 0);
+    const estimates = banditEstimates(candidates, evidence.stats, { exploration: settings.exploration.temperature, priorWeight: settings.exploration.priorWeight });
+    const verdict = shouldConsult({ novelty: novelty(similar, ctx.buffer.experiences), banditTop: estimates, threshold: settings.llmGate.noveltyThreshold });
+    if (!verdict.consult) {
+      llm = undefined;
+      gateNote = `LLM not consulted: ${verdict.why}`;
+    }
+  }
+  const prompt = llm
     ? buildPrompt({ pipeline, obs, bn, candidates, stats: evidence.stats, rows: evidence.rows, exposeNames: settings.exposeNames, anticipation })
     : undefined;
   const d: Decision = await decide(
     { pipeline, obs, bn, candidates, stats: evidence.stats, prompt, now, anticipation },
-    { llm: ctx.llm, bandit: ctx.bandit, settings, random: ctx.random },
+    { llm, bandit: ctx.bandit, settings, random: ctx.random },
   );
 
   // 5. Normalize the choice lifted to the floors.
   const n = normalize(pipeline, obs, bn, liftToFloors(d.chosen.actions, floors, obs), st.window, now, settings, anticipation);
-  const notes = [...n.notes];
+  const notes = gateNote ? [gateNote, ...n.notes] : [...n.notes];
   if (screened.length > 0) notes.push(`not offered (the normalizer would hold them): ${screened.join(', ')}`);
   const unmet = unmetFloors(floors, obs);
   return {

@@ -161,12 +161,21 @@ describe('sair check', () => {
       api.remove('serviceaccounts', NS, 'sair-certs');
       api.seed({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'sair-webhook-tls', namespace: NS, annotations: { 'cert-manager.io/certificate-name': 'sair-webhook' } }, data: { 'tls.crt': b64(certs.cert), 'tls.key': b64(certs.key) } });
       expect(await one('certificates')).toMatchObject({ status: 'fail', message: expect.stringContaining('cert-manager is not installed') });
-      const crd = { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'certificates.cert-manager.io' }, spec: { group: 'cert-manager.io', scope: 'Namespaced', names: { kind: 'Certificate', plural: 'certificates', singular: 'certificate', listKind: 'CertificateList' }, versions: [{ name: 'v1', served: true, storage: true, subresources: { status: {} }, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }] } };
+      // client-node's models name the field x_kubernetes_preserve_unknown_fields and drop the wire name.
+      const crd = { apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'certificates.cert-manager.io' }, spec: { group: 'cert-manager.io', scope: 'Namespaced', names: { kind: 'Certificate', plural: 'certificates', singular: 'certificate', listKind: 'CertificateList' }, versions: [{ name: 'v1', served: true, storage: true, subresources: { status: {} }, schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } } }] } };
       await api.clients().kc.makeApiClient((await import('@kubernetes/client-node')).ApiextensionsV1Api).createCustomResourceDefinition({ body: crd as k8s.V1CustomResourceDefinition });
       try {
-        api.seed({ apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: { name: 'sair-webhook', namespace: NS }, spec: { secretName: 'sair-webhook-tls' }, status: { conditions: [{ type: 'Ready', status: 'False', message: 'Issuing certificate as Secret does not exist' }] } });
+        // cert-manager writes a Certificate's conditions through the status subresource (a create drops status).
+        const { custom } = api.clients();
+        const ref = { group: 'cert-manager.io', version: 'v1', namespace: NS, plural: 'certificates', name: 'sair-webhook' };
+        const setReady = async (condition: Record<string, string>) => {
+          const current = (await custom.getNamespacedCustomObject(ref)) as Record<string, unknown>;
+          await custom.replaceNamespacedCustomObjectStatus({ ...ref, body: { ...current, status: { conditions: [{ type: 'Ready', ...condition }] } } });
+        };
+        api.seed({ apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: { name: 'sair-webhook', namespace: NS }, spec: { secretName: 'sair-webhook-tls' } });
+        await setReady({ status: 'False', message: 'Issuing certificate as Secret does not exist' });
         expect(await one('certificates')).toMatchObject({ status: 'fail', message: 'Certificate sair-webhook is not ready: Issuing certificate as Secret does not exist' });
-        api.seed({ apiVersion: 'cert-manager.io/v1', kind: 'Certificate', metadata: { name: 'sair-webhook', namespace: NS }, spec: { secretName: 'sair-webhook-tls' }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
+        await setReady({ status: 'True' });
         expect(await one('certificates')).toMatchObject({ status: 'ok' });
         expect(await one('webhook')).toMatchObject({ status: 'ok' });
       } finally {

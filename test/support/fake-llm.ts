@@ -53,15 +53,17 @@ export interface FakeLlm {
 interface Parsed {
   candidates: string[];
   stats: Map<string, { n: number; mean: number }>;
+  /** The same per action, counted from the EXPERIENCES rows themselves. */
+  rows: Map<string, { n: number; mean: number }>;
   bottleneck: number | null;
   p99Ratio: number | null;
   pressure: Map<number, number>;
   replicas: Map<number, number>;
 }
 
-/** Reads the sections that src/policy/prompt.ts writes: STATE, STATISTICS and CANDIDATES. */
+/** Reads the sections that src/policy/prompt.ts writes: STATE, STATISTICS, EXPERIENCES and CANDIDATES. */
 export function parsePrompt(user: string): Parsed {
-  const out: Parsed = { candidates: [], stats: new Map(), bottleneck: null, p99Ratio: null, pressure: new Map(), replicas: new Map() };
+  const out: Parsed = { candidates: [], stats: new Map(), rows: new Map(), bottleneck: null, p99Ratio: null, pressure: new Map(), replicas: new Map() };
   let section = '';
   for (const line of user.split('\n')) {
     if (/^[A-Z]+( |$)/.test(line)) {
@@ -81,6 +83,12 @@ export function parsePrompt(user: string): Parsed {
     } else if (section === 'STATISTICS') {
       const row = /^(\S+) \| ([\d.]+) \| ([+-][\d.]+) \|/.exec(line);
       if (row) out.stats.set(row[1]!, { n: Number(row[2]), mean: Number(row[3]) });
+    } else if (section === 'EXPERIENCES') {
+      const row = /^\[[^\]]*\] (\S+) -> ([+-]?\d)/.exec(line);
+      if (row) {
+        const s = out.rows.get(row[1]!) ?? { n: 0, mean: 0 };
+        out.rows.set(row[1]!, { n: s.n + 1, mean: (s.mean * s.n + Number(row[2])) / (s.n + 1) });
+      }
     } else if (section === 'CANDIDATES') {
       const c = /^(\S+): /.exec(line);
       if (c) out.candidates.push(c[1]!);
@@ -90,8 +98,9 @@ export function parsePrompt(user: string): Parsed {
 }
 
 /**
- * The rule, in order:
- *  1. a candidate with n >= 2 and mean reward >= 0.2 in the statistics table: the highest mean;
+ * The rule, in order (its statistics are counted from the EXPERIENCES rows when there are any, as a
+ * model reading them would; from the STATISTICS table otherwise):
+ *  1. a candidate with n >= 2 and mean reward >= 0.2: the highest mean;
  *  2. if p99/slo > 0.9 or the bottleneck's load/capacity > 0.85: the smallest replica scale-up of
  *     the bottleneck stage that brings its load/capacity to 0.7 or below (else the largest one);
  *  3. if p99/slo < 0.7: a one-replica scale-down of the stage with the lowest load/capacity, if it
@@ -101,14 +110,15 @@ export function parsePrompt(user: string): Parsed {
  */
 export function ruleAnswer(user: string): { action: string; reason: string; bottleneck: number | null } {
   const p = parsePrompt(user);
+  const stats = p.rows.size > 0 ? p.rows : p.stats;
   const bad = (id: string) => {
-    const s = p.stats.get(id);
+    const s = stats.get(id);
     return s !== undefined && s.n >= 2 && s.mean < -0.3;
   };
   let best: string | null = null;
   let bestMean = 0.2;
   for (const id of p.candidates) {
-    const s = p.stats.get(id);
+    const s = stats.get(id);
     if (s && s.n >= 2 && s.mean >= bestMean) {
       best = id;
       bestMean = s.mean;
