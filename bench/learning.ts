@@ -1,6 +1,6 @@
 // `npm run bench:learning`: does SAIR get better from its own experience? Every cell of the paper and
 // issue suites runs for 8 hours (3 seeds) with learning on and with learning off (priors, floors and
-// normalizer alone). Per hour it prints cost, violating requests and the objective both minimize:
+// normalizer alone). Per hour it prints packed cost, violating requests and the objective both minimize:
 // cost + PENALTY dollars per violating request. The gain is the relative drop in the objective over
 // the last 4 hours, learning on against off, averaged over cells; worst_cell is the worst single cell.
 // Writes a learning curve (objective per hour, on and off, relative to off's mean) to out/learning.svg.
@@ -14,13 +14,14 @@ import { fileURLToPath } from 'node:url';
 import { parseFlags } from '../src/common/config.js';
 import { createSairController } from '../src/policy/controller.js';
 import { policySettings } from '../src/policy/settings.js';
+import { TUNING } from '../src/policy/tuning.js';
 import { ISSUE_PIPELINES, PAPER_PIPELINES } from '../src/sim/builtin-pipelines.js';
 import { MATRIX_WORKLOADS, PAPER_WORKLOADS } from '../src/sim/builtin-workloads.js';
 import { runMatrix } from '../src/sim/matrix.js';
 import type { RunResult } from '../src/sim/run.js';
 
-/** Dollars one SLO-violating request is worth: at 100 req/s, 1 % violating costs $3.60 an hour. */
-const PENALTY = 0.001;
+/** Dollars one SLO-violating request is worth: the same penalty the policy's credit uses. */
+const PENALTY = TUNING.violationPenaltyPerRequest;
 const HOUR = 3_600_000;
 
 const { flags } = parseFlags(process.argv.slice(2));
@@ -36,7 +37,7 @@ function perHour(r: RunResult): { cost: number; violating: number }[] {
   for (const p of r.timeline) {
     const h = Math.min(hours - 1, Math.floor(prev / HOUR));
     const dt = (p.t - prev) / 1000;
-    out[h]!.cost += (p.costRate * dt) / 3600;
+    out[h]!.cost += (p.packedCostRate * dt) / 3600;
     out[h]!.violating += p.arrivalRate * (p.sloViolation ?? 0) * dt;
     prev = p.t;
   }

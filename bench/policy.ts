@@ -15,6 +15,7 @@
 // Flags: --seeds N (5) --first-seed S (1) --duration-min M (60) --suites paper,issue,generated
 //        --generated-seeds FROM:TO (1000:1011) --pipelines a,b --workloads x,y --cells N (the first N)
 //        --controllers list --jobs N (2) --retrieval surprisal|recency|random --tick-bench on|off (on)
+//        --sair-settings JSON (policy settings merged into every SAIR variant, for experiments)
 // Two more SAIR rows, not run by default, put the LLM selector in: sair-llm asks it every tick,
 // sair-llm-gated only in novel states or when the bandit cannot tell its two best apart (llmGate).
 // Without --llm-base-url they talk to the scripted server of test/support/fake-llm.ts over real HTTP,
@@ -116,7 +117,8 @@ async function runCell(pipeline: string, workload: string): Promise<Run[]> {
       tallies.set(`${name}:${seed}`, tally);
       const llm = variant.selector === 'llm' ? createLlmSelector({ ...endpoint, timeoutMs: 10_000 }, { temperature: 0.2 }) : undefined;
       if (llm) selectors.set(`${name}:${seed}`, llm);
-      return sairFactory(seed, { ...variant, ...(variant.llm ? { llm: endpoint } : {}), ...(retrieval ? { retrieval } : {}) }, tally, llm);
+      const extra = JSON.parse(flags.get('--sair-settings') ?? '{}') as PolicySettingsInput;
+      return sairFactory(seed, { ...extra, ...variant, ...(variant.llm ? { llm: endpoint } : {}), ...(retrieval ? { retrieval } : {}) }, tally, llm);
     },
   });
   await fake?.close();

@@ -63,14 +63,19 @@ const COST_MARGIN_FLOOR = 0.02;
 
 const violationOf = (o: Outcome): number => o.sloViolation ?? (o.p99Ratio > 1 ? 1 : 0);
 
-/** The mean outcome of a horizon and its return: minus the mean cost rate and the violation penalty. */
+/**
+ * The mean outcome of a horizon and its return, $/h: minus the mean cost rate and the penalty for
+ * the requests that missed the SLO (TUNING.violationPenaltyPerRequest each; where the arrival rate
+ * is unknown, as if 1 req/s arrived).
+ */
 export function horizonOutcome(seen: readonly Outcome[]): { outcome: Outcome; ret: number } {
   const n = Math.max(seen.length, 1);
   const costRate = seen.reduce((s, o) => s + o.costRate, 0) / n;
   const violation = seen.reduce((s, o) => s + violationOf(o), 0) / n;
+  const missedPerS = seen.reduce((s, o) => s + violationOf(o) * (o.arrivalRate ?? 1), 0) / n;
   // P99 is capped so one window of drops (an unbounded P99) does not swamp the mean.
   const p99Ratio = seen.reduce((s, o) => s + Math.min(o.p99Ratio, 10), 0) / n;
-  return { outcome: { p99Ratio, costRate, sloViolation: violation }, ret: -(costRate + TUNING.violationPenaltyPerPoint * 100 * violation) };
+  return { outcome: { p99Ratio, costRate, sloViolation: violation }, ret: -(costRate + TUNING.violationPenaltyPerRequest * 3600 * missedPerS) };
 }
 
 /** Queue a decision for credit. */

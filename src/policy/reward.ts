@@ -9,7 +9,7 @@ export const SLO_TOLERANCE = 0.01;
 
 export function outcomeOf(pipeline: PipelineSpec, obs: PipelineObservation): Outcome | null {
   if (obs.p99Ms === null || !Number.isFinite(obs.costRate)) return null;
-  return { p99Ratio: obs.p99Ms / pipeline.sloP99Ms, costRate: obs.costRate, sloViolation: obs.sloViolation };
+  return { p99Ratio: obs.p99Ms / pipeline.sloP99Ms, costRate: obs.costRate, sloViolation: obs.sloViolation, arrivalRate: obs.arrivalRate };
 }
 
 export function breachesSlo(o: Outcome): boolean {

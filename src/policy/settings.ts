@@ -54,8 +54,8 @@ export const policySettingsSchema = z.object({
       temperature: z.number().min(0).max(2).default(0.2),
       /** Fraction of retrieved experiences dropped at random from each prompt. */
       contextSampling: z.number().min(0).max(0.9).default(0.1),
-      /** How many experiences the bandit counts a candidate's prior as: a few, so a few dozen experiences override it. */
-      priorWeight: z.number().min(0).max(1e6).default(4),
+      /** How many experiences the bandit counts a candidate's prior as: a few dozen experiences override it. */
+      priorWeight: z.number().min(0).max(1e6).default(24),
     })
     .prefault({}),
   buffer: z
@@ -69,6 +69,11 @@ export const policySettingsSchema = z.object({
    * the operating point. Off: the priors and the floors alone decide (the ablation).
    */
   learning: z.boolean().default(true),
+  /**
+   * Also learn the operating point (how hot stages run, how deep GPU cuts go) per pipeline. Off by
+   * default: on the tuning seeds it cost more than it saved (docs/experiments.md).
+   */
+  operatingPoint: z.boolean().default(false),
   /**
    * How many observation windows after a decision its cost and SLO violations are credited to it:
    * long enough for a cold start (1-3 minutes at 30 s windows) to pay off, short enough that the
@@ -255,7 +260,7 @@ export const policyConfigSpec = {
     flag: '--bandit-prior-weight',
     form: 'a number from 0 to 1000000',
     help: 'experiences a candidate\'s prior is worth to the bandit',
-    schema: z.coerce.number().min(0).max(1e6).default(4),
+    schema: z.coerce.number().min(0).max(1e6).default(24),
   },
   learning: {
     env: 'SAIR_POLICY_LEARNING',
@@ -263,6 +268,13 @@ export const policyConfigSpec = {
     form: 'true or false',
     help: 'learn from experience (false: priors and floors alone decide)',
     schema: fields.boolean(true),
+  },
+  operatingPoint: {
+    env: 'SAIR_OPERATING_POINT',
+    flag: '--operating-point',
+    form: 'true or false',
+    help: 'also learn how hot stages run and how deep GPU cuts go, per pipeline (experimental)',
+    schema: fields.boolean(false),
   },
   creditHorizonWindows: {
     env: 'SAIR_CREDIT_HORIZON_WINDOWS',
@@ -418,6 +430,7 @@ export function settingsFromConfig(cfg: PolicyConfig): PolicySettings {
     exploration: { epsilon: cfg.epsilon, temperature: cfg.temperature, contextSampling: cfg.contextSampling, priorWeight: cfg.priorWeight },
     buffer: { maxEntries: cfg.bufferMaxEntries, maxBytes: cfg.bufferMaxBytes },
     learning: cfg.learning,
+    operatingPoint: cfg.operatingPoint,
     creditHorizonWindows: cfg.creditHorizonWindows,
     retrieval: cfg.retrieval,
     promptTokenBudget: cfg.promptTokenBudget,

@@ -93,7 +93,7 @@ function estimate(st: PipelineState, obs: PipelineObservation, ctx: StepContext)
   const bn = detectBottleneck(pipeline, obs, st.capacity);
   const outcome = outcomeOf(pipeline, obs);
   const f = features(bn.stage, bn.pressure, outcome?.p99Ratio ?? null);
-  const m = settings.learning ? operatingMultiplier(st.operating) : 1;
+  const m = settings.learning && settings.operatingPoint ? operatingMultiplier(st.operating) : 1;
   recordNeeds(st.window, bn, obs, now, settings.cooldowns.stabilizationMs, { sloP99Ms: pipeline.sloP99Ms, p99Budget: settings.p99Budget }, settings.surgeReserve, Math.min(TUNING.gpuCutSlackMaxPressure, TUNING.gpuCutMaxPressure * m));
   let anticipation: Anticipation | null = null;
   if (settings.forecast.enabled && obs.arrivalRate !== null) {
@@ -129,7 +129,7 @@ function learnMatured(st: PipelineState, obs: PipelineObservation, outcome: Outc
       credited.push({ record, reward: c.reward });
     }
   }
-  nextEpisode(st.operating, now, settings.learning);
+  nextEpisode(st.operating, now, settings.learning && settings.operatingPoint);
   return credited;
 }
 

@@ -24,6 +24,8 @@ export interface Outcome {
   costRate: number;
   /** Fraction of requests over the SLO or dropped, when measured. */
   sloViolation: number | null;
+  /** Requests entering per second, when measured: with sloViolation, how many requests missed. */
+  arrivalRate?: number | null;
 }
 
 export type RewardValue = -1 | 0 | 1;

@@ -9,9 +9,10 @@ const H = 90_000;
 
 describe('credit', () => {
   it('prices a horizon as its mean cost plus a penalty per violating request', () => {
-    const { outcome, ret } = horizonOutcome([o(2), o(4, 1.5, 0.02)]);
+    const { outcome, ret } = horizonOutcome([o(2), { ...o(4, 1.5, 0.02), arrivalRate: 100 }]);
     expect(outcome).toEqual({ costRate: 3, p99Ratio: 1, sloViolation: 0.01 });
-    expect(ret).toBeCloseTo(-(3 + TUNING.violationPenaltyPerPoint * 1));
+    // Two requests a second missed in one of two windows: one a second on average, 3,600 an hour.
+    expect(ret).toBeCloseTo(-(3 + TUNING.violationPenaltyPerRequest * 3600));
   });
 
   it('judges a decision once its horizon has passed, on the windows after it only', () => {

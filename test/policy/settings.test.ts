@@ -54,7 +54,7 @@ describe('policy settings', () => {
   });
 
   it('takes the bandit prior weight from the environment', () => {
-    expect(policySettings().exploration.priorWeight).toBe(4);
+    expect(policySettings().exploration.priorWeight).toBe(24);
     expect(settingsFromConfig(loadConfig(policyConfigSpec, { SAIR_BANDIT_PRIOR_WEIGHT: '1000000' }, [])).exploration.priorWeight).toBe(1e6);
     expect(() => loadConfig(policyConfigSpec, { SAIR_BANDIT_PRIOR_WEIGHT: '-1' }, [])).toThrow(/SAIR_BANDIT_PRIOR_WEIGHT \(flag --bandit-prior-weight\): "-1" is not a number from 0 to 1000000/);
   });

@@ -11,18 +11,16 @@ const sair: ControllerFactory = (p) =>
   createSairController({ cluster: p.cluster, metrics: p.metrics, clock: p.clock, config: policySettings(), seed: 3, intervalMs: 15_000 });
 
 describe('SAIR on the simulator', () => {
-  it('keeps 99.9 % of requests within the SLO at about static-min\'s cost, P99 well inside the SLO, and under half of static-peak\'s cost', async () => {
+  it('keeps 99.9 % of requests within the SLO at about static-min\'s cost and P99 and under half of static-peak\'s cost', async () => {
     const ours = await runScenario({ ...scenario, controller: sair });
     const min = await runScenario({ ...scenario, controller: BASELINES['static-min']!.factory });
     const peak = await runScenario({ ...scenario, controller: BASELINES['static-peak']!.factory });
     expect(ours.tickErrors).toBe(0);
     // GPU share follows the full-batch load, so SAIR runs about as lean as the cheapest static
-    // allocation (which here still meets the SLO) while it keeps the SLO over the ramp. The learned
-    // operating point may spend latency headroom for cost (it tries a hotter load target), so P99 is
-    // held to the SLO with room to spare, not to static-min's.
+    // allocation (which here still meets the SLO), at no worse a P99, while it keeps the SLO over the ramp.
     expect(ours.sloAttainment).toBeGreaterThan(0.999);
     expect(ours.cost.dollars).toBeLessThanOrEqual(1.02 * min.cost.dollars);
-    expect(ours.latency.p99Ms).toBeLessThanOrEqual(0.8 * 200);
+    expect(ours.latency.p99Ms).toBeLessThanOrEqual(1.05 * min.latency.p99Ms);
     expect(ours.cost.dollars).toBeLessThan(0.5 * peak.cost.dollars);
     expect(ours.bottleneck.reportedTicks).toBe(ours.ticks);
   }, 60_000);
@@ -61,7 +59,7 @@ describe('SAIR on recurring bursts', () => {
     expect(surges).toBeLessThanOrEqual(8);
     // With surge reading off, none is.
     expect(await (await run(true, false)).registry.metrics()).not.toMatch(/sair_policy_surges_total\{/);
-    // The third burst (29:00) is met ahead of time: the guard raised capacity in the two minutes before it.
+    // The third burst (29:00) is met ahead of time: a forecast floor raised capacity in the two minutes before it.
     const before = withForecast.decisions.filter((d) => d.time >= 27 * 60_000 && d.time < 29 * 60_000);
     expect(before.some((d) => d.floors.some((n) => n.startsWith('forecast:')) && d.applied.length > 0)).toBe(true);
     // ...and no window of the bursts after it breaks the SLO.
