@@ -100,7 +100,8 @@ describe('node agent', () => {
     await agent.start();
     const dir = join(root, uidOf('gone'));
     expect(existsSync(join(dir, 'control'))).toBe(true);
-    await core.deleteNamespacedPod({ name: 'gone', namespace: 'ml' });
+    // A scheduled pod stays Terminating for its grace period; the kubelet's final DELETE (grace 0) removes it.
+    await core.deleteNamespacedPod({ name: 'gone', namespace: 'ml', gracePeriodSeconds: 0 });
     await eventually(() => (existsSync(dir) ? undefined : true), 1000, 'the directory to go');
   });
 

@@ -247,14 +247,15 @@ describe('object semantics', () => {
     });
   });
 
-  it('keeps resourceVersion and generation on a no-op update, bumps only resourceVersion on a metadata change', async () => {
+  it('keeps resourceVersion and generation on a no-op update; a Deployment annotation change bumps generation', async () => {
+    // pkg/registry/apps/deployment/strategy.go PrepareForUpdate: spec or annotations changed -> generation + 1.
     const cur = await c.apps.readNamespacedDeployment({ name: 'web', namespace: NS });
     const same = await c.apps.replaceNamespacedDeployment({ name: 'web', namespace: NS, body: cur });
     expect(same.metadata?.resourceVersion).toBe(cur.metadata?.resourceVersion);
     cur.metadata!.annotations = { note: 'x' };
     const annotated = await c.apps.replaceNamespacedDeployment({ name: 'web', namespace: NS, body: cur });
     expect(annotated.metadata?.resourceVersion).not.toBe(cur.metadata?.resourceVersion);
-    expect(annotated.metadata?.generation).toBe(cur.metadata?.generation);
+    expect(annotated.metadata?.generation).toBe(cur.metadata!.generation! + 1);
   });
 
   it('generates names, validates names and refuses a name mismatch', async () => {

@@ -89,7 +89,9 @@ describe('webhook behind the (fake) API server', () => {
       SAIR_CONTROL_DIR: '/run/sair',
     });
     expect(created.spec!.containers[1]!.resources!.limits).toEqual({ 'sair.dev/gpu': '1' });
+    // The ServiceAccount admission plugin's token volume comes first: it runs before the webhooks.
     expect(created.spec!.volumes!.map((v) => [v.name, v.hostPath?.path])).toEqual([
+      [expect.stringMatching(/^kube-api-access-[a-z0-9]{5}$/), undefined],
       ['sair-lib', '/var/lib/sair/lib'],
       ['sair-control', '/run/sair/pods'],
     ]);

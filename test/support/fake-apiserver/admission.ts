@@ -1,22 +1,47 @@
-// Mutating admission as kube-apiserver runs it: for every MutatingWebhookConfiguration stored in
-// the fake (in name order, webhooks in order), a webhook whose rules, namespaceSelector and
-// objectSelector match is called with an AdmissionReview v1 over HTTPS (its caBundle trusted,
-// `?timeout=Ns` appended to the URL), and the JSONPatch it returns is applied. A denial becomes the
-// real Status ("admission webhook \"x\" denied the request: ..."); a failed call obeys failurePolicy.
-// Left out: reinvocation, matchPolicy Equivalent, matchConditions, validating webhooks.
+// Admission as kube-apiserver runs it, in its order (staging/src/k8s.io/apiserver/pkg/admission/
+// plugin/webhook/mutating/dispatcher.go, reinvocation.go; plugin/pkg/admission/serviceaccount):
+// 1. the in-tree mutating plugins: ServiceAccount on a Pod CREATE (fake-apiserver/pods.ts);
+// 2. every MutatingWebhookConfiguration stored in the fake (in name order, webhooks in order) whose
+//    rules, namespaceSelector and objectSelector match is called with an AdmissionReview v1 over
+//    HTTPS (its caBundle trusted, `?timeout=Ns` appended), with the request's user; a write to
+//    `deployments/scale` reaches the webhooks whose rules name that subresource, as an
+//    autoscaling/v1 Scale. The JSONPatch it returns is applied and the object defaulted again; its
+//    warnings are relayed to the client (`Warning: 299 - "..."`). A denial becomes the real Status
+//    ("admission webhook \"x\" denied the request: ..."); a call that fails obeys failurePolicy;
+//    a patch that cannot be applied is InternalError whatever the policy;
+// 3. reinvocation: when a later webhook changed the object, the webhooks with
+//    `reinvocationPolicy: IfNeeded` that ran before it are called once more, after the in-tree
+//    plugins ran again.
+// Left out: matchPolicy Equivalent, matchConditions, validating webhooks, DELETE and CONNECT.
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import jsonpatch from 'fast-json-patch';
 import type { Operation as JsonPatchOp } from 'fast-json-patch';
-import type { AdmissionHook, Operation } from './handlers.js';
-import { apiVersionOf, clone, type KubeObject, type ResourceDef } from './resources.js';
+import type { Operation } from './handlers.js';
+import { admitServiceAccount } from './pods.js';
+import type { UserInfo } from './rbac.js';
+import { clone, type KubeObject, type ResourceDef } from './resources.js';
 import { formatLabelSelector, matchesLabels, parseLabelSelector } from './selectors.js';
 import { ApiError, errors } from './status.js';
 
 export interface AdmissionOptions {
   /** Where a webhook's `clientConfig.service` is reachable from the test (e.g. https://127.0.0.1:PORT). */
   resolveService?: (svc: { namespace: string; name: string; port: number; path?: string }) => string;
+}
+
+/** One write as admission sees it. */
+export interface AdmissionRequest {
+  op: Operation;
+  def: ResourceDef;
+  /** `scale` for a write of the scale subresource, whose `obj` is an autoscaling/v1 Scale. */
+  subresource?: 'scale' | 'status';
+  obj: KubeObject;
+  old?: KubeObject;
+  user: UserInfo;
+  /** Warnings for the client, appended to. */
+  warnings: string[];
 }
 
 interface Rule {
@@ -39,21 +64,35 @@ interface Webhook {
   namespaceSelector?: object;
   objectSelector?: object;
   timeoutSeconds?: number;
+  reinvocationPolicy?: 'Never' | 'IfNeeded';
 }
 
 function has(list: string[] | undefined, value: string): boolean {
   return (list ?? []).some((v) => v === '*' || v === value);
 }
 
-function ruleMatches(rule: Rule, op: Operation, def: ResourceDef): boolean {
+// A rule's `*` names every resource but no subresource; `x/*`, `*/sub` and `*/*` name subresources.
+function resourceMatches(resources: string[] | undefined, plural: string, sub: string | undefined): boolean {
+  const full = sub ? `${plural}/${sub}` : plural;
+  return (resources ?? []).some(
+    (r) =>
+      r === full ||
+      r === '*/*' ||
+      (r === '*' && !sub) ||
+      (sub !== undefined && (r === `${plural}/*` || r === `*/${sub}`)),
+  );
+}
+
+function ruleMatches(rule: Rule, req: AdmissionRequest): boolean {
+  const { def } = req;
   const scope = rule.scope ?? '*';
   if (scope === 'Namespaced' && !def.namespaced) return false;
   if (scope === 'Cluster' && def.namespaced) return false;
   return (
-    has(rule.operations, op) &&
+    has(rule.operations, req.op) &&
     has(rule.apiGroups, def.group) &&
     has(rule.apiVersions, def.version) &&
-    (has(rule.resources, def.plural) || (rule.resources ?? []).includes('*/*'))
+    resourceMatches(rule.resources, def.plural, req.subresource)
   );
 }
 
@@ -98,44 +137,77 @@ function post(url: string, body: string, caBundle: string | undefined, timeoutMs
   });
 }
 
-export function admissionHook(
-  listConfigs: () => object,
+/** The in-tree mutating plugins that change objects (the others only admit or refuse). */
+function inTreePlugins(req: AdmissionRequest, obj: KubeObject): void {
+  if (req.def.plural === 'pods' && req.op === 'CREATE' && !req.subresource) admitServiceAccount(obj);
+}
+
+export type MutatingAdmission = (req: AdmissionRequest) => Promise<KubeObject>;
+
+export function mutatingAdmission(
+  listConfigs: () => KubeObject[],
   getNamespace: (name: string | undefined) => KubeObject | undefined,
   options: AdmissionOptions,
-): AdmissionHook {
-  return async (op, def, obj, old) => {
-    const configs = ((listConfigs() as { items: KubeObject[] }).items ?? []).slice();
+): MutatingAdmission {
+  return async (req) => {
+    const configs = listConfigs().slice();
     configs.sort((a, b) => (a.metadata!.name! < b.metadata!.name! ? -1 : 1));
-    let current = obj;
-    for (const config of configs) {
-      for (const hook of (config as { webhooks?: Webhook[] }).webhooks ?? []) {
-        if (!(hook.rules ?? []).some((r) => ruleMatches(r, op, def))) continue;
-        const nsLabels =
-          def.plural === 'namespaces'
-            ? current.metadata?.labels
-            : getNamespace(current.metadata?.namespace)?.metadata?.labels;
-        if (def.namespaced || def.plural === 'namespaces') {
-          if (!selectorMatches(hook.namespaceSelector, nsLabels)) continue;
-        }
-        const objectMatches =
-          selectorMatches(hook.objectSelector, current.metadata?.labels) ||
-          (old !== undefined && selectorMatches(hook.objectSelector, old.metadata?.labels));
-        if (!objectMatches) continue;
-        current = await callWebhook(hook, op, def, current, old, options);
-      }
-    }
+    const hooks = configs.flatMap((c) => (c as { webhooks?: Webhook[] }).webhooks ?? []);
+    let current = clone(req.obj);
+    inTreePlugins(req, current);
+    const start = clone(current);
+    const invoked: { hook: Webhook; output: KubeObject }[] = [];
+    const call = async (hook: Webhook): Promise<boolean> => {
+      if (!hookMatches(hook, req, current, getNamespace)) return false;
+      current = await callWebhook(hook, req, current, options);
+      if (!req.subresource) req.def.defaults?.(current);
+      return true;
+    };
+    for (const hook of hooks) if (await call(hook)) invoked.push({ hook, output: clone(current) });
+    // Reinvocation: once, for the IfNeeded webhooks whose output a later webhook changed.
+    const again = invoked.filter(
+      (i) => i.hook.reinvocationPolicy === 'IfNeeded' && !isDeepStrictEqual(i.output, current),
+    );
+    if (!isDeepStrictEqual(start, current)) inTreePlugins(req, current);
+    for (const { hook } of again) await call(hook);
     return current;
   };
 }
 
+function hookMatches(
+  hook: Webhook,
+  req: AdmissionRequest,
+  current: KubeObject,
+  getNamespace: (name: string | undefined) => KubeObject | undefined,
+): boolean {
+  const { def, old } = req;
+  if (!(hook.rules ?? []).some((r) => ruleMatches(r, req))) return false;
+  const nsLabels =
+    def.plural === 'namespaces'
+      ? current.metadata?.labels
+      : getNamespace(current.metadata?.namespace)?.metadata?.labels;
+  if (def.namespaced || def.plural === 'namespaces') {
+    if (!selectorMatches(hook.namespaceSelector, nsLabels)) return false;
+  }
+  // A Scale carries no labels: the object selector looks at the scaled object's.
+  return (
+    selectorMatches(hook.objectSelector, current.metadata?.labels) ||
+    (old !== undefined && selectorMatches(hook.objectSelector, old.metadata?.labels))
+  );
+}
+
+/** The Warning header value kube-apiserver sends for one warning (RFC 7234, code 299). */
+export function warningHeader(text: string): string {
+  return `299 - "${text.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
 async function callWebhook(
   hook: Webhook,
-  op: Operation,
-  def: ResourceDef,
+  req: AdmissionRequest,
   obj: KubeObject,
-  old: KubeObject | undefined,
   options: AdmissionOptions,
 ): Promise<KubeObject> {
+  const { def, op, old } = req;
   const timeoutSeconds = hook.timeoutSeconds ?? 10;
   const svc = hook.clientConfig.service;
   let base = hook.clientConfig.url;
@@ -160,19 +232,24 @@ async function callWebhook(
   const url = new URL(base);
   url.searchParams.set('timeout', `${timeoutSeconds}s`);
   const uid = randomUUID();
-  const gvk = { group: def.group, version: def.version, kind: def.kind };
+  const gvk =
+    req.subresource === 'scale'
+      ? { group: 'autoscaling', version: 'v1', kind: 'Scale' }
+      : { group: def.group, version: def.version, kind: def.kind };
   const gvr = { group: def.group, version: def.version, resource: def.plural };
+  const sub = req.subresource ? { subResource: req.subresource, requestSubResource: req.subresource } : {};
   const request: Record<string, unknown> = {
     uid,
     kind: gvk,
     resource: gvr,
+    ...sub,
     requestKind: gvk,
     requestResource: gvr,
     ...(obj.metadata?.name ? { name: obj.metadata.name } : {}),
     ...(obj.metadata?.namespace ? { namespace: obj.metadata.namespace } : {}),
     operation: op,
-    userInfo: { username: 'kubernetes-admin', groups: ['system:masters', 'system:authenticated'] },
-    object: { ...obj, apiVersion: apiVersionOf(def), kind: def.kind },
+    userInfo: req.user,
+    object: obj,
     oldObject: old ?? null,
     dryRun: false,
     options: { kind: op === 'CREATE' ? 'CreateOptions' : 'UpdateOptions', apiVersion: 'meta.k8s.io/v1' },
@@ -194,6 +271,7 @@ async function callWebhook(
       allowed?: boolean;
       patch?: string;
       patchType?: string;
+      warnings?: string[];
       status?: { code?: number; message?: string; reason?: string };
     };
   };
@@ -216,6 +294,7 @@ async function callWebhook(
       obj,
     );
   }
+  for (const w of response.warnings ?? []) if (w.trim() !== '') req.warnings.push(w);
   if (!response.allowed) {
     const s = response.status ?? {};
     const message = s.message
@@ -235,16 +314,12 @@ async function callWebhook(
   if (response.patchType !== 'JSONPatch') {
     return failed(hook, url.toString(), new Error(`unsupported patch type "${response.patchType}"`), obj);
   }
+  // A patch that does not decode or apply is the server's own error, whatever the failurePolicy.
   try {
     const ops = JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as JsonPatchOp[];
     return jsonpatch.applyPatch(clone(obj), ops, true, true, true).newDocument;
   } catch (err) {
-    return failed(
-      hook,
-      url.toString(),
-      new Error(`JSON patch from the webhook could not be applied: ${(err as Error).message}`),
-      obj,
-    );
+    throw errors.internal((err as Error).message.split('\n')[0]!);
   }
 }
 

@@ -1,10 +1,16 @@
 // The verbs of the fake API server over its store: get, list, create, update, patch, delete,
 // deletecollection, and the status and scale subresources, with kube-apiserver's object semantics
 // (uid, one global resourceVersion, creationTimestamp, generation, generateName, optimistic
-// concurrency, status/spec separation, no-op updates that write nothing).
+// concurrency, status/spec separation, no-op updates that write nothing) and its write path
+// (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/create.go, update.go; registry/generic/
+// registry/store.go): defaulting on decode, mutating admission, the strategy's PrepareForCreate,
+// name generation and validation (422), validating admission (403/422), then storage.
 import { randomUUID, randomInt } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
+import type { AdmissionRequest, MutatingAdmission } from './admission.js';
 import { applyPatch, patchNamesResourceVersion } from './patch.js';
+import { gracePeriodOf } from './pods.js';
+import type { UserInfo } from './rbac.js';
 import {
   apiVersionOf,
   clone,
@@ -26,13 +32,14 @@ import type { Store } from './store.js';
 
 export type Operation = 'CREATE' | 'UPDATE';
 
-/** Mutating admission: returns the object to store (possibly changed) or throws an ApiError to deny. */
-export type AdmissionHook = (
-  op: Operation,
-  def: ResourceDef,
-  obj: KubeObject,
-  old: KubeObject | undefined,
-) => Promise<KubeObject>;
+/** Who sent a request, and the warnings its answer carries. */
+export interface RequestContext {
+  user: UserInfo;
+  warnings: string[];
+}
+
+/** Validating admission (Pod Security, ValidatingAdmissionPolicy): throws the denial, adds warnings. */
+export type ValidatingAdmission = (req: AdmissionRequest) => void;
 
 export interface ListOptions {
   labelSelector: LabelSelector;
@@ -76,12 +83,32 @@ function specOf(obj: KubeObject): Record<string, unknown> {
   return rest;
 }
 
+/** Whether a write bumps metadata.generation, as the resource's PrepareForUpdate decides. */
+function bumpsGeneration(def: ResourceDef, next: KubeObject, current: KubeObject): boolean {
+  if (!def.generation) return false;
+  if (!isDeepStrictEqual(specOf(next), specOf(current))) return true;
+  return (
+    def.annotationsBumpGeneration === true &&
+    !isDeepStrictEqual(next.metadata?.annotations ?? {}, current.metadata?.annotations ?? {})
+  );
+}
+
 export class Handlers {
+  /** Pods in their grace period, removed when it ends (as the kubelet's final DELETE would). */
+  private readonly terminating = new Map<string, NodeJS.Timeout>();
+
   constructor(
     private readonly store: Store,
     private readonly registry: Registry,
-    private readonly admit: AdmissionHook,
+    private readonly mutate: MutatingAdmission,
+    private readonly validateAdmission: ValidatingAdmission,
   ) {}
+
+  /** Stops the grace-period timers (the pods stay as they are). */
+  close(): void {
+    for (const t of this.terminating.values()) clearTimeout(t);
+    this.terminating.clear();
+  }
 
   /** The storage form of an object as `def` returns it: kind and apiVersion first, converted if shared. */
   present(def: ResourceDef, stored: KubeObject): KubeObject {
@@ -170,6 +197,7 @@ export class Handlers {
     namespace: string | undefined,
     body: KubeObject,
     dryRun: boolean,
+    ctx: RequestContext,
   ): Promise<KubeObject> {
     if (body.kind !== undefined && body.kind !== def.kind) {
       throw errors.badRequest(
@@ -189,17 +217,19 @@ export class Handlers {
       meta.namespace = namespace;
       if (!this.namespaceExists(namespace!)) throw errors.namespaceNotFound(namespace!);
     } else delete meta.namespace;
+    def.defaults?.(obj);
+    obj = await this.mutate({ op: 'CREATE', def, obj, user: ctx.user, warnings: ctx.warnings });
     if (def.prepareForCreate) def.prepareForCreate(obj);
     else if (def.status && def.custom) delete obj.status;
-    obj = await this.admit('CREATE', def, obj, undefined);
     const m = obj.metadata!;
     if (!m.name && m.generateName) {
       m.name =
         m.generateName + Array.from({ length: 5 }, () => NAME_CHARS[randomInt(NAME_CHARS.length)]).join('');
     }
     this.validateName(def, m.name);
-    this.checkSchema(def, obj);
+    this.checkSchema(def, obj, undefined);
     if (this.store.get(storageKey(def), m.namespace, m.name!)) throw errors.alreadyExists(def, m.name!);
+    this.validateAdmission({ op: 'CREATE', def, obj, user: ctx.user, warnings: ctx.warnings });
     delete m.resourceVersion;
     m.uid = randomUUID();
     m.creationTimestamp = now();
@@ -212,9 +242,12 @@ export class Handlers {
     return this.present(def, stored);
   }
 
-  /** Prunes, defaults and validates a custom resource against its CRD schema; 422 when invalid. */
-  private checkSchema(def: ResourceDef, obj: KubeObject): void {
-    const causes = def.schema?.admit(obj) ?? [];
+  /**
+   * The strategy's validation: a custom resource pruned, defaulted and checked against its CRD
+   * schema and rules, a built-in one by its own checks; 422 when invalid.
+   */
+  private checkSchema(def: ResourceDef, obj: KubeObject, old: KubeObject | undefined): void {
+    const causes = [...(def.schema?.admit(obj, old) ?? []), ...(def.validate?.(obj, old) ?? [])];
     if (causes.length > 0) throw errors.invalid(def, obj.metadata?.name ?? '', causes);
   }
 
@@ -248,6 +281,7 @@ export class Handlers {
     body: KubeObject,
     subresource: 'status' | undefined,
     dryRun: boolean,
+    ctx: RequestContext,
   ): Promise<KubeObject> {
     const bodyName = body.metadata?.name;
     if (bodyName !== undefined && bodyName !== name) {
@@ -273,9 +307,15 @@ export class Handlers {
       );
     }
     const rv = body.metadata?.resourceVersion;
+    if (def.requireResourceVersion && (rv === undefined || rv === '')) {
+      // store.go names the resource where the kind would be: leases.coordination.k8s.io "x" is invalid.
+      throw errors.invalid({ ...def, kind: def.plural }, name, [
+        { field: 'metadata.resourceVersion', message: 'Invalid value: 0x0: must be specified for an update' },
+      ]);
+    }
     if (rv !== undefined && rv !== '' && rv !== current.metadata!.resourceVersion)
       throw errors.conflict(def, name);
-    return this.write(def, current, body, subresource, dryRun, rv ? 'conflict' : 'overwrite');
+    return this.write(def, current, body, subresource, dryRun, rv ? 'conflict' : 'overwrite', ctx);
   }
 
   /**
@@ -291,6 +331,8 @@ export class Handlers {
     subresource: 'status' | undefined,
     dryRun: boolean,
     onRace: 'conflict' | 'overwrite' | 'retry',
+    ctx: RequestContext,
+    admitted = false,
   ): Promise<KubeObject> {
     let next: KubeObject;
     if (subresource === 'status') {
@@ -320,16 +362,18 @@ export class Handlers {
       else m[field] = cm[field];
     }
     m.resourceVersion = cm.resourceVersion;
-    if (subresource !== 'status') next = await this.admit('UPDATE', def, next, current);
+    def.defaults?.(next);
+    const req = { op: 'UPDATE' as const, def, subresource, old: current, user: ctx.user, warnings: ctx.warnings };
+    if (!admitted) next = await this.mutate({ ...req, obj: next });
     const latest = this.store.get(storageKey(def), def.namespaced ? cm.namespace : undefined, cm.name!);
     if (!latest) throw errors.notFound(def, cm.name!);
     if (latest.metadata!.resourceVersion !== cm.resourceVersion && onRace !== 'overwrite') {
       throw onRace === 'retry' ? RACED : errors.conflict(def, cm.name!);
     }
-    this.checkSchema(def, next);
+    this.checkSchema(def, next, current);
     if (isDeepStrictEqual(next, current)) return current;
-    if (def.generation && !isDeepStrictEqual(specOf(next), specOf(current)))
-      next.metadata!.generation = (cm.generation ?? 0) + 1;
+    if (bumpsGeneration(def, next, current)) next.metadata!.generation = (cm.generation ?? 0) + 1;
+    if (!admitted) this.validateAdmission({ ...req, obj: next });
     const stored = def.toStorage ? def.toStorage(next) : next;
     if (dryRun) return this.present(def, stored);
     this.store.put(storageKey(def), stored);
@@ -345,6 +389,7 @@ export class Handlers {
     body: string,
     subresource: 'status' | undefined,
     dryRun: boolean,
+    ctx: RequestContext,
   ): Promise<KubeObject> {
     for (let attempt = 1; ; attempt++) {
       const current = this.get(def, namespace, name);
@@ -365,6 +410,7 @@ export class Handlers {
           subresource,
           dryRun,
           precondition ? 'conflict' : 'retry',
+          ctx,
         );
       } catch (err) {
         if (err !== RACED) throw err;
@@ -373,7 +419,13 @@ export class Handlers {
     }
   }
 
-  /** DELETE: preconditions from DeleteOptions, then removal (namespaces take their contents with them). */
+  /**
+   * DELETE: preconditions from DeleteOptions, then removal (namespaces take their contents with
+   * them). A pod on a node is deleted gracefully (staging/src/k8s.io/apiserver/pkg/registry/rest/
+   * delete.go BeforeDelete): it stays, Terminating, with deletionTimestamp (now + grace period),
+   * deletionGracePeriodSeconds and generation + 1, and goes when the period ends; a second DELETE
+   * can only shorten the period, and gracePeriodSeconds=0 removes it at once.
+   */
   delete(
     def: ResourceDef,
     namespace: string | undefined,
@@ -398,10 +450,39 @@ export class Handlers {
         `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${cm.resourceVersion}`,
       );
     }
+    const requested = options?.gracePeriodSeconds;
+    const grace = def.plural === 'pods' ? gracePeriodOf(current, typeof requested === 'number' ? requested : undefined) : 0;
+    if (grace > 0) return this.deleteGracefully(def, current, grace, dryRun);
     if (dryRun) return def.returnDeletedObject ? current : successStatus(def, name, cm.uid);
     const removed = this.store.remove(storageKey(def), def.namespaced ? namespace : undefined, name)!;
     this.afterDelete(def, removed);
     return def.returnDeletedObject ? this.present(def, removed) : successStatus(def, name, cm.uid);
+  }
+
+  private deleteGracefully(def: ResourceDef, current: KubeObject, grace: number, dryRun: boolean): KubeObject {
+    const cm = current.metadata!;
+    const until = Date.now() + grace * 1000;
+    const set = cm.deletionTimestamp === undefined ? undefined : Date.parse(String(cm.deletionTimestamp));
+    if (set !== undefined && set <= until) return current;
+    const next = clone(current);
+    const m = next.metadata!;
+    m.deletionTimestamp = new Date(until).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    m.deletionGracePeriodSeconds = grace;
+    if (m.generation !== undefined) m.generation += 1;
+    if (dryRun) return this.present(def, next);
+    this.store.put(storageKey(def), next);
+    const key = `${cm.namespace}/${cm.name}`;
+    clearTimeout(this.terminating.get(key));
+    const timer = setTimeout(() => {
+      this.terminating.delete(key);
+      const latest = this.store.get(storageKey(def), cm.namespace, cm.name!);
+      if (latest?.metadata?.uid !== cm.uid) return;
+      const removed = this.store.remove(storageKey(def), cm.namespace, cm.name!);
+      if (removed) this.afterDelete(def, removed);
+    }, grace * 1000);
+    timer.unref();
+    this.terminating.set(key, timer);
+    return this.present(def, next);
   }
 
   deleteCollection(
@@ -413,12 +494,7 @@ export class Handlers {
     const list = this.list(def, namespace, { ...opts, limit: undefined, continueToken: undefined }) as {
       items: KubeObject[];
     };
-    if (!dryRun) {
-      for (const item of list.items) {
-        const removed = this.store.remove(storageKey(def), item.metadata?.namespace, item.metadata!.name!);
-        if (removed) this.afterDelete(def, removed);
-      }
-    }
+    for (const item of list.items) this.delete(def, item.metadata?.namespace, item.metadata!.name!, undefined, dryRun);
     return list;
   }
 
@@ -452,10 +528,16 @@ export class Handlers {
     def: ResourceDef,
     namespace: string | undefined,
     name: string,
-    next: KubeObject,
+    body: KubeObject,
     dryRun: boolean,
+    ctx: RequestContext,
   ): Promise<KubeObject> {
     const current = this.get(def, namespace, name);
+    // The Scale goes through mutating admission as itself (deployments/scale, kind Scale).
+    const oldScale = this.getScale(def, namespace, name);
+    const candidate = { ...clone(body), apiVersion: 'autoscaling/v1', kind: 'Scale' };
+    const scaleReq = { op: 'UPDATE' as const, def, subresource: 'scale' as const, old: oldScale, user: ctx.user, warnings: ctx.warnings };
+    const next = await this.mutate({ ...scaleReq, obj: candidate });
     const rv = next.metadata?.resourceVersion;
     if (rv !== undefined && rv !== '' && rv !== current.metadata!.resourceVersion)
       throw errors.conflict(def, name);
@@ -471,11 +553,12 @@ export class Handlers {
         },
       ]);
     }
+    this.validateAdmission({ ...scaleReq, obj: { ...next, spec: { ...(next.spec as object), replicas: replicas ?? 0 } } });
     for (let attempt = 1, cur = current; ; attempt++, cur = this.get(def, namespace, name)) {
       const updated = clone(cur);
       setPath(updated as Record<string, unknown>, def.scale!.specReplicasPath, replicas ?? 0);
       try {
-        await this.write(def, cur, updated, undefined, dryRun, rv ? 'conflict' : 'retry');
+        await this.write(def, cur, updated, undefined, dryRun, rv ? 'conflict' : 'retry', ctx, true);
         break;
       } catch (err) {
         if (err !== RACED) throw err;
@@ -494,13 +577,18 @@ export class Handlers {
     contentType: string,
     body: string,
     dryRun: boolean,
+    ctx: RequestContext,
   ) {
     const scale = this.getScale(def, namespace, name);
     const patched = applyPatch(contentType, scale, body, def.custom === true) as KubeObject;
-    return this.writeScale(def, namespace, name, patched, dryRun);
+    return this.writeScale(def, namespace, name, patched, dryRun, ctx);
   }
 
-  /** Seeds or replaces an object directly (test helper): status kept as given, watch events sent. */
+  /**
+   * Seeds or replaces an object directly (test helper): defaulted, pruned and validated as a write
+   * is (a 422 is thrown as the ApiError a client would get), but without admission; status kept as
+   * given, watch events sent.
+   */
   seed(def: ResourceDef, obj: KubeObject): KubeObject {
     const next = clone(obj);
     next.apiVersion = apiVersionOf(def);
@@ -516,13 +604,16 @@ export class Handlers {
       }
     } else delete m.namespace;
     const current = this.store.get(storageKey(def), m.namespace, m.name);
+    def.defaults?.(next);
+    this.validateName(def, m.name);
+    this.checkSchema(def, next, current && this.present(def, current));
     if (current) {
       const cur = this.present(def, current);
       m.uid = cur.metadata!.uid;
       m.creationTimestamp = cur.metadata!.creationTimestamp;
       if (def.generation) {
         const g = cur.metadata!.generation ?? 1;
-        m.generation = isDeepStrictEqual(specOf(next), specOf(cur)) ? g : g + 1;
+        m.generation = bumpsGeneration(def, next, cur) ? g + 1 : g;
       }
     } else {
       m.uid ??= randomUUID();

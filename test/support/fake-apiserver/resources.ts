@@ -1,7 +1,8 @@
 // The fake API server's resource table: one line per served resource, the way kube-apiserver's
 // discovery describes them. Custom resources are added from CustomResourceDefinitions as the real
 // server does (see defsFromCrd), so applying a CRD over REST makes its resource servable.
-import { compileCrdSchema, type CrSchema } from './schema.js';
+import { defaultPod, validatePod } from './pods.js';
+import { compileCrdSchema, type CrSchema, type SchemaCause } from './schema.js';
 
 export type KubeObject = {
   apiVersion?: string;
@@ -40,8 +41,12 @@ export interface ResourceDef {
   /** Has a /status subresource: main writes keep the stored status, status writes keep the rest. */
   status?: boolean;
   scale?: ScaleDef;
-  /** metadata.generation is set and bumped on any change outside metadata and status. */
+  /** metadata.generation is set, and bumped on any change outside metadata and status. */
   generation?: boolean;
+  /** Also bump generation when the annotations change (Deployments: they are copied to ReplicaSets). */
+  annotationsBumpGeneration?: boolean;
+  /** A PUT must carry metadata.resourceVersion (the strategy's AllowUnconditionalUpdate is false). */
+  requireResourceVersion?: boolean;
   /** DELETE answers with the deleted object instead of a Success Status. */
   returnDeletedObject?: boolean;
   /** A custom resource: no strategic merge patch, list items keep kind and apiVersion. */
@@ -55,8 +60,12 @@ export interface ResourceDef {
   fromStorage?: (obj: KubeObject) => KubeObject;
   /** A custom resource's structural schema (from its CRD): pruning, defaults and validation. */
   schema?: CrSchema;
-  /** Defaulting and status reset on create, as the resource's registry strategy does. */
+  /** Scheme defaulting: on every decode, and again after each mutating webhook's patch. */
+  defaults?: (obj: KubeObject) => void;
+  /** The registry strategy's PrepareForCreate (status reset and the like), after mutating admission. */
   prepareForCreate?: (obj: KubeObject) => void;
+  /** The strategy's built-in validation, after mutating admission: causes of a 422. */
+  validate?: (obj: KubeObject, old: KubeObject | undefined) => SchemaCause[];
 }
 
 export function apiVersionOf(def: ResourceDef): string {
@@ -179,10 +188,12 @@ export const BUILTIN_RESOURCES: ResourceDef[] = [
     status: true,
     returnDeletedObject: true,
     fieldLabels: ['status.phase'],
-    prepareForCreate: (obj) => {
-      const meta = obj.metadata!;
-      // The real server labels every namespace with its name and adds the kubernetes finalizer.
+    // SetDefaults_Namespace labels every namespace with its name.
+    defaults: (obj) => {
+      const meta = (obj.metadata ??= {});
       if (meta.name) meta.labels = { ...meta.labels, 'kubernetes.io/metadata.name': meta.name };
+    },
+    prepareForCreate: (obj) => {
       obj.spec = { finalizers: ['kubernetes'] };
       obj.status = { phase: 'Active' };
     },
@@ -199,9 +210,11 @@ export const BUILTIN_RESOURCES: ResourceDef[] = [
     generation: true,
     returnDeletedObject: true,
     fieldLabels: podFieldLabels,
+    defaults: defaultPod,
     prepareForCreate: (obj) => {
       obj.status = { phase: 'Pending', qosClass: podQos(obj) };
     },
+    validate: validatePod,
   },
   {
     group: '',
@@ -291,14 +304,15 @@ export const BUILTIN_RESOURCES: ResourceDef[] = [
       statusReplicasPath: 'status.replicas',
       labelSelectorPath: 'spec.selector',
     },
-    prepareForCreate: (obj) => {
+    annotationsBumpGeneration: true,
+    defaults: (obj) => {
       const spec = (obj.spec ??= {}) as Record<string, unknown>;
       spec.replicas ??= 1;
       spec.revisionHistoryLimit ??= 10;
       spec.progressDeadlineSeconds ??= 600;
       spec.strategy ??= { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' } };
-      obj.status = {};
     },
+    prepareForCreate: resetStatus({}),
   },
   {
     group: 'autoscaling',
@@ -310,11 +324,11 @@ export const BUILTIN_RESOURCES: ResourceDef[] = [
     shortNames: ['hpa'],
     status: true,
     generation: true,
-    prepareForCreate: (obj) => {
+    defaults: (obj) => {
       const spec = (obj.spec ??= {}) as Record<string, unknown>;
       spec.minReplicas ??= 1;
-      obj.status = { currentReplicas: 0, desiredReplicas: 0 };
     },
+    prepareForCreate: resetStatus({ currentReplicas: 0, desiredReplicas: 0 }),
   },
   {
     group: 'coordination.k8s.io',
@@ -323,6 +337,7 @@ export const BUILTIN_RESOURCES: ResourceDef[] = [
     singular: 'lease',
     kind: 'Lease',
     namespaced: true,
+    requireResourceVersion: true,
   },
   {
     group: 'admissionregistration.k8s.io',
@@ -333,6 +348,36 @@ export const BUILTIN_RESOURCES: ResourceDef[] = [
     namespaced: false,
     generation: true,
   },
+  {
+    group: 'admissionregistration.k8s.io',
+    version: 'v1',
+    plural: 'validatingadmissionpolicies',
+    singular: 'validatingadmissionpolicy',
+    kind: 'ValidatingAdmissionPolicy',
+    namespaced: false,
+    status: true,
+    generation: true,
+    prepareForCreate: resetStatus({}),
+  },
+  {
+    group: 'admissionregistration.k8s.io',
+    version: 'v1',
+    plural: 'validatingadmissionpolicybindings',
+    singular: 'validatingadmissionpolicybinding',
+    kind: 'ValidatingAdmissionPolicyBinding',
+    namespaced: false,
+    generation: true,
+  },
+  ...(['Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding'] as const).map(
+    (kind): ResourceDef => ({
+      group: 'rbac.authorization.k8s.io',
+      version: 'v1',
+      plural: `${kind.toLowerCase()}s`,
+      singular: kind.toLowerCase(),
+      kind,
+      namespaced: !kind.startsWith('Cluster'),
+    }),
+  ),
   {
     group: 'apiextensions.k8s.io',
     version: 'v1',
@@ -375,6 +420,7 @@ export const BUILTIN_RESOURCES: ResourceDef[] = [
     status: true,
     generation: true,
     custom: true,
+    requireResourceVersion: true,
   },
 ];
 
@@ -415,6 +461,7 @@ export function defsFromCrd(crd: KubeObject): ResourceDef[] {
           : undefined,
         generation: true,
         custom: true,
+        requireResourceVersion: true,
         schema: compileCrdSchema(v.schema?.openAPIV3Schema),
       };
     });

@@ -1,9 +1,11 @@
 // Custom resources checked against their CRD's structural schema, in the real server's order:
 // unknown fields pruned (kept under x-kubernetes-preserve-unknown-fields), `default`s applied,
 // then OpenAPI v3 validation (types, required, enum, bounds, lengths, patterns, nullable,
-// x-kubernetes-int-or-string) with the real server's per-field messages, through ajv.
-// Left out: CEL rules (x-kubernetes-validations), format checks, list-type/map-keys uniqueness.
+// x-kubernetes-int-or-string) with the real server's per-field messages, through ajv; then, when
+// the object passed, the CEL rules of `x-kubernetes-validations` (fake-apiserver/cel.ts).
+// Left out: format checks, list-type/map-keys uniqueness.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { crdRuleCauses } from './cel.js';
 import type { KubeObject } from './resources.js';
 
 export interface SchemaCause {
@@ -156,8 +158,11 @@ function causeOf(e: ErrorObject, obj: unknown): SchemaCause | undefined {
 }
 
 export interface CrSchema {
-  /** Prunes and defaults `obj` in place, then returns what validation found wrong (empty when valid). */
-  admit(obj: KubeObject): SchemaCause[];
+  /**
+   * Prunes and defaults `obj` in place, then returns what validation found wrong (empty when
+   * valid); `old` (the stored object on an update) is what transition rules see as oldSelf.
+   */
+  admit(obj: KubeObject, old?: KubeObject): SchemaCause[];
 }
 
 export function compileCrdSchema(openAPIV3Schema: unknown): CrSchema | undefined {
@@ -169,10 +174,10 @@ export function compileCrdSchema(openAPIV3Schema: unknown): CrSchema | undefined
   jsonSchema.properties = { ...(jsonSchema.properties as object), metadata: { type: 'object' } };
   const validate: ValidateFunction = ajv.compile(jsonSchema);
   return {
-    admit(obj) {
+    admit(obj, old) {
       const keep = { apiVersion: {}, kind: {}, metadata: { 'x-kubernetes-preserve-unknown-fields': true } };
       prune(obj, { ...root, properties: { ...root.properties, ...keep } });
-      if (validate(obj)) return [];
+      if (validate(obj)) return crdRuleCauses(root, obj, old);
       const causes = (validate.errors ?? [])
         .map((e) => causeOf(e, obj))
         .filter((c): c is SchemaCause => c !== undefined);

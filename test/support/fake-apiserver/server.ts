@@ -3,17 +3,23 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
-import type * as k8s from '@kubernetes/client-node';
+import * as k8s from '@kubernetes/client-node';
 import { createKubeClients, kubeConfigForServer, type KubeClients } from '../../../src/common/k8s.js';
-import { admissionHook, type AdmissionOptions } from './admission.js';
-import { Handlers } from './handlers.js';
+import { mutatingAdmission, warningHeader, type AdmissionOptions, type AdmissionRequest } from './admission.js';
+import { Handlers, type RequestContext } from './handlers.js';
+import { checkPodSecurity } from './pod-security.js';
+import { ADMIN, ANONYMOUS, authorize, forbidden, TokenIssuer, unauthorized, type UserInfo } from './rbac.js';
 import { Registry } from './registry.js';
 import { simulateDeployments } from './controllers.js';
 import type { KubeObject, ResourceDef } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { ApiError, errors } from './status.js';
 import { Store } from './store.js';
+import { runValidatingPolicies } from './validating-policy.js';
 import { WatchHub } from './watch.js';
+
+/** The bearer token of kubeConfig() and clients() without a token: the cluster admin. */
+export const ADMIN_TOKEN = 'test-token';
 
 /** Kubernetes verbs, as RBAC and audit logs name them. */
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'deletecollection';
@@ -79,16 +85,31 @@ export interface FakeApiServerOptions {
    * No ReplicaSets or Pods are made. Off by default: status changes only when a test writes it.
    */
   simulateDeployments?: boolean;
+  /**
+   * Authentication as a real server does it: only ADMIN_TOKEN and tokens from tokenFor() are
+   * accepted, any other token is 401 Unauthorized, and a request without one is system:anonymous
+   * (authorized by RBAC like any user, so mostly 403). Off by default: any other token, or none,
+   * is the admin. Either way a tokenFor() token is authorized by the stored RBAC objects.
+   */
+  strictAuthentication?: boolean;
 }
 
 export interface FakeApiServer {
   /** http://127.0.0.1:<port> */
   url: string;
-  kubeConfig(namespace?: string): k8s.KubeConfig;
-  clients(namespace?: string): KubeClients;
+  /** A KubeConfig for this server; with `token` (from tokenFor), requests are made as its ServiceAccount. */
+  kubeConfig(namespace?: string, token?: string): k8s.KubeConfig;
+  clients(namespace?: string, token?: string): KubeClients;
   /**
-   * Creates or replaces an object directly, sending watch events: status kept as given, no
-   * admission, no defaulting. Needs apiVersion and kind; a namespaced object's namespace must exist.
+   * A bearer token for ServiceAccount `namespace/name`, as the token volume would hold: requests
+   * with it are user system:serviceaccount:<namespace>:<name> and are authorized by the Roles,
+   * ClusterRoles and bindings stored in the fake (seed or apply the manifests' RBAC objects).
+   */
+  tokenFor(namespace: string, serviceAccount: string): string;
+  /**
+   * Creates or replaces an object directly, sending watch events: defaulted and validated as a
+   * create (a 422 is thrown as the ApiError, whose message is the Status message), status kept as
+   * given, no admission. Needs apiVersion and kind; a namespaced object's namespace must exist.
    */
   seed<T extends object>(obj: T): T;
   /** A stored object as a GET returns it, or undefined. `resource`: `pods`, `deployments.apps`, `Deployment`... */
@@ -222,20 +243,63 @@ function sendJson(
   res.end(text);
 }
 
+function kubeConfigFor(server: string, namespace = 'default', token?: string): k8s.KubeConfig {
+  if (token === undefined) return kubeConfigForServer(server, namespace);
+  const kc = new k8s.KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server, skipTLSVerify: true }],
+    users: [{ name: 'sa', token }],
+    contexts: [{ name: 'ctx', cluster: 'c', user: 'sa', namespace }],
+    currentContext: 'ctx',
+  });
+  return kc;
+}
+
 export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promise<FakeApiServer> {
   const store = new Store(opts.historyLimit ?? 10_000);
   const registry = new Registry();
-  // The hook reads the stored MutatingWebhookConfigurations and namespaces when a write arrives.
-  const hook = admissionHook(
-    () =>
-      handlers.list(registry.resolve('mutatingwebhookconfigurations'), undefined, {
-        labelSelector: [],
-        fieldSelector: [],
-      }),
-    (ns) => (ns ? store.get('namespaces', undefined, ns) : undefined),
+  const tokens = new TokenIssuer();
+  const stored = (resource: string): KubeObject[] => handlers.objects(registry.resolve(resource));
+  const namespaceOf = (ns: string | undefined) => (ns ? store.get('namespaces', undefined, ns) : undefined);
+  // Admission reads the stored configurations, policies and namespaces when a write arrives.
+  const mutate = mutatingAdmission(
+    () => stored('mutatingwebhookconfigurations.admissionregistration.k8s.io'),
+    namespaceOf,
     opts.admission ?? {},
   );
-  const handlers = new Handlers(store, registry, hook);
+  const validate = (req: AdmissionRequest): void => {
+    const namespace = req.def.namespaced ? namespaceOf(req.obj.metadata?.namespace) : undefined;
+    if (req.def.plural === 'pods' && req.def.group === '' && !req.subresource) {
+      const result = checkPodSecurity(req.obj, req.old, namespace?.metadata?.labels);
+      if (result.forbidden) throw errors.forbidden(req.def, req.obj.metadata?.name ?? '', result.forbidden);
+      req.warnings.push(...result.warnings);
+    }
+    req.warnings.push(
+      ...runValidatingPolicies(
+        stored('validatingadmissionpolicies.admissionregistration.k8s.io'),
+        stored('validatingadmissionpolicybindings.admissionregistration.k8s.io'),
+        { ...req, namespace },
+      ),
+    );
+  };
+  const handlers = new Handlers(store, registry, mutate, validate);
+  const rbacObjects = () => ({
+    roles: stored('roles.rbac.authorization.k8s.io'),
+    clusterRoles: stored('clusterroles.rbac.authorization.k8s.io'),
+    roleBindings: stored('rolebindings.rbac.authorization.k8s.io'),
+    clusterRoleBindings: stored('clusterrolebindings.rbac.authorization.k8s.io'),
+  });
+
+  /** Authentication: who sent the request (401 for a token a strict server does not know). */
+  function authenticate(req: IncomingMessage): UserInfo {
+    const header = req.headers.authorization ?? '';
+    const token = /^Bearer\s+(.+)$/i.exec(header)?.[1]?.trim();
+    const sa = token ? tokens.userOf(token) : undefined;
+    if (sa) return sa;
+    if (!opts.strictAuthentication || token === ADMIN_TOKEN) return ADMIN;
+    if (token) throw unauthorized();
+    return ANONYMOUS;
+  }
   const hub = new WatchHub(store);
   if (opts.simulateDeployments) simulateDeployments(store);
   const requests: RequestRecord[] = [];
@@ -274,9 +338,18 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     res: ServerResponse,
     rec: RequestRecord,
     raw: string,
+    ctx: RequestContext,
   ): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const q = rec.query;
+    ctx.user = authenticate(req);
+    const route = parsePath(registry, url.pathname);
+    const nonResource = !route || route.discovery !== undefined;
+    if (nonResource) {
+      const verb = (req.method ?? 'GET').toLowerCase();
+      const attrs = { user: ctx.user, verb: verb === 'head' ? 'get' : verb, group: '', path: url.pathname };
+      if (!authorize(rbacObjects(), attrs)) throw forbidden(attrs);
+    }
     if (url.pathname === '/version') {
       return sendJson(res, 200, {
         major: '1',
@@ -290,7 +363,6 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       res.end('ok');
       return;
     }
-    const route = parsePath(registry, url.pathname);
     if (!route) throw errors.pathNotFound();
     if (route.discovery) {
       const doc = route.discovery();
@@ -306,6 +378,21 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       namespace: route.namespace,
       name: route.name,
     });
+    if (verb) {
+      // RequestInfo: a namespace's own namespace is its name; a list or watch of one name by field selector names it.
+      const byField = /(?:^|,)metadata\.name==?([^,]+)/.exec(q.fieldSelector ?? '')?.[1];
+      const attrs = {
+        user: ctx.user,
+        verb,
+        group: def.group,
+        resource: def.plural,
+        subresource: route.subresource,
+        namespace: def.plural === 'namespaces' && def.group === '' ? route.name : route.namespace,
+        name: route.name ?? (verb === 'list' || verb === 'watch' ? byField : undefined),
+        path: url.pathname,
+      };
+      if (!authorize(rbacObjects(), attrs)) throw forbidden(attrs);
+    }
     const fault = takeFault(rec, def);
     if (fault) throw fault;
     if (!verb) throw errors.methodNotAllowed();
@@ -375,28 +462,29 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       }
       case 'create':
         if (def.namespaced && ns === undefined) throw errors.methodNotAllowed();
-        return sendJson(res, 201, await handlers.create(def, ns, body(), dryRun));
+        return sendJson(res, 201, await handlers.create(def, ns, body(), dryRun, ctx));
       case 'update':
         if (sub === 'scale')
-          return sendJson(res, 200, await handlers.writeScale(def, ns, name, body(), dryRun));
+          return sendJson(res, 200, await handlers.writeScale(def, ns, name, body(), dryRun, ctx));
         return sendJson(
           res,
           200,
-          await handlers.update(def, ns, name, body(), sub as 'status' | undefined, dryRun),
+          await handlers.update(def, ns, name, body(), sub as 'status' | undefined, dryRun, ctx),
         );
       case 'patch': {
         const type = mediaType(contentType);
         if (sub === 'scale')
-          return sendJson(res, 200, await handlers.patchScale(def, ns, name, type, raw, dryRun));
+          return sendJson(res, 200, await handlers.patchScale(def, ns, name, type, raw, dryRun, ctx));
         return sendJson(
           res,
           200,
-          await handlers.patch(def, ns, name, type, raw, sub as 'status' | undefined, dryRun),
+          await handlers.patch(def, ns, name, type, raw, sub as 'status' | undefined, dryRun, ctx),
         );
       }
       case 'delete': {
-        // DeleteOptions (preconditions, gracePeriodSeconds, propagationPolicy) come in the body.
-        const options = rec.body && typeof rec.body === 'object' ? (rec.body as KubeObject) : undefined;
+        // DeleteOptions (preconditions, gracePeriodSeconds, propagationPolicy) come in the body or the query.
+        const options = { ...(rec.body && typeof rec.body === 'object' ? (rec.body as KubeObject) : {}) };
+        if (q.gracePeriodSeconds !== undefined) options.gracePeriodSeconds = Number(q.gracePeriodSeconds);
         return sendJson(res, 200, handlers.delete(def, ns, name, options, dryRun));
       }
       case 'deletecollection':
@@ -420,7 +508,14 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       };
       requests.push(rec);
       res.on('finish', () => (rec.status = res.statusCode));
-      handle(req, res, rec, raw)
+      // Warnings go out as Warning headers with whatever answer the request gets.
+      const ctx: RequestContext = { user: ADMIN, warnings: [] };
+      const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
+      res.writeHead = ((...args: unknown[]) => {
+        if (ctx.warnings.length > 0) res.setHeader('Warning', [...new Set(ctx.warnings)].map(warningHeader));
+        return writeHead(...args);
+      }) as typeof res.writeHead;
+      handle(req, res, rec, raw, ctx)
         .then(() => {
           // A watch streams on after handle() returns: record its 200 now.
           if (res.headersSent) rec.status = res.statusCode;
@@ -441,8 +536,9 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
 
   return {
     url,
-    kubeConfig: (namespace?: string) => kubeConfigForServer(url, namespace),
-    clients: (namespace?: string) => createKubeClients(kubeConfigForServer(url, namespace)),
+    kubeConfig: (namespace?: string, token?: string) => kubeConfigFor(url, namespace, token),
+    clients: (namespace?: string, token?: string) => createKubeClients(kubeConfigFor(url, namespace, token)),
+    tokenFor: (namespace: string, serviceAccount: string) => tokens.issue(namespace, serviceAccount),
     seed: <T extends object>(obj: T): T => {
       const o = obj as KubeObject;
       return handlers.seed(registry.forObject(o), o) as T;
@@ -491,6 +587,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     },
     close: async () => {
       hub.dropAll();
+      handlers.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -113,6 +113,11 @@ export const errors = {
       ),
     );
   },
+  /** admission.NewForbidden: `pods "x" is forbidden: <why>` (Pod Security and other admission plugins). */
+  forbidden(def: ResourceDef, name: string, why: string): ApiError {
+    const prefix = name ? `${qualifiedName(def)} "${name}"` : qualifiedName(def);
+    return new ApiError(failure(403, 'Forbidden', `${prefix} is forbidden: ${why}`, detailsFor(def, name)));
+  },
   /** A 422 without field causes, as a failing JSON patch `test` operation gets. */
   unprocessable(message: string): ApiError {
     return new ApiError(failure(422, 'Invalid', message));
@@ -191,6 +196,8 @@ function reasonOfCause(message: string): string {
   if (message.startsWith('Unsupported value')) return 'FieldValueNotSupported';
   if (message.startsWith('Too long')) return 'FieldValueTooLong';
   if (message.startsWith('Too many')) return 'FieldValueTooMany';
+  if (message.startsWith('Duplicate value')) return 'FieldValueDuplicate';
+  if (message.startsWith('Not found')) return 'FieldValueNotFound';
   return 'FieldValueInvalid';
 }
 
