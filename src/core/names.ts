@@ -29,7 +29,8 @@ export const RESOURCE_SAIR_GPU = 'sair.dev/gpu';
 
 export const SHIM_HOST_DIR = '/var/lib/sair/lib';
 export const SHIM_MOUNT_DIR = '/usr/local/sair/lib';
-export const SHIM_LIBRARY = `${SHIM_MOUNT_DIR}/libsair-cuda.so`;
+export const SHIM_FILE_NAME = 'libsair-cuda.so';
+export const SHIM_LIBRARY = `${SHIM_MOUNT_DIR}/${SHIM_FILE_NAME}`;
 export const CONTROL_HOST_ROOT = '/run/sair/pods';
 export const CONTROL_MOUNT_DIR = '/run/sair';
 

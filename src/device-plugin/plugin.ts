@@ -1,6 +1,7 @@
 // The kubelet device plugin service (v1beta1) on a unix socket: advertises each GPU as N
 // `sair.dev/gpu` slots, streams health changes, prefers one-GPU allocations and tells the
-// kubelet which GPU, env and shim mount a container gets.
+// kubelet which GPU, env and shim mount a container gets. Every shared slot comes with its
+// limiter (the shim preloaded, the slot's share as its limits), whether or not the webhook ran.
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -22,8 +23,8 @@ import {
   type PreferredAllocationRequest,
   type PreferredAllocationResponse,
 } from './proto.js';
-import { RESOURCE_SAIR_GPU } from '../core/names.js';
-import { gpusOfSlots, preferredAllocation, slotsOf } from './slots.js';
+import { ENV, RESOURCE_SAIR_GPU, SHIM_FILE_NAME } from '../core/names.js';
+import { gpusOfSlots, preferredAllocation, slotShare, slotsOf } from './slots.js';
 
 
 export interface PluginOptions {
@@ -183,8 +184,17 @@ export class DevicePluginServer {
         this.log.warn({ slots: c.devices_ids, gpus: uuids }, 'allocation spans several GPUs');
       }
       const visible = uuids.join(',');
+      const share = slotShare(c.devices_ids, this.options.slotsPerGpu, (uuid) => this.inventory.byUuid(uuid)?.memoryTotalBytes ?? 0n);
       return {
-        envs: { NVIDIA_VISIBLE_DEVICES: visible, SAIR_GPU_UUID: visible },
+        // The container spec's env comes after these in the kubelet's list and wins (the runtime
+        // keeps the last value of a name): the webhook's LD_PRELOAD and limits override these.
+        envs: {
+          NVIDIA_VISIBLE_DEVICES: visible,
+          SAIR_GPU_UUID: visible,
+          [ENV.preload]: `${this.options.containerLibDir}/${SHIM_FILE_NAME}`,
+          [ENV.gpuCores]: String(share.gpuCores),
+          [ENV.gpuMemory]: share.memoryBytes.toString(),
+        },
         mounts: [{ container_path: this.options.containerLibDir, host_path: this.options.hostLibDir, read_only: true }],
         devices: [],
         annotations: {},

@@ -21,7 +21,14 @@ const byKind = <T>(kind: string): T => {
 
 describe('manifests/device-plugin', () => {
   it('holds only valid objects', () => {
-    expect(objects.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'ServiceAccount']);
+    expect(objects.map((o) => o.kind).sort()).toEqual([
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'DaemonSet',
+      'ServiceAccount',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+    ]);
     for (const o of objects) expect(() => validateManifest(o)).not.toThrow();
     expect(kustomization.namespace).toBe('sair-system');
   });

@@ -90,14 +90,21 @@ describe('device plugin with a fake kubelet', () => {
     expect(res.container_responses[1]!.deviceIDs.sort()).toEqual([`${g1}::2`, `${g1}::3`]);
   }, 15000);
 
-  it('allocates the GPU UUID, SAIR_GPU_UUID and a read-only shim mount; rejects foreign ids and unhealthy GPUs', async () => {
+  it('allocates the GPU UUID, the shim preloaded with the slots\' share and a read-only shim mount; rejects foreign ids and unhealthy GPUs', async () => {
     await registrar.start();
     await kubelet.waitForRegistrations(1);
     const g1 = fakeGpuUuid(1);
     const res = await kubelet.allocate({ container_requests: [{ devices_ids: [`${g1}::0`, `${g1}::1`] }] });
     expect(res.container_responses).toHaveLength(1);
     const c = res.container_responses[0]!;
-    expect(c.envs).toEqual({ NVIDIA_VISIBLE_DEVICES: g1, SAIR_GPU_UUID: g1 });
+    // 2 of the GPU's 4 slots: half its time and half its 16 GiB.
+    expect(c.envs).toEqual({
+      NVIDIA_VISIBLE_DEVICES: g1,
+      SAIR_GPU_UUID: g1,
+      LD_PRELOAD: '/usr/local/sair/lib/libsair-cuda.so',
+      SAIR_GPU_CORES: '50',
+      SAIR_GPU_MEMORY: String(8 * 1024 ** 3),
+    });
     expect(c.mounts).toEqual([{ container_path: '/usr/local/sair/lib', host_path: '/var/lib/sair/lib', read_only: true }]);
 
     await expect(kubelet.allocate({ container_requests: [{ devices_ids: ['nvidia0'] }] })).rejects.toMatchObject({
