@@ -10,6 +10,7 @@ import { createLogger } from '../../src/common/logger.js';
 import { RESOURCE_SAIR_GPU, SHIM_MOUNT_DIR } from '../../src/core/names.js';
 import { FakeGpuBackend, GpuInventory } from '../../src/device-plugin/gpus.js';
 import { DevicePluginServer, PLUGIN_OPTIONS } from '../../src/device-plugin/plugin.js';
+import { AllocationFiles } from '../../src/device-plugin/allocations.js';
 import { Registrar } from '../../src/device-plugin/registration.js';
 import { containerView } from '../support/e2e-node.js';
 import { FakeKubelet } from '../support/fake-kubelet.js';
@@ -32,7 +33,11 @@ beforeAll(async () => {
   const inventory = new GpuInventory(new FakeGpuBackend(1), log, join(dir, 'no-sysfs'));
   inventory.discover();
   // The host's shim directory is the build's, where the installer would have put the library.
-  plugin = new DevicePluginServer({ socketPath: join(dir, 'sair-gpu.sock'), slotsPerGpu: SLOTS_PER_GPU, hostLibDir: BUILD_DIR, containerLibDir: SHIM_MOUNT_DIR }, inventory, log);
+  plugin = new DevicePluginServer(
+    { socketPath: join(dir, 'sair-gpu.sock'), slotsPerGpu: SLOTS_PER_GPU, hostLibDir: BUILD_DIR, containerLibDir: SHIM_MOUNT_DIR, allocations: new AllocationFiles(join(dir, 'alloc')) },
+    inventory,
+    log,
+  );
   registrar = new Registrar(plugin, { resourceName: RESOURCE_SAIR_GPU, options: PLUGIN_OPTIONS }, log);
   await registrar.start();
 });

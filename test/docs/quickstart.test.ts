@@ -147,7 +147,9 @@ describe('docs/quickstart.md', () => {
     const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
     expect(env).toMatchObject({ LD_PRELOAD: '/usr/local/sair/lib/libsair-cuda.so', SAIR_GPU_CORES: '30', SAIR_GPU_MEMORY: '2147483648' });
     expect(c.resources!.limits).toEqual({ 'sair.dev/gpu': '1' });
-    expect(c.volumeMounts!.map((m) => m.mountPath)).toContain('/run/sair');
+    // No hostPath: the namespace enforces Pod Security baseline, and the pod passed it.
+    expect((pod.spec!.volumes ?? []).filter((v) => v.hostPath)).toEqual([]);
+    expect(api.get<k8s.V1Namespace>('namespaces', undefined, 'ml')!.metadata!.labels).toMatchObject({ 'pod-security.kubernetes.io/enforce': 'baseline' });
 
     const hpa = api.get<k8s.V2HorizontalPodAutoscaler>('horizontalpodautoscalers.autoscaling', 'ml', 'decode')!;
     expect(hpa.spec!.behavior!.scaleUp!.selectPolicy).toBe('Disabled');
