@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CONTROL_FILE_NAME, createControlFile } from '../src/device-plugin/control-file.js';
+import { LIMITS_FILE_NAME, STATE_FILE_NAME, createLimitsFile, createStateFile } from '../src/device-plugin/control-file.js';
 import {
   NATIVE_DIR,
   SHIM_PATH,
@@ -62,8 +62,11 @@ async function podShare(target: number, procs: number): Promise<{ share: number;
   const gpuDir = freshGpuDir();
   const controlDir = mkdtempSync(join(tmpdir(), 'sair-bench-pod-'));
   try {
-    createControlFile(join(controlDir, CONTROL_FILE_NAME), { gpuCores: target, memoryBytes: 0n });
-    const env = programEnv({ gpuDir, shim: true, controlDir });
+    const limitsFile = join(controlDir, LIMITS_FILE_NAME);
+    const stateFile = join(controlDir, STATE_FILE_NAME);
+    createLimitsFile(limitsFile, { gpuCores: target, memoryBytes: 0n });
+    createStateFile(stateFile);
+    const env = programEnv({ gpuDir, shim: true, limitsFile, stateFile });
     const args = [String(procs), String(KERNEL_US), String(WARMUP_MS), String(MEASURE_MS)];
     const r = await runJson<{ share: number; per_proc: number[] }>('prog_share', args, env, 60_000);
     return { share: r.share, perProc: r.per_proc };
@@ -77,9 +80,12 @@ async function podShare(target: number, procs: number): Promise<{ share: number;
 async function realGpuShare(target: number, procs: number): Promise<number> {
   const controlDir = mkdtempSync(join(tmpdir(), 'sair-bench-gpu-'));
   try {
-    createControlFile(join(controlDir, CONTROL_FILE_NAME), { gpuCores: target, memoryBytes: 0n });
+    const limitsFile = join(controlDir, LIMITS_FILE_NAME);
+    const stateFile = join(controlDir, STATE_FILE_NAME);
+    createLimitsFile(limitsFile, { gpuCores: target, memoryBytes: 0n });
+    createStateFile(stateFile);
     // The real driver and NVML, found the usual way: no fake libraries on the path.
-    const env = { PATH: '/usr/local/bin:/usr/bin:/bin', LD_PRELOAD: SHIM_PATH, SAIR_CONTROL_DIR: controlDir };
+    const env = { PATH: '/usr/local/bin:/usr/bin:/bin', LD_PRELOAD: SHIM_PATH, SAIR_LIMITS_FILE: limitsFile, SAIR_STATE_FILE: stateFile };
     const args = [String(procs), String(KERNEL_US), String(WARMUP_MS), String(MEASURE_MS)];
     return (await runJson<{ share: number }>('gpu_share', args, env, 60_000)).share;
   } finally {

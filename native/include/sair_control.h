@@ -1,11 +1,15 @@
 /*
- * The per-pod control file: the one shared layout between the node agent (which writes limits)
- * and every shim-loaded process of the pod (which reads limits, shares the core limiter state
- * and publishes its usage). src/device-plugin/control-file.ts mirrors it; a test compares the
- * offsets below with the TypeScript ones.
+ * The two files a shim-loaded container shares with the node: the one layout contract between
+ * the node agent and every shim-loaded process. src/device-plugin/control-file.ts mirrors it; a
+ * test compares the offsets below with the TypeScript ones.
  *
- * All integers are little-endian, naturally aligned, accessed with atomics from C. The file is
- * SAIR_CONTROL_FILE_SIZE bytes: a 256-byte header followed by SAIR_CONTROL_SLOTS usage slots.
+ * - The limits file ($SAIR_LIMITS_FILE): the allocation's limits, written only by the node agent,
+ *   mounted read-only into the container and mapped read-only by the shim.
+ * - The state file ($SAIR_STATE_FILE): the allocation's shared core limiter, its allocation lock
+ *   and one usage slot per process; written by the container's shims, read by the node agent.
+ *
+ * The device plugin creates both per allocation and mounts them into that container alone. All
+ * integers are little-endian, naturally aligned, accessed with atomics from C.
  */
 #ifndef SAIR_CONTROL_H
 #define SAIR_CONTROL_H
@@ -13,17 +17,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SAIR_CONTROL_MAGIC 0x004C544352494153ULL /* "SAIRCTL\0" read as a little-endian u64 */
-#define SAIR_CONTROL_VERSION 1u
-#define SAIR_CONTROL_FILE_NAME "control"
-#define SAIR_CONTROL_HEADER_SIZE 256u
-#define SAIR_CONTROL_SLOTS 64u
-#define SAIR_CONTROL_SLOT_SIZE 64u
-#define SAIR_CONTROL_FILE_SIZE (SAIR_CONTROL_HEADER_SIZE + SAIR_CONTROL_SLOTS * SAIR_CONTROL_SLOT_SIZE)
+#define SAIR_CONTROL_VERSION 2u
+
+#define SAIR_LIMITS_MAGIC 0x004D494C52494153ULL /* "SAIRLIM\0" read as a little-endian u64 */
+#define SAIR_LIMITS_FILE_SIZE 64u
+
+#define SAIR_STATE_MAGIC 0x0041545352494153ULL /* "SAIRSTA\0" read as a little-endian u64 */
+#define SAIR_STATE_HEADER_SIZE 64u
+#define SAIR_STATE_SLOTS 64u
+#define SAIR_STATE_SLOT_SIZE 64u
+#define SAIR_STATE_FILE_SIZE (SAIR_STATE_HEADER_SIZE + SAIR_STATE_SLOTS * SAIR_STATE_SLOT_SIZE)
+
+struct sair_limits_file {
+    uint64_t magic;   /* SAIR_LIMITS_MAGIC */
+    uint32_t version; /* SAIR_CONTROL_VERSION */
+    uint32_t size;    /* SAIR_LIMITS_FILE_SIZE */
+    /* Written by the node agent under a seqlock: seq is odd while a write is in progress; a reader
+     * retries until it sees the same even seq before and after reading the fields. */
+    uint32_t seq;
+    uint32_t gpu_cores;    /* 1..100: percent of one GPU's time for the whole allocation */
+    uint64_t memory_bytes; /* device memory quota for the whole allocation; 0 = none */
+    uint64_t generation;   /* incremented by every limits write */
+    uint8_t reserved[SAIR_LIMITS_FILE_SIZE - 40];
+};
 
 /* One process's usage, written only by that process (pid 0 = free). A process owns its slot while
  * it holds an OFD write lock on the slot's byte range, so liveness is checked by trying that lock:
- * this works across the PID namespaces of a pod's containers, where kill(pid, 0) would not. */
+ * this works across PID namespaces, where kill(pid, 0) would not. */
 struct sair_usage_slot {
     int32_t pid;           /* the owner's pid in its own namespace, for display; 0 = free */
     uint32_t reserved0;
@@ -35,28 +55,23 @@ struct sair_usage_slot {
     uint64_t reserved1[2];
 };
 
-struct sair_control {
-    uint64_t magic;        /* SAIR_CONTROL_MAGIC */
-    uint32_t version;      /* SAIR_CONTROL_VERSION */
-    uint32_t header_size;  /* SAIR_CONTROL_HEADER_SIZE */
-    uint32_t slot_count;   /* SAIR_CONTROL_SLOTS */
-    uint32_t slot_size;    /* SAIR_CONTROL_SLOT_SIZE */
-    /* Limits, written by the node agent under a seqlock: seq is odd while a write is in progress;
-     * a reader retries until it sees the same even seq before and after reading the fields. */
-    uint32_t seq;
-    uint32_t gpu_cores;    /* 1..100: percent of the GPU's time for the whole pod */
-    uint64_t memory_bytes; /* device memory quota for the whole pod; 0 = none */
-    uint64_t generation;   /* incremented by every limits write */
-    /* Shim-owned: the pod's shared core limiter (see native/src/limiter.c for the encoding). */
+struct sair_state_file {
+    uint64_t magic;       /* SAIR_STATE_MAGIC */
+    uint32_t version;     /* SAIR_CONTROL_VERSION */
+    uint32_t header_size; /* SAIR_STATE_HEADER_SIZE */
+    uint32_t slot_count;  /* SAIR_STATE_SLOTS */
+    uint32_t slot_size;   /* SAIR_STATE_SLOT_SIZE */
+    /* The allocation's shared core limiter (see native/src/limiter.c for the encoding). */
     uint64_t limiter_state;
-    /* Shim-owned: the byte range of this field is the pod-wide allocation lock (OFD lock). */
+    /* The byte range of this field is the allocation-wide memory lock (OFD lock). */
     uint64_t alloc_lock;
-    uint8_t reserved[SAIR_CONTROL_HEADER_SIZE - 64];
-    struct sair_usage_slot slots[SAIR_CONTROL_SLOTS];
+    uint8_t reserved[SAIR_STATE_HEADER_SIZE - 40];
+    struct sair_usage_slot slots[SAIR_STATE_SLOTS];
 };
 
-_Static_assert(sizeof(struct sair_usage_slot) == SAIR_CONTROL_SLOT_SIZE, "slot size");
-_Static_assert(offsetof(struct sair_control, slots) == SAIR_CONTROL_HEADER_SIZE, "header size");
-_Static_assert(sizeof(struct sair_control) == SAIR_CONTROL_FILE_SIZE, "file size");
+_Static_assert(sizeof(struct sair_limits_file) == SAIR_LIMITS_FILE_SIZE, "limits file size");
+_Static_assert(sizeof(struct sair_usage_slot) == SAIR_STATE_SLOT_SIZE, "slot size");
+_Static_assert(offsetof(struct sair_state_file, slots) == SAIR_STATE_HEADER_SIZE, "state header size");
+_Static_assert(sizeof(struct sair_state_file) == SAIR_STATE_FILE_SIZE, "state file size");
 
 #endif

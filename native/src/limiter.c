@@ -1,6 +1,6 @@
 /*
- * The core limiter: every process of a pod shares one GCRA token bucket (a "theoretical arrival
- * time", TAT) in the control file. A launch expected to keep the GPU busy for d ns moves the TAT
+ * The core limiter: every process of an allocation (a container's GPU slots) shares one GCRA token
+ * bucket (a "theoretical arrival time", TAT) in the state file. A launch expected to keep the GPU busy for d ns moves the TAT
  * on by d * 100 / gpu_cores ns of wall time; a launch may go while TAT - now <= burst, else it
  * sleeps (20 ms at most per nap, so a limit change is seen quickly). Under the limit a launch
  * costs a clock read, a seqlock read and one compare-and-swap: no lock, no syscall, no delay.

@@ -1,6 +1,6 @@
 /*
  * Internal interface of libsair-cuda.so between its parts: hooks.c (entry points, resolution of
- * the real driver), control.c (control file, limits, usage slots), limiter.c (core limiter),
+ * the real driver), control.c (limits and state files, usage slots), limiter.c (core limiter),
  * memory.c (memory quota) and log.c. Everything here is hidden; only the hooks are exported.
  */
 #ifndef SAIR_SHIM_H
@@ -80,14 +80,14 @@ struct sair_limits {
     uint32_t gpu_cores;    /* 1..100 */
     uint64_t memory_bytes; /* 0 = none */
 };
-/* Current limits: from the control file when one is mapped and valid, else from the env. Cheap
- * (a seqlock read of a mapped page); every 100 ms it also notices a replaced or new control file. */
+/* Current limits: from the limits file when one is mapped and valid, else from the env. Cheap
+ * (a seqlock read of a mapped page); every 100 ms it also notices a replaced or new file. */
 struct sair_limits sair_limits_now(uint64_t now);
-/* The limiter state word shared by the pod (or private to the process without a control file). */
+/* The limiter state word shared by the allocation (or private to the process without a state file). */
 uint64_t *sair_limiter_word(void);
 /* This process's usage slot. */
 struct sair_usage_slot *sair_own_slot(void);
-/* Pod-wide allocation lock (in-process mutex + OFD lock on the control file). */
+/* Allocation-wide memory lock (in-process mutex + OFD lock on the state file). */
 void sair_alloc_lock(void);
 void sair_alloc_unlock(void);
 /* Device memory held by the pod's processes; with reclaim, first frees the slots of dead processes. */

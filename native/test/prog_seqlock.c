@@ -2,7 +2,7 @@
  * Test program: the shim's own control-file code (src/control.c, linked in) reading limits while
  * the node agent's TypeScript writer changes them. The writer alternates pairs whose memory_bytes
  * is gpu_cores MiB, so a read that mixes two writes shows as a mismatch.
- * Usage: SAIR_CONTROL_DIR=... prog_seqlock <ms>; prints one JSON line.
+ * Usage: SAIR_LIMITS_FILE=... prog_seqlock <ms>; prints one JSON line.
  */
 #define _GNU_SOURCE
 #include <stdio.h>

@@ -1,6 +1,7 @@
 // `sair device-plugin`: the DaemonSet process on every GPU node. It finds the GPUs (NVML, or
 // --fake-gpus N), installs the CUDA shim on the host, serves and registers the kubelet device
-// plugin, runs the node agent that writes each pod's control file, and exports metrics on :9400.
+// plugin, runs the node agent that keeps each allocation's limits file in line with its pod, and
+// exports metrics on :9400.
 // SIGTERM stops everything in reverse order and removes the plugin socket.
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -11,7 +12,8 @@ import { errorMessage } from '../common/errors.js';
 import { createKubeClients, loadKubeConfig } from '../common/k8s.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { NodeAgent } from '../device-plugin/agent.js';
-import { CHECKPOINT_FILE, readAllocations } from '../device-plugin/checkpoint.js';
+import { AllocationFiles } from '../device-plugin/allocations.js';
+import { PodResourcesClient } from '../device-plugin/pod-resources.js';
 import { FakeGpuBackend, GpuInventory, nvmlBackend, type GpuBackend } from '../device-plugin/gpus.js';
 import { installShim } from '../device-plugin/installer.js';
 import { DevicePluginMetrics } from '../device-plugin/metrics.js';
@@ -72,12 +74,19 @@ export const spec = {
     help: 'libsair-cuda.so shipped in this image',
     schema: fields.string('/opt/sair/lib/libsair-cuda.so'),
   },
-  controlRoot: {
-    env: 'SAIR_CONTROL_ROOT',
-    flag: '--control-root',
-    form: 'a directory path',
-    help: 'host directory of per-pod control directories',
-    schema: fields.string('/run/sair/pods'),
+  allocationRoot: {
+    env: 'SAIR_ALLOCATION_ROOT',
+    flag: '--allocation-root',
+    form: 'a directory path, the same inside this container as on the host',
+    help: 'host directory of per-allocation limits and state files (mounted into GPU containers)',
+    schema: fields.string('/run/sair/alloc'),
+  },
+  podResourcesSocket: {
+    env: 'SAIR_POD_RESOURCES_SOCKET',
+    flag: '--pod-resources-socket',
+    form: 'a unix socket path',
+    help: 'the kubelet PodResources API, which says which pod holds which slots',
+    schema: fields.string('/var/lib/kubelet/pod-resources/kubelet.sock'),
   },
   fakeGpus: {
     env: 'SAIR_FAKE_GPUS',
@@ -106,6 +115,13 @@ export const spec = {
     form: 'an integer from 0 to 65535',
     help: 'Prometheus metrics port',
     schema: fields.port(9400),
+  },
+  metricsHost: {
+    env: 'SAIR_METRICS_HOST',
+    flag: '--metrics-host',
+    form: 'an IP address to bind',
+    help: 'address the metrics port binds (the DaemonSet passes the pod IP)',
+    schema: fields.string('127.0.0.1'),
   },
   healthIntervalSeconds: {
     env: 'SAIR_HEALTH_INTERVAL_SECONDS',
@@ -171,8 +187,40 @@ export async function startDevicePlugin(cfg: DevicePluginConfig, log: Logger): P
     };
     install();
 
+    const clients = createKubeClients(loadKubeConfig());
+    const files = new AllocationFiles(cfg.allocationRoot);
+    const podResources = new PodResourcesClient(cfg.podResourcesSocket);
+    stops.push(() => podResources.close());
+    const gpuMemory = (uuid: string): bigint => inventory.byUuid(uuid)?.memoryTotalBytes ?? 0n;
+    // The metrics read the agent at scrape time, and the agent counts clamps into the metrics.
+    const metrics = new DevicePluginMetrics(
+      {
+        gpus: () => inventory.list(),
+        slotsPerGpu: cfg.slotsPerGpu,
+        allocations: () => agent.usage(),
+        slotIds: (id) => agent.slotIds(id),
+      },
+      log,
+    );
+    const agent = new NodeAgent(
+      clients.kc,
+      clients,
+      podResources,
+      files,
+      { nodeName: cfg.nodeName, resyncMs: cfg.resyncSeconds * 1000, slotsPerGpu: cfg.slotsPerGpu, gpuMemory },
+      log,
+      { onClamp: (ref) => metrics.clamped(ref) },
+    );
+
     const plugin = new DevicePluginServer(
-      { socketPath: join(cfg.socketDir, cfg.socketName), slotsPerGpu: cfg.slotsPerGpu, hostLibDir: cfg.libDir, containerLibDir: cfg.containerLibDir },
+      {
+        socketPath: join(cfg.socketDir, cfg.socketName),
+        slotsPerGpu: cfg.slotsPerGpu,
+        hostLibDir: cfg.libDir,
+        containerLibDir: cfg.containerLibDir,
+        allocations: files,
+        freeShare: (uuid) => agent.freeShare(uuid),
+      },
       inventory,
       log,
     );
@@ -181,21 +229,10 @@ export async function startDevicePlugin(cfg: DevicePluginConfig, log: Logger): P
     stops.push(() => registrar.stop());
     await registrar.start();
 
-    const clients = createKubeClients(loadKubeConfig());
-    const agent = new NodeAgent(clients.kc, clients.core, { nodeName: cfg.nodeName, controlRoot: cfg.controlRoot, resyncMs: cfg.resyncSeconds * 1000 }, log);
     stops.push(() => agent.stop());
     await agent.start();
 
-    const metrics = new DevicePluginMetrics(
-      {
-        gpus: () => inventory.list(),
-        slotsPerGpu: cfg.slotsPerGpu,
-        pods: () => agent.usage(),
-        allocations: () => readAllocations(join(cfg.socketDir, CHECKPOINT_FILE), RESOURCE_SAIR_GPU),
-      },
-      log,
-    );
-    const server = await metrics.listen(cfg.metricsPort);
+    const server = await metrics.listen(cfg.metricsPort, cfg.metricsHost);
     stops.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
     const health = setInterval(() => inventory.refresh(), cfg.healthIntervalSeconds * 1000);

@@ -29,20 +29,30 @@ export const RESOURCE_SAIR_GPU = 'sair.dev/gpu';
 
 export const SHIM_HOST_DIR = '/var/lib/sair/lib';
 export const SHIM_MOUNT_DIR = '/usr/local/sair/lib';
-export const SHIM_LIBRARY = `${SHIM_MOUNT_DIR}/libsair-cuda.so`;
-export const CONTROL_HOST_ROOT = '/run/sair/pods';
-export const CONTROL_MOUNT_DIR = '/run/sair';
-
-export const VOLUME_SHIM = 'sair-lib';
-export const VOLUME_CONTROL = 'sair-control';
+export const SHIM_FILE_NAME = 'libsair-cuda.so';
+export const SHIM_LIBRARY = `${SHIM_MOUNT_DIR}/${SHIM_FILE_NAME}`;
+/** Host directory of one directory per allocation (limits and state files). */
+export const ALLOCATION_HOST_ROOT = '/run/sair/alloc';
+/** Where a GPU container sees its allocation's files (mounted by the device plugin's Allocate). */
+export const LIMITS_MOUNT_PATH = '/run/sair/limits';
+export const STATE_MOUNT_PATH = '/run/sair/state';
+/** What a container must not reach into: SAIR's directories in the container and on the host. */
+export const SAIR_CONTAINER_DIRS = [SHIM_MOUNT_DIR, '/run/sair'] as const;
+export const SAIR_HOST_DIRS = ['/var/lib/sair', '/run/sair'] as const;
+/** Volume names SAIR used to inject (before the device plugin mounted its files); still reserved. */
+export const SAIR_VOLUMES = ['sair-lib', 'sair-control'] as const;
+/** Prefix of the env names that are SAIR's, set only by SAIR (webhook and device plugin). */
+export const ENV_PREFIX = 'SAIR_';
+/** Who may change a running pod's GPU quota annotations: the policy server's ServiceAccount. */
+export const POLICY_SERVICE_ACCOUNT = 'system:serviceaccount:sair-system:sair-policy';
+/** SAIR's own namespace. */
+export const SYSTEM_NAMESPACE = 'sair-system';
 
 export const ENV = {
-  podUid: 'SAIR_POD_UID',
-  podName: 'SAIR_POD_NAME',
-  podNamespace: 'SAIR_POD_NAMESPACE',
-  containerName: 'SAIR_CONTAINER_NAME',
   gpuCores: 'SAIR_GPU_CORES',
   gpuMemory: 'SAIR_GPU_MEMORY',
-  controlDir: 'SAIR_CONTROL_DIR',
+  limitsFile: 'SAIR_LIMITS_FILE',
+  stateFile: 'SAIR_STATE_FILE',
+  gpuUuid: 'SAIR_GPU_UUID',
   preload: 'LD_PRELOAD',
 } as const;

@@ -1,43 +1,46 @@
-// The node agent: watches the pods on this node and keeps one control file per injected pod in
-// <controlRoot>/<podUID>/control, holding the limits from its sair.dev/gpu-cores and
-// sair.dev/gpu-memory annotations. A reconcile is idempotent: it creates a missing or corrupt
-// file, rewrites changed limits in place (the shim picks them up live), and keeps the last good
-// limits when an annotation turns invalid, reporting that once as an Event and a log line.
-import { chmodSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+// The node agent: keeps each allocation's limits file in line with its pod's sair.dev/gpu-cores
+// and sair.dev/gpu-memory annotations. The kubelet's PodResources API says which pod and container
+// hold which slots (so which allocation); an informer on the node's pods gives their annotations.
+// A reconcile is idempotent: it rewrites changed limits in place (the shim picks them up live),
+// keeps the last good limits when an annotation turns invalid, clamps an increase that would take
+// a GPU past 100 %, and reports both once, as an Event and a log line. It never reads a file a pod
+// can write except through readExactFile, and never on the event loop.
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
 import { errorMessage } from '../common/errors.js';
 import { checkGpuQuota } from '../common/gpu-quota.js';
-import {
-  CONTROL_FILE_NAME,
-  createControlFile,
-  readControlFile,
-  writeLimits,
-  type ControlLimits,
-  type UsageSlot,
-} from './control-file.js';
-import { slotOwners } from './slot-liveness.js';
-import { ANNOTATION_INJECTED } from '../core/names.js';
+import { readLimitsFile, writeLimits, parseState, STATE_FILE_SIZE, type ControlLimits, type UsageSlot } from './control-file.js';
+import { readExactFile } from './exact-file.js';
+import { liveSlots } from './slot-liveness.js';
+import { AllocationFiles, allocationId } from './allocations.js';
+import type { ContainerSlots, PodResourcesSource } from './pod-resources.js';
+import { gpusOfSlots, slotShare } from './slots.js';
+import { freeShare, grantShares, type ShareClaim } from './share-budget.js';
+import { API_GROUP, RESOURCE_SAIR_GPU } from '../core/names.js';
 
 export const EVENT_REASON_INVALID_QUOTA = 'InvalidGpuQuota';
+export const EVENT_REASON_SHARE_CLAMPED = 'GpuShareClamped';
 const COMPONENT = 'sair-device-plugin';
-const UID = /^[0-9a-zA-Z][-0-9a-zA-Z]{0,62}$/;
 
 export interface AgentOptions {
   nodeName: string;
-  /** Host directory holding one directory per pod UID (/run/sair/pods). */
-  controlRoot: string;
-  /** How often every pod is reconciled again, to repair deleted or corrupted files. */
+  /** How often every allocation is reconciled again, besides pod changes. */
   resyncMs: number;
   /** Delay before restarting a failed watch. */
   restartMs?: number;
+  slotsPerGpu: number;
+  /** A GPU's memory, for the slots' share of it; 0n when unknown. */
+  gpuMemory: (uuid: string) => bigint;
+  /** How long an allocation directory the kubelet does not list is kept: Allocate comes before the
+   *  pod's container is listed. Default 60 s. */
+  orphanGraceMs?: number;
 }
 
-export interface PodRef {
-  uid: string;
+export interface AllocationRef {
+  id: string;
   namespace: string;
-  name: string;
+  pod: string;
+  container: string;
 }
 
 export interface LiveUsageSlot extends UsageSlot {
@@ -45,50 +48,62 @@ export interface LiveUsageSlot extends UsageSlot {
   live: boolean;
 }
 
-export interface PodUsage extends PodRef {
+export interface AllocationUsage extends AllocationRef {
   limits: ControlLimits;
+  /** The share the pod asks for; above limits.gpuCores when the GPU had no more room. */
+  requestedGpuCores: number;
   slots: LiveUsageSlot[];
 }
 
-interface Tracked extends PodRef {
-  limits?: ControlLimits;
-  /** The last invalid annotation values reported, so a resync does not repeat the Event. */
-  reported?: string;
+export interface AgentEvents {
+  /** Called once per clamp reported (for the metric). */
+  onClamp?: (ref: AllocationRef) => void;
 }
 
-function sameLimits(a: ControlLimits, b: ControlLimits): boolean {
-  return a.gpuCores === b.gpuCores && a.memoryBytes === b.memoryBytes;
+interface Held extends AllocationRef {
+  gpus: string[];
+  slotIds: string[];
+  limits: ControlLimits;
+  requestedGpuCores: number;
+  /** The last invalid annotation values reported, so a resync does not repeat the Event. */
+  reported?: string;
+  /** The last clamp reported (desired/room), likewise. */
+  clampReported?: string;
 }
 
 export class NodeAgent {
-  private readonly tracked = new Map<string, Tracked>();
+  private held = new Map<string, Held>();
   private informer: k8s.ListWatch<k8s.V1Pod> | undefined;
   private resync: NodeJS.Timeout | undefined;
   private restart: NodeJS.Timeout | undefined;
   private stopped = false;
+  private running: Promise<void> | undefined;
+  private again = false;
 
   constructor(
     private readonly kc: k8s.KubeConfig,
-    private readonly core: k8s.CoreV1Api,
+    private readonly clients: { core: k8s.CoreV1Api; custom: k8s.CustomObjectsApi },
+    private readonly podResources: PodResourcesSource,
+    private readonly files: AllocationFiles,
     private readonly opts: AgentOptions,
     private readonly log: Logger,
+    private readonly events: AgentEvents = {},
   ) {}
 
-  /** Lists the node's pods, reconciles them, removes directories of pods that are gone, then watches. */
+  /** Lists the node's pods, reconciles the allocations, then watches. */
   async start(): Promise<void> {
-    mkdirSync(this.opts.controlRoot, { recursive: true, mode: 0o755 });
     const fieldSelector = `spec.nodeName=${this.opts.nodeName}`;
     const informer = new k8s.ListWatch<k8s.V1Pod>(
       '/api/v1/pods',
       new k8s.Watch(this.kc),
-      () => this.core.listPodForAllNamespaces({ fieldSelector }),
+      () => this.clients.core.listPodForAllNamespaces({ fieldSelector }),
       false,
       undefined,
       fieldSelector,
     );
-    informer.on('add', (pod) => this.reconcile(pod));
-    informer.on('update', (pod) => this.reconcile(pod));
-    informer.on('delete', (pod) => this.forget(pod));
+    informer.on('add', () => this.kick());
+    informer.on('update', () => this.kick());
+    informer.on('delete', () => this.kick());
     let failures = 0;
     informer.on('error', (err) => {
       if (this.stopped) return;
@@ -107,9 +122,9 @@ export class NodeAgent {
     });
     this.informer = informer;
     await informer.start();
-    this.collectGarbage();
-    this.resync = setInterval(() => this.resyncAll(), this.opts.resyncMs);
-    this.log.info({ node: this.opts.nodeName, pods: informer.list().length, root: this.opts.controlRoot }, 'node agent watching pods');
+    await this.reconcileNow();
+    this.resync = setInterval(() => this.kick(), this.opts.resyncMs);
+    this.log.info({ node: this.opts.nodeName, pods: informer.list().length, root: this.files.root }, 'node agent watching pods and allocations');
   }
 
   async stop(): Promise<void> {
@@ -117,165 +132,198 @@ export class NodeAgent {
     if (this.resync) clearInterval(this.resync);
     if (this.restart) clearTimeout(this.restart);
     await this.informer?.stop();
+    await this.running;
   }
 
-  /** Pods with a control file, with their limits and the shim's usage slots. */
-  usage(): PodUsage[] {
-    const out: PodUsage[] = [];
-    for (const t of this.tracked.values()) {
-      if (!t.limits) continue;
+  /** The slot ids of an allocation the kubelet lists; [] when unknown. */
+  slotIds(id: string): readonly string[] {
+    return this.held.get(id)?.slotIds ?? [];
+  }
+
+  /** Share still free on a GPU: what Allocate may give a new allocation there. */
+  freeShare(uuid: string): number {
+    return freeShare([...this.held.values()].map((h) => ({ gpus: h.gpus, gpuCores: h.limits.gpuCores })), uuid);
+  }
+
+  /** Schedules a reconcile; calls that come while one runs are folded into one more. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.reconcileNow().finally(() => {
+      this.running = undefined;
+      if (this.again) {
+        this.again = false;
+        this.kick();
+      }
+    });
+  }
+
+  /** One reconcile of every allocation the kubelet lists. Never throws. */
+  async reconcileNow(): Promise<void> {
+    let listed: ContainerSlots[];
+    try {
+      listed = await this.podResources.list(RESOURCE_SAIR_GPU);
+    } catch (err) {
+      this.log.error({ err: errorMessage(err) }, 'kubelet PodResources unreachable; allocations keep their limits, retried at the next resync');
+      return;
+    }
+    const pods = new Map((this.informer?.list() ?? []).map((p) => [`${p.metadata?.namespace}/${p.metadata?.name}`, p]));
+    const next = new Map<string, Held>();
+    const claims: ShareClaim[] = [];
+    const memory = new Map<string, bigint>();
+    for (const c of listed) {
+      const id = allocationId(c.slotIds);
+      const prev = this.held.get(id);
+      let current: ControlLimits;
       try {
-        const path = this.controlFile(t.uid);
-        const file = readControlFile(path);
-        const owners = slotOwners(path);
-        // A process that claimed a slot between the two reads makes them disagree: then liveness is unknown.
-        const aligned = owners !== undefined && owners.occupied.length === file.slots.length;
-        const slots = file.slots.map((slot, k) => ({ ...slot, live: aligned ? owners.live.has(owners.occupied[k]!) : true }));
-        out.push({ uid: t.uid, namespace: t.namespace, name: t.name, limits: file.limits, slots });
+        current = readLimitsFile(this.files.paths(id).limits).limits;
       } catch (err) {
-        this.log.debug({ uid: t.uid, err: errorMessage(err) }, 'control file unreadable; repaired at the next resync');
+        this.log.warn({ allocation: id, namespace: c.namespace, pod: c.pod, err: errorMessage(err) }, 'allocation has no readable limits file; left alone');
+        continue;
+      }
+      const held: Held = {
+        id,
+        namespace: c.namespace,
+        pod: c.pod,
+        container: c.container,
+        slotIds: c.slotIds,
+        gpus: gpusOfSlots(c.slotIds).uuids,
+        limits: current,
+        requestedGpuCores: prev?.requestedGpuCores ?? current.gpuCores,
+        ...(prev?.reported !== undefined ? { reported: prev.reported } : {}),
+        ...(prev?.clampReported !== undefined ? { clampReported: prev.clampReported } : {}),
+      };
+      next.set(id, held);
+      const wanted = this.wanted(held, pods.get(`${c.namespace}/${c.pod}`));
+      held.requestedGpuCores = wanted.gpuCores;
+      claims.push({ id, gpus: held.gpus, current: current.gpuCores, desired: wanted.gpuCores });
+      memory.set(id, wanted.memoryBytes);
+    }
+    const grants = grantShares(claims);
+    for (const held of next.values()) {
+      const grant = grants.get(held.id)!;
+      const limits = { gpuCores: grant.granted, memoryBytes: memory.get(held.id)! };
+      const pod = pods.get(`${held.namespace}/${held.pod}`);
+      if (grant.clamped) this.reportClamp(held, grant.clamped, pod);
+      else delete held.clampReported;
+      this.apply(held, limits);
+    }
+    this.held = next;
+    this.collectGarbage(next);
+  }
+
+  /** What the pod asks for: its annotations, or the slots' share for what it does not name; the
+   *  last good limits while an annotation is invalid. */
+  private wanted(held: Held, pod: k8s.V1Pod | undefined): ControlLimits {
+    if (!pod) return held.limits;
+    const share = slotShare(held.slotIds, this.opts.slotsPerGpu, this.opts.gpuMemory);
+    const check = checkGpuQuota(pod.metadata?.annotations);
+    if (check.ok) {
+      delete held.reported;
+      return {
+        gpuCores: check.quota.coresSet ? check.quota.gpuCores : share.gpuCores,
+        memoryBytes: check.quota.memorySet ? check.quota.memoryBytes : share.memoryBytes,
+      };
+    }
+    const problem = check.errors.map((e) => e.message).join('; ');
+    if (held.reported !== problem) {
+      held.reported = problem;
+      const kept = `keeping the last good limits (gpu-cores ${held.limits.gpuCores}, gpu-memory ${held.limits.memoryBytes} bytes)`;
+      this.log.warn({ allocation: held.id, namespace: held.namespace, pod: held.pod, problem }, `invalid GPU quota annotation; ${kept}`);
+      void this.event(pod, { kind: 'Pod', name: held.pod, uid: pod.metadata?.uid }, EVENT_REASON_INVALID_QUOTA, `${problem}; ${kept}`);
+    }
+    return held.limits;
+  }
+
+  /** Writes `limits` in place when they differ from what the file holds. */
+  private apply(held: Held, limits: ControlLimits): void {
+    if (limits.gpuCores === held.limits.gpuCores && limits.memoryBytes === held.limits.memoryBytes) return;
+    const fields = { allocation: held.id, namespace: held.namespace, pod: held.pod, container: held.container };
+    try {
+      writeLimits(this.files.paths(held.id).limits, limits);
+      held.limits = limits;
+      this.log.info({ ...fields, gpuCores: limits.gpuCores, memoryBytes: limits.memoryBytes.toString() }, 'GPU limits changed live');
+    } catch (err) {
+      this.log.error({ ...fields, err: errorMessage(err) }, 'limits write failed; retried at the next resync');
+    }
+  }
+
+  private reportClamp(held: Held, clamp: { desired: number; room: number }, pod: k8s.V1Pod | undefined): void {
+    const key = `${clamp.desired}/${clamp.room}`;
+    if (held.clampReported === key) return;
+    held.clampReported = key;
+    const message = `sair.dev/gpu-cores asks for ${clamp.desired} %, but GPU ${held.gpus.join(',')} has ${Math.max(0, clamp.room)} % left for container ${held.container} (the shares on one GPU never sum past 100 %); enforcing ${Math.max(1, Math.min(clamp.desired, clamp.room))} % until others give some back`;
+    this.log.warn({ allocation: held.id, namespace: held.namespace, pod: held.pod, desired: clamp.desired, room: clamp.room }, 'GPU share increase clamped');
+    this.events.onClamp?.(held);
+    if (!pod) return;
+    void this.event(pod, { kind: 'Pod', name: held.pod, uid: pod.metadata?.uid }, EVENT_REASON_SHARE_CLAMPED, message);
+    void this.pipelineOf(pod).then((name) => {
+      if (name) void this.event(pod, { kind: 'InferencePipeline', apiVersion: `${API_GROUP}/v1alpha1`, name }, EVENT_REASON_SHARE_CLAMPED, `stage pod ${held.pod}: ${message}`);
+    });
+  }
+
+  /** The InferencePipeline whose stage runs this pod's Deployment (pod -> ReplicaSet by owner, minus the template hash). */
+  private async pipelineOf(pod: k8s.V1Pod): Promise<string | undefined> {
+    const rs = pod.metadata?.ownerReferences?.find((o) => o.kind === 'ReplicaSet')?.name;
+    const hash = pod.metadata?.labels?.['pod-template-hash'];
+    if (!rs || !hash || !rs.endsWith(`-${hash}`)) return undefined;
+    const deployment = rs.slice(0, -hash.length - 1);
+    try {
+      const list = (await this.clients.custom.listNamespacedCustomObject({
+        group: API_GROUP,
+        version: 'v1alpha1',
+        namespace: pod.metadata!.namespace!,
+        plural: 'inferencepipelines',
+      })) as { items?: { metadata?: { name?: string }; spec?: { stages?: { deployment?: string }[] } }[] };
+      return list.items?.find((p) => p.spec?.stages?.some((s) => s.deployment === deployment))?.metadata?.name;
+    } catch (err) {
+      this.log.warn({ namespace: pod.metadata?.namespace, err: errorMessage(err) }, 'could not look up the pod\'s InferencePipeline');
+      return undefined;
+    }
+  }
+
+  /** Removes the directories of allocations the kubelet no longer lists, past the grace period. */
+  private collectGarbage(live: Map<string, Held>): void {
+    const grace = this.opts.orphanGraceMs ?? 60_000;
+    for (const { id, ageMs } of this.files.list(Date.now())) {
+      if (live.has(id) || ageMs < grace) continue;
+      this.files.remove(id);
+      this.log.info({ allocation: id }, 'removed the files of an allocation the kubelet no longer lists');
+    }
+  }
+
+  /** The allocations, with their limits and their shims' usage slots (read safely, off the event loop). */
+  async usage(): Promise<AllocationUsage[]> {
+    const out: AllocationUsage[] = [];
+    for (const h of this.held.values()) {
+      const path = this.files.paths(h.id).state;
+      try {
+        const slots = await readExactFile(path, STATE_FILE_SIZE, ({ bytes, fd }) => {
+          const live = liveSlots(fd);
+          return parseState(path, bytes).map(({ index, slot }) => ({ ...slot, live: live ? live.has(index) : true }));
+        });
+        out.push({ id: h.id, namespace: h.namespace, pod: h.pod, container: h.container, limits: h.limits, requestedGpuCores: h.requestedGpuCores, slots });
+      } catch (err) {
+        this.log.warn({ allocation: h.id, namespace: h.namespace, pod: h.pod, err: errorMessage(err) }, 'state file unreadable; its usage is not reported');
+        out.push({ id: h.id, namespace: h.namespace, pod: h.pod, container: h.container, limits: h.limits, requestedGpuCores: h.requestedGpuCores, slots: [] });
       }
     }
     return out;
   }
 
-  private controlDir(uid: string): string {
-    return join(this.opts.controlRoot, uid);
-  }
-
-  private controlFile(uid: string): string {
-    return join(this.controlDir(uid), CONTROL_FILE_NAME);
-  }
-
-  private resyncAll(): void {
-    for (const pod of this.informer?.list() ?? []) this.reconcile(pod);
-    this.collectGarbage();
-  }
-
-  /** Removes directories under the control root that belong to no injected pod on this node. */
-  private collectGarbage(): void {
-    // Only against a listed cache: with the API server unreachable every pod would look gone.
-    if (!this.informer || this.informer.latestResourceVersion() === '') return;
-    const live = new Set((this.informer?.list() ?? []).map((p) => p.metadata?.uid));
-    let names: string[];
-    try {
-      names = readdirSync(this.opts.controlRoot);
-    } catch {
-      mkdirSync(this.opts.controlRoot, { recursive: true, mode: 0o755 });
-      return;
-    }
-    for (const name of names) {
-      if (live.has(name) && this.tracked.has(name)) continue;
-      if (!UID.test(name)) continue;
-      rmSync(this.controlDir(name), { recursive: true, force: true });
-      this.log.info({ uid: name }, 'removed control directory of a pod no longer on this node');
-    }
-  }
-
-  /** Brings one pod's control file in line with its annotations. Never throws. */
-  reconcile(pod: k8s.V1Pod): void {
-    const meta = pod.metadata;
-    const uid = meta?.uid;
-    if (!meta || !uid || !UID.test(uid)) return;
-    const ref: PodRef = { uid, namespace: meta.namespace ?? 'default', name: meta.name ?? '' };
-    const injected = meta.annotations?.[ANNOTATION_INJECTED] === 'true';
-    const done = pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
-    if (!injected || done || meta.deletionTimestamp) {
-      if (this.tracked.has(uid) && (done || !injected)) this.forget(pod);
-      return;
-    }
-    const t: Tracked = this.tracked.get(uid) ?? { ...ref };
-    this.tracked.set(uid, t);
-    try {
-      const check = checkGpuQuota(meta.annotations);
-      let limits: ControlLimits | undefined;
-      if (check.ok) {
-        limits = { gpuCores: check.quota.gpuCores, memoryBytes: check.quota.memoryBytes };
-        delete t.reported;
-      } else {
-        const problem = check.errors.map((e) => e.message).join('; ');
-        limits = t.limits ?? this.limitsOnDisk(uid);
-        if (t.reported !== problem) {
-          t.reported = problem;
-          const kept = limits ? `keeping the last good limits (gpu-cores ${limits.gpuCores}, gpu-memory ${limits.memoryBytes} bytes)` : 'no good limits known; the shim keeps the limits from its environment';
-          this.log.warn({ uid, namespace: ref.namespace, pod: ref.name, problem }, `invalid GPU quota annotation; ${kept}`);
-          void this.report(ref, `${problem}; ${kept}`);
-        }
-        if (!limits) return;
-      }
-      this.ensureFile(ref, limits);
-      t.limits = limits;
-    } catch (err) {
-      this.log.error({ uid, namespace: ref.namespace, pod: ref.name, err: errorMessage(err) }, 'control file update failed; retried at the next resync');
-    }
-  }
-
-  private limitsOnDisk(uid: string): ControlLimits | undefined {
-    try {
-      return readControlFile(this.controlFile(uid)).limits;
-    } catch {
-      return undefined;
-    }
-  }
-
-  private ensureFile(ref: PodRef, limits: ControlLimits): void {
-    const dir = this.controlDir(ref.uid);
-    const file = this.controlFile(ref.uid);
-    let dirOk: boolean;
-    try {
-      const st = lstatSync(dir);
-      dirOk = st.isDirectory();
-      if (!dirOk) rmSync(dir, { recursive: true, force: true });
-      // The kubelet may have made it first (subPathExpr), with a mode the pod's non-root processes cannot enter.
-      else if ((st.mode & 0o777) !== 0o755) chmodSync(dir, 0o755);
-    } catch {
-      dirOk = false;
-    }
-    // mkdir's mode is masked by the umask; chmod makes it exact.
-    if (!dirOk) {
-      mkdirSync(dir, { recursive: true });
-      chmodSync(dir, 0o755);
-    }
-
-    let current: ControlLimits | undefined;
-    let problem: string | undefined;
-    try {
-      current = readControlFile(file).limits;
-    } catch (err) {
-      problem = (err as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : errorMessage(err);
-      if (problem) rmSync(file, { recursive: true, force: true });
-    }
-    if (current === undefined) {
-      createControlFile(file, limits);
-      const fields = { uid: ref.uid, namespace: ref.namespace, pod: ref.name, gpuCores: limits.gpuCores, memoryBytes: limits.memoryBytes.toString() };
-      if (problem) this.log.warn({ ...fields, problem }, 'control file was corrupt; recreated');
-      else this.log.info(fields, dirOk ? 'control file created' : 'control directory and file created');
-    } else if (!sameLimits(current, limits)) {
-      writeLimits(file, limits);
-      this.log.info(
-        { uid: ref.uid, namespace: ref.namespace, pod: ref.name, gpuCores: limits.gpuCores, memoryBytes: limits.memoryBytes.toString() },
-        'GPU limits changed live',
-      );
-    }
-  }
-
-  private forget(pod: k8s.V1Pod): void {
-    const uid = pod.metadata?.uid;
-    if (!uid || !UID.test(uid)) return;
-    const had = this.tracked.delete(uid);
-    rmSync(this.controlDir(uid), { recursive: true, force: true });
-    if (had) this.log.info({ uid, namespace: pod.metadata?.namespace, pod: pod.metadata?.name }, 'pod gone; control directory removed');
-  }
-
-  private async report(ref: PodRef, message: string): Promise<void> {
+  private async event(pod: k8s.V1Pod, about: { kind: string; name: string; uid?: string; apiVersion?: string }, reason: string, message: string): Promise<void> {
+    const namespace = pod.metadata?.namespace ?? 'default';
     const now = new Date();
     try {
-      await this.core.createNamespacedEvent({
-        namespace: ref.namespace,
+      await this.clients.core.createNamespacedEvent({
+        namespace,
         body: {
-          metadata: { name: `${ref.name}.${(BigInt(now.getTime()) * 1_000_000n).toString(16)}`, namespace: ref.namespace },
-          involvedObject: { apiVersion: 'v1', kind: 'Pod', name: ref.name, namespace: ref.namespace, uid: ref.uid },
-          reason: EVENT_REASON_INVALID_QUOTA,
+          metadata: { name: `${about.name}.${(BigInt(now.getTime()) * 1_000_000n).toString(16)}`, namespace },
+          involvedObject: { apiVersion: about.apiVersion ?? 'v1', kind: about.kind, name: about.name, namespace, ...(about.uid ? { uid: about.uid } : {}) },
+          reason,
           message,
           type: 'Warning',
           source: { component: COMPONENT, host: this.opts.nodeName },
@@ -287,7 +335,7 @@ export class NodeAgent {
         },
       });
     } catch (err) {
-      this.log.error({ uid: ref.uid, err: errorMessage(err) }, 'could not create the Event for an invalid GPU quota');
+      this.log.error({ namespace, name: about.name, reason, err: errorMessage(err) }, 'could not create an Event');
     }
   }
 }

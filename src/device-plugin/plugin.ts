@@ -1,6 +1,8 @@
 // The kubelet device plugin service (v1beta1) on a unix socket: advertises each GPU as N
 // `sair.dev/gpu` slots, streams health changes, prefers one-GPU allocations and tells the
-// kubelet which GPU, env and shim mount a container gets.
+// kubelet which GPU, env and mounts a container gets. Every shared slot comes with its limiter
+// (the shim preloaded, the allocation's own limits file read-only and state file read-write, the
+// slot's share until the node agent knows the pod), whether or not the webhook ran.
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -22,8 +24,9 @@ import {
   type PreferredAllocationRequest,
   type PreferredAllocationResponse,
 } from './proto.js';
-import { RESOURCE_SAIR_GPU } from '../core/names.js';
-import { gpusOfSlots, preferredAllocation, slotsOf } from './slots.js';
+import { ENV, LIMITS_MOUNT_PATH, RESOURCE_SAIR_GPU, SHIM_FILE_NAME, STATE_MOUNT_PATH } from '../core/names.js';
+import { AllocationFiles, allocationId } from './allocations.js';
+import { gpusOfSlots, preferredAllocation, slotShare, slotsOf, type SlotLimits } from './slots.js';
 
 
 export interface PluginOptions {
@@ -33,6 +36,10 @@ export interface PluginOptions {
   /** Host directory holding libsair-cuda.so, mounted read-only into GPU containers. */
   hostLibDir: string;
   containerLibDir: string;
+  /** Where each allocation's limits and state files are made (on the host, as the kubelet mounts them). */
+  allocations: AllocationFiles;
+  /** Share still free on a GPU (100 minus what the allocations on it hold); 100 when unknown. */
+  freeShare?: (uuid: string) => number;
 }
 
 export const PLUGIN_OPTIONS: DevicePluginOptions = {
@@ -175,6 +182,16 @@ export class DevicePluginServer {
     return uuids;
   }
 
+  /** The slots' share, cut to what is still free on their GPUs; refused when nothing is. */
+  private startingLimits(ids: readonly string[], uuids: readonly string[]): SlotLimits {
+    const share = slotShare(ids, this.options.slotsPerGpu, (uuid) => this.inventory.byUuid(uuid)?.memoryTotalBytes ?? 0n);
+    const free = Math.min(...uuids.map((u) => this.options.freeShare?.(u) ?? 100));
+    if (free < 1) {
+      throw new Error(`devices_ids: GPU ${uuids.join(',')} has no core share left (its allocations hold 100 %); lower another pod's sair.dev/gpu-cores or use another GPU`);
+    }
+    return { ...share, gpuCores: Math.min(share.gpuCores, free) };
+  }
+
   private allocate(req: AllocateRequest): AllocateResponse {
     const responses: ContainerAllocateResponse[] = req.container_requests.map((c) => {
       const uuids = this.checkHealthy(c.devices_ids);
@@ -183,9 +200,28 @@ export class DevicePluginServer {
         this.log.warn({ slots: c.devices_ids, gpus: uuids }, 'allocation spans several GPUs');
       }
       const visible = uuids.join(',');
+      const limits = this.startingLimits(c.devices_ids, uuids);
+      const id = allocationId(c.devices_ids);
+      const files = this.options.allocations.create(id, limits);
+      this.log.info({ allocation: id, slots: c.devices_ids, gpuCores: limits.gpuCores, memoryBytes: limits.memoryBytes.toString() }, 'allocation files created');
       return {
-        envs: { NVIDIA_VISIBLE_DEVICES: visible, SAIR_GPU_UUID: visible },
-        mounts: [{ container_path: this.options.containerLibDir, host_path: this.options.hostLibDir, read_only: true }],
+        // The container spec's env comes after these in the kubelet's list and wins (the runtime
+        // keeps the last value of a name): the webhook's LD_PRELOAD and limits override these.
+        // While the limits file is valid the shim takes its limits from there, not from the env.
+        envs: {
+          NVIDIA_VISIBLE_DEVICES: visible,
+          [ENV.gpuUuid]: visible,
+          [ENV.preload]: `${this.options.containerLibDir}/${SHIM_FILE_NAME}`,
+          [ENV.gpuCores]: String(limits.gpuCores),
+          [ENV.gpuMemory]: limits.memoryBytes.toString(),
+          [ENV.limitsFile]: LIMITS_MOUNT_PATH,
+          [ENV.stateFile]: STATE_MOUNT_PATH,
+        },
+        mounts: [
+          { container_path: this.options.containerLibDir, host_path: this.options.hostLibDir, read_only: true },
+          { container_path: LIMITS_MOUNT_PATH, host_path: files.limits, read_only: true },
+          { container_path: STATE_MOUNT_PATH, host_path: files.state, read_only: false },
+        ],
         devices: [],
         annotations: {},
         cdi_devices: [],

@@ -1,10 +1,10 @@
-// Which usage slots of a control file belong to running processes. A shim holds an OFD write lock
+// Which usage slots of a state file belong to running processes. A shim holds an OFD write lock
 // on its slot's byte range for as long as it runs (native/src/control.c), and the kernel drops the
 // lock when the process dies, so F_OFD_GETLK from our own open file description tells a live
 // owner from a dead one across the pod's PID namespaces, where the slot's pid means nothing here.
-import { closeSync, openSync, readSync } from 'node:fs';
+// F_OFD_GETLK never waits, so asking is safe on a descriptor of a pod-reachable file.
 import koffi from 'koffi';
-import { CONTROL_OFFSETS, CONTROL_SLOT_COUNT, CONTROL_SLOT_SIZE, SLOT_OFFSETS } from './control-file.js';
+import { STATE_OFFSETS, STATE_SLOT_COUNT, STATE_SLOT_SIZE } from './control-file.js';
 
 // Linux values, the same on x86_64 and aarch64 (asm-generic/fcntl.h).
 const F_OFD_GETLK = 36;
@@ -39,31 +39,16 @@ function loadFcntl(): Fcntl | null {
   return fcntl;
 }
 
-export interface SlotOwners {
-  /** Indexes of the slots with a pid (occupied), in slot order, as readControlFile lists them. */
-  occupied: number[];
-  /** Indexes of the slots whose owner still holds its lock. */
-  live: Set<number>;
-}
-
-/** Occupied and live slots of a control file; undefined when locks cannot be queried here (no libc). */
-export function slotOwners(path: string): SlotOwners | undefined {
+/** Indexes of the slots whose owner still holds its lock, asked on `fd` (an open state file);
+ *  undefined when locks cannot be queried here (no libc). */
+export function liveSlots(fd: number): Set<number> | undefined {
   const f = loadFcntl();
   if (!f) return undefined;
-  const fd = openSync(path, 'r+');
-  try {
-    const buf = Buffer.alloc(CONTROL_SLOT_COUNT * CONTROL_SLOT_SIZE);
-    readSync(fd, buf, 0, buf.length, CONTROL_OFFSETS.slots);
-    const occupied: number[] = [];
-    const live = new Set<number>();
-    for (let i = 0; i < CONTROL_SLOT_COUNT; i++) {
-      if (buf.readInt32LE(i * CONTROL_SLOT_SIZE + SLOT_OFFSETS.pid) !== 0) occupied.push(i);
-      const type = f.getlk(fd, CONTROL_OFFSETS.slots + i * CONTROL_SLOT_SIZE, CONTROL_SLOT_SIZE);
-      if (type < 0) return undefined;
-      if (type !== F_UNLCK) live.add(i);
-    }
-    return { occupied, live };
-  } finally {
-    closeSync(fd);
+  const live = new Set<number>();
+  for (let i = 0; i < STATE_SLOT_COUNT; i++) {
+    const type = f.getlk(fd, STATE_OFFSETS.slots + i * STATE_SLOT_SIZE, STATE_SLOT_SIZE);
+    if (type < 0) return undefined;
+    if (type !== F_UNLCK) live.add(i);
   }
+  return live;
 }

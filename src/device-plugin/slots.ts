@@ -57,6 +57,35 @@ export function gpusOfSlots(ids: readonly string[]): { uuids: string[]; unknown:
   return { uuids, unknown };
 }
 
+export interface SlotLimits {
+  /** Percent of one GPU's time, 1..100. */
+  gpuCores: number;
+  /** Device memory in bytes; 0n = no quota. */
+  memoryBytes: bigint;
+}
+
+/**
+ * What an allocation is worth before anything else is known about its pod: each slot is
+ * 1/slotsPerGpu of its GPU, in time and in memory. A GPU of unknown memory (0) adds no quota;
+ * a quota is only set when every GPU of the allocation has a known size.
+ */
+export function slotShare(ids: readonly string[], slotsPerGpu: number, memoryOf: (uuid: string) => bigint): SlotLimits {
+  const perGpu = new Map<string, number>();
+  for (const id of ids) {
+    const uuid = parseSlotId(id)?.uuid;
+    if (uuid !== undefined) perGpu.set(uuid, (perGpu.get(uuid) ?? 0) + 1);
+  }
+  const slots = [...perGpu.values()].reduce((a, b) => a + b, 0);
+  const gpuCores = Math.min(100, Math.max(1, Math.floor((100 * slots) / slotsPerGpu)));
+  let memoryBytes = 0n;
+  for (const [uuid, n] of perGpu) {
+    const total = memoryOf(uuid);
+    if (total <= 0n) return { gpuCores, memoryBytes: 0n };
+    memoryBytes += (total * BigInt(n)) / BigInt(slotsPerGpu);
+  }
+  return { gpuCores, memoryBytes };
+}
+
 export interface PreferredRequest {
   available: readonly string[];
   mustInclude: readonly string[];

@@ -4,7 +4,8 @@
 import { errorMessage } from '../common/errors.js';
 import type { HorizontalPodAutoscaler, Pod } from './k8s-types.js';
 import { mutateHpa } from './mutate-hpa.js';
-import { mutatePod, type MutationResult } from './mutate-pod.js';
+import { checkPodUpdate, mutatePod, type MutationResult } from './mutate-pod.js';
+import { POLICY_SERVICE_ACCOUNT } from '../core/names.js';
 import { diffPatch, encodePatch, type Operation } from './patch.js';
 import { ShapeError, checkHpa, checkPod, nonEmptyString, object } from './validate.js';
 
@@ -102,8 +103,17 @@ function shapeDenial(kind: AdmissionOutcome['kind'], check: () => void): Admissi
 export function admit(request: AdmissionRequest): AdmissionOutcome {
   const { group, version, kind } = request.kind;
   if (group === '' && kind === 'Pod') {
-    if (request.operation !== 'CREATE') return unchanged('Pod', 'skipped');
     const pod = request.object;
+    if (request.operation === 'UPDATE') {
+      const username = (request.userInfo as { username?: unknown } | undefined)?.username;
+      return (
+        shapeDenial('Pod', () => {
+          checkPod(pod, 'request.object');
+          checkPod(request.oldObject, 'request.oldObject');
+        }) ?? fromMutation('Pod', pod as Pod, checkPodUpdate(request.oldObject as Pod, pod as Pod, typeof username === 'string' ? username : undefined, POLICY_SERVICE_ACCOUNT))
+      );
+    }
+    if (request.operation !== 'CREATE') return unchanged('Pod', 'skipped');
     return shapeDenial('Pod', () => checkPod(pod, 'request.object')) ?? fromMutation('Pod', pod as Pod, mutatePod(pod as Pod));
   }
   if (group === 'autoscaling' && kind === 'HorizontalPodAutoscaler') {

@@ -28,6 +28,7 @@ export interface VolumeMount {
 export interface Container {
   name: string;
   env?: EnvVar[];
+  envFrom?: { prefix?: string; [key: string]: unknown }[];
   volumeMounts?: VolumeMount[];
   resources?: { limits?: Record<string, string | number>; requests?: Record<string, string | number>; [key: string]: unknown };
   [key: string]: unknown;

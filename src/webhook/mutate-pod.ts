@@ -1,24 +1,25 @@
-// The pod mutation: gives every container that asks for a GPU the CUDA shim, its GPU share
-// and its own control directory. Pure: takes a pod, returns a mutated clone or a denial.
-// Idempotent, so a second pass (reinvocationPolicy IfNeeded) changes nothing.
+// The pod mutation: gives every container that holds a slot of a shared GPU the CUDA shim
+// (LD_PRELOAD) and the limits its pod's annotations name, and turns a fractional share of one
+// whole GPU into a slot. The device plugin mounts the shim and the allocation's files; the webhook
+// adds no volumes. It refuses what would undo isolation: SAIR's env or volumes set by the pod.
+// Pure: takes a pod, returns a mutated clone or a denial. Idempotent, so a second pass
+// (reinvocationPolicy IfNeeded) over its own output passes and changes nothing.
 import { ValidationError } from '../common/errors.js';
 import {
   ANNOTATION_INJECTED,
-  CONTROL_HOST_ROOT,
-  CONTROL_MOUNT_DIR,
   ENV,
+  ENV_PREFIX,
   LABEL_INJECT,
   RESOURCE_NVIDIA_GPU,
   RESOURCE_SAIR_GPU,
-  SHIM_HOST_DIR,
+  SAIR_CONTAINER_DIRS,
+  SAIR_HOST_DIRS,
+  SAIR_VOLUMES,
   SHIM_LIBRARY,
-  SHIM_MOUNT_DIR,
-  VOLUME_CONTROL,
-  VOLUME_SHIM,
   ANNOTATION_GPU_CORES,
   ANNOTATION_GPU_MEMORY,
 } from '../core/names.js';
-import type { Container, EnvVar, Pod, Volume, VolumeMount } from './k8s-types.js';
+import type { Container, EnvVar, Pod } from './k8s-types.js';
 import { parseGpuQuota, type GpuQuota } from '../common/gpu-quota.js';
 
 export type MutationResult<T> =
@@ -36,10 +37,6 @@ function gpuCount(container: Container, resource: string): number {
 
 function wantsGpu(container: Container): boolean {
   return gpuCount(container, RESOURCE_NVIDIA_GPU) > 0 || gpuCount(container, RESOURCE_SAIR_GPU) > 0;
-}
-
-function fieldEnv(name: string, fieldPath: string): EnvVar {
-  return { name, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath } } };
 }
 
 function sameEnv(a: EnvVar, b: EnvVar): boolean {
@@ -65,30 +62,75 @@ export function withShimPreload(existing: string | undefined): string {
   return [SHIM_LIBRARY, ...entries.filter((e) => e !== SHIM_LIBRARY)].join(':');
 }
 
-function upsertByName<T extends { name: string }>(list: T[], wanted: T, same: (a: T, b: T) => boolean): void {
-  const i = list.findIndex((v) => v.name === wanted.name);
-  if (i < 0) list.push(wanted);
-  else if (!same(list[i]!, wanted)) list[i] = wanted;
+/** Whether `path` is `dir` or inside it. */
+function within(path: string, dir: string): boolean {
+  const trim = (x: string): string => x.replace(/\/+$/, '') || '/';
+  const p = trim(path);
+  const d = trim(dir);
+  return p === d || d === '/' || p.startsWith(`${d}/`);
 }
 
-const sameMount = (a: VolumeMount, b: VolumeMount): boolean =>
-  a.mountPath === b.mountPath && (a.readOnly ?? false) === (b.readOnly ?? false) && a.subPathExpr === b.subPathExpr && a.subPath === undefined;
+/** The SAIR env a slot container gets from the webhook: only what the annotations name. */
+function sairEnv(quota: GpuQuota): EnvVar[] {
+  const env: EnvVar[] = [];
+  if (quota.coresSet) env.push({ name: ENV.gpuCores, value: String(quota.gpuCores) });
+  if (quota.memorySet) env.push({ name: ENV.gpuMemory, value: quota.memoryBytes.toString() });
+  return env;
+}
 
-const sameHostPathVolume = (a: Volume, b: Volume): boolean => {
-  const ha = a.hostPath as { path?: string; type?: string } | undefined;
-  const hb = b.hostPath as { path: string; type: string };
-  return Object.keys(a).length === 2 && ha?.path === hb.path && ha.type === hb.type;
-};
+type Denial = { allowed: false; code: number; message: string };
+
+const deny = (message: string): Denial => ({ allowed: false, code: 403, message });
+
+/**
+ * What would undo isolation, named by field: a SAIR_* variable the webhook would not set (or set
+ * twice: the kubelet keeps the last), an envFrom prefix in SAIR's namespace, a mount at SAIR's
+ * paths in the container. Checked before mutating, on every pass, whatever the pod's annotations say.
+ */
+function checkContainer(c: Container, path: string, expected: EnvVar[]): Denial | undefined {
+  const seen = new Set<string>();
+  for (const [i, e] of (c.env ?? []).entries()) {
+    const field = `${path}.env[${i}]`;
+    if (seen.has(e.name) && (e.name.startsWith(ENV_PREFIX) || e.name === ENV.preload)) {
+      return deny(`${field}.name: ${e.name} is listed twice (the kubelet uses the last one); list it once`);
+    }
+    seen.add(e.name);
+    if (!e.name.startsWith(ENV_PREFIX)) continue;
+    const ours = expected.find((x) => x.name === e.name);
+    if (ours && e.valueFrom === undefined && e.value === ours.value) continue;
+    return deny(
+      `${field}.name: ${e.name} is set by SAIR, not by the pod; remove it (a container's GPU limits come from the pod's ${ANNOTATION_GPU_CORES} and ${ANNOTATION_GPU_MEMORY} annotations)`,
+    );
+  }
+  for (const [i, f] of (c.envFrom ?? []).entries()) {
+    if (f.prefix?.startsWith(ENV_PREFIX)) {
+      return deny(`${path}.envFrom[${i}].prefix: "${f.prefix}" would set SAIR's variables, which only SAIR sets; use another prefix`);
+    }
+  }
+  for (const [i, m] of (c.volumeMounts ?? []).entries()) {
+    const dir = SAIR_CONTAINER_DIRS.find((d) => within(m.mountPath, d));
+    if (dir) return deny(`${path}.volumeMounts[${i}].mountPath: ${m.mountPath} is inside ${dir}, where SAIR mounts the shim and its files; mount elsewhere`);
+  }
+  return undefined;
+}
+
+/** Volumes SAIR owns: its reserved names, and host paths that reach SAIR's host directories. */
+function checkVolumes(pod: Pod): Denial | undefined {
+  for (const [i, v] of (pod.spec.volumes ?? []).entries()) {
+    if ((SAIR_VOLUMES as readonly string[]).includes(v.name)) {
+      return deny(`spec.volumes[${i}].name: "${v.name}" is a volume name SAIR reserves; rename the volume`);
+    }
+    const host = (v.hostPath as { path?: string } | undefined)?.path;
+    if (host === undefined) continue;
+    const dir = SAIR_HOST_DIRS.find((d) => within(host, d) || within(d, host));
+    if (dir) return deny(`spec.volumes[${i}].hostPath.path: ${host} reaches ${dir}, SAIR's files on the node; pods get the shim and their limits from the device plugin, mount nothing of SAIR's`);
+  }
+  return undefined;
+}
 
 function injectContainer(container: Container, quota: GpuQuota, warnings: string[]): void {
   const env = (container.env ??= []);
-  upsertEnv(env, fieldEnv(ENV.podUid, 'metadata.uid'));
-  upsertEnv(env, fieldEnv(ENV.podName, 'metadata.name'));
-  upsertEnv(env, fieldEnv(ENV.podNamespace, 'metadata.namespace'));
-  upsertEnv(env, { name: ENV.containerName, value: container.name });
-  upsertEnv(env, { name: ENV.gpuCores, value: String(quota.gpuCores) });
-  upsertEnv(env, { name: ENV.gpuMemory, value: quota.memoryBytes.toString() });
-  upsertEnv(env, { name: ENV.controlDir, value: CONTROL_MOUNT_DIR });
+  for (const e of sairEnv(quota)) upsertEnv(env, e);
   const preload = env.find((e) => e.name === ENV.preload);
   if (preload?.valueFrom) {
     warnings.push(
@@ -97,26 +139,19 @@ function injectContainer(container: Container, quota: GpuQuota, warnings: string
   } else {
     upsertEnv(env, { name: ENV.preload, value: withShimPreload(preload?.value) });
   }
+}
 
-  const mounts = (container.volumeMounts ??= []);
-  upsertByName(mounts, { name: VOLUME_SHIM, mountPath: SHIM_MOUNT_DIR, readOnly: true }, sameMount);
-  // The shim writes its usage slots into the control file, so this mount is writable; the
-  // subPathExpr keeps every pod inside its own directory.
-  upsertByName(mounts, { name: VOLUME_CONTROL, mountPath: CONTROL_MOUNT_DIR, subPathExpr: `$(${ENV.podUid})` }, sameMount);
+/** Whether the container holds (or, after conversion, will hold) slots of a shared GPU. */
+function holdsSlot(container: Container, quota: GpuQuota): boolean {
+  return gpuCount(container, RESOURCE_SAIR_GPU) > 0 || (quota.gpuCores < 100 && gpuCount(container, RESOURCE_NVIDIA_GPU) === 1);
+}
 
-  // A fractional share of one whole GPU becomes a slot of a shared GPU from the device plugin.
-  const whole = gpuCount(container, RESOURCE_NVIDIA_GPU);
-  if (quota.gpuCores < 100 && whole === 1) {
-    for (const list of [container.resources?.limits, container.resources?.requests]) {
-      if (list && RESOURCE_NVIDIA_GPU in list) {
-        delete list[RESOURCE_NVIDIA_GPU];
-        list[RESOURCE_SAIR_GPU] = '1';
-      }
+function convertToSlot(container: Container): void {
+  for (const list of [container.resources?.limits, container.resources?.requests]) {
+    if (list && RESOURCE_NVIDIA_GPU in list) {
+      delete list[RESOURCE_NVIDIA_GPU];
+      list[RESOURCE_SAIR_GPU] = '1';
     }
-  } else if (quota.gpuCores < 100 && whole > 1) {
-    warnings.push(
-      `container "${container.name}" asks for ${whole} whole GPUs; ${ANNOTATION_GPU_CORES}=${quota.gpuCores} limits its share of each, but only a request of 1 GPU can share a GPU with other pods`,
-    );
   }
 }
 
@@ -150,6 +185,19 @@ export function mutatePod(pod: Pod): MutationResult<Pod> {
     if (err instanceof ValidationError) return { allowed: false, code: 400, message: err.message };
     throw err;
   }
+  const lists = [
+    ['spec.initContainers', pod.spec.initContainers ?? []],
+    ['spec.containers', pod.spec.containers],
+  ] as const;
+  for (const [path, list] of lists) {
+    for (const [i, c] of list.entries()) {
+      const denied = checkContainer(c, `${path}[${i}]`, holdsSlot(c, quota) ? sairEnv(quota) : []);
+      if (denied) return denied;
+    }
+  }
+  const deniedVolume = checkVolumes(pod);
+  if (deniedVolume) return deniedVolume;
+
   const anyGpu = pod.spec.containers.some(wantsGpu) || (pod.spec.initContainers ?? []).some(wantsGpu);
   const warnings: string[] = [];
   if (!anyGpu) {
@@ -159,20 +207,44 @@ export function mutatePod(pod: Pod): MutationResult<Pod> {
     }
     return { allowed: true, object: pod, warnings };
   }
-  const out: Pod = { ...pod, spec: { ...pod.spec } };
+  let injected = false;
   const copyGpu = (c: Container): Container => {
-    if (!wantsGpu(c)) return c;
+    if (!holdsSlot(c, quota)) {
+      const whole = gpuCount(c, RESOURCE_NVIDIA_GPU);
+      if (quota.gpuCores < 100 && whole > 1) {
+        warnings.push(
+          `container "${c.name}" asks for ${whole} whole GPUs; ${ANNOTATION_GPU_CORES}=${quota.gpuCores} is not enforced on whole GPUs: ask for ${RESOURCE_NVIDIA_GPU}: 1 to share a GPU`,
+        );
+      }
+      return c;
+    }
     const copy = copyContainer(c);
+    convertToSlot(copy);
     injectContainer(copy, quota, warnings);
+    injected = true;
     return copy;
   };
+  const out: Pod = { ...pod, spec: { ...pod.spec } };
   if (pod.spec.initContainers) out.spec.initContainers = pod.spec.initContainers.map(copyGpu);
   out.spec.containers = pod.spec.containers.map(copyGpu);
-
-  const volumes = (out.spec.volumes = pod.spec.volumes?.slice() ?? []);
-  upsertByName(volumes, { name: VOLUME_SHIM, hostPath: { path: SHIM_HOST_DIR, type: 'DirectoryOrCreate' } }, sameHostPathVolume);
-  upsertByName(volumes, { name: VOLUME_CONTROL, hostPath: { path: CONTROL_HOST_ROOT, type: 'DirectoryOrCreate' } }, sameHostPathVolume);
-
+  if (!injected) return { allowed: true, object: pod, warnings };
   out.metadata = { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [ANNOTATION_INJECTED]: 'true' } };
   return { allowed: true, object: out, warnings };
+}
+
+/**
+ * An update of a running pod: its GPU quota annotations may change only through the policy
+ * server (its ServiceAccount in the review's userInfo); anyone else would raise a share past what
+ * the pipeline's policy and the GPU's budget allow.
+ */
+export function checkPodUpdate(oldPod: Pod, pod: Pod, username: string | undefined, policyUser: string): MutationResult<Pod> {
+  for (const key of [ANNOTATION_GPU_CORES, ANNOTATION_GPU_MEMORY]) {
+    const before = oldPod.metadata?.annotations?.[key];
+    const after = pod.metadata?.annotations?.[key];
+    if (before === after || username === policyUser) continue;
+    return deny(
+      `metadata.annotations[${key}]: a running pod's GPU quota is changed only by the SAIR policy server (${policyUser}), not by ${username ?? 'an unknown user'}; change the pod template (or the InferencePipeline's bounds) instead`,
+    );
+  }
+  return { allowed: true, object: pod, warnings: [] };
 }

@@ -1,11 +1,12 @@
 // `sair device-plugin` end to end in one process, with --fake-gpus: it installs the shim, registers
-// with a fake kubelet, writes control files for the pods the fake API server places on its node,
-// and on SIGTERM stops and removes its socket.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// with a fake kubelet, keeps the limits file of a pod the kubelet admitted in line with its
+// annotations (PodResources), and on SIGTERM stops and removes its socket.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../../src/common/errors.js';
-import { readControlFile } from '../../src/device-plugin/control-file.js';
+import { readLimitsFile } from '../../src/device-plugin/control-file.js';
+import type * as k8s from '@kubernetes/client-node';
 import { command } from '../../src/cmd/device-plugin.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
 import { FakeKubelet } from '../support/fake-kubelet.js';
@@ -23,7 +24,8 @@ describe('sair device-plugin', () => {
     api = await startFakeApiServer({ namespaces: ['default', 'ml'] });
     writeFileSync(join(dir, 'kubeconfig'), api.kubeConfig().exportConfig());
     process.env['KUBECONFIG'] = join(dir, 'kubeconfig');
-    kubelet = await FakeKubelet.start(dir);
+    mkdirSync(join(dir, 'pod-resources'));
+    kubelet = await FakeKubelet.start(dir, { podResourcesDir: join(dir, 'pod-resources') });
   });
 
   afterEach(async () => {
@@ -34,28 +36,29 @@ describe('sair device-plugin', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('serves fake GPUs, installs the shim, writes control files and stops on SIGTERM', async () => {
+  it('serves fake GPUs, installs the shim, keeps an admitted pod\'s limits file and stops on SIGTERM', async () => {
     writeFileSync(join(dir, 'shim.so'), 'ELF shim');
-    api.seed({
+    const pod = api.seed<k8s.V1Pod>({
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: 'bert-0', namespace: 'ml', annotations: { 'sair.dev/injected': 'true', 'sair.dev/gpu-cores': '45' } },
-      spec: { nodeName: 'gpu-1', containers: [{ name: 'main', image: 'bert' }] },
+      metadata: { name: 'bert-0', namespace: 'ml', annotations: { 'sair.dev/gpu-cores': '45' } },
+      spec: { nodeName: 'gpu-1', containers: [{ name: 'main', image: 'bert', resources: { limits: { 'sair.dev/gpu': '1' } } }] },
     });
-    const uid = api.get<{ metadata: { uid: string } }>('pods', 'ml', 'bert-0')!.metadata.uid;
     const argv = [
       '--node-name', 'gpu-1', '--fake-gpus', '2', '--slots-per-gpu', '3', '--socket-dir', dir,
-      '--lib-dir', join(dir, 'lib'), '--shim-source', join(dir, 'shim.so'), '--control-root', join(dir, 'pods'),
-      '--metrics-port', '0', '--log-level', 'silent',
+      '--lib-dir', join(dir, 'lib'), '--shim-source', join(dir, 'shim.so'), '--allocation-root', join(dir, 'alloc'),
+      '--pod-resources-socket', join(dir, 'pod-resources', 'kubelet.sock'), '--metrics-port', '0', '--log-level', 'silent',
     ];
     const run = command.run(argv, {});
     await kubelet.waitForRegistrations(1);
     const devices = await kubelet.waitForDevices((d) => d.length > 0);
     expect(devices).toHaveLength(6);
     expect(readFileSync(join(dir, 'lib', 'libsair-cuda.so'), 'utf8')).toBe('ELF shim');
-    const control = join(dir, 'pods', uid, 'control');
-    await eventually(() => (existsSync(control) ? true : undefined), 2000, 'the control file');
-    expect(readControlFile(control).limits.gpuCores).toBe(45);
+    const allocated = (await kubelet.admitPod(pod)).get('main')!;
+    const limits = allocated.mounts.find((m) => m.container_path === '/run/sair/limits')!.host_path;
+    // One slot of three, until the agent (at its next resync) applies the pod's annotation.
+    expect(readLimitsFile(limits).limits.gpuCores).toBe(33);
+    await eventually(() => (readLimitsFile(limits).limits.gpuCores === 45 ? true : undefined), 8000, 'the annotation\'s share');
 
     process.emit('SIGTERM');
     await run;

@@ -21,7 +21,14 @@ const byKind = <T>(kind: string): T => {
 
 describe('manifests/device-plugin', () => {
   it('holds only valid objects', () => {
-    expect(objects.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'ServiceAccount']);
+    expect(objects.map((o) => o.kind).sort()).toEqual([
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'DaemonSet',
+      'ServiceAccount',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+    ]);
     for (const o of objects) expect(() => validateManifest(o)).not.toThrow();
     expect(kustomization.namespace).toBe('sair-system');
   });
@@ -34,13 +41,14 @@ describe('manifests/device-plugin', () => {
     expect(pod.serviceAccountName).toBe(byKind<ServiceAccount>('ServiceAccount').metadata!.name);
   });
 
-  it('mounts the kubelet socket directory, /var/lib/sair and /run/sair at the same paths as on the host', () => {
+  it('mounts the kubelet socket directories, /var/lib/sair and /run/sair at the same paths as on the host', () => {
     const pod = byKind<IDaemonSet>('DaemonSet').spec!.template.spec!;
     const container = pod.containers[0]!;
     const hostOf = Object.fromEntries((pod.volumes ?? []).map((v) => [v.name, v.hostPath?.path]));
     const mounts = Object.fromEntries((container.volumeMounts ?? []).map((m) => [m.mountPath, hostOf[m.name]]));
     expect(mounts).toEqual({
       '/var/lib/kubelet/device-plugins': '/var/lib/kubelet/device-plugins',
+      '/var/lib/kubelet/pod-resources': '/var/lib/kubelet/pod-resources',
       '/var/lib/sair': '/var/lib/sair',
       '/run/sair': '/run/sair',
     });
@@ -51,22 +59,25 @@ describe('manifests/device-plugin', () => {
   it('passes env that `sair device-plugin` accepts, with paths inside those mounts', () => {
     const container = byKind<IDaemonSet>('DaemonSet').spec!.template.spec!.containers[0]!;
     const env: Record<string, string> = {};
-    for (const e of container.env ?? []) if (e.name.startsWith('SAIR_')) env[e.name] = e.value ?? 'node-from-downward-api';
+    for (const e of container.env ?? []) if (e.name.startsWith('SAIR_')) env[e.name] = e.value ?? (e.name === 'SAIR_METRICS_HOST' ? '10.0.0.7' : 'node-from-downward-api');
     expect(container.env!.find((e) => e.name === 'SAIR_NODE_NAME')!.valueFrom).toEqual({ fieldRef: { fieldPath: 'spec.nodeName' } });
     const known = new Set(Object.values(spec).map((f) => f.env));
     expect(Object.keys(env).filter((k) => !known.has(k))).toEqual([]);
     const cfg = loadConfig(spec, env, []);
     expect(cfg.libDir).toBe('/var/lib/sair/lib');
-    expect(cfg.controlRoot).toBe('/run/sair/pods');
+    expect(cfg.allocationRoot).toBe('/run/sair/alloc');
+    expect(cfg.podResourcesSocket).toBe('/var/lib/kubelet/pod-resources/kubelet.sock');
+    expect(container.env!.find((e) => e.name === 'SAIR_METRICS_HOST')!.valueFrom).toEqual({ fieldRef: { fieldPath: 'status.podIP' } });
     expect(cfg.socketDir).toBe('/var/lib/kubelet/device-plugins');
     expect(container.ports).toEqual([{ name: 'metrics', containerPort: cfg.metricsPort, protocol: 'TCP' }]);
   });
 
-  it('grants only get/list/watch on pods and create on events', () => {
+  it('grants only get/list/watch on pods, create on events and list on InferencePipelines', () => {
     const role = byKind<IClusterRole>('ClusterRole');
     expect(role.rules).toEqual([
       { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+      { apiGroups: ['sair.dev'], resources: ['inferencepipelines'], verbs: ['list'] },
     ]);
     const binding = byKind<IClusterRoleBinding>('ClusterRoleBinding');
     expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role.metadata!.name });

@@ -1,13 +1,12 @@
-// Metrics as Prometheus scrapes them over HTTP, from fake GPUs, pod usage and a kubelet checkpoint
-// file in the kubelet's JSON form.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// Metrics as Prometheus scrapes them over HTTP, from fake GPUs and allocations with their usage.
+// Series name pods by namespace, pod and container, never by UID.
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/common/logger.js';
-import type { PodUsage } from '../../src/device-plugin/agent.js';
-import { readAllocations } from '../../src/device-plugin/checkpoint.js';
+import type { AllocationUsage } from '../../src/device-plugin/agent.js';
 import { FakeGpuBackend, GpuInventory, fakeGpuUuid } from '../../src/device-plugin/gpus.js';
 import { DevicePluginMetrics } from '../../src/device-plugin/metrics.js';
 
@@ -15,39 +14,10 @@ const log = createLogger('device-plugin', 'silent');
 const G0 = fakeGpuUuid(0);
 const G1 = fakeGpuUuid(1);
 
-function checkpoint(entries: object[]): string {
-  return JSON.stringify({ Data: { PodDeviceEntries: entries, RegisteredDevices: { 'sair.dev/gpu': [`${G0}::0`] } }, Checksum: 12345 });
-}
-
 function value(text: string, name: string, labels: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
-
-describe('kubelet checkpoint', () => {
-  let dir: string;
-  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'sair-ckpt-'))));
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-  it('reads slots per container for our resource in both DeviceIDs forms', () => {
-    const path = join(dir, 'kubelet_internal_checkpoint');
-    writeFileSync(
-      path,
-      checkpoint([
-        { PodUID: 'u1', ContainerName: 'main', ResourceName: 'sair.dev/gpu', DeviceIDs: { '0': [`${G0}::0`, `${G0}::1`] }, AllocResp: 'AA==' },
-        { PodUID: 'u2', ContainerName: 'side', ResourceName: 'sair.dev/gpu', DeviceIDs: [`${G1}::3`], AllocResp: 'AA==' },
-        { PodUID: 'u3', ContainerName: 'other', ResourceName: 'nvidia.com/gpu', DeviceIDs: { '-1': ['GPU-x'] }, AllocResp: 'AA==' },
-      ]),
-    );
-    expect(readAllocations(path, 'sair.dev/gpu')).toEqual([
-      { podUid: 'u1', container: 'main', slotIds: [`${G0}::0`, `${G0}::1`] },
-      { podUid: 'u2', container: 'side', slotIds: [`${G1}::3`] },
-    ]);
-    expect(readAllocations(join(dir, 'missing'), 'sair.dev/gpu')).toEqual([]);
-    writeFileSync(path, '{"Data": 3}');
-    expect(() => readAllocations(path, 'sair.dev/gpu')).toThrow(/kubelet checkpoint .* is not in the expected form/);
-  });
-});
 
 describe('device plugin metrics', () => {
   let dir: string;
@@ -59,21 +29,20 @@ describe('device plugin metrics', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('exports per-pod limits and use, per-container slots and per-GPU state on /metrics', async () => {
+  it('exports per-container limits and use, slots and per-GPU state on /metrics', async () => {
     const backend = new FakeGpuBackend(2, 16n << 30n);
     const inventory = new GpuInventory(backend, log, dir);
     inventory.discover();
     backend.setHealthy(1, false);
     inventory.refresh();
-    const ckpt = join(dir, 'kubelet_internal_checkpoint');
-    writeFileSync(ckpt, checkpoint([{ PodUID: 'uid-1', ContainerName: 'infer', ResourceName: 'sair.dev/gpu', DeviceIDs: { '0': [`${G0}::0`, `${G0}::1`] } }]));
-
     let nowNs = 1_000_000_000_000n;
-    const pod: PodUsage = {
-      uid: 'uid-1',
+    const pod: AllocationUsage = {
+      id: 'a1',
       namespace: 'ml',
-      name: 'bert-0',
+      pod: 'bert-0',
+      container: 'infer',
       limits: { gpuCores: 30, memoryBytes: 4n << 30n },
+      requestedGpuCores: 45,
       slots: [
         { pid: 7, memoryBytes: 1n << 30n, kernelNs: 10_000_000_000n, throttledNs: 2_000_000_000n, heartbeatNs: 0n, live: true },
         // A crashed process's slot: its memory is back with the driver, its past GPU time still counts.
@@ -82,7 +51,7 @@ describe('device plugin metrics', () => {
     };
     let pods = [pod];
     const metrics = new DevicePluginMetrics(
-      { gpus: () => inventory.list(), slotsPerGpu: 4, pods: () => pods, allocations: () => readAllocations(ckpt, 'sair.dev/gpu'), nowNs: () => nowNs },
+      { gpus: () => inventory.list(), slotsPerGpu: 4, allocations: () => Promise.resolve(pods), slotIds: () => [`${G0}::0`, `${G0}::1`], nowNs: () => nowNs },
       log,
     );
     server = await metrics.listen(0, '127.0.0.1');
@@ -93,8 +62,10 @@ describe('device plugin metrics', () => {
     pod.slots = [{ ...pod.slots[0]!, kernelNs: 10_600_000_000n, throttledNs: 2_500_000_000n }, pod.slots[1]!];
     const text = await (await fetch(url)).text();
 
-    const p = 'namespace="ml",pod="bert-0",uid="uid-1"';
+    const p = 'namespace="ml",pod="bert-0",container="infer"';
+    expect(text).not.toMatch(/[{,]uid=/);
     expect(value(text, 'sair_device_plugin_pod_gpu_cores_limit_percent', p)).toBe(30);
+    expect(value(text, 'sair_device_plugin_pod_gpu_cores_requested_percent', p)).toBe(45);
     expect(value(text, 'sair_device_plugin_pod_gpu_cores_used_percent', p)).toBeCloseTo(30, 6);
     expect(value(text, 'sair_device_plugin_pod_gpu_memory_quota_bytes', p)).toBe(4 * 2 ** 30);
     expect(value(text, 'sair_device_plugin_pod_gpu_memory_used_bytes', p)).toBe(2 ** 30);
@@ -110,10 +81,13 @@ describe('device plugin metrics', () => {
     expect(value(text, 'sair_device_plugin_gpu_healthy', `gpu="0"`)).toBe(1);
     expect(value(text, 'sair_device_plugin_gpu_healthy', `gpu="1"`)).toBe(0);
 
+    metrics.clamped({ id: 'a1', namespace: 'ml', pod: 'bert-0', container: 'infer' });
+    expect(value(await (await fetch(url)).text(), 'sair_device_plugin_gpu_share_clamps_total', p)).toBe(1);
+
     // The pod goes away: its series go too.
     pods = [];
     const gone = await (await fetch(url)).text();
     expect(gone).toContain('sair_device_plugin_gpu_healthy{');
-    expect(gone).not.toContain('bert-0');
+    expect(gone).not.toContain('sair_device_plugin_pod_gpu_cores_limit_percent{namespace="ml",pod="bert-0"');
   });
 });

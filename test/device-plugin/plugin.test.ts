@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { createLogger } from '../../src/common/logger.js';
 import { FakeGpuBackend, GpuInventory, fakeGpuUuid } from '../../src/device-plugin/gpus.js';
 import { DevicePluginServer, PLUGIN_OPTIONS } from '../../src/device-plugin/plugin.js';
+import { AllocationFiles, allocationId } from '../../src/device-plugin/allocations.js';
+import { readLimitsFile } from '../../src/device-plugin/control-file.js';
 import { RESOURCE_SAIR_GPU } from '../../src/core/names.js';
 import { Registrar, register } from '../../src/device-plugin/registration.js';
 import { FakeKubelet } from '../support/fake-kubelet.js';
@@ -25,15 +27,24 @@ describe('device plugin with a fake kubelet', () => {
   let inventory: GpuInventory;
   let plugin: DevicePluginServer;
   let registrar: Registrar;
+  let free = 100;
 
   beforeEach(async () => {
+    free = 100;
     dir = mkdtempSync(join(tmpdir(), 'sair-dp-'));
     kubelet = await FakeKubelet.start(dir);
     backend = new FakeGpuBackend(2);
     inventory = new GpuInventory(backend, log, join(dir, 'no-sysfs'));
     inventory.discover();
     plugin = new DevicePluginServer(
-      { socketPath: join(dir, 'sair-gpu.sock'), slotsPerGpu: 4, hostLibDir: '/var/lib/sair/lib', containerLibDir: '/usr/local/sair/lib' },
+      {
+        socketPath: join(dir, 'sair-gpu.sock'),
+        slotsPerGpu: 4,
+        hostLibDir: '/var/lib/sair/lib',
+        containerLibDir: '/usr/local/sair/lib',
+        allocations: new AllocationFiles(join(dir, 'alloc')),
+        freeShare: () => free,
+      },
       inventory,
       log,
     );
@@ -90,15 +101,40 @@ describe('device plugin with a fake kubelet', () => {
     expect(res.container_responses[1]!.deviceIDs.sort()).toEqual([`${g1}::2`, `${g1}::3`]);
   }, 15000);
 
-  it('allocates the GPU UUID, SAIR_GPU_UUID and a read-only shim mount; rejects foreign ids and unhealthy GPUs', async () => {
+  it('allocates the GPU UUID, the shim preloaded, and the allocation\'s own limits (read-only, the slots\' share) and state files; rejects foreign ids and unhealthy GPUs', async () => {
     await registrar.start();
     await kubelet.waitForRegistrations(1);
     const g1 = fakeGpuUuid(1);
     const res = await kubelet.allocate({ container_requests: [{ devices_ids: [`${g1}::0`, `${g1}::1`] }] });
     expect(res.container_responses).toHaveLength(1);
     const c = res.container_responses[0]!;
-    expect(c.envs).toEqual({ NVIDIA_VISIBLE_DEVICES: g1, SAIR_GPU_UUID: g1 });
-    expect(c.mounts).toEqual([{ container_path: '/usr/local/sair/lib', host_path: '/var/lib/sair/lib', read_only: true }]);
+    // 2 of the GPU's 4 slots: half its time and half its 16 GiB.
+    expect(c.envs).toEqual({
+      NVIDIA_VISIBLE_DEVICES: g1,
+      SAIR_GPU_UUID: g1,
+      LD_PRELOAD: '/usr/local/sair/lib/libsair-cuda.so',
+      SAIR_GPU_CORES: '50',
+      SAIR_GPU_MEMORY: String(8 * 1024 ** 3),
+      SAIR_LIMITS_FILE: '/run/sair/limits',
+      SAIR_STATE_FILE: '/run/sair/state',
+    });
+    const id = allocationId([`${g1}::1`, `${g1}::0`]);
+    expect(c.mounts).toEqual([
+      { container_path: '/usr/local/sair/lib', host_path: '/var/lib/sair/lib', read_only: true },
+      { container_path: '/run/sair/limits', host_path: join(dir, 'alloc', id, 'limits'), read_only: true },
+      { container_path: '/run/sair/state', host_path: join(dir, 'alloc', id, 'state'), read_only: false },
+    ]);
+    expect(readLimitsFile(join(dir, 'alloc', id, 'limits')).limits).toEqual({ gpuCores: 50, memoryBytes: 8n << 30n });
+
+    // What the other allocations on the GPU leave caps the starting share; nothing left is a refusal.
+    free = 20;
+    const capped = await kubelet.allocate({ container_requests: [{ devices_ids: [`${g1}::2`, `${g1}::3`] }] });
+    expect(capped.container_responses[0]!.envs['SAIR_GPU_CORES']).toBe('20');
+    free = 0;
+    await expect(kubelet.allocate({ container_requests: [{ devices_ids: [`${g1}::2`] }] })).rejects.toMatchObject({
+      details: expect.stringContaining('has no core share left'),
+    });
+    free = 100;
 
     await expect(kubelet.allocate({ container_requests: [{ devices_ids: ['nvidia0'] }] })).rejects.toMatchObject({
       details: expect.stringContaining('not sair.dev/gpu slot ids'),

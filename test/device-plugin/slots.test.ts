@@ -1,4 +1,4 @@
-import { gpusOfSlots, parseSlotId, preferredAllocation, slotId, slotsOf } from '../../src/device-plugin/slots.js';
+import { gpusOfSlots, parseSlotId, preferredAllocation, slotId, slotShare, slotsOf } from '../../src/device-plugin/slots.js';
 
 const A = 'GPU-aaaa';
 const B = 'GPU-bbbb';
@@ -56,5 +56,23 @@ describe('preferredAllocation', () => {
 
   it('returns exactly the must-include set when it already has the size', () => {
     expect(preferredAllocation({ available: ids(A, 0, 1), mustInclude: ids(A, 1), size: 1 })).toEqual(ids(A, 1));
+  });
+});
+
+describe('the share of an allocation before its pod is known', () => {
+  const memory = (uuid: string): bigint => (uuid === C ? 0n : 16n << 30n);
+
+  it('is one slot\'s part of the GPU per slot, in time and memory', () => {
+    expect(slotShare(ids(A, 0), 10, memory)).toEqual({ gpuCores: 10, memoryBytes: (16n << 30n) / 10n });
+    expect(slotShare(ids(A, 0, 1, 2), 4, memory)).toEqual({ gpuCores: 75, memoryBytes: 12n << 30n });
+  });
+
+  it('never exceeds one GPU\'s time, and is at least 1 %', () => {
+    expect(slotShare([...ids(A, 0, 1), ...ids(B, 0, 1)], 2, memory).gpuCores).toBe(100);
+    expect(slotShare(ids(A, 0), 200, memory).gpuCores).toBe(1);
+  });
+
+  it('sets no memory quota when a GPU\'s size is unknown', () => {
+    expect(slotShare([...ids(A, 0), ...ids(C, 0)], 4, memory)).toEqual({ gpuCores: 50, memoryBytes: 0n });
   });
 });

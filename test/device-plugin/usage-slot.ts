@@ -1,12 +1,12 @@
-// Writes one usage slot into a control file, at the offsets of the codec, and holds a slot's OFD
+// Writes one usage slot into a state file, at the offsets of the codec, and holds a slot's OFD
 // write lock the way a running shim does (native/src/control.c), so tests can check what the
 // agent reads back and which processes it counts as running.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import koffi from 'koffi';
-import { CONTROL_OFFSETS, CONTROL_SLOT_SIZE, SLOT_OFFSETS, type UsageSlot } from '../../src/device-plugin/control-file.js';
+import { STATE_OFFSETS, STATE_SLOT_SIZE, SLOT_OFFSETS, type UsageSlot } from '../../src/device-plugin/control-file.js';
 
 export function writeUsageSlot(path: string, index: number, slot: UsageSlot): void {
-  const buf = Buffer.alloc(CONTROL_SLOT_SIZE);
+  const buf = Buffer.alloc(STATE_SLOT_SIZE);
   buf.writeInt32LE(slot.pid, SLOT_OFFSETS.pid);
   buf.writeBigUInt64LE(slot.memoryBytes, SLOT_OFFSETS.memoryBytes);
   buf.writeBigUInt64LE(slot.kernelNs, SLOT_OFFSETS.kernelNs);
@@ -14,7 +14,7 @@ export function writeUsageSlot(path: string, index: number, slot: UsageSlot): vo
   buf.writeBigUInt64LE(slot.heartbeatNs, SLOT_OFFSETS.heartbeatNs);
   const fd = openSync(path, 'r+');
   try {
-    writeSync(fd, buf, 0, buf.length, CONTROL_OFFSETS.slots + index * CONTROL_SLOT_SIZE);
+    writeSync(fd, buf, 0, buf.length, STATE_OFFSETS.slots + index * STATE_SLOT_SIZE);
   } finally {
     closeSync(fd);
   }
@@ -29,7 +29,7 @@ const fcntl = libc.func('int fcntl(int fd, int cmd, ...)');
 /** Takes slot `index`'s lock on a file description of its own, as the owning shim does; returns the release. */
 export function holdSlotLock(path: string, index: number): () => void {
   const fd = openSync(path, 'r+');
-  const fl = { l_type: F_WRLCK, l_whence: 0, l_start: CONTROL_OFFSETS.slots + index * CONTROL_SLOT_SIZE, l_len: CONTROL_SLOT_SIZE, l_pid: 0 };
+  const fl = { l_type: F_WRLCK, l_whence: 0, l_start: STATE_OFFSETS.slots + index * STATE_SLOT_SIZE, l_len: STATE_SLOT_SIZE, l_pid: 0 };
   if ((fcntl(fd, F_OFD_SETLK, koffi.pointer(flock), fl) as number) !== 0) {
     closeSync(fd);
     throw new Error(`could not lock slot ${index} of ${path}`);

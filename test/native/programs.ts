@@ -30,7 +30,9 @@ export interface ProgramEnv {
   shim?: boolean;
   cores?: number;
   memoryBytes?: bigint;
-  controlDir?: string;
+  /** SAIR_LIMITS_FILE and SAIR_STATE_FILE: the allocation's two files. */
+  limitsFile?: string;
+  stateFile?: string;
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
   /** SAIR_LIMITER_BURST_MS: how far ahead of its share a pod may run after being idle. */
   burstMs?: number;
@@ -51,7 +53,8 @@ export function programEnv(opts: ProgramEnv): Record<string, string> {
   if (opts.shim) env.LD_PRELOAD = SHIM_PATH;
   if (opts.cores !== undefined) env.SAIR_GPU_CORES = String(opts.cores);
   if (opts.memoryBytes !== undefined) env.SAIR_GPU_MEMORY = opts.memoryBytes.toString();
-  if (opts.controlDir !== undefined) env.SAIR_CONTROL_DIR = opts.controlDir;
+  if (opts.limitsFile !== undefined) env.SAIR_LIMITS_FILE = opts.limitsFile;
+  if (opts.stateFile !== undefined) env.SAIR_STATE_FILE = opts.stateFile;
   if (opts.logLevel !== undefined) env.SAIR_LOG_LEVEL = opts.logLevel;
   if (opts.burstMs !== undefined) env.SAIR_LIMITER_BURST_MS = String(opts.burstMs);
   return env;

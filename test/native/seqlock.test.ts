@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { CONTROL_FILE_NAME, createControlFile, writeLimits } from '../../src/device-plugin/control-file.js';
+import { LIMITS_FILE_NAME, createLimitsFile, writeLimits } from '../../src/device-plugin/control-file.js';
 import { BUILD_DIR, buildNative, programEnv } from './programs.js';
 
 const MiB = 1n << 20n;
@@ -16,9 +16,9 @@ beforeAll(() => buildNative(), 180_000);
 it('gives the shim whole, current limits while the agent rewrites them', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sair-seqlock-'));
   try {
-    const path = join(dir, CONTROL_FILE_NAME);
-    createControlFile(path, { gpuCores: 10, memoryBytes: 10n * MiB });
-    const child = spawn(join(BUILD_DIR, 'test', 'prog_seqlock'), ['1500'], { env: programEnv({ gpuDir: dir, controlDir: dir }) });
+    const path = join(dir, LIMITS_FILE_NAME);
+    createLimitsFile(path, { gpuCores: 10, memoryBytes: 10n * MiB });
+    const child = spawn(join(BUILD_DIR, 'test', 'prog_seqlock'), ['1500'], { env: programEnv({ gpuDir: dir, limitsFile: path }) });
     const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     expect(JSON.parse((await lines.next()).value as string)).toEqual({ cmd: 'started' });
     let writes = 0;

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CONTROL_FILE_NAME, createControlFile, readControlFile, writeLimits } from '../../src/device-plugin/control-file.js';
+import { LIMITS_FILE_NAME, STATE_FILE_NAME, createLimitsFile, createStateFile, readStateFile, writeLimits, type ControlLimits } from '../../src/device-plugin/control-file.js';
 import { Driver, buildNative, freshGpuDir, programEnv, runJson, runProgram, type Reply } from './programs.js';
 
 const MiB = 1n << 20n;
@@ -51,6 +51,16 @@ async function driver(env: Parameters<typeof programEnv>[0]): Promise<Driver> {
   const d = await Driver.start(programEnv(env));
   drivers.push(d);
   return d;
+}
+
+/** The allocation's two files in the test's directory, as the device plugin makes them. */
+const files = () => ({ limitsFile: join(controlDir, LIMITS_FILE_NAME), stateFile: join(controlDir, STATE_FILE_NAME) });
+
+function makeAllocation(limits: ControlLimits): { limitsFile: string; stateFile: string } {
+  const f = files();
+  createLimitsFile(f.limitsFile, limits);
+  createStateFile(f.stateFile);
+  return f;
 }
 
 function share(reply: Reply): number {
@@ -123,12 +133,12 @@ describe('interception', () => {
   }, 40_000);
 
   it('does not throttle launches recorded by stream capture', async () => {
-    createControlFile(join(controlDir, CONTROL_FILE_NAME), { gpuCores: 10, memoryBytes: 0n });
-    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir });
+    makeAllocation({ gpuCores: 10, memoryBytes: 0n });
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, ...files() });
     // 200 captured 1 ms kernels would take 2 s of waiting at 10% if capture were limited.
     const r = await d.send('capture 1000 200');
     expect(r.rc).toBe(0);
-    const slot = readControlFile(join(controlDir, CONTROL_FILE_NAME)).slots.find((s) => s.pid === d.pid);
+    const slot = (await readStateFile(files().stateFile)).find((s) => s.pid === d.pid);
     expect(slot?.throttledNs).toBe(0n);
   }, 30_000);
 });
@@ -154,37 +164,35 @@ describe('memory quota', () => {
   }, 30_000);
 
   it('is shared by the processes of a pod and reclaims the share of a killed one', async () => {
-    const path = join(controlDir, CONTROL_FILE_NAME);
-    createControlFile(path, { gpuCores: 100, memoryBytes: 100n * MiB });
-    const a = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir });
-    const b = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir });
+    const { stateFile } = makeAllocation({ gpuCores: 100, memoryBytes: 100n * MiB });
+    const a = await driver({ gpuDir, shim: true, burstMs: BURST_MS, ...files() });
+    const b = await driver({ gpuDir, shim: true, burstMs: BURST_MS, ...files() });
     expect((await a.send(`alloc alloc ${60n * MiB}`)).rc).toBe(0);
     expect((await b.send(`alloc alloc ${60n * MiB}`)).rc).toBe(2);
     expect((await b.send(`alloc alloc ${40n * MiB}`)).rc).toBe(0);
     expect(await b.send('info')).toMatchObject({ free: 0, total: Number(100n * MiB) });
-    const slots = readControlFile(path).slots;
+    const slots = (await readStateFile(stateFile));
     expect(slots.map((s) => [s.pid, s.memoryBytes]).sort()).toEqual([[a.pid, 60n * MiB], [b.pid, 40n * MiB]].sort());
     await a.kill();
     expect((await b.send(`alloc alloc ${60n * MiB}`)).rc).toBe(0);
-    expect(readControlFile(path).slots.map((s) => s.pid)).toEqual([b.pid]);
+    expect((await readStateFile(stateFile)).map((s) => s.pid)).toEqual([b.pid]);
   }, 30_000);
 });
 
 describe('core limit', () => {
-  it('holds all processes of a pod together to the control file share', async () => {
-    createControlFile(join(controlDir, CONTROL_FILE_NAME), { gpuCores: 40, memoryBytes: 0n });
-    const r = await runJson<ShareReport>('prog_share', ['3', '1000', '300', '1500'], programEnv({ gpuDir, shim: true, burstMs: BURST_MS, controlDir }), 30_000);
+  it('holds all processes of a pod together to the limits file share', async () => {
+    makeAllocation({ gpuCores: 40, memoryBytes: 0n });
+    const r = await runJson<ShareReport>('prog_share', ['3', '1000', '300', '1500'], programEnv({ gpuDir, shim: true, burstMs: BURST_MS, ...files() }), 30_000);
     expect(r.per_proc).toHaveLength(3);
     expect(r.per_proc.every((s) => s > 0)).toBe(true); // every process ran; the split among them is not managed
     expectShare(r.share, 0.4);
   }, 40_000);
 
   it('never holds back a pod at 100%', async () => {
-    const path = join(controlDir, CONTROL_FILE_NAME);
-    createControlFile(path, { gpuCores: 100, memoryBytes: 0n });
-    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir });
+    const { stateFile } = makeAllocation({ gpuCores: 100, memoryBytes: 0n });
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, ...files() });
     expect(share(await d.send('run 1000 600 2 kernel'))).toBeGreaterThan(0.75);
-    expect(readControlFile(path).slots).toEqual([expect.objectContaining({ pid: d.pid, throttledNs: 0n })]);
+    expect((await readStateFile(stateFile))).toEqual([expect.objectContaining({ pid: d.pid, throttledNs: 0n })]);
   }, 30_000);
 
   it('holds many launching threads to the share without deadlock', async () => {
@@ -196,9 +204,8 @@ describe('core limit', () => {
     [20, 80],
     [80, 20],
   ])('follows a live change from %i%% to %i%% within 200 ms', async (before, after) => {
-    const path = join(controlDir, CONTROL_FILE_NAME);
-    createControlFile(path, { gpuCores: before, memoryBytes: 0n });
-    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir });
+    const { limitsFile: path, stateFile } = makeAllocation({ gpuCores: before, memoryBytes: 0n });
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, ...files() });
     d.write('trace 2000 2400 50');
     await d.next(5_000); // trace-start
     await new Promise((r) => setTimeout(r, 1100)); // run at the old limit for a while
@@ -212,7 +219,7 @@ describe('core limit', () => {
     const old = shares.filter((_, i) => t0 + i * width >= t0 + 200 && t0 + (i + 1) * width <= changedAt);
     const settled = shares.filter((_, i) => t0 + i * width >= changedAt + 200);
     // What the node agent reads back for metrics: GPU time, time spent throttled, a fresh heartbeat.
-    const slot = readControlFile(path).slots.find((x) => x.pid === d.pid);
+    const slot = (await readStateFile(stateFile)).find((x) => x.pid === d.pid);
     expect(slot?.kernelNs).toBeGreaterThan(500_000_000n);
     expect(slot?.throttledNs).toBeGreaterThan(0n);
     expect(Number(slot?.heartbeatNs ?? 0n) / 1e6).toBeGreaterThan(Date.now() - 5_000);
@@ -237,39 +244,37 @@ describe('robustness', () => {
   }, 70_000);
 
   it('exits cleanly while threads launch, allocate and wait on the limiter, and frees its slot', async () => {
-    const path = join(controlDir, CONTROL_FILE_NAME);
-    createControlFile(path, { gpuCores: 5, memoryBytes: 0n });
-    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir });
+    const { stateFile } = makeAllocation({ gpuCores: 5, memoryBytes: 0n });
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, ...files() });
     expect(await d.send('exitbusy 8')).toEqual({ cmd: 'exitbusy' });
     await d.exit();
     expect(d.exitCode).toBe(0);
-    expect(readControlFile(path).slots).toEqual([]);
+    expect((await readStateFile(stateFile))).toEqual([]);
   }, 30_000);
 
-  it('applies the env limits when the control file is corrupt, and says why', async () => {
-    writeFileSync(join(controlDir, CONTROL_FILE_NAME), Buffer.alloc(4352, 0x5a));
-    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir, cores: 30, memoryBytes: 10n * MiB, logLevel: 'warn' });
+  it('applies the env limits when the limits file is corrupt, and says why', async () => {
+    writeFileSync(files().limitsFile, Buffer.alloc(64, 0x5a));
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, ...files(), cores: 30, memoryBytes: 10n * MiB, logLevel: 'warn' });
     expectShare(share(await d.send('run 2000 800 1 kernel')), 0.3);
     expect((await d.send(`alloc alloc ${10n * MiB + 1n}`)).rc).toBe(2);
-    expect(d.stderr).toMatch(/control file .* is malformed \(bad magic\); env limits apply/);
+    expect(d.stderr).toMatch(/limits file .* is malformed \(bad magic\); env limits apply/);
   }, 30_000);
 
-  it('applies the env limits while the control file is missing and picks it up once it appears', async () => {
-    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir, cores: 30 });
+  it('applies the env limits while the limits file is missing and picks it up once it appears', async () => {
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, ...files(), cores: 30 });
     expectShare(share(await d.send('run 2000 800 1 kernel')), 0.3);
-    createControlFile(join(controlDir, CONTROL_FILE_NAME), { gpuCores: 70, memoryBytes: 0n });
+    makeAllocation({ gpuCores: 70, memoryBytes: 0n });
     expectShare(share(await d.send('run 2000 1000 1 kernel')), 0.7);
   }, 30_000);
 
-  it('follows a control file that the node agent recreates (new inode)', async () => {
-    const path = join(controlDir, CONTROL_FILE_NAME);
-    createControlFile(path, { gpuCores: 20, memoryBytes: 100n * MiB });
-    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, controlDir });
+  it('follows limits and state files that are recreated (new inodes)', async () => {
+    const { stateFile } = makeAllocation({ gpuCores: 20, memoryBytes: 100n * MiB });
+    const d = await driver({ gpuDir, shim: true, burstMs: BURST_MS, ...files() });
     expect((await d.send(`alloc alloc ${30n * MiB}`)).rc).toBe(0);
-    createControlFile(path, { gpuCores: 60, memoryBytes: 100n * MiB });
+    makeAllocation({ gpuCores: 60, memoryBytes: 100n * MiB });
     expectShare(share(await d.send('run 2000 1000 1 kernel')), 0.6);
     // The process's usage moved to the new file with it.
-    expect(readControlFile(path).slots).toEqual([expect.objectContaining({ pid: d.pid, memoryBytes: 30n * MiB })]);
+    expect((await readStateFile(stateFile))).toEqual([expect.objectContaining({ pid: d.pid, memoryBytes: 30n * MiB })]);
   }, 30_000);
 
   it('ignores bad env values with a warning instead of failing', async () => {
@@ -280,7 +285,7 @@ describe('robustness', () => {
   }, 30_000);
 
   it('is silent by default', async () => {
-    const r = await runProgram('prog_runtime', ['2', '1024', '1000', '200'], programEnv({ gpuDir, shim: true, burstMs: BURST_MS, controlDir, extra: { SAIR_GPU_CORES: 'lots' } }), 30_000);
+    const r = await runProgram('prog_runtime', ['2', '1024', '1000', '200'], programEnv({ gpuDir, shim: true, burstMs: BURST_MS, ...files(), extra: { SAIR_GPU_CORES: 'lots' } }), 30_000);
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
   }, 30_000);

@@ -33,6 +33,9 @@ function fieldValue(pod: k8s.V1Pod, fieldPath: string): string {
       return m.namespace ?? '';
     case 'spec.nodeName':
       return pod.spec?.nodeName ?? '';
+    // This machine's loopback stands in for the pod's IP.
+    case 'status.podIP':
+      return '127.0.0.1';
     default: {
       const ann = /^metadata\.annotations\['(.+)'\]$/.exec(fieldPath);
       if (ann) return m.annotations?.[ann[1]!] ?? '';

@@ -3,14 +3,28 @@
 // API version or resource name, then dials the plugin's endpoint, asks GetDevicePluginOptions
 // and keeps a ListAndWatch stream open, recording every device list. A restart deletes every
 // socket in the directory and serves a new kubelet.sock, as a restarted kubelet does.
+// With `podResourcesDir` it also serves the PodResources API v1 on <podResourcesDir>/kubelet.sock
+// as the kubelet does: admitPod() allocates a pod's containers their devices the kubelet's way
+// (free healthy devices, the plugin's preferred allocation, Allocate; app containers reuse an init
+// container's devices), List reports every admitted pod with all its containers (an empty device
+// list for those without), Get one pod or `pod <name> in namespace <ns> not found`, and
+// GetAllocatableResources every healthy device; removePod() frees a pod's devices.
 import { EventEmitter } from 'node:events';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import type * as k8s from '@kubernetes/client-node';
 import {
   API_VERSION,
   loadApi,
+  loadPodResourcesApi,
   unixTarget,
+  type ContainerAllocateResponse,
+  type ContainerResources,
+  type GetPodResourcesRequest,
+  type GetPodResourcesResponse,
+  type ListPodResourcesResponse,
+  type AllocatableResourcesResponse,
   type AllocateRequest,
   type AllocateResponse,
   type Device,
@@ -47,8 +61,18 @@ function call<Req, Res>(fn: Unary<Req, Res>, client: PluginClient, req: Req): Pr
   );
 }
 
+interface AdmittedPod {
+  namespace: string;
+  name: string;
+  containers: { name: string; devices: Map<string, string[]> }[];
+}
+
 export class FakeKubelet extends EventEmitter {
   readonly registrations: Registration[] = [];
+  private readonly pods: AdmittedPod[] = [];
+  private podResourcesServer: grpc.Server | undefined;
+  /** PodResources calls received, by method, for tests that count lookups. */
+  readonly podResourcesCalls: Record<string, number> = { List: 0, Get: 0, GetAllocatableResources: 0 };
   /** Every device list received on the current ListAndWatch stream, oldest first. */
   deviceLists: Device[][] = [];
   private server: grpc.Server | undefined;
@@ -59,10 +83,97 @@ export class FakeKubelet extends EventEmitter {
     super();
   }
 
-  static async start(dir: string): Promise<FakeKubelet> {
+  static async start(dir: string, options: { podResourcesDir?: string } = {}): Promise<FakeKubelet> {
     const kubelet = new FakeKubelet(dir);
     await kubelet.serve();
+    if (options.podResourcesDir) await kubelet.servePodResources(options.podResourcesDir);
     return kubelet;
+  }
+
+  private resources(pod: AdmittedPod): { name: string; namespace: string; containers: ContainerResources[]; cpu_ids: number[]; memory: [] } {
+    return {
+      name: pod.name,
+      namespace: pod.namespace,
+      containers: pod.containers.map((c) => ({
+        name: c.name,
+        devices: [...c.devices].map(([resource_name, device_ids]) => ({ resource_name, device_ids, topology: null })),
+        cpu_ids: [],
+        memory: [],
+        dynamic_resources: [],
+      })),
+      cpu_ids: [],
+      memory: [],
+    };
+  }
+
+  private async servePodResources(dir: string): Promise<void> {
+    const path = join(dir, 'kubelet.sock');
+    rmSync(path, { force: true });
+    const server = new grpc.Server();
+    server.addService(loadPodResourcesApi().PodResourcesLister.service, {
+      List: (_c: grpc.ServerUnaryCall<object, ListPodResourcesResponse>, cb: grpc.sendUnaryData<ListPodResourcesResponse>) => {
+        this.podResourcesCalls.List!++;
+        cb(null, { pod_resources: this.pods.map((p) => this.resources(p)) });
+      },
+      Get: (c: grpc.ServerUnaryCall<GetPodResourcesRequest, GetPodResourcesResponse>, cb: grpc.sendUnaryData<GetPodResourcesResponse>) => {
+        this.podResourcesCalls.Get!++;
+        const pod = this.pods.find((p) => p.namespace === c.request.pod_namespace && p.name === c.request.pod_name);
+        if (!pod) cb({ code: grpc.status.UNKNOWN, details: `pod ${c.request.pod_name} in namespace ${c.request.pod_namespace} not found` });
+        else cb(null, { pod_resources: this.resources(pod) });
+      },
+      GetAllocatableResources: (_c: grpc.ServerUnaryCall<object, AllocatableResourcesResponse>, cb: grpc.sendUnaryData<AllocatableResourcesResponse>) => {
+        this.podResourcesCalls.GetAllocatableResources!++;
+        const ids = (this.latestDevices ?? []).filter((d) => d.health === 'Healthy').map((d) => d.ID);
+        const resource = this.registrations.at(-1)?.request.resource_name;
+        cb(null, { devices: resource ? [{ resource_name: resource, device_ids: ids, topology: null }] : [], cpu_ids: [], memory: [] });
+      },
+    });
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(unixTarget(path), grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+    );
+    this.podResourcesServer = server;
+  }
+
+  /**
+   * Admits a pod the kubelet's way: every container (init containers first) that asks for the
+   * registered resource gets free healthy devices (the plugin's preferred ones) and the plugin's
+   * Allocate answer; an app container reuses devices an init container held. Returns the answers by
+   * container name.
+   */
+  async admitPod(pod: k8s.V1Pod): Promise<Map<string, ContainerAllocateResponse>> {
+    const resource = this.registrations.at(-1)?.request.resource_name;
+    if (!resource) throw new Error('no plugin has registered with the fake kubelet');
+    const admitted: AdmittedPod = { namespace: pod.metadata?.namespace ?? 'default', name: pod.metadata?.name ?? '', containers: [] };
+    const answers = new Map<string, ContainerAllocateResponse>();
+    const reusable: string[] = [];
+    const list = [...(pod.spec?.initContainers ?? []).map((c) => ({ c, init: true })), ...(pod.spec?.containers ?? []).map((c) => ({ c, init: false }))];
+    for (const { c, init } of list) {
+      const want = Number(c.resources?.limits?.[resource] ?? c.resources?.requests?.[resource] ?? 0);
+      const devices = new Map<string, string[]>();
+      if (want > 0) {
+        const held = new Set(this.pods.flatMap((p) => p.containers.flatMap((x) => x.devices.get(resource) ?? [])));
+        const free = (this.latestDevices ?? []).filter((d) => d.health === 'Healthy' && !held.has(d.ID)).map((d) => d.ID);
+        const available = [...new Set([...reusable, ...free])];
+        if (available.length < want) throw new Error(`UnexpectedAdmissionError: requested ${want} of ${resource}, ${available.length} available`);
+        const preferred = await this.getPreferredAllocation({
+          container_requests: [{ available_deviceIDs: available, must_include_deviceIDs: init ? [] : reusable.slice(0, want), allocation_size: want }],
+        });
+        const ids = preferred.container_responses[0]!.deviceIDs;
+        const res = await this.allocate({ container_requests: [{ devices_ids: ids }] });
+        answers.set(c.name, res.container_responses[0]!);
+        devices.set(resource, ids);
+        if (init) reusable.push(...ids);
+      }
+      admitted.containers.push({ name: c.name, devices });
+    }
+    this.pods.push(admitted);
+    return answers;
+  }
+
+  /** The pod is gone: its devices are free again and PodResources no longer lists it. */
+  removePod(namespace: string, name: string): void {
+    const i = this.pods.findIndex((p) => p.namespace === namespace && p.name === name);
+    if (i >= 0) this.pods.splice(i, 1);
   }
 
   get socketPath(): string {
@@ -189,6 +300,9 @@ export class FakeKubelet extends EventEmitter {
 
   async close(): Promise<void> {
     await this.stopServing();
+    const pr = this.podResourcesServer;
+    this.podResourcesServer = undefined;
+    if (pr) await new Promise<void>((resolve) => pr.tryShutdown(() => resolve()));
     rmSync(this.socketPath, { force: true });
   }
 }

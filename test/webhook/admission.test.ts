@@ -38,8 +38,8 @@ describe('admit', () => {
     expect(patched.metadata.annotations['sair.dev/injected']).toBe('true');
   });
 
-  it('skips pod updates and unknown kinds, saying so for the latter', () => {
-    expect(admit(request({ operation: 'UPDATE' }))).toMatchObject({ result: 'skipped', allowed: true, patch: [], warnings: [] });
+  it('admits pod updates that leave the GPU quota alone, and skips unknown kinds, saying so', () => {
+    expect(admit(request({ operation: 'UPDATE', oldObject: samplePod() }))).toMatchObject({ result: 'unchanged', allowed: true, patch: [], warnings: [] });
     const deploy = admit(request({ kind: { group: 'apps', version: 'v1', kind: 'Deployment' } }));
     expect(deploy).toMatchObject({ kind: 'other', result: 'skipped', allowed: true, patch: [] });
     expect(deploy.warnings[0]).toContain('apps/v1 Deployment left unchanged');
@@ -89,7 +89,7 @@ describe('responses', () => {
     expect(r.response.uid).toBe('u-1');
     expect(r.response.patchType).toBe('JSONPatch');
     expect(JSON.parse(Buffer.from(r.response.patch!, 'base64').toString())).toEqual(outcome.patch);
-    const none = reviewResponse('admission.k8s.io/v1', 'u-2', admit(request({ operation: 'UPDATE' })));
+    const none = reviewResponse('admission.k8s.io/v1', 'u-2', admit(request({ operation: 'UPDATE', oldObject: samplePod() })));
     expect(none).toEqual({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'u-2', allowed: true } });
   });
 

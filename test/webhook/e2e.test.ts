@@ -85,16 +85,10 @@ describe('webhook behind the (fake) API server', () => {
       LD_PRELOAD: `${SHIM}:/opt/libjemalloc.so`,
       SAIR_GPU_CORES: '25',
       SAIR_GPU_MEMORY: String(4 * 1024 ** 3),
-      SAIR_POD_UID: 'metadata.uid',
-      SAIR_CONTROL_DIR: '/run/sair',
     });
     expect(created.spec!.containers[1]!.resources!.limits).toEqual({ 'sair.dev/gpu': '1' });
-    // The ServiceAccount admission plugin's token volume comes first: it runs before the webhooks.
-    expect(created.spec!.volumes!.map((v) => [v.name, v.hostPath?.path])).toEqual([
-      [expect.stringMatching(/^kube-api-access-[a-z0-9]{5}$/), undefined],
-      ['sair-lib', '/var/lib/sair/lib'],
-      ['sair-control', '/run/sair/pods'],
-    ]);
+    // Only the ServiceAccount admission plugin's token volume: the webhook adds no hostPath.
+    expect(created.spec!.volumes!.map((v) => [v.name, v.hostPath?.path])).toEqual([[expect.stringMatching(/^kube-api-access-[a-z0-9]{5}$/), undefined]]);
   });
 
   it('leaves namespaces that did not opt in and pods labelled sair.dev/inject=false alone', async () => {

@@ -31,7 +31,7 @@ describe('manifests/webhook', () => {
     expect(() => new Deployment(broken as never).validate()).toThrow();
   });
 
-  it('registers a pods (CREATE) and an autoscaling/v2 HPA (CREATE, UPDATE) webhook with the required settings', () => {
+  it('registers a pods and an autoscaling/v2 HPA webhook (CREATE, UPDATE) with the required settings, never for kube-system or sair-system', () => {
     const mwc = find('MutatingWebhookConfiguration') as unknown as { webhooks: Record<string, unknown>[] };
     expect(mwc.webhooks).toHaveLength(2);
     for (const w of mwc.webhooks) {
@@ -42,11 +42,14 @@ describe('manifests/webhook', () => {
         failurePolicy: 'Ignore',
         reinvocationPolicy: 'IfNeeded',
         clientConfig: { service: { name: 'sair-webhook', namespace: 'sair-system', path: '/mutate', port: 443 } },
-        namespaceSelector: { matchLabels: { 'sair.dev/enabled': 'true' } },
+        namespaceSelector: {
+          matchLabels: { 'sair.dev/enabled': 'true' },
+          matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'sair-system'] }],
+        },
         objectSelector: { matchExpressions: [{ key: 'sair.dev/inject', operator: 'NotIn', values: ['false'] }] },
       });
     }
-    expect(mwc.webhooks[0]!.rules).toEqual([{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
+    expect(mwc.webhooks[0]!.rules).toEqual([{ operations: ['CREATE', 'UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }]);
     expect(mwc.webhooks[1]!.rules).toEqual([
       { operations: ['CREATE', 'UPDATE'], apiGroups: ['autoscaling'], apiVersions: ['v2'], resources: ['horizontalpodautoscalers'], scope: 'Namespaced' },
     ]);

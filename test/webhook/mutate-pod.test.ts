@@ -1,4 +1,4 @@
-import { mutatePod, withShimPreload, type MutationResult } from '../../src/webhook/mutate-pod.js';
+import { checkPodUpdate, mutatePod, withShimPreload, type MutationResult } from '../../src/webhook/mutate-pod.js';
 import type { Container, EnvVar, Pod } from '../../src/webhook/k8s-types.js';
 import { samplePod } from '../../src/webhook/sample.js';
 
@@ -22,29 +22,18 @@ function envOf(c: Container): Record<string, EnvVar> {
 }
 
 describe('mutatePod', () => {
-  it('injects env, mounts, volumes and the injected annotation into a GPU container', () => {
+  it('preloads the shim and sets the annotations\' limits in a container that gets a slot, and adds no volumes', () => {
     const input = pod([gpu('infer')], { annotations: { 'sair.dev/gpu-cores': '40', 'sair.dev/gpu-memory': '2Gi' } });
     const { object, warnings } = allowed(mutatePod(input));
     expect(warnings).toEqual([]);
     const c = object.spec.containers[0]!;
     expect(envOf(c)).toEqual({
-      SAIR_POD_UID: { name: 'SAIR_POD_UID', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.uid' } } },
-      SAIR_POD_NAME: { name: 'SAIR_POD_NAME', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
-      SAIR_POD_NAMESPACE: { name: 'SAIR_POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } },
-      SAIR_CONTAINER_NAME: { name: 'SAIR_CONTAINER_NAME', value: 'infer' },
       SAIR_GPU_CORES: { name: 'SAIR_GPU_CORES', value: '40' },
       SAIR_GPU_MEMORY: { name: 'SAIR_GPU_MEMORY', value: String(2 * 1024 ** 3) },
-      SAIR_CONTROL_DIR: { name: 'SAIR_CONTROL_DIR', value: '/run/sair' },
       LD_PRELOAD: { name: 'LD_PRELOAD', value: SHIM },
     });
-    expect(c.volumeMounts).toEqual([
-      { name: 'sair-lib', mountPath: '/usr/local/sair/lib', readOnly: true },
-      { name: 'sair-control', mountPath: '/run/sair', subPathExpr: '$(SAIR_POD_UID)' },
-    ]);
-    expect(object.spec.volumes).toEqual([
-      { name: 'sair-lib', hostPath: { path: '/var/lib/sair/lib', type: 'DirectoryOrCreate' } },
-      { name: 'sair-control', hostPath: { path: '/run/sair/pods', type: 'DirectoryOrCreate' } },
-    ]);
+    expect(c.volumeMounts).toBeUndefined();
+    expect(object.spec.volumes).toBeUndefined();
     expect(object.metadata?.annotations).toEqual({ 'sair.dev/gpu-cores': '40', 'sair.dev/gpu-memory': '2Gi', 'sair.dev/injected': 'true' });
     // A fractional share of one GPU becomes a shared slot.
     expect(c.resources).toEqual({ limits: { 'sair.dev/gpu': '1' } });
@@ -66,57 +55,44 @@ describe('mutatePod', () => {
     expect(object).not.toEqual(copy);
   });
 
-  it('defaults to a whole GPU and no memory quota without annotations, and creates the annotations map', () => {
-    const { object } = allowed(mutatePod(pod([gpu('a')], undefined)));
-    const env = envOf(object.spec.containers[0]!);
-    expect(env.SAIR_GPU_CORES?.value).toBe('100');
-    expect(env.SAIR_GPU_MEMORY?.value).toBe('0');
-    expect(object.spec.containers[0]!.resources).toEqual({ limits: { 'nvidia.com/gpu': 1 } });
+  it('leaves a whole GPU alone (no shim reaches it), and sets only the limits the annotations name on a slot', () => {
+    const whole = pod([gpu('a')]);
+    expect(allowed(mutatePod(whole)).object).toBe(whole);
+    const { object } = allowed(mutatePod(pod([{ name: 's', resources: { limits: { 'sair.dev/gpu': '2' } } }])));
+    // Without annotations the slots' share, from the device plugin, stands.
+    expect(envOf(object.spec.containers[0]!)).toEqual({ LD_PRELOAD: { name: 'LD_PRELOAD', value: SHIM } });
     expect(object.metadata).toEqual({ annotations: { 'sair.dev/injected': 'true' } });
   });
 
-  it('touches only the containers and init containers that ask for a GPU', () => {
-    const input = pod([{ name: 'cpu', image: 'x' }, gpu('g1'), { name: 'zero', resources: { limits: { 'nvidia.com/gpu': '0' } } }], {}, {
+  it('touches only the containers and init containers that get a slot', () => {
+    const input = pod([{ name: 'cpu', image: 'x' }, { name: 'g1', resources: { limits: { 'sair.dev/gpu': '1' } } }, { name: 'zero', resources: { limits: { 'nvidia.com/gpu': '0' } } }], {}, {
       initContainers: [{ name: 'init-cpu', image: 'x' }, { name: 'warmup', resources: { requests: { 'sair.dev/gpu': '1' } } }],
     });
     const { object } = allowed(mutatePod(input));
     expect(object.spec.containers[0]).toEqual({ name: 'cpu', image: 'x' });
     expect(object.spec.containers[2]).toEqual({ name: 'zero', resources: { limits: { 'nvidia.com/gpu': '0' } } });
     expect(object.spec.initContainers![0]).toEqual({ name: 'init-cpu', image: 'x' });
-    expect(envOf(object.spec.initContainers![1]!).SAIR_CONTAINER_NAME?.value).toBe('warmup');
-    expect(envOf(object.spec.containers[1]!).SAIR_CONTAINER_NAME?.value).toBe('g1');
+    expect(envOf(object.spec.initContainers![1]!).LD_PRELOAD?.value).toBe(SHIM);
+    expect(envOf(object.spec.containers[1]!).LD_PRELOAD?.value).toBe(SHIM);
   });
 
-  it('keeps existing env, mounts and volumes and puts the shim first in an existing LD_PRELOAD', () => {
+  it('keeps existing env and mounts and puts the shim first in an existing LD_PRELOAD', () => {
     const input = pod(
-      [
-        gpu('g', {
-          env: [
-            { name: 'A', value: '1' },
-            { name: 'LD_PRELOAD', value: '/lib/libtcmalloc.so' },
-            { name: 'SAIR_GPU_CORES', value: '5' },
-          ],
-          volumeMounts: [{ name: 'data', mountPath: '/data' }],
-        }),
-      ],
-      {},
+      [gpu('g', { env: [{ name: 'A', value: '1' }, { name: 'LD_PRELOAD', value: '/lib/libtcmalloc.so' }], volumeMounts: [{ name: 'data', mountPath: '/data' }] })],
+      { annotations: { 'sair.dev/gpu-cores': '25' } },
       { volumes: [{ name: 'data', emptyDir: {} }] },
     );
-    const { object } = allowed(mutatePod(input));
-    const c = object.spec.containers[0]!;
-    expect(c.env!.slice(0, 3)).toEqual([
+    const c = allowed(mutatePod(input)).object.spec.containers[0]!;
+    expect(c.env).toEqual([
       { name: 'A', value: '1' },
       { name: 'LD_PRELOAD', value: `${SHIM}:/lib/libtcmalloc.so` },
-      // A value the user set by hand is overwritten by the pod's real quota, in place.
-      { name: 'SAIR_GPU_CORES', value: '100' },
+      { name: 'SAIR_GPU_CORES', value: '25' },
     ]);
-    expect(c.volumeMounts![0]).toEqual({ name: 'data', mountPath: '/data' });
-    expect(object.spec.volumes![0]).toEqual({ name: 'data', emptyDir: {} });
-    expect(object.spec.volumes).toHaveLength(3);
+    expect(c.volumeMounts).toEqual([{ name: 'data', mountPath: '/data' }]);
   });
 
-  it('is idempotent: a second pass changes nothing', () => {
-    for (const input of [samplePod() as unknown as Pod, pod([gpu('a'), gpu('b', {}, 2)], { annotations: { 'sair.dev/gpu-cores': '10' } })]) {
+  it('is idempotent: a second pass over its own output passes and changes nothing', () => {
+    for (const input of [samplePod() as unknown as Pod, pod([gpu('a'), gpu('b', {}, 2)], { annotations: { 'sair.dev/gpu-cores': '10', 'sair.dev/gpu-memory': '1Gi' } })]) {
       const once = allowed(mutatePod(input)).object;
       const twice = allowed(mutatePod(once)).object;
       expect(twice).toEqual(once);
@@ -147,7 +123,7 @@ describe('mutatePod', () => {
     expect(result).toEqual({ allowed: false, code: 400, message: expect.stringContaining(message) });
   });
 
-  it('keeps whole GPUs when the share is 100 or the container asks for several', () => {
+  it('keeps whole GPUs when the share is 100 or the container asks for several, warning that the share is not enforced', () => {
     const whole = allowed(mutatePod(pod([gpu('g')], { annotations: { 'sair.dev/gpu-cores': '100' } }))).object;
     expect(whole.spec.containers[0]!.resources).toEqual({ limits: { 'nvidia.com/gpu': 1 } });
     const multi = allowed(mutatePod(pod([gpu('g', {}, '2')], { annotations: { 'sair.dev/gpu-cores': '50' } })));
@@ -163,19 +139,45 @@ describe('mutatePod', () => {
 
   it('warns and leaves LD_PRELOAD alone when it comes from valueFrom', () => {
     const preload = { name: 'LD_PRELOAD', valueFrom: { configMapKeyRef: { name: 'cm', key: 'preload' } } };
-    const { object, warnings } = allowed(mutatePod(pod([gpu('g', { env: [preload] })])));
+    const { object, warnings } = allowed(mutatePod(pod([gpu('g', { env: [preload] })], { annotations: { 'sair.dev/gpu-cores': '30' } })));
     expect(object.spec.containers[0]!.env![0]).toEqual(preload);
     expect(warnings).toEqual([expect.stringContaining('LD_PRELOAD comes from valueFrom')]);
   });
+});
 
-  it('replaces a user volume or mount that reuses a SAIR name with the real one', () => {
-    const input = pod([gpu('g', { volumeMounts: [{ name: 'sair-control', mountPath: '/elsewhere' }] })], {}, { volumes: [{ name: 'sair-control', emptyDir: {} }] });
-    const { object } = allowed(mutatePod(input));
-    expect(object.spec.volumes).toContainEqual({ name: 'sair-control', hostPath: { path: '/run/sair/pods', type: 'DirectoryOrCreate' } });
-    expect(object.spec.containers[0]!.volumeMounts).toEqual([
-      { name: 'sair-control', mountPath: '/run/sair', subPathExpr: '$(SAIR_POD_UID)' },
-      { name: 'sair-lib', mountPath: '/usr/local/sair/lib', readOnly: true },
-    ]);
+describe('mutatePod refuses what would undo isolation', () => {
+  const slotted = { annotations: { 'sair.dev/gpu-cores': '30', 'sair.dev/injected': 'true' } };
+  it.each([
+    ['a SAIR_* variable SAIR would not set', [gpu('g', { env: [{ name: 'SAIR_STATE_FILE', value: '/tmp/x' }] })], {}, 'spec.containers[0].env[0].name: SAIR_STATE_FILE is set by SAIR'],
+    ['a different share than the annotation', [gpu('g', { env: [{ name: 'SAIR_GPU_CORES', value: '100' }] })], {}, 'spec.containers[0].env[0].name: SAIR_GPU_CORES is set by SAIR'],
+    ['a variable listed twice', [gpu('g', { env: [{ name: 'SAIR_GPU_CORES', value: '30' }, { name: 'SAIR_GPU_CORES', value: '100' }] })], {}, 'spec.containers[0].env[1].name: SAIR_GPU_CORES is listed twice'],
+    ['SAIR_* in a container without a GPU', [{ name: 'side', env: [{ name: 'SAIR_POD_UID', value: 'x' }] }, gpu('g')], {}, 'spec.containers[0].env[0].name: SAIR_POD_UID'],
+    ['an envFrom prefix in SAIR\'s namespace', [gpu('g', { envFrom: [{ prefix: 'SAIR_', configMapRef: { name: 'cm' } }] })], {}, 'spec.containers[0].envFrom[0].prefix'],
+    ['a mount over the shim', [gpu('g', { volumeMounts: [{ name: 'mine', mountPath: '/usr/local/sair/lib' }] })], { volumes: [{ name: 'mine', emptyDir: {} }] }, 'spec.containers[0].volumeMounts[0].mountPath: /usr/local/sair/lib'],
+    ['a volume with a SAIR name', [gpu('g')], { volumes: [{ name: 'sair-lib', emptyDir: {} }] }, 'spec.volumes[0].name: "sair-lib"'],
+    ['a hostPath to SAIR\'s files', [gpu('g')], { volumes: [{ name: 'h', hostPath: { path: '/run/sair/alloc' } }] }, 'spec.volumes[0].hostPath.path: /run/sair/alloc'],
+    ['a hostPath above SAIR\'s files', [gpu('g')], { volumes: [{ name: 'h', hostPath: { path: '/var/lib/' } }] }, 'spec.volumes[0].hostPath.path: /var/lib/ reaches /var/lib/sair'],
+  ] as [string, Container[], Partial<Pod['spec']>, string][])('%s, naming the field', (_what, containers, spec, message) => {
+    for (const metadata of [{ annotations: { 'sair.dev/gpu-cores': '30' } }, slotted]) {
+      const result = mutatePod(pod(containers, metadata, spec));
+      expect(result).toEqual({ allowed: false, code: 403, message: expect.stringContaining(message) });
+    }
+  });
+});
+
+describe('checkPodUpdate', () => {
+  const POLICY = 'system:serviceaccount:sair-system:sair-policy';
+  const before = pod([gpu('g')], { annotations: { 'sair.dev/gpu-cores': '30' } });
+  it('lets only the policy server change a running pod\'s GPU quota annotations', () => {
+    const raised = pod([gpu('g')], { annotations: { 'sair.dev/gpu-cores': '90' } });
+    expect(checkPodUpdate(before, raised, POLICY, POLICY).allowed).toBe(true);
+    expect(checkPodUpdate(before, raised, 'alice', POLICY)).toEqual({
+      allowed: false,
+      code: 403,
+      message: expect.stringContaining('metadata.annotations[sair.dev/gpu-cores]: a running pod\'s GPU quota is changed only by the SAIR policy server'),
+    });
+    expect(checkPodUpdate(before, pod([gpu('g')], { annotations: {} }), 'alice', POLICY).allowed).toBe(false);
+    expect(checkPodUpdate(before, pod([gpu('g')], { annotations: { 'sair.dev/gpu-cores': '30', other: 'x' } }), 'alice', POLICY).allowed).toBe(true);
   });
 });
 

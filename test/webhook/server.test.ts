@@ -102,18 +102,12 @@ describe('webhook server: mutation over HTTPS', () => {
     expect(env.get('LD_PRELOAD')).toBe(`${SHIM}:/opt/tritonserver/lib/libtcmalloc.so`);
     expect(env.get('SAIR_GPU_CORES')).toBe('30');
     expect(env.get('SAIR_GPU_MEMORY')).toBe(String(8 * 1024 ** 3));
-    expect(env.get('SAIR_CONTAINER_NAME')).toBe('model-server');
-    expect(env.get('SAIR_CONTROL_DIR')).toBe('/run/sair');
-    expect(env.get('SAIR_POD_UID')).toEqual({ fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.uid' } });
     expect(envMap(out.spec.initContainers![1]!).get('LD_PRELOAD')).toBe(`${SHIM}:/a.so:/b.so`);
-    expect(envMap(out.spec.initContainers![1]!).get('SAIR_CONTAINER_NAME')).toBe('warmup');
-    expect(server!.volumeMounts).toEqual([
-      ...pod.spec.containers[1]!.volumeMounts!,
-      { name: 'sair-lib', mountPath: '/usr/local/sair/lib', readOnly: true },
-      { name: 'sair-control', mountPath: '/run/sair', subPathExpr: '$(SAIR_POD_UID)' },
-    ]);
+    expect(envMap(out.spec.initContainers![1]!).get('SAIR_GPU_CORES')).toBe('30');
+    // The device plugin mounts the shim and the allocation's files: no volumes from the webhook.
+    expect(server!.volumeMounts).toEqual(pod.spec.containers[1]!.volumeMounts);
     expect(server!.resources).toEqual({ limits: { cpu: '4', memory: '16Gi', 'sair.dev/gpu': '1' }, requests: { cpu: '2', memory: '8Gi', 'sair.dev/gpu': '1' } });
-    expect(out.spec.volumes!.map((v) => v.name)).toEqual(['models', 'kube-api-access-x2vns', 'sair-lib', 'sair-control']);
+    expect(out.spec.volumes!.map((v) => v.name)).toEqual(['models', 'kube-api-access-x2vns']);
     expect(out.metadata!.annotations!['sair.dev/injected']).toBe('true');
 
     // A second pass (reinvocationPolicy IfNeeded) sends back the patched pod: nothing more to add.
@@ -123,7 +117,7 @@ describe('webhook server: mutation over HTTPS', () => {
 
   it('adds the annotations map when the pod has none, escaping keys in patch paths', async () => {
     const r = await start();
-    const pod = { metadata: { name: 'p', namespace: 'ml', labels: { 'example.com/tier~1': 'gpu', 'a/b': 'c' } }, spec: { containers: [{ name: 'c', image: 'x', resources: { limits: { 'nvidia.com/gpu': 1 } } }] } };
+    const pod = { metadata: { name: 'p', namespace: 'ml', labels: { 'example.com/tier~1': 'gpu', 'a/b': 'c' } }, spec: { containers: [{ name: 'c', image: 'x', resources: { limits: { 'sair.dev/gpu': 1 } } }] } };
     const ops = patchOf(await review(r, sampleReview(pod)));
     expect(ops).toContainEqual({ op: 'add', path: '/metadata/annotations', value: { 'sair.dev/injected': 'true' } });
     const out = apply(pod, ops) as unknown as Pod;
