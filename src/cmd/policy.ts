@@ -22,10 +22,12 @@ import { createPrometheusMetrics } from '../policy-server/prometheus/metrics-por
 import { policyConfigSpec, settingsFromConfig, type PolicySettings } from '../policy/settings.js';
 import { createPolicyLoop } from '../policy-server/wiring.js';
 import { untilSignal } from '../common/shutdown.js';
+import { leaseSpec } from './lease-options.js';
 import { pickPolicy, serverSpec } from './policy-options.js';
 
 const clusterSpec = {
   ...serverSpec,
+  ...leaseSpec,
   host: { env: 'SAIR_POLICY_HOST', flag: '--host', form: 'an address to listen on', help: 'listen address', schema: fields.string('0.0.0.0') },
   prometheusUrl: {
     env: 'SAIR_PROMETHEUS_URL',
@@ -41,16 +43,7 @@ const clusterSpec = {
     help: 'per-query timeout',
     schema: z.coerce.number().int().min(100).max(60_000).default(5_000),
   },
-  apiServer: {
-    env: 'SAIR_KUBE_API_SERVER',
-    flag: '--kube-api-server',
-    form: 'a plain-HTTP API server URL (kubectl proxy), e.g. http://127.0.0.1:8001',
-    help: 'talk to this API server instead of the in-cluster or kubeconfig one',
-    schema: z.url().optional(),
-  },
   leaderElection: { env: 'SAIR_LEADER_ELECTION', flag: '--leader-election', form: 'true or false', help: 'campaign for the Lease (off: this replica always leads)', schema: fields.boolean(true) },
-  namespace: { env: 'SAIR_POD_NAMESPACE', flag: '--namespace', form: 'a namespace name', help: 'namespace of the Lease and the LLM ConfigMap/Secret', schema: fields.string('sair-system') },
-  identity: { env: 'SAIR_POD_NAME', flag: '--identity', form: 'a name unique among the replicas', help: 'holder identity in the Lease (the pod name)', schema: fields.optionalString() },
   leaseDurationSeconds: {
     env: 'SAIR_LEASE_DURATION_SECONDS',
     flag: '--lease-duration-seconds',
@@ -59,7 +52,6 @@ const clusterSpec = {
     schema: z.coerce.number().int().min(1).max(60).default(DEFAULT_LEASE_SECONDS),
   },
   pollMs: { env: 'SAIR_POLICY_POLL_MS', flag: '--poll-ms', form: 'an integer from 50 to 60000', help: 'how often the loop looks for due ticks', schema: z.coerce.number().int().min(50).max(60_000).default(1_000) },
-  leaseName: { env: 'SAIR_LEASE_NAME', flag: '--lease-name', form: 'a Lease name', help: 'Lease used for leader election', schema: fields.string('sair-policy') },
   llmConfigMap: {
     env: 'SAIR_LLM_CONFIGMAP',
     flag: '--llm-configmap',

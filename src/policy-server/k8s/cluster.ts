@@ -7,6 +7,7 @@ import * as k8s from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../common/logger.js';
 import { UpstreamError, errorMessage } from '../../common/errors.js';
+import { suspensionOf, type HpaObject } from '../../common/hpa-takeover.js';
 import { parseGpuCores } from '../../common/gpu-quota.js';
 import type { KubeClients } from '../../common/k8s.js';
 import type { ClusterPort, PipelineSpec, ScalingAction, StageAllocation, TickReport } from '../../core/ports.js';
@@ -209,7 +210,8 @@ export class KubeCluster implements ClusterPort {
     const name = hpa.metadata?.name ?? '';
     const target = hpa.spec?.scaleTargetRef;
     const isManaged = labels(hpa)[LABEL_MANAGED] === 'true' || annotations(hpa)[LABEL_MANAGED] === 'true';
-    if (!enabled.has(ns) || !isManaged || labels(hpa)[LABEL_INJECT] === 'false') return undefined;
+    // A suspended HPA scales on its own until the failsafe takes it over again.
+    if (!enabled.has(ns) || !isManaged || labels(hpa)[LABEL_INJECT] === 'false' || suspensionOf(hpa as unknown as HpaObject)) return undefined;
     if (!target || target.kind !== 'Deployment' || claimed.has(`${ns}/${target.name}`)) return undefined;
     const deployment = this.d.informers.deployments.informer.get(target.name, ns);
     if (!deployment) return undefined;
