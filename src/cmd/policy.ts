@@ -11,9 +11,9 @@ import { createRegistry } from '../common/metrics.js';
 import { PolicyHistory } from '../policy-server/api/history.js';
 import { startApiServer } from '../policy-server/api/server.js';
 import type { SairController } from '../policy/controller.js';
-import { KubeCluster } from '../policy-server/k8s/cluster.js';
+import { ALWAYS_LEADING, KubeCluster } from '../policy-server/k8s/cluster.js';
 import { createPolicyInformers } from '../policy-server/k8s/informers.js';
-import { DEFAULT_LEASE_SECONDS, LeaderElector } from '../policy-server/k8s/leader.js';
+import { DEFAULT_LEASE_SECONDS, LeaderElector, leaseTimings } from '../policy-server/k8s/leader.js';
 import { leaderAddress } from '../policy-server/k8s/leader-address.js';
 import { resolveLlmSettings } from '../policy-server/k8s/llm-settings.js';
 import type { Clock, Controller, PipelineSpec } from '../core/ports.js';
@@ -142,6 +142,19 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
   const settings = settingsFromConfig(policyCfg);
   const registry = createRegistry('policy');
   const informers = createPolicyInformers(clients, logger);
+  const elector = cfg.leaderElection
+    ? new LeaderElector({
+        coordination: clients.coordination,
+        namespace: cfg.namespace,
+        name: cfg.leaseName,
+        identity,
+        leaseDurationSeconds: cfg.leaseDurationSeconds,
+        ...leaseTimings(cfg.leaseDurationSeconds),
+        logger,
+        registry,
+        onChange: (leading) => cluster.setActive(leading),
+      })
+    : undefined;
   const cluster = new KubeCluster({
     clients,
     informers,
@@ -149,6 +162,7 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     registry,
     identity,
     dryRun: settings.dryRun,
+    guard: elector ?? ALWAYS_LEADING,
     hpaDefaults: {
       sloP99Ms: cfg.defaultSloMs,
       tickSeconds: cfg.defaultTickSeconds,
@@ -183,21 +197,6 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     };
   };
 
-  const elector = cfg.leaderElection
-    ? new LeaderElector({
-        coordination: clients.coordination,
-        namespace: cfg.namespace,
-        name: cfg.leaseName,
-        identity,
-        leaseDurationSeconds: cfg.leaseDurationSeconds,
-        // client-go's proportions: renew deadline 2/3 and retry period 2/15 of the lease.
-        renewDeadlineMs: Math.round((cfg.leaseDurationSeconds * 1000 * 2) / 3),
-        retryPeriodMs: Math.round((cfg.leaseDurationSeconds * 1000 * 2) / 15),
-        logger,
-        registry,
-        onChange: (leading) => cluster.setActive(leading),
-      })
-    : undefined;
   // A controller per LLM reference keeps its own experience snapshot and decision log file.
   const ports = { cluster, metrics, clock, logger, registry, history };
   const { runtime, close } = createPolicyLoop(ports, settings, {

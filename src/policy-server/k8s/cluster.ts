@@ -30,6 +30,17 @@ export interface HpaDefaults {
   mode: 'Active' | 'DryRun';
 }
 
+type CallOptions = k8s.ConfigurationOptions<k8s.ObservableMiddleware>;
+
+/** Who may write now: the leader elector (its lease valid at this moment), or always without election. */
+export interface WriteGuard {
+  /** Per-call options for one write; throws a 503 UpstreamError when this replica may not write now. */
+  writeOptions(opt?: CallOptions): CallOptions;
+}
+
+/** Without leader election this replica always leads. */
+export const ALWAYS_LEADING: WriteGuard = { writeOptions: (opt) => opt ?? {} };
+
 export interface KubeClusterDeps {
   clients: KubeClients;
   informers: PolicyInformers;
@@ -40,6 +51,8 @@ export interface KubeClusterDeps {
   hpaDefaults: HpaDefaults;
   /** Server-wide dry run (the controller then applies nothing); shown in Events and status. */
   dryRun: boolean;
+  /** Options for each write: refused unless this replica holds a valid lease at that moment. */
+  guard: WriteGuard;
   retry?: RetryOptions;
 }
 
@@ -305,7 +318,7 @@ export class KubeCluster implements ClusterPort {
       log.info({ action: describeAction(action, m.stageNames) }, 'dry run: not applied');
       return;
     }
-    if (!this.active) throw new UpstreamError('sair-policy', 'not the leader; only the lease holder changes the cluster', 503);
+    this.d.guard.writeOptions();
     const stage = m.spec.stages[action.stage];
     if (!stage) throw new UpstreamError('sair-policy', `pipeline ${pipelineId} has no stage ${action.stage}`, 400);
     try {
@@ -339,7 +352,7 @@ export class KubeCluster implements ClusterPort {
           name: deployment,
           namespace: m.namespace,
           body: { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: deployment, namespace: m.namespace, resourceVersion: scale.metadata?.resourceVersion }, spec: { replicas: target } },
-        });
+        }, this.d.guard.writeOptions());
         log.info({ from: scale.spec?.replicas, to: target }, 'scaled');
       },
       this.retry,
@@ -366,7 +379,7 @@ export class KubeCluster implements ClusterPort {
       () =>
         this.d.clients.apps.patchNamespacedDeployment(
           { name: deployment, namespace, body: { metadata: { annotations: { [ANNOTATION_CURRENT_GPU_CORES]: String(cores) } } } },
-          MERGE,
+          this.d.guard.writeOptions(MERGE),
         ),
       this.retry,
     );
@@ -381,7 +394,7 @@ export class KubeCluster implements ClusterPort {
     try {
       await withRetry(
         `annotate pod ${namespace}/${name}`,
-        () => this.d.clients.core.patchNamespacedPod({ name, namespace, body: { metadata: { annotations: { [ANNOTATION_GPU_CORES]: String(cores) } } } }, MERGE),
+        () => this.d.clients.core.patchNamespacedPod({ name, namespace, body: { metadata: { annotations: { [ANNOTATION_GPU_CORES]: String(cores) } } } }, this.d.guard.writeOptions(MERGE)),
         this.retry,
       );
       this.writes.inc({ kind: 'pod-share', outcome: 'ok' });
@@ -445,7 +458,7 @@ export class KubeCluster implements ClusterPort {
         () =>
           this.d.clients.custom.patchNamespacedCustomObjectStatus(
             { group: GROUP, version: VERSION, plural: PLURAL, namespace: m.namespace, name: m.name, body: { status } },
-            MERGE,
+            this.d.guard.writeOptions(MERGE),
           ),
         this.retry,
       );
@@ -484,7 +497,7 @@ export class KubeCluster implements ClusterPort {
               reportingInstance: this.d.identity,
               action: 'Autoscale',
             },
-          }),
+          }, this.d.guard.writeOptions()),
         this.retry,
       );
       this.writes.inc({ kind: 'event', outcome: 'ok' });

@@ -6,7 +6,17 @@ import { createLogger } from '../../../src/common/logger.js';
 import { createRegistry } from '../../../src/common/metrics.js';
 import { UpstreamError } from '../../../src/common/errors.js';
 import { policySettings } from '../../../src/policy/settings.js';
-import { KubeCluster } from '../../../src/policy-server/k8s/cluster.js';
+import { KubeCluster, type WriteGuard } from '../../../src/policy-server/k8s/cluster.js';
+import { NotLeaderError } from '../../../src/common/errors.js';
+
+/** The lease holder's guard, switched by the test. */
+let leading = true;
+const guard: WriteGuard = {
+  writeOptions: (opt) => {
+    if (!leading) throw new NotLeaderError('sair-system/sair-policy');
+    return opt ?? {};
+  },
+};
 import { createPolicyInformers, type PolicyInformers } from '../../../src/policy-server/k8s/informers.js';
 import { PrometheusClient } from '../../../src/policy-server/prometheus/client.js';
 import { createPrometheusMetrics } from '../../../src/policy-server/prometheus/metrics-port.js';
@@ -63,6 +73,7 @@ describe('Kubernetes cluster adapter', () => {
   });
 
   beforeEach(async () => {
+    leading = true;
     prom.reset();
     for (const ns of ['ml', 'other']) api.remove('namespaces', undefined, ns);
     api.seed(namespace('ml', true));
@@ -74,7 +85,7 @@ describe('Kubernetes cluster adapter', () => {
     const clients = api.clients('ml');
     informers = createPolicyInformers(clients, logger, { restartDelayMs: 50 });
     await informers.waitForSync(5_000);
-    cluster = new KubeCluster({ clients, informers, logger, registry: createRegistry('policy', { defaultMetrics: false }), identity: 'test-0', hpaDefaults, dryRun: false, retry: fastRetry });
+    cluster = new KubeCluster({ clients, informers, logger, registry: createRegistry('policy', { defaultMetrics: false }), identity: 'test-0', hpaDefaults, dryRun: false, guard, retry: fastRetry });
     cluster.setActive(true);
     api.requests.splice(0);
   });
@@ -282,7 +293,8 @@ describe('Kubernetes cluster adapter', () => {
     await until(informers.pipelines, (items) => items.length === 1);
     await cluster.listPipelines();
     cluster.setActive(false);
-    await expect(cluster.apply('ml/chat', { kind: 'replicas', stage: 0, replicas: 4 })).rejects.toThrow('not the leader');
+    leading = false;
+    await expect(cluster.apply('ml/chat', { kind: 'replicas', stage: 0, replicas: 4 })).rejects.toThrow('not the holder of a valid Lease');
     expect(writes(api, 'deployments.apps', 'scale')).toEqual([]);
   });
 });
