@@ -242,6 +242,7 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
       await runtime.stop();
       await elector?.stop();
       await close();
+      cluster.stop();
       await informers.stop();
       await server.close();
     },

@@ -4,6 +4,7 @@
 import { ValidationError } from '../common/errors.js';
 import {
   ANNOTATION_INJECTED,
+  LABEL_MANAGED,
   CONTROL_HOST_ROOT,
   CONTROL_MOUNT_DIR,
   ENV,
@@ -173,6 +174,7 @@ export function mutatePod(pod: Pod): MutationResult<Pod> {
   upsertByName(volumes, { name: VOLUME_SHIM, hostPath: { path: SHIM_HOST_DIR, type: 'DirectoryOrCreate' } }, sameHostPathVolume);
   upsertByName(volumes, { name: VOLUME_CONTROL, hostPath: { path: CONTROL_HOST_ROOT, type: 'DirectoryOrCreate' } }, sameHostPathVolume);
 
-  out.metadata = { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [ANNOTATION_INJECTED]: 'true' } };
+  // The label lets the policy server watch only the pods SAIR manages (a label selector on its informer).
+  out.metadata = { ...pod.metadata, labels: { ...pod.metadata?.labels, [LABEL_MANAGED]: 'true' }, annotations: { ...pod.metadata?.annotations, [ANNOTATION_INJECTED]: 'true' } };
   return { allowed: true, object: out, warnings };
 }

@@ -72,7 +72,7 @@ describe('mutatePod', () => {
     expect(env.SAIR_GPU_CORES?.value).toBe('100');
     expect(env.SAIR_GPU_MEMORY?.value).toBe('0');
     expect(object.spec.containers[0]!.resources).toEqual({ limits: { 'nvidia.com/gpu': 1 } });
-    expect(object.metadata).toEqual({ annotations: { 'sair.dev/injected': 'true' } });
+    expect(object.metadata).toEqual({ labels: { 'sair.dev/managed': 'true' }, annotations: { 'sair.dev/injected': 'true' } });
   });
 
   it('touches only the containers and init containers that ask for a GPU', () => {
