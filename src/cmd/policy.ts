@@ -21,6 +21,8 @@ import { PrometheusClient } from '../policy-server/prometheus/client.js';
 import { createPrometheusMetrics } from '../policy-server/prometheus/metrics-port.js';
 import { policyConfigSpec, settingsFromConfig, type PolicySettings } from '../policy/settings.js';
 import { createPolicyLoop } from '../policy-server/wiring.js';
+import { SnapshotSync } from '../policy-server/snapshot-sync.js';
+import { ConfigMapSnapshotStore } from '../policy-server/k8s/snapshot-store.js';
 import { untilSignal } from '../common/shutdown.js';
 import { leaseSpec } from './lease-options.js';
 import { pickPolicy, serverSpec } from './policy-options.js';
@@ -50,6 +52,13 @@ const clusterSpec = {
     form: 'an integer from 1 to 60',
     help: 'how long a silent leader keeps the Lease (renewals every third of it)',
     schema: z.coerce.number().int().min(1).max(60).default(DEFAULT_LEASE_SECONDS),
+  },
+  snapshotConfigMap: {
+    env: 'SAIR_SNAPSHOT_CONFIGMAP',
+    flag: '--snapshot-configmap',
+    form: 'a ConfigMap name, or "none"',
+    help: 'keep the experience snapshot in ConfigMaps of this name in --namespace, so the next leader loads it ("none": the file only)',
+    schema: fields.string('sair-policy-snapshot'),
   },
   pollMs: { env: 'SAIR_POLICY_POLL_MS', flag: '--poll-ms', form: 'an integer from 50 to 60000', help: 'how often the loop looks for due ticks', schema: z.coerce.number().int().min(50).max(60_000).default(1_000) },
   llmConfigMap: {
@@ -197,6 +206,18 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     };
   };
 
+  // The experience survives failover: the leader stores the snapshot file in ConfigMaps, a new
+  // leader fetches it before its first tick.
+  const guard = elector ?? ALWAYS_LEADING;
+  const sync =
+    policyCfg.snapshotPath && cfg.snapshotConfigMap !== 'none'
+      ? new SnapshotSync({
+          store: new ConfigMapSnapshotStore({ core: clients.core, namespace: cfg.namespace, name: cfg.snapshotConfigMap, guard, callTimeoutMs: 10_000 }),
+          path: policyCfg.snapshotPath,
+          logger,
+          isLeader: () => (elector ? elector.isLeader() : true),
+        })
+      : undefined;
   // A controller per LLM reference keeps its own experience snapshot and decision log file.
   const ports = { cluster, metrics, clock, logger, registry, history };
   const { runtime, close } = createPolicyLoop(ports, settings, {
@@ -205,6 +226,9 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     pollMs: cfg.pollMs,
     backoff: { baseMs: 5_000, maxMs: 300_000 },
     afterDecision: (r) => cluster.publishDecision(r),
+    beforeLeading: async () => {
+      await sync?.restore();
+    },
     route: (first, make) => routingController(first, settings, make, referenceOf, logger),
   });
 
@@ -234,14 +258,18 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
   if (!elector) cluster.setActive(true);
   elector?.start();
   runtime.start();
+  sync?.start(settings.snapshotIntervalMs);
   logger.info({ identity, selector: settings.selector, prometheus: cfg.prometheusUrl, dashboard: server.url }, 'policy server started');
   return {
     url: server.url,
     isLeader: () => (elector ? elector.isLeader() : true),
     async stop() {
       await runtime.stop();
-      await elector?.stop();
+      sync?.stop();
+      // The controllers write their last snapshot, the leader stores it, then lets the lease go.
       await close();
+      await sync?.flush();
+      await elector?.stop();
       cluster.stop();
       await informers.stop();
       await server.close();
