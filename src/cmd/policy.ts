@@ -3,8 +3,8 @@
 import os from 'node:os';
 import { z } from 'zod';
 import type { Command } from '../common/command.js';
-import { fields, helpText, loadConfig, type ConfigOf } from '../common/config.js';
-import { ValidationError, errorMessage } from '../common/errors.js';
+import { envOnly, fields, helpText, loadConfig, type ConfigOf } from '../common/config.js';
+import { errorMessage } from '../common/errors.js';
 import { createKubeClients, kubeConfigForServer, loadKubeConfig } from '../common/k8s.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
@@ -15,7 +15,7 @@ import { ALWAYS_LEADING, KubeCluster } from '../policy-server/k8s/cluster.js';
 import { createPolicyInformers } from '../policy-server/k8s/informers.js';
 import { DEFAULT_LEASE_SECONDS, LeaderElector, leaseTimings } from '../policy-server/k8s/leader.js';
 import { leaderAddress } from '../policy-server/k8s/leader-address.js';
-import { resolveLlmSettings } from '../policy-server/k8s/llm-settings.js';
+import { pipelineLlm, resolveLlmSettings, type ResolvedLlm } from '../policy-server/k8s/llm-settings.js';
 import type { Clock, Controller, PipelineSpec } from '../core/ports.js';
 import { PrometheusClient } from '../policy-server/prometheus/client.js';
 import { createPrometheusMetrics } from '../policy-server/prometheus/metrics-port.js';
@@ -81,6 +81,19 @@ const clusterSpec = {
   gpuHourPrice: { env: 'SAIR_GPU_HOUR_PRICE', flag: '--gpu-hour-price', form: 'a number >= 0', help: 'dollars per GPU-hour for HPA-managed Deployments', schema: z.coerce.number().min(0).default(2.5) },
   replicaHourPrice: { env: 'SAIR_REPLICA_HOUR_PRICE', flag: '--replica-hour-price', form: 'a number >= 0', help: 'dollars per replica-hour for HPA-managed Deployments', schema: z.coerce.number().min(0).default(0.05) },
   ...policyConfigSpec,
+  // The key comes from env (a Secret through env) or SAIR_LLM_SECRET, never from the command line.
+  llmApiKey: envOnly(policyConfigSpec.llmApiKey),
+  llmAllowedEndpoints: {
+    env: 'SAIR_LLM_ALLOWED_ENDPOINTS',
+    flag: '--llm-allowed-endpoints',
+    form: 'comma-separated URL prefixes, e.g. http://vllm.llm.svc:8000/,https://api.openai.com/',
+    help: 'endpoints an InferencePipeline may name in spec.llm (none: pipelines use the server-wide one)',
+    schema: z
+      .string()
+      .default('')
+      .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^https?:\/\/[^/]+/, 'an http(s) URL prefix'))),
+  },
 };
 
 type ClusterConfig = ConfigOf<typeof clusterSpec>;
@@ -95,7 +108,8 @@ function routingController(
   base: SairController,
   settings: PolicySettings,
   make: (settings: PolicySettings, key: string) => SairController,
-  referenceOf: (pipelineId: string) => { key: string; resolve: () => Promise<Partial<NonNullable<PolicySettings['llm']>>> } | undefined,
+  referenceOf: (pipelineId: string) => { key: string; resolve: () => Promise<ResolvedLlm> } | undefined,
+  allowed: readonly string[],
   logger: Logger,
 ): Controller {
   const byRef = new Map<string, Promise<SairController>>();
@@ -108,8 +122,7 @@ function routingController(
       let c = byRef.get(ref.key);
       if (!c) {
         c = ref.resolve().then((llm) => {
-          const merged = { ...settings.llm, ...llm } as PolicySettings['llm'];
-          if (!merged?.baseUrl || !merged.model) throw new ValidationError(`InferencePipeline ${pipeline.id} spec.llm`, 'a ConfigMap with baseUrl and model (and optionally a Secret with the key)');
+          const merged = pipelineLlm<NonNullable<PolicySettings['llm']>>(settings.llm, llm, allowed, `InferencePipeline ${pipeline.id}`);
           logger.info({ pipeline: pipeline.id, baseUrl: merged.baseUrl, model: merged.model }, 'pipeline uses its own LLM endpoint');
           return make({ ...settings, selector: 'llm', llm: merged }, ref.key);
         });
@@ -229,7 +242,7 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     beforeLeading: async () => {
       await sync?.restore();
     },
-    route: (first, make) => routingController(first, settings, make, referenceOf, logger),
+    route: (first, make) => routingController(first, settings, make, referenceOf, cfg.llmAllowedEndpoints, logger),
   });
 
   const server = await startApiServer(
