@@ -149,7 +149,7 @@ export class KubeCluster implements ClusterPort {
     } catch (err) {
       const e = err instanceof UpstreamError ? err : new UpstreamError('kube-apiserver', errorMessage(err));
       log.error({ action: describeAction(action, m.stageNames), err: e.message, status: e.status }, 'decision could not be applied');
-      await this.reporter.event(m, 'Warning', 'ScalingFailed', `${describeAction(action, m.stageNames)} failed: ${e.message}`);
+      await this.reporter.event(m, 'Warning', 'ScalingFailed', `${describeAction(action, m.stageNames)} failed: ${e.message}`, describeAction(action, m.stageNames));
       throw e;
     }
   }
@@ -168,7 +168,7 @@ export class KubeCluster implements ClusterPort {
     const bottleneck = report.bottleneck === null ? 'unknown' : (m.stageNames[report.bottleneck] ?? String(report.bottleneck));
     const acted = report.actions.some((a) => a.kind !== 'hold');
     const reason = report.reason ?? '';
-    await this.reporter.event(m, 'Normal', dry ? 'DryRunDecision' : acted ? 'Scaled' : 'Hold', `${action}; bottleneck: ${bottleneck}${reason ? `; ${reason}` : ''}`.slice(0, 1000));
+    await this.reporter.event(m, 'Normal', dry ? 'DryRunDecision' : acted ? 'Scaled' : 'Hold', `${action}; bottleneck: ${bottleneck}${reason ? `; ${reason}` : ''}`.slice(0, 1000), acted ? action : '');
     if (m.kind !== 'pipeline') return;
     const alloc = await this.allocation(pipelineId).catch(() => []);
     await this.reporter.status(

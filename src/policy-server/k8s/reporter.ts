@@ -118,9 +118,13 @@ export class Reporter {
     await this.status(key, { kind: 'pipeline', namespace, name }, {}, [{ type: 'Valid', status: 'False', reason: 'InvalidSpec', message }]);
   }
 
-  /** An Event on the pipeline (or HPA), folded into the last one of the same reason within the interval. */
-  async event(m: Managed, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    const key = `${m.kind}/${m.namespace}/${m.name}|${type}|${reason}`;
+  /**
+   * An Event on the pipeline (or HPA), folded into the last one of the same reason and `series`
+   * within the interval. `series` tells changes apart (each distinct action is an Event of its
+   * own); repeats of one, and every Hold, fold.
+   */
+  async event(m: Managed, type: 'Normal' | 'Warning', reason: string, message: string, series = ''): Promise<void> {
+    const key = `${m.kind}/${m.namespace}/${m.name}|${type}|${reason}|${series}`;
     const now = this.now();
     this.prune(now);
     const s = this.series.get(key);
