@@ -1,5 +1,5 @@
 // `sair failsafe`: a small Deployment apart from the policy server. When no policy-server leader
-// has renewed a shard Lease for --failsafe-after-seconds, it hands every HPA SAIR took over its own
+// has renewed its Lease for --failsafe-after-seconds, it hands every HPA SAIR took over its own
 // behavior back, and takes them over again once the leases are renewed; it also releases HPAs
 // whose namespace lost its opt-in label or that are labelled sair.dev/inject=false.
 import os from 'node:os';
@@ -9,7 +9,6 @@ import { fields, helpText, loadConfig, type ConfigOf } from '../common/config.js
 import { createKubeClients, kubeConfigForServer, loadKubeConfig } from '../common/k8s.js';
 import { createLogger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
-import { shardLeaseNames } from '../common/shards.js';
 import { untilSignal } from '../common/shutdown.js';
 import { Failsafe } from '../failsafe/failsafe.js';
 import { startFailsafeHttp } from '../failsafe/http.js';
@@ -21,7 +20,7 @@ const failsafeSpec = {
     env: 'SAIR_FAILSAFE_AFTER_SECONDS',
     flag: '--failsafe-after-seconds',
     form: 'an integer from 30 to 3600',
-    help: 'HPAs get their own behavior back once a shard Lease has gone unrenewed this long',
+    help: 'HPAs get their own behavior back once the policy-server Lease has gone unrenewed this long',
     schema: z.coerce.number().int().min(30).max(3600).default(180),
   },
   port: { env: 'SAIR_FAILSAFE_PORT', flag: '--port', form: 'an integer from 0 to 65535 (0 picks a free port)', help: 'HTTP port for /metrics and /healthz', schema: fields.port(8081) },
@@ -64,14 +63,14 @@ export async function startFailsafe(cfg: FailsafeConfig): Promise<RunningFailsaf
     logger,
     registry,
     leaseNamespace: cfg.namespace,
-    leaseNames: shardLeaseNames(cfg.leaseName, cfg.shards),
+    leaseNames: [cfg.leaseName],
     afterMs: cfg.failsafeAfterSeconds * 1000,
     callTimeoutMs: cfg.callTimeoutMs,
     identity: cfg.identity ?? os.hostname(),
   });
   const http = await startFailsafeHttp(registry, cfg.port, cfg.host);
   failsafe.start(cfg.pollSeconds * 1000);
-  logger.info({ leases: shardLeaseNames(cfg.leaseName, cfg.shards), afterSeconds: cfg.failsafeAfterSeconds, metrics: `${http.url}/metrics` }, 'failsafe started');
+  logger.info({ lease: cfg.leaseName, afterSeconds: cfg.failsafeAfterSeconds, metrics: `${http.url}/metrics` }, 'failsafe started');
   return {
     url: http.url,
     failsafe,

@@ -1,18 +1,10 @@
-// What `sair policy` and `sair failsafe` must agree on: where the policy server's Leases live, how
-// many shards there are, and how long SAIR may be silent before its HPAs get their behavior back.
+// What `sair policy` and `sair failsafe` must agree on: where the policy server's Lease lives.
 import { z } from 'zod';
 import { fields } from '../common/config.js';
 
 export const leaseSpec = {
   namespace: { env: 'SAIR_POD_NAMESPACE', flag: '--namespace', form: 'a namespace name', help: 'namespace of the Leases (and of the LLM ConfigMap/Secret)', schema: fields.string('sair-system') },
-  leaseName: { env: 'SAIR_LEASE_NAME', flag: '--lease-name', form: 'a Lease name', help: 'Lease used for leader election (with several shards, <name>-<shard>)', schema: fields.string('sair-policy') },
-  shards: {
-    env: 'SAIR_SHARDS',
-    flag: '--shards',
-    form: 'an integer from 1 to 64',
-    help: 'pipelines split into this many shards, one Lease each, spread over the replicas',
-    schema: z.coerce.number().int().min(1).max(64).default(1),
-  },
+  leaseName: { env: 'SAIR_LEASE_NAME', flag: '--lease-name', form: 'a Lease name', help: 'Lease used for leader election', schema: fields.string('sair-policy') },
   apiServer: {
     env: 'SAIR_KUBE_API_SERVER',
     flag: '--kube-api-server',

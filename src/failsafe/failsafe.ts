@@ -1,4 +1,4 @@
-// The failsafe loop: every poll it reads the policy server's shard Leases, the opted-in
+// The failsafe loop: every poll it reads the policy server's Leases, the opted-in
 // namespaces and the HPAs, and writes the HPAs whose state is not what reconcile.ts says (with
 // resourceVersion, so a concurrent writer gives a 409 and the next pass looks again). It shares no
 // process with the policy server, so it works with every policy-server pod down.
@@ -52,7 +52,7 @@ export class Failsafe {
     this.now = d.now ?? Date.now;
     const registers = [d.registry];
     this.active = new Gauge({ name: 'sair_failsafe_active', help: '1 while the policy server counts as gone and its HPAs scale on their own', registers });
-    this.leaseAge = new Gauge({ name: 'sair_failsafe_lease_age_seconds', help: 'Time since a policy-server leader last renewed each shard lease', labelNames: ['lease'], registers });
+    this.leaseAge = new Gauge({ name: 'sair_failsafe_lease_age_seconds', help: 'Time since a policy-server leader last renewed each lease', labelNames: ['lease'], registers });
     this.suspended = new Gauge({ name: 'sair_failsafe_suspended_hpas', help: 'HPAs the failsafe handed their own behavior back', registers });
     this.changes = new Counter({ name: 'sair_failsafe_hpa_changes_total', help: 'HPA writes by action (take-over, suspend, release) and outcome', labelNames: ['action', 'outcome'], registers });
     this.passes = new Counter({ name: 'sair_failsafe_passes_total', help: 'Reconcile passes by outcome', labelNames: ['outcome'], registers });
@@ -98,7 +98,7 @@ export class Failsafe {
         }
       }),
     );
-    // Keep the configured order, so metrics and logs list shards the same way each pass.
+    // Keep the configured order, so metrics and logs list leases the same way each pass.
     return new Map(this.d.leaseNames.map((n) => [n, out.get(n)]));
   }
 

@@ -1,6 +1,6 @@
-// Whether SAIR's policy server is alive, from its shard Leases: a lease counts as renewed when its
-// record (holder, renewTime, resourceVersion) changes with a holder named. Ages are measured on
-// this process's clock from when it saw each record change, as client-go's leader election does,
+// Whether SAIR's policy server is alive, from its Leases (one today; a list, so shards can
+// join): a lease counts as renewed when its record (holder, renewTime, resourceVersion) changes
+// with a holder named. Ages are measured on this process's clock from when it saw each record change, as client-go's leader election does,
 // so skew between nodes does not matter; only a record seen for the first time (after this
 // process starts) is dated by its renewTime. Pure: the caller passes the time and the leases.
 
@@ -20,7 +20,7 @@ export interface LeaseAge {
 }
 
 export interface Liveness {
-  /** False once any shard's lease has gone unrenewed for longer than the failsafe delay. */
+  /** False once any lease has gone unrenewed for longer than the failsafe delay. */
   alive: boolean;
   leases: LeaseAge[];
 }
@@ -30,7 +30,7 @@ export class LeaseLiveness {
 
   constructor(private readonly afterMs: number) {}
 
-  /** `records`: each shard lease by name, undefined when it does not exist. */
+  /** `records`: each lease by name, undefined when it does not exist. */
   observe(records: ReadonlyMap<string, LeaseRecord | undefined>, now: number): Liveness {
     const leases: LeaseAge[] = [];
     for (const [name, r] of records) {

@@ -8,7 +8,7 @@ export type HpaAction = 'take-over' | 'suspend' | 'release';
 export interface HpaInputs {
   /** The HPA's namespace carries sair.dev/enabled=true. */
   namespaceEnabled: boolean;
-  /** Every shard of the policy server has a leader that renewed within the failsafe delay. */
+  /** A policy-server leader renewed its lease within the failsafe delay. */
   sairAlive: boolean;
   /** RFC 3339 time written into a new suspension. */
   now: string;

@@ -21,7 +21,7 @@ describe('manifests/failsafe', () => {
     expect(c.args).toEqual(['failsafe']);
     expect(dep.spec.template.spec.serviceAccountName).toBe('sair-failsafe');
     const env = Object.fromEntries(c.env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
-    const cfg = loadFailsafeConfig({ ...env, SAIR_POD_NAME: 'x', SAIR_SHARDS: '1' }, []);
+    const cfg = loadFailsafeConfig({ ...env, SAIR_POD_NAME: 'x' }, []);
     expect(cfg.failsafeAfterSeconds).toBe(180);
   });
 
