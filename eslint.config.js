@@ -3,8 +3,9 @@ import tseslint from 'typescript-eslint';
 
 // The parts never import each other: each may use src/core (ports, shared types, SAIR's names) and
 // src/common (config, logging, metrics, errors); only src/cmd wires parts together. The policy
-// server is the one wing built around a part: it may import the policy, never the reverse.
-const PARTS = ['webhook', 'device-plugin', 'policy', 'policy-server', 'sim', 'check', 'cmd'];
+// server is the one wing built around a part: it may import the policy, never the reverse. The
+// failsafe is a part of its own (a separate small Deployment) and imports no other part.
+const PARTS = ['webhook', 'device-plugin', 'policy', 'policy-server', 'failsafe', 'sim', 'check', 'cmd'];
 const boundary = (part, allowed) => ({
   files: [`src/${part}/**/*.ts`],
   rules: {
@@ -34,6 +35,7 @@ export default tseslint.config(
   boundary('device-plugin', []),
   boundary('policy', []),
   boundary('policy-server', ['policy']),
+  boundary('failsafe', []),
   boundary('sim', []),
   boundary('check', []),
   {

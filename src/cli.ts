@@ -10,6 +10,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   'device-plugin': { summary: 'GPU node DaemonSet: kubelet device plugin (sair.dev/gpu slots), shim installer, per-pod limits agent', load: async () => (await import('./cmd/device-plugin.js')).command },
   certs: { summary: 'Webhook CA and serving certificate: Secret + caBundle, or files', load: async () => (await import('./cmd/certs.js')).command },
   policy: { summary: 'ICRL policy server in a cluster: InferencePipelines and HPAs, Prometheus, leader election, HTTP API', load: async () => (await import('./cmd/policy.js')).command },
+  failsafe: { summary: 'Restores HPAs their own behavior while no policy-server leader renews its Lease', load: async () => (await import('./cmd/failsafe.js')).command },
   start: { summary: 'Policy server on the embedded simulator with its dashboard (what npm start runs)', load: async () => (await import('./cmd/start.js')).command },
   check: { summary: "Preflight of the current kubeconfig's cluster for SAIR; each failed check says what to do", load: async () => (await import('./cmd/check.js')).command },
   simulate: { summary: 'Discrete-event simulator: pipeline x workload x controller (HPA, KEDA, static, oracle, SAIR), or --matrix', load: async () => (await import('./cmd/simulate.js')).command },

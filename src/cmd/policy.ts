@@ -3,29 +3,33 @@
 import os from 'node:os';
 import { z } from 'zod';
 import type { Command } from '../common/command.js';
-import { fields, helpText, loadConfig, type ConfigOf } from '../common/config.js';
-import { ValidationError, errorMessage } from '../common/errors.js';
+import { envOnly, fields, helpText, loadConfig, type ConfigOf } from '../common/config.js';
+import { errorMessage } from '../common/errors.js';
 import { createKubeClients, kubeConfigForServer, loadKubeConfig } from '../common/k8s.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
 import { PolicyHistory } from '../policy-server/api/history.js';
 import { startApiServer } from '../policy-server/api/server.js';
 import type { SairController } from '../policy/controller.js';
-import { KubeCluster } from '../policy-server/k8s/cluster.js';
+import { ALWAYS_LEADING, KubeCluster } from '../policy-server/k8s/cluster.js';
 import { createPolicyInformers } from '../policy-server/k8s/informers.js';
-import { DEFAULT_LEASE_SECONDS, LeaderElector } from '../policy-server/k8s/leader.js';
+import { DEFAULT_LEASE_SECONDS, LeaderElector, leaseTimings } from '../policy-server/k8s/leader.js';
 import { leaderAddress } from '../policy-server/k8s/leader-address.js';
-import { resolveLlmSettings } from '../policy-server/k8s/llm-settings.js';
+import { pipelineLlm, resolveLlmSettings, type ResolvedLlm } from '../policy-server/k8s/llm-settings.js';
 import type { Clock, Controller, PipelineSpec } from '../core/ports.js';
 import { PrometheusClient } from '../policy-server/prometheus/client.js';
 import { createPrometheusMetrics } from '../policy-server/prometheus/metrics-port.js';
 import { policyConfigSpec, settingsFromConfig, type PolicySettings } from '../policy/settings.js';
 import { createPolicyLoop } from '../policy-server/wiring.js';
+import { SnapshotSync } from '../policy-server/snapshot-sync.js';
+import { ConfigMapSnapshotStore } from '../policy-server/k8s/snapshot-store.js';
 import { untilSignal } from '../common/shutdown.js';
+import { leaseSpec } from './lease-options.js';
 import { pickPolicy, serverSpec } from './policy-options.js';
 
 const clusterSpec = {
   ...serverSpec,
+  ...leaseSpec,
   host: { env: 'SAIR_POLICY_HOST', flag: '--host', form: 'an address to listen on', help: 'listen address', schema: fields.string('0.0.0.0') },
   prometheusUrl: {
     env: 'SAIR_PROMETHEUS_URL',
@@ -41,16 +45,7 @@ const clusterSpec = {
     help: 'per-query timeout',
     schema: z.coerce.number().int().min(100).max(60_000).default(5_000),
   },
-  apiServer: {
-    env: 'SAIR_KUBE_API_SERVER',
-    flag: '--kube-api-server',
-    form: 'a plain-HTTP API server URL (kubectl proxy), e.g. http://127.0.0.1:8001',
-    help: 'talk to this API server instead of the in-cluster or kubeconfig one',
-    schema: z.url().optional(),
-  },
   leaderElection: { env: 'SAIR_LEADER_ELECTION', flag: '--leader-election', form: 'true or false', help: 'campaign for the Lease (off: this replica always leads)', schema: fields.boolean(true) },
-  namespace: { env: 'SAIR_POD_NAMESPACE', flag: '--namespace', form: 'a namespace name', help: 'namespace of the Lease and the LLM ConfigMap/Secret', schema: fields.string('sair-system') },
-  identity: { env: 'SAIR_POD_NAME', flag: '--identity', form: 'a name unique among the replicas', help: 'holder identity in the Lease (the pod name)', schema: fields.optionalString() },
   leaseDurationSeconds: {
     env: 'SAIR_LEASE_DURATION_SECONDS',
     flag: '--lease-duration-seconds',
@@ -58,8 +53,14 @@ const clusterSpec = {
     help: 'how long a silent leader keeps the Lease (renewals every third of it)',
     schema: z.coerce.number().int().min(1).max(60).default(DEFAULT_LEASE_SECONDS),
   },
+  snapshotConfigMap: {
+    env: 'SAIR_SNAPSHOT_CONFIGMAP',
+    flag: '--snapshot-configmap',
+    form: 'a ConfigMap name, or "none"',
+    help: 'keep the experience snapshot in ConfigMaps of this name in --namespace, so the next leader loads it ("none": the file only)',
+    schema: fields.string('sair-policy-snapshot'),
+  },
   pollMs: { env: 'SAIR_POLICY_POLL_MS', flag: '--poll-ms', form: 'an integer from 50 to 60000', help: 'how often the loop looks for due ticks', schema: z.coerce.number().int().min(50).max(60_000).default(1_000) },
-  leaseName: { env: 'SAIR_LEASE_NAME', flag: '--lease-name', form: 'a Lease name', help: 'Lease used for leader election', schema: fields.string('sair-policy') },
   llmConfigMap: {
     env: 'SAIR_LLM_CONFIGMAP',
     flag: '--llm-configmap',
@@ -80,6 +81,19 @@ const clusterSpec = {
   gpuHourPrice: { env: 'SAIR_GPU_HOUR_PRICE', flag: '--gpu-hour-price', form: 'a number >= 0', help: 'dollars per GPU-hour for HPA-managed Deployments', schema: z.coerce.number().min(0).default(2.5) },
   replicaHourPrice: { env: 'SAIR_REPLICA_HOUR_PRICE', flag: '--replica-hour-price', form: 'a number >= 0', help: 'dollars per replica-hour for HPA-managed Deployments', schema: z.coerce.number().min(0).default(0.05) },
   ...policyConfigSpec,
+  // The key comes from env (a Secret through env) or SAIR_LLM_SECRET, never from the command line.
+  llmApiKey: envOnly(policyConfigSpec.llmApiKey),
+  llmAllowedEndpoints: {
+    env: 'SAIR_LLM_ALLOWED_ENDPOINTS',
+    flag: '--llm-allowed-endpoints',
+    form: 'comma-separated URL prefixes, e.g. http://vllm.llm.svc:8000/,https://api.openai.com/',
+    help: 'endpoints an InferencePipeline may name in spec.llm (none: pipelines use the server-wide one)',
+    schema: z
+      .string()
+      .default('')
+      .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^https?:\/\/[^/]+/, 'an http(s) URL prefix'))),
+  },
 };
 
 type ClusterConfig = ConfigOf<typeof clusterSpec>;
@@ -94,7 +108,8 @@ function routingController(
   base: SairController,
   settings: PolicySettings,
   make: (settings: PolicySettings, key: string) => SairController,
-  referenceOf: (pipelineId: string) => { key: string; resolve: () => Promise<Partial<NonNullable<PolicySettings['llm']>>> } | undefined,
+  referenceOf: (pipelineId: string) => { key: string; resolve: () => Promise<ResolvedLlm> } | undefined,
+  allowed: readonly string[],
   logger: Logger,
 ): Controller {
   const byRef = new Map<string, Promise<SairController>>();
@@ -107,8 +122,7 @@ function routingController(
       let c = byRef.get(ref.key);
       if (!c) {
         c = ref.resolve().then((llm) => {
-          const merged = { ...settings.llm, ...llm } as PolicySettings['llm'];
-          if (!merged?.baseUrl || !merged.model) throw new ValidationError(`InferencePipeline ${pipeline.id} spec.llm`, 'a ConfigMap with baseUrl and model (and optionally a Secret with the key)');
+          const merged = pipelineLlm<NonNullable<PolicySettings['llm']>>(settings.llm, llm, allowed, `InferencePipeline ${pipeline.id}`);
           logger.info({ pipeline: pipeline.id, baseUrl: merged.baseUrl, model: merged.model }, 'pipeline uses its own LLM endpoint');
           return make({ ...settings, selector: 'llm', llm: merged }, ref.key);
         });
@@ -150,6 +164,19 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
   const settings = settingsFromConfig(policyCfg);
   const registry = createRegistry('policy');
   const informers = createPolicyInformers(clients, logger);
+  const elector = cfg.leaderElection
+    ? new LeaderElector({
+        coordination: clients.coordination,
+        namespace: cfg.namespace,
+        name: cfg.leaseName,
+        identity,
+        leaseDurationSeconds: cfg.leaseDurationSeconds,
+        ...leaseTimings(cfg.leaseDurationSeconds),
+        logger,
+        registry,
+        onChange: (leading) => cluster.setActive(leading),
+      })
+    : undefined;
   const cluster = new KubeCluster({
     clients,
     informers,
@@ -157,6 +184,7 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     registry,
     identity,
     dryRun: settings.dryRun,
+    guard: elector ?? ALWAYS_LEADING,
     hpaDefaults: {
       sloP99Ms: cfg.defaultSloMs,
       tickSeconds: cfg.defaultTickSeconds,
@@ -191,21 +219,18 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     };
   };
 
-  const elector = cfg.leaderElection
-    ? new LeaderElector({
-        coordination: clients.coordination,
-        namespace: cfg.namespace,
-        name: cfg.leaseName,
-        identity,
-        leaseDurationSeconds: cfg.leaseDurationSeconds,
-        // client-go's proportions: renew deadline 2/3 and retry period 2/15 of the lease.
-        renewDeadlineMs: Math.round((cfg.leaseDurationSeconds * 1000 * 2) / 3),
-        retryPeriodMs: Math.round((cfg.leaseDurationSeconds * 1000 * 2) / 15),
-        logger,
-        registry,
-        onChange: (leading) => cluster.setActive(leading),
-      })
-    : undefined;
+  // The experience survives failover: the leader stores the snapshot file in ConfigMaps, a new
+  // leader fetches it before its first tick.
+  const guard = elector ?? ALWAYS_LEADING;
+  const sync =
+    policyCfg.snapshotPath && cfg.snapshotConfigMap !== 'none'
+      ? new SnapshotSync({
+          store: new ConfigMapSnapshotStore({ core: clients.core, namespace: cfg.namespace, name: cfg.snapshotConfigMap, guard, callTimeoutMs: 10_000 }),
+          path: policyCfg.snapshotPath,
+          logger,
+          isLeader: () => (elector ? elector.isLeader() : true),
+        })
+      : undefined;
   // A controller per LLM reference keeps its own experience snapshot and decision log file.
   const ports = { cluster, metrics, clock, logger, registry, history };
   const { runtime, close } = createPolicyLoop(ports, settings, {
@@ -214,7 +239,10 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     pollMs: cfg.pollMs,
     backoff: { baseMs: 5_000, maxMs: 300_000 },
     afterDecision: (r) => cluster.publishDecision(r),
-    route: (first, make) => routingController(first, settings, make, referenceOf, logger),
+    beforeLeading: async () => {
+      await sync?.restore();
+    },
+    route: (first, make) => routingController(first, settings, make, referenceOf, cfg.llmAllowedEndpoints, logger),
   });
 
   const server = await startApiServer(
@@ -243,14 +271,19 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
   if (!elector) cluster.setActive(true);
   elector?.start();
   runtime.start();
+  sync?.start(settings.snapshotIntervalMs);
   logger.info({ identity, selector: settings.selector, prometheus: cfg.prometheusUrl, dashboard: server.url }, 'policy server started');
   return {
     url: server.url,
     isLeader: () => (elector ? elector.isLeader() : true),
     async stop() {
       await runtime.stop();
-      await elector?.stop();
+      sync?.stop();
+      // The controllers write their last snapshot, the leader stores it, then lets the lease go.
       await close();
+      await sync?.flush();
+      await elector?.stop();
+      cluster.stop();
       await informers.stop();
       await server.close();
     },

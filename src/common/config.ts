@@ -6,7 +6,8 @@ import { LOG_LEVELS } from './logger.js';
 
 export interface FieldSpec<S extends z.ZodType = z.ZodType> {
   env: string;
-  flag: string;
+  /** Absent for a setting read from the environment only (a secret must not sit on a command line). */
+  flag?: string;
   /** Accepted form, for errors and --help: `an integer from 1 to 65535`. */
   form: string;
   help: string;
@@ -15,6 +16,12 @@ export interface FieldSpec<S extends z.ZodType = z.ZodType> {
 
 export type ConfigSpec = Record<string, FieldSpec>;
 export type ConfigOf<C extends ConfigSpec> = { [K in keyof C]: z.output<C[K]['schema']> };
+
+/** The same setting without its flag: read from the environment (or a Secret through it) only. */
+export function envOnly<S extends z.ZodType>(field: FieldSpec<S>): FieldSpec<S> {
+  const { flag: _flag, ...rest } = field;
+  return rest;
+}
 
 /** Helpers for the common field schemas; strings come from env and argv, so they coerce. */
 export const fields = {
@@ -65,7 +72,7 @@ export function loadConfig<C extends ConfigSpec>(
   argv: readonly string[],
 ): ConfigOf<C> {
   const { flags } = parseFlags(argv);
-  const known = new Set(Object.values(spec).map((f) => f.flag));
+  const known = new Set(Object.values(spec).flatMap((f) => (f.flag ? [f.flag] : [])));
   const problems: ValidationError[] = [];
   for (const flag of flags.keys()) {
     if (!known.has(flag) && flag !== '--help') {
@@ -74,13 +81,13 @@ export function loadConfig<C extends ConfigSpec>(
   }
   const out: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(spec)) {
-    const fromFlag = flags.get(field.flag);
+    const fromFlag = field.flag ? flags.get(field.flag) : undefined;
     const raw = fromFlag ?? (env[field.env] === '' ? undefined : env[field.env]);
     const result = field.schema.safeParse(raw);
     if (result.success) {
       out[key] = result.data;
     } else {
-      const source = fromFlag !== undefined ? `${field.flag} (env ${field.env})` : `${field.env} (flag ${field.flag})`;
+      const source = fromFlag !== undefined ? `${field.flag} (env ${field.env})` : field.flag ? `${field.env} (flag ${field.flag})` : field.env;
       problems.push(new ValidationError(source, field.form, raw));
     }
   }
@@ -93,7 +100,7 @@ export function helpText(command: string, summary: string, spec: ConfigSpec): st
   const rows = Object.values(spec).map((f) => {
     const def = f.schema.safeParse(undefined);
     const shown = def.success && def.data !== undefined ? ` [default: ${String(def.data)}]` : '';
-    return `  ${f.flag.padEnd(24)} ${f.env.padEnd(30)} ${f.help}${shown}\n  ${''.padEnd(56)}accepts ${f.form}`;
+    return `  ${(f.flag ?? '(env only)').padEnd(24)} ${f.env.padEnd(30)} ${f.help}${shown}\n  ${''.padEnd(56)}accepts ${f.form}`;
   });
   return `Usage: sair ${command} [flags]\n\n${summary}\n\nFlags (each also read from the environment variable beside it):\n${rows.join('\n')}\n`;
 }

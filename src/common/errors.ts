@@ -48,3 +48,15 @@ export class UpstreamError extends Error {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** A write refused before it was sent: this replica does not hold a valid lease at this moment. */
+export class NotLeaderError extends UpstreamError {
+  constructor(lease: string, why = 'only the leader changes the cluster') {
+    super('sair-policy', `not the holder of a valid Lease ${lease}; ${why}`, 503);
+  }
+
+  /** Retrying cannot help: leadership comes from the next lease round, not from another try. */
+  override get retryable(): boolean {
+    return false;
+  }
+}

@@ -98,3 +98,30 @@ export function apiStatusOf(err: unknown): ApiStatus | undefined {
   else if (typeof detail === 'number') out.retryAfterSeconds = detail;
   return out;
 }
+
+/**
+ * Per-call options that abort the request when `signal` fires, e.g. `AbortSignal.timeout(ms)`:
+ * client-node has no timeout of its own, so a hung API server would hold the call for ever.
+ * Chains onto `opt` (a patch Content-Type, say).
+ */
+export function abortOptions(
+  signal: AbortSignal,
+  opt?: k8s.ConfigurationOptions<k8s.ObservableMiddleware>,
+): k8s.ConfigurationOptions<k8s.ObservableMiddleware> {
+  const middleware: k8s.ObservableMiddleware = {
+    pre: (request) => {
+      request.setSignal(signal);
+      return new k8s.Observable(Promise.resolve(request));
+    },
+    post: (response) => new k8s.Observable(Promise.resolve(response)),
+  };
+  return { ...opt, middleware: [...(opt?.middleware ?? []), middleware], middlewareMergeStrategy: 'append' };
+}
+
+/** abortOptions with a timeout: the call fails once `ms` have passed. */
+export function timeoutOptions(
+  ms: number,
+  opt?: k8s.ConfigurationOptions<k8s.ObservableMiddleware>,
+): k8s.ConfigurationOptions<k8s.ObservableMiddleware> {
+  return abortOptions(AbortSignal.timeout(ms), opt);
+}

@@ -13,6 +13,8 @@ export const LABEL_MANAGED = 'sair.dev/managed';
 export const ANNOTATION_INJECTED = 'sair.dev/injected';
 /** On a taken-over HPA: its own behavior, restored when SAIR lets go. */
 export const ANNOTATION_ORIGINAL_BEHAVIOR = 'sair.dev/original-behavior';
+/** On a taken-over HPA the failsafe handed its behavior back: why and since when (JSON). */
+export const ANNOTATION_FAILSAFE = 'sair.dev/failsafe';
 
 /** Per-pod GPU quota: percent of one GPU's SM time, and a memory quantity. */
 export const ANNOTATION_GPU_CORES = 'sair.dev/gpu-cores';

@@ -172,3 +172,13 @@ export interface Controller {
   readonly intervalMs: number;
   tick(pipeline: PipelineSpec): Promise<TickReport>;
 }
+
+/**
+ * Where the experience snapshot lives between leaders: bytes in, bytes out. `save` replaces the
+ * whole snapshot atomically (a reader sees the old one or the new one, never a mix) and is refused
+ * unless the caller holds a valid lease; `load` gives the latest, or null when there is none.
+ */
+export interface SnapshotStore {
+  load(): Promise<Uint8Array | null>;
+  save(data: Uint8Array): Promise<void>;
+}

@@ -22,6 +22,8 @@ export interface RuntimeDeps {
   backoff: { baseMs: number; maxMs: number };
   /** Extra work after each decision (status with measurements, in a cluster). */
   afterDecision?: (record: DecisionRecord) => Promise<void>;
+  /** Runs when this replica starts leading, before its first tick (fetch the latest snapshot). */
+  beforeLeading?: () => Promise<void>;
 }
 
 interface PipelineState {
@@ -82,6 +84,7 @@ export class PolicyRuntime {
       this.wasLeader = leading;
       // A new leader starts every pipeline at once rather than on the old leader's schedule.
       for (const s of this.states.values()) s.nextDue = 0;
+      if (leading) await this.d.beforeLeading?.();
     }
     if (!leading) return;
     const pipelines = await this.d.cluster.listPipelines();

@@ -26,7 +26,7 @@ export interface PolicyPorts {
 
 export interface PolicyLoopOptions extends Pick<
   RuntimeDeps,
-  'isLeader' | 'pollMs' | 'backoff' | 'afterDecision'
+  'isLeader' | 'pollMs' | 'backoff' | 'afterDecision' | 'beforeLeading'
 > {
   seed?: number;
   snapshotPath?: string;
@@ -108,6 +108,7 @@ export function createPolicyLoop(
     pollMs: options.pollMs,
     backoff: options.backoff,
     afterDecision: options.afterDecision,
+    beforeLeading: options.beforeLeading,
   });
   const extra = options.onDecision;
   decisions.forward = extra

@@ -1,8 +1,11 @@
 // The experience buffer on disk, with each pipeline's entry-rate history (so a restart does not
-// have to see a recurring load's period twice again): written atomically (temp file + rename) so a
-// crash mid-write leaves the previous snapshot, and validated on read so a damaged file is reported, not trusted.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+// have to see a recurring load's period twice again): written atomically and durably (a temp file
+// of a unique name, fsync, rename, fsync of the directory) so a crash mid-write leaves the previous
+// snapshot and two writers never share a temp file, and validated on read so a damaged file is
+// reported, not trusted.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { ValidationError } from '../common/errors.js';
 import type { Cell } from './experience.js';
@@ -40,11 +43,35 @@ const snapshotSchema = z.object({
   ),
 });
 
+/** Replace `path` with `data` atomically and durably. */
+export async function writeFileDurably(path: string, data: string | Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const file = await open(tmp, 'wx', 0o600);
+    try {
+      await file.writeFile(data);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  // The rename itself is durable only once the directory entry is.
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
 export async function writeSnapshot(path: string, cells: readonly Cell[], savedAt: number, rates: RateSnapshot = {}): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify({ version: 1, savedAt, rates, cells }));
-  await rename(tmp, path);
+  await writeFileDurably(path, JSON.stringify({ version: 1, savedAt, rates, cells }));
 }
 
 /** The cells and rate histories of a snapshot, or null when there is none yet; throws ValidationError on a damaged file. */

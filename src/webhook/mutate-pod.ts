@@ -7,6 +7,7 @@
 import { ValidationError } from '../common/errors.js';
 import {
   ANNOTATION_INJECTED,
+  LABEL_MANAGED,
   ENV,
   ENV_PREFIX,
   LABEL_INJECT,
@@ -228,7 +229,8 @@ export function mutatePod(pod: Pod): MutationResult<Pod> {
   if (pod.spec.initContainers) out.spec.initContainers = pod.spec.initContainers.map(copyGpu);
   out.spec.containers = pod.spec.containers.map(copyGpu);
   if (!injected) return { allowed: true, object: pod, warnings };
-  out.metadata = { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [ANNOTATION_INJECTED]: 'true' } };
+  // The label lets the policy server watch only the pods SAIR manages (a label selector on its informer).
+  out.metadata = { ...pod.metadata, labels: { ...pod.metadata?.labels, [LABEL_MANAGED]: 'true' }, annotations: { ...pod.metadata?.annotations, [ANNOTATION_INJECTED]: 'true' } };
   return { allowed: true, object: out, warnings };
 }
 

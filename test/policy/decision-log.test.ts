@@ -1,4 +1,4 @@
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DecisionLog } from '../../src/policy/decision-log.js';
@@ -60,5 +60,19 @@ describe('DecisionLog', () => {
     expect(lines.map((l) => l.type)).toEqual(['decision', 'decision', 'decision', 'reward']);
     expect(lines[0]).toMatchObject({ id: 'a', proposed: 's0+1', candidates: ['hold', 's0+1'], promptHash: null, latencyMs: 1 });
     expect(lines[3]).toMatchObject({ id: 'a', reward: { value: 1, epsilon: { p99Ratio: 0.05 } } });
+  });
+
+  it('rotates by size and keeps a bounded number of files', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sair-log-'));
+    const path = join(dir, 'decisions.jsonl');
+    const log = new DecisionLog(path, 10, { maxBytes: 4096, files: 3 });
+    for (let i = 0; i < 100; i++) log.record(record(`d${i}`));
+    await log.close();
+    const files = (await readdir(dir)).sort();
+    expect(files).toEqual(['decisions.jsonl', 'decisions.jsonl.1', 'decisions.jsonl.2']);
+    for (const f of files) expect((await stat(join(dir, f))).size).toBeLessThanOrEqual(4096);
+    // The newest decision is in the current file, the older ones rotated out.
+    expect(await readFile(path, 'utf8')).toContain('"id":"d99"');
+    expect(await readFile(`${path}.2`, 'utf8')).not.toContain('"id":"d99"');
   });
 });

@@ -98,7 +98,8 @@
 //   seed() goes through the same defaulting and validation as a create, without admission.
 //   One conformance test per behaviour: fake-apiserver/conformance.test.ts.
 // - Faults: injectFault makes the next N matching requests fail with the real Status body (409, 429
-//   and 503 with Retry-After, 500, ...). Every request is logged in `requests` (alias `events`).
+//   and 503 with Retry-After, 500, ...), or answer late (delayMs: a hung server), optionally only
+//   for one client's bearer token (a partition). Every request is logged in `requests` (alias `events`).
 //
 // Left out: RBAC for the admin token (any token but a tokenFor() one is the admin unless
 // strictAuthentication), protobuf and CBOR, table output, server-side apply and managedFields,

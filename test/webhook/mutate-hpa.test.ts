@@ -88,4 +88,13 @@ describe('mutateHpa', () => {
     const r = mutateHpa(input);
     expect(r).toMatchObject({ allowed: true, warnings: [expect.stringContaining('sair.dev/original-behavior is not a JSON object or null')] });
   });
+
+  it('leaves an HPA the failsafe suspended as it is, so its own behavior keeps scaling until the failsafe takes it over again', () => {
+    const suspended = hpa(userBehavior, {
+      name: 'web',
+      labels: { 'sair.dev/managed': 'true' },
+      annotations: { 'sair.dev/original-behavior': JSON.stringify(userBehavior), 'sair.dev/managed': 'true', 'sair.dev/failsafe': '{"reason":"no leader","since":"2026-01-01T00:00:00Z"}' },
+    });
+    expect(run(suspended)).toEqual(suspended);
+  });
 });

@@ -61,7 +61,7 @@ describe('mutatePod', () => {
     const { object } = allowed(mutatePod(pod([{ name: 's', resources: { limits: { 'sair.dev/gpu': '2' } } }])));
     // Without annotations the slots' share, from the device plugin, stands.
     expect(envOf(object.spec.containers[0]!)).toEqual({ LD_PRELOAD: { name: 'LD_PRELOAD', value: SHIM } });
-    expect(object.metadata).toEqual({ annotations: { 'sair.dev/injected': 'true' } });
+    expect(object.metadata).toEqual({ labels: { 'sair.dev/managed': 'true' }, annotations: { 'sair.dev/injected': 'true' } });
   });
 
   it('touches only the containers and init containers that get a slot', () => {

@@ -121,7 +121,7 @@ describe('webhook server: mutation over HTTPS', () => {
     const ops = patchOf(await review(r, sampleReview(pod)));
     expect(ops).toContainEqual({ op: 'add', path: '/metadata/annotations', value: { 'sair.dev/injected': 'true' } });
     const out = apply(pod, ops) as unknown as Pod;
-    expect(out.metadata!.labels).toEqual(pod.metadata.labels);
+    expect(out.metadata!.labels).toEqual({ ...pod.metadata.labels, 'sair.dev/managed': 'true' });
 
     const annotated = { ...pod, metadata: { ...pod.metadata, annotations: { 'x~y/z': '1' } } };
     const ops2 = patchOf(await review(r, sampleReview(annotated)));

@@ -1,12 +1,12 @@
 // Informers (list + watch caches from @kubernetes/client-node) for what the policy server reads:
-// opted-in namespaces, InferencePipelines, Deployments, HPAs and pods. A client-node informer
+// opted-in namespaces, InferencePipelines, Deployments, HPAs and the pods SAIR manages. A client-node informer
 // stops on a failed list or watch; here each one restarts itself with backoff and reports whether
 // its first list has landed, which /readyz shows.
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../../common/logger.js';
 import { errorMessage } from '../../common/errors.js';
 import type { KubeClients } from '../../common/k8s.js';
-import { LABEL_ENABLED } from '../../core/names.js';
+import { LABEL_ENABLED, LABEL_MANAGED } from '../../core/names.js';
 import { GROUP, PLURAL, VERSION } from './pipeline-resource.js';
 
 
@@ -94,7 +94,9 @@ export function createPolicyInformers(clients: KubeClients, logger: Logger, opti
   const hpas = make<k8s.V2HorizontalPodAutoscaler>('horizontalpodautoscalers', '/apis/autoscaling/v2/horizontalpodautoscalers', () =>
     clients.autoscaling.listHorizontalPodAutoscalerForAllNamespaces(),
   );
-  const pods = make<k8s.V1Pod>('pods', '/api/v1/pods', () => clients.core.listPodForAllNamespaces());
+  // Only the pods the webhook injected (labelled sair.dev/managed=true), not every pod in the cluster.
+  const managedPods = `${LABEL_MANAGED}=true`;
+  const pods = make<k8s.V1Pod>('pods', '/api/v1/pods', () => clients.core.listPodForAllNamespaces({ labelSelector: managedPods }), managedPods);
   const all = [namespaces, pipelines, deployments, hpas, pods] as Informed<k8s.KubernetesObject>[];
   const synced = () => all.every((i) => i.synced);
 

@@ -48,3 +48,27 @@ export async function resolveLlmSettings(core: k8s.CoreV1Api, ref: LlmReference)
   }
   return out;
 }
+
+/**
+ * The LLM settings of a pipeline that names its own endpoint. Its base URL must start with one of
+ * the cluster admin's allowed prefixes; it gets the key from its own Secret or none, never the
+ * server-wide key (which would go to an endpoint the tenant chose); only timeouts and retries
+ * come from the server's settings.
+ */
+export function pipelineLlm<T extends { baseUrl: string; model: string; apiKey?: string; timeoutMs?: number }>(
+  server: Partial<T> | undefined,
+  own: ResolvedLlm,
+  allowed: readonly string[],
+  where: string,
+): T {
+  if (!own.baseUrl || !own.model) throw new ValidationError(`${where} spec.llm.configMapRef`, 'a ConfigMap with keys baseUrl and model');
+  if (!allowed.some((prefix) => own.baseUrl!.startsWith(prefix))) {
+    throw new ValidationError(
+      `${where} LLM endpoint`,
+      allowed.length === 0 ? 'allowed by the cluster admin: SAIR_LLM_ALLOWED_ENDPOINTS lists none, so pipelines use the server-wide endpoint' : `a URL starting with one of SAIR_LLM_ALLOWED_ENDPOINTS (${allowed.join(', ')})`,
+      own.baseUrl,
+    );
+  }
+  const { apiKey: _serverKey, baseUrl: _b, model: _m, ...rest } = server ?? {};
+  return { ...rest, baseUrl: own.baseUrl, model: own.model, ...(own.timeoutMs !== undefined ? { timeoutMs: own.timeoutMs } : {}), ...(own.apiKey ? { apiKey: own.apiKey } : {}) } as T;
+}

@@ -35,6 +35,13 @@ function serverMessage(err: unknown): string {
 
 export function toUpstreamError(what: string, err: unknown): UpstreamError {
   if (err instanceof UpstreamError) return err;
+  // A call aborted by its signal: fetch rejects with the signal's reason (the lease ending) or a
+  // TimeoutError; either may come wrapped in client-node's error as its cause.
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause instanceof UpstreamError) return cause;
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
+    return new UpstreamError('kube-apiserver', `${what}: no answer in time (${err.message})`, undefined, { cause: err });
+  }
   const status = statusOf(err);
   return new UpstreamError('kube-apiserver', `${what}: ${status ? `HTTP ${status}: ` : ''}${serverMessage(err)}`, status, { cause: err });
 }

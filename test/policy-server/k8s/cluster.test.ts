@@ -6,7 +6,17 @@ import { createLogger } from '../../../src/common/logger.js';
 import { createRegistry } from '../../../src/common/metrics.js';
 import { UpstreamError } from '../../../src/common/errors.js';
 import { policySettings } from '../../../src/policy/settings.js';
-import { KubeCluster } from '../../../src/policy-server/k8s/cluster.js';
+import { KubeCluster, type WriteGuard } from '../../../src/policy-server/k8s/cluster.js';
+import { NotLeaderError } from '../../../src/common/errors.js';
+
+/** The lease holder's guard, switched by the test. */
+let leading = true;
+const guard: WriteGuard = {
+  writeOptions: (opt) => {
+    if (!leading) throw new NotLeaderError('sair-system/sair-policy');
+    return opt ?? {};
+  },
+};
 import { createPolicyInformers, type PolicyInformers } from '../../../src/policy-server/k8s/informers.js';
 import { PrometheusClient } from '../../../src/policy-server/prometheus/client.js';
 import { createPrometheusMetrics } from '../../../src/policy-server/prometheus/metrics-port.js';
@@ -63,6 +73,7 @@ describe('Kubernetes cluster adapter', () => {
   });
 
   beforeEach(async () => {
+    leading = true;
     prom.reset();
     for (const ns of ['ml', 'other']) api.remove('namespaces', undefined, ns);
     api.seed(namespace('ml', true));
@@ -74,7 +85,7 @@ describe('Kubernetes cluster adapter', () => {
     const clients = api.clients('ml');
     informers = createPolicyInformers(clients, logger, { restartDelayMs: 50 });
     await informers.waitForSync(5_000);
-    cluster = new KubeCluster({ clients, informers, logger, registry: createRegistry('policy', { defaultMetrics: false }), identity: 'test-0', hpaDefaults, dryRun: false, retry: fastRetry });
+    cluster = new KubeCluster({ clients, informers, logger, registry: createRegistry('policy', { defaultMetrics: false }), identity: 'test-0', hpaDefaults, dryRun: false, guard, retry: fastRetry });
     cluster.setActive(true);
     api.requests.splice(0);
   });
@@ -282,7 +293,43 @@ describe('Kubernetes cluster adapter', () => {
     await until(informers.pipelines, (items) => items.length === 1);
     await cluster.listPipelines();
     cluster.setActive(false);
-    await expect(cluster.apply('ml/chat', { kind: 'replicas', stage: 0, replicas: 4 })).rejects.toThrow('not the leader');
+    leading = false;
+    await expect(cluster.apply('ml/chat', { kind: 'replicas', stage: 0, replicas: 4 })).rejects.toThrow('not the holder of a valid Lease');
     expect(writes(api, 'deployments.apps', 'scale')).toEqual([]);
+  });
+
+  it('listing pipelines never writes, also with an invalid spec; a standby does not report it either', async () => {
+    leading = false;
+    api.seed(pipeline('ml', 'bad', { slo: { p99Ms: 500 }, stages: [{ name: 'a', deployment: 'pre', minReplicas: 3, maxReplicas: 2 }] }));
+    await until(informers.pipelines, (items) => items.length === 1);
+    api.requests.splice(0);
+    await cluster.listPipelines();
+    await cluster.reporter.invalidQueue.idle();
+    expect(api.requests.filter((r) => r.verb !== 'watch' && r.verb !== 'list' && r.verb !== 'get')).toEqual([]);
+  });
+
+  it('a condition keeps its lastTransitionTime while its status stays the same', async () => {
+    api.seed(pipeline('ml', 'chat', chatSpec('Active')));
+    await until(informers.pipelines, (items) => items.length === 1);
+    await cluster.listPipelines();
+    const report = { pipelineId: 'ml/chat', time: Date.now(), actions: [{ kind: 'hold' as const }], bottleneck: null };
+    await cluster.report('ml/chat', report);
+    const conditions = () => api.get<{ status: { conditions: { type: string; lastTransitionTime: string }[] } }>('inferencepipelines.sair.dev', 'ml', 'chat')!.status.conditions;
+    const first = conditions().find((c) => c.type === 'Ready')!.lastTransitionTime;
+    await until(informers.pipelines, (items) => (items[0]?.status as { conditions?: unknown[] } | undefined)?.conditions !== undefined);
+    await new Promise((r) => setTimeout(r, 5));
+    await cluster.report('ml/chat', { ...report, time: Date.now() });
+    expect(conditions().find((c) => c.type === 'Ready')!.lastTransitionTime).toBe(first);
+  });
+
+  it('aggregates Events: one per pipeline and reason, not one per tick', async () => {
+    api.seed(pipeline('ml', 'chat', chatSpec('Active')));
+    await until(informers.pipelines, (items) => items.length === 1);
+    await cluster.listPipelines();
+    const report = { pipelineId: 'ml/chat', time: Date.now(), actions: [{ kind: 'hold' as const }], bottleneck: null };
+    for (let i = 0; i < 5; i++) await cluster.report('ml/chat', report);
+    const holds = api.list<k8s.CoreV1Event>('events', 'ml').filter((e) => e.reason === 'Hold' && e.involvedObject.name === 'chat');
+    expect(holds).toHaveLength(1);
+    expect(writes(api, 'events').filter((w) => w.verb === 'create')).toHaveLength(1);
   });
 });

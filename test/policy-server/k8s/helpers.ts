@@ -32,7 +32,7 @@ export function pod(ns: string, deploymentName: string, suffix: string, gpuCores
     metadata: {
       name: `${deploymentName}-7c9f8-${suffix}`,
       namespace: ns,
-      labels: { app: deploymentName, 'pod-template-hash': '7c9f8' },
+      labels: { app: deploymentName, 'pod-template-hash': '7c9f8', 'sair.dev/managed': 'true' },
       annotations: gpuCores ? { 'sair.dev/gpu-cores': String(gpuCores) } : {},
     },
     spec: { containers: [{ name: 'main', image: 'example/serve:1' }] },

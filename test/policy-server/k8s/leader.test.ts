@@ -24,11 +24,23 @@ describe('Lease leader election', () => {
     await api.close();
   });
 
+  /** A client of its own (bearer token = identity), so a fault can partition one candidate off. */
+  function coordinationFor(identity: string) {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: api.url, skipTLSVerify: true }],
+      users: [{ name: 'u', token: identity }],
+      contexts: [{ name: 'ctx', cluster: 'c', user: 'u', namespace: 'sair-system' }],
+      currentContext: 'ctx',
+    });
+    return kc.makeApiClient(k8s.CoordinationV1Api);
+  }
+
   function elector(identity: string, leaseDurationSeconds = 1) {
     const changes: { leading: boolean; at: number }[] = [];
     let notify: (() => void) | undefined;
     const e = new LeaderElector({
-      coordination: api.clients('sair-system').coordination,
+      coordination: coordinationFor(identity),
       namespace: 'sair-system',
       name: 'sair-policy',
       identity,
@@ -139,5 +151,43 @@ describe('Lease leader election', () => {
     // Someone leads again once the API server answers.
     await someoneLeads(a.e, b.e);
     expect(a.e.isLeader() && b.e.isLeader()).toBe(false);
+  });
+
+  it('a hung API server: lease calls time out, and the leader stops acting the moment its renew deadline passes', async () => {
+    const a = elector('policy-a');
+    a.e.start();
+    await a.becomes(true);
+    const lastGood = new Date(String(lease().spec!.renewTime)).getTime();
+    // Every lease call now hangs for 20 s: far past the renew deadline (800 ms).
+    const fault = api.injectFault({ resource: 'leases.coordination.k8s.io', delayMs: 20_000, times: 1000 });
+    const steppedDown = await a.becomes(false, 3_000);
+    fault.cancel();
+    // Down by the deadline after the last renewal that landed, not after a call finally failed.
+    expect(steppedDown - lastGood).toBeLessThan(800 + 700);
+    expect(a.changes.map((c) => c.leading)).toEqual([true, false]);
+    expect(() => a.e.writeOptions()).toThrow(/not the holder of a valid Lease sair-system\/sair-policy/);
+    // The calls it made gave up after their timeout (a third of the deadline), they did not hang for 20 s.
+    await a.becomes(true, 5_000);
+  });
+
+  it('a partition with two candidates: the cut-off leader stops before the other takes over, and its writes are refused', async () => {
+    const a = elector('policy-a');
+    a.e.start();
+    await a.becomes(true);
+    const b = elector('policy-b');
+    b.e.start();
+    // A cannot reach the API server any more; B can.
+    const fault = api.injectFault({ token: 'policy-a', delayMs: 30_000, times: 1000 });
+    const options = a.e.writeOptions();
+    const aDown = await a.becomes(false, 3_000);
+    const bUp = await b.becomes(true, 5_000);
+    fault.cancel();
+    expect(aDown).toBeLessThan(bUp);
+    expect(lease().spec).toMatchObject({ holderIdentity: 'policy-b' });
+    // A write A prepared while it led is aborted by the end of its lease, not sent under B's.
+    const write = api.clients('sair-system').core.createNamespacedConfigMap({ namespace: 'sair-system', body: { metadata: { name: 'late-write' } } }, options);
+    await expect(write).rejects.toThrow(/not the holder of a valid Lease/);
+    expect(api.get('configmaps', 'sair-system', 'late-write')).toBeUndefined();
+    expect(a.changes.filter((c) => c.leading).length).toBe(1);
   });
 });

@@ -2,7 +2,7 @@
 // the whole server or per InferencePipeline (spec.llm), against the fake API server and the
 // scripted OpenAI-compatible server.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { resolveLlmSettings } from '../../../src/policy-server/k8s/llm-settings.js';
+import { pipelineLlm, resolveLlmSettings } from '../../../src/policy-server/k8s/llm-settings.js';
 import { loadPolicyConfig, startCluster, type ClusterServer } from '../../../src/cmd/policy.js';
 import { startFakeApiServer, type FakeApiServer } from '../../support/fake-apiserver.js';
 import { startFakeLlm, type FakeLlm } from '../../support/fake-llm.js';
@@ -103,7 +103,7 @@ describe('LLM settings from ConfigMaps and Secrets', () => {
     api.seed(pipeline('ml', 'plain', { slo: { p99Ms: 300 }, tickSeconds: 5, stages: [{ name: 'b', deployment: 'b', maxReplicas: 4 }] }));
     const server = await startCluster(
       loadPolicyConfig(
-        { SAIR_KUBE_API_SERVER: api.url, SAIR_PROMETHEUS_URL: prom.url, SAIR_POD_NAME: 'p-0', SAIR_POD_NAMESPACE: 'sair-system', SAIR_LEADER_ELECTION: 'false', SAIR_POLICY_POLL_MS: '100', SAIR_LOG_LEVEL: 'silent', SAIR_POLICY_HOST: '127.0.0.1' },
+        { SAIR_KUBE_API_SERVER: api.url, SAIR_PROMETHEUS_URL: prom.url, SAIR_POD_NAME: 'p-0', SAIR_POD_NAMESPACE: 'sair-system', SAIR_LEADER_ELECTION: 'false', SAIR_POLICY_POLL_MS: '100', SAIR_LOG_LEVEL: 'silent', SAIR_POLICY_HOST: '127.0.0.1', SAIR_LLM_ALLOWED_ENDPOINTS: llm.url, SAIR_LLM_API_KEY: 'sk-server' },
         ['--port', '0'],
       ),
     );
@@ -128,5 +128,21 @@ describe('LLM settings from ConfigMaps and Secrets', () => {
     expect(calls.length).toBeGreaterThanOrEqual(1);
     expect(calls.map((r) => r.headers.authorization)).toEqual(calls.map(() => 'Bearer sk-team'));
     expect(calls[0]!.body.model).toBe('scripted');
+  });
+
+  it('a pipeline endpoint never gets the server-wide key, and must be on the admin allow-list', () => {
+    const server = { baseUrl: 'http://central:8000/v1', model: 'm', apiKey: 'sk-server', timeoutMs: 2_000 };
+    const own = pipelineLlm(server, { baseUrl: 'http://team.ml:8000/v1', model: 'team' }, ['http://team.ml:8000/'], 'InferencePipeline ml/p');
+    expect(own).toEqual({ baseUrl: 'http://team.ml:8000/v1', model: 'team', timeoutMs: 2_000 });
+    expect(pipelineLlm(server, { baseUrl: 'http://team.ml:8000/v1', model: 'team', apiKey: 'sk-team' }, ['http://team.ml:8000/'], 'x').apiKey).toBe('sk-team');
+    expect(() => pipelineLlm(server, { baseUrl: 'http://evil.example/v1', model: 'team' }, ['http://team.ml:8000/'], 'InferencePipeline ml/p')).toThrow(
+      'InferencePipeline ml/p LLM endpoint: "http://evil.example/v1" is not a URL starting with one of SAIR_LLM_ALLOWED_ENDPOINTS (http://team.ml:8000/)',
+    );
+    expect(() => pipelineLlm(server, { baseUrl: 'http://team.ml:8000/v1', model: 'team' }, [], 'x')).toThrow(/SAIR_LLM_ALLOWED_ENDPOINTS lists none/);
+  });
+
+  it('takes no API key on the command line', () => {
+    expect(() => loadPolicyConfig({}, ['--llm-api-key', 'sk-x'])).toThrow(/unknown flag/);
+    expect(loadPolicyConfig({ SAIR_LLM_API_KEY: 'sk-x' }, []).llmApiKey).toBe('sk-x');
   });
 });

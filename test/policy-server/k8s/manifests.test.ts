@@ -98,6 +98,7 @@ describe('manifests/policy', () => {
       ['', 'pods', 'watch'],
       ['', 'pods', 'patch'],
       ['', 'events', 'create'],
+      ['', 'events', 'patch'],
     ];
     for (const [g, r, v] of needed) expect([g, r, v, allows(cluster, g, r, v)]).toEqual([g, r, v, true]);
     for (const r of cluster) {
@@ -113,6 +114,7 @@ describe('manifests/policy', () => {
     expect(allows(ns, 'coordination.k8s.io', 'leases', 'update', 'another-lease')).toBe(false);
     expect(allows(ns, '', 'secrets', 'get', 'sair-llm')).toBe(true);
     expect(allows(ns, '', 'secrets', 'get', 'other')).toBe(false);
+    expect(allows(ns, '', 'configmaps', 'create')).toBe(true);
   });
 });
 

@@ -60,8 +60,18 @@ export interface FaultSpec {
   subresource?: string;
   namespace?: string;
   name?: string;
-  /** HTTP status to answer with: 409, 429, 500, 503 and others, each with the real Status body. */
-  status: number;
+  /** Only requests bearing this token (`Authorization: Bearer <token>`): one client partitioned off. */
+  token?: string;
+  /**
+   * HTTP status to answer with: 409, 429, 500, 503 and others, each with the real Status body.
+   * Without it (and with delayMs) the request is answered normally, late.
+   */
+  status?: number;
+  /**
+   * Hold the request this long before answering, as a hung API server or a partitioned network
+   * looks to the client; a client that gives up first sees no answer at all.
+   */
+  delayMs?: number;
   /** How many matching requests fail (default 1). */
   times?: number;
   message?: string;
@@ -325,10 +335,21 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     });
   }
 
-  function takeFault(rec: RequestRecord, def: ResourceDef | undefined): ApiError | undefined {
+  const delays = new Set<NodeJS.Timeout>();
+  const hold = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        delays.delete(t);
+        resolve();
+      }, ms);
+      delays.add(t);
+    });
+
+  function takeFault(rec: RequestRecord, def: ResourceDef | undefined, token: string | undefined): { error?: ApiError; delayMs?: number } | undefined {
     for (const f of faults) {
       const s = f.spec;
       if (f.remaining <= 0) continue;
+      if (s.token !== undefined && s.token !== token) continue;
       if (s.verb && s.verb !== rec.verb) continue;
       if (s.path && !s.path.test(rec.path)) continue;
       if (s.resource && (!def || (s.resource !== def.plural && s.resource !== rec.resource))) continue;
@@ -337,7 +358,10 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       if (s.name !== undefined && s.name !== rec.name) continue;
       f.remaining--;
       f.hits++;
-      return errors.injected(s.status, s.message, s.retryAfterSeconds ?? 1, def && { def, name: rec.name });
+      return {
+        error: s.status === undefined ? undefined : errors.injected(s.status, s.message, s.retryAfterSeconds ?? 1, def && { def, name: rec.name }),
+        delayMs: s.delayMs,
+      };
     }
     return undefined;
   }
@@ -404,8 +428,10 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       };
       if (!authorize(rbacObjects(), attrs)) throw forbidden(attrs);
     }
-    const fault = takeFault(rec, def);
-    if (fault) throw fault;
+    const token = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim();
+    const fault = takeFault(rec, def, token);
+    if (fault?.delayMs) await hold(fault.delayMs);
+    if (fault?.error) throw fault.error;
     if (!verb) throw errors.methodNotAllowed();
     const sub = route.subresource;
     if (sub !== undefined && !((sub === 'status' && def.status) || (sub === 'scale' && def.scale)))
@@ -597,6 +623,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       return String(store.resourceVersion);
     },
     close: async () => {
+      for (const t of delays) clearTimeout(t);
       hub.dropAll();
       handlers.close();
       await new Promise<void>((resolve) => {
