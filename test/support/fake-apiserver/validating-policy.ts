@@ -150,6 +150,33 @@ function denial(req: PolicyRequest, message: string, reason: string): ApiError {
   return new ApiError(status);
 }
 
+/**
+ * `variables` as the apiserver composes them: each is evaluated when an expression first reads it,
+ * once, so one that cannot be evaluated for this request (a field this kind lacks) fails only the
+ * expressions that use it.
+ */
+function lazyVariables(list: { name: string; expression: string }[], vars: Record<string, unknown>): object {
+  const variables = {};
+  for (const v of list) {
+    let done: { value: unknown } | { error: unknown } | undefined;
+    Object.defineProperty(variables, v.name, {
+      enumerable: true,
+      get() {
+        if (!done) {
+          try {
+            done = { value: evaluate(v.expression, vars) };
+          } catch (error) {
+            done = { error };
+          }
+        }
+        if ('error' in done) throw done.error;
+        return done.value;
+      },
+    });
+  }
+  return variables;
+}
+
 /** Runs every matching policy binding; throws the first denial, returns the warnings. */
 export function runValidatingPolicies(
   policies: KubeObject[],
@@ -190,9 +217,7 @@ export function runValidatingPolicies(
         );
     };
     try {
-      const variables: Record<string, unknown> = {};
-      vars.variables = variables;
-      for (const v of spec.variables ?? []) variables[v.name] = evaluate(v.expression, vars);
+      vars.variables = lazyVariables(spec.variables ?? [], vars);
       if (!(spec.matchConditions ?? []).every((c) => evaluate(c.expression, vars) === true)) continue;
     } catch (err) {
       if (spec.failurePolicy !== 'Ignore') fail(`${(err as Error).message.split('\n')[0]}`, 'Invalid');
