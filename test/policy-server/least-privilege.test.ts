@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import path from 'node:path';
 import type * as k8s from '@kubernetes/client-node';
+import { resolveLlmSettings } from '../../src/policy-server/k8s/llm-settings.js';
 import { MERGE_PATCH, STRATEGIC_MERGE_PATCH, type KubeClients } from '../../src/common/k8s.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
 import { kustomizeBuild } from '../support/manifests.js';
@@ -133,5 +134,21 @@ describe('policy server least privilege (manifests/policy) enforced by the API s
       expect(api.get<k8s.V1ConfigMap>('configmaps', 'sair-system', 'sair-policy')?.data?.SAIR_LLM_ALLOWED_ENDPOINTS).toBeUndefined();
     });
   });
-});
 
+  it("reads a pipeline's own LLM ConfigMap and Secret only where sair-policy-llm-reader is bound, and says how to bind it", async () => {
+    api.seed({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'team-llm', namespace: 'ml' }, data: { baseUrl: 'http://vllm.ml:8000/v1', model: 'm' } });
+    api.seed({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'team-llm', namespace: 'ml' }, data: { apiKey: Buffer.from('sk-team').toString('base64') } });
+    const ref = { namespace: 'ml', configMap: 'team-llm', secret: { name: 'team-llm', key: 'apiKey' } };
+    await expect(resolveLlmSettings(sa.core, ref)).rejects.toThrow(
+      /read ConfigMap ml\/team-llm: HTTP 403: .*kubectl -n ml create rolebinding sair-policy-llm --clusterrole=sair-policy-llm-reader --serviceaccount=sair-system:sair-policy/,
+    );
+    api.seed({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'sair-policy-llm', namespace: 'ml' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'sair-policy-llm-reader' },
+      subjects: [{ kind: 'ServiceAccount', name: 'sair-policy', namespace: 'sair-system' }],
+    });
+    await expect(resolveLlmSettings(sa.core, ref)).resolves.toEqual({ baseUrl: 'http://vllm.ml:8000/v1', model: 'm', apiKey: 'sk-team' });
+  });
+});

@@ -6,6 +6,18 @@ import { ValidationError } from '../../common/errors.js';
 import { statusOf } from '../../common/k8s.js';
 import { toUpstreamError } from './retry.js';
 
+/** The ClusterRole (manifests/policy/rbac.yaml) that lets the policy server read a pipeline's LLM settings. */
+const READER_ROLE = 'sair-policy-llm-reader';
+
+function readError(where: string, ref: LlmReference, missing: string, err: unknown): Error {
+  const status = statusOf(err);
+  if (status === 404) return new ValidationError(where, missing);
+  const upstream = toUpstreamError(`read ${where}`, err);
+  if (status !== 403) return upstream;
+  upstream.message += `; let the policy server read it: kubectl -n ${ref.namespace} create rolebinding sair-policy-llm --clusterrole=${READER_ROLE} --serviceaccount=sair-system:sair-policy`;
+  return upstream;
+}
+
 export interface LlmReference {
   namespace: string;
   configMap?: string;
@@ -24,7 +36,7 @@ export async function resolveLlmSettings(core: k8s.CoreV1Api, ref: LlmReference)
   if (ref.configMap) {
     const where = `ConfigMap ${ref.namespace}/${ref.configMap}`;
     const cm = await core.readNamespacedConfigMap({ name: ref.configMap, namespace: ref.namespace }).catch((err: unknown) => {
-      throw statusOf(err) === 404 ? new ValidationError(where, 'an existing ConfigMap with keys baseUrl and model') : toUpstreamError(`read ${where}`, err);
+      throw readError(where, ref, 'an existing ConfigMap with keys baseUrl and model', err);
     });
     const data = cm.data ?? {};
     if (!data.baseUrl || !/^https?:\/\//.test(data.baseUrl)) throw new ValidationError(`${where} key baseUrl`, 'an http(s) URL of an OpenAI-compatible API, e.g. http://vllm:8000/v1', data.baseUrl);
@@ -40,7 +52,7 @@ export async function resolveLlmSettings(core: k8s.CoreV1Api, ref: LlmReference)
   if (ref.secret) {
     const where = `Secret ${ref.namespace}/${ref.secret.name}`;
     const secret = await core.readNamespacedSecret({ name: ref.secret.name, namespace: ref.namespace }).catch((err: unknown) => {
-      throw statusOf(err) === 404 ? new ValidationError(where, `an existing Secret with key ${ref.secret!.key}`) : toUpstreamError(`read ${where}`, err);
+      throw readError(where, ref, `an existing Secret with key ${ref.secret!.key}`, err);
     });
     const raw = secret.data?.[ref.secret.key] ?? secret.stringData?.[ref.secret.key];
     if (!raw) throw new ValidationError(`${where} key ${ref.secret.key}`, 'the LLM API key (base64 in data, as kubectl create secret writes it)');

@@ -427,6 +427,43 @@ describe('ValidatingAdmissionPolicy (apiserver/pkg/admission/plugin/policy/valid
   });
 });
 
+describe('ValidatingAdmissionPolicy variables (lazily composited, as cel/composition.go)', () => {
+  beforeAll(() => {
+    api.seed({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicy',
+      metadata: { name: 'lazy-variables' },
+      spec: {
+        matchConstraints: {
+          resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }],
+        },
+        // A ConfigMap has no spec: the variable errors only for an expression that reads it.
+        variables: [{ name: 'replicas', expression: 'object.spec.replicas' }],
+        validations: [{ expression: "!has(object.data) || !('strict' in object.data) || variables.replicas > 0" }],
+      },
+    });
+    api.seed({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: { name: 'lazy-variables' },
+      spec: {
+        policyName: 'lazy-variables',
+        validationActions: ['Deny'],
+        matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NS } } },
+      },
+    });
+  });
+
+  it('evaluates a variable only when an expression reads it; an error then fails that expression', async () => {
+    const { core } = api.clients(NS);
+    await core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'lazy' }, data: { a: 'b' } } });
+    const status = await failure(
+      core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'eager' }, data: { strict: 'yes' } } }),
+    );
+    expect(status.message).toMatch(/lazy-variables.* denied request: expression .* resulted in error/);
+  });
+});
+
 describe('RBAC for ServiceAccount tokens (plugin/pkg/auth/authorizer/rbac)', () => {
   let strict: FakeApiServer;
 
