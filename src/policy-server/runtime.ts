@@ -1,7 +1,7 @@
 // The loop that drives a controller: lists pipelines, ticks each on its own interval while this
 // replica leads, and never dies on one pipeline's error (that pipeline backs off exponentially,
 // the others go on). Ticks of different pipelines run concurrently; one pipeline never has two.
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../common/logger.js';
 import { errorMessage } from '../common/errors.js';
 import type { ClusterPort, Clock, Controller, PipelineSpec, TickReport } from '../core/ports.js';
@@ -41,6 +41,8 @@ export class PolicyRuntime {
   private wasLeader = false;
   private readonly ticks: Counter;
   private readonly tickSeconds: Histogram;
+  private readonly p99Seconds: Gauge;
+  private readonly sloSeconds: Gauge;
 
   constructor(private readonly d: RuntimeDeps) {
     this.ticks = new Counter({ name: 'sair_policy_ticks_total', help: 'Pipeline ticks by outcome (ok, error)', labelNames: ['outcome'], registers: [d.registry] });
@@ -50,6 +52,14 @@ export class PolicyRuntime {
       buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20],
       registers: [d.registry],
     });
+    // Only the leader's are set: a standby's would be stale, and an alert takes the max over replicas.
+    this.p99Seconds = new Gauge({
+      name: 'sair_policy_pipeline_p99_seconds',
+      help: "End-to-end P99 latency the last tick observed, per pipeline (+Inf: nothing completes); absent when it could not be measured",
+      labelNames: ['pipeline'],
+      registers: [d.registry],
+    });
+    this.sloSeconds = new Gauge({ name: 'sair_policy_pipeline_slo_seconds', help: 'P99 latency objective, per pipeline', labelNames: ['pipeline'], registers: [d.registry] });
   }
 
   /** Wire this into the controller's onDecision. */
@@ -85,12 +95,18 @@ export class PolicyRuntime {
       // A new leader starts every pipeline at once rather than on the old leader's schedule.
       for (const s of this.states.values()) s.nextDue = 0;
       if (leading) await this.d.beforeLeading?.();
+      else this.forgetPipelines();
     }
     if (!leading) return;
     const pipelines = await this.d.cluster.listPipelines();
     const now = this.d.clock.now();
     const ids = new Set(pipelines.map((p) => p.id));
-    for (const id of this.states.keys()) if (!ids.has(id) && !this.states.get(id)!.running) this.states.delete(id);
+    for (const id of this.states.keys()) {
+      if (ids.has(id) || this.states.get(id)!.running) continue;
+      this.states.delete(id);
+      this.p99Seconds.remove({ pipeline: id });
+      this.sloSeconds.remove({ pipeline: id });
+    }
     this.d.history.retain(ids);
     const started: Promise<void>[] = [];
     for (const spec of pipelines) {
@@ -107,6 +123,19 @@ export class PolicyRuntime {
     await Promise.all(started);
   }
 
+  private recordLatency(spec: PipelineSpec, record: DecisionRecord | undefined): void {
+    const pipeline = spec.id;
+    this.sloSeconds.set({ pipeline }, spec.sloP99Ms / 1000);
+    const p99 = record?.p99Ms;
+    if (p99 == null || Number.isNaN(p99)) this.p99Seconds.remove({ pipeline });
+    else this.p99Seconds.set({ pipeline }, p99 / 1000);
+  }
+
+  private forgetPipelines(): void {
+    this.p99Seconds.reset();
+    this.sloSeconds.reset();
+  }
+
   private async tick(st: PipelineState): Promise<void> {
     const spec = st.spec;
     const startedAt = this.d.clock.now();
@@ -118,6 +147,7 @@ export class PolicyRuntime {
       const record = this.latest.get(spec.id);
       const allocation = await this.d.cluster.allocation(spec.id).catch(() => []);
       this.d.history.recordTick(spec, report, allocation, record);
+      this.recordLatency(spec, record);
       if (record && this.d.afterDecision) await this.d.afterDecision(record);
       st.failures = 0;
       st.nextDue = startedAt + interval;

@@ -11,7 +11,7 @@ import { KUBERNETES_MAJOR, NEWEST_SUPPORTED_MINOR, OLDEST_SUPPORTED_MINOR } from
 import { kustomizeBuild, type ManifestObject } from '../support/manifests.js';
 
 const ROOT = path.resolve('manifests');
-const COMPONENTS = [['components/certs-job', 'components/prometheus-operator'], ['components/cert-manager']];
+const COMPONENTS = [['components/certs-job', 'components/prometheus-operator', 'components/monitoring'], ['components/cert-manager']];
 
 /** apiVersion and kind -> the minor since which it is GA, and its client-node model. */
 const KINDS: Record<string, { ga: number; model: string }> = {

@@ -18,6 +18,7 @@ const VARIANTS: Record<string, string[]> = {
   'cert-manager': ['components/cert-manager'],
   'certs-job + prometheus-operator': ['components/certs-job', 'components/prometheus-operator'],
   'cert-manager + prometheus-operator': ['components/cert-manager', 'components/prometheus-operator'],
+  'certs-job + prometheus-operator + monitoring': ['components/certs-job', 'components/prometheus-operator', 'components/monitoring'],
 };
 const key = (o: ManifestObject) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 
@@ -27,6 +28,7 @@ describe('manifests/kustomization.yaml', () => {
     const text = readFileSync(path.join(ROOT, 'kustomization.yaml'), 'utf8');
     expect(text).toContain('# - components/cert-manager');
     expect(text).toContain('# - components/prometheus-operator');
+    expect(text).toContain('# - components/monitoring');
   });
 
   it('one images: entry sets the image of every container, at the package version', () => {

@@ -6,6 +6,7 @@ import { createRegistry } from '../../src/common/metrics.js';
 import { PolicyHistory } from '../../src/policy-server/api/history.js';
 import type { ClusterPort, Controller, PipelineSpec, TickReport } from '../../src/core/ports.js';
 import { PolicyRuntime } from '../../src/policy-server/runtime.js';
+import type { DecisionRecord } from '../../src/policy/types.js';
 
 const spec = (id: string, tickSeconds: number): PipelineSpec => ({
   id,
@@ -16,7 +17,8 @@ const spec = (id: string, tickSeconds: number): PipelineSpec => ({
   mode: 'Active',
 });
 
-function setup(pipelines: PipelineSpec[], failing: Set<string>) {
+/** `p99` gives the P99 (ms) each pipeline's decision records; without an entry it records none. */
+function setup(pipelines: PipelineSpec[], failing: Set<string>, p99 = new Map<string, number | null>()) {
   let now = 0;
   const ticks: { id: string; at: number }[] = [];
   let lists = 0;
@@ -35,17 +37,19 @@ function setup(pipelines: PipelineSpec[], failing: Set<string>) {
     async tick(p): Promise<TickReport> {
       ticks.push({ id: p.id, at: now });
       if (failing.has(p.id)) throw new Error(`metrics for ${p.id} unavailable`);
+      if (p99.has(p.id)) runtime.onDecision({ pipelineId: p.id, p99Ms: p99.get(p.id)! } as DecisionRecord);
       return { pipelineId: p.id, time: now, actions: [], bottleneck: 0 };
     },
   };
   let leader = true;
   const history = new PolicyHistory();
+  const registry = createRegistry('policy', { defaultMetrics: false });
   const runtime = new PolicyRuntime({
     cluster,
     controller,
     clock: { now: () => now, sleep: async () => undefined },
     logger: createLogger('test', 'silent'),
-    registry: createRegistry('policy', { defaultMetrics: false }),
+    registry,
     history,
     isLeader: () => leader,
     pollMs: 1_000,
@@ -54,6 +58,7 @@ function setup(pipelines: PipelineSpec[], failing: Set<string>) {
   return {
     runtime,
     history,
+    registry,
     ticks,
     lists: () => lists,
     setLeader: (l: boolean) => (leader = l),
@@ -110,5 +115,26 @@ describe('PolicyRuntime', () => {
     pipelines.pop();
     await t.runTo(10_000);
     expect(t.history.list().map((v) => v.id)).toEqual(['ml/a']);
+  });
+
+  it("exports each pipeline's P99 and SLO while it leads, for the SLO alert", async () => {
+    const p99 = new Map<string, number | null>([['ml/a', 180], ['ml/b', null]]);
+    const pipelines = [spec('ml/a', 10), spec('ml/b', 10)];
+    const t = setup(pipelines, new Set(), p99);
+    const series = async () =>
+      (await t.registry.getMetricsAsJSON())
+        .filter((m) => m.name.startsWith('sair_policy_pipeline_'))
+        .flatMap((m) => m.values.map((v) => `${m.name}{${String(v.labels.pipeline)}} ${v.value}`))
+        .sort();
+    await t.runTo(0);
+    // ml/b measured no P99: no series, so nothing alerts on a guess.
+    expect(await series()).toEqual(['sair_policy_pipeline_p99_seconds{ml/a} 0.18', 'sair_policy_pipeline_slo_seconds{ml/a} 0.1', 'sair_policy_pipeline_slo_seconds{ml/b} 0.1']);
+    p99.set('ml/a', Infinity);
+    pipelines.pop();
+    await t.runTo(10_000);
+    expect(await series()).toEqual(['sair_policy_pipeline_p99_seconds{ml/a} Infinity', 'sair_policy_pipeline_slo_seconds{ml/a} 0.1']);
+    t.setLeader(false);
+    await t.runTo(11_000);
+    expect(await series()).toEqual([]);
   });
 });

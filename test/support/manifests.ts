@@ -3,7 +3,7 @@
 // validation of built-in kinds against the Kubernetes OpenAPI schemas (kubernetes-models).
 // Shared by every part's manifest test and by the quickstart's kubectl.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { parseAllDocuments } from 'yaml';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
@@ -67,6 +67,14 @@ export const CLUSTER_SCOPED = new Set([
   'PriorityClass',
 ]);
 
+/**
+ * The kinds kustomize's namespace transformer leaves without a namespace: those its built-in
+ * OpenAPI schema (Kubernetes 1.21) knows as cluster-scoped. Newer cluster-scoped kinds
+ * (ValidatingAdmissionPolicy and its binding) get `namespace:` like any unknown kind, and
+ * kube-apiserver drops it on create, as it does for every cluster-scoped object.
+ */
+const KUSTOMIZE_CLUSTER_SCOPED = new Set([...CLUSTER_SCOPED].filter((k) => !k.startsWith('ValidatingAdmissionPolicy')));
+
 /** The non-empty documents of a YAML stream; a syntax error names its source. */
 export function yamlDocs<T = ManifestObject>(text: string, source: string): T[] {
   return parseAllDocuments(text)
@@ -89,6 +97,36 @@ interface Kustomization {
   labels?: { pairs: Record<string, string> }[];
   images?: { name: string; newName?: string; newTag?: string; digest?: string }[];
   patches?: { target: { kind?: string; name?: string }; patch: string }[];
+  configMapGenerator?: ConfigMapGenerator[];
+}
+
+interface ConfigMapGenerator {
+  name: string;
+  namespace?: string;
+  files?: string[];
+  options?: { disableNameSuffixHash?: boolean; labels?: Record<string, string>; annotations?: Record<string, string> };
+}
+
+/**
+ * A configMapGenerator entry as kustomize emits it: one data key per file (its base name), the
+ * options' labels and annotations. Only `files` and disableNameSuffixHash: true are emulated; the
+ * name hash kustomize would append otherwise is not, so such an entry is refused.
+ */
+function generateConfigMap(dir: string, g: ConfigMapGenerator): ManifestObject {
+  const where = `${join(dir, 'kustomization.yaml')} configMapGenerator ${g.name}`;
+  if (g.options?.disableNameSuffixHash !== true) throw new Error(`${where}: set options.disableNameSuffixHash: true (the name hash is not emulated)`);
+  const data: Record<string, string> = {};
+  for (const f of g.files ?? []) {
+    if (f.includes('=')) throw new Error(`${where}: key=path file entries are not emulated; name the file only`);
+    data[basename(f)] = readFileSync(join(dir, f), 'utf8');
+  }
+  const { labels, annotations } = g.options;
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: g.name, ...(g.namespace ? { namespace: g.namespace } : {}), ...(labels ? { labels: { ...labels } } : {}), ...(annotations ? { annotations: { ...annotations } } : {}) },
+    data,
+  } as ManifestObject;
 }
 
 /**
@@ -112,7 +150,7 @@ export function kustomizeBuild(dir: string, options: { components?: string[] } =
     const cdir = join(dir, c);
     const ck = readYaml<Kustomization>(join(cdir, 'kustomization.yaml'))[0]!;
     if (ck.kind !== 'Component') throw new Error(`${file} lists ${c} as a component, but its kind is ${ck.kind ?? 'Kustomization'}`);
-    out = [...out, ...(ck.resources ?? []).map((r) => join(c, r)).flatMap(load)];
+    out = [...out, ...(ck.resources ?? []).map((r) => join(c, r)).flatMap(load), ...(ck.configMapGenerator ?? []).map((g) => generateConfigMap(cdir, g))];
     for (const patch of ck.patches ?? []) {
       const ops = yamlDocs<Operation[]>(patch.patch, `${cdir} patch`)[0]!;
       const targets = out.filter((o) => (!patch.target.kind || o.kind === patch.target.kind) && (!patch.target.name || o.metadata.name === patch.target.name));
@@ -121,7 +159,7 @@ export function kustomizeBuild(dir: string, options: { components?: string[] } =
     }
   }
   for (const o of out) {
-    if (k.namespace && !CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = k.namespace;
+    if (k.namespace && !KUSTOMIZE_CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = k.namespace;
     for (const { pairs } of k.labels ?? []) o.metadata.labels = { ...o.metadata.labels, ...pairs };
     for (const c of containersOf(o)) {
       const [name, tag] = splitImage(c.image);
