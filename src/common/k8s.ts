@@ -10,6 +10,8 @@ export interface KubeClients {
   coordination: k8s.CoordinationV1Api;
   custom: k8s.CustomObjectsApi;
   admissionregistration: k8s.AdmissionregistrationV1Api;
+  authentication: k8s.AuthenticationV1Api;
+  authorization: k8s.AuthorizationV1Api;
 }
 
 /** In a pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config. */
@@ -40,6 +42,8 @@ export function createKubeClients(kc: k8s.KubeConfig): KubeClients {
     coordination: kc.makeApiClient(k8s.CoordinationV1Api),
     custom: kc.makeApiClient(k8s.CustomObjectsApi),
     admissionregistration: kc.makeApiClient(k8s.AdmissionregistrationV1Api),
+    authentication: kc.makeApiClient(k8s.AuthenticationV1Api),
+    authorization: kc.makeApiClient(k8s.AuthorizationV1Api),
   };
 }
 

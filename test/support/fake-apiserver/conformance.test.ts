@@ -672,3 +672,73 @@ describe('mutating webhooks (apiserver/pkg/admission/plugin/webhook/mutating)', 
     expect(api.get<k8s.V1Deployment>('deployments.apps', 'hooked', 'web')!.spec!.replicas).toBe(3);
   });
 });
+
+describe('TokenReview and SubjectAccessReview (pkg/registry/authentication, pkg/registry/authorization)', () => {
+  let strict: FakeApiServer;
+  beforeAll(async () => {
+    strict = await startFakeApiServer({ strictAuthentication: true, namespaces: ['default', 'sair-system', NS] });
+    strict.seed({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'reviewer' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'auth-delegator' },
+      subjects: [{ kind: 'ServiceAccount', name: 'proxy', namespace: 'sair-system' }],
+    });
+    strict.seed({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'auth-delegator' },
+      rules: [
+        { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+        { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+      ],
+    });
+    strict.seed({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: 'pipeline-reader', namespace: NS },
+      rules: [{ apiGroups: ['sair.dev'], resources: ['inferencepipelines'], verbs: ['get', 'list'] }],
+    });
+    strict.seed({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'alice-reads', namespace: NS },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'pipeline-reader' },
+      subjects: [{ kind: 'ServiceAccount', name: 'alice', namespace: NS }],
+    });
+  });
+  afterAll(async () => {
+    await strict.close();
+  });
+
+  it('authenticates a token as a request bearing it would be, and answers an unknown one unauthenticated', async () => {
+    const { authentication } = strict.clients('sair-system', strict.tokenFor('sair-system', 'proxy'));
+    const alice = strict.tokenFor(NS, 'alice');
+    const ok = await authentication.createTokenReview({ body: { spec: { token: alice } } });
+    expect(ok).toMatchObject({ kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', status: { authenticated: true, user: { username: `system:serviceaccount:${NS}:alice`, groups: ['system:serviceaccounts', `system:serviceaccounts:${NS}`, 'system:authenticated'] } } });
+    const bad = await authentication.createTokenReview({ body: { spec: { token: 'not-a-token' } } });
+    expect(bad.status?.authenticated).toBeFalsy();
+    expect(bad.status?.error).toMatch(/invalid bearer token/);
+    expect(strict.list('tokenreviews.authentication.k8s.io')).toEqual([]);
+  });
+
+  it('evaluates a SubjectAccessReview against the stored RBAC', async () => {
+    const { authorization } = strict.clients('sair-system', strict.tokenFor('sair-system', 'proxy'));
+    const sar = (namespace: string, verb = 'get') =>
+      authorization.createSubjectAccessReview({
+        body: { spec: { user: `system:serviceaccount:${NS}:alice`, groups: ['system:serviceaccounts', 'system:authenticated'], resourceAttributes: { namespace, verb, group: 'sair.dev', resource: 'inferencepipelines' } } },
+      });
+    expect((await sar(NS)).status?.allowed).toBe(true);
+    expect((await sar('default')).status?.allowed).toBe(false);
+    expect((await sar(NS, 'delete')).status?.allowed).toBe(false);
+  });
+
+  it('needs create on the review for the caller, and a spec: 403 and 422 as the real server', async () => {
+    const alice = strict.clients(NS, strict.tokenFor(NS, 'alice'));
+    const denied = await failure(alice.authentication.createTokenReview({ body: { spec: { token: 'x' } } }));
+    expect(denied).toMatchObject({ code: 403, message: expect.stringContaining('cannot create resource "tokenreviews" in API group "authentication.k8s.io" at the cluster scope') });
+    const proxy = strict.clients('sair-system', strict.tokenFor('sair-system', 'proxy'));
+    const invalid = await failure(proxy.authorization.createSubjectAccessReview({ body: { spec: { user: 'u' } } }));
+    expect(invalid.code).toBe(422);
+  });
+});

@@ -368,6 +368,23 @@ export const BUILTIN_RESOURCES: ResourceDef[] = [
     namespaced: false,
     generation: true,
   },
+  // Reviews: create-only, answered and never stored (reviews.ts).
+  {
+    group: 'authentication.k8s.io',
+    version: 'v1',
+    plural: 'tokenreviews',
+    singular: 'tokenreview',
+    kind: 'TokenReview',
+    namespaced: false,
+  },
+  {
+    group: 'authorization.k8s.io',
+    version: 'v1',
+    plural: 'subjectaccessreviews',
+    singular: 'subjectaccessreview',
+    kind: 'SubjectAccessReview',
+    namespaced: false,
+  },
   ...(['Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding'] as const).map((kind): ResourceDef => ({
     group: 'rbac.authorization.k8s.io',
     version: 'v1',

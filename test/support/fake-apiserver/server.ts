@@ -21,6 +21,7 @@ import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { ApiError, errors } from './status.js';
 import { Store } from './store.js';
 import { runValidatingPolicies } from './validating-policy.js';
+import { REVIEW_RESOURCES, review } from './reviews.js';
 import { WatchHub } from './watch.js';
 
 /** The bearer token of kubeConfig() and clients() without a token: the cluster admin. */
@@ -433,6 +434,21 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     if (fault?.delayMs) await hold(fault.delayMs);
     if (fault?.error) throw fault.error;
     if (!verb) throw errors.methodNotAllowed();
+    if (REVIEW_RESOURCES.has(`${def.plural}.${def.group}`)) {
+      if (verb !== 'create' || route.name !== undefined || route.subresource !== undefined) throw errors.methodNotAllowed();
+      const body = rec.body;
+      if (body === undefined || typeof body !== 'object' || body === null || Array.isArray(body))
+        throw errors.badRequest(`the body of the request was not a JSON or YAML object`);
+      return sendJson(
+        res,
+        201,
+        review(def, body as KubeObject, ctx, {
+          userOfToken: (t) => tokens.userOf(t) ?? (t === ADMIN_TOKEN ? ADMIN : undefined),
+          rbac: rbacObjects,
+          validate: (d, obj, c) => validate({ op: 'CREATE', def: d, obj, user: c.user, warnings: c.warnings }),
+        }),
+      );
+    }
     const sub = route.subresource;
     if (sub !== undefined && !((sub === 'status' && def.status) || (sub === 'scale' && def.scale)))
       throw errors.pathNotFound();
