@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '../common/logger.js';
 import { createRegistry } from '../common/metrics.js';
 import { PolicyHistory } from '../policy-server/api/history.js';
 import { startApiServer } from '../policy-server/api/server.js';
+import { KubeReviewAuth } from '../policy-server/api/auth.js';
 import type { SairController } from '../policy/controller.js';
 import { ALWAYS_LEADING, KubeCluster } from '../policy-server/k8s/cluster.js';
 import { createPolicyInformers } from '../policy-server/k8s/informers.js';
@@ -31,6 +32,13 @@ const clusterSpec = {
   ...serverSpec,
   ...leaseSpec,
   host: { env: 'SAIR_POLICY_HOST', flag: '--host', form: 'an address to listen on', help: 'listen address', schema: fields.string('0.0.0.0') },
+  apiAuth: {
+    env: 'SAIR_API_AUTH',
+    flag: '--api-auth',
+    form: 'kubernetes or none',
+    help: 'who may read /api: kubernetes (a bearer token checked by TokenReview, pipelines shown by SubjectAccessReview) or none (anyone who reaches the port)',
+    schema: z.enum(['kubernetes', 'none']).default('kubernetes'),
+  },
   prometheusUrl: {
     env: 'SAIR_PROMETHEUS_URL',
     flag: '--prometheus-url',
@@ -251,6 +259,7 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
       registry,
       logger,
       // A standby answers the JSON API from the leader (its pod, named by the Lease, on this port).
+      auth: cfg.apiAuth === 'kubernetes' ? new KubeReviewAuth({ clients }) : undefined,
       leaderUrl: elector ? leaderAddress({ core: clients.core, coordination: clients.coordination, namespace: cfg.namespace, leaseName: cfg.leaseName, port: cfg.port }) : undefined,
       state: {
         ready: () => (informers.synced() ? { ready: true, reason: '' } : { ready: false, reason: 'informer caches not synced' }),

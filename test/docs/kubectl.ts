@@ -1,7 +1,8 @@
 // A tiny kubectl for the documentation tests: exactly the verbs docs/quickstart.md uses, sent through
 // the real @kubernetes/client-node (KubernetesObjectApi, which finds resources by discovery as
 // kubectl does) to the fake API server. Mutating verbs: apply -f <file from the doc> | -k <dir>,
-// create namespace|configmap|secret generic (--from-literal), label, patch --type merge,
+// create namespace|configmap|secret generic (--from-literal)|serviceaccount|rolebinding
+// (--clusterrole, --serviceaccount), label, patch --type merge,
 // rollout restart, delete -k. Read-only verbs (get, port-forward) and commands that need a real
 // cluster's nodes or pods are reported as not run, so a test can check that nothing else appears.
 // `apply -k` and `delete -k` build the kustomization's resource list the way kustomize does
@@ -185,6 +186,20 @@ export class Kubectl {
     else if (type === 'configmap') obj = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: more[0]!, namespace }, data } as Obj;
     else if (type === 'secret' && more[0] === 'generic') {
       obj = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: more[1]!, namespace }, data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])) } as Obj;
+    } else if (type === 'serviceaccount') obj = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: more[0]!, namespace } } as Obj;
+    else if (type === 'rolebinding') {
+      // `kubectl create rolebinding <name> --clusterrole=<role> --serviceaccount=<ns>:<name>`
+      const flag = (name: string) => more.find((w) => w.startsWith(`--${name}=`))?.slice(name.length + 3);
+      const role = flag('clusterrole');
+      const [saNamespace, saName] = (flag('serviceaccount') ?? '').split(':');
+      if (!role || !saNamespace || !saName) throw new Error(`kubectl create ${rest.join(' ')}: the test kubectl needs --clusterrole= and --serviceaccount=<ns>:<name>`);
+      obj = {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: more[0]!, namespace },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+        subjects: [{ kind: 'ServiceAccount', name: saName, namespace: saNamespace }],
+      } as Obj;
     } else throw new Error(`kubectl create ${rest.join(' ')}: not supported by the test kubectl`);
     return { ran: true, objects: [(await this.objects.create(obj)) as Obj] };
   }

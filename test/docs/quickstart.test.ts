@@ -293,7 +293,8 @@ describe('docs/quickstart.md', () => {
     const curl = commands(SECTIONS[7]!).find((l) => l.startsWith('curl'))!;
     const url = shellWords(curl).find((w) => w.startsWith('http'))!.replace('127.0.0.1:8080', `127.0.0.1:${port}`);
     const decisions = await eventually(async () => {
-      const body = (await (await fetch(url)).json()) as { decisions: DecisionRecord[] };
+      // The doc's $(kubectl -n ml create token sair-viewer): a token of that ServiceAccount.
+      const body = (await (await fetch(url, { headers: { authorization: `Bearer ${api.tokenFor('ml', 'sair-viewer')}` } })).json()) as { decisions: DecisionRecord[] };
       return body.decisions.length > 0 ? body.decisions : undefined;
     }, 10_000, 'a decision at /api/decisions');
     expect(decisions[0]).toMatchObject({ pipelineId: 'ml/captioner', dryRun: true, selector: 'llm', bottleneck: 0 });

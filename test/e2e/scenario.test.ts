@@ -16,7 +16,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { readLimitsFile, readStateFile } from '../../src/device-plugin/control-file.js';
 import type { AllocateResponse } from '../../src/device-plugin/proto.js';
 import type { DecisionRecord } from '../../src/policy/types.js';
-import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
+import { ADMIN_TOKEN, startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
 import { FakeKubelet } from '../support/fake-kubelet.js';
 import { startFakeLlm, type FakeLlm } from '../support/fake-llm.js';
 import { startFakePrometheus, type FakePrometheus } from '../support/fake-prometheus.js';
@@ -58,8 +58,9 @@ const paths = {
 };
 
 
+/** The policy server's API checks the caller's token with the API server: here, the cluster admin's. */
 async function getJson<T>(url: string): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  const res = await fetch(url, { signal: AbortSignal.timeout(5_000), headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
   if (!res.ok) throw new Error(`GET ${url}: ${res.status} ${await res.text()}`);
   return (await res.json()) as T;
 }
@@ -176,9 +177,9 @@ beforeAll(async () => {
   // SAIR's RBAC as installed (what `kubectl apply -k manifests` stores): each SAIR process acts as
   // its ServiceAccount, so the manifests' permissions decide what it may do (and the webhook checks
   // that share changes come from the policy server's).
-  for (const o of kustomizeBuild(join(ROOT, 'manifests'))) if (o.apiVersion === 'rbac.authorization.k8s.io/v1') api.seed(o);
-  api.seed(parse(readFileSync(join(ROOT, 'manifests/device-plugin/admission-policy.yaml'), 'utf8').split('\n---\n')[0]!) as object);
-  api.seed(parse(readFileSync(join(ROOT, 'manifests/device-plugin/admission-policy.yaml'), 'utf8').split('\n---\n')[1]!) as object);
+  // The ValidatingAdmissionPolicies too: sair.dev/gpu only in opted-in namespaces, and the policy
+  // server's least privilege (its writes limited to what a decision changes).
+  for (const o of kustomizeBuild(join(ROOT, 'manifests'))) if (['rbac.authorization.k8s.io/v1', 'admissionregistration.k8s.io/v1'].includes(o.apiVersion) && o.kind !== 'MutatingWebhookConfiguration') api.seed(o);
   // The device plugin is a DaemonSet: it is up before any pod lands on the node.
   devicePlugin = startDevicePlugin();
 

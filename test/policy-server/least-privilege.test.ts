@@ -19,7 +19,7 @@ describe('policy server least privilege (manifests/policy) enforced by the API s
   beforeAll(async () => {
     api = await startFakeApiServer({ namespaces: ['default', 'kube-system', 'sair-system'], strictAuthentication: true });
     for (const o of kustomizeBuild(path.resolve('manifests/crds'))) api.seed(o);
-    for (const o of kustomizeBuild(path.resolve('manifests/policy'))) if (o.kind !== 'Deployment' && o.kind !== 'PodDisruptionBudget') api.seed(o);
+    for (const o of kustomizeBuild(path.resolve('manifests/policy'))) if (!['Deployment', 'PodDisruptionBudget', 'NetworkPolicy'].includes(o.kind)) api.seed(o);
     api.seed(namespace('ml', true));
     api.seed(namespace('other', false));
     for (const ns of ['ml', 'other', 'kube-system']) {

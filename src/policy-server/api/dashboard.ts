@@ -188,9 +188,22 @@ function pipelineSection(p, llm) {
   return h + '</section>';
 }
 
+// A token from the URL's fragment (never sent to a server) is kept for this tab only.
+var tokenInUrl = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+if (tokenInUrl) {
+  sessionStorage.setItem("sair-token", decodeURIComponent(tokenInUrl[1]));
+  history.replaceState(null, "", location.pathname + location.search);
+}
+var token = sessionStorage.getItem("sair-token");
+var auth = token ? { authorization: "Bearer " + token } : {};
+
 async function refresh() {
   try {
-    var res = await Promise.all([fetch("api/pipelines", { cache: "no-store" }), fetch("api/decisions?limit=20", { cache: "no-store" })]);
+    var res = await Promise.all([fetch("api/pipelines", { cache: "no-store", headers: auth }), fetch("api/decisions?limit=20", { cache: "no-store", headers: auth })]);
+    if (res[0].status === 401) {
+      document.getElementById("meta").textContent = (await res[0].json()).error;
+      return;
+    }
     var data = await res[0].json(), dec = await res[1].json();
     document.getElementById("meta").innerHTML = esc(data.source) + " · " + esc(data.identity) + ' · selector ' + esc(data.selector) + ' · <span class="badge ' + (data.leader ? "leader" : "standby") + '">' + (data.leader ? "leader" : "standby") + '</span> · updated ' + esc(new Date().toISOString().slice(11, 19));
     document.getElementById("llm").innerHTML = llmSection(data.llm);

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { jsonReplacer } from '../../common/json.js';
 import type { Logger } from '../../common/logger.js';
 import { ConfigError, ValidationError } from '../../common/errors.js';
+import { namespaceOf, type ApiAuth, type ApiUser } from './auth.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import type { PolicyHistory } from './history.js';
 
@@ -32,6 +33,49 @@ export interface ApiServerDeps {
   state: ServerState;
   /** On a standby: the leader's base URL (http://<pod IP>:<port>), or undefined when none is known. */
   leaderUrl?: () => Promise<string | undefined>;
+  /**
+   * With it, /api/* needs a Kubernetes bearer token and shows each caller only the pipelines of
+   * namespaces it may `get inferencepipelines` in; without it (`sair start`) the API is open.
+   */
+  auth?: ApiAuth;
+}
+
+const HOW_TO_AUTHENTICATE =
+  'send a Kubernetes bearer token (a user may read the pipelines of namespaces where it may get inferencepipelines): ' +
+  'curl -H "Authorization: Bearer $(kubectl create token <serviceaccount> -n <namespace>)" <url>, ' +
+  'or open the dashboard at /#token=<token>';
+
+/** Authenticates /api/* requests by TokenReview; the user goes to res.locals.user. */
+function authenticate(auth: ApiAuth, logger: Logger): express.RequestHandler {
+  return (req, res, next) => {
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '')?.[1];
+    const refuse = (why: string) => res.status(401).set('www-authenticate', 'Bearer realm="sair-policy"').json({ error: `${why}; ${HOW_TO_AUTHENTICATE}` });
+    if (!token) {
+      refuse('no bearer token');
+      return;
+    }
+    auth.authenticate(token).then(
+      (user) => {
+        if (!user) return refuse('the Kubernetes API server did not accept the token (TokenReview)');
+        res.locals.user = user;
+        next();
+      },
+      (err: unknown) => {
+        logger.warn({ err: (err as Error).message }, 'TokenReview failed');
+        res.status(503).json({ error: `cannot check the token: ${(err as Error).message}; retry, and check the policy server may create tokenreviews (ClusterRole sair-policy)` });
+      },
+    );
+  };
+}
+
+/** Which of these pipeline ids the caller may see; everything when the API is open. */
+async function visibleTo(deps: ApiServerDeps, res: express.Response, ids: string[]): Promise<(id: string) => boolean> {
+  const user = res.locals.user as ApiUser | undefined;
+  if (!deps.auth || !user) return () => true;
+  const auth = deps.auth;
+  const namespaces = [...new Set(ids.map(namespaceOf))];
+  const allowed = new Set((await Promise.all(namespaces.map(async (ns) => ((await auth.canReadPipelines(user, ns)) ? ns : undefined)))).filter((ns) => ns !== undefined));
+  return (id) => allowed.has(namespaceOf(id));
 }
 
 /** Marks a forwarded request, so a replica that lost the lease meanwhile answers it instead of forwarding again. */
@@ -75,31 +119,47 @@ export function createApiApp(deps: ApiServerDeps): express.Express {
   app.get('/metrics', async (_req, res) => {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());
   });
+  if (deps.auth) app.use('/api', authenticate(deps.auth, deps.logger));
   app.use('/api', (req, res, next) => {
     forwardToLeader(deps, req, res).then((done) => (done ? undefined : next()), next);
   });
-  app.get('/api/pipelines', (_req, res) => {
+  app.get('/api/pipelines', async (_req, res) => {
+    const pipelines = deps.history.list();
+    const invalid = deps.state.invalid();
+    const visible = await visibleTo(deps, res, [...pipelines.map((p) => p.id), ...invalid.map((i) => i.id)]);
     res.json({
       source: deps.state.source,
       identity: deps.state.identity,
       leader: deps.state.leader(),
       selector: deps.state.selector,
-      pipelines: deps.history.list(),
-      invalid: deps.state.invalid(),
+      pipelines: pipelines.filter((p) => visible(p.id)),
+      invalid: invalid.filter((i) => visible(i.id)),
       llm: deps.history.llm(),
     });
   });
   app.get('/api/llm', (_req, res) => {
     res.json({ selector: deps.state.selector, llm: deps.history.llm() });
   });
-  app.get('/api/decisions', (req, res) => {
+  app.get('/api/decisions', async (req, res) => {
     const q = decisionsQuery.safeParse(req.query);
     if (!q.success) {
       const issue = q.error.issues[0]!;
       res.status(400).json({ error: `query parameter ${issue.path.join('.')}: ${issue.message}; expected pipeline=<namespace/name> and limit=1..500` });
       return;
     }
-    res.json({ decisions: deps.history.recentDecisions({ pipelineId: q.data.pipeline, limit: q.data.limit }) });
+    if (!deps.auth) {
+      res.json({ decisions: deps.history.recentDecisions({ pipelineId: q.data.pipeline, limit: q.data.limit }) });
+      return;
+    }
+    // Filter first, then take the newest `limit`, so a caller's page is full when it can be.
+    const all = deps.history.recentDecisions({ pipelineId: q.data.pipeline, limit: Number.MAX_SAFE_INTEGER });
+    const visible = await visibleTo(deps, res, [...(q.data.pipeline ? [q.data.pipeline] : []), ...all.map((d) => d.pipelineId)]);
+    if (q.data.pipeline && !visible(q.data.pipeline)) {
+      const user = (res.locals.user as ApiUser).username;
+      res.status(403).json({ error: `${user} may not get inferencepipelines in namespace ${namespaceOf(q.data.pipeline)}: bind it ClusterRole sair-pipeline-viewer there (kubectl -n ${namespaceOf(q.data.pipeline)} create rolebinding sair-viewer --clusterrole=sair-pipeline-viewer --user=${user}; the view, edit and admin roles include it)` });
+      return;
+    }
+    res.json({ decisions: all.filter((d) => visible(d.pipelineId)).slice(0, q.data.limit) });
   });
   app.get(['/', '/dashboard'], (_req, res) => {
     res.type('html').set('cache-control', 'no-store').send(DASHBOARD_HTML);

@@ -165,7 +165,14 @@ describe('dashboard P99 chart', () => {
   // The page's own script, run without a browser: its chart functions only build strings, and
   // fetch never answers, so the refresh it starts stays idle.
   const script = /<script>([^]*)<\/script>/.exec(DASHBOARD_HTML)![1]!;
-  const page = vm.createContext({ fetch: () => new Promise(() => {}), setInterval: () => 0, document: {} });
+  const page = vm.createContext({
+    fetch: () => new Promise(() => {}),
+    setInterval: () => 0,
+    document: {},
+    location: { hash: '', pathname: '/', search: '' },
+    sessionStorage: { getItem: () => null, setItem: () => undefined },
+    history: { replaceState: () => undefined },
+  });
   vm.runInContext(script, page);
   const pipelineSection = page['pipelineSection'] as (p: PipelineView) => string;
 

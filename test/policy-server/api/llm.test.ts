@@ -72,7 +72,14 @@ describe('the LLM on the policy server', () => {
 
 describe('dashboard LLM section', () => {
   const script = /<script>([^]*)<\/script>/.exec(DASHBOARD_HTML)![1]!;
-  const page = vm.createContext({ fetch: () => new Promise(() => {}), setInterval: () => 0, document: {} });
+  const page = vm.createContext({
+    fetch: () => new Promise(() => {}),
+    setInterval: () => 0,
+    document: {},
+    location: { hash: '', pathname: '/', search: '' },
+    sessionStorage: { getItem: () => null, setItem: () => undefined },
+    history: { replaceState: () => undefined },
+  });
   vm.runInContext(script, page);
   const llmSection = page['llmSection'] as (l: unknown[]) => string;
   const status = (summary: string) => ({

@@ -81,6 +81,7 @@ describe('LLM settings from ConfigMaps and Secrets', () => {
           SAIR_LLM_CONFIGMAP: 'server-llm',
           SAIR_LLM_SECRET: 'sair-llm',
           SAIR_LOG_LEVEL: 'silent',
+          SAIR_API_AUTH: 'none',
           SAIR_POLICY_HOST: '127.0.0.1',
         },
         ['--port', '0'],
@@ -103,7 +104,7 @@ describe('LLM settings from ConfigMaps and Secrets', () => {
     api.seed(pipeline('ml', 'plain', { slo: { p99Ms: 300 }, tickSeconds: 5, stages: [{ name: 'b', deployment: 'b', maxReplicas: 4 }] }));
     const server = await startCluster(
       loadPolicyConfig(
-        { SAIR_KUBE_API_SERVER: api.url, SAIR_PROMETHEUS_URL: prom.url, SAIR_POD_NAME: 'p-0', SAIR_POD_NAMESPACE: 'sair-system', SAIR_LEADER_ELECTION: 'false', SAIR_POLICY_POLL_MS: '100', SAIR_LOG_LEVEL: 'silent', SAIR_POLICY_HOST: '127.0.0.1', SAIR_LLM_ALLOWED_ENDPOINTS: llm.url, SAIR_LLM_API_KEY: 'sk-server' },
+        { SAIR_KUBE_API_SERVER: api.url, SAIR_PROMETHEUS_URL: prom.url, SAIR_POD_NAME: 'p-0', SAIR_POD_NAMESPACE: 'sair-system', SAIR_LEADER_ELECTION: 'false', SAIR_POLICY_POLL_MS: '100', SAIR_LOG_LEVEL: 'silent', SAIR_API_AUTH: 'none', SAIR_POLICY_HOST: '127.0.0.1', SAIR_LLM_ALLOWED_ENDPOINTS: llm.url, SAIR_LLM_API_KEY: 'sk-server' },
         ['--port', '0'],
       ),
     );

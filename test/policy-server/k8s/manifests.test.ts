@@ -84,6 +84,21 @@ describe('manifests/policy', () => {
   const allows = (rs: Rule[], group: string, resource: string, verb: string, name?: string) =>
     rs.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb) && (!r.resourceNames || (name !== undefined && r.resourceNames.includes(name))));
 
+  it('lets only the other replica and Prometheus connect to the HTTP port (NetworkPolicy)', () => {
+    type NetPol = Obj & { spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: { from: object[]; ports: { port: string }[] }[] } };
+    type Dep = Obj & { spec: { template: { metadata: { labels: Record<string, string> }; spec: { containers: { ports: { name: string }[] }[] } } } };
+    const np = find(policy, 'NetworkPolicy', 'sair-policy') as NetPol;
+    const dep = find(policy, 'Deployment', 'sair-policy') as Dep;
+    expect(dep.spec.template.metadata.labels).toMatchObject(np.spec.podSelector.matchLabels);
+    expect(np.spec.policyTypes).toEqual(['Ingress']);
+    const ports = dep.spec.template.spec.containers[0]!.ports.map((p) => p.name);
+    for (const rule of np.spec.ingress) for (const p of rule.ports) expect(ports).toContain(p.port);
+    expect(np.spec.ingress.flatMap((r) => r.from)).toEqual([
+      { podSelector: { matchLabels: np.spec.podSelector.matchLabels } },
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+    ]);
+  });
+
   it('grants what the adapter calls and nothing broader (least privilege)', () => {
     const cluster = rules('ClusterRole', 'sair-policy');
     const needed: [string, string, string][] = [

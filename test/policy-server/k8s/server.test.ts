@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type * as k8s from '@kubernetes/client-node';
 import { loadPolicyConfig, startCluster, type ClusterServer } from '../../../src/cmd/policy.js';
-import { startFakeApiServer, type FakeApiServer } from '../../support/fake-apiserver.js';
+import { ADMIN_TOKEN, startFakeApiServer, type FakeApiServer } from '../../support/fake-apiserver.js';
 import { startFakePrometheus, type FakePrometheus } from '../../support/fake-prometheus.js';
 import { deployment, namespace, pipeline, pod } from './helpers.js';
 
@@ -68,7 +68,8 @@ describe('sair policy with two replicas', () => {
     servers.push(s);
     return s;
   };
-  const pipelinesOf = async (s: ClusterServer) => (await (await fetch(`${s.url}/api/pipelines`)).json()) as { leader: boolean; identity: string; pipelines: { id: string; ticks: number }[] };
+  // The API needs a bearer token (TokenReview); the fake, without strict authentication, takes any as the admin.
+  const pipelinesOf = async (s: ClusterServer) => (await (await fetch(`${s.url}/api/pipelines`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { leader: boolean; identity: string; pipelines: { id: string; ticks: number }[] };
 
   it('one replica leads and scales the pipeline; the other stands by, ready, and changes nothing', async () => {
     const a = await start('policy-a');

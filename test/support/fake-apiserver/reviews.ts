@@ -2,7 +2,8 @@
 // kube-apiserver answers them (pkg/registry/authentication/tokenreview, pkg/registry/authorization/
 // subjectaccessreview): create-only, never stored, validating admission run on the object; the
 // answer is the request with its status filled. A TokenReview authenticates the token as a request
-// bearing it would be (the fake's ServiceAccount tokens and the admin token); an unknown one is
+// bearing it would be (the fake's ServiceAccount tokens, the admin token, and without strict
+// authentication any other as the admin); an unknown one is
 // `authenticated` false with an error. A SubjectAccessReview is evaluated by the same RBAC
 // authorizer as every request, for the user and groups in its spec. Left out: audiences, the uid
 // and extra fields, nonResourceAttributes' reason text, LocalSubjectAccessReview.
