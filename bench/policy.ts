@@ -102,7 +102,13 @@ async function runCell(pipeline: string, workload: string): Promise<Run[]> {
   const selectors = new Map<string, LlmSelector>();
   const wantsLlm = controllers.some((c) => c.startsWith('sair-llm'));
   const fake = wantsLlm && !flags.has('--llm-base-url') ? await startFakeLlm() : null;
-  const endpoint = { baseUrl: flags.get('--llm-base-url') ?? fake?.url ?? LLM_ENDPOINT.baseUrl, model: flags.get('--llm-model') ?? 'scripted' };
+  // A hosted endpoint's key and a reasoning model's token cap come from the environment, as for the policy server.
+  const endpoint = {
+    baseUrl: flags.get('--llm-base-url') ?? fake?.url ?? LLM_ENDPOINT.baseUrl,
+    model: flags.get('--llm-model') ?? 'scripted',
+    ...(process.env.SAIR_LLM_API_KEY ? { apiKey: process.env.SAIR_LLM_API_KEY } : {}),
+    ...(process.env.SAIR_LLM_MAX_TOKENS ? { maxTokens: Number(process.env.SAIR_LLM_MAX_TOKENS) } : {}),
+  };
   // A generated scenario is named gen:SEED; its pipeline and workload come from the generator.
   const generated = pipeline === 'gen' ? generateScenario(Number(workload)) : null;
   const results = await runMatrix({

@@ -55,6 +55,9 @@ const MODELS: Record<string, new (o: never) => { validate(): void }> = {
   'v1 ServiceAccount': ServiceAccount,
 };
 
+/** Cluster-scoped kinds that kustomize's namespace transformer still namespaces (its schema predates them). */
+const KUSTOMIZE_NAMESPACES_ANYWAY = new Set(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+
 export const CLUSTER_SCOPED = new Set([
   'Namespace',
   'Node',
@@ -121,7 +124,9 @@ export function kustomizeBuild(dir: string, options: { components?: string[] } =
     }
   }
   for (const o of out) {
-    if (k.namespace && !CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = k.namespace;
+    // kustomize (5.5, in kubectl 1.32) knows no ValidatingAdmissionPolicy kinds as cluster-scoped and
+    // sets their namespace too; the API server ignores it on a cluster-scoped object.
+    if (k.namespace && (!CLUSTER_SCOPED.has(o.kind) || KUSTOMIZE_NAMESPACES_ANYWAY.has(o.kind))) o.metadata.namespace = k.namespace;
     for (const { pairs } of k.labels ?? []) o.metadata.labels = { ...o.metadata.labels, ...pairs };
     for (const c of containersOf(o)) {
       const [name, tag] = splitImage(c.image);
