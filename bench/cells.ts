@@ -20,6 +20,17 @@ export function suiteCells(suites: readonly string[], pipelines?: readonly strin
   return pairs;
 }
 
+/**
+ * In a cell's child process (`--cell pipeline:workload` among the flags), runs the cell and prints
+ * its result as JSON; returns whether it did, so the parent's code runs only in the parent.
+ */
+export async function runAsCell<T>(cellArg: string | undefined, runCell: (pipeline: string, workload: string) => Promise<T>): Promise<boolean> {
+  if (!cellArg) return false;
+  const [p, w] = cellArg.split(':');
+  process.stdout.write(JSON.stringify(await runCell(p!, w!)));
+  return true;
+}
+
 /** Runs `script` (an import.meta.url) once per cell with `--cell`, `jobs` at a time; results in the cells' order. */
 export async function runCellsInChildren<T>(script: string, pairs: readonly Pair[], jobs: number): Promise<T[]> {
   const results: T[] = new Array(pairs.length);

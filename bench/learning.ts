@@ -17,7 +17,7 @@ import { PAPER_PIPELINES } from '../src/sim/builtin-pipelines.js';
 import { PAPER_WORKLOADS } from '../src/sim/builtin-workloads.js';
 import { runMatrix } from '../src/sim/matrix.js';
 import type { RunResult } from '../src/sim/run.js';
-import { runCellsInChildren, suiteCells } from './cells.js';
+import { runAsCell, runCellsInChildren, suiteCells } from './cells.js';
 
 /** Dollars one SLO-violating request is worth: the same penalty the policy's credit uses. */
 const PENALTY = TUNING.violationPenaltyPerRequest;
@@ -98,12 +98,7 @@ function svg(on: number[], off: number[]): string {
 }
 
 async function main(): Promise<void> {
-  const cellArg = flags.get('--cell');
-  if (cellArg) {
-    const [p, w] = cellArg.split(':');
-    process.stdout.write(JSON.stringify(await runCell(p!, w!)));
-    return;
-  }
+  if (await runAsCell(flags.get('--cell'), runCell)) return;
   const custom = flags.has('--pipelines') || flags.has('--workloads');
   const pairs = suiteCells(['paper', 'issue'], custom ? list('--pipelines', PAPER_PIPELINES) : undefined, custom ? list('--workloads', PAPER_WORKLOADS) : undefined);
   const jobs = Math.max(1, num('--jobs', Math.min(2, availableParallelism())));

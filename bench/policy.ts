@@ -38,7 +38,7 @@ import { runMatrix } from '../src/sim/matrix.js';
 import type { ControllerFactory, RunResult } from '../src/sim/run.js';
 import { createLlmSelector, type LlmSelector, type LlmStatus } from '../src/policy/selectors/llm.js';
 import { startFakeLlm } from '../test/support/fake-llm.js';
-import { runCellsInChildren, suiteCells } from './cells.js';
+import { runAsCell, runCellsInChildren, suiteCells } from './cells.js';
 import { sairTickBench } from './policy-tick.js';
 
 const DEPLOYED = ['hpa', 'keda', 'threshold', 'vpa', 'static', 'static-peak'];
@@ -218,12 +218,7 @@ function printLlm(cells: Cell[], controllers: string[]): void {
 }
 
 async function main(): Promise<void> {
-  const cellArg = flags.get('--cell');
-  if (cellArg) {
-    const [p, w] = cellArg.split(':');
-    process.stdout.write(JSON.stringify(await runCell(p!, w!)));
-    return;
-  }
+  if (await runAsCell(flags.get('--cell'), runCell)) return;
   const pairs = suiteCells(list('--suites', ['paper', 'issue']), flags.has('--pipelines') || flags.has('--workloads') ? list('--pipelines', PAPER_PIPELINES) : undefined, flags.has('--pipelines') || flags.has('--workloads') ? list('--workloads', PAPER_WORKLOADS) : undefined);
   if (!flags.has('--pipelines') && !flags.has('--workloads') && list('--suites', []).includes('generated')) {
     const [from, to] = (flags.get('--generated-seeds') ?? '1000:1011').split(':').map(Number);
