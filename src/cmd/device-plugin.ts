@@ -18,7 +18,7 @@ import { FakeGpuBackend, GpuInventory, nvmlBackend, type GpuBackend } from '../d
 import { installShim } from '../device-plugin/installer.js';
 import { DevicePluginMetrics } from '../device-plugin/metrics.js';
 import { NvmlUnavailableError, loadNvml } from '../device-plugin/nvml.js';
-import { DevicePluginServer, PLUGIN_OPTIONS } from '../device-plugin/plugin.js';
+import { DEVICE_LIST_STRATEGIES, DevicePluginServer, PLUGIN_OPTIONS } from '../device-plugin/plugin.js';
 import { RESOURCE_SAIR_GPU } from '../core/names.js';
 import { Registrar } from '../device-plugin/registration.js';
 
@@ -80,6 +80,13 @@ export const spec = {
     form: 'a directory path, the same inside this container as on the host',
     help: 'host directory of per-allocation limits and state files (mounted into GPU containers)',
     schema: fields.string('/run/sair/alloc'),
+  },
+  deviceListStrategy: {
+    env: 'SAIR_DEVICE_LIST_STRATEGY',
+    flag: '--device-list-strategy',
+    form: 'one of envvar, cdi-cri, both',
+    help: 'how a container is given its GPU: NVIDIA_VISIBLE_DEVICES (NVIDIA runtime as default), CDI devices nvidia.com/gpu=<uuid> (containerd >= 1.7 or CRI-O >= 1.23 with CDI), or both',
+    schema: fields.enumOf(DEVICE_LIST_STRATEGIES, 'both'),
   },
   podResourcesSocket: {
     env: 'SAIR_POD_RESOURCES_SOCKET',
@@ -220,6 +227,7 @@ export async function startDevicePlugin(cfg: DevicePluginConfig, log: Logger): P
         containerLibDir: cfg.containerLibDir,
         allocations: files,
         freeShare: (uuid) => agent.freeShare(uuid),
+        deviceListStrategy: cfg.deviceListStrategy,
       },
       inventory,
       log,

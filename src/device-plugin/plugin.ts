@@ -24,10 +24,28 @@ import {
   type PreferredAllocationRequest,
   type PreferredAllocationResponse,
 } from './proto.js';
-import { ENV, LIMITS_MOUNT_PATH, RESOURCE_SAIR_GPU, SHIM_FILE_NAME, STATE_MOUNT_PATH } from '../core/names.js';
+import { CDI_KIND_NVIDIA_GPU, ENV, LIMITS_MOUNT_PATH, RESOURCE_SAIR_GPU, SHIM_FILE_NAME, STATE_MOUNT_PATH } from '../core/names.js';
 import { AllocationFiles, allocationId } from './allocations.js';
 import { gpusOfSlots, preferredAllocation, slotShare, slotsOf, type SlotLimits } from './slots.js';
 
+
+/**
+ * How a container is told its GPU: `envvar` sets NVIDIA_VISIBLE_DEVICES for the NVIDIA runtime's
+ * legacy mode, `cdi-cri` names the GPU as a CDI device in the CRI request (containerd >= 1.7,
+ * CRI-O >= 1.23), `both` does both, so either kind of node gives the container its GPU.
+ */
+export const DEVICE_LIST_STRATEGIES = ['envvar', 'cdi-cri', 'both'] as const;
+export type DeviceListStrategy = (typeof DEVICE_LIST_STRATEGIES)[number];
+
+/**
+ * What the container runtime needs to expose `uuids` and nothing else. Under `cdi-cri` alone the
+ * env still says `void`, which the NVIDIA runtime reads as "inject nothing": CUDA images set
+ * NVIDIA_VISIBLE_DEVICES=all, which a legacy-mode runtime would otherwise honour.
+ */
+export function gpuDeviceList(uuids: readonly string[], strategy: DeviceListStrategy): { visible: string; cdi: { name: string }[] } {
+  const cdi = strategy === 'envvar' ? [] : uuids.map((uuid) => ({ name: `${CDI_KIND_NVIDIA_GPU}=${uuid}` }));
+  return { visible: strategy === 'cdi-cri' ? 'void' : uuids.join(','), cdi };
+}
 
 export interface PluginOptions {
   /** Absolute path of the plugin's own socket, inside the kubelet's device-plugins directory. */
@@ -40,6 +58,8 @@ export interface PluginOptions {
   allocations: AllocationFiles;
   /** Share still free on a GPU (100 minus what the allocations on it hold); 100 when unknown. */
   freeShare?: (uuid: string) => number;
+  /** How the container is told its GPU; `both` when unset. */
+  deviceListStrategy?: DeviceListStrategy;
 }
 
 export const PLUGIN_OPTIONS: DevicePluginOptions = {
@@ -199,7 +219,7 @@ export class DevicePluginServer {
         // The kubelet may ignore the preferred allocation; the container then sees every GPU it got.
         this.log.warn({ slots: c.devices_ids, gpus: uuids }, 'allocation spans several GPUs');
       }
-      const visible = uuids.join(',');
+      const { visible, cdi } = gpuDeviceList(uuids, this.options.deviceListStrategy ?? 'both');
       const limits = this.startingLimits(c.devices_ids, uuids);
       const id = allocationId(c.devices_ids);
       const files = this.options.allocations.create(id, limits);
@@ -210,7 +230,7 @@ export class DevicePluginServer {
         // While the limits file is valid the shim takes its limits from there, not from the env.
         envs: {
           NVIDIA_VISIBLE_DEVICES: visible,
-          [ENV.gpuUuid]: visible,
+          [ENV.gpuUuid]: uuids.join(','),
           [ENV.preload]: `${this.options.containerLibDir}/${SHIM_FILE_NAME}`,
           [ENV.gpuCores]: String(limits.gpuCores),
           [ENV.gpuMemory]: limits.memoryBytes.toString(),
@@ -224,7 +244,7 @@ export class DevicePluginServer {
         ],
         devices: [],
         annotations: {},
-        cdi_devices: [],
+        cdi_devices: cdi,
       };
     });
     this.log.info({ containers: req.container_requests.map((c) => c.devices_ids) }, 'allocated');
