@@ -50,9 +50,14 @@ describe('sair device-plugin', () => {
       '--pod-resources-socket', join(dir, 'pod-resources', 'kubelet.sock'), '--metrics-port', '0', '--log-level', 'silent',
     ];
     const run = command.run(argv, {});
-    await kubelet.waitForRegistrations(1);
+    await kubelet.waitForRegistrations(2);
+    expect(kubelet.registrations.map((r) => [r.request.resource_name, r.request.endpoint]).sort()).toEqual([
+      ['sair.dev/gpu', 'sair-gpu.sock'],
+      ['sair.dev/gpu-whole', 'sair-gpu-whole.sock'],
+    ]);
     const devices = await kubelet.waitForDevices((d) => d.length > 0);
     expect(devices).toHaveLength(6);
+    await expect(kubelet.waitForDevices((d) => d.length > 0, 'sair.dev/gpu-whole')).resolves.toHaveLength(2);
     expect(readFileSync(join(dir, 'lib', 'libsair-cuda.so'), 'utf8')).toBe('ELF shim');
     const allocated = (await kubelet.admitPod(pod)).get('main')!;
     const limits = allocated.mounts.find((m) => m.container_path === '/run/sair/limits')!.host_path;
@@ -63,6 +68,7 @@ describe('sair device-plugin', () => {
     process.emit('SIGTERM');
     await run;
     expect(existsSync(join(dir, 'sair-gpu.sock'))).toBe(false);
+    expect(existsSync(join(dir, 'sair-gpu-whole.sock'))).toBe(false);
   }, 20000);
 
   it('fails with the flag, the variable and the accepted form on bad config', async () => {
