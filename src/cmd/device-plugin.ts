@@ -220,6 +220,9 @@ export async function startDevicePlugin(cfg: DevicePluginConfig, log: Logger): P
       { onClamp: (ref) => metrics.clamped(ref) },
     );
 
+    // The ledger learns what the kubelet already allocated before any device is listed, so a plugin
+    // restarted under running pods never offers a GPU the other way in the meantime.
+    await agent.reconcileNow();
     // One server and socket per resource, as the kubelet expects; both read and claim one ledger.
     const common = {
       slotsPerGpu: cfg.slotsPerGpu,

@@ -1,6 +1,7 @@
 // `sair device-plugin` end to end in one process, with --fake-gpus: it installs the shim, registers
 // with a fake kubelet, keeps the limits file of a pod the kubelet admitted in line with its
-// annotations (PodResources), and on SIGTERM stops and removes its socket.
+// annotations (PodResources), serves whole GPUs beside the slots, and on SIGTERM stops and removes
+// its sockets; restarted, it withholds from its first lists what the kubelet already allocated.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,6 +70,19 @@ describe('sair device-plugin', () => {
     await run;
     expect(existsSync(join(dir, 'sair-gpu.sock'))).toBe(false);
     expect(existsSync(join(dir, 'sair-gpu-whole.sock'))).toBe(false);
+
+    // Restarted under the running pod: its first whole-GPU list already withholds the shared GPU.
+    const shared = allocated.envs['SAIR_GPU_UUID']!;
+    const again = command.run(argv, {});
+    try {
+      await kubelet.waitForRegistrations(4);
+      const first = kubelet.deviceListsOf('sair.dev/gpu-whole')[0] ?? (await kubelet.waitForDevices((d) => d.length > 0, 'sair.dev/gpu-whole'));
+      expect(first.find((d) => d.ID === shared)?.health).toBe('Unhealthy');
+      expect(first.filter((d) => d.health === 'Healthy')).toHaveLength(1);
+    } finally {
+      process.emit('SIGTERM');
+      await again;
+    }
   }, 20000);
 
   it('fails with the flag, the variable and the accepted form on bad config', async () => {
