@@ -1,8 +1,8 @@
 // `sair device-plugin`: the DaemonSet process on every GPU node. It finds the GPUs (NVML, or
 // --fake-gpus N), installs the CUDA shim on the host, serves and registers the kubelet device
-// plugins (shared slots and whole GPUs, one socket each, one ledger of who holds which GPU), runs the node agent that keeps each allocation's limits file in line with its pod, and
-// exports metrics on :9400.
-// SIGTERM stops everything in reverse order and removes the plugin socket.
+// plugins (shared slots and whole GPUs, one socket each, one ledger of who holds which GPU), runs
+// the node agent that keeps each allocation's limits file in line with its pod, and exports
+// metrics on :9400. SIGTERM stops everything in reverse order and removes the plugin sockets.
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Command } from '../common/command.js';

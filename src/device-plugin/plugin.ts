@@ -209,11 +209,11 @@ export class DevicePluginServer {
   private preferred(req: PreferredAllocationRequest): PreferredAllocationResponse {
     return {
       container_responses: req.container_requests.map((c) => ({
-        deviceIDs: this.use === 'whole' ? [...new Set([...c.must_include_deviceIDs, ...c.available_deviceIDs])].slice(0, c.allocation_size) : preferredAllocation({
-          available: c.available_deviceIDs,
-          mustInclude: c.must_include_deviceIDs,
-          size: c.allocation_size,
-        }),
+        // Whole GPUs: the must-include ones, then the kubelet's order (nothing to pack).
+        deviceIDs:
+          this.use === 'whole'
+            ? [...new Set([...c.must_include_deviceIDs, ...c.available_deviceIDs])].slice(0, c.allocation_size)
+            : preferredAllocation({ available: c.available_deviceIDs, mustInclude: c.must_include_deviceIDs, size: c.allocation_size }),
       })),
     };
   }
@@ -244,12 +244,13 @@ export class DevicePluginServer {
   private allocate(req: AllocateRequest): AllocateResponse {
     const responses: ContainerAllocateResponse[] = req.container_requests.map((c) => {
       const uuids = this.checkHealthy(c.devices_ids);
+      // Checked and claimed with no await in between: a racing Allocate of the other server loses.
       const entry = { use: this.use, ids: c.devices_ids, gpus: uuids };
-      this.options.ledger?.check(entry);
       if (this.use === 'whole') {
         this.options.ledger?.claim(entry, Date.now());
         return this.wholeResponse(uuids);
       }
+      this.options.ledger?.check(entry);
       if (uuids.length > 1) {
         // The kubelet may ignore the preferred allocation; the container then sees every GPU it got.
         this.log.warn({ slots: c.devices_ids, gpus: uuids }, 'allocation spans several GPUs');
