@@ -1,6 +1,6 @@
 // Device plugin timings on this machine, with the same fakes the tests use (fake kubelet on unix
 // sockets, in-process fake API server, --fake-gpus): how long an annotation change takes to reach
-// a container's limits file (issue target: 1 s), how long re-registration takes after a kubelet
+// a container's limits file (target: 1 s), how long re-registration takes after a kubelet
 // restart (target: 5 s), the Allocate / GetPreferredAllocation round trip, and a PodResources List
 // (which the node agent calls on every reconcile) with 40 pods on the node. Prints figures; the
 // last line is the summary.

@@ -7,18 +7,17 @@
 // Ends with: summary: learning_gain_pct=G worst_cell_pct=W cells=N
 // Flags: --seeds N (3) --first-seed S (1) --hours H (8) --last-hours L (4) --jobs N (2)
 //        --pipelines a,b --workloads x,y (instead of the two suites)
-import { fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { parseFlags } from '../src/common/config.js';
 import { createSairController } from '../src/policy/controller.js';
 import { policySettings } from '../src/policy/settings.js';
 import { TUNING } from '../src/policy/tuning.js';
-import { ISSUE_PIPELINES, PAPER_PIPELINES } from '../src/sim/builtin-pipelines.js';
-import { MATRIX_WORKLOADS, PAPER_WORKLOADS } from '../src/sim/builtin-workloads.js';
+import { PAPER_PIPELINES } from '../src/sim/builtin-pipelines.js';
+import { PAPER_WORKLOADS } from '../src/sim/builtin-workloads.js';
 import { runMatrix } from '../src/sim/matrix.js';
 import type { RunResult } from '../src/sim/run.js';
+import { runAsCell, runCellsInChildren, suiteCells } from './cells.js';
 
 /** Dollars one SLO-violating request is worth: the same penalty the policy's credit uses. */
 const PENALTY = TUNING.violationPenaltyPerRequest;
@@ -71,15 +70,6 @@ async function runCell(pipeline: string, workload: string): Promise<CellRuns> {
   };
 }
 
-function runCellInChild(pipeline: string, workload: string): Promise<CellRuns> {
-  return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), [...process.argv.slice(2), '--cell', `${pipeline}:${workload}`], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as CellRuns) : reject(new Error(`cell ${pipeline}:${workload} exited ${code}`))));
-  });
-}
-
 const objective = (h: { cost: number; violating: number }) => h.cost + PENALTY * h.violating;
 /** Mean over seeds of each hour's objective. */
 const curve = (runs: { cost: number; violating: number }[][]) => Array.from({ length: hours }, (_, h) => runs.reduce((s, r) => s + objective(r[h]!), 0) / runs.length);
@@ -108,33 +98,12 @@ function svg(on: number[], off: number[]): string {
 }
 
 async function main(): Promise<void> {
-  const cellArg = flags.get('--cell');
-  if (cellArg) {
-    const [p, w] = cellArg.split(':');
-    process.stdout.write(JSON.stringify(await runCell(p!, w!)));
-    return;
-  }
-  const pairs: [string, string][] = [];
-  if (flags.has('--pipelines') || flags.has('--workloads')) {
-    for (const p of list('--pipelines', PAPER_PIPELINES)) for (const w of list('--workloads', PAPER_WORKLOADS)) pairs.push([p, w]);
-  } else {
-    for (const p of PAPER_PIPELINES) for (const w of PAPER_WORKLOADS) pairs.push([p, w]);
-    for (const p of ISSUE_PIPELINES) for (const w of MATRIX_WORKLOADS) pairs.push([p, w]);
-  }
+  if (await runAsCell(flags.get('--cell'), runCell)) return;
+  const custom = flags.has('--pipelines') || flags.has('--workloads');
+  const pairs = suiteCells(['paper', 'issue'], custom ? list('--pipelines', PAPER_PIPELINES) : undefined, custom ? list('--workloads', PAPER_WORKLOADS) : undefined);
   const jobs = Math.max(1, num('--jobs', Math.min(2, availableParallelism())));
   console.log(`bench:learning: ${pairs.length} cells x ${num('--seeds', 3)} seeds x ${hours} h, learning on and off; objective = cost + $${PENALTY} per violating request; gain over the last ${lastHours} h`);
-  const cells: CellRuns[] = [];
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: jobs }, async () => {
-      while (next < pairs.length) {
-        const [p, w] = pairs[next++]!;
-        cells.push(await runCellInChild(p, w));
-        process.stderr.write(`\r${cells.length}/${pairs.length} cells`);
-      }
-    }),
-  );
-  process.stderr.write('\n');
+  const cells = await runCellsInChildren<CellRuns>(import.meta.url, pairs, jobs);
   const gains: number[] = [];
   const relOn = Array.from({ length: hours }, () => 0);
   const relOff = Array.from({ length: hours }, () => 0);

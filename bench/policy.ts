@@ -24,22 +24,21 @@
 // print its latency, tokens per decision and the request shape it took.
 // Tuning uses seeds 1-5 of the built-in suites; held-out runs use --first-seed 6 or generated scenarios.
 // Each cell runs in a child process (`--cell`), which prints its runs' measures as JSON.
-import { fork } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { parseFlags } from '../src/common/config.js';
 import { meanCi } from '../src/common/stats.js';
 import { createSairController } from '../src/policy/controller.js';
 import type { DecisionRecord } from '../src/policy/types.js';
 import { policySettings, type PolicySettingsInput } from '../src/policy/settings.js';
-import { ISSUE_PIPELINES, PAPER_PIPELINES } from '../src/sim/builtin-pipelines.js';
-import { MATRIX_WORKLOADS, PAPER_WORKLOADS } from '../src/sim/builtin-workloads.js';
+import { PAPER_PIPELINES } from '../src/sim/builtin-pipelines.js';
+import { PAPER_WORKLOADS } from '../src/sim/builtin-workloads.js';
 import { controllerFactory } from '../src/sim/controllers.js';
 import { generateScenario } from '../src/sim/generator.js';
 import { runMatrix } from '../src/sim/matrix.js';
 import type { ControllerFactory, RunResult } from '../src/sim/run.js';
 import { createLlmSelector, type LlmSelector, type LlmStatus } from '../src/policy/selectors/llm.js';
 import { startFakeLlm } from '../test/support/fake-llm.js';
+import { runAsCell, runCellsInChildren, suiteCells } from './cells.js';
 import { sairTickBench } from './policy-tick.js';
 
 const DEPLOYED = ['hpa', 'keda', 'threshold', 'vpa', 'static', 'static-peak'];
@@ -102,7 +101,13 @@ async function runCell(pipeline: string, workload: string): Promise<Run[]> {
   const selectors = new Map<string, LlmSelector>();
   const wantsLlm = controllers.some((c) => c.startsWith('sair-llm'));
   const fake = wantsLlm && !flags.has('--llm-base-url') ? await startFakeLlm() : null;
-  const endpoint = { baseUrl: flags.get('--llm-base-url') ?? fake?.url ?? LLM_ENDPOINT.baseUrl, model: flags.get('--llm-model') ?? 'scripted' };
+  // A hosted endpoint's key and a reasoning model's token cap come from the environment, as for the policy server.
+  const endpoint = {
+    baseUrl: flags.get('--llm-base-url') ?? fake?.url ?? LLM_ENDPOINT.baseUrl,
+    model: flags.get('--llm-model') ?? 'scripted',
+    ...(process.env.SAIR_LLM_API_KEY ? { apiKey: process.env.SAIR_LLM_API_KEY } : {}),
+    ...(process.env.SAIR_LLM_MAX_TOKENS ? { maxTokens: Number(process.env.SAIR_LLM_MAX_TOKENS) } : {}),
+  };
   // A generated scenario is named gen:SEED; its pipeline and workload come from the generator.
   const generated = pipeline === 'gen' ? generateScenario(Number(workload)) : null;
   const results = await runMatrix({
@@ -144,15 +149,6 @@ async function runCell(pipeline: string, workload: string): Promise<Run[]> {
           }
         : {}),
     };
-  });
-}
-
-function runCellInChild(pipeline: string, workload: string): Promise<Run[]> {
-  return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), [...process.argv.slice(2), '--cell', `${pipeline}:${workload}`], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as Run[]) : reject(new Error(`cell ${pipeline}:${workload} exited ${code}`))));
   });
 }
 
@@ -222,23 +218,11 @@ function printLlm(cells: Cell[], controllers: string[]): void {
 }
 
 async function main(): Promise<void> {
-  const cellArg = flags.get('--cell');
-  if (cellArg) {
-    const [p, w] = cellArg.split(':');
-    process.stdout.write(JSON.stringify(await runCell(p!, w!)));
-    return;
-  }
-  const suites = list('--suites', ['paper', 'issue']);
-  const pairs: [string, string][] = [];
-  if (flags.has('--pipelines') || flags.has('--workloads')) {
-    for (const p of list('--pipelines', PAPER_PIPELINES)) for (const w of list('--workloads', PAPER_WORKLOADS)) pairs.push([p, w]);
-  } else {
-    if (suites.includes('paper')) for (const p of PAPER_PIPELINES) for (const w of PAPER_WORKLOADS) pairs.push([p, w]);
-    if (suites.includes('issue')) for (const p of ISSUE_PIPELINES) for (const w of MATRIX_WORKLOADS) pairs.push([p, w]);
-    if (suites.includes('generated')) {
-      const [from, to] = (flags.get('--generated-seeds') ?? '1000:1011').split(':').map(Number);
-      for (let s = from!; s <= to!; s++) pairs.push(['gen', String(s)]);
-    }
+  if (await runAsCell(flags.get('--cell'), runCell)) return;
+  const pairs = suiteCells(list('--suites', ['paper', 'issue']), flags.has('--pipelines') || flags.has('--workloads') ? list('--pipelines', PAPER_PIPELINES) : undefined, flags.has('--pipelines') || flags.has('--workloads') ? list('--workloads', PAPER_WORKLOADS) : undefined);
+  if (!flags.has('--pipelines') && !flags.has('--workloads') && list('--suites', []).includes('generated')) {
+    const [from, to] = (flags.get('--generated-seeds') ?? '1000:1011').split(':').map(Number);
+    for (let s = from!; s <= to!; s++) pairs.push(['gen', String(s)]);
   }
   if (flags.has('--cells')) pairs.splice(num('--cells', pairs.length));
   const jobs = Math.max(1, num('--jobs', Math.min(2, availableParallelism())));
@@ -246,19 +230,8 @@ async function main(): Promise<void> {
   console.log(
     `bench:policy: ${pairs.length} cells x ${controllers.length} controllers x ${num('--seeds', 5)} seeds (from ${num('--first-seed', 1)}), ${num('--duration-min', 60)} min each, ${jobs} jobs; load average ${loadavg()[0]!.toFixed(1)}`,
   );
-  const cells: Cell[] = [];
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: jobs }, async () => {
-      while (next < pairs.length) {
-        const [p, w] = pairs[next++]!;
-        cells.push({ pipeline: p, workload: w, runs: await runCellInChild(p, w) });
-        process.stderr.write(`\r${cells.length}/${pairs.length} cells`);
-      }
-    }),
-  );
-  process.stderr.write('\n');
-  cells.sort((a, b) => pairs.findIndex(([p, w]) => p === a.pipeline && w === a.workload) - pairs.findIndex(([p, w]) => p === b.pipeline && w === b.workload));
+  const runs = await runCellsInChildren<Run[]>(import.meta.url, pairs, jobs);
+  const cells: Cell[] = pairs.map(([pipeline, workload], i) => ({ pipeline, workload, runs: runs[i]! }));
   printTable(cells, controllers);
   const n = cells.length;
   for (const v of ['sair', 'sair-off'].filter((x) => controllers.includes(x))) {

@@ -3,7 +3,7 @@
 // nodes, GPU ownership, Pod Security, images), then what runs (device plugin, certificates,
 // webhook, Prometheus, the policy server's leader).
 import { X509Certificate } from 'node:crypto';
-import { API_GROUP, RESOURCE_NVIDIA_GPU, RESOURCE_SAIR_GPU } from '../core/names.js';
+import { API_GROUP, RESOURCE_NVIDIA_GPU, RESOURCE_SAIR_GPU, RESOURCE_SAIR_GPU_WHOLE } from '../core/names.js';
 import { KUBERNETES_MAJOR, NEWEST_SUPPORTED_MINOR, OLDEST_SUPPORTED_MINOR, SUPPORTED_KUBERNETES } from '../core/kubernetes-versions.js';
 import type { ClusterFacts, PromAnswer } from './facts.js';
 
@@ -91,7 +91,9 @@ export function devicePlugin(f: ClusterFacts): CheckResult {
   const id = 'device-plugin';
   const nodes = gpuNodes(f);
   if (nodes.length === 0) return bad(id, 'fail', 'no SAIR node to check', `label a GPU node ${LABEL_GPU_NODE}=true first`);
-  const missing = nodes.filter((n) => quantity(n.status?.allocatable?.[RESOURCE_SAIR_GPU]) === 0);
+  // A GPU held whole makes its slots unallocatable (and the reverse): a node with every GPU busy one
+  // way still has the other resource's count, so only both at 0 means no plugin registered.
+  const missing = nodes.filter((n) => quantity(n.status?.allocatable?.[RESOURCE_SAIR_GPU]) === 0 && quantity(n.status?.allocatable?.[RESOURCE_SAIR_GPU_WHOLE]) === 0);
   if (missing.length === 0) return ok(id, `${RESOURCE_SAIR_GPU} is allocatable on ${nodes.map((n) => `${nameOf(n)} (${n.status!.allocatable![RESOURCE_SAIR_GPU]})`).join(', ')}`);
   const detail = missing.map((n) => {
     const pod = f.sairPods.find((p) => p.spec?.nodeName === nameOf(n) && p.metadata?.labels?.['app.kubernetes.io/name'] === 'sair-device-plugin');

@@ -1,8 +1,8 @@
 // `sair device-plugin`: the DaemonSet process on every GPU node. It finds the GPUs (NVML, or
 // --fake-gpus N), installs the CUDA shim on the host, serves and registers the kubelet device
-// plugin, runs the node agent that keeps each allocation's limits file in line with its pod, and
-// exports metrics on :9400.
-// SIGTERM stops everything in reverse order and removes the plugin socket.
+// plugins (shared slots and whole GPUs, one socket each, one ledger of who holds which GPU), runs
+// the node agent that keeps each allocation's limits file in line with its pod, and exports
+// metrics on :9400. SIGTERM stops everything in reverse order and removes the plugin sockets.
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Command } from '../common/command.js';
@@ -18,11 +18,11 @@ import { FakeGpuBackend, GpuInventory, nvmlBackend, type GpuBackend } from '../d
 import { installShim } from '../device-plugin/installer.js';
 import { DevicePluginMetrics } from '../device-plugin/metrics.js';
 import { NvmlUnavailableError, loadNvml } from '../device-plugin/nvml.js';
-import { DevicePluginServer, PLUGIN_OPTIONS } from '../device-plugin/plugin.js';
-import { RESOURCE_SAIR_GPU } from '../core/names.js';
+import { DEVICE_LIST_STRATEGIES, DevicePluginServer, PLUGIN_OPTIONS } from '../device-plugin/plugin.js';
+import { GpuLedger } from '../device-plugin/gpu-ledger.js';
 import { Registrar } from '../device-plugin/registration.js';
 
-const SUMMARY = 'Kubelet device plugin for fractional GPU slots (sair.dev/gpu) and the node agent that writes live per-pod GPU limits';
+const SUMMARY = 'Kubelet device plugins for fractional GPU slots (sair.dev/gpu) and whole GPUs (sair.dev/gpu-whole), and the node agent that writes live per-pod GPU limits';
 
 export const spec = {
   nodeName: {
@@ -50,7 +50,7 @@ export const spec = {
     env: 'SAIR_DEVICE_PLUGIN_SOCKET',
     flag: '--socket-name',
     form: 'a file name ending in .sock',
-    help: 'name of the plugin socket in the socket directory',
+    help: 'name of the slots plugin\'s socket in the socket directory; the whole-GPU plugin\'s is the same name with -whole before .sock',
     schema: z.string().regex(/^[A-Za-z0-9._-]+\.sock$/).default('sair-gpu.sock'),
   },
   libDir: {
@@ -80,6 +80,13 @@ export const spec = {
     form: 'a directory path, the same inside this container as on the host',
     help: 'host directory of per-allocation limits and state files (mounted into GPU containers)',
     schema: fields.string('/run/sair/alloc'),
+  },
+  deviceListStrategy: {
+    env: 'SAIR_DEVICE_LIST_STRATEGY',
+    flag: '--device-list-strategy',
+    form: 'one of envvar, cdi-cri, both',
+    help: 'how a container is given its GPU: NVIDIA_VISIBLE_DEVICES (NVIDIA runtime as default), CDI devices nvidia.com/gpu=<uuid> (containerd >= 1.7 or CRI-O >= 1.23 with CDI), or both',
+    schema: fields.enumOf(DEVICE_LIST_STRATEGIES, 'both'),
   },
   podResourcesSocket: {
     env: 'SAIR_POD_RESOURCES_SOCKET',
@@ -192,6 +199,7 @@ export async function startDevicePlugin(cfg: DevicePluginConfig, log: Logger): P
     const podResources = new PodResourcesClient(cfg.podResourcesSocket);
     stops.push(() => podResources.close());
     const gpuMemory = (uuid: string): bigint => inventory.byUuid(uuid)?.memoryTotalBytes ?? 0n;
+    const ledger = new GpuLedger();
     // The metrics read the agent at scrape time, and the agent counts clamps into the metrics.
     const metrics = new DevicePluginMetrics(
       {
@@ -207,27 +215,32 @@ export async function startDevicePlugin(cfg: DevicePluginConfig, log: Logger): P
       clients,
       podResources,
       files,
-      { nodeName: cfg.nodeName, resyncMs: cfg.resyncSeconds * 1000, slotsPerGpu: cfg.slotsPerGpu, gpuMemory },
+      { nodeName: cfg.nodeName, resyncMs: cfg.resyncSeconds * 1000, slotsPerGpu: cfg.slotsPerGpu, gpuMemory, ledger },
       log,
       { onClamp: (ref) => metrics.clamped(ref) },
     );
 
-    const plugin = new DevicePluginServer(
-      {
-        socketPath: join(cfg.socketDir, cfg.socketName),
-        slotsPerGpu: cfg.slotsPerGpu,
-        hostLibDir: cfg.libDir,
-        containerLibDir: cfg.containerLibDir,
-        allocations: files,
-        freeShare: (uuid) => agent.freeShare(uuid),
-      },
-      inventory,
-      log,
-    );
-    const registrar = new Registrar(plugin, { resourceName: RESOURCE_SAIR_GPU, options: PLUGIN_OPTIONS }, log);
-    stops.push(() => plugin.close());
-    stops.push(() => registrar.stop());
-    await registrar.start();
+    // The ledger learns what the kubelet already allocated before any device is listed, so a plugin
+    // restarted under running pods never offers a GPU the other way in the meantime.
+    await agent.reconcileNow();
+    // One server and socket per resource, as the kubelet expects; both read and claim one ledger.
+    const common = {
+      slotsPerGpu: cfg.slotsPerGpu,
+      hostLibDir: cfg.libDir,
+      containerLibDir: cfg.containerLibDir,
+      allocations: files,
+      freeShare: (uuid: string) => agent.freeShare(uuid),
+      deviceListStrategy: cfg.deviceListStrategy,
+      ledger,
+    };
+    const sockets = { slots: cfg.socketName, whole: cfg.socketName.replace(/\.sock$/, '-whole.sock') };
+    for (const use of ['slots', 'whole'] as const) {
+      const plugin = new DevicePluginServer({ ...common, use, socketPath: join(cfg.socketDir, sockets[use]) }, inventory, log);
+      const registrar = new Registrar(plugin, { resourceName: plugin.resourceName, options: PLUGIN_OPTIONS }, log);
+      stops.push(() => plugin.close());
+      stops.push(() => registrar.stop());
+      await registrar.start();
+    }
 
     stops.push(() => agent.stop());
     await agent.start();

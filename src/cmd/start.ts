@@ -121,10 +121,12 @@ export async function startEmbedded(cfg: StartConfig, out: NodeJS.WritableStream
     const t = new Date(r.time).toISOString().slice(11, 19);
     // Each change says who produced it: the selector, or a floor (an SLO emergency, a forecast, the reserve).
     const tag = (i: number) => (r.appliedBy[i] === 'floor' ? ' [floor]' : '');
+    // A tick whose changes are all the floors' was no selector's doing: say so instead of the selector's name.
+    const who = r.appliedBy.length > 0 && r.appliedBy.every((x) => x === 'floor') ? 'floor' : r.selector;
     const applied =
       r.applied.length === 0 ? 'hold' : r.applied.map((a, i) => (a.kind === 'replicas' ? `s${a.stage} replicas ${a.replicas}` : a.kind === 'gpuCores' ? `s${a.stage} gpu ${a.gpuCores}%` : 'hold') + tag(i)).join(', ');
     const p99 = r.p99Ms === null ? 'n/a' : Number.isFinite(r.p99Ms) ? `${Math.round(r.p99Ms)}ms` : 'unbounded (drops)';
-    out.write(`sim ${t}  p99 ${p99} (SLO ${r.sloP99Ms}ms)  cost $${r.costRate.toFixed(2)}/h packed, $${simulation.costRate.toFixed(2)}/h share-priced  bottleneck ${stageName(r.bottleneck)}  ${r.selector}: ${applied}\n`);
+    out.write(`sim ${t}  p99 ${p99} (SLO ${r.sloP99Ms}ms)  cost $${r.costRate.toFixed(2)}/h packed, $${simulation.costRate.toFixed(2)}/h share-priced  bottleneck ${stageName(r.bottleneck)}  ${who}: ${applied}\n`);
   };
   const ports = { cluster, metrics, clock, logger, registry, history };
   const { controller, runtime, close } = createPolicyLoop(ports, settings, {

@@ -28,6 +28,13 @@ export const ANNOTATION_MODE = 'sair.dev/mode';
 
 export const RESOURCE_NVIDIA_GPU = 'nvidia.com/gpu';
 export const RESOURCE_SAIR_GPU = 'sair.dev/gpu';
+/** Whole GPUs on SAIR's nodes, served by SAIR's device plugin beside the slots of the same GPUs. */
+export const RESOURCE_SAIR_GPU_WHOLE = 'sair.dev/gpu-whole';
+/**
+ * The CDI kind of the NVIDIA Container Toolkit's spec (`nvidia-ctk cdi generate`); a GPU is the
+ * fully-qualified CDI name `nvidia.com/gpu=<GPU UUID>` (vendor/class=name).
+ */
+export const CDI_KIND_NVIDIA_GPU = 'nvidia.com/gpu';
 
 export const SHIM_HOST_DIR = '/var/lib/sair/lib';
 export const SHIM_MOUNT_DIR = '/usr/local/sair/lib';

@@ -57,8 +57,10 @@ export interface StageAllocation {
   /** Replicas asked for (the scale subresource's spec.replicas). */
   replicas: number;
   readyReplicas: number;
-  /** Current GPU core share of each replica, percent; null for CPU-only stages. */
+  /** Current GPU core share of each replica, percent, as enforced; null for CPU-only stages. */
   gpuCores: number | null;
+  /** The share SAIR asked for, where the node agent enforces less (a GPU had no room for it). */
+  gpuCoresAsked?: number;
   /** Bounds imposed from outside the pipeline spec, e.g. the HPA's min/max and recommendation. */
   hpa?: { minReplicas: number; maxReplicas: number; desiredReplicas?: number };
   /**

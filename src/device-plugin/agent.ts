@@ -16,7 +16,8 @@ import { AllocationFiles, allocationId } from './allocations.js';
 import type { ContainerSlots, PodResourcesSource } from './pod-resources.js';
 import { gpusOfSlots, slotShare } from './slots.js';
 import { freeShare, grantShares, type ShareClaim } from './share-budget.js';
-import { API_GROUP, RESOURCE_SAIR_GPU } from '../core/names.js';
+import { API_GROUP, RESOURCE_SAIR_GPU, RESOURCE_SAIR_GPU_WHOLE } from '../core/names.js';
+import type { GpuLedger, LedgerEntry } from './gpu-ledger.js';
 
 export const EVENT_REASON_INVALID_QUOTA = 'InvalidGpuQuota';
 export const EVENT_REASON_SHARE_CLAMPED = 'GpuShareClamped';
@@ -34,6 +35,8 @@ export interface AgentOptions {
   /** How long an allocation directory the kubelet does not list is kept: Allocate comes before the
    *  pod's container is listed. Default 60 s. */
   orphanGraceMs?: number;
+  /** Told every whole GPU and slot allocation the kubelet lists, so the plugin servers agree on who holds each GPU. */
+  ledger?: GpuLedger;
 }
 
 export interface AllocationRef {
@@ -165,7 +168,9 @@ export class NodeAgent {
   async reconcileNow(): Promise<void> {
     let listed: ContainerSlots[];
     try {
-      listed = await this.podResources.list(RESOURCE_SAIR_GPU);
+      const byResource = await this.podResources.listByResource([RESOURCE_SAIR_GPU, RESOURCE_SAIR_GPU_WHOLE]);
+      listed = byResource.get(RESOURCE_SAIR_GPU)!;
+      this.opts.ledger?.observe(ledgerEntries(listed, byResource.get(RESOURCE_SAIR_GPU_WHOLE)!), Date.now());
     } catch (err) {
       this.log.error({ err: errorMessage(err) }, 'kubelet PodResources unreachable; allocations keep their limits, retried at the next resync');
       return;
@@ -338,4 +343,12 @@ export class NodeAgent {
       this.log.error({ namespace, name: about.name, reason, err: errorMessage(err) }, 'could not create an Event');
     }
   }
+}
+
+/** What the kubelet lists, as the ledger counts it: each container's slots or whole GPUs. */
+function ledgerEntries(slots: readonly ContainerSlots[], whole: readonly ContainerSlots[]): LedgerEntry[] {
+  return [
+    ...slots.map((c) => ({ use: 'slots' as const, ids: c.slotIds, gpus: gpusOfSlots(c.slotIds).uuids })),
+    ...whole.map((c) => ({ use: 'whole' as const, ids: c.slotIds, gpus: c.slotIds })),
+  ];
 }

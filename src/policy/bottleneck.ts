@@ -8,6 +8,7 @@
 // decaying slowly. Pure: the caller keeps the memory.
 import type { PipelineObservation, PipelineSpec, StageMetrics } from '../core/ports.js';
 import { emptyServiceModel, fullBatchCapacity, observeService, type ServiceModel } from './service-model.js';
+import { TUNING } from './tuning.js';
 
 export interface BottleneckResult {
   /** Stage index, or null when no stage has enough metrics to say. */
@@ -18,7 +19,7 @@ export interface BottleneckResult {
   needed: (number | null)[];
   /**
    * Per stage: load/capacity counting the queued backlog as extra load to be drained within
-   * BACKLOG_DRAIN_S (>= pressure); what an emergency sizes for, so a burst's queue is worked off
+   * TUNING.backlogDrainS (>= pressure); what an emergency sizes for, so a burst's queue is worked off
    * instead of merely no longer growing. Absent where the caller built the result by hand.
    */
   drainPressure?: (number | null)[];
@@ -26,8 +27,6 @@ export interface BottleneckResult {
   surge?: number;
 }
 
-/** Seconds an emergency allows for working off a stage's queued backlog. */
-export const BACKLOG_DRAIN_S = 20;
 
 /** Throughput one ready replica serves when busy; estimated from throughput/utilization when not reported. */
 export function capacityPerReplica(m: StageMetrics, readyReplicas: number): number | null {
@@ -59,7 +58,6 @@ export interface CapacityMemory {
 
 export const newCapacityMemory = (): CapacityMemory => ({ best: [], service: [], share: [] });
 
-const CAPACITY_DECAY = 0.9995;
 
 /** A replica's share of one GPU as a fraction; CPU stages and unknown shares count as whole. */
 export const shareOf = (gpuCores: number | null | undefined) => (gpuCores ? gpuCores / 100 : 1);
@@ -83,12 +81,10 @@ export function rememberCapacity(mem: CapacityMemory, obs: PipelineObservation):
       return;
     }
     const normalized = measured / share;
-    mem.best[i] = prev === null ? normalized : Math.max(prev * CAPACITY_DECAY, normalized);
+    mem.best[i] = prev === null ? normalized : Math.max(prev * TUNING.capacityDecay, normalized);
   });
 }
 
-const TIE_GROWTH = 0.02;
-const TIE_LATENCY = 0.01;
 
 /**
  * Per ready replica at its current share, items per second: `saturation`, what it serves at full
@@ -115,21 +111,7 @@ export function replicaCapacity(
   return { saturation: modelled !== null ? modelled * share : busy, busy };
 }
 
-/**
- * Highest full-batch load/capacity a GPU stage may be cut to (the guard holds cuts to it against
- * the window's peak load; candidates offer no cut beyond it).
- * Utilization is no guide for a batching GPU stage: at low load it serves small batches
- * back to back and looks busy, so needs sized from it would keep the share it once had forever.
- * Why 0.4 and not higher: nearer its full-batch capacity a stage runs fuller batches that wait
- * longer, and P99 doubles long before the queue grows (bench:policy: at 0.6, image-classification
- * and nlp-bert under Poisson load had twice the P99 for 0.1-0.3 $/h less).
- */
-export const GPU_CUT_MAX_PRESSURE = 0.4;
 
-/** A stage whose replica costs under this fraction of a full GPU-hour counts as cheap (CPU stages). */
-const CHEAP_STAGE_COST = 0.05;
-/** Fraction of the target utilization a cheap stage runs at: a third, so a 3x burst still fits. */
-const CHEAP_HEADROOM = 1 / 3;
 
 /**
  * How much of a stage's target utilization to use, from the cost model: capacity on a stage
@@ -141,13 +123,8 @@ export function stageHeadroom(pipeline: PipelineSpec, stage: number): number {
   const s = pipeline.stages[stage];
   if (!s || s.gpuCores) return 1;
   const { gpuHour, replicaHour } = pipeline.cost;
-  return gpuHour > 0 && replicaHour < CHEAP_STAGE_COST * gpuHour ? CHEAP_HEADROOM : 1;
+  return gpuHour > 0 && replicaHour < TUNING.cheapStageCost * gpuHour ? TUNING.cheapHeadroom : 1;
 }
-
-/** Newest-interval entry rate over the window's, at least, for a surge (a 3x surge reads 1.5 while it fills half a 30 s window). */
-const SURGE_RATIO = 1.25;
-/** ...and at least this many standard deviations of a Poisson count over the interval, so noise is not one. */
-const SURGE_Z = 4;
 
 /**
  * How much the entry rate of the newest scrape interval exceeds the window's, where that is a
@@ -159,10 +136,10 @@ export function surgeFactor(obs: PipelineObservation): number {
   const rate = obs.arrivalRate;
   const recent = obs.recentArrivalRate;
   const ms = obs.recentWindowMs;
-  if (rate == null || recent == null || ms === undefined || !(rate > 0) || !(ms > 0) || !(recent >= SURGE_RATIO * rate)) return 1;
+  if (rate == null || recent == null || ms === undefined || !(rate > 0) || !(ms > 0) || !(recent >= TUNING.surgeRatio * rate)) return 1;
   const seconds = ms / 1000;
   const z = ((recent - rate) * seconds) / Math.sqrt(rate * seconds);
-  return z >= SURGE_Z ? recent / rate : 1;
+  return z >= TUNING.surgeZ ? recent / rate : 1;
 }
 
 export function detectBottleneck(
@@ -203,7 +180,7 @@ export function detectBottleneck(
       needed.push(null);
     }
     pressure.push(p);
-    const backlog = Math.max(0, m.queueLength ?? 0) / BACKLOG_DRAIN_S;
+    const backlog = Math.max(0, m.queueLength ?? 0) / TUNING.backlogDrainS;
     drainPressure.push(p !== null && load !== null && load > 0 ? p * ((load + backlog) / load) : p);
     if (p === null) continue;
     // Small terms separate stages that are equally loaded: first a growing queue (relative to
@@ -211,7 +188,7 @@ export function detectBottleneck(
     const share = totalLatency > 0 ? (m.latencyP50Ms ?? 0) / totalLatency : 0;
     const capacity = perReplica !== null ? perReplica * ready : 0;
     const growth = capacity > 0 ? Math.min(1, Math.max(0, m.queueGrowth ?? 0) / capacity) : 0;
-    const score = Math.min(p, 1e6) + TIE_GROWTH * growth + TIE_LATENCY * share;
+    const score = Math.min(p, 1e6) + TUNING.tieGrowth * growth + TUNING.tieLatency * share;
     if (score > bestScore) {
       bestScore = score;
       best = i;

@@ -4,6 +4,7 @@
 // show the model what it did not expect. Pure: no clock, no files (snapshot-file.ts does I/O).
 import { LRUCache } from 'lru-cache';
 import type { Outcome, RewardValue, StageStat } from './types.js';
+import { TUNING } from './tuning.js';
 
 /** The state as the buffer sees it: numbers only, clamped so one wild window cannot dominate. */
 export interface StateFeatures {
@@ -45,11 +46,6 @@ export interface Retrieved {
   similarity: number;
 }
 
-const SAMPLES_PER_CELL = 6;
-const DECAY = 0.97;
-/** Dirichlet prior on the three rewards: an unseen action predicts each with p = 1/3. */
-const PRIOR = 1;
-const BYTES_PER_SAMPLE = 320;
 
 const clamp = (x: number, lo: number, hi: number) => (Number.isFinite(x) ? Math.min(hi, Math.max(lo, x)) : hi);
 
@@ -83,7 +79,7 @@ export function similarity(a: StateFeatures, b: StateFeatures): number {
 }
 
 function cellBytes(c: Cell): number {
-  return 200 + 2 * (c.pipelineId.length + c.bucket.length + c.actionKey.length) + c.samples.length * BYTES_PER_SAMPLE;
+  return 200 + 2 * (c.pipelineId.length + c.bucket.length + c.actionKey.length) + c.samples.length * TUNING.bytesPerSample;
 }
 
 const rewardIndex = (r: RewardValue) => (r + 1) as 0 | 1 | 2;
@@ -106,8 +102,6 @@ function vectorOf(f: StateFeatures): Float64Array {
 /** Index list of an action's cells with a given bottleneck (all samples of a cell share it). */
 const indexKey = (pipelineId: string, actionKey: string, bottleneck: number | null) => `${pipelineId}|${actionKey}|${bottleneck ?? '-'}`;
 
-/** Beyond this distance similarity is below 0.05 and the cell is ignored. */
-const MAX_DISTANCE = 1.5;
 
 /** similarity() on vectors, with an early exit once the distance is too large; 0 when ignored. */
 function vecSimilarity(a: Float64Array, b: Float64Array): number {
@@ -115,10 +109,10 @@ function vecSimilarity(a: Float64Array, b: Float64Array): number {
   if (b.length !== n) return 0;
   let d = Math.abs(a[0]! - b[0]!) * 1.5;
   for (let i = 1; i < n; i++) {
-    if (d > MAX_DISTANCE) return 0;
+    if (d > TUNING.maxStateDistance) return 0;
     d += Math.abs(a[i]! - b[i]!);
   }
-  return d > MAX_DISTANCE ? 0 : Math.exp(-2 * d);
+  return d > TUNING.maxStateDistance ? 0 : Math.exp(-2 * d);
 }
 
 export class ExperienceBuffer {
@@ -168,9 +162,9 @@ export class ExperienceBuffer {
   }
 
   private predictVec(pipelineId: string, v: Float64Array, bottleneck: number | null, actionKey: string): [number, number, number] {
-    let w0 = PRIOR;
-    let w1 = PRIOR;
-    let w2 = PRIOR;
+    let w0 = TUNING.rewardPrior;
+    let w1 = TUNING.rewardPrior;
+    let w2 = TUNING.rewardPrior;
     const list = this.byAction.get(indexKey(pipelineId, actionKey, bottleneck));
     if (list) {
       for (const e of list) {
@@ -193,11 +187,11 @@ export class ExperienceBuffer {
     const bucket = stateBucket(e.features);
     const key = `${pipelineId}|${bucket}|${e.actionKey}`;
     const cell: Cell = this.cache.get(key) ?? { pipelineId, bucket, actionKey: e.actionKey, counts: [0, 0, 0], samples: [] };
-    const counts: [number, number, number] = [cell.counts[0] * DECAY, cell.counts[1] * DECAY, cell.counts[2] * DECAY];
+    const counts: [number, number, number] = [cell.counts[0] * TUNING.cellDecay, cell.counts[1] * TUNING.cellDecay, cell.counts[2] * TUNING.cellDecay];
     counts[rewardIndex(e.reward)] += 1;
     cell.counts = counts;
     cell.samples.push(exp);
-    if (cell.samples.length > SAMPLES_PER_CELL) cell.samples.shift();
+    if (cell.samples.length > TUNING.samplesPerCell) cell.samples.shift();
     this.insert(key, cell, v);
     return exp;
   }
@@ -276,7 +270,7 @@ export class ExperienceBuffer {
     this.byAction.clear();
     this.entries.clear();
     for (const c of cells) {
-      const samples = c.samples.slice(-SAMPLES_PER_CELL);
+      const samples = c.samples.slice(-TUNING.samplesPerCell);
       const last = samples[samples.length - 1];
       if (!last) continue;
       this.insert(`${c.pipelineId}|${c.bucket}|${c.actionKey}`, { ...c, counts: [...c.counts] as Cell['counts'], samples }, vectorOf(last.features));

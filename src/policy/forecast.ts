@@ -3,6 +3,7 @@
 // same phase of the last cycles. Recurring bursts (batch jobs, cron traffic, the paper's burst
 // workload) can then be met before they arrive, and the capacity kept for them can be released
 // between them. Pure: the caller keeps the history.
+import { TUNING } from './tuning.js';
 
 export interface RateHistory {
   times: number[];
@@ -31,12 +32,6 @@ export const DEFAULT_FORECAST: ForecastSettings = {
   keepConfidence: 0.6,
 };
 
-/** Swings smaller than this (std / mean of the detrended rate) are not worth forecasting. */
-const MIN_VARIATION = 0.1;
-/** How far the autocorrelation must fall between lag 0 and a period, so a slow drift is not one. */
-const MIN_DIP = 0.5;
-/** A shorter lag within this fraction of the best autocorrelation wins (multiples of a period correlate too). */
-const NEAR_BEST = 0.9;
 
 /** The oldest sample time worth keeping at `now`: two of the longest periods and one of the shortest. */
 export function historyStart(now: number, settings: ForecastSettings = DEFAULT_FORECAST): number {
@@ -118,7 +113,7 @@ function correlogram(
   let variance = 0;
   for (const v of y) variance += v * v;
   variance /= n;
-  if (!(mean > 0) || Math.sqrt(variance) / mean < MIN_VARIATION) return null;
+  if (!(mean > 0) || Math.sqrt(variance) / mean < TUNING.forecastMinVariation) return null;
   const minLag = Math.max(2, Math.ceil(settings.minPeriodMs / slotMs));
   const maxLag = Math.min(Math.floor(n / 2), Math.floor(settings.maxPeriodMs / slotMs));
   const r: number[] = [];
@@ -158,7 +153,7 @@ export function detectPeriod(
     const v = r[lag]!;
     dip = Math.min(dip, r[lag - 1]!);
     const localMax = r[lag - 1]! <= v && r[lag + 1]! <= v;
-    if (localMax && v >= NEAR_BEST * best && v - dip >= MIN_DIP)
+    if (localMax && v >= TUNING.forecastNearBest * best && v - dip >= TUNING.forecastMinDip)
       return { periodMs: lag * slotMs, confidence: Math.min(1, v) };
   }
   return null;
@@ -200,10 +195,6 @@ export interface Anticipation {
   replicaFactor: number;
 }
 
-/** Cap on a forecast factor: a near-idle current rate would make any peak look enormous. */
-const MAX_FACTOR = 8;
-/** Factors below this are the noise of the rate's windows, not a coming peak. */
-const MIN_FACTOR = 1.2;
 
 export function anticipate(
   h: RateHistory,
@@ -219,8 +210,8 @@ export function anticipate(
   const factor = (leadMs: number): number | null => {
     const peak = forecastPeak(h, now, leadMs, period.periodMs);
     if (peak === null) return null;
-    const f = Math.min(MAX_FACTOR, peak / currentRate);
-    return f < MIN_FACTOR ? 1 : f;
+    const f = Math.min(TUNING.forecastMaxFactor, peak / currentRate);
+    return f < TUNING.forecastMinFactor ? 1 : f;
   };
   const shareFactor = factor(leads.shareMs);
   const replicaFactor = factor(leads.replicaMs);

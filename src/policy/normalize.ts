@@ -50,7 +50,7 @@ export function sloBreached(pipeline: PipelineSpec, obs: PipelineObservation): b
   return (obs.p99Ms !== null && obs.p99Ms > pipeline.sloP99Ms) || (obs.sloViolation !== null && obs.sloViolation > SLO_TOLERANCE);
 }
 
-/** What the latency-budget cut limit needs (gpuCutLimit); without it every cut stops at GPU_CUT_MAX_PRESSURE. */
+/** What the latency-budget cut limit needs (gpuCutLimit); without it every cut stops at the base limit (TUNING.gpuCutMaxPressure). */
 export interface LatencyBudget {
   sloP99Ms: number;
   /** The share of the SLO a cut may take P99 to (settings.p99Budget). */
@@ -116,7 +116,7 @@ const SLACK_MIN_SAMPLES = 4;
 const GPU_CUT_SLACK_MAX_PRESSURE = 0.75;
 
 /**
- * How deep a GPU stage may be cut: GPU_CUT_MAX_PRESSURE, or, with a P99 budget (`fraction` of the
+ * How deep a GPU stage may be cut: the base limit (TUNING.gpuCutMaxPressure x the operating point), or, with a P99 budget (`fraction` of the
  * SLO, settings.p99Budget, off by default), deeper where P99 leaves room. On a batching GPU stage
  * both the full-batch load/capacity and the batch time (most of P99) grow as 1/share, so P99 per
  * unit of load/capacity, measured at the stage's current allocation (means since its last change),

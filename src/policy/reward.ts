@@ -1,6 +1,6 @@
-// Reward by Pareto dominance: the outcome (P99/SLO, cost rate) after an action against the
-// reference (the window before it), with a margin ε per dimension from measured noise, so noise
-// alone earns 0. Breaking the SLO is always -1. Raw vectors and ε travel with the reward. Pure.
+// Reward by Pareto dominance: an outcome (P99/SLO, cost rate) against a reference (credit.ts: the
+// mean outcome of the decision's state), with a margin ε per dimension from the state's spread, so
+// noise alone earns 0. Breaking the SLO is always -1. Raw vectors and ε travel with the reward. Pure.
 import type { PipelineObservation, PipelineSpec } from '../core/ports.js';
 import type { Outcome, Reward } from './types.js';
 
@@ -19,31 +19,6 @@ export function breachesSlo(o: Outcome): boolean {
 export interface Epsilon {
   p99Ratio: number;
   costRate: number;
-}
-
-/**
- * ε from the last windows: the median absolute change between consecutive windows (a robust
- * noise scale), never below a floor (5 % of the SLO, 2 % of the mean cost).
- */
-export function estimateEpsilon(history: readonly Outcome[]): Epsilon {
-  const p99Floor = 0.05;
-  const meanCost = history.length > 0 ? history.reduce((s, o) => s + o.costRate, 0) / history.length : 0;
-  const costFloor = Math.max(0.02 * meanCost, 1e-9);
-  if (history.length < 3) return { p99Ratio: p99Floor, costRate: costFloor };
-  const dp: number[] = [];
-  const dc: number[] = [];
-  for (let i = 1; i < history.length; i++) {
-    // Huge P99 jumps (breaches, drops) are load changes, not noise; cap them so ε stays a noise scale.
-    dp.push(Math.min(Math.abs(history[i]!.p99Ratio - history[i - 1]!.p99Ratio), 1));
-    dc.push(Math.abs(history[i]!.costRate - history[i - 1]!.costRate));
-  }
-  return { p99Ratio: Math.max(p99Floor, median(dp)), costRate: Math.max(costFloor, median(dc)) };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /** a ε-dominates b: no worse than b + ε in every dimension and better than b - ε in at least one. */

@@ -5,6 +5,7 @@
 // share. Weighted least squares with exponential forgetting, so the model follows a stage whose
 // service changes (a new model version) without remembering it forever. Pure: every function
 // returns a new value and keeps no state of its own.
+import { TUNING } from './tuning.js';
 
 /** Weighted sums of an online least-squares fit of t = a + c * b. */
 export interface ServiceModel {
@@ -34,12 +35,6 @@ export interface ServiceFit {
   weight: number;
 }
 
-/** Forgetting factor per observation: about 500 windows of memory (2 hours of 15 s ticks). */
-export const SERVICE_DECAY = 0.998;
-/** Extrapolate to maxBatch only when the prediction's standard error is within this fraction of it. */
-export const MAX_RELATIVE_ERROR = 0.2;
-/** Fewer effective windows than this (three, less forgetting) and the model says nothing. */
-const MIN_WEIGHT = 2.5;
 
 export const emptyServiceModel = (): ServiceModel => ({ w: 0, b: 0, t: 0, bb: 0, bt: 0, tt: 0 });
 
@@ -47,7 +42,7 @@ export const emptyServiceModel = (): ServiceModel => ({ w: 0, b: 0, t: 0, bb: 0,
  * Fold one window's mean batch size and mean batch time at a full GPU (ms) into the model.
  * Invalid pairs (non-finite, batch < 1, time <= 0) leave it unchanged.
  */
-export function observeService(m: ServiceModel, batchSize: number, fullGpuMs: number, decay = SERVICE_DECAY): ServiceModel {
+export function observeService(m: ServiceModel, batchSize: number, fullGpuMs: number, decay = TUNING.serviceDecay): ServiceModel {
   if (!Number.isFinite(batchSize) || !Number.isFinite(fullGpuMs) || batchSize < 1 || fullGpuMs <= 0) return m;
   return {
     w: m.w * decay + 1,
@@ -61,7 +56,7 @@ export function observeService(m: ServiceModel, batchSize: number, fullGpuMs: nu
 
 /** The fitted line, constrained to non-negative terms; null before enough windows. */
 export function fitService(m: ServiceModel): ServiceFit | null {
-  if (m.w < MIN_WEIGHT) return null;
+  if (m.w < TUNING.serviceMinWeight) return null;
   const mb = m.b / m.w;
   const mt = m.t / m.w;
   const varB = Math.max(0, m.bb / m.w - mb * mb);
@@ -114,7 +109,7 @@ export function fullBatchCapacity(m: ServiceModel, maxBatch: number): number | n
   } else {
     if (!fit.identified) return null;
     t = fit.baseMs + fit.perItemMs * maxBatch;
-    if (!(predictionError(fit, maxBatch) <= MAX_RELATIVE_ERROR * t)) return null;
+    if (!(predictionError(fit, maxBatch) <= TUNING.serviceMaxRelativeError * t)) return null;
   }
   return t > 0 ? (1000 * maxBatch) / t : null;
 }

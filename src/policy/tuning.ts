@@ -16,10 +16,27 @@ export const TUNING = {
   cheapStageCost: 0.05,
   /** Fraction of the target load a cheap stage runs at: a third, so a 3x burst still fits at almost no cost. */
   cheapHeadroom: 1 / 3,
-  /** The newest scrape's entry rate must exceed the window's by this ratio to count as a surge... */
+  /** The newest scrape's entry rate must exceed the window's by this ratio to count as a surge (a 3x surge reads 1.5 while it fills half a 30 s window)... */
   surgeRatio: 1.25,
   /** ...and by this many Poisson standard deviations, so noise at low rates is no surge. */
   surgeZ: 4,
+
+  /** Forgetting of the batch service-time model per observation: about 500 windows (2 hours of 15 s ticks). */
+  serviceDecay: 0.998,
+  /** The service-time model extrapolates to maxBatch only when its standard error is within this fraction. */
+  serviceMaxRelativeError: 0.2,
+  /** Fewer effective windows than this (three, less forgetting) and the service-time model says nothing. */
+  serviceMinWeight: 2.5,
+  /** Swings smaller than this (std / mean of the detrended entry rate) are not worth forecasting. */
+  forecastMinVariation: 0.1,
+  /** How far the autocorrelation must fall between lag 0 and a period, so a slow drift is not one. */
+  forecastMinDip: 0.5,
+  /** A shorter lag within this fraction of the best autocorrelation wins (multiples of a period correlate too). */
+  forecastNearBest: 0.9,
+  /** Cap on a forecast factor: a near-idle current rate would make any peak look enormous. */
+  forecastMaxFactor: 8,
+  /** Forecast factors below this are the noise of the rate's windows, not a coming peak. */
+  forecastMinFactor: 1.2,
 
   // Floors
   /** Load/capacity an emergency sizes for: leaves 30 % for the burst still growing. */
@@ -59,6 +76,16 @@ export const TUNING = {
   hotP99Ratio: 0.9,
 
   // Learn
+  /** Experiences kept per memory cell (state bucket x action): enough to show a trend, few enough for 10,000 cells. */
+  samplesPerCell: 6,
+  /** Decay of a cell's reward counts per new experience: older outcomes of the same move fade. */
+  cellDecay: 0.97,
+  /** Dirichlet prior on the three rewards: an unseen action predicts each with p = 1/3. */
+  rewardPrior: 1,
+  /** Bytes one stored experience is counted as against the buffer's byte bound. */
+  bytesPerSample: 320,
+  /** Beyond this state distance similarity is below 0.05 and a cell is ignored. */
+  maxStateDistance: 1.5,
   /**
    * Dollars one SLO-violating request is worth in the credit, and in bench:learning's objective: at
    * 100 req/s, 1 % of requests violating costs $3.60 an hour, about a GPU's price.

@@ -1,6 +1,7 @@
 // The pod mutation: gives every container that holds a slot of a shared GPU the CUDA shim
-// (LD_PRELOAD) and the limits its pod's annotations name, and turns a fractional share of one
-// whole GPU into a slot. The device plugin mounts the shim and the allocation's files; the webhook
+// (LD_PRELOAD) and the limits its pod's annotations name, turns a fractional share of one
+// whole GPU into a slot and a whole-GPU request into SAIR's whole-GPU resource, so every GPU on a
+// SAIR node is handed out by SAIR's device plugin and counted once. The device plugin mounts the shim and the allocation's files; the webhook
 // adds no volumes. It refuses what would undo isolation: SAIR's env or volumes set by the pod.
 // Pure: takes a pod, returns a mutated clone or a denial. Idempotent, so a second pass
 // (reinvocationPolicy IfNeeded) over its own output passes and changes nothing.
@@ -13,6 +14,7 @@ import {
   LABEL_INJECT,
   RESOURCE_NVIDIA_GPU,
   RESOURCE_SAIR_GPU,
+  RESOURCE_SAIR_GPU_WHOLE,
   SAIR_CONTAINER_DIRS,
   SAIR_HOST_DIRS,
   SAIR_VOLUMES,
@@ -37,7 +39,7 @@ function gpuCount(container: Container, resource: string): number {
 }
 
 function wantsGpu(container: Container): boolean {
-  return gpuCount(container, RESOURCE_NVIDIA_GPU) > 0 || gpuCount(container, RESOURCE_SAIR_GPU) > 0;
+  return [RESOURCE_NVIDIA_GPU, RESOURCE_SAIR_GPU, RESOURCE_SAIR_GPU_WHOLE].some((r) => gpuCount(container, r) > 0);
 }
 
 function sameEnv(a: EnvVar, b: EnvVar): boolean {
@@ -147,11 +149,12 @@ function holdsSlot(container: Container, quota: GpuQuota): boolean {
   return gpuCount(container, RESOURCE_SAIR_GPU) > 0 || (quota.gpuCores < 100 && gpuCount(container, RESOURCE_NVIDIA_GPU) === 1);
 }
 
-function convertToSlot(container: Container): void {
+/** nvidia.com/gpu becomes `resource` (`count` of it), in limits and requests alike. */
+function convertGpu(container: Container, resource: string, count: string): void {
   for (const list of [container.resources?.limits, container.resources?.requests]) {
     if (list && RESOURCE_NVIDIA_GPU in list) {
       delete list[RESOURCE_NVIDIA_GPU];
-      list[RESOURCE_SAIR_GPU] = '1';
+      list[resource] = count;
     }
   }
 }
@@ -209,18 +212,24 @@ export function mutatePod(pod: Pod): MutationResult<Pod> {
     return { allowed: true, object: pod, warnings };
   }
   let injected = false;
+  let converted = false;
   const copyGpu = (c: Container): Container => {
     if (!holdsSlot(c, quota)) {
       const whole = gpuCount(c, RESOURCE_NVIDIA_GPU);
+      if (whole === 0) return c;
       if (quota.gpuCores < 100 && whole > 1) {
         warnings.push(
           `container "${c.name}" asks for ${whole} whole GPUs; ${ANNOTATION_GPU_CORES}=${quota.gpuCores} is not enforced on whole GPUs: ask for ${RESOURCE_NVIDIA_GPU}: 1 to share a GPU`,
         );
       }
-      return c;
+      // Whole GPUs on SAIR's nodes come from SAIR's plugin too, so a GPU is never shared and whole at once.
+      const copy = copyContainer(c);
+      convertGpu(copy, RESOURCE_SAIR_GPU_WHOLE, String(whole));
+      converted = true;
+      return copy;
     }
     const copy = copyContainer(c);
-    convertToSlot(copy);
+    convertGpu(copy, RESOURCE_SAIR_GPU, '1');
     injectContainer(copy, quota, warnings);
     injected = true;
     return copy;
@@ -228,7 +237,7 @@ export function mutatePod(pod: Pod): MutationResult<Pod> {
   const out: Pod = { ...pod, spec: { ...pod.spec } };
   if (pod.spec.initContainers) out.spec.initContainers = pod.spec.initContainers.map(copyGpu);
   out.spec.containers = pod.spec.containers.map(copyGpu);
-  if (!injected) return { allowed: true, object: pod, warnings };
+  if (!injected) return { allowed: true, object: converted ? out : pod, warnings };
   // The label lets the policy server watch only the pods SAIR manages (a label selector on its informer).
   out.metadata = { ...pod.metadata, labels: { ...pod.metadata?.labels, [LABEL_MANAGED]: 'true' }, annotations: { ...pod.metadata?.annotations, [ANNOTATION_INJECTED]: 'true' } };
   return { allowed: true, object: out, warnings };

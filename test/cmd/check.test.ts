@@ -1,5 +1,5 @@
 // `sair check` against the fake API server and fake Prometheus: a healthy install passes every
-// check, and each way the issue lists for an install to go wrong fails (or warns) the check that
+// check, and each way an install can go wrong fails (or warns) the check that
 // covers it, with a fix. The cluster is what `kubectl apply -k manifests/` stores (the built
 // MutatingWebhookConfiguration, a Secret from `sair certs`' own generator) plus what the cluster's
 // controllers and kubelets would write: node status, pods with their conditions, the Lease.

@@ -1,6 +1,7 @@
 // `sair device-plugin` end to end in one process, with --fake-gpus: it installs the shim, registers
 // with a fake kubelet, keeps the limits file of a pod the kubelet admitted in line with its
-// annotations (PodResources), and on SIGTERM stops and removes its socket.
+// annotations (PodResources), serves whole GPUs beside the slots, and on SIGTERM stops and removes
+// its sockets; restarted, it withholds from its first lists what the kubelet already allocated.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,9 +51,14 @@ describe('sair device-plugin', () => {
       '--pod-resources-socket', join(dir, 'pod-resources', 'kubelet.sock'), '--metrics-port', '0', '--log-level', 'silent',
     ];
     const run = command.run(argv, {});
-    await kubelet.waitForRegistrations(1);
+    await kubelet.waitForRegistrations(2);
+    expect(kubelet.registrations.map((r) => [r.request.resource_name, r.request.endpoint]).sort()).toEqual([
+      ['sair.dev/gpu', 'sair-gpu.sock'],
+      ['sair.dev/gpu-whole', 'sair-gpu-whole.sock'],
+    ]);
     const devices = await kubelet.waitForDevices((d) => d.length > 0);
     expect(devices).toHaveLength(6);
+    await expect(kubelet.waitForDevices((d) => d.length > 0, 'sair.dev/gpu-whole')).resolves.toHaveLength(2);
     expect(readFileSync(join(dir, 'lib', 'libsair-cuda.so'), 'utf8')).toBe('ELF shim');
     const allocated = (await kubelet.admitPod(pod)).get('main')!;
     const limits = allocated.mounts.find((m) => m.container_path === '/run/sair/limits')!.host_path;
@@ -63,6 +69,20 @@ describe('sair device-plugin', () => {
     process.emit('SIGTERM');
     await run;
     expect(existsSync(join(dir, 'sair-gpu.sock'))).toBe(false);
+    expect(existsSync(join(dir, 'sair-gpu-whole.sock'))).toBe(false);
+
+    // Restarted under the running pod: its first whole-GPU list already withholds the shared GPU.
+    const shared = allocated.envs['SAIR_GPU_UUID']!;
+    const again = command.run(argv, {});
+    try {
+      await kubelet.waitForRegistrations(4);
+      const first = kubelet.deviceListsOf('sair.dev/gpu-whole')[0] ?? (await kubelet.waitForDevices((d) => d.length > 0, 'sair.dev/gpu-whole'));
+      expect(first.find((d) => d.ID === shared)?.health).toBe('Unhealthy');
+      expect(first.filter((d) => d.health === 'Healthy')).toHaveLength(1);
+    } finally {
+      process.emit('SIGTERM');
+      await again;
+    }
   }, 20000);
 
   it('fails with the flag, the variable and the accepted form on bad config', async () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/common/logger.js';
 import { FakeGpuBackend, GpuInventory, fakeGpuUuid } from '../../src/device-plugin/gpus.js';
-import { DevicePluginServer, PLUGIN_OPTIONS } from '../../src/device-plugin/plugin.js';
+import { DevicePluginServer, PLUGIN_OPTIONS, type DeviceListStrategy } from '../../src/device-plugin/plugin.js';
 import { AllocationFiles, allocationId } from '../../src/device-plugin/allocations.js';
 import { readLimitsFile } from '../../src/device-plugin/control-file.js';
 import { RESOURCE_SAIR_GPU } from '../../src/core/names.js';
@@ -125,6 +125,9 @@ describe('device plugin with a fake kubelet', () => {
       { container_path: '/run/sair/state', host_path: join(dir, 'alloc', id, 'state'), read_only: false },
     ]);
     expect(readLimitsFile(join(dir, 'alloc', id, 'limits')).limits).toEqual({ gpuCores: 50, memoryBytes: 8n << 30n });
+    // The GPU also as a CDI device, named as the NVIDIA Container Toolkit's spec names it (default strategy: both).
+    expect(c.cdi_devices).toEqual([{ name: `nvidia.com/gpu=${g1}` }]);
+    expect(c.devices).toEqual([]);
 
     // What the other allocations on the GPU leave caps the starting share; nothing left is a refusal.
     free = 20;
@@ -144,6 +147,29 @@ describe('device plugin with a fake kubelet', () => {
     await expect(kubelet.allocate({ container_requests: [{ devices_ids: [`${g1}::0`] }] })).rejects.toMatchObject({
       details: expect.stringContaining('unhealthy'),
     });
+  }, 15000);
+
+  it.each<[DeviceListStrategy, string, string[]]>([
+    ['envvar', 'GPU', []],
+    ['cdi-cri', 'void', ['GPU']],
+    ['both', 'GPU', ['GPU']],
+  ])('with --device-list-strategy %s, Allocate sets NVIDIA_VISIBLE_DEVICES=%s and CDI devices %j', async (strategy, visible, cdi) => {
+    await registrar.stop();
+    await plugin.close();
+    plugin = new DevicePluginServer(
+      { socketPath: join(dir, 'sair-gpu.sock'), slotsPerGpu: 4, hostLibDir: '/var/lib/sair/lib', containerLibDir: '/usr/local/sair/lib', allocations: new AllocationFiles(join(dir, 'alloc')), deviceListStrategy: strategy },
+      inventory,
+      log,
+    );
+    registrar = new Registrar(plugin, { resourceName: RESOURCE_SAIR_GPU, options: PLUGIN_OPTIONS }, log);
+    await registrar.start();
+    await kubelet.waitForRegistrations(1);
+    const g0 = fakeGpuUuid(0);
+    const c = (await kubelet.allocate({ container_requests: [{ devices_ids: [`${g0}::0`] }] })).container_responses[0]!;
+    const named = (x: string): string => x.replace('GPU', g0);
+    expect(c.envs['NVIDIA_VISIBLE_DEVICES']).toBe(named(visible));
+    expect(c.envs['SAIR_GPU_UUID']).toBe(g0);
+    expect(c.cdi_devices).toEqual(cdi.map((n) => ({ name: `nvidia.com/gpu=${named(n)}` })));
   }, 15000);
 
   it('re-registers after a kubelet restart that recreates kubelet.sock and deletes the plugin socket', async () => {

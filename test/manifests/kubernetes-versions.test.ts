@@ -30,6 +30,7 @@ const KINDS: Record<string, { ga: number; model: string }> = {
   'rbac.authorization.k8s.io/v1 RoleBinding': { ga: 8, model: 'V1RoleBinding' },
   'admissionregistration.k8s.io/v1 MutatingWebhookConfiguration': { ga: 16, model: 'V1MutatingWebhookConfiguration' },
   'networking.k8s.io/v1 NetworkPolicy': { ga: 7, model: 'V1NetworkPolicy' },
+  // KEP-3488: admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy GA in 1.30.
   'admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy': { ga: 30, model: 'V1ValidatingAdmissionPolicy' },
   'admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding': { ga: 30, model: 'V1ValidatingAdmissionPolicyBinding' },
   'apiextensions.k8s.io/v1 CustomResourceDefinition': { ga: 16, model: 'V1CustomResourceDefinition' },

@@ -1,4 +1,5 @@
-import { BACKLOG_DRAIN_S, detectBottleneck, newCapacityMemory, rememberCapacity, stageHeadroom, surgeFactor } from '../../src/policy/bottleneck.js';
+import { TUNING } from '../../src/policy/tuning.js';
+import { detectBottleneck, newCapacityMemory, rememberCapacity, stageHeadroom, surgeFactor } from '../../src/policy/bottleneck.js';
 import { observation, pipeline } from './fixtures.js';
 
 describe('detectBottleneck', () => {
@@ -134,7 +135,7 @@ describe('detectBottleneck tie-break', () => {
 });
 
 describe('backlog and headroom', () => {
-  it('counts the queued backlog, drained within BACKLOG_DRAIN_S, in drainPressure', () => {
+  it('counts the queued backlog, drained within TUNING.backlogDrainS, in drainPressure', () => {
     // Stage 0 serves 60/s against 100/s offered: its queue holds 40 x 30 = 1,200 items and grows 40/s.
     const obs = observation([
       { arrival: 100, perReplica: 30, replicas: 2 },
@@ -143,7 +144,7 @@ describe('backlog and headroom', () => {
     ]);
     const bn = detectBottleneck(pipeline(), obs);
     expect(bn.pressure[0]).toBeCloseTo(140 / 60, 9);
-    expect(bn.drainPressure![0]).toBeCloseTo((140 + 1_200 / BACKLOG_DRAIN_S) / 60, 9);
+    expect(bn.drainPressure![0]).toBeCloseTo((140 + 1_200 / TUNING.backlogDrainS) / 60, 9);
     // No queue, no extra.
     expect(bn.drainPressure![2]).toBeCloseTo(bn.pressure[2]!, 9);
   });

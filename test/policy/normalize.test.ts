@@ -4,7 +4,7 @@
 import { detectBottleneck, type BottleneckResult } from '../../src/policy/bottleneck.js';
 import { computeFloors, liftToFloors, unmetFloors } from '../../src/policy/floors.js';
 import type { Anticipation } from '../../src/policy/forecast.js';
-import { newWindowState as newGuardState, normalize, noteApplied, recordNeeds, sloBreached, surgeReserveReplicas, type NormalizeSettings, type WindowState } from '../../src/policy/normalize.js';
+import { newWindowState, normalize, noteApplied, recordNeeds, sloBreached, surgeReserveReplicas, type NormalizeSettings, type WindowState } from '../../src/policy/normalize.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction } from '../../src/core/ports.js';
 import { policySettings } from '../../src/policy/settings.js';
 import { observation, pipeline, type StageLoad } from './fixtures.js';
@@ -39,7 +39,7 @@ const calm = (infer: Partial<StageLoad> = {}): PipelineObservation =>
     p99Ms: 200,
   });
 
-function run(obs: PipelineObservation, proposed: ScalingAction[], state = newGuardState(), now = 1_000_000) {
+function run(obs: PipelineObservation, proposed: ScalingAction[], state = newWindowState(), now = 1_000_000) {
   const bn = detectBottleneck(spec, obs);
   recordNeeds(state, bn, obs, now, settings.cooldowns.stabilizationMs);
   return guard(spec, obs, bn, proposed, state, now, settings);
@@ -65,7 +65,7 @@ describe('floors and normalizer', () => {
   });
 
   it('enforces per-stage cooldowns', () => {
-    const state = newGuardState();
+    const state = newWindowState();
     const obs = calm();
     noteApplied(state, obs, [{ kind: 'replicas', stage: 1, replicas: 5 }], 1_000_000);
     expect(run(obs, [{ kind: 'replicas', stage: 1, replicas: 5 }], state, 1_010_000).notes).toContain('stage 1: scale-up cooldown');
@@ -75,7 +75,7 @@ describe('floors and normalizer', () => {
   });
 
   it('stabilizes scale-down at the highest need in the window', () => {
-    const state = newGuardState();
+    const state = newWindowState();
     // A burst five minutes ago needed 6 replicas of stage 1 (ceil(120 / (30 * 0.7))).
     run(calm({ arrival: 120, replicas: 6 }), [], state, 1_000_000);
     const r = run(calm({ replicas: 6 }), [{ kind: 'replicas', stage: 1, replicas: 2 }], state, 1_200_000);
@@ -86,7 +86,7 @@ describe('floors and normalizer', () => {
   });
 
   it('scales a CPU bottleneck up at once on an SLO breach, cooldown or not', () => {
-    const state = newGuardState();
+    const state = newWindowState();
     const hot = observation(
       [{ arrival: 100, perReplica: 30, replicas: 2 }, { arrival: 100, perReplica: 300, replicas: 1, gpuCores: 50 }, { arrival: 100, perReplica: 100, replicas: 2 }],
       { p99Ms: 2_000, sloViolation: 0.3 },
@@ -97,7 +97,7 @@ describe('floors and normalizer', () => {
   });
 
   it('scales the bottleneck up at once on an SLO breach, cooldown or not, and never down', () => {
-    const state = newGuardState();
+    const state = newWindowState();
     const hot = observation(
       [{ arrival: 100, perReplica: 80, replicas: 2 }, { arrival: 100, perReplica: 30, replicas: 2, gpuCores: 50 }, { arrival: 100, perReplica: 100, replicas: 2 }],
       { p99Ms: 2_000, sloViolation: 0.3 },
@@ -118,7 +118,7 @@ describe('floors and normalizer', () => {
   });
 
   it('sizes a GPU stage on a breach by its full-batch load, not by its utilization-based need', () => {
-    const state = newGuardState();
+    const state = newWindowState();
     const obs = observation(
       [{ arrival: 40, perReplica: 80, replicas: 2 }, { arrival: 40, perReplica: 30, replicas: 1, gpuCores: 100 }, { arrival: 40, perReplica: 100, replicas: 2 }],
       { p99Ms: 2_000, sloViolation: 0.3 },
@@ -130,11 +130,11 @@ describe('floors and normalizer', () => {
     expect(guard(spec, obs, bn, [], state, 1_000_000, settings).actions).toEqual([]);
     // Past the emergency's target, it gets what its full-batch load needs at 0.7: ceil(1.1 / 0.7) = 2.
     const short: BottleneckResult = { ...bn, pressure: [0.3, 1.1, 0.2], drainPressure: [0.3, 1.1, 0.2] };
-    expect(guard(spec, obs, short, [], newGuardState(), 1_000_000, settings).actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 2 }]);
+    expect(guard(spec, obs, short, [], newWindowState(), 1_000_000, settings).actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 2 }]);
   });
 
   it('treats a saturated stage as an emergency before the SLO breaks', () => {
-    const state = newGuardState();
+    const state = newWindowState();
     const saturated = observation(
       [{ arrival: 100, perReplica: 30, replicas: 2 }, { arrival: 100, perReplica: 300, replicas: 1, gpuCores: 50 }, { arrival: 100, perReplica: 100, replicas: 2 }],
       { p99Ms: 300, sloViolation: 0 },
@@ -152,7 +152,7 @@ describe('floors and normalizer', () => {
   });
 
   it('makes a scale-up the selector already chose urgent on a breach, past the cooldown', () => {
-    const state = newGuardState();
+    const state = newWindowState();
     const obs = observation(
       [{ arrival: 100, perReplica: 80, replicas: 2 }, { arrival: 100, perReplica: 300, replicas: 1, gpuCores: 100 }, { arrival: 100, perReplica: 200, replicas: 1 }],
       { p99Ms: 900 },
@@ -174,7 +174,7 @@ describe('floors and normalizer', () => {
     );
     // Stage 1 at 1.5 of its full-batch capacity at 70 %: share to 100 % leaves 1.05, so ceil(2 x 1.05 / 0.7) = 3 replicas.
     const bn: BottleneckResult = { stage: 1, pressure: [0.3, 1.5, 0.2], needed: [1, 5, 1], drainPressure: [0.3, 1.5, 0.2] };
-    const r = guard(spec, obs, bn, [{ kind: 'replicas', stage: 1, replicas: 5 }], newGuardState(), 1_000_000, settings);
+    const r = guard(spec, obs, bn, [{ kind: 'replicas', stage: 1, replicas: 5 }], newWindowState(), 1_000_000, settings);
     expect(r.actions).toEqual([
       { kind: 'replicas', stage: 1, replicas: 3 },
       { kind: 'gpuCores', stage: 1, gpuCores: 100 },
@@ -184,7 +184,7 @@ describe('floors and normalizer', () => {
       [{ arrival: 40, perReplica: 80, replicas: 2 }, { arrival: 40, perReplica: 30, replicas: 2, gpuCores: 100 }, { arrival: 40, perReplica: 100, replicas: 2 }],
       { p99Ms: 900 },
     );
-    expect(guard(spec, full, bn, [{ kind: 'replicas', stage: 1, replicas: 5 }], newGuardState(), 1_000_000, settings).actions).toEqual([
+    expect(guard(spec, full, bn, [{ kind: 'replicas', stage: 1, replicas: 5 }], newWindowState(), 1_000_000, settings).actions).toEqual([
       { kind: 'replicas', stage: 1, replicas: 5 },
     ]);
   });
@@ -208,7 +208,7 @@ describe('floors and normalizer', () => {
     });
 
     it('is a floor on a GPU stage\'s replicas, added at the share the stage has; how far to cut the share is the selector\'s', () => {
-      const state = newGuardState();
+      const state = newWindowState();
       minuteOf(state, 10);
       // 10 x 0.36 = 3.6: at least 4 replicas, at 60 % until the selector cuts the share.
       const add = guard(spec, obs, bn, [], state, 1_000_000, settings);
@@ -224,13 +224,13 @@ describe('floors and normalizer', () => {
     });
 
     it('holds replica trims at the reserve, and keeps none when it is off', () => {
-      const state = newGuardState();
+      const state = newWindowState();
       const four = calm({ replicas: 4, gpuCores: 30 });
       minuteOf(state, 10, four);
       const trim = guard(spec, four, bn, [{ kind: 'replicas', stage: 1, replicas: 2 }], state, 1_000_000, settings);
       expect(trim.actions).toEqual([]);
       expect(trim.notes).toContain('stage 1: scale-down held at the surge reserve of 4');
-      const off = newGuardState();
+      const off = newWindowState();
       minuteOf(off, 0);
       expect(guard(spec, obs, bn, [], off, 1_000_000, settings).actions).toEqual([]);
     });
@@ -239,7 +239,7 @@ describe('floors and normalizer', () => {
   it('cuts a batching GPU stage by its full-batch load, not by utilization, which small batches keep high', () => {
     const obs = calm({ replicas: 2, gpuCores: 60 });
     const cut = (pressure: number) => {
-      const state = newGuardState();
+      const state = newWindowState();
       // Utilization says 4 replicas at 60 %; at full batches the stage runs at `pressure`.
       const bn: BottleneckResult = { stage: 1, pressure: [0.3, pressure, 0.2], needed: [1, 4, 1] };
       recordNeeds(state, bn, obs, 1_000_000, settings.cooldowns.stabilizationMs);
@@ -259,7 +259,7 @@ describe('floors and normalizer', () => {
     const bn: BottleneckResult = { stage: 1, pressure: [0.3, 0.55, 0.2], needed: [1, 4, 1] };
     const budget = { sloP99Ms: 500, p99Budget: 0.5 };
     /** `ticks` ticks 15 s apart at `p99Ms`, then a proposal to cut stage 1 to `gpuCores`. */
-    const cutAfter = (ticks: number, p99Ms: number | number[], gpuCores: number, state = newGuardState()) => {
+    const cutAfter = (ticks: number, p99Ms: number | number[], gpuCores: number, state = newWindowState()) => {
       const p99s = Array.isArray(p99Ms) ? p99Ms : Array<number>(ticks).fill(p99Ms);
       let now = 1_000_000;
       for (const p of p99s) recordNeeds(state, bn, obs(p), (now += 15_000), settings.cooldowns.stabilizationMs, budget);
@@ -290,10 +290,10 @@ describe('floors and normalizer', () => {
       expect(cutAfter(3, 100, 50).result.actions).toEqual([]);
       expect(cutAfter(5, [600, 100, 100, 100, 100], 50).state.cutLimits[1]).toBe(0.4);
       // Samples from before the stage's last change say nothing about its present allocation.
-      const changed = newGuardState();
+      const changed = newWindowState();
       noteApplied(changed, obs(100), [{ kind: 'gpuCores', stage: 1, gpuCores: 60 }], 1_040_000);
       expect(cutAfter(4, 100, 50, changed).state.cutLimits[1]).toBe(0.4);
-      const state = newGuardState();
+      const state = newWindowState();
       for (let t = 1; t <= 5; t++) recordNeeds(state, bn, obs(100), 1_000_000 + t * 15_000, settings.cooldowns.stabilizationMs);
       expect(state.cutLimits[1]).toBe(0.4);
     });
@@ -301,14 +301,14 @@ describe('floors and normalizer', () => {
 
   describe('with a forecast of recurring load', () => {
     const due = (shareFactor: number, replicaFactor = shareFactor): Anticipation => ({ periodMs: 600_000, confidence: 0.9, shareFactor, replicaFactor });
-    const withForecast = (obs: PipelineObservation, proposed: ScalingAction[], f: Anticipation, state = newGuardState(), now = 1_000_000) => {
+    const withForecast = (obs: PipelineObservation, proposed: ScalingAction[], f: Anticipation, state = newWindowState(), now = 1_000_000) => {
       const bn = detectBottleneck(spec, obs);
       recordNeeds(state, bn, obs, now, settings.cooldowns.stabilizationMs);
       return guard(spec, obs, bn, proposed, state, now, settings, f);
     };
 
     it('raises GPU share ahead of a burst due within the share lead, past the cooldown', () => {
-      const state = newGuardState();
+      const state = newWindowState();
       const obs = calm();
       noteApplied(state, obs, [{ kind: 'gpuCores', stage: 1, gpuCores: 50 }], 990_000);
       // Stage 1 runs at 40 / (30 x 4) = 0.33; x3 = 1.0 of today's share, so 50 % -> ceil(50 x 1.0 / 0.7) = 80 %.
@@ -339,7 +339,7 @@ describe('floors and normalizer', () => {
     it('lets capacity kept for the last burst go once the scale-down cooldown has passed, unless the next one is due', () => {
       const burst = calm({ arrival: 120, replicas: 6 });
       const after = (f: Anticipation | null, now: number) => {
-        const state = newGuardState();
+        const state = newWindowState();
         withForecast(burst, [], due(1), state, 1_000_000);
         const obs = calm({ replicas: 6 });
         const bn = detectBottleneck(spec, obs);

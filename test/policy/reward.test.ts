@@ -1,4 +1,4 @@
-import { computeReward, estimateEpsilon } from '../../src/policy/reward.js';
+import { computeReward } from '../../src/policy/reward.js';
 import type { Outcome } from '../../src/policy/types.js';
 
 const o = (p99Ratio: number, costRate: number, sloViolation: number | null = 0): Outcome => ({ p99Ratio, costRate, sloViolation });
@@ -27,15 +27,5 @@ describe('reward by Pareto dominance', () => {
     expect(r.outcome).toEqual(o(0.5, 1));
     expect(r.reference).toEqual(o(0.7, 1));
     expect(computeReward(r.outcome, r.reference, r.epsilon)).toEqual(r);
-  });
-
-  it('takes ε from measured noise, never below the floors', () => {
-    expect(estimateEpsilon([])).toEqual({ p99Ratio: 0.05, costRate: 1e-9 });
-    const quiet = Array.from({ length: 10 }, (_, i) => o(0.5 + (i % 2) * 0.01, 2));
-    expect(estimateEpsilon(quiet)).toEqual({ p99Ratio: 0.05, costRate: 0.04 });
-    const noisy = Array.from({ length: 10 }, (_, i) => o(0.5 + (i % 2) * 0.2, 2 + (i % 2) * 0.3));
-    const e = estimateEpsilon(noisy);
-    expect(e.p99Ratio).toBeCloseTo(0.2, 5);
-    expect(e.costRate).toBeCloseTo(0.3, 5);
   });
 });

@@ -1,7 +1,7 @@
 import { detectBottleneck } from '../../src/policy/bottleneck.js';
 import { generateCandidates } from '../../src/policy/candidates.js';
 import { computeFloors, liftToFloors, type Floor } from '../../src/policy/floors.js';
-import { newWindowState as newGuardState, normalize, noteApplied, recordNeeds, sloBreached } from '../../src/policy/normalize.js';
+import { newWindowState, normalize, noteApplied, recordNeeds, sloBreached } from '../../src/policy/normalize.js';
 import type { PipelineObservation } from '../../src/core/ports.js';
 import { screenCandidates } from '../../src/policy/screen.js';
 import { policySettings } from '../../src/policy/settings.js';
@@ -15,7 +15,7 @@ const calm = (infer: Partial<StageLoad> = {}): PipelineObservation =>
   });
 
 describe('screenCandidates', () => {
-  const screen = (obs: PipelineObservation, state: ReturnType<typeof newGuardState>, now: number) => {
+  const screen = (obs: PipelineObservation, state: ReturnType<typeof newWindowState>, now: number) => {
     const bn = detectBottleneck(spec, obs);
     recordNeeds(state, bn, obs, now, settings.cooldowns.stabilizationMs);
     const floors: Floor[] = computeFloors(spec, obs, bn, state, { breach: sloBreached(spec, obs), anticipation: null });
@@ -24,7 +24,7 @@ describe('screenCandidates', () => {
   };
 
   it('does not offer a trim the normalizer would hold, and offers it again once it would let it through', () => {
-    const state = newGuardState();
+    const state = newWindowState();
     // A burst needed 6 replicas of stage 1; they are there and now idle.
     screen(calm({ arrival: 120, replicas: 6 }), state, 1_000_000);
     const idle = calm({ replicas: 6 });
@@ -48,7 +48,7 @@ describe('screenCandidates', () => {
   });
 
   it('leaves the window state as it was', () => {
-    const state = newGuardState();
+    const state = newWindowState();
     screen(calm({ arrival: 120, replicas: 6 }), state, 1_000_000);
     const before = JSON.stringify([...state.lastChange, ...state.lastUp, state.cutLimits, state.reserves]);
     screen(calm({ replicas: 6 }), state, 1_015_000);
@@ -56,7 +56,7 @@ describe('screenCandidates', () => {
   });
 
   it('keeps scale-ups in their cooldown and during an emergency', () => {
-    const state = newGuardState();
+    const state = newWindowState();
     const hot = observation(
       [{ arrival: 100, perReplica: 80, replicas: 2 }, { arrival: 100, perReplica: 30, replicas: 2, gpuCores: 50 }, { arrival: 100, perReplica: 100, replicas: 2 }],
       { p99Ms: 2_000, sloViolation: 0.3 },

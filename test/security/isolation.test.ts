@@ -1,4 +1,4 @@
-// Issue 16: every path by which a tenant could turn GPU sharing against another tenant, tried
+// Every path by which a tenant could turn GPU sharing against another tenant, tried
 // against the real parts: the webhook behind the fake API server (called as kube-apiserver calls
 // it, with Pod Security and the manifests' configuration), and the device plugin and node agent
 // on one GPU node (fake kubelet with PodResources). Each attack fails with a message naming the
@@ -7,21 +7,17 @@ import { mkfifoSync } from './mkfifo.js';
 import { readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync, renameSync, statSync } from 'node:fs';
 import type * as k8s from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { createLogger } from '../../src/common/logger.js';
 import { STATE_FILE_SIZE, readLimitsFile, readStateFile } from '../../src/device-plugin/control-file.js';
-import { installCertificates } from '../../src/webhook/certs.js';
-import { WebhookServer } from '../../src/webhook/server.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
 import { GpuNode, slotPod } from '../support/gpu-node.js';
 import { eventually } from '../support/eventually.js';
-import { SecretVolume, logSink } from '../webhook/helpers.js';
+import { startWebhookBehind } from '../webhook/helpers.js';
 
 const POLICY_SA = ['sair-system', 'sair-policy'] as const;
 
 describe('the webhook refuses what would undo isolation', () => {
   let api: FakeApiServer;
-  let server: WebhookServer;
-  let volume: SecretVolume;
+  let webhook: Awaited<ReturnType<typeof startWebhookBehind>> | undefined;
 
   beforeAll(async () => {
     let port = 0;
@@ -42,38 +38,13 @@ describe('the webhook refuses what would undo isolation', () => {
         subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
       });
     }
-    await installCertificates(api.clients(), {
-      namespace: 'sair-system',
-      secretName: 'sair-webhook-tls',
-      webhookConfigName: 'sair-webhook',
-      service: 'sair-webhook',
-      validityDays: 30,
-      renewBeforeDays: 7,
-      force: false,
-      extraNames: ['localhost'],
-      logger: createLogger('certs', 'silent'),
-    });
-    const secret = api.get<{ data: Record<string, string> }>('secrets', 'sair-system', 'sair-webhook-tls')!;
-    const dec = (k: string): string => Buffer.from(secret.data[k]!, 'base64').toString('utf8');
-    volume = await SecretVolume.create({ cert: dec('tls.crt'), key: dec('tls.key'), caCert: dec('ca.crt') });
-    server = new WebhookServer({
-      certDir: volume.dir,
-      host: '127.0.0.1',
-      port: 0,
-      metricsHost: '127.0.0.1',
-      metricsPort: 0,
-      failClosed: false,
-      logger: logSink().logger,
-      shutdownTimeoutMs: 5000,
-      certPollIntervalMs: 0,
-    });
-    ({ port } = await server.start());
+    webhook = await startWebhookBehind(api);
+    port = webhook.port;
   });
 
   afterAll(async () => {
-    await server?.stop();
+    await webhook?.stop();
     await api?.close();
-    await volume?.remove();
   });
 
   const gpuContainer = (extra: Partial<k8s.V1Container> = {}): k8s.V1Container => ({ name: 'infer', image: 'infer:1', resources: { limits: { 'nvidia.com/gpu': '1' } }, ...extra });

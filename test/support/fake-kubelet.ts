@@ -1,12 +1,15 @@
 // A fake kubelet device manager for tests, speaking the real v1beta1 API from the same .proto
 // as the plugin. Like the kubelet it serves Registration on <dir>/kubelet.sock, rejects a wrong
 // API version or resource name, then dials the plugin's endpoint, asks GetDevicePluginOptions
-// and keeps a ListAndWatch stream open, recording every device list. A restart deletes every
-// socket in the directory and serves a new kubelet.sock, as a restarted kubelet does.
+// and keeps a ListAndWatch stream open, recording every device list; like the kubelet it keeps one
+// plugin per resource name (a second registration of a resource replaces the first), so SAIR's
+// slots and whole-GPU plugins are served side by side. A restart deletes every socket in the
+// directory and serves a new kubelet.sock, as a restarted kubelet does. Calls without a resource
+// go to sair.dev/gpu's plugin, or the latest registered.
 // With `podResourcesDir` it also serves the PodResources API v1 on <podResourcesDir>/kubelet.sock
 // as the kubelet does: admitPod() allocates a pod's containers their devices the kubelet's way
 // (free healthy devices, the plugin's preferred allocation, Allocate; app containers reuse an init
-// container's devices), List reports every admitted pod with all its containers (an empty device
+// container's devices, per resource), List reports every admitted pod with all its containers (an empty device
 // list for those without), Get one pod or `pod <name> in namespace <ns> not found`, and
 // GetAllocatableResources every healthy device; removePod() frees a pod's devices.
 import { EventEmitter } from 'node:events';
@@ -36,6 +39,7 @@ import {
   type PreferredAllocationResponse,
   type RegisterRequest,
 } from '../../src/device-plugin/proto.js';
+import { RESOURCE_SAIR_GPU } from '../../src/core/names.js';
 
 // The kubelet's check (v1helper.IsExtendedResourceName): a domain-qualified name outside kubernetes.io.
 const EXTENDED_RESOURCE = /^(?!.*kubernetes\.io\/)[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
@@ -67,17 +71,21 @@ interface AdmittedPod {
   containers: { name: string; devices: Map<string, string[]> }[];
 }
 
+interface Connection {
+  client: PluginClient;
+  stream: grpc.ClientReadableStream<ListAndWatchResponse>;
+  /** Every device list received on this stream, oldest first. */
+  deviceLists: Device[][];
+}
+
 export class FakeKubelet extends EventEmitter {
   readonly registrations: Registration[] = [];
   private readonly pods: AdmittedPod[] = [];
   private podResourcesServer: grpc.Server | undefined;
   /** PodResources calls received, by method, for tests that count lookups. */
   readonly podResourcesCalls: Record<string, number> = { List: 0, Get: 0, GetAllocatableResources: 0 };
-  /** Every device list received on the current ListAndWatch stream, oldest first. */
-  deviceLists: Device[][] = [];
   private server: grpc.Server | undefined;
-  private plugin: PluginClient | undefined;
-  private stream: grpc.ClientReadableStream<ListAndWatchResponse> | undefined;
+  private readonly connections = new Map<string, Connection>();
 
   private constructor(readonly dir: string) {
     super();
@@ -123,9 +131,12 @@ export class FakeKubelet extends EventEmitter {
       },
       GetAllocatableResources: (_c: grpc.ServerUnaryCall<object, AllocatableResourcesResponse>, cb: grpc.sendUnaryData<AllocatableResourcesResponse>) => {
         this.podResourcesCalls.GetAllocatableResources!++;
-        const ids = (this.latestDevices ?? []).filter((d) => d.health === 'Healthy').map((d) => d.ID);
-        const resource = this.registrations.at(-1)?.request.resource_name;
-        cb(null, { devices: resource ? [{ resource_name: resource, device_ids: ids, topology: null }] : [], cpu_ids: [], memory: [] });
+        const devices = [...this.connections].map(([resource_name, c]) => ({
+          resource_name,
+          device_ids: (c.deviceLists.at(-1) ?? []).filter((d) => d.health === 'Healthy').map((d) => d.ID),
+          topology: null,
+        }));
+        cb(null, { devices, cpu_ids: [], memory: [] });
       },
     });
     await new Promise<void>((resolve, reject) =>
@@ -135,34 +146,36 @@ export class FakeKubelet extends EventEmitter {
   }
 
   /**
-   * Admits a pod the kubelet's way: every container (init containers first) that asks for the
-   * registered resource gets free healthy devices (the plugin's preferred ones) and the plugin's
-   * Allocate answer; an app container reuses devices an init container held. Returns the answers by
-   * container name.
+   * Admits a pod the kubelet's way: every container (init containers first) that asks for a
+   * registered resource gets free healthy devices of it (the plugin's preferred ones) and the
+   * plugin's Allocate answer; an app container reuses devices an init container held. Returns the
+   * answers by container name (the last resource's, for a container asking for several).
    */
   async admitPod(pod: k8s.V1Pod): Promise<Map<string, ContainerAllocateResponse>> {
-    const resource = this.registrations.at(-1)?.request.resource_name;
-    if (!resource) throw new Error('no plugin has registered with the fake kubelet');
+    if (this.connections.size === 0) throw new Error('no plugin has registered with the fake kubelet');
     const admitted: AdmittedPod = { namespace: pod.metadata?.namespace ?? 'default', name: pod.metadata?.name ?? '', containers: [] };
     const answers = new Map<string, ContainerAllocateResponse>();
-    const reusable: string[] = [];
+    const reusable = new Map<string, string[]>();
     const list = [...(pod.spec?.initContainers ?? []).map((c) => ({ c, init: true })), ...(pod.spec?.containers ?? []).map((c) => ({ c, init: false }))];
     for (const { c, init } of list) {
-      const want = Number(c.resources?.limits?.[resource] ?? c.resources?.requests?.[resource] ?? 0);
       const devices = new Map<string, string[]>();
-      if (want > 0) {
+      for (const resource of this.connections.keys()) {
+        const want = Number(c.resources?.limits?.[resource] ?? c.resources?.requests?.[resource] ?? 0);
+        if (want <= 0) continue;
+        const reuse = reusable.get(resource) ?? [];
         const held = new Set(this.pods.flatMap((p) => p.containers.flatMap((x) => x.devices.get(resource) ?? [])));
-        const free = (this.latestDevices ?? []).filter((d) => d.health === 'Healthy' && !held.has(d.ID)).map((d) => d.ID);
-        const available = [...new Set([...reusable, ...free])];
+        const free = (this.latestDevicesOf(resource) ?? []).filter((d) => d.health === 'Healthy' && !held.has(d.ID)).map((d) => d.ID);
+        const available = [...new Set([...reuse, ...free])];
         if (available.length < want) throw new Error(`UnexpectedAdmissionError: requested ${want} of ${resource}, ${available.length} available`);
-        const preferred = await this.getPreferredAllocation({
-          container_requests: [{ available_deviceIDs: available, must_include_deviceIDs: init ? [] : reusable.slice(0, want), allocation_size: want }],
-        });
+        const preferred = await this.getPreferredAllocation(
+          { container_requests: [{ available_deviceIDs: available, must_include_deviceIDs: init ? [] : reuse.slice(0, want), allocation_size: want }] },
+          resource,
+        );
         const ids = preferred.container_responses[0]!.deviceIDs;
-        const res = await this.allocate({ container_requests: [{ devices_ids: ids }] });
+        const res = await this.allocate({ container_requests: [{ devices_ids: ids }] }, resource);
         answers.set(c.name, res.container_responses[0]!);
         devices.set(resource, ids);
-        if (init) reusable.push(...ids);
+        if (init) reusable.set(resource, [...reuse, ...ids]);
       }
       admitted.containers.push({ name: c.name, devices });
     }
@@ -180,8 +193,28 @@ export class FakeKubelet extends EventEmitter {
     return join(this.dir, 'kubelet.sock');
   }
 
+  /** The resource calls without one go to: sair.dev/gpu when registered, else the latest registered. */
+  private resourceOr(resource?: string): string | undefined {
+    if (resource !== undefined) return resource;
+    return this.connections.has(RESOURCE_SAIR_GPU) ? RESOURCE_SAIR_GPU : this.registrations.at(-1)?.request.resource_name;
+  }
+
+  /** Every device list received on the current ListAndWatch stream of the default resource, oldest first. */
+  get deviceLists(): Device[][] {
+    return this.deviceListsOf();
+  }
+
+  deviceListsOf(resource?: string): Device[][] {
+    const r = this.resourceOr(resource);
+    return (r === undefined ? undefined : this.connections.get(r)?.deviceLists) ?? [];
+  }
+
   get latestDevices(): Device[] | undefined {
     return this.deviceLists.at(-1);
+  }
+
+  latestDevicesOf(resource?: string): Device[] | undefined {
+    return this.deviceListsOf(resource).at(-1);
   }
 
   private async serve(): Promise<void> {
@@ -210,33 +243,37 @@ export class FakeKubelet extends EventEmitter {
   }
 
   private async connect(req: RegisterRequest): Promise<void> {
-    this.disconnect();
+    this.disconnect(req.resource_name);
     const api = loadApi();
     const client = new api.DevicePlugin(unixTarget(join(this.dir, req.endpoint)), grpc.credentials.createInsecure()) as unknown as PluginClient;
-    this.plugin = client;
     const options = await call(client.GetDevicePluginOptions, client, {});
-    this.registrations.push({ request: req, options });
-    this.deviceLists = [];
     const stream = client.ListAndWatch({});
-    this.stream = stream;
+    const connection: Connection = { client, stream, deviceLists: [] };
+    this.connections.set(req.resource_name, connection);
+    this.registrations.push({ request: req, options });
     stream.on('data', (res: ListAndWatchResponse) => {
-      this.deviceLists.push(res.devices);
+      connection.deviceLists.push(res.devices);
       this.emit('devices', res.devices);
     });
     stream.on('error', () => {});
     this.emit('registered', this.registrations.at(-1));
   }
 
-  private disconnect(): void {
-    this.stream?.cancel();
-    this.stream = undefined;
-    this.plugin?.close();
-    this.plugin = undefined;
+  /** Drops the connection to `resource`'s plugin, or to every plugin. */
+  private disconnect(resource?: string): void {
+    for (const [name, c] of this.connections) {
+      if (resource !== undefined && name !== resource) continue;
+      c.stream.cancel();
+      c.client.close();
+      this.connections.delete(name);
+    }
   }
 
-  private client(): PluginClient {
-    if (!this.plugin) throw new Error('no plugin has registered with the fake kubelet');
-    return this.plugin;
+  private client(resource?: string): PluginClient {
+    const r = this.resourceOr(resource);
+    const c = r === undefined ? undefined : this.connections.get(r);
+    if (!c) throw new Error(`no plugin for ${r ?? 'any resource'} has registered with the fake kubelet`);
+    return c.client;
   }
 
   /** Resolves with the registration count once it reaches `n`. */
@@ -244,9 +281,9 @@ export class FakeKubelet extends EventEmitter {
     return this.waitFor(() => (this.registrations.length >= n ? this.registrations.length : undefined), 'registered');
   }
 
-  /** Resolves with the first device list (already received or coming) that satisfies `test`. */
-  waitForDevices(test: (devices: Device[]) => boolean): Promise<Device[]> {
-    return this.waitFor(() => this.deviceLists.find(test), 'devices');
+  /** Resolves with the first device list of `resource` (already received or coming) that satisfies `test`. */
+  waitForDevices(test: (devices: Device[]) => boolean, resource?: string): Promise<Device[]> {
+    return this.waitFor(() => this.deviceListsOf(resource).find(test), 'devices');
   }
 
   private waitFor<T>(probe: () => T | undefined, event: string): Promise<T> {
@@ -263,18 +300,18 @@ export class FakeKubelet extends EventEmitter {
     });
   }
 
-  getPreferredAllocation(req: PreferredAllocationRequest): Promise<PreferredAllocationResponse> {
-    const c = this.client();
+  getPreferredAllocation(req: PreferredAllocationRequest, resource?: string): Promise<PreferredAllocationResponse> {
+    const c = this.client(resource);
     return call(c.GetPreferredAllocation, c, req);
   }
 
-  allocate(req: AllocateRequest): Promise<AllocateResponse> {
-    const c = this.client();
+  allocate(req: AllocateRequest, resource?: string): Promise<AllocateResponse> {
+    const c = this.client(resource);
     return call(c.Allocate, c, req);
   }
 
-  preStartContainer(req: PreStartContainerRequest): Promise<Empty> {
-    const c = this.client();
+  preStartContainer(req: PreStartContainerRequest, resource?: string): Promise<Empty> {
+    const c = this.client(resource);
     return call(c.PreStartContainer, c, req);
   }
 

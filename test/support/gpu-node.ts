@@ -1,7 +1,8 @@
 // One GPU node in-process, for the node agent's and the security tests: the real device plugin
 // and node agent on fake GPUs, the fake kubelet (device plugin API and PodResources, real unix
 // sockets) and the fake API server. admit() is what the scheduler and the kubelet do for a pod:
-// store it bound to the node, then allocate its containers their slots.
+// store it bound to the node, then allocate its containers their slots. With `wholeGpus` the
+// whole-GPU plugin serves beside the slots one, both on one ledger that the agent keeps.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { NodeAgent } from '../../src/device-plugin/agent.js';
 import { AllocationFiles, allocationId } from '../../src/device-plugin/allocations.js';
 import { FakeGpuBackend, GpuInventory } from '../../src/device-plugin/gpus.js';
 import { DevicePluginServer, PLUGIN_OPTIONS } from '../../src/device-plugin/plugin.js';
+import { GpuLedger } from '../../src/device-plugin/gpu-ledger.js';
 import { PodResourcesClient } from '../../src/device-plugin/pod-resources.js';
 import type { ContainerAllocateResponse } from '../../src/device-plugin/proto.js';
 import { Registrar } from '../../src/device-plugin/registration.js';
@@ -25,12 +27,16 @@ export interface GpuNodeOptions {
   slotsPerGpu?: number;
   orphanGraceMs?: number;
   hostLibDir?: string;
+  /** Also serve sair.dev/gpu-whole. */
+  wholeGpus?: boolean;
 }
 
 export class GpuNode {
   readonly log = createLogger('device-plugin', 'silent');
   clamps: { namespace: string; pod: string; container: string }[] = [];
   agent!: NodeAgent;
+  /** The whole-GPU plugin and its registrar, with `wholeGpus`. */
+  whole: { plugin: DevicePluginServer; registrar: Registrar } | undefined;
   private constructor(
     readonly dir: string,
     readonly api: FakeApiServer,
@@ -41,6 +47,7 @@ export class GpuNode {
     readonly podResources: PodResourcesClient,
     readonly inventory: GpuInventory,
     readonly opts: GpuNodeOptions,
+    readonly ledger: GpuLedger,
   ) {}
 
   static async start(opts: GpuNodeOptions = {}): Promise<GpuNode> {
@@ -51,6 +58,7 @@ export class GpuNode {
     const inventory = new GpuInventory(new FakeGpuBackend(opts.gpus ?? 1), createLogger('device-plugin', 'silent'), join(dir, 'no-sysfs'));
     inventory.discover();
     const files = new AllocationFiles(join(dir, 'alloc'));
+    const ledger = new GpuLedger();
     const started: { node?: GpuNode } = {};
     const plugin = new DevicePluginServer(
       {
@@ -60,6 +68,7 @@ export class GpuNode {
         containerLibDir: '/usr/local/sair/lib',
         allocations: files,
         freeShare: (uuid) => started.node?.agent.freeShare(uuid) ?? 100,
+        ledger,
       },
       inventory,
       createLogger('device-plugin', 'silent'),
@@ -68,7 +77,17 @@ export class GpuNode {
     await registrar.start();
     await kubelet.waitForDevices((d) => d.length > 0);
     const podResources = new PodResourcesClient(join(dir, 'pod-resources', 'kubelet.sock'));
-    const node = new GpuNode(dir, api, kubelet, files, plugin, registrar, podResources, inventory, opts);
+    const node = new GpuNode(dir, api, kubelet, files, plugin, registrar, podResources, inventory, opts, ledger);
+    if (opts.wholeGpus) {
+      const whole = new DevicePluginServer(
+        { socketPath: join(dir, 'device-plugins', 'sair-gpu-whole.sock'), slotsPerGpu: opts.slotsPerGpu ?? 10, hostLibDir: '/var/lib/sair/lib', containerLibDir: '/usr/local/sair/lib', allocations: files, use: 'whole', ledger },
+        inventory,
+        node.log,
+      );
+      node.whole = { plugin: whole, registrar: new Registrar(whole, { resourceName: whole.resourceName, options: PLUGIN_OPTIONS }, node.log) };
+      await node.whole.registrar.start();
+      await kubelet.waitForDevices((d) => d.length > 0, whole.resourceName);
+    }
     node.agent = node.newAgent();
     started.node = node;
     return node;
@@ -88,6 +107,7 @@ export class GpuNode {
         slotsPerGpu: this.opts.slotsPerGpu ?? 10,
         gpuMemory: (uuid) => this.inventory.byUuid(uuid)?.memoryTotalBytes ?? 0n,
         orphanGraceMs: this.opts.orphanGraceMs ?? 60_000,
+        ledger: this.ledger,
       },
       this.log,
       { onClamp: (ref) => this.clamps.push({ namespace: ref.namespace, pod: ref.pod, container: ref.container }) },
@@ -119,6 +139,8 @@ export class GpuNode {
     await this.agent.stop();
     await this.registrar.stop();
     await this.plugin.close();
+    await this.whole?.registrar.stop();
+    await this.whole?.plugin.close();
     this.podResources.close();
     await this.kubelet.close();
     await this.api.close();

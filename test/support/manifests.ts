@@ -57,6 +57,9 @@ const MODELS: Record<string, new (o: never) => { validate(): void }> = {
   'v1 ServiceAccount': ServiceAccount,
 };
 
+/** Cluster-scoped kinds that kustomize's namespace transformer still namespaces (its schema predates them). */
+const KUSTOMIZE_NAMESPACES_ANYWAY = new Set(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+
 export const CLUSTER_SCOPED = new Set([
   'Namespace',
   'Node',
@@ -68,14 +71,6 @@ export const CLUSTER_SCOPED = new Set([
   'ClusterRoleBinding',
   'PriorityClass',
 ]);
-
-/**
- * The kinds kustomize's namespace transformer leaves without a namespace: those its built-in
- * OpenAPI schema (Kubernetes 1.21) knows as cluster-scoped. Newer cluster-scoped kinds
- * (ValidatingAdmissionPolicy and its binding) get `namespace:` like any unknown kind, and
- * kube-apiserver drops it on create, as it does for every cluster-scoped object.
- */
-const KUSTOMIZE_CLUSTER_SCOPED = new Set([...CLUSTER_SCOPED].filter((k) => !k.startsWith('ValidatingAdmissionPolicy')));
 
 /** The non-empty documents of a YAML stream; a syntax error names its source. */
 export function yamlDocs<T = ManifestObject>(text: string, source: string): T[] {
@@ -161,7 +156,9 @@ export function kustomizeBuild(dir: string, options: { components?: string[] } =
     }
   }
   for (const o of out) {
-    if (k.namespace && !KUSTOMIZE_CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = k.namespace;
+    // kustomize (5.5, in kubectl 1.32) knows no ValidatingAdmissionPolicy kinds as cluster-scoped and
+    // sets their namespace too; the API server ignores it on a cluster-scoped object.
+    if (k.namespace && (!CLUSTER_SCOPED.has(o.kind) || KUSTOMIZE_NAMESPACES_ANYWAY.has(o.kind))) o.metadata.namespace = k.namespace;
     for (const { pairs } of k.labels ?? []) o.metadata.labels = { ...o.metadata.labels, ...pairs };
     for (const c of containersOf(o)) {
       const [name, tag] = splitImage(c.image);

@@ -5,17 +5,13 @@
 import { readFileSync } from 'node:fs';
 import type * as k8s from '@kubernetes/client-node';
 import { parse } from 'yaml';
-import { createLogger } from '../../src/common/logger.js';
-import { installCertificates } from '../../src/webhook/certs.js';
-import { WebhookServer } from '../../src/webhook/server.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
-import { SecretVolume, logSink } from './helpers.js';
+import { startWebhookBehind } from './helpers.js';
 
 const SHIM = '/usr/local/sair/lib/libsair-cuda.so';
 
 let api: FakeApiServer;
-let server: WebhookServer;
-let volume: SecretVolume;
+let webhook: Awaited<ReturnType<typeof startWebhookBehind>> | undefined;
 
 beforeAll(async () => {
   let port = 0;
@@ -25,38 +21,13 @@ beforeAll(async () => {
   });
   api.seed({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ml', labels: { 'sair.dev/enabled': 'true' } } });
   api.seed(parse(readFileSync('manifests/webhook/base/mutatingwebhookconfiguration.yaml', 'utf8')) as object);
-  await installCertificates(api.clients(), {
-    namespace: 'sair-system',
-    secretName: 'sair-webhook-tls',
-    webhookConfigName: 'sair-webhook',
-    service: 'sair-webhook',
-    validityDays: 30,
-    renewBeforeDays: 7,
-    force: false,
-    extraNames: ['localhost'],
-    logger: createLogger('certs', 'silent'),
-  });
-  const secret = api.get<{ data: Record<string, string> }>('secrets', 'sair-system', 'sair-webhook-tls')!;
-  const dec = (k: string): string => Buffer.from(secret.data[k]!, 'base64').toString('utf8');
-  volume = await SecretVolume.create({ cert: dec('tls.crt'), key: dec('tls.key'), caCert: dec('ca.crt') });
-  server = new WebhookServer({
-    certDir: volume.dir,
-    host: '127.0.0.1',
-    port: 0,
-    metricsHost: '127.0.0.1',
-    metricsPort: 0,
-    failClosed: false,
-    logger: logSink().logger,
-    shutdownTimeoutMs: 5000,
-    certPollIntervalMs: 0,
-  });
-  ({ port } = await server.start());
+  webhook = await startWebhookBehind(api);
+  port = webhook.port;
 });
 
 afterAll(async () => {
-  await server?.stop();
+  await webhook?.stop();
   await api?.close();
-  await volume?.remove();
 });
 
 function gpuPod(name: string, extra: { labels?: Record<string, string>; annotations?: Record<string, string> } = {}): k8s.V1Pod {

@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { createLogger, type Logger } from '../../src/common/logger.js';
-import { generateCertificates, type CertBundle } from '../../src/webhook/certs.js';
+import { generateCertificates, installCertificates, type CertBundle } from '../../src/webhook/certs.js';
+import { WebhookServer } from '../../src/webhook/server.js';
+import type { FakeApiServer } from '../support/fake-apiserver.js';
 
 export function testBundle(): CertBundle {
   return generateCertificates({ commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], validityDays: 1 });
@@ -113,4 +115,45 @@ export function logSink(): LogSink {
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger('webhook', 'debug', { write: (msg: string) => void lines.push(JSON.parse(msg) as Record<string, unknown>) });
   return { logger, lines };
+}
+
+/**
+ * `sair certs` filling Secret sair-webhook-tls and the caBundle in `api` (which must hold the
+ * manifests' MutatingWebhookConfiguration), then the real webhook serving that Secret on loopback.
+ * Returns the server's port (for the fake's resolveService) and how to stop both.
+ */
+export async function startWebhookBehind(api: FakeApiServer): Promise<{ port: number; stop: () => Promise<void> }> {
+  await installCertificates(api.clients(), {
+    namespace: 'sair-system',
+    secretName: 'sair-webhook-tls',
+    webhookConfigName: 'sair-webhook',
+    service: 'sair-webhook',
+    validityDays: 30,
+    renewBeforeDays: 7,
+    force: false,
+    extraNames: ['localhost'],
+    logger: createLogger('certs', 'silent'),
+  });
+  const secret = api.get<{ data: Record<string, string> }>('secrets', 'sair-system', 'sair-webhook-tls')!;
+  const dec = (k: string): string => Buffer.from(secret.data[k]!, 'base64').toString('utf8');
+  const volume = await SecretVolume.create({ cert: dec('tls.crt'), key: dec('tls.key'), caCert: dec('ca.crt') });
+  const server = new WebhookServer({
+    certDir: volume.dir,
+    host: '127.0.0.1',
+    port: 0,
+    metricsHost: '127.0.0.1',
+    metricsPort: 0,
+    failClosed: false,
+    logger: logSink().logger,
+    shutdownTimeoutMs: 5000,
+    certPollIntervalMs: 0,
+  });
+  const { port } = await server.start();
+  return {
+    port,
+    async stop() {
+      await server.stop();
+      await volume.remove();
+    },
+  };
 }

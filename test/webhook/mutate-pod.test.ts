@@ -55,8 +55,10 @@ describe('mutatePod', () => {
     expect(object).not.toEqual(copy);
   });
 
-  it('leaves a whole GPU alone (no shim reaches it), and sets only the limits the annotations name on a slot', () => {
-    const whole = pod([gpu('a')]);
+  it('gives a whole GPU SAIR\'s whole-GPU resource and nothing else (no shim, no label), and sets only the limits the annotations name on a slot', () => {
+    const whole = allowed(mutatePod(pod([gpu('a')]))).object;
+    expect(whole).toEqual(pod([{ ...gpu('a'), resources: { limits: { 'sair.dev/gpu-whole': '1' } } }]));
+    // Idempotent: a second pass leaves it as it is.
     expect(allowed(mutatePod(whole)).object).toBe(whole);
     const { object } = allowed(mutatePod(pod([{ name: 's', resources: { limits: { 'sair.dev/gpu': '2' } } }])));
     // Without annotations the slots' share, from the device plugin, stands.
@@ -123,11 +125,13 @@ describe('mutatePod', () => {
     expect(result).toEqual({ allowed: false, code: 400, message: expect.stringContaining(message) });
   });
 
-  it('keeps whole GPUs when the share is 100 or the container asks for several, warning that the share is not enforced', () => {
+  it('converts whole GPUs (a share of 100, or several GPUs) to sair.dev/gpu-whole, warning that a share is not enforced on them', () => {
     const whole = allowed(mutatePod(pod([gpu('g')], { annotations: { 'sair.dev/gpu-cores': '100' } }))).object;
-    expect(whole.spec.containers[0]!.resources).toEqual({ limits: { 'nvidia.com/gpu': 1 } });
-    const multi = allowed(mutatePod(pod([gpu('g', {}, '2')], { annotations: { 'sair.dev/gpu-cores': '50' } })));
-    expect(multi.object.spec.containers[0]!.resources).toEqual({ limits: { 'nvidia.com/gpu': '2' } });
+    expect(whole.spec.containers[0]!.resources).toEqual({ limits: { 'sair.dev/gpu-whole': '1' } });
+    const c = gpu('g', { resources: { limits: { cpu: '1', 'nvidia.com/gpu': '2' }, requests: { 'nvidia.com/gpu': '2' } } });
+    const multi = allowed(mutatePod(pod([c], { annotations: { 'sair.dev/gpu-cores': '50' } })));
+    expect(multi.object.spec.containers[0]!.resources).toEqual({ limits: { cpu: '1', 'sair.dev/gpu-whole': '2' }, requests: { 'sair.dev/gpu-whole': '2' } });
+    expect(multi.object.spec.containers[0]!.env).toBeUndefined();
     expect(multi.warnings).toEqual([expect.stringContaining('asks for 2 whole GPUs')]);
   });
 

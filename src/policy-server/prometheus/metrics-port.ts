@@ -7,7 +7,7 @@ import { errorMessage } from '../../common/errors.js';
 import type { MetricPreset, StageQueryField } from '../k8s/pipeline-resource.js';
 import type { Clock, MetricsPort, PipelineObservation, PipelineSpec, StageAllocation, StageMetrics } from '../../core/ports.js';
 import type { PrometheusClient } from './client.js';
-import { BATCH_QUERIES, render, stageQueries, type StageQueries } from './queries.js';
+import { BATCH_QUERIES, GPU_CORES_ENFORCED_QUERY, render, stageQueries, type StageQueries } from './queries.js';
 
 export interface StageMetricsSource {
   namespace: string;
@@ -127,6 +127,25 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
   }
 
   /**
+   * The allocation with each GPU stage's share as the node agents enforce it: where a GPU had no
+   * room for a raise, the agent clamped it, and the step must see the share the pods really run at
+   * (its next decision then sizes replicas, not share, for the rest). No series: the asked share.
+   */
+  async function enforced(source: PipelineMetricsSource, allocation: StageAllocation[], failures: string[]): Promise<StageAllocation[]> {
+    const limits = await Promise.all(
+      allocation.map((a, i) => {
+        const s = source.stages[i];
+        if (a.gpuCores === null || !s) return Promise.resolve(null);
+        return run(render(GPU_CORES_ENFORCED_QUERY, { namespace: s.namespace, deployment: s.deployment, windowSeconds: 0 }), failures);
+      }),
+    );
+    return allocation.map((a, i) => {
+      const limit = limits[i];
+      return limit != null && a.gpuCores !== null && limit > 0 && limit < a.gpuCores ? { ...a, gpuCores: limit, gpuCoresAsked: a.gpuCores } : a;
+    });
+  }
+
+  /**
    * An entry stage's arrival rate over the short range: its arrival query, or its throughput query
    * where it has none (an entry stage with room serves what arrives).
    */
@@ -140,8 +159,8 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
       const source = deps.sourceFor(pipeline.id);
       if (!source) throw new Error(`pipeline ${pipeline.id}: no metrics source (not an InferencePipeline or SAIR-managed HPA)`);
       const windowSeconds = Math.max(deps.minWindowSeconds ?? 60, pipeline.tickSeconds * 2);
-      const allocation = await deps.allocation(pipeline.id);
       const failures: string[] = [];
+      const allocation = await enforced(source, await deps.allocation(pipeline.id), failures);
       const entryStages = pipeline.stages.filter((s) => s.upstream.length === 0);
       const recentSeconds = Math.min(deps.recentWindowSeconds ?? 30, windowSeconds);
       // The short-range entry rates go out with the stage queries, not a round trip after them.

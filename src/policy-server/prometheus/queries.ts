@@ -19,6 +19,15 @@ export const GPU_UTILIZATION_QUERY =
   'sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{namespace="{namespace}",pod=~"{pods}"}[{window}]))' +
   ' or sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{exported_namespace="{namespace}",exported_pod=~"{pods}"}[{window}]))';
 
+/**
+ * The GPU core share the node agents enforce for the stage's pods, percent: the lowest of them. It
+ * is below the share SAIR asked for when a GPU had no room (the node agent clamps increases so a
+ * GPU's shares never pass 100 %); both label spellings, as for GPU_UTILIZATION_QUERY.
+ */
+export const GPU_CORES_ENFORCED_QUERY =
+  'min(sair_device_plugin_pod_gpu_cores_limit_percent{namespace="{namespace}",pod=~"{pods}"})' +
+  ' or min(sair_device_plugin_pod_gpu_cores_limit_percent{exported_namespace="{namespace}",exported_pod=~"{pods}"})';
+
 const quantile = (q: number, bucket: string) => `1000 * histogram_quantile(${q}, sum by (le) (rate(${bucket}{${SEL}}[{window}])))`;
 
 export const PRESETS: Record<MetricPreset, StageQueries> = {

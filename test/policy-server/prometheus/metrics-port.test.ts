@@ -88,6 +88,24 @@ describe('Prometheus metrics port', () => {
     expect(prom.queries.filter((q) => q.includes('rate(') && !q.includes('[30s]')).every((q) => q.includes('[60s]'))).toBe(true);
   });
 
+  it('sees a GPU stage at the share its node agents enforce when a GPU had no room for the one asked', async () => {
+    prom.on('sair_device_plugin_pod_gpu_cores_limit_percent', { vector: [{ value: '30' }] });
+    prom.on('sair_device_plugin_pod_gpu_kernel_seconds_total', { vector: [{ value: '0.3' }] });
+    const obs = await port().observe(pipeline);
+    expect(obs.allocation[1]).toMatchObject({ gpuCores: 30, gpuCoresAsked: 50 });
+    expect(obs.allocation[0]).toEqual(allocation[0]);
+    // Busy over what is granted at the enforced share: 0.3 of 2 x 30 %.
+    expect(obs.stages[1]!.utilization).toBeCloseTo(0.5);
+    expect(prom.queries).toContain(
+      'min(sair_device_plugin_pod_gpu_cores_limit_percent{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"})' +
+        ' or min(sair_device_plugin_pod_gpu_cores_limit_percent{exported_namespace="ml",exported_pod=~"llm-[a-z0-9]+-[a-z0-9]+"})',
+    );
+    // A limit at or above the share asked (or none) leaves the allocation as the cluster reports it.
+    prom.reset();
+    prom.on('sair_device_plugin_pod_gpu_cores_limit_percent', { vector: [{ value: '50' }] });
+    expect((await port().observe(pipeline)).allocation).toEqual(allocation);
+  });
+
   it('reads mean batch size and batch compute time from Triton counters, and leaves them null for other presets', async () => {
     prom.on((q) => q.startsWith('sum(rate(nv_inference_count') && q.includes('nv_inference_exec_count'), { vector: [{ value: '4' }] });
     prom.on((q) => q.startsWith('sum(rate(nv_inference_compute_infer_duration_us'), { vector: [{ value: '12.5' }] });
