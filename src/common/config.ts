@@ -39,6 +39,19 @@ export const fields = {
   logLevel: () => z.enum(LOG_LEVELS).default('info'),
 };
 
+const BOOLEAN_TEXT: Readonly<Record<string, boolean>> = { true: true, '1': true, yes: true, false: false, '0': false, no: false };
+
+/**
+ * A setting declared once as a typed schema (its range and default), read from env and flags,
+ * which give text: numbers and booleans are converted first (as `fields` accept them), anything
+ * else goes to the schema as it is and fails there with the field's accepted form.
+ */
+export const fromText = {
+  number: <S extends z.ZodType>(schema: S) => z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), schema),
+  boolean: <S extends z.ZodType>(schema: S) => z.preprocess((v) => (typeof v === 'string' && v in BOOLEAN_TEXT ? BOOLEAN_TEXT[v] : v), schema),
+  text: <S extends z.ZodType>(schema: S) => schema,
+};
+
 /** Parse `--name value`, `--name=value` and bare boolean `--name`; positional args are returned apart. */
 export function parseFlags(argv: readonly string[]): { flags: Map<string, string>; positional: string[] } {
   const flags = new Map<string, string>();

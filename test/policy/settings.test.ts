@@ -3,6 +3,14 @@ import { helpText, loadConfig } from '../../src/common/config.js';
 import { policyConfigSpec, policySettings, settingsFromConfig } from '../../src/policy/settings.js';
 
 describe('policy settings', () => {
+  it('declares each setting once: the defaults from env and flags are the settings object\'s defaults', () => {
+    expect(settingsFromConfig(loadConfig(policyConfigSpec, {}, []))).toEqual(policySettings());
+    // Text from env and flags reaches the same validation as a programmatic value.
+    expect(settingsFromConfig(loadConfig(policyConfigSpec, { SAIR_CREDIT_HORIZON_WINDOWS: '12', SAIR_POLICY_LEARNING: 'no' }, ['--max-step', '2']))).toMatchObject({ creditHorizonWindows: 12, learning: false, maxStep: 2 });
+    expect(() => loadConfig(policyConfigSpec, { SAIR_CREDIT_HORIZON_WINDOWS: '41' }, [])).toThrow(/SAIR_CREDIT_HORIZON_WINDOWS \(flag --credit-horizon-windows\): "41" is not an integer from 1 to 40/);
+    expect(() => loadConfig(policyConfigSpec, { SAIR_POLICY_LEARNING: 'maybe' }, [])).toThrow(/SAIR_POLICY_LEARNING \(flag --learning\): "maybe" is not true or false/);
+  });
+
   it('has sane defaults: the bandit, bounded buffer, short LLM timeout', () => {
     const s = settingsFromConfig(loadConfig(policyConfigSpec, {}, []));
     expect(s).toMatchObject({ selector: 'bandit', llm: undefined, dryRun: false, exposeNames: false, buffer: { maxEntries: 10_000 } });
