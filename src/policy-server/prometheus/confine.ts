@@ -12,14 +12,16 @@ const ACCEPTED = 'PromQL with balanced quotes, braces, brackets and parentheses,
  */
 const NAMESPACE_LABELS = ['namespace', 'exported_namespace'] as const;
 
-/** Words that are never metric names: operators, modifiers and aggregation keywords. */
-const KEYWORDS = new Set([
-  'and', 'or', 'unless', 'atan2', 'bool', 'offset', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right',
-  'inf', 'nan',
-  'sum', 'avg', 'count', 'min', 'max', 'group', 'stddev', 'stdvar', 'topk', 'bottomk', 'quantile', 'count_values', 'limitk', 'limit_ratio',
-]);
-/** Keywords followed by a list of label names in parentheses, copied as they are. */
-const LABEL_LIST_KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right']);
+/** Words Prometheus never reads as a metric name. */
+const ALWAYS_KEYWORDS = new Set(['bool', 'on', 'ignoring', 'group_left', 'group_right', 'atan2']);
+/** Words that are numbers wherever they stand. */
+const NUMBER_WORDS = new Set(['inf', 'nan']);
+/** Aggregations: a call, or a keyword before `by`/`without`; elsewhere a metric name, as in Prometheus's grammar. */
+const AGGREGATIONS = new Set(['sum', 'avg', 'count', 'min', 'max', 'group', 'stddev', 'stdvar', 'topk', 'bottomk', 'quantile', 'count_values', 'limitk', 'limit_ratio']);
+/** Set operators: between operands they are operators, where an operand stands a metric name. */
+const SET_OPERATORS = new Set(['and', 'or', 'unless']);
+const BY_WITHOUT = /^(by|without)(?![A-Za-z0-9_:])/i;
+const OPERATOR_CHARS = /[-+*/%^=!<>@,]/;
 
 const IDENT_START = /[A-Za-z_:]/;
 const IDENT_PART = /[A-Za-z0-9_:]/;
@@ -158,38 +160,81 @@ export function confineToNamespace(query: string, namespace: string, field = 'qu
   const s = new Scanner(query, field);
   const out: string[] = [];
   const closers: string[] = [];
+  // Whether an operand comes next: there, Prometheus reads even `sum`, `by` or `offset` as a metric name.
+  let operand = true;
   while (s.i < query.length) {
     const c = s.peek();
     if (SPACE.test(c)) out.push(s.skipSpace());
-    else if (c === '"' || c === "'" || c === '`') out.push(s.string());
     else if (c === '#') {
       const end = query.indexOf('\n', s.i);
       out.push(query.slice(s.i, end < 0 ? query.length : end));
       s.i = end < 0 ? query.length : end;
-    } else if (c === '{') out.push(enforce(s.matchers(), namespace));
-    else if (c === '(' || c === '[') {
+    } else if (c === '"' || c === "'" || c === '`') {
+      out.push(s.string());
+      operand = false;
+    } else if (c === '{') {
+      out.push(enforce(s.matchers(), namespace));
+      operand = false;
+    } else if (c === '(' || c === '[') {
       closers.push(c === '(' ? ')' : ']');
       out.push(c);
       s.i++;
+      operand = true;
     } else if (c === ')' || c === ']') {
       if (closers.pop() !== c) s.fail();
       out.push(c);
       s.i++;
+      operand = false;
     } else if (c === '}') s.fail();
-    else if (/[0-9]/.test(c) || (c === '.' && /[0-9]/.test(s.peek(1)))) out.push(s.number());
-    else if (IDENT_START.test(c) && closers.at(-1) !== ']') {
-      const name = s.word(IDENT_PART);
-      const space = s.skipSpace();
-      const lower = name.toLowerCase();
-      if (LABEL_LIST_KEYWORDS.has(lower) && s.peek() === '(') out.push(name, space, s.labelList());
-      else if (KEYWORDS.has(lower) || s.peek() === '(') out.push(name, space);
-      else if (s.peek() === '{') out.push(name, space, enforce(s.matchers(), namespace));
-      else out.push(name, enforce([], namespace), space);
+    else if (/[0-9]/.test(c) || (c === '.' && /[0-9]/.test(s.peek(1)))) {
+      out.push(s.number());
+      operand = false;
+    } else if (IDENT_START.test(c) && closers.at(-1) !== ']') {
+      operand = identifier(s, out, operand, namespace);
     } else {
       out.push(c);
       s.i++;
+      if (OPERATOR_CHARS.test(c)) operand = true;
     }
   }
   if (closers.length > 0) s.fail();
   return out.join('');
+}
+
+/** Copies the word at the cursor, confined where it is a metric name; returns whether an operand comes next. */
+function identifier(s: Scanner, out: string[], operand: boolean, namespace: string): boolean {
+  const name = s.word(IDENT_PART);
+  const space = s.skipSpace();
+  const word = name.toLowerCase();
+  const next = s.peek();
+  if (NUMBER_WORDS.has(word)) {
+    out.push(name, space);
+    return false;
+  }
+  if (ALWAYS_KEYWORDS.has(word)) {
+    out.push(name, space, next === '(' && word !== 'atan2' && word !== 'bool' ? s.labelList() : '');
+    return true;
+  }
+  if (next === '(' && (operand || !['by', 'without'].includes(word))) {
+    out.push(name, space); // a function or aggregation call
+    return true;
+  }
+  if (operand && AGGREGATIONS.has(word) && BY_WITHOUT.test(s.src.slice(s.i))) {
+    out.push(name, space);
+    return false;
+  }
+  if (!operand && next === '(' && ['by', 'without'].includes(word)) {
+    out.push(name, space, s.labelList());
+    return false;
+  }
+  if (!operand && SET_OPERATORS.has(word)) {
+    out.push(name, space);
+    return true;
+  }
+  if (!operand && word === 'offset') {
+    out.push(name, space);
+    return false;
+  }
+  out.push(name, next === '{' ? '' : enforce([], namespace), space, next === '{' ? enforce(s.matchers(), namespace) : '');
+  return false;
 }

@@ -38,6 +38,11 @@ describe('confineToNamespace', () => {
     ['x # y{namespace="prod"}\n+ z', 'x{namespace="ml"} # y{namespace="prod"}\n+ z{namespace="ml"}'],
     ['{"my.metric", a="b"}', '{"my.metric",a="b",namespace="ml"}'],
     ['x{"namespace"="prod"}', 'x{namespace="ml"}'],
+    ['sum(by) + offset - sum{namespace="prod"}', 'sum(by{namespace="ml"}) + offset{namespace="ml"} - sum{namespace="ml"}'],
+    ['sum without (pod) (x) or and', 'sum without (pod) (x{namespace="ml"}) or and{namespace="ml"}'],
+    ['sum(x) by (le)', 'sum(x{namespace="ml"}) by (le)'],
+    ['x atan2 y > bool start', 'x{namespace="ml"} atan2 y{namespace="ml"} > bool start{namespace="ml"}'],
+    ['a unless on(pod) group_left(job) b', 'a{namespace="ml"} unless on(pod) group_left(job) b{namespace="ml"}'],
   ])('%s', (query, expected) => {
     expect(confine(query)).toBe(expected);
   });
