@@ -102,7 +102,8 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
     const tenant = (template: string, field: string, override = false): string | null => {
       const promql = render(template, values);
       const own = override || (!!source.selector?.trim() && template.includes('{selector}'));
-      return own ? confined(promql, source.namespace, `stage ${source.deployment}: metrics.queries.${field}`, failures) : promql;
+      const where = override ? `metrics.queries.${field}` : `metrics.selector (in the ${field} query)`;
+      return own ? confined(promql, source.namespace, `stage ${source.deployment}: ${where}`, failures) : promql;
     };
     const text = (field: StageQueryField): string | null => {
       const t = templates[field];
