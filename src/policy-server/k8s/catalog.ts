@@ -94,6 +94,7 @@ export class PipelineCatalog {
         stageNames: p.spec.stages.map((s) => s.name),
         resource: p,
         metrics: {
+          namespace: ns,
           stages: p.spec.stages.map((s) => ({ namespace: ns, deployment: s.deployment, preset: s.metrics.preset, selector: s.metrics.selector, queries: s.metrics.queries })),
           p99Query: p.spec.metrics.p99Query,
           sloViolationQuery: p.spec.metrics.sloViolationQuery,
@@ -149,7 +150,7 @@ export class PipelineCatalog {
       uid: hpa.metadata?.uid,
       generation: undefined,
       stageNames: [target.name],
-      metrics: { stages: [{ namespace: ns, deployment: target.name, preset }] },
+      metrics: { namespace: ns, stages: [{ namespace: ns, deployment: target.name, preset }] },
       spec: {
         id: `${ns}/hpa:${name}`,
         stages: [

@@ -1,12 +1,15 @@
 // MetricsPort over Prometheus: each tick, the stage templates are rendered for the pipeline's
 // Deployments and run concurrently. A query that fails, times out or finds no data gives a null
-// field, and the controller holds rather than act on a guess.
+// field, and the controller holds rather than act on a guess. A tenant's own PromQL (its
+// pipeline's p99Query and sloViolationQuery, a stage's overrides or extra selector) is confined
+// to the pipeline's namespace first: it runs with the policy server's identity.
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../../common/logger.js';
 import { errorMessage } from '../../common/errors.js';
 import type { MetricPreset, StageQueryField } from '../k8s/pipeline-resource.js';
 import type { Clock, MetricsPort, PipelineObservation, PipelineSpec, StageAllocation, StageMetrics } from '../../core/ports.js';
 import type { PrometheusClient } from './client.js';
+import { confineToNamespace } from './confine.js';
 import { BATCH_QUERIES, GPU_CORES_ENFORCED_QUERY, render, stageQueries, type StageQueries } from './queries.js';
 
 export interface StageMetricsSource {
@@ -18,6 +21,8 @@ export interface StageMetricsSource {
 }
 
 export interface PipelineMetricsSource {
+  /** The pipeline's namespace: the only one its own queries may read. */
+  namespace: string;
   stages: StageMetricsSource[];
   p99Query?: string;
   sloViolationQuery?: string;
@@ -76,21 +81,47 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
     }
   }
 
-  /** A stage's query templates, the values they are rendered with, and one query by field (null where the stage has none). */
+  /** The tenant's query confined to `namespace`, or null (and a failure) when it cannot be confined. */
+  function confined(promql: string, namespace: string, field: string, failures: string[]): string | null {
+    try {
+      return confineToNamespace(promql, namespace, field);
+    } catch (err) {
+      failures.push(errorMessage(err));
+      return null;
+    }
+  }
+
+  /**
+   * A stage's query templates, the values they are rendered with, each field's rendered query (null
+   * where the stage has none) and its value. The tenant's text is confined: an override always, a
+   * preset when the stage's selector is spliced into it.
+   */
   function stageQuery(source: StageMetricsSource, windowSeconds: number, failures: string[]) {
     const templates = stageQueries(source.preset, source.queries);
     const values = { namespace: source.namespace, deployment: source.deployment, selector: source.selector, windowSeconds };
-    const q = (field: StageQueryField): Promise<number | null> => {
-      const t = templates[field];
-      return t ? run(render(t, values), failures) : Promise.resolve(null);
+    const tenant = (template: string, field: string, override = false): string | null => {
+      const promql = render(template, values);
+      const own = override || (!!source.selector?.trim() && template.includes('{selector}'));
+      const where = override ? `metrics.queries.${field}` : `metrics.selector (in the ${field} query)`;
+      return own ? confined(promql, source.namespace, `stage ${source.deployment}: ${where}`, failures) : promql;
     };
-    return { templates, values, q };
+    const text = (field: StageQueryField): string | null => {
+      const t = templates[field];
+      return t ? tenant(t, field, source.queries?.[field] !== undefined) : null;
+    };
+    const q = (field: StageQueryField): Promise<number | null> => {
+      const promql = text(field);
+      return promql !== null ? run(promql, failures) : Promise.resolve(null);
+    };
+    return { templates, tenant, text, q };
   }
 
   async function stage(source: StageMetricsSource, alloc: StageAllocation | undefined, windowSeconds: number, failures: string[]): Promise<StageMetrics> {
-    const { templates, values, q } = stageQuery(source, windowSeconds, failures);
-    const queueTemplate = templates.queueLength;
+    const { tenant, text, q } = stageQuery(source, windowSeconds, failures);
+    const queue = text('queueLength');
     const batch = BATCH_QUERIES[source.preset];
+    const batchSizeQuery = batch ? tenant(batch.batchSize, 'batchSize') : null;
+    const batchServiceQuery = batch ? tenant(batch.batchServiceMs, 'batchServiceMs') : null;
     const [arrival, throughput, queueLength, utilization, p50, p99, dropRate, gpu, queueGrowth, batchSize, batchServiceMs] = await Promise.all([
       q('arrivalRate'),
       q('throughput'),
@@ -100,9 +131,9 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
       q('latencyP99Ms'),
       q('dropRate'),
       alloc?.gpuCores != null ? q('gpuUtilization') : Promise.resolve(null),
-      queueTemplate ? run(`deriv((${render(queueTemplate, values)})[${windowSeconds}s:])`, failures) : Promise.resolve(null),
-      batch ? run(render(batch.batchSize, values), failures) : Promise.resolve(null),
-      batch ? run(render(batch.batchServiceMs, values), failures) : Promise.resolve(null),
+      queue !== null ? run(`deriv((${queue})[${windowSeconds}s:])`, failures) : Promise.resolve(null),
+      batchSizeQuery !== null ? run(batchSizeQuery, failures) : Promise.resolve(null),
+      batchServiceQuery !== null ? run(batchServiceQuery, failures) : Promise.resolve(null),
     ]);
     const ready = alloc?.readyReplicas ?? 0;
     // On a shared GPU the busy fraction is GPU time used over GPU time granted.
@@ -168,10 +199,11 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
         Promise.all(source.stages.map((s, i) => stage(s, allocation[i], windowSeconds, failures))),
         Promise.all(entryStages.map((s) => (source.stages[s.index] ? recentArrival(source.stages[s.index]!, recentSeconds, failures) : Promise.resolve(null)))),
       ]);
-      const [p99Direct, sloViolation] = await Promise.all([
-        source.p99Query ? run(source.p99Query, failures) : Promise.resolve(null),
-        source.sloViolationQuery ? run(source.sloViolationQuery, failures) : Promise.resolve(null),
-      ]);
+      const own = (promql: string | undefined, field: string): Promise<number | null> => {
+        const q = promql ? confined(promql, source.namespace, field, failures) : null;
+        return q !== null ? run(q, failures) : Promise.resolve(null);
+      };
+      const [p99Direct, sloViolation] = await Promise.all([own(source.p99Query, 'spec.metrics.p99Query'), own(source.sloViolationQuery, 'spec.metrics.sloViolationQuery')]);
       // Without an end-to-end query the sum of stage P99s bounds the pipeline's P99 from above.
       const stageP99s = stages.map((s) => s.latencyP99Ms);
       const p99Ms = source.p99Query ? p99Direct : stageP99s.every((v) => v !== null) ? stageP99s.reduce<number>((a, b) => a + (b ?? 0), 0) : null;

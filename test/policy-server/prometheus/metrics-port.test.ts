@@ -24,6 +24,7 @@ const allocation: StageAllocation[] = [
   { replicas: 2, readyReplicas: 2, gpuCores: 50 },
 ];
 const source: PipelineMetricsSource = {
+  namespace: 'ml',
   stages: [
     { namespace: 'ml', deployment: 'pre', preset: 'generic' },
     { namespace: 'ml', deployment: 'llm', preset: 'vllm', selector: 'model_name="llama"' },
@@ -109,7 +110,7 @@ describe('Prometheus metrics port', () => {
   it('reads mean batch size and batch compute time from Triton counters, and leaves them null for other presets', async () => {
     prom.on((q) => q.startsWith('sum(rate(nv_inference_count') && q.includes('nv_inference_exec_count'), { vector: [{ value: '4' }] });
     prom.on((q) => q.startsWith('sum(rate(nv_inference_compute_infer_duration_us'), { vector: [{ value: '12.5' }] });
-    const triton: PipelineMetricsSource = { stages: [source.stages[0]!, { namespace: 'ml', deployment: 'llm', preset: 'triton' }] };
+    const triton: PipelineMetricsSource = { namespace: 'ml', stages: [source.stages[0]!, { namespace: 'ml', deployment: 'llm', preset: 'triton' }] };
     const obs = await port(1_000, triton).observe(pipeline);
     expect(obs.stages[1]).toMatchObject({ batchSize: 4, batchServiceMs: 12.5 });
     expect(obs.stages[0]).toMatchObject({ batchSize: null, batchServiceMs: null });
@@ -151,6 +152,38 @@ describe('Prometheus metrics port', () => {
     const obs = await port(1_000, { ...source, p99Query: 'e2e_p99', sloViolationQuery: 'violations' }).observe(pipeline);
     expect(obs.p99Ms).toBe(650);
     expect(obs.sloViolation).toBe(1);
+  });
+
+  it("sends the tenant's own queries confined to the pipeline's namespace", async () => {
+    prom.on('e2e_p99', { scalar: '650' });
+    const tenant: PipelineMetricsSource = {
+      namespace: 'ml',
+      stages: [{ namespace: 'ml', deployment: 'pre', preset: 'generic', queries: { throughput: 'sum(rate(reqs_total{namespace=~".*"}[{window}]))' } }, source.stages[1]!],
+      p99Query: '1000 * histogram_quantile(0.99, sum by (le) (rate(e2e_p99_bucket{namespace="prod"}[5m])))',
+      sloViolationQuery: 'violations / on(pod) group_left total',
+    };
+    const obs = await port(1_000, tenant).observe(pipeline);
+    expect(obs.p99Ms).toBe(650);
+    expect(prom.queries).toContain('1000 * histogram_quantile(0.99, sum by (le) (rate(e2e_p99_bucket{namespace="ml"}[5m])))');
+    expect(prom.queries).toContain('violations{namespace="ml"} / on(pod) group_left total{namespace="ml"}');
+    expect(prom.queries).toContain('sum(rate(reqs_total{namespace="ml"}[60s]))');
+    expect(prom.queries.some((q) => q.includes('prod') || q.includes('".*"'))).toBe(false);
+  });
+
+  it("confines a preset into which the stage's selector is spliced", async () => {
+    const injected: PipelineMetricsSource = {
+      namespace: 'ml',
+      stages: [source.stages[0]!, { namespace: 'ml', deployment: 'llm', preset: 'vllm', selector: 'namespace="prod"' }],
+    };
+    await port(1_000, injected).observe(pipeline);
+    expect(prom.queries).toContain('sum(vllm:num_requests_waiting{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"})');
+    expect(prom.queries.some((q) => q.includes('prod'))).toBe(false);
+  });
+
+  it('sends no query it cannot confine, and leaves its field empty', async () => {
+    const obs = await port(1_000, { ...source, p99Query: 'e2e{namespace="prod"' }).observe(pipeline);
+    expect(obs.p99Ms).toBeNull();
+    expect(prom.queries.some((q) => q.startsWith('e2e'))).toBe(false);
   });
 
   it('rejects a pipeline it has no source for', async () => {
