@@ -78,9 +78,16 @@ export function horizonOutcome(seen: readonly Outcome[]): { outcome: Outcome; re
   return { outcome: { p99Ratio, costRate, sloViolation: violation }, ret: -(costRate + TUNING.violationPenaltyPerRequest * 3600 * missedPerS) };
 }
 
+/**
+ * Most decisions waiting for credit: about an hour of 15 s ticks. While metrics are missing no
+ * outcome judges them, so the oldest are dropped rather than kept without bound.
+ */
+export const MAX_PENDING = 256;
+
 /** Queue a decision for credit. */
 export function awaitCredit<T>(state: CreditState<T>, time: number, stateKey: string, payload: T): void {
   state.pending.push({ time, stateKey, seen: [], payload });
+  if (state.pending.length > MAX_PENDING) state.pending.shift();
 }
 
 const sd = (m: Moments, n: number): number => (n > 1 ? Math.sqrt(m.m2 / (n - 1)) : 0);

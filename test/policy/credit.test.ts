@@ -1,6 +1,6 @@
 // Credit over a horizon against the state's value: the load is in the state, so the same outcome
 // after a burst is not blamed on the action that met it.
-import { awaitCredit, creditTick, horizonOutcome, newCreditState } from '../../src/policy/credit.js';
+import { awaitCredit, creditTick, horizonOutcome, MAX_PENDING, newCreditState } from '../../src/policy/credit.js';
 import { TUNING } from '../../src/policy/tuning.js';
 import type { Outcome } from '../../src/policy/types.js';
 
@@ -55,6 +55,13 @@ describe('credit', () => {
     for (let k = 0; k < 4; k++) judge(s, 500_000 + k * 100_000, 'quiet', 1);
     expect(judge(s, 1_000_000, 'busy', 2).reward.value).toBe(1);
     expect(judge(s, 1_100_000, 'quiet', 2).reward.value).toBe(-1);
+  });
+
+  it('keeps at most MAX_PENDING decisions waiting while no outcome arrives (metrics missing)', () => {
+    const s = newCreditState<number>();
+    for (let k = 0; k < MAX_PENDING + 10; k++) awaitCredit(s, k * 15_000, 'calm', k);
+    expect(s.pending).toHaveLength(MAX_PENDING);
+    expect(s.pending[0]!.payload).toBe(10);
   });
 
   it('gives -1 to a horizon that breaks the SLO, however cheap', () => {
