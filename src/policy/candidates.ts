@@ -77,11 +77,11 @@ export function generateCandidates(
     }
     const downs = new Set<number>([1]);
     if (need !== null && need < r - 1) downs.add(Math.min(r - need, maxStep));
-    // A GPU stage is cut no further than its cut limit of its full-batch capacity (the guard
+    // A GPU stage is cut no further than its cut limit of its full-batch capacity (the normalizer
     // refuses more), so a cut past it is not offered as a good move.
     const cutLimit = limits.cutLimits?.[i] ?? TUNING.gpuCutMaxPressure;
     const tooDeep = (after: number | null) => stage.gpuCores !== undefined && after !== null && after > cutLimit;
-    // No trim below the surge reserve (the guard holds it): where it binds, share is the lever.
+    // No trim below the surge reserve (the normalizer holds it): where it binds, share is the lever.
     const reserve = limits.reserves?.[i] ?? 0;
     for (const k of [...downs].sort((a, b) => a - b)) {
       if (r - k < lo || r - k < reserve) continue;

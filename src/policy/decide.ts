@@ -18,7 +18,7 @@ export interface DecideInput {
   stats: Map<string, StageStat>;
   prompt?: Prompt;
   now: number;
-  /** A recurring load the guard meets ahead of time (forecast.ts); null or absent when none is clear. */
+  /** A recurring load the floors meet ahead of time (forecast.ts); null or absent when none is clear. */
   anticipation?: Anticipation | null;
 }
 

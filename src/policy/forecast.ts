@@ -185,7 +185,7 @@ export function forecastPeak(
   return peaks.length === 0 ? null : Math.min(...peaks);
 }
 
-/** What the guard needs: how much more load than now to expect within each lead time. */
+/** What the floors need: how much more load than now to expect within each lead time. */
 export interface Anticipation {
   periodMs: number;
   confidence: number;

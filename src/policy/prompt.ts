@@ -88,7 +88,7 @@ export function buildPrompt(input: PromptInput): Prompt {
   const f = input.anticipation;
   if (f) {
     lines.push(
-      `recurring load: period ${Math.round(f.periodMs / 1000)} s (confidence ${fmt(f.confidence)}); expected peak arrival x${fmt(f.shareFactor)} of now soon, x${fmt(f.replicaFactor)} within a cold start (the guard adds that capacity ahead of time)`,
+      `recurring load: period ${Math.round(f.periodMs / 1000)} s (confidence ${fmt(f.confidence)}); expected peak arrival x${fmt(f.shareFactor)} of now soon, x${fmt(f.replicaFactor)} within a cold start (floors add that capacity ahead of time)`,
     );
   }
   obs.stages.forEach((m, i) => {
