@@ -226,7 +226,7 @@ export function learn(st: PipelineState, obs: PipelineObservation, result: Pick<
   const actions: ScalingAction[] = applied.map(({ source: _s, ...a }) => a);
   if (!record.dryRun) noteApplied(st.window, obs, actions, record.time);
   const sources: ActionSource[] = applied.map((a) => a.source);
-  awaitCredit(st.credit, record.time, stateBucket(result.features), {
+  awaitCredit(st.credit, record.time, record.stateBucket, {
     record,
     features: result.features,
     actionKey: record.dryRun ? 'hold' : actionKeyOf(actions, obs.allocation),

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { createLogger, type Logger } from '../../src/common/logger.js';
 import { generateCertificates, installCertificates, type CertBundle } from '../../src/webhook/certs.js';
-import { WebhookServer } from '../../src/webhook/server.js';
+import { WebhookServer, type WebhookServerOptions } from '../../src/webhook/server.js';
 import type { FakeApiServer } from '../support/fake-apiserver.js';
 
 export function testBundle(): CertBundle {
@@ -117,6 +117,11 @@ export function logSink(): LogSink {
   return { logger, lines };
 }
 
+/** The webhook server as the tests run it: loopback, ports the OS picks, no certificate polling. */
+export function testServerOptions(certDir: string, logger: Logger): WebhookServerOptions {
+  return { certDir, host: '127.0.0.1', port: 0, metricsHost: '127.0.0.1', metricsPort: 0, failClosed: false, logger, shutdownTimeoutMs: 5000, certPollIntervalMs: 0 };
+}
+
 /**
  * `sair certs` filling Secret sair-webhook-tls and the caBundle in `api` (which must hold the
  * manifests' MutatingWebhookConfiguration), then the real webhook serving that Secret on loopback.
@@ -137,17 +142,7 @@ export async function startWebhookBehind(api: FakeApiServer): Promise<{ port: nu
   const secret = api.get<{ data: Record<string, string> }>('secrets', 'sair-system', 'sair-webhook-tls')!;
   const dec = (k: string): string => Buffer.from(secret.data[k]!, 'base64').toString('utf8');
   const volume = await SecretVolume.create({ cert: dec('tls.crt'), key: dec('tls.key'), caCert: dec('ca.crt') });
-  const server = new WebhookServer({
-    certDir: volume.dir,
-    host: '127.0.0.1',
-    port: 0,
-    metricsHost: '127.0.0.1',
-    metricsPort: 0,
-    failClosed: false,
-    logger: logSink().logger,
-    shutdownTimeoutMs: 5000,
-    certPollIntervalMs: 0,
-  });
+  const server = new WebhookServer(testServerOptions(volume.dir, logSink().logger));
   const { port } = await server.start();
   return {
     port,

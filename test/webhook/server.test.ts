@@ -9,7 +9,7 @@ import type { CertBundle } from '../../src/webhook/certs.js';
 import type { Pod } from '../../src/webhook/k8s-types.js';
 import { samplePod, sampleReview } from '../../src/webhook/sample.js';
 import { MAX_BODY_BYTES, WebhookServer, type WebhookServerOptions } from '../../src/webhook/server.js';
-import { SecretVolume, get, logSink, post, testBundle, type LogSink } from './helpers.js';
+import { SecretVolume, get, logSink, post, testBundle, testServerOptions, type LogSink } from './helpers.js';
 
 const SHIM = '/usr/local/sair/lib/libsair-cuda.so';
 
@@ -39,18 +39,7 @@ afterEach(async () => {
 async function start(options: Partial<WebhookServerOptions> = {}, certs: CertBundle = bundle): Promise<Running> {
   const volume = await SecretVolume.create(certs);
   const sink = logSink();
-  const server = new WebhookServer({
-    certDir: volume.dir,
-    host: '127.0.0.1',
-    port: 0,
-    metricsHost: '127.0.0.1',
-    metricsPort: 0,
-    failClosed: false,
-    logger: sink.logger,
-    shutdownTimeoutMs: 5000,
-    certPollIntervalMs: 0,
-    ...options,
-  });
+  const server = new WebhookServer({ ...testServerOptions(volume.dir, sink.logger), ...options });
   const ports = await server.start();
   const r = { server, volume, sink, ...ports };
   running.push(r);

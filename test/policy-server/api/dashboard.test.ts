@@ -5,11 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import vm from 'node:vm';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { loadStartConfig, startEmbedded, type EmbeddedServer } from '../../../src/cmd/start.js';
-import { DASHBOARD_HTML } from '../../../src/policy-server/api/dashboard.js';
 import type { PipelineView, TickPoint } from '../../../src/policy-server/api/history.js';
+import { dashboardPage } from './dashboard-page.js';
 
 // The page functions below run in the browser; the project compiles without the DOM library.
 declare const document: { querySelector(selector: string): { getAttribute(name: string): string | null } | null; body: { getAttribute(name: string): string | null } };
@@ -162,18 +161,7 @@ function pathYs(html: string, chart: string, series: string): number[] {
 }
 
 describe('dashboard P99 chart', () => {
-  // The page's own script, run without a browser: its chart functions only build strings, and
-  // fetch never answers, so the refresh it starts stays idle.
-  const script = /<script>([^]*)<\/script>/.exec(DASHBOARD_HTML)![1]!;
-  const page = vm.createContext({
-    fetch: () => new Promise(() => {}),
-    setInterval: () => 0,
-    document: {},
-    location: { hash: '', pathname: '/', search: '' },
-    sessionStorage: { getItem: () => null, setItem: () => undefined },
-    history: { replaceState: () => undefined },
-  });
-  vm.runInContext(script, page);
+  const page = dashboardPage();
   const pipelineSection = page['pipelineSection'] as (p: PipelineView) => string;
 
   const point = (i: number, p99Ms: number): TickPoint => ({

@@ -3,12 +3,11 @@
 // request shape it learned, /metrics counts tokens per pipeline, and once the token budget is spent
 // the decisions say so and the bandit makes them. The dashboard draws the same status.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import vm from 'node:vm';
 import { loadStartConfig, startEmbedded, type EmbeddedServer } from '../../../src/cmd/start.js';
-import { DASHBOARD_HTML } from '../../../src/policy-server/api/dashboard.js';
 import type { BudgetedLlmStatus } from '../../../src/policy/selectors/budgeted.js';
 import type { DecisionRecord } from '../../../src/policy/types.js';
 import { startFakeLlm, type FakeLlm } from '../../support/fake-llm.js';
+import { dashboardPage } from './dashboard-page.js';
 
 describe('the LLM on the policy server', () => {
   let embedded: EmbeddedServer;
@@ -71,16 +70,7 @@ describe('the LLM on the policy server', () => {
 });
 
 describe('dashboard LLM section', () => {
-  const script = /<script>([^]*)<\/script>/.exec(DASHBOARD_HTML)![1]!;
-  const page = vm.createContext({
-    fetch: () => new Promise(() => {}),
-    setInterval: () => 0,
-    document: {},
-    location: { hash: '', pathname: '/', search: '' },
-    sessionStorage: { getItem: () => null, setItem: () => undefined },
-    history: { replaceState: () => undefined },
-  });
-  vm.runInContext(script, page);
+  const page = dashboardPage();
   const llmSection = page['llmSection'] as (l: unknown[]) => string;
   const status = (summary: string) => ({
     baseUrl: 'http://vllm:8000/v1',
