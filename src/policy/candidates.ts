@@ -4,6 +4,7 @@
 // and learned rewards then override. Pure.
 import { stageHeadroom, type BottleneckResult } from './bottleneck.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation, StageSpec } from '../core/ports.js';
+import { packedGpus } from './packing.js';
 import { TUNING } from './tuning.js';
 import type { Candidate } from './types.js';
 
@@ -35,14 +36,12 @@ export function generateCandidates(
   maxStep: number,
   /**
    * The normalizer's limits this tick (recordNeeds): per stage, how deep a GPU cut may go (full-batch
-   * load/capacity; TUNING.gpuCutMaxPressure where absent), and the replicas a surge reserve keeps;
-   * and the operating point's multiplier of the load targets (1: the defaults).
+   * load/capacity; TUNING.gpuCutMaxPressure where absent), and the replicas a surge reserve keeps.
    */
-  limits: { cutLimits?: readonly number[]; reserves?: readonly number[]; targetScale?: number } = {},
+  limits: { cutLimits?: readonly number[]; trimLimits?: readonly number[]; reserves?: readonly number[] } = {},
 ): Candidate[] {
   const p99Ratio = obs.p99Ms === null ? null : obs.p99Ms / pipeline.sloP99Ms;
   const calm = p99Ratio !== null && p99Ratio < TUNING.calmP99Ratio;
-  const scale = limits.targetScale ?? 1;
   const out: Candidate[] = [];
   let pressing = false;
   for (const stage of pipeline.stages) {
@@ -53,7 +52,7 @@ export function generateCandidates(
     const ready = Math.max(alloc.readyReplicas, 1);
     const p = bn.pressure[i] ?? null;
     const need = bn.needed[i] ?? null;
-    const headroom = stageHeadroom(pipeline, i) * scale;
+    const headroom = stageHeadroom(pipeline, i);
     // A P99 over the SLO from a stage already under its target with its queue worked off is the
     // window's memory of a drained backlog, not a call for capacity (nlp-bert burst: the share
     // raise at the surge's first tick cleared the queue, and the next tick added a replica on the
@@ -80,14 +79,15 @@ export function generateCandidates(
     // A GPU stage is cut no further than its cut limit of its full-batch capacity (the normalizer
     // refuses more), so a cut past it is not offered as a good move.
     const cutLimit = limits.cutLimits?.[i] ?? TUNING.gpuCutMaxPressure;
-    const tooDeep = (after: number | null) => stage.gpuCores !== undefined && after !== null && after > cutLimit;
+    const trimLimit = limits.trimLimits?.[i] ?? TUNING.gpuCutMaxPressure;
+    const tooDeep = (after: number | null, limit = cutLimit) => stage.gpuCores !== undefined && after !== null && after > limit;
     // No trim below the surge reserve (the normalizer holds it): where it binds, share is the lever.
     const reserve = limits.reserves?.[i] ?? 0;
     for (const k of [...downs].sort((a, b) => a - b)) {
       if (r - k < lo || r - k < reserve) continue;
       const settled = alloc.readyReplicas >= r;
       const after = p === null ? null : (p * ready) / (r - k);
-      const prior = settled && !tooDeep(after) ? changePrior(p, after, false, hot, calm, headroom) : -0.5;
+      const prior = settled && !tooDeep(after, trimLimit) ? changePrior(p, after, false, hot, calm, headroom) : -0.5;
       if (prior > 0.3) pressing = true;
       out.push({ id: `s${i}-${k}`, key: `s${i}-${k}`, actions: [{ kind: 'replicas', stage: i, replicas: r - k }], describe: `stage ${i}: replicas ${r} -> ${r - k}`, prior });
     }
@@ -115,7 +115,7 @@ export function generateCandidates(
       }
       // Replicas go before share where a replica can go; where it cannot (the rest would run past
       // the cut limit), share is the finer step that gives capacity back.
-      const canTrimReplicas = r > lo && r > reserve && !tooDeep(p === null ? null : (p * ready) / (r - 1));
+      const canTrimReplicas = r > lo && r > reserve && !tooDeep(p === null ? null : (p * ready) / (r - 1), trimLimit);
       for (const downTo of [...downs].sort((a, b) => b - a)) {
         if (downTo >= cur) continue;
         const after = p === null ? null : (p * cur) / downTo;
@@ -123,18 +123,61 @@ export function generateCandidates(
         const id = downTo === cur - g.step ? `s${i}:gpu-` : `s${i}:gpu=${downTo}`;
         out.push({ id, key: `s${i}:gpu-`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: downTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${downTo}%`, prior });
       }
+      const pack = consolidation(stage, obs, i, lo);
+      if (pack) {
+        // Same capacity on fewer GPUs, each batch sooner: a good move while the pipeline is calm.
+        const prior = calm && !hot ? TUNING.packPrior : -0.5;
+        if (prior > 0.3) pressing = true;
+        out.push({ id: `s${i}:pack`, key: `s${i}:pack`, actions: pack.actions, describe: pack.describe, prior });
+      }
     }
   }
   out.unshift({ id: 'hold', key: 'hold', actions: [], describe: 'hold: change nothing', prior: pressing ? 0 : 0.35 });
   return out;
 }
 
+/**
+ * One replica fewer with the share raised to keep the stage's capacity (capacity grows with share),
+ * offered only where the pipeline's replicas then pack onto fewer whole GPUs. Null where the share
+ * cannot rise that far, the replicas are at their floor or still starting, or no GPU is freed.
+ */
+export function consolidation(
+  stage: StageSpec,
+  obs: PipelineObservation,
+  i: number,
+  lo: number,
+): { actions: ScalingAction[]; describe: string } | null {
+  const alloc = obs.allocation[i];
+  const g = stage.gpuCores;
+  if (!g || !alloc || alloc.gpuCores === null) return null;
+  const r = alloc.replicas;
+  if (r - 1 < Math.max(lo, 1) || alloc.readyReplicas < r) return null;
+  const share = Math.ceil((alloc.gpuCores * r) / (r - 1) / g.step - 1e-9) * g.step;
+  if (share > g.max) return null;
+  const after = obs.allocation.map((a, k) => (k === i ? { replicas: r - 1, gpuCores: share } : a));
+  if (packedGpus(after) >= packedGpus(obs.allocation)) return null;
+  return {
+    actions: [
+      { kind: 'replicas', stage: i, replicas: r - 1 },
+      { kind: 'gpuCores', stage: i, gpuCores: share },
+    ],
+    describe: `stage ${i}: ${r} replicas at ${alloc.gpuCores}% -> ${r - 1} at ${share}% (fewer GPUs, same capacity)`,
+  };
+}
+
 /** The learning key of what was actually applied: "hold", "s1+2", "s0:gpu-", or keys joined by ",". */
 export function actionKeyOf(applied: readonly ScalingAction[], allocation: readonly StageAllocation[]): string {
   const keys: string[] = [];
+  const trimmed = new Set(applied.flatMap((a) => (a.kind === 'replicas' && a.replicas < (allocation[a.stage]?.replicas ?? 0) ? [a.stage] : [])));
   for (const a of applied) {
     if (a.kind === 'hold') continue;
     const cur = allocation[a.stage];
+    // A trim with a share raise on one stage is a consolidation, learnt under its own key.
+    if (trimmed.has(a.stage) && a.kind === 'gpuCores' && a.gpuCores > (cur?.gpuCores ?? Infinity)) {
+      keys.push(`s${a.stage}:pack`);
+      continue;
+    }
+    if (trimmed.has(a.stage) && a.kind === 'replicas' && applied.some((b) => b.kind === 'gpuCores' && b.stage === a.stage && b.gpuCores > (cur?.gpuCores ?? Infinity))) continue;
     if (a.kind === 'replicas') {
       const d = a.replicas - (cur?.replicas ?? 0);
       if (d !== 0) keys.push(`s${a.stage}${d > 0 ? '+' : '-'}${Math.abs(d)}`);

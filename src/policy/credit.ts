@@ -7,11 +7,8 @@
 // trim after it looked good because the burst ended.
 // The reward is Pareto dominance, as before, of the horizon's mean outcome (P99/SLO, cost rate)
 // over the state's mean outcome, with a margin from the state's own spread, and -1 for an SLO
-// breach over the horizon. The scalar advantage (cost plus a penalty per violating request, against
-// the state's mean) is what the operating point learns from. Pure: the caller keeps the state and
-// feeds it one outcome per tick.
+// breach over the horizon. Pure: the caller keeps the state and feeds it one outcome per tick.
 import { computeReward, type Epsilon } from './reward.js';
-import { TUNING } from './tuning.js';
 import type { Outcome, Reward } from './types.js';
 
 /** A decision waiting for its horizon to pass. */
@@ -36,7 +33,6 @@ interface Value {
   p99Ratio: Moments;
   costRate: Moments;
   violation: Moments;
-  ret: Moments;
 }
 
 export interface CreditState<T> {
@@ -49,10 +45,6 @@ export const newCreditState = <T>(): CreditState<T> => ({ pending: [], values: n
 export interface Credit<T> {
   payload: T;
   reward: Reward;
-  /** Return over the horizon: minus (mean cost rate + the violation penalty), $/h. */
-  ret: number;
-  /** Return minus the state's mean return (0 for a state seen for the first time). */
-  advantage: number;
 }
 
 /** Most decisions a state's value averages over: about an hour of ticks, so it follows the policy as it learns. */
@@ -63,19 +55,14 @@ const COST_MARGIN_FLOOR = 0.02;
 
 const violationOf = (o: Outcome): number => o.sloViolation ?? (o.p99Ratio > 1 ? 1 : 0);
 
-/**
- * The mean outcome of a horizon and its return, $/h: minus the mean cost rate and the penalty for
- * the requests that missed the SLO (TUNING.violationPenaltyPerRequest each; where the arrival rate
- * is unknown, as if 1 req/s arrived).
- */
-export function horizonOutcome(seen: readonly Outcome[]): { outcome: Outcome; ret: number } {
+/** The mean outcome of a horizon. */
+export function horizonOutcome(seen: readonly Outcome[]): Outcome {
   const n = Math.max(seen.length, 1);
   const costRate = seen.reduce((s, o) => s + o.costRate, 0) / n;
   const violation = seen.reduce((s, o) => s + violationOf(o), 0) / n;
-  const missedPerS = seen.reduce((s, o) => s + violationOf(o) * (o.arrivalRate ?? 1), 0) / n;
   // P99 is capped so one window of drops (an unbounded P99) does not swamp the mean.
   const p99Ratio = seen.reduce((s, o) => s + Math.min(o.p99Ratio, 10), 0) / n;
-  return { outcome: { p99Ratio, costRate, sloViolation: violation }, ret: -(costRate + TUNING.violationPenaltyPerRequest * 3600 * missedPerS) };
+  return { p99Ratio, costRate, sloViolation: violation };
 }
 
 /**
@@ -106,15 +93,15 @@ export function creditTick<T>(state: CreditState<T>, outcome: Outcome, now: numb
       keep.push(p);
       continue;
     }
-    const { outcome: mean, ret } = horizonOutcome(p.seen);
+    const mean = horizonOutcome(p.seen);
     const v = state.values.get(p.stateKey);
     const reference: Outcome = v ? { p99Ratio: v.p99Ratio.mean, costRate: v.costRate.mean, sloViolation: v.violation.mean } : mean;
     const epsilon: Epsilon = {
       p99Ratio: Math.max(P99_MARGIN_FLOOR, v ? 0.5 * sd(v.p99Ratio, v.n) : 0),
       costRate: Math.max(COST_MARGIN_FLOOR * reference.costRate, v ? 0.5 * sd(v.costRate, v.n) : 0, 1e-9),
     };
-    done.push({ payload: p.payload, reward: computeReward(mean, reference, epsilon), ret, advantage: v ? ret - v.ret.mean : 0 });
-    state.values.set(p.stateKey, fold(v, mean, ret));
+    done.push({ payload: p.payload, reward: computeReward(mean, reference, epsilon) });
+    state.values.set(p.stateKey, fold(v, mean));
   }
   state.pending = keep;
   return done;
@@ -127,7 +114,7 @@ function moment(m: Moments | undefined, x: number, n: number, capped: boolean): 
   return { mean, m2: (capped ? m.m2 * (1 - 1 / n) : m.m2) + delta * (x - mean) };
 }
 
-function fold(v: Value | undefined, o: Outcome, ret: number): Value {
+function fold(v: Value | undefined, o: Outcome): Value {
   const capped = (v?.n ?? 0) >= VALUE_WINDOW;
   const n = Math.min((v?.n ?? 0) + 1, VALUE_WINDOW);
   return {
@@ -135,6 +122,5 @@ function fold(v: Value | undefined, o: Outcome, ret: number): Value {
     p99Ratio: moment(v?.p99Ratio, o.p99Ratio, n, capped),
     costRate: moment(v?.costRate, o.costRate, n, capped),
     violation: moment(v?.violation, violationOf(o), n, capped),
-    ret: moment(v?.ret, ret, n, capped),
   };
 }

@@ -25,14 +25,16 @@ export interface WindowState {
   fullBatchUnits: Map<number, { time: number; units: number }[]>;
   /** The pipeline's P99 over its SLO, per tick, over the stabilization window. */
   p99Ratios: { time: number; ratio: number }[];
-  /** Per stage: the full-batch load/capacity a GPU cut may go to this tick (gpuCutLimit). */
+  /** Per stage: the full-batch load/capacity a GPU share cut may go to this tick (gpuCutLimit). */
   cutLimits: number[];
+  /** Per stage: the same for a replica trim, which a cold start undoes (operating-point.ts, trimBases). */
+  trimLimits: number[];
   /** Per GPU stage: the replicas its surge reserve asks for this tick (0: none; surgeReserveReplicas). */
   reserves: number[];
 }
 
 export function newWindowState(): WindowState {
-  return { lastUp: new Map(), lastChange: new Map(), needs: new Map(), fullBatchUnits: new Map(), p99Ratios: [], cutLimits: [], reserves: [] };
+  return { lastUp: new Map(), lastChange: new Map(), needs: new Map(), fullBatchUnits: new Map(), p99Ratios: [], cutLimits: [], trimLimits: [], reserves: [] };
 }
 
 export interface NormalizeResult {
@@ -69,8 +71,8 @@ export function recordNeeds(
   windowMs: number,
   budget: LatencyBudget | null = null,
   surgeReserve = 0,
-  /** The base GPU cut limit (full-batch load/capacity), from the pipeline's operating point. */
-  cutBase: number = TUNING.gpuCutMaxPressure,
+  /** Per stage, the base limits (full-batch load/capacity) the operating point has learned for share cuts and replica trims; TUNING.gpuCutMaxPressure where absent. */
+  bases: { cut?: readonly number[]; trim?: readonly number[] } = {},
 ): void {
   const ratio = budget && obs.p99Ms !== null && Number.isFinite(obs.p99Ms) ? obs.p99Ms / budget.sloP99Ms : null;
   keepWindow(state.p99Ratios, ratio === null ? null : { time: now, ratio }, now, windowMs);
@@ -87,14 +89,10 @@ export function recordNeeds(
     keepWindow(list, { time: now, units: needed * shareOf(obs.allocation[i]?.gpuCores) }, now, windowMs);
     state.needs.set(i, list);
   });
-  state.cutLimits = obs.allocation.map((_, i) => gpuCutLimit(state, i, obs, budget?.p99Budget ?? 0, cutBase));
+  state.cutLimits = obs.allocation.map((_, i) => gpuCutLimit(state, i, obs, budget?.p99Budget ?? 0, bases.cut?.[i] ?? TUNING.gpuCutMaxPressure));
+  state.trimLimits = obs.allocation.map((_, i) => gpuCutLimit(state, i, obs, budget?.p99Budget ?? 0, bases.trim?.[i] ?? TUNING.gpuCutMaxPressure));
   state.reserves = obs.allocation.map((a, i) => (a.gpuCores === null ? 0 : surgeReserveReplicas(state.fullBatchUnits.get(i) ?? [], now, surgeReserve)));
 }
-
-/** How long a load the surge reserve is sized for must have lasted: the median of these samples. */
-const RESERVE_WINDOW_MS = 120_000;
-/** Fewer samples than this (a minute at 15 s ticks) and the reserve asks for nothing. */
-const RESERVE_MIN_SAMPLES = 4;
 
 /**
  * Replicas a GPU stage keeps so that a surge of `factor` times its load is met by raising shares
@@ -104,19 +102,15 @@ const RESERVE_MIN_SAMPLES = 4;
  */
 export function surgeReserveReplicas(units: readonly { time: number; units: number }[], now: number, factor: number): number {
   if (!(factor > 0)) return 0;
-  const recent = units.filter((u) => u.time >= now - RESERVE_WINDOW_MS).map((u) => u.units);
-  if (recent.length < RESERVE_MIN_SAMPLES) return 0;
+  const recent = units.filter((u) => u.time >= now - TUNING.reserveWindowMs).map((u) => u.units);
+  if (recent.length < TUNING.reserveMinSamples) return 0;
   recent.sort((x, y) => x - y);
   return Math.ceil(factor * recent[recent.length >> 1]! - 1e-9);
 }
 
-/** Ticks at an unchanged allocation before P99 may vouch for a deeper cut: a minute at 15 s ticks. */
-const SLACK_MIN_SAMPLES = 4;
-/** No cut goes past this full-batch load/capacity, however loose the SLO: above it batches fill and queues start. */
-const GPU_CUT_SLACK_MAX_PRESSURE = 0.75;
 
 /**
- * How deep a GPU stage may be cut: the base limit (TUNING.gpuCutMaxPressure x the operating point), or, with a P99 budget (`fraction` of the
+ * How deep a GPU stage may be cut: the base limit (the stage's learned operating point), or, with a P99 budget (`fraction` of the
  * SLO, settings.p99Budget, off by default), deeper where P99 leaves room. On a batching GPU stage
  * both the full-batch load/capacity and the batch time (most of P99) grow as 1/share, so P99 per
  * unit of load/capacity, measured at the stage's current allocation (means since its last change),
@@ -133,7 +127,7 @@ function gpuCutLimit(state: WindowState, stage: number, obs: PipelineObservation
   if (!settled || !(capacity > 0)) return base;
   const pressure = settled.units / capacity;
   if (!(pressure > 0)) return base;
-  return Math.min(GPU_CUT_SLACK_MAX_PRESSURE, Math.max(base, (fraction * pressure) / settled.ratio));
+  return Math.min(TUNING.gpuCutSlackMaxPressure, Math.max(base, (fraction * pressure) / settled.ratio));
 }
 
 /**
@@ -144,7 +138,7 @@ function settledMeans(state: WindowState, stage: number): { ratio: number; units
   const from = state.lastChange.get(stage) ?? -Infinity;
   const ratios = state.p99Ratios.filter((r) => r.time > from).map((r) => r.ratio);
   const units = (state.fullBatchUnits.get(stage) ?? []).filter((u) => u.time > from).map((u) => u.units);
-  if (ratios.length < SLACK_MIN_SAMPLES || units.length < SLACK_MIN_SAMPLES || ratios.some((r) => r > 1)) return null;
+  if (ratios.length < TUNING.slackMinSamples || units.length < TUNING.slackMinSamples || ratios.some((r) => r > 1)) return null;
   const ratio = mean(ratios);
   return ratio > 0 ? { ratio, units: mean(units) } : null;
 }
@@ -173,11 +167,26 @@ function peakReplicas(state: WindowState, stage: number, gpuCores: number | null
   return Math.ceil(peakSince(state.needs.get(stage) ?? [], since, floorUnits) / shareOf(gpuCores) - 1e-9);
 }
 
-/** Whether a GPU stage at `replicas` x `gpuCores` keeps the peak full-batch load since `since` (and `floorUnits`) under this tick's cut limit. */
-function gpuCutFits(state: WindowState, stage: number, replicas: number, gpuCores: number, since: number, floorUnits: number): boolean {
+/**
+ * Whether a GPU stage at `replicas` x `gpuCores` keeps the peak full-batch load since `since` (and
+ * `floorUnits`) under this tick's limit for the move: a share cut's, or a replica trim's.
+ */
+function gpuCutFits(state: WindowState, stage: number, replicas: number, gpuCores: number, since: number, floorUnits: number, move: 'cut' | 'trim'): boolean {
   const list = state.fullBatchUnits.get(stage) ?? [];
   if (list.length === 0) return false;
-  return peakSince(list, since, floorUnits) <= (state.cutLimits[stage] ?? TUNING.gpuCutMaxPressure) * replicas * shareOf(gpuCores);
+  const limit = (move === 'trim' ? state.trimLimits[stage] : state.cutLimits[stage]) ?? TUNING.gpuCutMaxPressure;
+  return peakSince(list, since, floorUnits) <= limit * replicas * shareOf(gpuCores);
+}
+
+/** Per stage, the raised share of a selector's consolidation in `wanted` (a replica trim with a share raise). */
+function consolidations(wanted: readonly Wanted[], obs: PipelineObservation): Map<number, number> {
+  const packs = new Map<number, number>();
+  for (const a of wanted) {
+    if (a.kind !== 'replicas' || a.source !== 'selector' || a.urgent || a.replicas >= (obs.allocation[a.stage]?.replicas ?? 0)) continue;
+    const raise = wanted.find((b) => b.kind === 'gpuCores' && b.stage === a.stage && b.source === 'selector' && !b.urgent);
+    if (raise?.kind === 'gpuCores' && raise.gpuCores > (obs.allocation[a.stage]?.gpuCores ?? Infinity)) packs.set(a.stage, raise.gpuCores);
+  }
+  return packs;
 }
 
 /** Remember applied changes for the cooldowns; call after the actions were applied. */
@@ -223,6 +232,10 @@ export function normalize(
     return anticipation && need !== null && need !== undefined ? need * anticipation.replicaFactor * shareOf(obs.allocation[i]?.gpuCores) : 0;
   };
 
+  // A consolidation (the selector's replica trim with a share raise on the same stage) is one move:
+  // the trim is judged at the raised share, and both go or neither does.
+  const packs = consolidations(wanted, obs);
+
   for (const a of wanted) {
     const stage = pipeline.stages[a.stage];
     const alloc = obs.allocation[a.stage];
@@ -230,6 +243,7 @@ export function normalize(
       notes.push(`stage ${a.stage}: no such stage, dropped`);
       continue;
     }
+    const pack = packs.get(a.stage);
     const lastUp = state.lastUp.get(a.stage);
     const lastChange = state.lastChange.get(a.stage);
     if (a.kind === 'replicas') {
@@ -255,11 +269,9 @@ export function normalize(
           notes.push(`stage ${a.stage}: scale-down cooldown`);
           continue;
         }
-        const peak = peakReplicas(state, a.stage, alloc.gpuCores, since, expectedNeed(a.stage));
-        const gpuFits =
-          stage.gpuCores !== undefined &&
-          alloc.gpuCores !== null &&
-          gpuCutFits(state, a.stage, target, alloc.gpuCores, since, expectedUnits(a.stage, anticipation?.replicaFactor ?? 1));
+        const share = pack ?? alloc.gpuCores;
+        const peak = peakReplicas(state, a.stage, share, since, expectedNeed(a.stage));
+        const gpuFits = stage.gpuCores !== undefined && share !== null && gpuCutFits(state, a.stage, target, share, since, expectedUnits(a.stage, anticipation?.replicaFactor ?? 1), 'trim');
         if (target < peak && !gpuFits) {
           notes.push(`stage ${a.stage}: scale-down stabilized at ${Math.min(peak, cur)}`);
           target = Math.min(peak, cur);
@@ -270,9 +282,17 @@ export function normalize(
           target = Math.min(cur, reserve);
         }
       }
+      if (pack !== undefined) {
+        if (target !== a.replicas) {
+          notes.push(`stage ${a.stage}: consolidation held (the trim is not allowed)`);
+          continue;
+        }
+        push(out, { kind: 'gpuCores', stage: a.stage, gpuCores: pack, source: a.source });
+      }
       if (target === cur) continue;
       push(out, { kind: 'replicas', stage: a.stage, replicas: target, source: a.source });
     } else {
+      if (pack !== undefined) continue;
       const g = stage.gpuCores;
       if (!g || alloc.gpuCores === null) {
         notes.push(`stage ${a.stage}: no shared GPU, GPU change dropped`);
@@ -297,7 +317,7 @@ export function normalize(
           continue;
         }
         // Less share means more replicas needed for the same load; the window's peak must still fit.
-        if (!gpuCutFits(state, a.stage, alloc.replicas, target, since, expectedUnits(a.stage, anticipation?.shareFactor ?? 1))) {
+        if (!gpuCutFits(state, a.stage, alloc.replicas, target, since, expectedUnits(a.stage, anticipation?.shareFactor ?? 1), 'cut')) {
           notes.push(`stage ${a.stage}: GPU cut stabilized (recent peak needs the share)`);
           continue;
         }

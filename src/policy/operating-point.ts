@@ -1,104 +1,174 @@
-// The operating point a pipeline runs at, learned from its own outcomes: how hot its stages run (the
-// load/capacity the candidates' priors aim for) and how deep a GPU cut may go, as one multiplier of
-// the safe defaults. Each point is held for an episode (TUNING.operatingEpisodeMs) and judged by the
-// mean advantage of the decisions taken under it (credit.ts: return over the horizon against the
-// state's value, so a busy episode is not blamed on the point). The next point is the one with the
-// best upper confidence bound; the default starts with TUNING.operatingPrior episodes of credit at 0,
-// so it is where a pipeline starts and what it returns to when nothing else pays. Only a neighbour of
-// the best point so far is tried, and no hotter point right after an episode with SLO violations.
-// Pure.
+// How deep each GPU stage may be cut, learned from the pipeline's own outcomes. The cut limit is
+// the full-batch load/capacity a replica trim or a share cut may leave the stage at: by default
+// TUNING.gpuCutMaxPressure, a depth that is safe for any batching stage but leaves most stages
+// with far more GPU than they need. Each stage keeps a depth from 0 (that default) to 1
+// (TUNING.gpuCutSlackMaxPressure, past which batches fill and queues start):
+//
+// - an episode (TUNING.operatingEpisodeMs) without violating windows, in which the limit was what
+//   held back a trim or a cut of the stage that would have lowered the bill (a replica fewer, or a
+//   share cut that lets the pipeline's replicas pack onto fewer whole GPUs) while P99 was calm,
+//   moves the depth one step deeper;
+// - an episode with violating windows, in which the stage ran past the default limit, moves it two
+//   steps back, and the depth it was at becomes a ceiling (one step under it) that lifts again
+//   slowly, so a stage that was burnt once does not probe the same depth every few minutes.
+//
+// Violations in an episode in which a stage stayed within the default are not its depth's doing
+// (a first surge, a cold start) and do not move it.
+//
+// A share cut is undone at the next tick (the shim applies a raise at once); a replica trim is not
+// (a new replica takes a cold start). So a replica trim goes past the default only where the
+// replicas left could meet the largest load of the last hour by raising their shares alone, or where
+// a forecast sees the recurring peak coming and its floor adds replicas ahead of it.
+//
+// Learning off keeps every stage at the default (the ablation). Pure.
+import type { BottleneckResult } from './bottleneck.js';
+import { replicaBounds } from './candidates.js';
+import { packedGpus } from './packing.js';
+import type { PipelineObservation, PipelineSpec } from '../core/ports.js';
+import { SLO_TOLERANCE } from './reward.js';
 import { TUNING } from './tuning.js';
 
-interface Arm {
-  /** Episodes judged (the prior included for the default). */
-  n: number;
-  /** Mean of their mean advantages. */
-  mean: number;
+export interface StageDepth {
+  /** 0: the default cut limit; 1: the deepest (TUNING.gpuCutSlackMaxPressure). */
+  depth: number;
+  /** The depth may not rise past this (1 until a violation is blamed on the stage). */
+  ceiling: number;
+  /** This episode: the limit held back a trim or cut that would have lowered the bill, while P99 was calm. */
+  bound: boolean;
+  /** This episode: the stage ran past the default limit. */
+  used: boolean;
+  /** Largest full-batch load (replicas at a whole GPU) of this episode and of the ones before, newest last. */
+  peak: number;
+  peaks: number[];
 }
 
 export interface OperatingState {
-  arms: Arm[];
-  /** Index into TUNING.operatingPoints of the point in force. */
-  current: number;
+  /** Per stage, by index; CPU stages keep depth 0. */
+  stages: StageDepth[];
   episodeStart: number | null;
-  /** Advantages of this episode's judged decisions. */
-  sum: number;
-  count: number;
-  /** Whether this episode saw violating windows. */
+  /** This episode saw a window with SLO violations over the tolerance. */
   violated: boolean;
 }
 
 export function newOperatingState(): OperatingState {
-  return {
-    arms: TUNING.operatingPoints.map((_, i) => (i === 0 ? { n: TUNING.operatingPrior, mean: 0 } : { n: 0, mean: 0 })),
-    current: 0,
-    episodeStart: null,
-    sum: 0,
-    count: 0,
-    violated: false,
-  };
+  return { stages: [], episodeStart: null, violated: false };
 }
 
-/** The multiplier of the default load targets in force. */
-export const operatingMultiplier = (s: OperatingState): number => TUNING.operatingPoints[s.current] ?? 1;
+const stageAt = (s: OperatingState, i: number): StageDepth => (s.stages[i] ??= { depth: 0, ceiling: 1, bound: false, used: false, peak: 0, peaks: [] });
 
-/** Count one judged decision's advantage toward the episode in force. */
-export function noteAdvantage(s: OperatingState, advantage: number, violated: boolean): void {
-  s.sum += advantage;
-  s.count += 1;
-  s.violated ||= violated;
+/** The largest full-batch load a stage carried in the last TUNING.surgeMemoryEpisodes episodes. */
+const recentPeak = (st: StageDepth): number => Math.max(st.peak, ...st.peaks);
+
+/** Whether `replicas` replicas of a stage at its largest share meet its recent peak at the emergency target. */
+function surgeCovered(st: StageDepth, replicas: number, maxCores: number): boolean {
+  return replicas * (maxCores / 100) * TUNING.emergencyTarget >= recentPeak(st);
+}
+
+/** The cut limit a depth stands for. */
+export const cutLimitAt = (depth: number): number => TUNING.gpuCutMaxPressure + depth * (TUNING.gpuCutSlackMaxPressure - TUNING.gpuCutMaxPressure);
+
+/** Per stage, the base cut limit in force for a share cut (the default for a stage not yet seen, and with learning off). */
+export function cutBases(s: OperatingState, stages: number, learning: boolean): number[] {
+  return Array.from({ length: stages }, (_, i) => cutLimitAt(learning ? (s.stages[i]?.depth ?? 0) : 0));
 }
 
 /**
- * At an episode's end, fold it into its point's record and pick the next point; returns a note when
- * the point changes. `learning` false keeps the default (the ablation).
+ * Per stage, the base cut limit in force for a share cut this tick: the learned one where cutting
+ * the share to it would let the pipeline's replicas pack onto fewer GPUs, else the default (a cut
+ * that frees no GPU saves nothing on a packed bill and only slows each batch).
  */
-export function nextEpisode(s: OperatingState, now: number, learning: boolean): string | null {
-  if (s.episodeStart === null) {
-    s.episodeStart = now;
-    return null;
-  }
-  if (now - s.episodeStart < TUNING.operatingEpisodeMs) return null;
-  const was = s.current;
-  if (s.count > 0) {
-    const arm = s.arms[was]!;
-    const episodeMean = s.sum / s.count;
-    arm.mean = (arm.mean * arm.n + episodeMean) / (arm.n + 1);
-    arm.n += 1;
-  }
-  const violated = s.violated;
-  s.episodeStart = now;
-  s.sum = 0;
-  s.count = 0;
-  s.violated = false;
-  if (!learning) return null;
-  s.current = choose(s, violated);
-  return s.current === was ? null : `operating point x${operatingMultiplier(s)} (was x${TUNING.operatingPoints[was]})`;
+export function shareCutBases(s: OperatingState, pipeline: PipelineSpec, obs: PipelineObservation, bn: BottleneckResult, learning: boolean): number[] {
+  const limits = cutBases(s, obs.allocation.length, learning);
+  const gpus = packedGpus(obs.allocation);
+  return limits.map((limit, i) => {
+    const g = pipeline.stages[i]?.gpuCores;
+    const alloc = obs.allocation[i];
+    const p = bn.pressure[i];
+    if (limit === TUNING.gpuCutMaxPressure || !g || !alloc || alloc.gpuCores === null || p === null || p === undefined || !(p > 0)) return limit;
+    const to = Math.max(g.min, Math.ceil((alloc.gpuCores * p) / limit / g.step - 1e-9) * g.step);
+    const frees = to < alloc.gpuCores && packedGpus(obs.allocation.map((a, k) => (k === i ? { ...a, gpuCores: to } : a))) < gpus;
+    return frees ? limit : TUNING.gpuCutMaxPressure;
+  });
 }
 
-function choose(s: OperatingState, violated: boolean): number {
-  const points = TUNING.operatingPoints;
-  const total = s.arms.reduce((a, x) => a + x.n, 0);
-  const best = s.arms.reduce((b, x, i) => (x.n > 0 && (b < 0 || x.mean > s.arms[b]!.mean) ? i : b), -1);
-  const anchor = points[best < 0 ? 0 : best]!;
-  // Neighbours of the best point in load target, the best itself, and the point in force.
-  const sorted = points.map((m, i) => ({ m, i })).sort((a, b) => a.m - b.m);
-  const at = sorted.findIndex((x) => x.m === anchor);
-  const allowed = new Set([sorted[at - 1]?.i, sorted[at]?.i, sorted[at + 1]?.i, s.current].filter((i): i is number => i !== undefined));
-  const hotterThanNow = (i: number) => points[i]! > points[s.current]!;
-  let pick = s.current;
-  let score = -Infinity;
-  // The scale of advantages: the spread of the arms' means, so the bonus is in the same units.
-  const scale = Math.max(1e-6, ...s.arms.filter((a) => a.n > 0).map((a) => Math.abs(a.mean)));
-  for (const i of allowed) {
-    if (violated && hotterThanNow(i)) continue;
-    const arm = s.arms[i]!;
-    const bonus = arm.n === 0 ? Infinity : scale * Math.sqrt((2 * Math.log(Math.max(total, 2))) / arm.n);
-    const v = arm.mean + bonus;
-    if (v > score) {
-      score = v;
-      pick = i;
+/**
+ * Per stage, the base cut limit in force for a replica trim: the learned one where the replicas left
+ * meet the recent peak by share alone or a forecast is in force (`anticipating`), else the default.
+ */
+export function trimBases(s: OperatingState, pipeline: PipelineSpec, obs: PipelineObservation, learning: boolean, anticipating: boolean): number[] {
+  const shares = cutBases(s, obs.allocation.length, learning);
+  return shares.map((limit, i) => {
+    const st = s.stages[i];
+    const g = pipeline.stages[i]?.gpuCores;
+    const alloc = obs.allocation[i];
+    if (!st || !g || !alloc || anticipating) return limit;
+    return surgeCovered(st, alloc.replicas - 1, g.max) ? limit : TUNING.gpuCutMaxPressure;
+  });
+}
+
+/**
+ * Note one tick: whether there were violations, which GPU stages ran past the default limit, and
+ * which could have given capacity back but for their limit (the smallest trim or cut would leave
+ * them past it) while P99 was calm.
+ */
+export function observeTick(s: OperatingState, pipeline: PipelineSpec, obs: PipelineObservation, bn: BottleneckResult, anticipating: boolean): void {
+  if ((obs.sloViolation ?? 0) > SLO_TOLERANCE || (obs.p99Ms !== null && obs.p99Ms > pipeline.sloP99Ms)) s.violated = true;
+  const calm = obs.p99Ms !== null && obs.p99Ms < TUNING.calmP99Ratio * pipeline.sloP99Ms;
+  for (const stage of pipeline.stages) {
+    const i = stage.index;
+    const alloc = obs.allocation[i];
+    const p = bn.pressure[i];
+    const g = stage.gpuCores;
+    if (!g || !alloc || alloc.gpuCores === null || p === null || p === undefined || !Number.isFinite(p)) continue;
+    const st = stageAt(s, i);
+    const ready = Math.max(alloc.readyReplicas, 1);
+    st.peak = Math.max(st.peak, (p * ready * alloc.gpuCores) / 100);
+    if (p > TUNING.gpuCutMaxPressure) st.used = true;
+    if (!calm || alloc.readyReplicas < alloc.replicas) continue;
+    const afters: number[] = [];
+    const trimmable = alloc.replicas > replicaBounds(stage, alloc).lo && (anticipating || surgeCovered(st, alloc.replicas - 1, g.max));
+    if (trimmable) afters.push((p * ready) / (alloc.replicas - 1));
+    // A share cut lowers a packed bill only where the pipeline's replicas then fill fewer GPUs.
+    const cutTo = Math.max(g.min, alloc.gpuCores - g.step);
+    if (cutTo < alloc.gpuCores && packedGpus(obs.allocation.map((a, k) => (k === i ? { ...a, gpuCores: cutTo } : a))) < packedGpus(obs.allocation)) {
+      afters.push((p * alloc.gpuCores) / cutTo);
     }
+    if (afters.length === 0) continue;
+    const smallest = Math.min(...afters);
+    if (smallest > cutLimitAt(st.depth) && smallest <= TUNING.gpuCutSlackMaxPressure) st.bound = true;
   }
-  return pick;
+}
+
+/**
+ * At an episode's end, move each stage's depth by what the episode showed and start the next one;
+ * returns a note per stage whose limit changed. `learning` false keeps the defaults.
+ */
+export function nextEpisode(s: OperatingState, now: number, learning: boolean): string[] {
+  if (s.episodeStart === null) {
+    s.episodeStart = now;
+    return [];
+  }
+  if (now - s.episodeStart < TUNING.operatingEpisodeMs) return [];
+  const notes: string[] = [];
+  s.stages.forEach((st, i) => {
+    const was = st.depth;
+    if (learning) {
+      if (s.violated && st.used && st.depth > 0) {
+        st.ceiling = Math.max(0, st.depth - TUNING.operatingStep);
+        st.depth = Math.max(0, st.depth - 2 * TUNING.operatingStep);
+      } else if (!s.violated) {
+        st.ceiling = Math.min(1, st.ceiling + TUNING.operatingCeilingLift);
+        if (st.bound) st.depth = Math.min(st.ceiling, st.depth + TUNING.operatingStep);
+      }
+    }
+    st.bound = false;
+    st.used = false;
+    st.peaks.push(st.peak);
+    if (st.peaks.length > TUNING.surgeMemoryEpisodes) st.peaks.shift();
+    st.peak = 0;
+    if (st.depth !== was) notes.push(`stage ${i}: GPU cut limit ${cutLimitAt(st.depth).toFixed(2)} (was ${cutLimitAt(was).toFixed(2)})`);
+  });
+  s.episodeStart = now;
+  s.violated = false;
+  return notes;
 }

@@ -28,7 +28,7 @@ const S = {
   bufferMaxEntries: z.number().int().min(1).default(10_000),
   bufferMaxBytes: z.number().int().min(1024).default(32 * 1024 * 1024),
   learning: z.boolean().default(true),
-  operatingPoint: z.boolean().default(false),
+  operatingPoint: z.boolean().default(true),
   creditHorizonWindows: z.number().int().min(1).max(40).default(6),
   retrieval: z.enum(['surprisal', 'recency', 'random']).default('surprisal'),
   promptTokenBudget: z.number().int().min(200).max(100_000).default(2_500),
@@ -112,8 +112,8 @@ export const policySettingsSchema = z.object({
    */
   learning: S.learning,
   /**
-   * Also learn the operating point (how hot stages run, how deep GPU cuts go) per pipeline. Off by
-   * default: on the tuning seeds it cost more than it saved (docs/experiments.md).
+   * With learning on, also learn how deep each GPU stage may be cut (operating-point.ts). Off keeps
+   * every stage at the safe default while the memory still learns.
    */
   operatingPoint: S.operatingPoint,
   /**
@@ -315,7 +315,7 @@ export const policyConfigSpec = {
     env: 'SAIR_OPERATING_POINT',
     flag: '--operating-point',
     form: 'true or false',
-    help: 'also learn how hot stages run and how deep GPU cuts go, per pipeline (experimental)',
+    help: 'with learning on, also learn from outcomes how deep each GPU stage may be cut (off: the safe default depth)',
     schema: fromText.boolean(S.operatingPoint),
   },
   creditHorizonWindows: {

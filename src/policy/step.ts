@@ -8,13 +8,15 @@
 // 2. Floors: safety needs (an SLO emergency, a forecast surge, the surge reserve) as the least
 //    capacity each stage must have. Never actions of their own.
 // 3. Propose: the candidates (hold, replicas +/-, GPU share +/-), with priors around the pipeline's
-//    learned operating point; those the normalizer would only hold are screened out.
+//    learned operating point (how deep each GPU stage may be cut); those the normalizer would only
+//    hold are screened out.
 // 4. Select: the selector (LLM or bandit) picks one, reading the same evidence: the retrieved
 //    experiences and their statistics.
 // 5. Normalize: the choice lifted to the floors, then bounds, step limits, cooldowns and
 //    stabilization, HPA-style. It only limits; each applied change says who produced it.
 // 6. Learn: every decision (holds included) is credited with its return over the next windows
-//    against its state's value (credit.ts); experiences join the memory; the operating point moves.
+//    against its state's value (credit.ts); experiences join the memory; each GPU stage's cut depth
+//    moves by its episode's outcome (operating-point.ts).
 //
 // No I/O: no clock, network or files. The state is the caller's; step and learn update it in place
 // (the experience buffer is large, and a copy per tick would cost more than the tick).
@@ -26,7 +28,7 @@ import { features, stateBucket, type ExperienceBuffer, type StateFeatures } from
 import { computeFloors, liftToFloors, unmetFloors, type Floor } from './floors.js';
 import { anticipate, newRateHistory, recordRate, type Anticipation, type RateHistory } from './forecast.js';
 import { metricsMissing, newWindowState, noteApplied, normalize, recordNeeds, sloBreached, type WindowState } from './normalize.js';
-import { newOperatingState, nextEpisode, noteAdvantage, operatingMultiplier, type OperatingState } from './operating-point.js';
+import { cutBases, newOperatingState, nextEpisode, observeTick, shareCutBases, trimBases, type OperatingState } from './operating-point.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction } from '../core/ports.js';
 import { buildPrompt, experienceRowTokens } from './prompt.js';
 import { outcomeOf } from './reward.js';
@@ -35,7 +37,6 @@ import { screenCandidates } from './screen.js';
 import { banditEstimates } from './selectors/bandit.js';
 import { novelty, shouldConsult } from './selectors/gate.js';
 import type { PolicySettings } from './settings.js';
-import { TUNING } from './tuning.js';
 import type { ActionSource, DecisionRecord, Outcome, Reward, Selector, SourcedAction } from './types.js';
 
 /** What a decision waits with for its credit. */
@@ -93,22 +94,27 @@ function estimate(st: PipelineState, obs: PipelineObservation, ctx: StepContext)
   const bn = detectBottleneck(pipeline, obs, st.capacity);
   const outcome = outcomeOf(pipeline, obs);
   const f = features(bn.stage, bn.pressure, outcome?.p99Ratio ?? null);
-  const m = settings.learning && settings.operatingPoint ? operatingMultiplier(st.operating) : 1;
-  recordNeeds(st.window, bn, obs, now, settings.cooldowns.stabilizationMs, { sloP99Ms: pipeline.sloP99Ms, p99Budget: settings.p99Budget }, settings.surgeReserve, Math.min(TUNING.gpuCutSlackMaxPressure, TUNING.gpuCutMaxPressure * m));
   let anticipation: Anticipation | null = null;
   if (settings.forecast.enabled && obs.arrivalRate !== null) {
     recordRate(st.rates, now, obs.arrivalRate);
     // Against the rate now, surge included: a burst already under way is not due again.
     anticipation = anticipate(st.rates, now, obs.arrivalRate * (bn.surge ?? 1), { shareMs: settings.forecast.shareLeadMs, replicaMs: settings.forecast.replicaLeadMs });
   }
-  return { bn, outcome, features: f, multiplier: m, anticipation, breach: sloBreached(pipeline, obs) };
+  const learnDepth = settings.learning && settings.operatingPoint;
+  observeTick(st.operating, pipeline, obs, bn, anticipation !== null);
+  const bases = { cut: shareCutBases(st.operating, pipeline, obs, bn, learnDepth), trim: trimBases(st.operating, pipeline, obs, learnDepth, anticipation !== null) };
+  recordNeeds(st.window, bn, obs, now, settings.cooldowns.stabilizationMs, { sloP99Ms: pipeline.sloP99Ms, p99Budget: settings.p99Budget }, settings.surgeReserve, bases);
+  const learned = cutBases(st.operating, obs.allocation.length, learnDepth);
+  const operatingPoint = pipeline.stages.map((s, i) => (s.gpuCores ? learned[i]! : null));
+  return { bn, outcome, features: f, operatingPoint, anticipation, breach: sloBreached(pipeline, obs) };
 }
 
 /**
- * 6a. Learn from decisions whose horizon has passed: feed them this tick's outcome, store the
- * judged ones in memory (unless a floor produced what they applied), and move the operating point.
+ * 6a. Learn from decisions whose horizon has passed: feed them this tick's outcome and store the
+ * judged ones in memory (unless a floor produced what they applied); at an episode's end, move each
+ * GPU stage's cut depth by what the episode showed (operating-point.ts).
  */
-function learnMatured(st: PipelineState, obs: PipelineObservation, outcome: Outcome | null, ctx: StepContext): { record: DecisionRecord; reward: Reward }[] {
+function learnMatured(st: PipelineState, obs: PipelineObservation, outcome: Outcome | null, ctx: StepContext): { credited: { record: DecisionRecord; reward: Reward }[]; operatingNotes: string[] } {
   const { now, settings, pipeline } = ctx;
   const credited: { record: DecisionRecord; reward: Reward }[] = [];
   if (outcome) {
@@ -125,26 +131,24 @@ function learnMatured(st: PipelineState, obs: PipelineObservation, outcome: Outc
           epsilon: c.reward.epsilon,
         });
       }
-      noteAdvantage(st.operating, c.advantage, (c.reward.outcome.sloViolation ?? 0) > 0.01);
       credited.push({ record, reward: c.reward });
     }
   }
-  nextEpisode(st.operating, now, settings.learning && settings.operatingPoint);
-  return credited;
+  return { credited, operatingNotes: nextEpisode(st.operating, now, settings.learning && settings.operatingPoint) };
 }
 
 /** Steps 1-5: what to do this tick. Awaits the selector; otherwise pure. */
 export async function step(st: PipelineState, obs: PipelineObservation, ctx: StepContext): Promise<StepResult> {
   const { pipeline, settings, now } = ctx;
   const est = estimate(st, obs, ctx);
-  const credited = learnMatured(st, obs, est.outcome, ctx);
+  const { credited, operatingNotes } = learnMatured(st, obs, est.outcome, ctx);
   const { bn, anticipation } = est;
 
   // 2. Floors.
   const floors: Floor[] = metricsMissing(obs, bn) ? [] : computeFloors(pipeline, obs, bn, st.window, { breach: est.breach, anticipation });
 
   // 3. Propose, screened against what the normalizer would do.
-  const generated = generateCandidates(pipeline, obs, bn, settings.maxStep, { ...st.window, targetScale: est.multiplier });
+  const generated = generateCandidates(pipeline, obs, bn, settings.maxStep, st.window);
   const { candidates, screened } = screenCandidates(generated, pipeline, obs, bn, floors, st.window, now, settings, anticipation);
 
   // 4. Select, every selector on the same evidence. Without learning, the memory is not read.
@@ -181,7 +185,7 @@ export async function step(st: PipelineState, obs: PipelineObservation, ctx: Ste
 
   // 5. Normalize the choice lifted to the floors.
   const n = normalize(pipeline, obs, bn, liftToFloors(d.chosen.actions, floors, obs), st.window, now, settings, anticipation);
-  const notes = gateNote ? [gateNote, ...n.notes] : [...n.notes];
+  const notes = [...(gateNote ? [gateNote] : []), ...operatingNotes, ...n.notes];
   if (screened.length > 0) notes.push(`not offered (the normalizer would hold them): ${screened.join(', ')}`);
   const unmet = unmetFloors(floors, obs);
   return {
@@ -202,7 +206,7 @@ export async function step(st: PipelineState, obs: PipelineObservation, ctx: Ste
       floors: unmet.map((f) => f.why),
       guard: notes,
       forced: n.actions.some((a) => a.source === 'floor'),
-      operatingPoint: est.multiplier,
+      operatingPoint: est.operatingPoint,
       fallbackReason: d.fallbackReason,
       bottleneck: bn.stage,
       pressure: bn.pressure.map((p) => (p === null ? null : Math.round(p * 1000) / 1000)),

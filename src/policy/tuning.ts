@@ -70,6 +70,8 @@ export const TUNING = {
   target: 0.65,
   /** A trim must leave a stage under this load/capacity (scaled like the target) to be a good move. */
   safeAfterDown: 0.72,
+  /** Prior of a consolidation (a replica fewer, the share raised to keep capacity) that frees a whole GPU: as good as a safe trim, since capacity stays. */
+  packPrior: 0.6,
   /** P99/SLO under which the pipeline is calm enough to trim. */
   calmP99Ratio: 0.8,
   /** P99/SLO above which the bottleneck counts as hot even under its load target. */
@@ -86,17 +88,14 @@ export const TUNING = {
   bytesPerSample: 320,
   /** Beyond this state distance similarity is below 0.05 and a cell is ignored. */
   maxStateDistance: 1.5,
-  /**
-   * Dollars one SLO-violating request is worth in the credit, and in bench:learning's objective: at
-   * 100 req/s, 1 % of requests violating costs $3.60 an hour, about a GPU's price.
-   */
-  violationPenaltyPerRequest: 0.001,
-  /** How long each operating point is held before it is judged (SAIR_OPERATING_POINT): ten 30 s windows. */
+  /** How long a GPU stage's cut depth is held before its outcome moves it (operating-point.ts): ten 30 s windows. */
   operatingEpisodeMs: 300_000,
-  /** Operating points tried per pipeline (how hot stages run, as multiples of `target`), safest first. */
-  operatingPoints: [1, 0.85, 1.15, 1.3] as readonly number[],
-  /** How many episodes the default operating point is worth before any is judged: a start, not a verdict. */
-  operatingPrior: 2,
+  /** A calm episode moves a stage's cut depth this much of the way to the deepest: four such episodes, twenty minutes, to reach it. */
+  operatingStep: 0.25,
+  /** Episodes whose peak load a replica trim past the default must still meet by share alone: an hour, a compressed day's peak. */
+  surgeMemoryEpisodes: 12,
+  /** Per calm episode, how far the ceiling a violation set lifts again: a step in five episodes, so a burnt depth is retried after half an hour, not five minutes. */
+  operatingCeilingLift: 0.05,
 } as const;
 
 export type Tuning = typeof TUNING;

@@ -108,8 +108,8 @@ export interface DecisionRecord {
    * choice, and its credit is logged but not learned.
    */
   forced: boolean;
-  /** The operating point's multiplier of the load targets in force (1: the defaults). */
-  operatingPoint: number;
+  /** Per stage, the GPU cut limit the operating point has learned (full-batch load/capacity; null for a CPU stage). */
+  operatingPoint: (number | null)[];
   /** Why the preferred selector did not decide, when it did not. */
   fallbackReason: string | null;
   bottleneck: number | null;

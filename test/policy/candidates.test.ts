@@ -1,5 +1,6 @@
 import { detectBottleneck } from '../../src/policy/bottleneck.js';
-import { actionKeyOf, generateCandidates } from '../../src/policy/candidates.js';
+import { actionKeyOf, consolidation, generateCandidates } from '../../src/policy/candidates.js';
+import { packedGpus } from '../../src/policy/packing.js';
 import { observation, pipeline, type StageLoad } from './fixtures.js';
 
 describe('candidates', () => {
@@ -69,8 +70,11 @@ describe('candidates', () => {
       { arrival: 20, perReplica: 100, replicas: 1 },
     ];
     const obs = observation(stages);
-    const c = generateCandidates(spec, obs, detectBottleneck(spec, obs), 4, { cutLimits: [0.4, 0.75, 0.4] });
+    const c = generateCandidates(spec, obs, detectBottleneck(spec, obs), 4, { cutLimits: [0.4, 0.75, 0.4], trimLimits: [0.4, 0.75, 0.4] });
     expect(c.find((x) => x.id === 's1-1')!.prior).toBeGreaterThan(0);
+    // A replica trim goes by its own limit: a deep share-cut limit alone does not make it a good move.
+    const sharesOnly = generateCandidates(spec, obs, detectBottleneck(spec, obs), 4, { cutLimits: [0.4, 0.75, 0.4] });
+    expect(sharesOnly.find((x) => x.id === 's1-1')!.prior).toBeLessThan(0);
     // The one-move share cut aims at the limit (90 x 0.33 / 0.75 -> 40 %), at most half at once: 50 %.
     expect(c.find((x) => x.id === 's1:gpu=50')!.actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: 50 }]);
   });
@@ -127,5 +131,44 @@ describe('candidates', () => {
     expect(actionKeyOf([], alloc)).toBe('hold');
     expect(actionKeyOf([{ kind: 'replicas', stage: 1, replicas: 5 }], alloc)).toBe('s1+2');
     expect(actionKeyOf([{ kind: 'gpuCores', stage: 1, gpuCores: 40 }, { kind: 'replicas', stage: 0, replicas: 1 }], alloc)).toBe('s1:gpu-,s0-1');
+    // A trim with a share raise on one stage is a consolidation; a raise with a trim elsewhere is not.
+    expect(actionKeyOf([{ kind: 'replicas', stage: 1, replicas: 2 }, { kind: 'gpuCores', stage: 1, gpuCores: 80 }], alloc)).toBe('s1:pack');
+    expect(actionKeyOf([{ kind: 'replicas', stage: 0, replicas: 1 }, { kind: 'gpuCores', stage: 1, gpuCores: 80 }], alloc)).toBe('s0-1,s1:gpu+');
+  });
+
+  it('counts the whole GPUs replicas pack onto, largest share first', () => {
+    expect(packedGpus([])).toBe(0);
+    expect(packedGpus([{ replicas: 3, gpuCores: null }])).toBe(0);
+    // Four 40 % replicas: two per GPU; a 60 % and a 40 % share one.
+    expect(packedGpus([{ replicas: 4, gpuCores: 40 }])).toBe(2);
+    expect(packedGpus([{ replicas: 2, gpuCores: 60 }, { replicas: 2, gpuCores: 40 }])).toBe(2);
+    expect(packedGpus([{ replicas: 3, gpuCores: 60 }])).toBe(3);
+    expect(packedGpus([{ replicas: 1, gpuCores: 100 }, { replicas: 1, gpuCores: 10 }])).toBe(2);
+  });
+
+  it('offers a consolidation (a replica fewer at a share that keeps the capacity) only where it frees a GPU', () => {
+    const at = (replicas: number, gpuCores: number, p99Ms = 200) => observation([{ arrival: 40, perReplica: 80, replicas: 1 }, { arrival: 40, perReplica: 30, replicas, gpuCores }, { arrival: 40, perReplica: 100, replicas: 1 }], { p99Ms });
+    // 2 x 50 % already pack onto one GPU: nothing to gain.
+    expect(consolidation(spec.stages[1]!, at(2, 50), 1, 1)).toBeNull();
+    // 2 x 60 % need two GPUs, but one replica would need 120 %: past the largest share.
+    expect(consolidation(spec.stages[1]!, at(2, 60), 1, 1)).toBeNull();
+    // 3 x 60 % on three GPUs -> 2 x 90 % on two.
+    expect(consolidation(spec.stages[1]!, at(3, 60), 1, 1)).toEqual({
+      actions: [
+        { kind: 'replicas', stage: 1, replicas: 2 },
+        { kind: 'gpuCores', stage: 1, gpuCores: 90 },
+      ],
+      describe: 'stage 1: 3 replicas at 60% -> 2 at 90% (fewer GPUs, same capacity)',
+    });
+    // Not below the replica floor, nor while replicas are starting.
+    expect(consolidation(spec.stages[1]!, at(3, 60), 1, 3)).toBeNull();
+    expect(consolidation(spec.stages[1]!, observation([{ arrival: 1, perReplica: 80, replicas: 1 }, { arrival: 1, perReplica: 30, replicas: 3, ready: 2, gpuCores: 60 }]), 1, 1)).toBeNull();
+    // Offered among the candidates, as a good move while calm and not while P99 presses.
+    const offered = (p99Ms: number) => {
+      const obs = at(3, 60, p99Ms);
+      return generateCandidates(spec, obs, detectBottleneck(spec, obs), 4).find((c) => c.id === 's1:pack');
+    };
+    expect(offered(200)?.prior).toBeGreaterThan(0.3);
+    expect(offered(480)?.prior).toBeLessThan(0);
   });
 });

@@ -1,18 +1,15 @@
 // Credit over a horizon against the state's value: the load is in the state, so the same outcome
 // after a burst is not blamed on the action that met it.
 import { awaitCredit, creditTick, horizonOutcome, MAX_PENDING, newCreditState } from '../../src/policy/credit.js';
-import { TUNING } from '../../src/policy/tuning.js';
 import type { Outcome } from '../../src/policy/types.js';
 
 const o = (costRate: number, p99Ratio = 0.5, sloViolation = 0): Outcome => ({ costRate, p99Ratio, sloViolation });
 const H = 90_000;
 
 describe('credit', () => {
-  it('prices a horizon as its mean cost plus a penalty per violating request', () => {
-    const { outcome, ret } = horizonOutcome([o(2), { ...o(4, 1.5, 0.02), arrivalRate: 100 }]);
-    expect(outcome).toEqual({ costRate: 3, p99Ratio: 1, sloViolation: 0.01 });
-    // Two requests a second missed in one of two windows: one a second on average, 3,600 an hour.
-    expect(ret).toBeCloseTo(-(3 + TUNING.violationPenaltyPerRequest * 3600));
+  it('judges a horizon by its mean outcome, with an unbounded P99 capped', () => {
+    expect(horizonOutcome([o(2), { ...o(4, 1.5, 0.02), arrivalRate: 100 }])).toEqual({ costRate: 3, p99Ratio: 1, sloViolation: 0.01 });
+    expect(horizonOutcome([o(2, Infinity), o(2, 0)]).p99Ratio).toBe(5);
   });
 
   it('judges a decision once its horizon has passed, on the windows after it only', () => {
@@ -26,7 +23,6 @@ describe('credit', () => {
     expect(c!.reward.outcome.costRate).toBe(1);
     // Nothing to compare with in a state seen for the first time.
     expect(c!.reward.value).toBe(0);
-    expect(c!.advantage).toBe(0);
     expect(s.pending).toEqual([]);
   });
 
@@ -42,7 +38,6 @@ describe('credit', () => {
     for (let k = 0; k < 5; k++) judge(s, k * 100_000, 'busy', 3 + (k % 2) * 0.1);
     const cheaper = judge(s, 600_000, 'busy', 2);
     expect(cheaper.reward.value).toBe(1);
-    expect(cheaper.advantage).toBeGreaterThan(0.9);
     const dearer = judge(s, 700_000, 'busy', 4);
     expect(dearer.reward.value).toBe(-1);
     // A cost that moves within the state's own noise earns 0.

@@ -22,7 +22,7 @@ const record = (id: string, pipelineId = 'p'): DecisionRecord => ({
   forced: false,
   appliedBy: [],
   floors: [],
-  operatingPoint: 1,
+  operatingPoint: [null, 0.4, null],
   fallbackReason: null,
   bottleneck: 0,
   pressure: [0.9],

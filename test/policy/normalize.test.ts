@@ -253,6 +253,46 @@ describe('floors and normalizer', () => {
     expect(refused.notes).toContain('stage 1: GPU cut stabilized (recent peak needs the share)');
   });
 
+  describe('a consolidation (a replica trim with a share raise on one stage)', () => {
+    // Stage 1: 3 replicas at 60 % at 0.3 of their full-batch capacity.
+    const obs = calm({ replicas: 3, gpuCores: 60 });
+    const bn: BottleneckResult = { stage: 1, pressure: [0.3, 0.3, 0.2], needed: [1, 3, 1] };
+    const pack: ScalingAction[] = [
+      { kind: 'replicas', stage: 1, replicas: 2 },
+      { kind: 'gpuCores', stage: 1, gpuCores: 90 },
+    ];
+
+    it('is judged at the raised share and applied whole, past the share step limit', () => {
+      const state = newWindowState();
+      recordNeeds(state, bn, obs, 1_000_000, settings.cooldowns.stabilizationMs);
+      // Judged at 60 % the trim would leave 0.45 > 0.4; at 90 % the stage keeps 0.3.
+      expect(guard(spec, obs, bn, [pack[0]!], state, 1_000_000, settings).actions).toEqual([]);
+      const r = guard(spec, obs, bn, pack, state, 1_000_000, settings);
+      expect(r.actions).toEqual([
+        { kind: 'gpuCores', stage: 1, gpuCores: 90 },
+        { kind: 'replicas', stage: 1, replicas: 2 },
+      ]);
+      expect(r.sources).toEqual(['selector', 'selector']);
+    });
+
+    it('goes neither half where the trim is not allowed', () => {
+      // In its cooldown.
+      const cooling = newWindowState();
+      recordNeeds(cooling, bn, obs, 1_000_000, settings.cooldowns.stabilizationMs);
+      noteApplied(cooling, obs, [{ kind: 'gpuCores', stage: 1, gpuCores: 50 }], 990_000);
+      const r = guard(spec, obs, bn, pack, cooling, 1_000_000, settings);
+      expect(r.actions).toEqual([]);
+      expect(r.notes).toContain('stage 1: scale-down cooldown');
+      // Against a recent peak that two replicas at 90 % cannot keep within the limit.
+      const peaked = newWindowState();
+      recordNeeds(peaked, { ...bn, pressure: [0.3, 0.9, 0.2], needed: [1, 5, 1] }, obs, 940_000, settings.cooldowns.stabilizationMs);
+      recordNeeds(peaked, bn, obs, 1_000_000, settings.cooldowns.stabilizationMs);
+      const held = guard(spec, obs, bn, pack, peaked, 1_000_000, settings);
+      expect(held.actions).toEqual([]);
+      expect(held.notes).toContain('stage 1: consolidation held (the trim is not allowed)');
+    });
+  });
+
   describe('with a P99 budget', () => {
     // Stage 1: 2 replicas at 60 %, full-batch load 0.55 x 2 x 0.6 = 0.66 GPUs; the SLO is 500 ms.
     const obs = (p99Ms: number) => ({ ...calm({ replicas: 2, gpuCores: 60 }), p99Ms });

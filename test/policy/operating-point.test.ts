@@ -1,50 +1,139 @@
-// The operating point moves only on judged episodes, tries neighbours of the best point, and goes
-// back to what pays.
-import { newOperatingState, nextEpisode, noteAdvantage, operatingMultiplier } from '../../src/policy/operating-point.js';
+// Each GPU stage's cut depth moves only at an episode's end, deeper after calm episodes in which its
+// limit held a trim back, back after violating episodes it ran hot in; a replica trim past the
+// default needs the recent peak covered by share alone or a forecast.
+import type { BottleneckResult } from '../../src/policy/bottleneck.js';
+import { cutBases, cutLimitAt, newOperatingState, nextEpisode, observeTick, shareCutBases, trimBases, type OperatingState } from '../../src/policy/operating-point.js';
 import { TUNING } from '../../src/policy/tuning.js';
+import type { PipelineObservation } from '../../src/core/ports.js';
+import { observation, pipeline } from './fixtures.js';
 
 const E = TUNING.operatingEpisodeMs;
+const spec = pipeline();
+const DEFAULT = TUNING.gpuCutMaxPressure;
 
-/** Run episodes in which each multiplier earns `pay(m)` per judged decision. */
-function episodes(n: number, pay: (m: number) => number, learning = true, violatedAt?: (m: number) => boolean) {
-  const s = newOperatingState();
-  const seen: number[] = [];
-  nextEpisode(s, 0, learning);
-  for (let k = 1; k <= n; k++) {
-    for (let d = 0; d < 10; d++) noteAdvantage(s, pay(operatingMultiplier(s)), violatedAt?.(operatingMultiplier(s)) ?? false);
-    nextEpisode(s, k * E, learning);
-    seen.push(operatingMultiplier(s));
-  }
-  return { s, seen };
+/** Stage 1 (GPU): `replicas` at `gpuCores` %, running at full-batch load/capacity `pressure`. */
+function tick(replicas: number, gpuCores: number, pressure: number, extra: Partial<PipelineObservation> = {}) {
+  const obs = observation(
+    [
+      { arrival: 40, perReplica: 80, replicas: 1 },
+      { arrival: 40, perReplica: 30, replicas, gpuCores },
+      { arrival: 40, perReplica: 100, replicas: 1 },
+    ],
+    { p99Ms: 200, ...extra },
+  );
+  const bn: BottleneckResult = { stage: 1, pressure: [0.3, pressure, 0.2], needed: [1, replicas, 1] };
+  return { obs, bn };
 }
 
-describe('operating point', () => {
-  it('starts at the default and stays there with learning off', () => {
-    expect(operatingMultiplier(newOperatingState())).toBe(1);
-    expect(new Set(episodes(12, (m) => m, false).seen)).toEqual(new Set([1]));
-  });
+/** `n` more episodes of ticks every 15 s, each tick from `at(k)` (k: the episode). */
+function episodes(s: OperatingState, n: number, at: (k: number) => ReturnType<typeof tick>, learning = true, anticipating = false): string[] {
+  const notes: string[] = [];
+  if (s.episodeStart === null) nextEpisode(s, 0, learning);
+  const start = s.episodeStart!;
+  for (let k = 0; k < n; k++) {
+    for (let t = 0; t < E; t += 15_000) {
+      const { obs, bn } = at(k);
+      observeTick(s, spec, obs, bn, anticipating);
+    }
+    notes.push(...nextEpisode(s, start + (k + 1) * E, learning));
+  }
+  return notes;
+}
 
-  it('does not move before an episode has passed', () => {
+const depthOf = (s: OperatingState) => s.stages[1]?.depth ?? 0;
+
+describe('operating point (GPU cut depth)', () => {
+  it('starts every stage at the default limit and keeps it with learning off', () => {
     const s = newOperatingState();
-    nextEpisode(s, 0, true);
-    noteAdvantage(s, 5, false);
-    expect(nextEpisode(s, E - 1, true)).toBeNull();
-    expect(operatingMultiplier(s)).toBe(1);
+    expect(cutBases(s, 3, true)).toEqual([DEFAULT, DEFAULT, DEFAULT]);
+    // A stage whose share cut the default limit holds back (0.35 -> 0.39 at 90 %, 0.7 at one replica fewer).
+    episodes(s, 6, () => tick(2, 100, 0.35), false);
+    expect(depthOf(s)).toBe(0);
+    expect(cutBases(s, 3, false)[1]).toBe(DEFAULT);
   });
 
-  it('settles on a hotter point where running hotter pays, after trying its neighbours', () => {
-    const { seen } = episodes(30, (m) => m - 1);
-    // Upper confidence bounds still look at the runner-up now and then.
-    expect(seen.slice(-10).filter((m) => m === Math.max(...TUNING.operatingPoints)).length).toBeGreaterThanOrEqual(7);
+  it('goes one step deeper per calm episode in which the limit held a cut back, and no deeper than that needs', () => {
+    const s = newOperatingState();
+    // Two replicas at 60 % fill two GPUs; at 50 % they share one. At 0.35 that cut would leave 0.42:
+    // past the default, within one step.
+    const notes = episodes(s, 3, () => tick(2, 60, 0.35));
+    expect(depthOf(s)).toBe(TUNING.operatingStep);
+    expect(notes).toEqual([`stage 1: GPU cut limit ${cutLimitAt(TUNING.operatingStep).toFixed(2)} (was ${DEFAULT.toFixed(2)})`]);
+    // At 0.6 the cut would leave 0.72: four steps, to the deepest.
+    episodes(s, 6, () => tick(2, 60, 0.6));
+    expect(depthOf(s)).toBe(1);
+    expect(cutBases(s, 3, true)[1]).toBeCloseTo(TUNING.gpuCutSlackMaxPressure);
   });
 
-  it('settles back on the default where every other point costs', () => {
-    const { seen } = episodes(30, (m) => -Math.abs(m - 1));
-    expect(seen.slice(-5).filter((m) => m === 1).length).toBeGreaterThanOrEqual(3);
+  it('does not move where the limit holds nothing back, where the cut would free no GPU, or while P99 is not calm', () => {
+    const idle = newOperatingState();
+    // 0.1 at 60 %: a cut to 50 % leaves 0.12, well within the default.
+    episodes(idle, 4, () => tick(2, 60, 0.1));
+    expect(depthOf(idle)).toBe(0);
+    // Two replicas at 100 % cut to 90 % still fill two GPUs: the bill is the same.
+    const whole = newOperatingState();
+    episodes(whole, 4, () => tick(2, 100, 0.38));
+    expect(depthOf(whole)).toBe(0);
+    const hot = newOperatingState();
+    episodes(hot, 4, () => tick(2, 60, 0.35, { p99Ms: 450 }));
+    expect(depthOf(hot)).toBe(0);
   });
 
-  it('tries no hotter point right after an episode with SLO violations', () => {
-    const { seen } = episodes(8, () => 0, true, () => true);
-    for (let k = 1; k < seen.length; k++) expect(seen[k]!).toBeLessThanOrEqual(seen[k - 1]!);
+  it('backs off two steps after a violating episode it ran past the default in, and sets a ceiling that lifts slowly', () => {
+    const s = newOperatingState();
+    episodes(s, 4, () => tick(2, 60, 0.6));
+    expect(depthOf(s)).toBe(1);
+    // Running at 0.6 (past the default 0.4) with 5 % of requests over the SLO.
+    episodes(s, 1, () => tick(2, 60, 0.6, { sloViolation: 0.05 }));
+    expect(depthOf(s)).toBeCloseTo(1 - 2 * TUNING.operatingStep);
+    expect(s.stages[1]!.ceiling).toBeCloseTo(1 - TUNING.operatingStep);
+    // Calm episodes climb back no faster than the ceiling lifts.
+    episodes(s, 3, () => tick(2, 60, 0.6));
+    expect(depthOf(s)).toBeCloseTo(1 - TUNING.operatingStep + 3 * TUNING.operatingCeilingLift);
+  });
+
+  it('blames no violation on a stage that stayed within the default', () => {
+    const s = newOperatingState();
+    episodes(s, 2, () => tick(2, 60, 0.35));
+    const before = depthOf(s);
+    expect(before).toBeGreaterThan(0);
+    episodes(s, 1, () => tick(2, 60, 0.3, { sloViolation: 0.2, p99Ms: 900 }));
+    expect(depthOf(s)).toBe(before);
+  });
+
+  it('lets a replica trim past the default only where the replicas left meet the recent peak by share alone, or a forecast is in force', () => {
+    const s = newOperatingState();
+    // Three replicas at 40 % running at 0.38: 0.46 GPUs of load; one episode at 3x that (a surge, 1.37 GPUs).
+    episodes(s, 5, (k) => (k === 0 ? tick(3, 40, 1.14) : tick(3, 40, 0.38)));
+    const { obs } = tick(3, 40, 0.38);
+    expect(cutBases(s, 3, true)[1]).toBeGreaterThan(DEFAULT);
+    // Two replicas at 100 % x 0.7 = 1.4 GPUs >= 1.37: the learned limit applies to a trim.
+    expect(trimBases(s, spec, obs, true, false)[1]).toBe(cutBases(s, 3, true)[1]);
+    // Against a peak two replicas cannot meet, a trim keeps the default unless a forecast is in force.
+    const surged = newOperatingState();
+    episodes(surged, 5, (k) => (k === 0 ? tick(3, 40, 1.5) : tick(3, 40, 0.38)));
+    expect(cutBases(surged, 3, true)[1]).toBeGreaterThan(DEFAULT);
+    expect(trimBases(surged, spec, obs, true, false)[1]).toBe(DEFAULT);
+    expect(trimBases(surged, spec, obs, true, true)[1]).toBe(cutBases(surged, 3, true)[1]);
+    // The peak is forgotten after an hour of episodes.
+    episodes(surged, TUNING.surgeMemoryEpisodes, () => tick(3, 40, 0.38));
+    expect(trimBases(surged, spec, obs, true, false)[1]).toBe(cutBases(surged, 3, true)[1]);
+  });
+
+  it('applies a learned share-cut limit only where the cut it allows frees a GPU', () => {
+    const s = newOperatingState();
+    episodes(s, 6, () => tick(2, 60, 0.6));
+    const learned = cutBases(s, 3, true)[1]!;
+    expect(learned).toBeGreaterThan(DEFAULT);
+    // 2 x 60 % at 0.6: cutting to the learned limit (to 50 %) packs both onto one GPU.
+    const two = tick(2, 60, 0.6);
+    expect(shareCutBases(s, spec, two.obs, two.bn, true)[1]).toBe(learned);
+    // 2 x 100 % at 0.3: the learned limit would allow 50 %, which packs them onto one GPU too.
+    const full = tick(2, 100, 0.3);
+    expect(shareCutBases(s, spec, full.obs, full.bn, true)[1]).toBe(learned);
+    // 2 x 100 % at 0.6: the learned limit allows 90 % at most, still two GPUs: the default holds.
+    const busy = tick(2, 100, 0.6);
+    expect(shareCutBases(s, spec, busy.obs, busy.bn, true)[1]).toBe(DEFAULT);
+    expect(shareCutBases(s, spec, two.obs, two.bn, false)[1]).toBe(DEFAULT);
   });
 });

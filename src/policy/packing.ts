@@ -1,0 +1,19 @@
+// How many whole GPUs a pipeline's GPU replicas need, as a cluster that packs them bills it: first
+// fit of the replicas' shares, largest first, onto GPUs of 100 cores. The policy uses it to tell a
+// move that frees a GPU from one that only lowers shares on GPUs still billed whole. A model, not
+// the scheduler: other tenants may fill the rest of a GPU, so it counts the pipeline's own replicas. Pure.
+import type { StageAllocation } from '../core/ports.js';
+
+/** GPUs the replicas of `allocation` fill, packed largest share first. */
+export function packedGpus(allocation: readonly Pick<StageAllocation, 'replicas' | 'gpuCores'>[]): number {
+  const shares: number[] = [];
+  for (const a of allocation) if (a.gpuCores !== null && a.gpuCores > 0) for (let k = 0; k < a.replicas; k++) shares.push(Math.min(100, a.gpuCores));
+  shares.sort((x, y) => y - x);
+  const used: number[] = [];
+  for (const s of shares) {
+    const at = used.findIndex((u) => u + s <= 100);
+    if (at < 0) used.push(s);
+    else used[at]! += s;
+  }
+  return used.length;
+}
