@@ -171,7 +171,7 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
   }
   const settings = settingsFromConfig(policyCfg);
   const registry = createRegistry('policy');
-  const informers = createPolicyInformers(clients, logger);
+  const informers = createPolicyInformers(clients, logger, { registry });
   const elector = cfg.leaderElection
     ? new LeaderElector({
         coordination: clients.coordination,
