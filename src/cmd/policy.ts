@@ -17,6 +17,7 @@ import { createPolicyInformers } from '../policy-server/k8s/informers.js';
 import { DEFAULT_LEASE_SECONDS, LeaderElector, leaseTimings } from '../policy-server/k8s/leader.js';
 import { leaderAddress } from '../policy-server/k8s/leader-address.js';
 import { pipelineLlm, resolveLlmSettings, type ResolvedLlm } from '../policy-server/k8s/llm-settings.js';
+import { LlmKeys } from '../policy-server/k8s/llm-key.js';
 import type { Clock, Controller, PipelineSpec } from '../core/ports.js';
 import { PrometheusClient } from '../policy-server/prometheus/client.js';
 import { createPrometheusMetrics } from '../policy-server/prometheus/metrics-port.js';
@@ -78,6 +79,13 @@ const clusterSpec = {
   },
   llmSecret: { env: 'SAIR_LLM_SECRET', flag: '--llm-secret', form: 'a Secret name', help: 'LLM API key from this Secret in --namespace', schema: fields.optionalString() },
   llmSecretKey: { env: 'SAIR_LLM_SECRET_KEY', flag: '--llm-secret-key', form: 'a key of the Secret', help: 'key holding the API key', schema: fields.string('apiKey') },
+  llmKeyRefreshSeconds: {
+    env: 'SAIR_LLM_KEY_REFRESH_SECONDS',
+    flag: '--llm-key-refresh-seconds',
+    form: 'an integer from 1 to 3600',
+    help: 'an LLM API key from a Secret (SAIR_LLM_SECRET, spec.llm.secretRef) is read again when older than this, so a rotated key is used without a restart',
+    schema: z.coerce.number().int().min(1).max(3600).default(30),
+  },
   defaultSloMs: {
     env: 'SAIR_DEFAULT_SLO_P99_MS',
     flag: '--default-slo-p99-ms',
@@ -158,6 +166,7 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
 
   // LLM endpoint: flags and env first, then the ConfigMap and Secret.
   const policyCfg = pickPolicy(cfg);
+  let secretKey: string | undefined;
   if (cfg.llmConfigMap || cfg.llmSecret) {
     const llm = await resolveLlmSettings(clients.core, {
       namespace: cfg.namespace,
@@ -166,12 +175,17 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     });
     policyCfg.llmBaseUrl ??= llm.baseUrl;
     policyCfg.llmModel ??= llm.model;
+    if (policyCfg.llmApiKey === undefined) secretKey = llm.apiKey;
     policyCfg.llmApiKey ??= llm.apiKey;
     if (llm.timeoutMs !== undefined) policyCfg.llmTimeoutMs = llm.timeoutMs;
   }
   const settings = settingsFromConfig(policyCfg);
   const registry = createRegistry('policy');
-  const informers = createPolicyInformers(clients, logger);
+  const informers = createPolicyInformers(clients, logger, { registry });
+  // Keys from Secrets, by controller key ('' the server-wide one): read again while in use, so a rotation needs no restart.
+  const keys = new LlmKeys({ core: clients.core, logger, registry, refreshMs: cfg.llmKeyRefreshSeconds * 1000 });
+  const keySources = new Map<string, () => Promise<string>>();
+  if (secretKey !== undefined) keySources.set('', keys.source({ namespace: cfg.namespace, name: cfg.llmSecret!, key: cfg.llmSecretKey }, secretKey));
   const elector = cfg.leaderElection
     ? new LeaderElector({
         coordination: clients.coordination,
@@ -216,14 +230,15 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     const ref = cluster.llmReference(id);
     if (!ref || (!ref.configMapRef && !ref.secretRef)) return undefined;
     const ns = id.split('/')[0]!;
+    const key = `${ns}/${ref.configMapRef?.name ?? ''}/${ref.secretRef?.name ?? ''}/${ref.secretRef?.key ?? ''}`;
+    const secret = ref.secretRef ? { name: ref.secretRef.name, key: ref.secretRef.key } : undefined;
     return {
-      key: `${ns}/${ref.configMapRef?.name ?? ''}/${ref.secretRef?.name ?? ''}/${ref.secretRef?.key ?? ''}`,
-      resolve: () =>
-        resolveLlmSettings(clients.core, {
-          namespace: ns,
-          configMap: ref.configMapRef?.name,
-          secret: ref.secretRef ? { name: ref.secretRef.name, key: ref.secretRef.key } : undefined,
-        }),
+      key,
+      resolve: async () => {
+        const llm = await resolveLlmSettings(clients.core, { namespace: ns, configMap: ref.configMapRef?.name, secret });
+        if (secret && llm.apiKey !== undefined) keySources.set(key, keys.source({ namespace: ns, ...secret }, llm.apiKey));
+        return llm;
+      },
     };
   };
 
@@ -250,6 +265,7 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     beforeLeading: async () => {
       await sync?.restore();
     },
+    apiKeyFor: (key) => keySources.get(key),
     route: (first, make) => routingController(first, settings, make, referenceOf, cfg.llmAllowedEndpoints, logger),
   });
 

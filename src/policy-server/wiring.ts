@@ -32,6 +32,8 @@ export interface PolicyLoopOptions extends Pick<
   snapshotPath?: string;
   /** Sees each decision after the runtime has recorded it. */
   onDecision?: (record: DecisionRecord) => void;
+  /** The LLM API key of the controller of `key` ('' the first), asked before each request; settings.llm.apiKey when undefined. */
+  apiKeyFor?: (key: string) => (() => Promise<string>) | undefined;
   /**
    * The controller the runtime drives, from the first one and a factory for more (one per LLM
    * reference in a cluster). Each key gets its own snapshot and decision log file. Default: the first.
@@ -67,10 +69,10 @@ export function createPolicyLoop(
   const ledger = newLedger(clock.now());
   const llmMetrics: { observer?: LlmObserver } = {};
   const observer = { onCall: (c: LlmCall) => llmMetrics.observer?.onCall(c) };
-  const llmSelector = (s: PolicySettings) => {
+  const llmSelector = (s: PolicySettings, key: string) => {
     if (s.selector !== 'llm' || !s.llm) return undefined;
     const llm = withBudget(
-      createLlmSelector(s.llm, { temperature: s.exploration.temperature, deadlineMs: s.decisionDeadlineMs, observer, logger }),
+      createLlmSelector(s.llm, { temperature: s.exploration.temperature, deadlineMs: s.decisionDeadlineMs, observer, logger, apiKey: options.apiKeyFor?.(key) }),
       { limits: s.llmBudget, ledger },
       clock,
     );
@@ -79,7 +81,7 @@ export function createPolicyLoop(
   };
   const make = (s: PolicySettings, key: string) => {
     const c = createSairController({
-      llmSelector: llmSelector(s),
+      llmSelector: llmSelector(s, key),
       cluster,
       metrics,
       clock,

@@ -1,5 +1,5 @@
-// manifests/failsafe: the Deployment runs `sair failsafe` with settings it accepts, and its RBAC
-// grants exactly the calls the failsafe makes.
+// manifests/failsafe: the Deployment runs `sair failsafe` with settings it accepts, its RBAC
+// grants exactly the calls the failsafe makes, and its admission policy applies to its ServiceAccount.
 import { describe, expect, it } from '@jest/globals';
 import path from 'node:path';
 import { loadFailsafeConfig } from '../../src/cmd/failsafe.js';
@@ -34,5 +34,14 @@ describe('manifests/failsafe', () => {
     ]);
     expect(rules('Role')).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get'] }]);
     expect((find('Role', 'sair-failsafe') as unknown as { metadata: { namespace: string } }).metadata.namespace).toBe('sair-system');
+  });
+
+  it("holds the Deployment's ServiceAccount to its admission policy, which denies", () => {
+    const sa = (find('Deployment', 'sair-failsafe') as unknown as { spec: { template: { spec: { serviceAccountName: string } } } }).spec.template.spec.serviceAccountName;
+    const policy = find('ValidatingAdmissionPolicy', 'sair-failsafe-least-privilege') as unknown as { spec: { failurePolicy: string; matchConditions: { expression: string }[] } };
+    const binding = find('ValidatingAdmissionPolicyBinding', 'sair-failsafe-least-privilege') as unknown as { spec: object };
+    expect(policy.spec.failurePolicy).toBe('Fail');
+    expect(policy.spec.matchConditions.map((c) => c.expression)).toEqual([`request.userInfo.username == 'system:serviceaccount:sair-system:${sa}'`]);
+    expect(binding.spec).toEqual({ policyName: 'sair-failsafe-least-privilege', validationActions: ['Deny'] });
   });
 });

@@ -81,7 +81,7 @@
 //   - CRD `x-kubernetes-validations` (apiextensions-apiserver CEL validator, cel.ts, schema.ts):
 //     422 `spec.stages[0]: Invalid value: "object": <message>`;
 //   - ValidatingAdmissionPolicy and its bindings (apiserver/pkg/admission/plugin/policy/validating,
-//     validating-policy.ts);
+//     validating-policy.ts), on CREATE, UPDATE and DELETE (object null, oldObject the stored one);
 //   - RBAC (plugin/pkg/auth/authorizer/rbac, rbac.ts) for requests with a tokenFor() token, over
 //     the Roles, ClusterRoles and bindings stored in the fake; 401 and system:anonymous under
 //     strictAuthentication;
@@ -107,8 +107,8 @@
 // (beyond names and the Pod checks above), defaulting of pod templates, the ServiceAccount and
 // root CA controllers (no `default` ServiceAccount or kube-root-ca.crt ConfigMap is made),
 // DefaultTolerationSeconds and Priority admission, Pod update validation, validating webhooks,
-// admission on DELETE, controllers (Deployments do not create ReplicaSets or Pods; their status
-// changes only when a test writes it, or with the simulateDeployments option), resourceVersion
+// mutating webhooks on DELETE, controllers (Deployments do not create ReplicaSets or Pods; their
+// status changes only when a test writes it, or with the simulateDeployments option), resourceVersion
 // semantics on GET/LIST (always the latest), watch cache consistency delays.
 export { ADMIN_TOKEN, startFakeApiServer } from './fake-apiserver/server.js';
 export type {

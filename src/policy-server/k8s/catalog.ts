@@ -123,8 +123,14 @@ export class PipelineCatalog {
     return new Map(this.refused);
   }
 
+  /** Namespaces labelled sair.dev/enabled=true whose caches have listed (before that a Deployment could look missing). */
   enabledNamespaces(): Set<string> {
-    return new Set(this.informers.namespaces.informer.list().map((n) => n.metadata?.name ?? ''));
+    return new Set(
+      this.informers.namespaces.informer
+        .list()
+        .map((n) => n.metadata?.name ?? '')
+        .filter((ns) => this.informers.namespaceSynced(ns)),
+    );
   }
 
   /** Every SAIR-managed HPA on a Deployment that no pipeline claims is a single-stage pipeline. */

@@ -49,16 +49,22 @@ export async function resolveLlmSettings(core: k8s.CoreV1Api, ref: LlmReference)
       out.timeoutMs = t;
     }
   }
-  if (ref.secret) {
-    const where = `Secret ${ref.namespace}/${ref.secret.name}`;
-    const secret = await core.readNamespacedSecret({ name: ref.secret.name, namespace: ref.namespace }).catch((err: unknown) => {
-      throw readError(where, ref, `an existing Secret with key ${ref.secret!.key}`, err);
-    });
-    const raw = secret.data?.[ref.secret.key] ?? secret.stringData?.[ref.secret.key];
-    if (!raw) throw new ValidationError(`${where} key ${ref.secret.key}`, 'the LLM API key (base64 in data, as kubectl create secret writes it)');
-    out.apiKey = secret.data?.[ref.secret.key] ? Buffer.from(raw, 'base64').toString('utf8').trim() : raw.trim();
-  }
+  if (ref.secret) out.apiKey = await readApiKey(core, { namespace: ref.namespace, secret: ref.secret });
   return out;
+}
+
+/**
+ * The API key in one Secret's key, read by name (a GET: never a list, so nothing else is read).
+ * A missing Secret or key is a ValidationError; anything else an UpstreamError.
+ */
+export async function readApiKey(core: k8s.CoreV1Api, ref: Required<Pick<LlmReference, 'namespace' | 'secret'>>): Promise<string> {
+  const where = `Secret ${ref.namespace}/${ref.secret.name}`;
+  const secret = await core.readNamespacedSecret({ name: ref.secret.name, namespace: ref.namespace }).catch((err: unknown) => {
+    throw readError(where, ref, `an existing Secret with key ${ref.secret.key}`, err);
+  });
+  const raw = secret.data?.[ref.secret.key] ?? secret.stringData?.[ref.secret.key];
+  if (!raw) throw new ValidationError(`${where} key ${ref.secret.key}`, 'the LLM API key (base64 in data, as kubectl create secret writes it)');
+  return secret.data?.[ref.secret.key] ? Buffer.from(raw, 'base64').toString('utf8').trim() : raw.trim();
 }
 
 /**

@@ -94,6 +94,8 @@ export interface LlmSelectorOptions {
   logger?: Logger;
   /** Wall clock for Retry-After, ms since the epoch. */
   now?: () => number;
+  /** The API key, asked before each request (so a rotated key is used at once); settings.apiKey otherwise. */
+  apiKey?: () => Promise<string>;
 }
 
 /** Shapes learned by every selector of this process that is not given a memory of its own. */
@@ -206,6 +208,16 @@ export function createLlmSelector(input: LlmSettingsInput, opts: LlmSelectorOpti
   const deadlineMs = opts.deadlineMs ?? settings.timeoutMs * (1 + settings.maxRetries);
   const log = opts.logger;
   const endpoint = { baseUrl: settings.baseUrl, model: settings.model };
+  const keySource = opts.apiKey;
+  const authorization = keySource
+    ? async () => {
+        try {
+          return { headers: { Authorization: `Bearer ${await keySource()}` } };
+        } catch (err) {
+          throw new SelectorError('http-error', `no LLM API key: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        }
+      }
+    : async () => ({});
 
   const stats = {
     calls: 0,
@@ -257,7 +269,7 @@ export function createLlmSelector(input: LlmSettingsInput, opts: LlmSelectorOpti
     for (let negotiated = 0; ; ) {
       const shape = compat.get(key).shape;
       try {
-        const completion = await client.chat.completions.create(requestBody(shape, input.prompt.system, input.prompt.user, ids), { signal: input.signal });
+        const completion = await client.chat.completions.create(requestBody(shape, input.prompt.system, input.prompt.user, ids), { signal: input.signal, ...(await authorization()) });
         if (compat.confirm(key)) log?.info({ ...endpoint, shape }, `LLM endpoint answers: ${describeShape(shape)}`);
         return { completion, shape };
       } catch (err) {

@@ -183,7 +183,7 @@ describe('Kubernetes cluster adapter', () => {
     api.seed(hpa('ml', 'optout', 'optout', 1, 3, { 'sair.dev/managed': 'true', 'sair.dev/inject': 'false' }));
     api.seed(hpa('ml', 'plain', 'pre', 1, 3, {}));
     api.seed(hpa('other', 'web', 'web', 1, 5));
-    await until(informers.hpas, (items) => items.length === 4);
+    await until(informers.hpas, (items) => items.length === 3);
 
     const pipelines = await cluster.listPipelines();
     expect(pipelines.map((p) => p.id)).toEqual(['ml/hpa:web']);

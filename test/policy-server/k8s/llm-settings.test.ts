@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { pipelineLlm, resolveLlmSettings } from '../../../src/policy-server/k8s/llm-settings.js';
 import { loadPolicyConfig, startCluster, type ClusterServer } from '../../../src/cmd/policy.js';
+import { eventually } from '../../support/eventually.js';
 import { startFakeApiServer, type FakeApiServer } from '../../support/fake-apiserver.js';
 import { startFakeLlm, type FakeLlm } from '../../support/fake-llm.js';
 import { startFakePrometheus, type FakePrometheus } from '../../support/fake-prometheus.js';
@@ -129,6 +130,40 @@ describe('LLM settings from ConfigMaps and Secrets', () => {
     expect(calls.length).toBeGreaterThanOrEqual(1);
     expect(calls.map((r) => r.headers.authorization)).toEqual(calls.map(() => 'Bearer sk-team'));
     expect(calls[0]!.body.model).toBe('scripted');
+  });
+
+  it('a rotated Secret, server-wide or a pipeline\'s, is sent to the LLM without a restart', async () => {
+    await Promise.all(servers.splice(0).map((s) => s.stop()));
+    api.seed(secret('sair-system', 'sair-llm', 'apiKey', 'sk-server'));
+    api.seed(secret('ml', 'team-llm', 'apiKey', 'sk-team'));
+    const before = llm.requests.length;
+    const server = await startCluster(
+      loadPolicyConfig(
+        {
+          SAIR_KUBE_API_SERVER: api.url,
+          SAIR_PROMETHEUS_URL: prom.url,
+          SAIR_POD_NAMESPACE: 'sair-system',
+          SAIR_LEADER_ELECTION: 'false',
+          SAIR_POLICY_POLL_MS: '100',
+          SAIR_LOG_LEVEL: 'silent',
+          SAIR_API_AUTH: 'none',
+          SAIR_POLICY_HOST: '127.0.0.1',
+          SAIR_LLM_CONFIGMAP: 'server-llm',
+          SAIR_LLM_SECRET: 'sair-llm',
+          SAIR_LLM_ALLOWED_ENDPOINTS: llm.url,
+          SAIR_LLM_KEY_REFRESH_SECONDS: '1',
+        },
+        ['--port', '0'],
+      ),
+    );
+    servers.push(server);
+    const sent = () => new Set(llm.requests.slice(before).map((r) => r.headers.authorization));
+    // ml/plain asks the server-wide endpoint, ml/with-llm its own; both tick every 5 s.
+    await eventually(() => (sent().has('Bearer sk-server') && sent().has('Bearer sk-team') ? true : undefined), 10_000, 'both keys in use');
+    api.seed(secret('sair-system', 'sair-llm', 'apiKey', 'sk-server-2'));
+    api.seed(secret('ml', 'team-llm', 'apiKey', 'sk-team-2'));
+    await eventually(() => (sent().has('Bearer sk-server-2') && sent().has('Bearer sk-team-2') ? true : undefined), 15_000, 'both rotated keys in use');
+    expect([...sent()].sort()).toEqual(['Bearer sk-server', 'Bearer sk-server-2', 'Bearer sk-team', 'Bearer sk-team-2']);
   });
 
   it('a pipeline endpoint never gets the server-wide key, and must be on the admin allow-list', () => {

@@ -427,6 +427,47 @@ describe('ValidatingAdmissionPolicy (apiserver/pkg/admission/plugin/policy/valid
   });
 });
 
+describe('ValidatingAdmissionPolicy on DELETE (registry/generic/registry/store.go deleteValidation)', () => {
+  beforeAll(() => {
+    api.seed({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicy',
+      metadata: { name: 'keep-protected' },
+      spec: {
+        matchConstraints: {
+          resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['DELETE'], resources: ['configmaps'] }],
+        },
+        validations: [
+          { expression: 'object == null', message: 'object is set on DELETE' },
+          { expression: "!has(oldObject.metadata.labels) || !('protected' in oldObject.metadata.labels)", reason: 'Forbidden', messageExpression: "'keep ' + request.name + ' (' + request.operation + ')'" },
+        ],
+      },
+    });
+    api.seed({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: { name: 'keep-protected' },
+      spec: { policyName: 'keep-protected', validationActions: ['Deny'], matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': NS } } } },
+    });
+  });
+
+  it('sees object null and the stored object as oldObject; a denial is 403 and the object stays', async () => {
+    const { core } = api.clients(NS);
+    await core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'kept', labels: { protected: 'yes' } } } });
+    await core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'gone' } } });
+    expect(await failure(core.deleteNamespacedConfigMap({ name: 'kept', namespace: NS }))).toMatchObject({
+      code: 403,
+      reason: 'Forbidden',
+      message: "configmaps \"kept\" is forbidden: ValidatingAdmissionPolicy 'keep-protected' with binding 'keep-protected' denied request: keep kept (DELETE)",
+    });
+    await core.deleteNamespacedConfigMap({ name: 'gone', namespace: NS });
+    expect(api.get('configmaps', NS, 'kept')).toBeDefined();
+    expect(api.get('configmaps', NS, 'gone')).toBeUndefined();
+    // deletecollection is a DELETE of each item.
+    expect((await failure(core.deleteCollectionNamespacedConfigMap({ namespace: NS }))).code).toBe(403);
+  });
+});
+
 describe('ValidatingAdmissionPolicy variables (lazily composited, as cel/composition.go)', () => {
   beforeAll(() => {
     api.seed({

@@ -30,7 +30,7 @@ import {
 import { errors, successStatus } from './status.js';
 import type { Store } from './store.js';
 
-export type Operation = 'CREATE' | 'UPDATE';
+export type Operation = 'CREATE' | 'UPDATE' | 'DELETE';
 
 /** Who sent a request, and the warnings its answer carries. */
 export interface RequestContext {
@@ -431,7 +431,9 @@ export class Handlers {
    * them). A pod on a node is deleted gracefully (staging/src/k8s.io/apiserver/pkg/registry/rest/
    * delete.go BeforeDelete): it stays, Terminating, with deletionTimestamp (now + grace period),
    * deletionGracePeriodSeconds and generation + 1, and goes when the period ends; a second DELETE
-   * can only shorten the period, and gracePeriodSeconds=0 removes it at once.
+   * can only shorten the period, and gracePeriodSeconds=0 removes it at once. Validating
+   * admission sees the DELETE after the preconditions, with the stored object as the old one
+   * (registry/generic/registry/store.go Delete, deleteValidation).
    */
   delete(
     def: ResourceDef,
@@ -439,6 +441,7 @@ export class Handlers {
     name: string,
     options: KubeObject | undefined,
     dryRun: boolean,
+    ctx: RequestContext,
   ): object {
     const current = this.get(def, namespace, name);
     const pre = (options?.preconditions ?? {}) as { uid?: string; resourceVersion?: string };
@@ -457,6 +460,7 @@ export class Handlers {
         `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${cm.resourceVersion}`,
       );
     }
+    this.validateAdmission({ op: 'DELETE', def, obj: current, old: current, user: ctx.user, warnings: ctx.warnings });
     const requested = options?.gracePeriodSeconds;
     const grace =
       def.plural === 'pods'
@@ -505,12 +509,13 @@ export class Handlers {
     namespace: string | undefined,
     opts: ListOptions,
     dryRun: boolean,
+    ctx: RequestContext,
   ): object {
     const list = this.list(def, namespace, { ...opts, limit: undefined, continueToken: undefined }) as {
       items: KubeObject[];
     };
     for (const item of list.items)
-      this.delete(def, item.metadata?.namespace, item.metadata!.name!, undefined, dryRun);
+      this.delete(def, item.metadata?.namespace, item.metadata!.name!, undefined, dryRun, ctx);
     return list;
   }
 

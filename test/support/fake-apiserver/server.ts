@@ -289,7 +289,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   );
   const validate = (req: AdmissionRequest): void => {
     const namespace = req.def.namespaced ? namespaceOf(req.obj.metadata?.namespace) : undefined;
-    if (req.def.plural === 'pods' && req.def.group === '' && !req.subresource) {
+    if (req.def.plural === 'pods' && req.def.group === '' && !req.subresource && req.op !== 'DELETE') {
       const result = checkPodSecurity(req.obj, req.old, namespace?.metadata?.labels);
       if (result.forbidden) throw errors.forbidden(req.def, req.obj.metadata?.name ?? '', result.forbidden);
       req.warnings.push(...result.warnings);
@@ -538,10 +538,10 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
         // DeleteOptions (preconditions, gracePeriodSeconds, propagationPolicy) come in the body or the query.
         const options = { ...(rec.body && typeof rec.body === 'object' ? (rec.body as KubeObject) : {}) };
         if (q.gracePeriodSeconds !== undefined) options.gracePeriodSeconds = Number(q.gracePeriodSeconds);
-        return sendJson(res, 200, handlers.delete(def, ns, name, options, dryRun));
+        return sendJson(res, 200, handlers.delete(def, ns, name, options, dryRun, ctx));
       }
       case 'deletecollection':
-        return sendJson(res, 200, handlers.deleteCollection(def, ns, listOptions(), dryRun));
+        return sendJson(res, 200, handlers.deleteCollection(def, ns, listOptions(), dryRun, ctx));
     }
   }
 

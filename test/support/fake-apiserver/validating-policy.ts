@@ -9,8 +9,9 @@
 // so 422), the message also as the one cause. `Warn` turns it into a warning
 // `Validation failed for ValidatingAdmissionPolicy 'p' with binding 'b': <message>`. An expression
 // that errors is a denial under failurePolicy Fail (the default) and is skipped under Ignore.
-// Left out: paramKind/paramRef (a binding with a paramRef is skipped), auditAnnotations, the
-// `authorizer` variable, DELETE and CONNECT, type checking of the policy.
+// On DELETE `object` is null and `oldObject` the stored object, as for the real server's
+// deleteValidation. Left out: paramKind/paramRef (a binding with a paramRef is skipped),
+// auditAnnotations, the `authorizer` variable, CONNECT, type checking of the policy.
 import { evaluate, toCel } from './cel.js';
 import type { Operation } from './handlers.js';
 import { qualifiedName, type KubeObject, type ResourceDef } from './resources.js';
@@ -195,7 +196,7 @@ export function runValidatingPolicies(
     if (!matches(spec.matchConstraints, req, true) || !matches(binding.spec?.matchResources, req, false))
       continue;
     const vars: Record<string, unknown> = {
-      object: toCel(req.obj),
+      object: req.op === 'DELETE' ? null : toCel(req.obj),
       oldObject: req.old ? toCel(req.old) : null,
       request: toCel(requestVar(req)),
       namespaceObject: req.namespace ? toCel(req.namespace) : null,
