@@ -63,6 +63,9 @@ async function withDeadline(selector: Selector, input: DecideInput, deadlineMs: 
   }
 }
 
+/** Candidate ids of one step: a replica more or fewer, one GPU share step, or a consolidation. */
+const ONE_STEP = /^s\d+([+-]1|:gpu[+-]|:pack)$/;
+
 export async function decide(input: DecideInput, deps: DecideDeps): Promise<Decision> {
   const started = performance.now();
   // Where a floor binds, hold is not offered; the last resort is then the floors alone.
@@ -73,9 +76,10 @@ export async function decide(input: DecideInput, deps: DecideDeps): Promise<Deci
   let tokens: DecisionRecord['tokens'] = null;
   const failures: string[] = [];
 
-  // Exploration tries the plausible actions only (prior >= 0): a random scale-up of an idle GPU
-  // stage teaches little that the prior does not know and costs GPU-hours until it is undone.
-  const others = input.candidates.filter((c) => c.key !== 'hold' && c.prior >= 0);
+  // Exploration tries the plausible one-step actions only (prior >= 0; one replica, one share step
+  // or a consolidation): a random scale-up of an idle GPU stage, or two replicas at once, teaches
+  // little that the prior does not know and costs GPU-hours until the stabilization window lets it go.
+  const others = input.candidates.filter((c) => c.key !== 'hold' && c.prior >= 0 && ONE_STEP.test(c.id));
   const explore = others.length > 0 && !sloBreached(input.pipeline, input.obs) && deps.random() < deps.settings.exploration.epsilon;
   if (explore) {
     chosen = others[Math.floor(deps.random() * others.length)]!;

@@ -17,8 +17,8 @@
 //
 // A share cut is undone at the next tick (the shim applies a raise at once); a replica trim is not
 // (a new replica takes a cold start). So a replica trim goes past the default only where the
-// replicas left could meet the largest load of the last hour by raising their shares alone, or where
-// a forecast sees the recurring peak coming and its floor adds replicas ahead of it.
+// replicas left could meet the largest load of the last hour (an hour seen) by raising their shares
+// alone, or where a forecast sees the recurring peak coming and its floor adds replicas ahead of it.
 //
 // Learning off keeps every stage at the default (the ablation). Pure.
 import type { BottleneckResult } from './bottleneck.js';
@@ -59,9 +59,13 @@ const stageAt = (s: OperatingState, i: number): StageDepth => (s.stages[i] ??= {
 /** The largest full-batch load a stage carried in the last TUNING.surgeMemoryEpisodes episodes. */
 const recentPeak = (st: StageDepth): number => Math.max(st.peak, ...st.peaks);
 
-/** Whether `replicas` replicas of a stage at its largest share meet its recent peak at the emergency target. */
+/**
+ * Whether `replicas` replicas of a stage at its largest share meet its recent peak at the emergency
+ * target; never before a whole memory of episodes has been seen (a spike every 40 minutes is not in
+ * the first 20).
+ */
 function surgeCovered(st: StageDepth, replicas: number, maxCores: number): boolean {
-  return replicas * (maxCores / 100) * TUNING.emergencyTarget >= recentPeak(st);
+  return st.peaks.length >= TUNING.surgeMemoryEpisodes && replicas * (maxCores / 100) * TUNING.emergencyTarget >= recentPeak(st);
 }
 
 /** The cut limit a depth stands for. */
@@ -93,7 +97,7 @@ export function shareCutBases(s: OperatingState, pipeline: PipelineSpec, obs: Pi
 
 /**
  * Per stage, the base cut limit in force for a replica trim: the learned one where the replicas left
- * meet the recent peak by share alone or a forecast is in force (`anticipating`), else the default.
+ * meet the last hour's peak by share alone or a forecast is in force (`anticipating`), else the default.
  */
 export function trimBases(s: OperatingState, pipeline: PipelineSpec, obs: PipelineObservation, learning: boolean, anticipating: boolean): number[] {
   const shares = cutBases(s, obs.allocation.length, learning);

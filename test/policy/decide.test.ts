@@ -1,5 +1,6 @@
-// decide(): ε-exploration tries only the candidates the queueing prior finds plausible (prior >= 0),
-// so a random scale-up of an idle GPU stage is never explored; the bandit still sees every candidate.
+// decide(): ε-exploration tries only one-step candidates the queueing prior finds plausible (prior >= 0),
+// so a random scale-up of an idle GPU stage, or two replicas at once, is never explored; the bandit
+// still sees every candidate.
 import { detectBottleneck } from '../../src/policy/bottleneck.js';
 import { generateCandidates } from '../../src/policy/candidates.js';
 import { decide } from '../../src/policy/decide.js';
@@ -22,11 +23,14 @@ const bn = detectBottleneck(spec, obs);
 const candidates = generateCandidates(spec, obs, bn, 4);
 
 describe('decide', () => {
-  it('explores only candidates whose prior is not negative', async () => {
+  it('explores only one-step candidates whose prior is not negative', async () => {
     const settings = policySettings({ exploration: { epsilon: 1 } });
-    const plausible = new Set(candidates.filter((c) => c.key !== 'hold' && c.prior >= 0).map((c) => c.id));
+    const oneStep = (id: string) => /^s\d+([+-]1|:gpu[+-]|:pack)$/.test(id);
+    const plausible = new Set(candidates.filter((c) => c.key !== 'hold' && c.prior >= 0 && oneStep(c.id)).map((c) => c.id));
     expect(plausible.size).toBeGreaterThan(0);
     expect(candidates.some((c) => c.prior < 0 && c.id.startsWith('s1+'))).toBe(true);
+    // Plausible but bigger moves exist (a trim by two, a share cut of several steps) and are not explored.
+    expect(candidates.some((c) => c.prior >= 0 && c.key !== 'hold' && !oneStep(c.id))).toBe(true);
     const random = seededRandom(5);
     const seen = new Set<string>();
     for (let i = 0; i < 200; i++) {

@@ -104,14 +104,18 @@ describe('operating point (GPU cut depth)', () => {
   it('lets a replica trim past the default only where the replicas left meet the recent peak by share alone, or a forecast is in force', () => {
     const s = newOperatingState();
     // Three replicas at 40 % running at 0.38: 0.46 GPUs of load; one episode at 3x that (a surge, 1.37 GPUs).
-    episodes(s, 5, (k) => (k === 0 ? tick(3, 40, 1.14) : tick(3, 40, 0.38)));
+    const hour = TUNING.surgeMemoryEpisodes;
+    episodes(s, hour - 1, (k) => (k === 0 ? tick(3, 40, 1.14) : tick(3, 40, 0.38)));
     const { obs } = tick(3, 40, 0.38);
     expect(cutBases(s, 3, true)[1]).toBeGreaterThan(DEFAULT);
+    // Not before an hour has been seen: the peak may not have come yet.
+    expect(trimBases(s, spec, obs, true, false)[1]).toBe(DEFAULT);
+    episodes(s, 1, () => tick(3, 40, 0.38));
     // Two replicas at 100 % x 0.7 = 1.4 GPUs >= 1.37: the learned limit applies to a trim.
     expect(trimBases(s, spec, obs, true, false)[1]).toBe(cutBases(s, 3, true)[1]);
     // Against a peak two replicas cannot meet, a trim keeps the default unless a forecast is in force.
     const surged = newOperatingState();
-    episodes(surged, 5, (k) => (k === 0 ? tick(3, 40, 1.5) : tick(3, 40, 0.38)));
+    episodes(surged, hour, (k) => (k === 0 ? tick(3, 40, 1.5) : tick(3, 40, 0.38)));
     expect(cutBases(surged, 3, true)[1]).toBeGreaterThan(DEFAULT);
     expect(trimBases(surged, spec, obs, true, false)[1]).toBe(DEFAULT);
     expect(trimBases(surged, spec, obs, true, true)[1]).toBe(cutBases(surged, 3, true)[1]);
