@@ -7,6 +7,7 @@ import { errorMessage } from '../../common/errors.js';
 import { parseGpuCores } from '../../common/gpu-quota.js';
 import { suspensionOf, type HpaObject } from '../../common/hpa-takeover.js';
 import type { PipelineSpec } from '../../core/ports.js';
+import { hpaPipelineId } from '../../core/shards.js';
 import { ANNOTATION_CURRENT_GPU_CORES, ANNOTATION_GPU_CORES, ANNOTATION_METRICS_PRESET, ANNOTATION_MODE, ANNOTATION_SLO_P99_MS, LABEL_INJECT, LABEL_MANAGED } from '../../core/names.js';
 import type { PipelineMetricsSource } from '../prometheus/metrics-port.js';
 import type { PolicyInformers } from './informers.js';
@@ -152,7 +153,7 @@ export class PipelineCatalog {
       stageNames: [target.name],
       metrics: { namespace: ns, stages: [{ namespace: ns, deployment: target.name, preset }] },
       spec: {
-        id: `${ns}/hpa:${name}`,
+        id: hpaPipelineId(ns, name),
         stages: [
           {
             index: 0,
