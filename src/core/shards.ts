@@ -23,13 +23,13 @@ export function shardOf(pipelineId: string, shards: number): number {
   return shards <= 1 ? 0 : fnv1a(pipelineId) % shards;
 }
 
-/** The Lease of one shard: `base` itself with one shard, `<base>-shard-<i>-of-<n>` with more. */
-export function shardLeaseName(base: string, shard: number, shards: number): string {
+/** A shard's own object (its Lease, its snapshot ConfigMaps): `base` itself with one shard, `<base>-shard-<i>-of-<n>` with more. */
+export function shardName(base: string, shard: number, shards: number): string {
   return shards <= 1 ? base : `${base}-shard-${shard}-of-${shards}`;
 }
 
-export function shardLeaseNames(base: string, shards: number): string[] {
-  return Array.from({ length: Math.max(1, shards) }, (_, i) => shardLeaseName(base, i, shards));
+export function shardNames(base: string, shards: number): string[] {
+  return Array.from({ length: Math.max(1, shards) }, (_, i) => shardName(base, i, shards));
 }
 
 /** The Lease a replica renews to say it is alive and counts towards the fair share. */

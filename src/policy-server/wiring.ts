@@ -26,7 +26,7 @@ export interface PolicyPorts {
 
 export interface PolicyLoopOptions extends Pick<
   RuntimeDeps,
-  'isLeader' | 'pollMs' | 'backoff' | 'afterDecision' | 'beforeLeading'
+  'ownership' | 'pollMs' | 'backoff' | 'afterDecision' | 'beforeLeading'
 > {
   seed?: number;
   snapshotPath?: string;
@@ -104,7 +104,7 @@ export function createPolicyLoop(
     logger,
     registry,
     history,
-    isLeader: options.isLeader,
+    ownership: options.ownership,
     pollMs: options.pollMs,
     backoff: options.backoff,
     afterDecision: options.afterDecision,

@@ -1,7 +1,7 @@
 // Which shard a pipeline belongs to and what the shard Leases are called: the policy server and
 // the failsafe read both from src/core/shards.ts, so these values are a contract between them.
 import { describe, expect, it } from '@jest/globals';
-import { fairShare, hpaPipelineId, parsePolicyLease, shardLeaseName, shardLeaseNames, shardOf, shardPreference } from '../../src/core/shards.js';
+import { fairShare, hpaPipelineId, parsePolicyLease, shardName, shardNames, shardOf, shardPreference } from '../../src/core/shards.js';
 
 describe('shards', () => {
   it('maps a pipeline id to a shard by a hash that never changes between replicas or releases', () => {
@@ -17,9 +17,9 @@ describe('shards', () => {
   });
 
   it('keeps the single Lease name with one shard and names each shard with the layout it belongs to', () => {
-    expect(shardLeaseNames('sair-policy', 1)).toEqual(['sair-policy']);
-    expect(shardLeaseNames('sair-policy', 3)).toEqual(['sair-policy-shard-0-of-3', 'sair-policy-shard-1-of-3', 'sair-policy-shard-2-of-3']);
-    expect(parsePolicyLease('sair-policy', shardLeaseName('sair-policy', 2, 3))).toEqual({ kind: 'shard', shard: 2, shards: 3 });
+    expect(shardNames('sair-policy', 1)).toEqual(['sair-policy']);
+    expect(shardNames('sair-policy', 3)).toEqual(['sair-policy-shard-0-of-3', 'sair-policy-shard-1-of-3', 'sair-policy-shard-2-of-3']);
+    expect(parsePolicyLease('sair-policy', shardName('sair-policy', 2, 3))).toEqual({ kind: 'shard', shard: 2, shards: 3 });
     expect(parsePolicyLease('sair-policy', 'sair-policy')).toEqual({ kind: 'shard', shard: 0, shards: 1 });
     expect(parsePolicyLease('sair-policy', 'sair-policy-member-sair-policy-7c9f8-x2x4q')).toEqual({ kind: 'member', identity: 'sair-policy-7c9f8-x2x4q' });
     expect(parsePolicyLease('sair-policy', 'sair-policyx')).toBeUndefined();

@@ -55,6 +55,8 @@ export function selectorMatches(selector: k8s.V1LabelSelector | undefined, podLa
 export class PipelineCatalog {
   private managed = new Map<string, Managed>();
   private refused = new Map<string, string>();
+  /** `namespace/deployment` of each managed stage -> the id of the pipeline it belongs to. */
+  private owners = new Map<string, string>();
 
   constructor(
     private readonly informers: PolicyInformers,
@@ -108,11 +110,17 @@ export class PipelineCatalog {
     }
     this.managed = next;
     this.refused = refused;
+    this.owners = new Map([...next.values()].flatMap((m) => m.spec.stages.map((s) => [`${m.namespace}/${s.name}`, m.spec.id] as const)));
     return [...next.values()].map((m) => m.spec);
   }
 
   get(pipelineId: string): Managed | undefined {
     return this.managed.get(pipelineId);
+  }
+
+  /** The pipeline a Deployment is a stage of, if it is managed. */
+  stageOwner(namespace: string, deployment: string): string | undefined {
+    return this.owners.get(`${namespace}/${deployment}`);
   }
 
   all(): IterableIterator<Managed> {

@@ -12,7 +12,7 @@ import type { KubeClients } from '../../common/k8s.js';
 import { MERGE_PATCH } from '../../common/k8s.js';
 import type { Logger } from '../../common/logger.js';
 import type { Managed } from './catalog.js';
-import type { WriteGuard } from './guard.js';
+import type { GuardFor } from './guard.js';
 import type { PolicyInformers } from './informers.js';
 import { GROUP, KIND, PLURAL, VERSION, parseInferencePipeline, type PipelineStatus } from './pipeline-resource.js';
 import { withRetry, type RetryOptions } from './retry.js';
@@ -39,7 +39,7 @@ interface Series {
 export interface ReporterDeps {
   clients: KubeClients;
   informers: PolicyInformers;
-  guard: WriteGuard;
+  guardFor: GuardFor;
   retry: RetryOptions;
   logger: Logger;
   writes: Counter;
@@ -89,7 +89,7 @@ export class Reporter {
         () =>
           this.d.clients.custom.patchNamespacedCustomObjectStatus(
             { group: GROUP, version: VERSION, plural: PLURAL, namespace: target.namespace, name: target.name, body: { status: body } },
-            this.d.guard.writeOptions(MERGE_PATCH),
+            this.d.guardFor(pipelineId).writeOptions(MERGE_PATCH),
           ),
         this.d.retry,
       );
@@ -114,7 +114,7 @@ export class Reporter {
     const valid = this.existingConditions(namespace, name)?.find((c) => c.type === 'Valid');
     if (valid?.status === 'False' && valid.message === message.slice(0, 500)) return;
     this.d.logger.error({ pipeline: key, err: message }, 'invalid InferencePipeline; not autoscaled');
-    this.d.guard.writeOptions();
+    this.d.guardFor(key).writeOptions();
     await this.status(key, { kind: 'pipeline', namespace, name }, {}, [{ type: 'Valid', status: 'False', reason: 'InvalidSpec', message }]);
   }
 
@@ -155,7 +155,7 @@ export class Reporter {
         () =>
           this.d.clients.core.patchNamespacedEvent(
             { name: s.eventName, namespace: m.namespace, body: { count, lastTimestamp: new Date(now), message } },
-            this.d.guard.writeOptions(MERGE_PATCH),
+            this.d.guardFor(m.spec.id).writeOptions(MERGE_PATCH),
           ),
         this.d.retry,
       );
@@ -199,7 +199,7 @@ export class Reporter {
               action: 'Autoscale',
             },
           },
-          this.d.guard.writeOptions(),
+          this.d.guardFor(m.spec.id).writeOptions(),
         ),
       this.d.retry,
     );

@@ -11,7 +11,7 @@ import type { Registry } from 'prom-client';
 import { errorMessage } from '../../common/errors.js';
 import { statusOf, timeoutOptions } from '../../common/k8s.js';
 import type { Logger } from '../../common/logger.js';
-import { fairShare, memberLeaseName, shardLeaseNames, shardOf, shardPreference } from '../../core/shards.js';
+import { fairShare, memberLeaseName, shardNames, shardOf, shardPreference } from '../../core/shards.js';
 import type { WriteGuard } from './guard.js';
 import { LeaderElector } from './leader.js';
 import { Membership, type LeaseRecord } from './membership.js';
@@ -55,7 +55,7 @@ export class ShardLeases {
     this.fair = o.shards === 1 ? 1 : 0;
     this.live = [o.identity];
     this.membership = new Membership({ base: o.name, shards: o.shards, identity: o.identity });
-    this.electors = shardLeaseNames(o.name, o.shards).map(
+    this.electors = shardNames(o.name, o.shards).map(
       (name, shard) =>
         new LeaderElector({
           coordination: o.coordination,

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import * as k8s from '@kubernetes/client-node';
 import { createLogger } from '../../../src/common/logger.js';
 import { createRegistry } from '../../../src/common/metrics.js';
-import { memberLeaseName, shardLeaseNames, shardOf } from '../../../src/core/shards.js';
+import { memberLeaseName, shardNames, shardOf } from '../../../src/core/shards.js';
 import { LeaderElector } from '../../../src/policy-server/k8s/leader.js';
 import { ShardLeases } from '../../../src/policy-server/k8s/shard-leases.js';
 import { eventually } from '../../support/eventually.js';
@@ -64,7 +64,7 @@ describe('shard Leases', () => {
     return { s, changes };
   }
 
-  const holders = () => shardLeaseNames('sair-policy', SHARDS).map((n) => api.get<k8s.V1Lease>('leases', 'sair-system', n)?.spec?.holderIdentity ?? '');
+  const holders = () => shardNames('sair-policy', SHARDS).map((n) => api.get<k8s.V1Lease>('leases', 'sair-system', n)?.spec?.holderIdentity ?? '');
 
   it('two replicas split the shards evenly; each holds only what the Leases say, and writes only for its own pipelines', async () => {
     const a = replica('policy-a');
