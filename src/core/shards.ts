@@ -9,7 +9,7 @@ export function hpaPipelineId(namespace: string, name: string): string {
 }
 
 /** 32-bit FNV-1a of the UTF-8 bytes: the same on every replica, every Node version and every run. */
-function fnv1a(text: string): number {
+export function stableHash(text: string): number {
   let h = 0x811c9dc5;
   for (const byte of new TextEncoder().encode(text)) {
     h ^= byte;
@@ -20,7 +20,7 @@ function fnv1a(text: string): number {
 
 /** The shard of a pipeline (`namespace/name`, or `namespace/hpa:name` for an HPA). */
 export function shardOf(pipelineId: string, shards: number): number {
-  return shards <= 1 ? 0 : fnv1a(pipelineId) % shards;
+  return shards <= 1 ? 0 : stableHash(pipelineId) % shards;
 }
 
 /** A shard's own object (its Lease, its snapshot ConfigMaps): `base` itself with one shard, `<base>-shard-<i>-of-<n>` with more. */
@@ -60,5 +60,5 @@ export function fairShare(shards: number, live: number): number {
  * over its share gives back the ones it ranks lowest.
  */
 export function shardPreference(identity: string, shard: number): number {
-  return fnv1a(`${identity}#${shard}`);
+  return stableHash(`${identity}#${shard}`);
 }

@@ -3,12 +3,28 @@
 // pipeline backs off exponentially, the others go on). Ticks of different pipelines run
 // concurrently; one pipeline never has two. A tick starts at its due time: the loop lists every
 // pollMs but wakes for the next due tick in between, and never waits for a slow tick to finish.
+// Each pipeline ticks on its own phase within its interval (tickPhase), the same on every
+// replica, so a thousand pipelines that started together do not tick, query Prometheus and call
+// the LLM all in the same second.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../common/logger.js';
 import { errorMessage } from '../common/errors.js';
 import type { ClusterPort, Clock, Controller, PipelineSpec, TickReport } from '../core/ports.js';
+import { stableHash } from '../core/shards.js';
 import type { DecisionRecord } from '../policy/types.js';
 import type { PolicyHistory } from './api/history.js';
+
+/** Where in each interval a pipeline's ticks fall, ms: spread by a hash of its id. */
+export function tickPhase(pipelineId: string, intervalMs: number): number {
+  return stableHash(pipelineId) % intervalMs;
+}
+
+/** The first tick time on the pipeline's phase at least half an interval after `t`. */
+export function nextTickAfter(pipelineId: string, t: number, intervalMs: number): number {
+  const earliest = t + intervalMs / 2;
+  const phase = tickPhase(pipelineId, intervalMs);
+  return earliest + ((((phase - earliest) % intervalMs) + intervalMs) % intervalMs);
+}
 
 /** Which pipelines this replica ticks: those of the shards whose lease it holds now. */
 export interface Ownership {
@@ -73,10 +89,10 @@ export class PolicyRuntime {
     this.lagSeconds = new Histogram({
       name: 'sair_policy_tick_lag_seconds',
       help: 'How late a scheduled tick started after its due time',
-      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [d.registry],
     });
-    // Only the leader's are set: a standby's would be stale, and an alert takes the max over replicas.
+    // Only the holder of a pipeline's shard sets them: another's would be stale, and an alert takes the max over replicas.
     this.p99Seconds = new Gauge({
       name: 'sair_policy_pipeline_p99_seconds',
       help: "End-to-end P99 latency the last tick observed, per pipeline (+Inf: nothing completes); absent when it could not be measured",
@@ -209,7 +225,7 @@ export class PolicyRuntime {
       this.recordLatency(spec, record);
       if (record && this.d.afterDecision) await this.d.afterDecision(record);
       st.failures = 0;
-      st.nextDue = startedAt + interval;
+      st.nextDue = nextTickAfter(spec.id, startedAt, interval);
       this.ticks.inc({ outcome: 'ok' });
     } catch (err) {
       st.failures++;
