@@ -57,6 +57,13 @@ const clusterSpec = {
     help: 'per-query timeout',
     schema: z.coerce.number().int().min(100).max(60_000).default(5_000),
   },
+  prometheusMaxConcurrent: {
+    env: 'SAIR_PROMETHEUS_MAX_CONCURRENT',
+    flag: '--prometheus-max-concurrent',
+    form: 'an integer from 1 to 1000',
+    help: 'Prometheus queries in flight at most; the rest wait their turn',
+    schema: z.coerce.number().int().min(1).max(1000).default(16),
+  },
   leaderElection: { env: 'SAIR_LEADER_ELECTION', flag: '--leader-election', form: 'true or false', help: 'campaign for the Lease or shard Leases (off: this replica always leads, for every pipeline)', schema: fields.boolean(true) },
   leaseDurationSeconds: {
     env: 'SAIR_LEASE_DURATION_SECONDS',
@@ -216,7 +223,7 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
   });
   const clock: Clock = { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
   const metrics = createPrometheusMetrics({
-    client: new PrometheusClient({ url: cfg.prometheusUrl, timeoutMs: cfg.prometheusTimeoutMs }),
+    client: new PrometheusClient({ url: cfg.prometheusUrl, timeoutMs: cfg.prometheusTimeoutMs, maxConcurrent: cfg.prometheusMaxConcurrent }),
     clock,
     logger,
     registry,
