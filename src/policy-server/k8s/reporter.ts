@@ -52,6 +52,7 @@ export interface ReporterDeps {
 
 export class Reporter {
   private readonly series = new Map<string, Series>();
+  private prunedAt = 0;
   private readonly now: () => number;
   private readonly intervalMs: number;
   readonly invalidQueue: WorkQueue<string>;
@@ -142,8 +143,10 @@ export class Reporter {
     }
   }
 
-  /** Series older than an hour are forgotten: the next Event of that reason starts a new one. */
+  /** Series older than an hour are forgotten: the next Event of that reason starts a new one. Once a minute, not per Event. */
   private prune(now: number): void {
+    if (now - this.prunedAt < 60_000) return;
+    this.prunedAt = now;
     for (const [k, s] of this.series) if (now - s.lastWriteAt > 3_600_000) this.series.delete(k);
   }
 
