@@ -97,6 +97,14 @@ export const TUNING = {
   operatingPoints: [1, 0.85, 1.15, 1.3] as readonly number[],
   /** How many episodes the default operating point is worth before any is judged: a start, not a verdict. */
   operatingPrior: 2,
+
+  // Select
+  /**
+   * Decisions that may wait for an LLM call slot, per slot; past that the bandit decides at once.
+   * Four calls' latency of waiting is about the most that still beats the deadline, and a burst
+   * (a replica that gains 500 pipelines) then costs seconds, not the whole deadline per tick. Not tuned.
+   */
+  llmWaitingPerSlot: 4,
 } as const;
 
 export type Tuning = typeof TUNING;
