@@ -40,7 +40,7 @@ export class SnapshotSync {
       try {
         const data = (await this.o.storeFor(shard).load()) ?? (await this.o.previous?.load()) ?? null;
         if (!data) continue;
-        const snap = parseSnapshot(Buffer.from(data).toString('utf8'), `experience snapshot of shard ${shard}`);
+        const snap = parseSnapshot(Buffer.from(data).toString('utf8'), `experience snapshot of shard ${shard}`, 'its ConfigMaps');
         await this.o.controller.restore(snap, (id) => this.o.shardOf(id) === shard);
       } catch (err) {
         this.o.logger.error({ shard, err: errorMessage(err) }, 'experience snapshot not fetched; the shard starts from what this replica holds');
@@ -62,7 +62,7 @@ export class SnapshotSync {
       if (mtime <= this.uploadedMtime) return;
       let snap;
       try {
-        snap = parseSnapshot(await readFile(this.o.path, 'utf8'), `experience snapshot ${this.o.path}`);
+        snap = parseSnapshot(await readFile(this.o.path, 'utf8'), `experience snapshot ${this.o.path}`, 'the file');
       } catch (err) {
         this.o.logger.error({ err: errorMessage(err) }, 'experience snapshot not read; trying again');
         return;

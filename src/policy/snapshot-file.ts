@@ -81,18 +81,18 @@ export function encodeSnapshot(s: Snapshot): string {
   return JSON.stringify({ version: 1, savedAt: s.savedAt, rates: s.rates, cells: s.cells });
 }
 
-/** A snapshot's text read back; throws ValidationError naming `where` when it is not one. */
-export function parseSnapshot(text: string, where: string): Snapshot {
+/** A snapshot's text read back; throws ValidationError naming `where`, and what to delete, when it is not one. */
+export function parseSnapshot(text: string, where: string, remove = 'it'): Snapshot {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch {
-    throw new ValidationError(where, 'a JSON document written by sair (delete it to start empty)', text.slice(0, 40));
+    throw new ValidationError(where, `a JSON document written by sair (delete ${remove} to start empty)`, text.slice(0, 40));
   }
   const parsed = snapshotSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new ValidationError(`${where} at ${issue.path.join('.')}`, `a version 1 snapshot (${issue.message}; delete it to start empty)`);
+    throw new ValidationError(`${where} at ${issue.path.join('.')}`, `a version 1 snapshot (${issue.message}; delete ${remove} to start empty)`);
   }
   return { cells: parsed.data.cells as Cell[], savedAt: parsed.data.savedAt, rates: parsed.data.rates };
 }
@@ -119,5 +119,5 @@ export async function readSnapshot(path: string): Promise<Snapshot | null> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
-  return parseSnapshot(text, `experience snapshot ${path}`);
+  return parseSnapshot(text, `experience snapshot ${path}`, 'the file');
 }
