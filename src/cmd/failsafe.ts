@@ -1,7 +1,8 @@
-// `sair failsafe`: a small Deployment apart from the policy server. When no policy-server leader
-// has renewed its Lease for --failsafe-after-seconds, it hands every HPA SAIR took over its own
-// behavior back, and takes them over again once the leases are renewed; it also releases HPAs
-// whose namespace lost its opt-in label or that are labelled sair.dev/inject=false.
+// `sair failsafe`: a small Deployment apart from the policy server. When no policy-server replica
+// has renewed a Lease for --failsafe-after-seconds, it hands every HPA SAIR took over that this
+// Lease (its shard's, with --shards) decides for its own behavior back, and takes them over again
+// once the Lease is renewed; it also releases HPAs whose namespace lost its opt-in label or that
+// are labelled sair.dev/inject=false.
 import os from 'node:os';
 import { z } from 'zod';
 import type { Command } from '../common/command.js';
@@ -20,7 +21,7 @@ const failsafeSpec = {
     env: 'SAIR_FAILSAFE_AFTER_SECONDS',
     flag: '--failsafe-after-seconds',
     form: 'an integer from 30 to 3600',
-    help: 'HPAs get their own behavior back once the policy-server Lease has gone unrenewed this long',
+    help: "HPAs get their own behavior back once the policy-server Lease (with shards, their shard's) has gone unrenewed this long",
     schema: z.coerce.number().int().min(30).max(3600).default(180),
   },
   port: { env: 'SAIR_FAILSAFE_PORT', flag: '--port', form: 'an integer from 0 to 65535 (0 picks a free port)', help: 'HTTP port for /metrics and /healthz', schema: fields.port(8081) },
@@ -63,14 +64,15 @@ export async function startFailsafe(cfg: FailsafeConfig): Promise<RunningFailsaf
     logger,
     registry,
     leaseNamespace: cfg.namespace,
-    leaseNames: [cfg.leaseName],
+    leaseName: cfg.leaseName,
+    shards: cfg.shards,
     afterMs: cfg.failsafeAfterSeconds * 1000,
     callTimeoutMs: cfg.callTimeoutMs,
     identity: cfg.identity ?? os.hostname(),
   });
   const http = await startFailsafeHttp(registry, cfg.port, cfg.host);
   failsafe.start(cfg.pollSeconds * 1000);
-  logger.info({ lease: cfg.leaseName, afterSeconds: cfg.failsafeAfterSeconds, metrics: `${http.url}/metrics` }, 'failsafe started');
+  logger.info({ lease: cfg.leaseName, shards: cfg.shards, afterSeconds: cfg.failsafeAfterSeconds, metrics: `${http.url}/metrics` }, 'failsafe started');
   return {
     url: http.url,
     failsafe,

@@ -12,9 +12,13 @@ import { PolicyHistory } from '../policy-server/api/history.js';
 import { startApiServer } from '../policy-server/api/server.js';
 import { KubeReviewAuth } from '../policy-server/api/auth.js';
 import type { SairController } from '../policy/controller.js';
-import { ALWAYS_LEADING, KubeCluster } from '../policy-server/k8s/cluster.js';
+import { ALWAYS_LEADING, KubeCluster, type WriteGuard } from '../policy-server/k8s/cluster.js';
 import { createPolicyInformers } from '../policy-server/k8s/informers.js';
-import { DEFAULT_LEASE_SECONDS, LeaderElector, leaseTimings } from '../policy-server/k8s/leader.js';
+import { DEFAULT_LEASE_SECONDS, leaseTimings } from '../policy-server/k8s/leader.js';
+import { ShardLeases } from '../policy-server/k8s/shard-leases.js';
+import { singleShard } from '../policy-server/runtime.js';
+import { shardName } from '../core/shards.js';
+import { NotLeaderError } from '../common/errors.js';
 import { leaderAddress } from '../policy-server/k8s/leader-address.js';
 import { pipelineLlm, resolveLlmSettings, type ResolvedLlm } from '../policy-server/k8s/llm-settings.js';
 import { LlmKeys } from '../policy-server/k8s/llm-key.js';
@@ -54,7 +58,14 @@ const clusterSpec = {
     help: 'per-query timeout',
     schema: z.coerce.number().int().min(100).max(60_000).default(5_000),
   },
-  leaderElection: { env: 'SAIR_LEADER_ELECTION', flag: '--leader-election', form: 'true or false', help: 'campaign for the Lease (off: this replica always leads)', schema: fields.boolean(true) },
+  prometheusMaxConcurrent: {
+    env: 'SAIR_PROMETHEUS_MAX_CONCURRENT',
+    flag: '--prometheus-max-concurrent',
+    form: 'an integer from 1 to 1000',
+    help: 'Prometheus queries in flight at most; the rest wait their turn',
+    schema: z.coerce.number().int().min(1).max(1000).default(16),
+  },
+  leaderElection: { env: 'SAIR_LEADER_ELECTION', flag: '--leader-election', form: 'true or false', help: 'campaign for the Lease or shard Leases (off: this replica always leads, for every pipeline)', schema: fields.boolean(true) },
   leaseDurationSeconds: {
     env: 'SAIR_LEASE_DURATION_SECONDS',
     flag: '--lease-duration-seconds',
@@ -66,7 +77,7 @@ const clusterSpec = {
     env: 'SAIR_SNAPSHOT_CONFIGMAP',
     flag: '--snapshot-configmap',
     form: 'a ConfigMap name, or "none"',
-    help: 'keep the experience snapshot in ConfigMaps of this name in --namespace, so the next leader loads it ("none": the file only)',
+    help: 'keep the experience snapshot in ConfigMaps of this name in --namespace (one set per shard: <name>-shard-<i>-of-<n>), so the next holder loads it ("none": the file only)',
     schema: fields.string('sair-policy-snapshot'),
   },
   pollMs: { env: 'SAIR_POLICY_POLL_MS', flag: '--poll-ms', form: 'an integer from 50 to 60000', help: 'how often the loop looks for due ticks', schema: z.coerce.number().int().min(50).max(60_000).default(1_000) },
@@ -152,7 +163,10 @@ function routingController(
 
 export interface ClusterServer {
   url: string;
+  /** True while this replica holds a Lease: the single one, or any shard's. */
   isLeader(): boolean;
+  /** The shards whose Lease this replica holds now (shard 0 alone without sharding). */
+  held(): ReadonlySet<number>;
   /** Graceful: finish ticks in flight, release the Lease, close the caches and the server. */
   stop(): Promise<void>;
 }
@@ -186,19 +200,25 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
   const keys = new LlmKeys({ core: clients.core, logger, registry, refreshMs: cfg.llmKeyRefreshSeconds * 1000 });
   const keySources = new Map<string, () => Promise<string>>();
   if (secretKey !== undefined) keySources.set('', keys.source({ namespace: cfg.namespace, name: cfg.llmSecret!, key: cfg.llmSecretKey }, secretKey));
-  const elector = cfg.leaderElection
-    ? new LeaderElector({
+  const leases = cfg.leaderElection
+    ? new ShardLeases({
         coordination: clients.coordination,
         namespace: cfg.namespace,
         name: cfg.leaseName,
+        shards: cfg.shards,
         identity,
         leaseDurationSeconds: cfg.leaseDurationSeconds,
         ...leaseTimings(cfg.leaseDurationSeconds),
         logger,
         registry,
-        onChange: (leading) => cluster.setActive(leading),
+        // A shard gained: pods and specs may have changed while another replica held it.
+        onChange: (_shard, leading) => {
+          if (leading) cluster.setActive(true);
+        },
       })
     : undefined;
+  // Without leader election this replica decides for every pipeline once its caches are synced.
+  const ownership = leases ?? singleShard(() => informers.synced());
   const cluster = new KubeCluster({
     clients,
     informers,
@@ -206,7 +226,7 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     registry,
     identity,
     dryRun: settings.dryRun,
-    guard: elector ?? ALWAYS_LEADING,
+    guardFor: leases ? (id) => leases.guardFor(id) : () => ALWAYS_LEADING,
     hpaDefaults: {
       sloP99Ms: cfg.defaultSloMs,
       tickSeconds: cfg.defaultTickSeconds,
@@ -217,7 +237,7 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
   });
   const clock: Clock = { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
   const metrics = createPrometheusMetrics({
-    client: new PrometheusClient({ url: cfg.prometheusUrl, timeoutMs: cfg.prometheusTimeoutMs }),
+    client: new PrometheusClient({ url: cfg.prometheusUrl, timeoutMs: cfg.prometheusTimeoutMs, maxConcurrent: cfg.prometheusMaxConcurrent }),
     clock,
     logger,
     registry,
@@ -242,32 +262,40 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     };
   };
 
-  // The experience survives failover: the leader stores the snapshot file in ConfigMaps, a new
-  // leader fetches it before its first tick.
-  const guard = elector ?? ALWAYS_LEADING;
-  const sync =
-    policyCfg.snapshotPath && cfg.snapshotConfigMap !== 'none'
-      ? new SnapshotSync({
-          store: new ConfigMapSnapshotStore({ core: clients.core, namespace: cfg.namespace, name: cfg.snapshotConfigMap, guard, callTimeoutMs: 10_000 }),
-          path: policyCfg.snapshotPath,
-          logger,
-          isLeader: () => (elector ? elector.isLeader() : true),
-        })
-      : undefined;
   // A controller per LLM reference keeps its own experience snapshot and decision log file.
   const ports = { cluster, metrics, clock, logger, registry, history };
-  const { runtime, close } = createPolicyLoop(ports, settings, {
+  const { controller, runtime, close } = createPolicyLoop(ports, settings, {
     snapshotPath: policyCfg.snapshotPath,
-    isLeader: () => (elector ? elector.isLeader() : informers.synced()),
+    ownership,
     pollMs: cfg.pollMs,
     backoff: { baseMs: 5_000, maxMs: 300_000 },
     afterDecision: (r) => cluster.publishDecision(r),
-    beforeLeading: async () => {
-      await sync?.restore();
+    beforeLeading: async (gained) => {
+      await sync?.restore(gained);
     },
     apiKeyFor: (key) => keySources.get(key),
     route: (first, make) => routingController(first, settings, make, referenceOf, cfg.llmAllowedEndpoints, logger),
   });
+  // The experience survives failover: each shard's holder stores that shard's part in ConfigMaps,
+  // and whoever gains the shard loads it into the controller before the shard's first tick.
+  const snapshotStore = (name: string, guard: WriteGuard) => new ConfigMapSnapshotStore({ core: clients.core, namespace: cfg.namespace, name, guard, callTimeoutMs: 10_000 });
+  const readOnly: WriteGuard = {
+    writeOptions: () => {
+      throw new NotLeaderError(`${cfg.namespace}/${cfg.leaseName}`, 'the snapshot kept from before sharding is only read');
+    },
+  };
+  const sync =
+    policyCfg.snapshotPath && cfg.snapshotConfigMap !== 'none'
+      ? new SnapshotSync({
+          storeFor: (shard) => snapshotStore(shardName(cfg.snapshotConfigMap, shard, cfg.shards), leases?.guardForShard(shard) ?? ALWAYS_LEADING),
+          previous: cfg.shards > 1 ? snapshotStore(cfg.snapshotConfigMap, readOnly) : undefined,
+          shardOf: (id) => ownership.shardOf(id),
+          held: () => ownership.held(),
+          controller,
+          path: policyCfg.snapshotPath,
+          logger,
+        })
+      : undefined;
 
   const server = await startApiServer(
     {
@@ -276,10 +304,13 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
       logger,
       // A standby answers the JSON API from the leader (its pod, named by the Lease, on this port).
       auth: cfg.apiAuth === 'kubernetes' ? new KubeReviewAuth({ clients }) : undefined,
-      leaderUrl: elector ? leaderAddress({ core: clients.core, coordination: clients.coordination, namespace: cfg.namespace, leaseName: cfg.leaseName, port: cfg.port }) : undefined,
+      leaderUrl: leases
+        ? leaderAddress({ core: clients.core, coordination: clients.coordination, namespace: cfg.namespace, leaseName: shardName(cfg.leaseName, 0, cfg.shards), port: cfg.port })
+        : undefined,
       state: {
         ready: () => (informers.synced() ? { ready: true, reason: '' } : { ready: false, reason: 'informer caches not synced' }),
-        leader: () => (elector ? elector.isLeader() : true),
+        leader: () => (leases ? leases.isLeader() : true),
+        ...(cfg.shards > 1 && leases ? { shards: () => ({ held: leases.status().held, of: cfg.shards }) } : {}),
         identity,
         selector: settings.selector,
         invalid: () => [...cluster.invalidPipelines()].map(([id, error]) => ({ id, error })),
@@ -293,21 +324,22 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
     throw err;
   });
   await informers.waitForSync(60_000).catch((err: unknown) => logger.warn({ err: errorMessage(err) }, 'starting before every cache synced'));
-  if (!elector) cluster.setActive(true);
-  elector?.start();
+  if (!leases) cluster.setActive(true);
+  leases?.start();
   runtime.start();
   sync?.start(settings.snapshotIntervalMs);
-  logger.info({ identity, selector: settings.selector, prometheus: cfg.prometheusUrl, dashboard: server.url }, 'policy server started');
+  logger.info({ identity, shards: cfg.shards, selector: settings.selector, prometheus: cfg.prometheusUrl, dashboard: server.url }, 'policy server started');
   return {
     url: server.url,
-    isLeader: () => (elector ? elector.isLeader() : true),
+    isLeader: () => (leases ? leases.isLeader() : true),
+    held: () => ownership.held(),
     async stop() {
       await runtime.stop();
       sync?.stop();
-      // The controllers write their last snapshot, the leader stores it, then lets the lease go.
+      // The controllers write their last snapshot, the holder stores its shards' parts, then lets the leases go.
       await close();
       await sync?.flush();
-      await elector?.stop();
+      await leases?.stop();
       cluster.stop();
       await informers.stop();
       await server.close();

@@ -22,6 +22,7 @@ import { SimCluster } from '../sim/cluster.js';
 import { SimMetrics } from '../sim/metrics.js';
 import { pipelineSpec } from '../sim/pipeline.js';
 import { Simulation } from '../sim/simulator.js';
+import { singleShard } from '../policy-server/runtime.js';
 import { pickPolicy, serverSpec } from './policy-options.js';
 
 const startSpec = {
@@ -132,7 +133,7 @@ export async function startEmbedded(cfg: StartConfig, out: NodeJS.WritableStream
   const { controller, runtime, close } = createPolicyLoop(ports, settings, {
     seed: cfg.seed,
     snapshotPath: cfg.snapshotPath,
-    isLeader: () => true,
+    ownership: singleShard(() => true),
     pollMs: 1_000,
     backoff: { baseMs: 5_000, maxMs: 60_000 },
     onDecision: cfg.quiet ? undefined : printDecision,

@@ -1,7 +1,9 @@
 // The failsafe loop: every poll it reads the policy server's Leases, the opted-in
 // namespaces and the HPAs, and writes the HPAs whose state is not what reconcile.ts says (with
 // resourceVersion, so a concurrent writer gives a 409 and the next pass looks again). It shares no
-// process with the policy server, so it works with every policy-server pod down.
+// process with the policy server, so it works with every policy-server pod down. With shards an
+// HPA follows the Leases of the shards that may own it (shard-owners.ts), so a lapsed shard's HPAs
+// get their behavior back while the other shards' stay with SAIR.
 import * as k8s from '@kubernetes/client-node';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { errorMessage } from '../common/errors.js';
@@ -10,8 +12,10 @@ import type { KubeClients } from '../common/k8s.js';
 import { statusOf, timeoutOptions } from '../common/k8s.js';
 import type { Logger } from '../common/logger.js';
 import { LABEL_ENABLED } from '../core/names.js';
+import { shardNames } from '../core/shards.js';
 import { LeaseLiveness, type LeaseRecord, type Liveness } from './liveness.js';
 import { reconcileHpa, type HpaAction } from './reconcile.js';
+import { claimsOf, shardsOfHpa, type PipelineObject } from './shard-owners.js';
 
 export interface FailsafeDeps {
   clients: KubeClients;
@@ -19,7 +23,10 @@ export interface FailsafeDeps {
   registry: Registry;
   /** Namespace of the policy server's Leases. */
   leaseNamespace: string;
-  leaseNames: string[];
+  /** SAIR_LEASE_NAME: the one Lease, or the prefix of the shard Leases. */
+  leaseName: string;
+  /** SAIR_SHARDS, as the policy server has it. */
+  shards: number;
   /** SAIR counts as gone once a lease has gone unrenewed this long. */
   afterMs: number;
   /** Each API call fails after this long. */
@@ -42,16 +49,19 @@ export class Failsafe {
   private readonly suspended: Gauge;
   private readonly changes: Counter;
   private readonly passes: Counter;
-  private wasAlive: boolean | undefined;
+  /** The unrenewed Leases the last pass saw, to log each change once. */
+  private wasStale: string | undefined;
+  private readonly leaseNames: string[];
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> = Promise.resolve();
   private stopped = true;
 
   constructor(private readonly d: FailsafeDeps) {
     this.liveness = new LeaseLiveness(d.afterMs);
+    this.leaseNames = shardNames(d.leaseName, d.shards);
     this.now = d.now ?? Date.now;
     const registers = [d.registry];
-    this.active = new Gauge({ name: 'sair_failsafe_active', help: '1 while the policy server counts as gone and its HPAs scale on their own', registers });
+    this.active = new Gauge({ name: 'sair_failsafe_active', help: '1 while the policy server counts as gone for some shard and its HPAs scale on their own', registers });
     this.leaseAge = new Gauge({ name: 'sair_failsafe_lease_age_seconds', help: 'Time since a policy-server leader last renewed each lease', labelNames: ['lease'], registers });
     this.suspended = new Gauge({ name: 'sair_failsafe_suspended_hpas', help: 'HPAs the failsafe handed their own behavior back', registers });
     this.changes = new Counter({ name: 'sair_failsafe_hpa_changes_total', help: 'HPA writes by action (take-over, suspend, release) and outcome', labelNames: ['action', 'outcome'], registers });
@@ -84,7 +94,7 @@ export class Failsafe {
   private async readLeases(): Promise<Map<string, LeaseRecord | undefined>> {
     const out = new Map<string, LeaseRecord | undefined>();
     await Promise.all(
-      this.d.leaseNames.map(async (name) => {
+      this.leaseNames.map(async (name) => {
         try {
           const lease = await this.d.clients.coordination.readNamespacedLease({ name, namespace: this.d.leaseNamespace }, this.opts());
           out.set(name, {
@@ -99,7 +109,14 @@ export class Failsafe {
       }),
     );
     // Keep the configured order, so metrics and logs list leases the same way each pass.
-    return new Map(this.d.leaseNames.map((n) => [n, out.get(n)]));
+    return new Map(this.leaseNames.map((n) => [n, out.get(n)]));
+  }
+
+  /** With shards: the InferencePipelines, to know which pipeline (and shard) claims an HPA's Deployment. */
+  private async readPipelines(): Promise<PipelineObject[]> {
+    if (this.d.shards === 1) return [];
+    const list = (await this.d.clients.custom.listClusterCustomObject({ group: 'sair.dev', version: 'v1alpha1', plural: 'inferencepipelines' }, this.opts())) as { items?: PipelineObject[] };
+    return list.items ?? [];
   }
 
   /** One reconcile pass over every HPA. */
@@ -116,28 +133,33 @@ export class Failsafe {
   }
 
   private async reconcile(): Promise<PassResult> {
-    const [leases, namespaces, hpas] = await Promise.all([
+    const [leases, namespaces, hpas, pipelines] = await Promise.all([
       this.readLeases(),
       this.d.clients.core.listNamespace({ labelSelector: `${LABEL_ENABLED}=true` }, this.opts()),
       this.d.clients.autoscaling.listHorizontalPodAutoscalerForAllNamespaces({}, this.opts()),
+      this.readPipelines(),
     ]);
     const now = this.now();
     const liveness = this.liveness.observe(leases, now);
     for (const l of liveness.leases) this.leaseAge.set({ lease: l.name }, Number.isFinite(l.ageMs) ? l.ageMs / 1000 : -1);
     this.active.set(liveness.alive ? 0 : 1);
-    if (liveness.alive !== this.wasAlive) {
-      const stale = liveness.leases.filter((l) => l.ageMs > this.d.afterMs).map((l) => `${l.name} (${Math.round(l.ageMs / 1000)} s)`);
+    const stale = new Set(liveness.leases.filter((l) => l.ageMs > this.d.afterMs).map((l) => l.name));
+    const staleKey = [...stale].join();
+    if (staleKey !== this.wasStale) {
+      const ages = liveness.leases.filter((l) => stale.has(l.name)).map((l) => `${l.name} (${Math.round(l.ageMs / 1000)} s)`);
       if (liveness.alive) this.d.logger.info({ leases: liveness.leases.map((l) => l.name) }, 'policy server alive: its HPAs stay taken over');
-      else this.d.logger.warn({ stale }, 'policy server gone: handing taken-over HPAs their own behavior back');
-      this.wasAlive = liveness.alive;
+      else this.d.logger.warn({ stale: ages }, 'policy server gone for these Leases: handing the taken-over HPAs they decide for their own behavior back');
+      this.wasStale = staleKey;
     }
     const enabled = new Set(namespaces.items.map((n) => n.metadata?.name ?? ''));
+    const claims = claimsOf(pipelines);
     const changes: PassResult['changes'] = [];
     let suspended = 0;
     for (const hpa of hpas.items) {
       const obj = hpa as unknown as HpaObject;
       const ns = hpa.metadata?.namespace ?? '';
-      const decision = reconcileHpa(obj, { namespaceEnabled: enabled.has(ns), sairAlive: liveness.alive, now: new Date(now).toISOString() });
+      const staleLeases = shardsOfHpa(hpa, claims, this.d.shards).map((s) => this.leaseNames[s]!).filter((n) => stale.has(n));
+      const decision = reconcileHpa(obj, { namespaceEnabled: enabled.has(ns), staleLeases, now: new Date(now).toISOString() });
       if (!decision) {
         if (suspensionOf(obj)) suspended++;
         continue;

@@ -1,6 +1,5 @@
-// Whether SAIR's policy server is alive, from its Leases (one today; a list, so shards can
-// join): a lease counts as renewed when its record (holder, renewTime, resourceVersion) changes
-// with a holder named. Ages are measured on this process's clock from when it saw each record change, as client-go's leader election does,
+// Whether SAIR's policy server is alive, from its Leases (one, or one per shard): a lease counts
+// as renewed when its record (holder, renewTime, resourceVersion) changes with a holder named. Ages are measured on this process's clock from when it saw each record change, as client-go's leader election does,
 // so skew between nodes does not matter; only a record seen for the first time (after this
 // process starts) is dated by its renewTime. Pure: the caller passes the time and the leases.
 

@@ -8,8 +8,11 @@ export type HpaAction = 'take-over' | 'suspend' | 'release';
 export interface HpaInputs {
   /** The HPA's namespace carries sair.dev/enabled=true. */
   namespaceEnabled: boolean;
-  /** A policy-server leader renewed its lease within the failsafe delay. */
-  sairAlive: boolean;
+  /**
+   * The Leases that went unrenewed past the failsafe delay among those of the shards that may own
+   * this HPA; empty while SAIR is alive for it.
+   */
+  staleLeases: readonly string[];
   /** RFC 3339 time written into a new suspension. */
   now: string;
 }
@@ -30,10 +33,10 @@ export function reconcileHpa(hpa: HpaObject, inputs: HpaInputs): HpaDecision | u
     const reason = optedOut ? `the HPA is labelled ${LABEL_INJECT}=false` : 'its namespace is no longer opted in';
     return { action: 'release', object: r.object, reason, warnings: r.warnings };
   }
-  if (!inputs.sairAlive) {
+  if (inputs.staleLeases.length > 0) {
     // An HPA SAIR never took over already scales on its own.
     if (!isTakenOver(hpa)) return undefined;
-    const reason = 'no policy-server leader renewed its lease within the failsafe delay';
+    const reason = `no policy-server replica renewed Lease ${inputs.staleLeases.join(', ')} within the failsafe delay`;
     const r = suspend(hpa, { reason, since: inputs.now });
     return r.changed ? { action: 'suspend', object: r.object, reason, warnings: r.warnings } : undefined;
   }

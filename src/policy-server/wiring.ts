@@ -7,8 +7,10 @@ import type { PolicyHistory } from './api/history.js';
 import { createSairController, type SairController } from '../policy/controller.js';
 import { newLedger } from '../policy/selectors/budget.js';
 import { withBudget } from '../policy/selectors/budgeted.js';
+import { CallLimiter, withLimit } from '../policy/selectors/limited.js';
+import { TUNING } from '../policy/tuning.js';
 import { createLlmSelector, type LlmCall, type LlmObserver } from '../policy/selectors/llm.js';
-import { createLlmMetrics } from './llm-metrics.js';
+import { createLlmMetrics, createLlmQueueMetrics } from './llm-metrics.js';
 import type { ClusterPort, Clock, Controller, MetricsPort } from '../core/ports.js';
 import { PolicyRuntime, type RuntimeDeps } from './runtime.js';
 import type { PolicySettings } from '../policy/settings.js';
@@ -26,7 +28,7 @@ export interface PolicyPorts {
 
 export interface PolicyLoopOptions extends Pick<
   RuntimeDeps,
-  'isLeader' | 'pollMs' | 'backoff' | 'afterDecision' | 'beforeLeading'
+  'ownership' | 'pollMs' | 'backoff' | 'afterDecision' | 'beforeLeading'
 > {
   seed?: number;
   snapshotPath?: string;
@@ -67,12 +69,17 @@ export function createPolicyLoop(
   const controllers: SairController[] = [];
   // One token budget for the whole server: every pipeline and every LLM endpoint draws on it.
   const ledger = newLedger(clock.now());
+  // And one limit of LLM calls in flight.
+  const limiter = new CallLimiter({ limit: settings.llmMaxConcurrent, maxWaiting: settings.llmMaxConcurrent * TUNING.llmWaitingPerSlot, ...createLlmQueueMetrics(registry) });
   const llmMetrics: { observer?: LlmObserver } = {};
   const observer = { onCall: (c: LlmCall) => llmMetrics.observer?.onCall(c) };
   const llmSelector = (s: PolicySettings, key: string) => {
     if (s.selector !== 'llm' || !s.llm) return undefined;
     const llm = withBudget(
-      createLlmSelector(s.llm, { temperature: s.exploration.temperature, deadlineMs: s.decisionDeadlineMs, observer, logger, apiKey: options.apiKeyFor?.(key) }),
+      withLimit(
+        createLlmSelector(s.llm, { temperature: s.exploration.temperature, deadlineMs: s.decisionDeadlineMs, observer, logger, apiKey: options.apiKeyFor?.(key) }),
+        limiter,
+      ),
       { limits: s.llmBudget, ledger },
       clock,
     );
@@ -106,7 +113,7 @@ export function createPolicyLoop(
     logger,
     registry,
     history,
-    isLeader: options.isLeader,
+    ownership: options.ownership,
     pollMs: options.pollMs,
     backoff: options.backoff,
     afterDecision: options.afterDecision,

@@ -14,7 +14,7 @@ import { seededRandom } from './random.js';
 import { createBanditSelector } from './selectors/bandit.js';
 import { createLlmSelector } from './selectors/llm.js';
 import type { PolicySettings } from './settings.js';
-import { readSnapshot, writeSnapshot, type RateSnapshot } from './snapshot-file.js';
+import { readSnapshot, snapshotPart, writeSnapshot, type RateSnapshot, type Snapshot } from './snapshot-file.js';
 import { learn, newPipelineState, step, type PipelineState } from './step.js';
 import type { DecisionRecord, Selector, SourcedAction } from './types.js';
 
@@ -44,6 +44,12 @@ export interface SairController extends Controller {
   recentDecisions(limit: number, pipelineId?: string): DecisionRecord[];
   /** Write the experience snapshot now (no-op without snapshotPath). */
   snapshot(): Promise<void>;
+  /**
+   * Take the experience and rate histories of the pipelines `owns` accepts from `snapshot`,
+   * dropping what this controller held for them (a replica that regains them holds a stale copy);
+   * the rest stays. Before the next tick of those pipelines.
+   */
+  restore(snapshot: Snapshot, owns: (pipelineId: string) => boolean): Promise<void>;
   /** Snapshot and close the decision log. */
   close(): Promise<void>;
   /** The experience buffer's current size, for /metrics and the benchmark. */
@@ -104,7 +110,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
   let lastSnapshot = deps.clock.now();
   let seq = 0;
 
-  async function restore(): Promise<void> {
+  async function restoreFile(): Promise<void> {
     if (!deps.snapshotPath) return;
     try {
       const snap = await readSnapshot(deps.snapshotPath);
@@ -129,8 +135,21 @@ export function createSairController(deps: SairControllerDeps): SairController {
     lastSnapshot = deps.clock.now();
   }
 
+  async function restore(snap: Snapshot, owns: (pipelineId: string) => boolean): Promise<void> {
+    // The file first, so its lazy restore cannot overwrite what is taken here.
+    restored ??= restoreFile();
+    await restored;
+    const part = snapshotPart(snap, owns);
+    buffer.replace(part.cells, owns);
+    for (const id of [...states.keys()]) if (owns(id)) states.delete(id);
+    restoredRates = { ...snapshotPart({ ...snap, rates: restoredRates }, (id) => !owns(id)).rates, ...part.rates };
+    m.experiences.set(buffer.size);
+    m.bytes.set(buffer.bytes);
+    log.info({ cells: part.cells.length, savedAt: part.savedAt, pipelines: Object.keys(part.rates).length }, 'experience restored from the latest stored snapshot');
+  }
+
   async function tick(pipeline: PipelineSpec): Promise<TickReport> {
-    restored ??= restore();
+    restored ??= restoreFile();
     await restored;
     const observed = await deps.metrics.observe(pipeline);
     // With surge reading off (SAIR_SURGE=false), the newest-interval rate is not looked at.
@@ -230,6 +249,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
     buffer,
     recentDecisions: (limit, pipelineId) => decisions.latest(limit, pipelineId),
     snapshot,
+    restore,
     bufferStats: () => ({ cells: buffer.size, experiences: buffer.experiences, bytes: buffer.bytes }),
     async close() {
       await snapshot().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'experience snapshot failed'));

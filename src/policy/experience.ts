@@ -264,6 +264,11 @@ export class ExperienceBuffer {
     return cells.map((c) => ({ ...c, counts: [...c.counts] as Cell['counts'], samples: [...c.samples] }));
   }
 
+  /** Replace the cells of the pipelines `owns` accepts with a snapshot's; the others stay as they are. */
+  replace(cells: readonly Cell[], owns: (pipelineId: string) => boolean): void {
+    this.load([...this.dump().filter((c) => !owns(c.pipelineId)), ...cells.filter((c) => owns(c.pipelineId))]);
+  }
+
   /** Replace the contents with a snapshot (least recently used first); limits still apply. */
   load(cells: readonly Cell[]): void {
     this.cache.clear();

@@ -19,6 +19,7 @@ const S = {
   llmPriceCached: z.number().min(0).optional(),
   llmBudgetPipeline: z.number().int().min(0).default(0),
   llmBudgetTotal: z.number().int().min(0).default(0),
+  llmMaxConcurrent: z.number().int().min(1).max(10_000).default(16),
   llmGate: z.boolean().default(false),
   llmGateNovelty: z.number().min(0).max(20).default(DEFAULT_NOVELTY_THRESHOLD),
   epsilon: z.number().min(0).max(1).default(0.03),
@@ -71,6 +72,8 @@ export const llmSettingsSchema = z.object({
 export const policySettingsSchema = z.object({
   selector: z.enum(['llm', 'bandit']).default('bandit'),
   llm: llmSettingsSchema.optional(),
+  /** LLM calls in flight at most, for the whole server; a decision that finds no free slot before its deadline is the bandit's. */
+  llmMaxConcurrent: S.llmMaxConcurrent,
   /** Tokens (prompt + completion) the LLM may use per clock hour; then the bandit decides until the hour ends. 0: no limit. */
   llmBudget: z
     .object({
@@ -261,6 +264,13 @@ export const policyConfigSpec = {
     form: 'an integer >= 0 (0: no limit)',
     help: 'LLM tokens all pipelines together may use per hour',
     schema: fromText.number(S.llmBudgetTotal),
+  },
+  llmMaxConcurrent: {
+    env: 'SAIR_LLM_MAX_CONCURRENT',
+    flag: '--llm-max-concurrent',
+    form: 'an integer from 1 to 10000',
+    help: 'LLM calls in flight at most for the whole server; a decision that waits past its deadline for a slot is left to the bandit',
+    schema: fromText.number(S.llmMaxConcurrent),
   },
   llmGate: {
     env: 'SAIR_LLM_GATE',
@@ -468,6 +478,7 @@ export function settingsFromConfig(cfg: PolicyConfig): PolicySettings {
     selector: cfg.selector ?? (llm ? 'llm' : 'bandit'),
     llm,
     llmBudget: { pipelineTokensPerHour: cfg.llmBudgetPipeline, totalTokensPerHour: cfg.llmBudgetTotal },
+    llmMaxConcurrent: cfg.llmMaxConcurrent,
     llmGate: { enabled: cfg.llmGate, noveltyThreshold: cfg.llmGateNovelty },
     exploration: { epsilon: cfg.epsilon, temperature: cfg.temperature, contextSampling: cfg.contextSampling, priorWeight: cfg.priorWeight },
     buffer: { maxEntries: cfg.bufferMaxEntries, maxBytes: cfg.bufferMaxBytes },

@@ -70,12 +70,48 @@ export async function writeFileDurably(path: string, data: string | Uint8Array):
   }
 }
 
+export interface Snapshot {
+  cells: Cell[];
+  savedAt: number;
+  rates: RateSnapshot;
+}
+
+/** The snapshot file's text. */
+export function encodeSnapshot(s: Snapshot): string {
+  return JSON.stringify({ version: 1, savedAt: s.savedAt, rates: s.rates, cells: s.cells });
+}
+
+/** A snapshot's text read back; throws ValidationError naming `where`, and what to delete, when it is not one. */
+export function parseSnapshot(text: string, where: string, remove = 'it'): Snapshot {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ValidationError(where, `a JSON document written by sair (delete ${remove} to start empty)`, text.slice(0, 40));
+  }
+  const parsed = snapshotSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ValidationError(`${where} at ${issue.path.join('.')}`, `a version 1 snapshot (${issue.message}; delete ${remove} to start empty)`);
+  }
+  return { cells: parsed.data.cells as Cell[], savedAt: parsed.data.savedAt, rates: parsed.data.rates };
+}
+
+/** The part of a snapshot about the pipelines `owns` accepts (one shard's). */
+export function snapshotPart(s: Snapshot, owns: (pipelineId: string) => boolean): Snapshot {
+  return {
+    savedAt: s.savedAt,
+    cells: s.cells.filter((c) => owns(c.pipelineId)),
+    rates: Object.fromEntries(Object.entries(s.rates).filter(([id]) => owns(id))),
+  };
+}
+
 export async function writeSnapshot(path: string, cells: readonly Cell[], savedAt: number, rates: RateSnapshot = {}): Promise<void> {
-  await writeFileDurably(path, JSON.stringify({ version: 1, savedAt, rates, cells }));
+  await writeFileDurably(path, encodeSnapshot({ cells: [...cells], savedAt, rates }));
 }
 
 /** The cells and rate histories of a snapshot, or null when there is none yet; throws ValidationError on a damaged file. */
-export async function readSnapshot(path: string): Promise<{ cells: Cell[]; savedAt: number; rates: RateSnapshot } | null> {
+export async function readSnapshot(path: string): Promise<Snapshot | null> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -83,16 +119,5 @@ export async function readSnapshot(path: string): Promise<{ cells: Cell[]; saved
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new ValidationError(`experience snapshot ${path}`, 'a JSON document written by sair (delete it to start empty)', text.slice(0, 40));
-  }
-  const parsed = snapshotSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ValidationError(`experience snapshot ${path} at ${issue.path.join('.')}`, `a version 1 snapshot (${issue.message}; delete the file to start empty)`);
-  }
-  return { cells: parsed.data.cells as Cell[], savedAt: parsed.data.savedAt, rates: parsed.data.rates };
+  return parseSnapshot(text, `experience snapshot ${path}`, 'the file');
 }

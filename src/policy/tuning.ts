@@ -96,6 +96,14 @@ export const TUNING = {
   surgeMemoryEpisodes: 12,
   /** Per calm episode, how far the ceiling a violation set lifts again: a step in five episodes, so a burnt depth is retried after half an hour, not five minutes. */
   operatingCeilingLift: 0.05,
+
+  // Select
+  /**
+   * Decisions that may wait for an LLM call slot, per slot; past that the bandit decides at once.
+   * Four calls' latency of waiting is about the most that still beats the deadline, and a burst
+   * (a replica that gains 500 pipelines) then costs seconds, not the whole deadline per tick. Not tuned.
+   */
+  llmWaitingPerSlot: 4,
 } as const;
 
 export type Tuning = typeof TUNING;

@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type * as k8s from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
+import { shardName, shardOf } from '../../src/core/shards.js';
 import { readLimitsFile, readStateFile } from '../../src/device-plugin/control-file.js';
 import type { AllocateResponse } from '../../src/device-plugin/proto.js';
 import type { DecisionRecord } from '../../src/policy/types.js';
@@ -358,8 +359,10 @@ describe('every part together', () => {
     const share = cores / 100;
     const first = await eventually(async () => (await decisions(url)).find((d) => d.applied.length > 0), 10_000, 'the decision in /api/decisions');
     expect(first).toMatchObject({ selector: 'bandit', bottleneck: 0, dryRun: false, applied: [{ kind: 'gpuCores', stage: 0, gpuCores: cores }] });
-    // It acts as the leader, holding the Lease the manifest's leader election uses.
-    expect(api.get<k8s.V1Lease>('leases.coordination.k8s.io', 'sair-system', 'sair-policy')?.spec?.holderIdentity).toBe(policyPod.metadata!.name);
+    // It acts as the holder of the Lease of the pipeline's shard, with the manifest's shard count.
+    const shards = Number((parse(readFileSync(join(ROOT, 'manifests/policy/configmap.yaml'), 'utf8')) as k8s.V1ConfigMap).data!.SAIR_SHARDS ?? 1);
+    const lease = shardName('sair-policy', shardOf(`${NS}/captioner`, shards), shards);
+    expect(api.get<k8s.V1Lease>('leases.coordination.k8s.io', 'sair-system', lease)?.spec?.holderIdentity).toBe(policyPod.metadata!.name);
     expect(storedPod().metadata!.annotations!['sair.dev/gpu-cores']).toBe(String(cores));
     expect(api.get<k8s.V1Deployment>('deployments.apps', NS, 'encode')!.metadata!.annotations!['sair.dev/current-gpu-cores']).toBe(String(cores));
 

@@ -9,7 +9,8 @@ import { createRegistry } from '../../src/common/metrics.js';
 import { Failsafe } from '../../src/failsafe/failsafe.js';
 import { LeaderElector } from '../../src/policy-server/k8s/leader.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
-import { hpa, namespace } from '../policy-server/k8s/helpers.js';
+import { hpaPipelineId, shardName, shardOf } from '../../src/core/shards.js';
+import { hpa, namespace, pipeline } from '../policy-server/k8s/helpers.js';
 
 const logger = createLogger('test', 'silent');
 const userBehavior = { scaleDown: { stabilizationWindowSeconds: 60, selectPolicy: 'Max' } };
@@ -24,7 +25,8 @@ describe('failsafe', () => {
   afterEach(async () => {
     await Promise.all(electors.map((e) => e.stop({ release: false })));
     electors = [];
-    api.remove('leases', 'sair-system', 'sair-policy');
+    for (const l of api.list<k8s.V1Lease>('leases', 'sair-system')) api.remove('leases', 'sair-system', l.metadata!.name!);
+    for (const p of api.list<{ metadata: { name: string } }>('inferencepipelines', 'ml')) api.remove('inferencepipelines', 'ml', p.metadata.name);
     for (const h of api.list<k8s.V2HorizontalPodAutoscaler>('horizontalpodautoscalers')) api.remove('horizontalpodautoscalers', h.metadata!.namespace, h.metadata!.name!);
   });
   afterAll(async () => {
@@ -40,13 +42,14 @@ describe('failsafe', () => {
 
   const stored = (ns: string, name: string) => api.get<k8s.V2HorizontalPodAutoscaler>('horizontalpodautoscalers', ns, name)!;
 
-  function failsafe(afterMs: number, now?: () => number) {
+  function failsafe(afterMs: number, now?: () => number, shards = 1) {
     return new Failsafe({
       clients: api.clients(),
       logger,
       registry: createRegistry('failsafe', { defaultMetrics: false }),
       leaseNamespace: 'sair-system',
-      leaseNames: ['sair-policy'],
+      leaseName: 'sair-policy',
+      shards,
       afterMs,
       callTimeoutMs: 2_000,
       identity: 'failsafe-test',
@@ -54,11 +57,11 @@ describe('failsafe', () => {
     });
   }
 
-  async function leader(): Promise<LeaderElector> {
+  async function leader(name = 'sair-policy'): Promise<LeaderElector> {
     const e = new LeaderElector({
       coordination: api.clients('sair-system').coordination,
       namespace: 'sair-system',
-      name: 'sair-policy',
+      name,
       identity: 'policy-a',
       leaseDurationSeconds: 1,
       renewDeadlineMs: 800,
@@ -95,7 +98,7 @@ describe('failsafe', () => {
     expect(pass.changes).toEqual([{ hpa: 'ml/web', action: 'suspend', outcome: 'ok' }]);
     const restored = stored('ml', 'web');
     expect(restored.spec!.behavior).toEqual(userBehavior);
-    expect(JSON.parse(restored.metadata!.annotations!['sair.dev/failsafe']!)).toMatchObject({ reason: expect.stringContaining('lease') });
+    expect(JSON.parse(restored.metadata!.annotations!['sair.dev/failsafe']!)).toMatchObject({ reason: expect.stringContaining('Lease sair-policy') });
     const events = api.list<k8s.CoreV1Event>('events', 'ml');
     expect(events.map((e) => e.reason)).toContain('SairFailsafe');
     // Level-based: another pass changes nothing.
@@ -152,5 +155,36 @@ describe('failsafe', () => {
     api.injectFault({ verb: 'update', resource: 'horizontalpodautoscalers', status: 409 });
     expect((await f.pass()).changes).toEqual([{ hpa: 'ml/web', action: 'suspend', outcome: 'conflict' }]);
     expect((await f.pass()).changes).toEqual([{ hpa: 'ml/web', action: 'suspend', outcome: 'ok' }]);
+  });
+
+  it("with shards, only the HPAs a lapsed shard decides for get their behavior back, a pipeline's by the pipeline's shard too", async () => {
+    const SHARDS = 4;
+    api.seed(namespace('ml', true));
+    const names = Array.from({ length: 16 }, (_, i) => `web-${i}`);
+    const shard = (name: string) => shardOf(hpaPipelineId('ml', name), SHARDS);
+    const lapsing = shard('web-0');
+    const same = names.find((n) => shard(n) === lapsing)!;
+    const other = names.find((n) => shard(n) !== lapsing)!;
+    // A pipeline of the lapsing shard names the Deployment of an HPA whose own id is in another.
+    const pipelineName = Array.from({ length: 32 }, (_, i) => `vid-${i}`).find((n) => shardOf(`ml/${n}`, SHARDS) === lapsing)!;
+    const claimed = names.find((n) => shard(n) !== lapsing && n !== other)!;
+    api.seed(pipeline('ml', pipelineName, { slo: { p99Ms: 300 }, stages: [{ name: 's', deployment: claimed }] }));
+    for (const n of new Set([same, other, claimed])) seedTakenOver('ml', n);
+    const electors = new Map<number, LeaderElector>();
+    for (let i = 0; i < SHARDS; i++) electors.set(i, await leader(shardName('sair-policy', i, SHARDS)));
+    let clock = Date.now();
+    const f = failsafe(180_000, () => clock, SHARDS);
+    expect((await f.pass()).changes).toEqual([]);
+    await electors.get(lapsing)!.stop({ release: false });
+    await f.pass();
+    // The other shards are renewed in real time (every 100 ms): the next pass sees their records change.
+    await new Promise((r) => setTimeout(r, 300));
+    clock += 181_000;
+    const pass = await f.pass();
+    expect(pass.changes.sort((a, b) => a.hpa.localeCompare(b.hpa))).toEqual(
+      [same, claimed].sort().map((n) => ({ hpa: `ml/${n}`, action: 'suspend', outcome: 'ok' })),
+    );
+    expect(JSON.parse(stored('ml', same).metadata!.annotations!['sair.dev/failsafe']!).reason).toContain(shardName('sair-policy', lapsing, SHARDS));
+    expect(stored('ml', other).spec!.behavior?.scaleUp?.selectPolicy).toBe('Disabled');
   });
 });

@@ -14,7 +14,7 @@ describe('manifests/failsafe', () => {
 
   it('runs `sair failsafe` on two replicas with env it accepts and the default 180 s delay', () => {
     const dep = find('Deployment', 'sair-failsafe') as unknown as {
-      spec: { replicas: number; template: { spec: { serviceAccountName: string; containers: { args: string[]; env: { name: string; value?: string }[] }[] } } };
+      spec: { replicas: number; template: { spec: { serviceAccountName: string; containers: { args: string[]; env: { name: string; value?: string; valueFrom?: unknown }[] }[] } } };
     };
     const c = dep.spec.template.spec.containers[0]!;
     expect(dep.spec.replicas).toBe(2);
@@ -23,13 +23,16 @@ describe('manifests/failsafe', () => {
     const env = Object.fromEntries(c.env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
     const cfg = loadFailsafeConfig({ ...env, SAIR_POD_NAME: 'x' }, []);
     expect(cfg.failsafeAfterSeconds).toBe(180);
+    // The shard count is the policy server's own setting, not a second copy of it.
+    expect(c.env.find((e) => e.name === 'SAIR_SHARDS')!.valueFrom).toEqual({ configMapKeyRef: { name: 'sair-policy', key: 'SAIR_SHARDS', optional: true } });
   });
 
-  it('may list namespaces and HPAs, update HPAs, create Events and read Leases in sair-system, nothing more', () => {
+  it('may list namespaces, HPAs and InferencePipelines, update HPAs, create Events and read Leases in sair-system, nothing more', () => {
     const cluster = rules('ClusterRole');
     expect(cluster).toEqual([
       { apiGroups: [''], resources: ['namespaces'], verbs: ['list'] },
       { apiGroups: ['autoscaling'], resources: ['horizontalpodautoscalers'], verbs: ['list', 'update'] },
+      { apiGroups: ['sair.dev'], resources: ['inferencepipelines'], verbs: ['list'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
     ]);
     expect(rules('Role')).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get'] }]);

@@ -40,6 +40,19 @@ describe('policy server least privilege (manifests/policy) enforced by the API s
     expect(status.message).toMatch(message);
   }
 
+  it('campaigns for its Leases: the single one, a shard Lease and its member Lease, created, renewed, listed and deleted', async () => {
+    for (const name of ['sair-policy', 'sair-policy-shard-2-of-6', 'sair-policy-member-sair-policy-7c9f8-x2x4q']) {
+      const created = await sa.coordination.createNamespacedLease({ namespace: 'sair-system', body: { metadata: { name }, spec: { holderIdentity: 'sair-policy-7c9f8-x2x4q' } } });
+      await sa.coordination.replaceNamespacedLease({ name, namespace: 'sair-system', body: { ...created, spec: { ...created.spec, leaseDurationSeconds: 15 } } });
+    }
+    expect((await sa.coordination.listNamespacedLease({ namespace: 'sair-system' })).items.map((l) => l.metadata!.name).sort()).toEqual([
+      'sair-policy',
+      'sair-policy-member-sair-policy-7c9f8-x2x4q',
+      'sair-policy-shard-2-of-6',
+    ]);
+    await sa.coordination.deleteNamespacedLease({ name: 'sair-policy-member-sair-policy-7c9f8-x2x4q', namespace: 'sair-system' });
+  });
+
   describe('in an opted-in namespace it may do what a decision does', () => {
     it('scale a Deployment through deployments/scale', async () => {
       const scale = await sa.apps.readNamespacedDeploymentScale({ name: 'web', namespace: 'ml' });
@@ -125,11 +138,18 @@ describe('policy server least privilege (manifests/policy) enforced by the API s
       await refused(sa.core.createNamespacedEvent({ namespace: 'ml', body: event }), /reportingComponent sair.dev\/policy only/);
     });
 
-    it('its own settings in sair-system: only the Lease and the snapshot ConfigMaps', async () => {
+    it("another component's Lease in sair-system", async () => {
+      await refused(
+        sa.coordination.createNamespacedLease({ namespace: 'sair-system', body: { metadata: { name: 'sair-failsafe' }, spec: { holderIdentity: 'sair-policy-0' } } }),
+        /writes only its Leases \(sair-policy, sair-policy-shard-\*, sair-policy-member-\*\)/,
+      );
+    });
+
+    it('its own settings in sair-system: only the Leases and the snapshot ConfigMaps', async () => {
       await sa.core.createNamespacedConfigMap({ namespace: 'sair-system', body: { metadata: { name: 'sair-policy-snapshot', labels: { 'sair.dev/snapshot': 'sair-policy-snapshot' } }, data: { index: '{}' } } });
       await refused(
         sa.core.replaceNamespacedConfigMap({ name: 'sair-policy', namespace: 'sair-system', body: { metadata: { name: 'sair-policy', namespace: 'sair-system', labels: { 'sair.dev/snapshot': 'x' } }, data: { SAIR_LLM_ALLOWED_ENDPOINTS: 'http://' } } }),
-        /only its Lease and its snapshot ConfigMaps/,
+        /only its Leases .* and its snapshot ConfigMaps/,
       );
       expect(api.get<k8s.V1ConfigMap>('configmaps', 'sair-system', 'sair-policy')?.data?.SAIR_LLM_ALLOWED_ENDPOINTS).toBeUndefined();
     });

@@ -5,6 +5,10 @@
 // reads only the prompt it received (see `ruleAnswer`). A personality (fake-llm-personalities.ts)
 // makes it accept and refuse request shapes as vLLM, Ollama, llama.cpp or OpenAI do, with their
 // status codes, error bodies, usage fields and reasoning output; the default takes everything.
+// With maxConcurrent it serves that many requests at a time, each for serviceMs, and queues the
+// rest in arrival order, as a model server with that many batch slots does; a request whose client
+// goes away is dropped from the queue, or frees its slot, as vLLM aborts it. `queueing` says how
+// long requests waited for a slot.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PERSONALITIES, type Personality, type PersonalityName, type RequestView } from './fake-llm-personalities.js';
@@ -47,6 +51,8 @@ export interface FakeLlm {
   requests: FakeLlmRequest[];
   /** Faults to serve, in order, before answering by the rule again. */
   script(...faults: FakeLlmFault[]): void;
+  /** With maxConcurrent: each request's wait for a slot, ms, in arrival order, and the longest queue seen. */
+  queueing: { waitsMs: number[]; maxQueued: number };
   close(): Promise<void>;
 }
 
@@ -188,6 +194,10 @@ export interface FakeLlmOptions {
   personality?: PersonalityName;
   /** The scripted model reasons before it answers, where the personality puts reasoning. */
   reasoning?: boolean;
+  /** Requests served at the same time at most; the rest wait in arrival order. */
+  maxConcurrent?: number;
+  /** How long a request holds its slot before it is answered, ms (with maxConcurrent). */
+  serviceMs?: number;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -200,10 +210,43 @@ export async function startFakeLlm(opts: FakeLlmOptions = {}): Promise<FakeLlm> 
   const requests: FakeLlmRequest[] = [];
   const queue: FakeLlmFault[] = [];
   let answered = 0;
+  const queueing = { waitsMs: [] as number[], maxQueued: 0 };
+  const waiting: (() => void)[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  let active = 0;
+  /** Runs `handle` once a slot is free and after the service time; at once without a cap. */
+  const admit = (res: ServerResponse, handle: () => void) => {
+    if (!opts.maxConcurrent) return handle();
+    const arrived = Date.now();
+    const run = () => {
+      active++;
+      queueing.waitsMs.push(Date.now() - arrived);
+      let done = false;
+      const finish = (answer: boolean) => {
+        if (done) return;
+        done = true;
+        clearTimeout(t);
+        timers.delete(t);
+        active--;
+        if (answer) handle();
+        waiting.shift()?.();
+      };
+      const t = setTimeout(() => finish(true), opts.serviceMs ?? 0);
+      timers.add(t);
+      res.once('close', () => finish(false));
+    };
+    if (active < opts.maxConcurrent) return run();
+    waiting.push(run);
+    queueing.maxQueued = Math.max(queueing.maxQueued, waiting.length);
+    res.once('close', () => {
+      const at = waiting.indexOf(run);
+      if (at >= 0) waiting.splice(at, 1);
+    });
+  };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    req.on('end', () => admit(res, () => {
       if (req.method !== 'POST' || !req.url?.endsWith('/chat/completions')) {
         send(res, 404, p.error(404, `no route ${req.method} ${req.url}`));
         return;
@@ -260,7 +303,7 @@ export async function startFakeLlm(opts: FakeLlmOptions = {}): Promise<FakeLlm> 
       if (!opts.reasoning || p.reasoning === 'none') return send(res, 200, completion(p, n, content));
       if (p.reasoning === 'content-think') return send(res, 200, completion(p, n, `<think>\n${THOUGHT}\n</think>\n\n${content}`));
       return send(res, 200, completion(p, n, content, { message: { [p.reasoning]: THOUGHT } }));
-    });
+    }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -268,8 +311,10 @@ export async function startFakeLlm(opts: FakeLlmOptions = {}): Promise<FakeLlm> 
     url: `http://127.0.0.1:${port}/v1`,
     requests,
     script: (...faults) => void queue.push(...faults),
+    queueing,
     close: () =>
       new Promise<void>((resolve) => {
+        for (const t of timers) clearTimeout(t);
         server.closeAllConnections();
         server.close(() => resolve());
       }),

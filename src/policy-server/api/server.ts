@@ -1,7 +1,9 @@
 // The policy server's HTTP face: probes, Prometheus metrics, a read-only JSON API and the
 // dashboard. Thin: it reads the history and the runtime's state and answers; it changes nothing.
 // Only the leader decides, so a standby forwards the JSON API to the leader (the Service may send
-// a request to any replica); probes and /metrics stay each replica's own.
+// a request to any replica); probes and /metrics stay each replica's own. With shards, a replica
+// answers for the pipelines of the shards it holds, and one that holds none forwards to the
+// holder of the first shard.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -24,6 +26,8 @@ export interface ServerState {
   invalid(): { id: string; error: string }[];
   /** `cluster` or `simulator`, shown in the dashboard header. */
   source: string;
+  /** With sharding: the shards this replica holds (it answers for their pipelines) out of how many. */
+  shards?(): { held: number[]; of: number };
 }
 
 export interface ApiServerDeps {
@@ -131,6 +135,7 @@ export function createApiApp(deps: ApiServerDeps): express.Express {
       source: deps.state.source,
       identity: deps.state.identity,
       leader: deps.state.leader(),
+      ...(deps.state.shards ? { shards: deps.state.shards() } : {}),
       selector: deps.state.selector,
       pipelines: pipelines.filter((p) => visible(p.id)),
       invalid: invalid.filter((i) => visible(i.id)),

@@ -2,14 +2,14 @@
 // (read-modify-write with resourceVersion, so a concurrent writer gives a 409 that is retried),
 // clamped to the stage's and the HPA's bounds; a GPU share recorded on the Deployment as
 // `sair.dev/current-gpu-cores` and brought to its pods by the share reconciler. Every write asks
-// the guard first: only the holder of a valid lease changes the cluster.
+// the pipeline's guard first: only the holder of its shard's valid lease changes the cluster.
 import type { Counter } from 'prom-client';
 import type { KubeClients } from '../../common/k8s.js';
 import { MERGE_PATCH } from '../../common/k8s.js';
 import type { Logger } from '../../common/logger.js';
 import { ANNOTATION_CURRENT_GPU_CORES } from '../../core/names.js';
 import type { Managed, PipelineCatalog } from './catalog.js';
-import type { WriteGuard } from './guard.js';
+import type { GuardFor } from './guard.js';
 import { withRetry, type RetryOptions } from './retry.js';
 import type { ShareReconciler } from './share-reconciler.js';
 
@@ -17,7 +17,7 @@ export interface ActuatorDeps {
   clients: KubeClients;
   catalog: PipelineCatalog;
   shares: ShareReconciler;
-  guard: WriteGuard;
+  guardFor: GuardFor;
   retry: RetryOptions;
   writes: Counter;
 }
@@ -44,7 +44,7 @@ export class Actuator {
               namespace: m.namespace,
               body: { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: deployment, namespace: m.namespace, resourceVersion: scale.metadata?.resourceVersion }, spec: { replicas: target } },
             },
-            this.d.guard.writeOptions(),
+            this.d.guardFor(m.spec.id).writeOptions(),
           );
           log.info({ from: scale.spec?.replicas, to: target }, 'scaled');
         },
@@ -58,13 +58,14 @@ export class Actuator {
   }
 
   /** Record the share on the Deployment, then bring its pods to it now (the reconciler keeps them there). */
-  async setShare(namespace: string, deployment: string, cores: number, log: Logger): Promise<void> {
+  async setShare(m: Managed, deployment: string, cores: number, log: Logger): Promise<void> {
+    const namespace = m.namespace;
     await withRetry(
       `annotate deployment ${namespace}/${deployment}`,
       () =>
         this.d.clients.apps.patchNamespacedDeployment(
           { name: deployment, namespace, body: { metadata: { annotations: { [ANNOTATION_CURRENT_GPU_CORES]: String(cores) } } } },
-          this.d.guard.writeOptions(MERGE_PATCH),
+          this.d.guardFor(m.spec.id).writeOptions(MERGE_PATCH),
         ),
       this.d.retry,
     );

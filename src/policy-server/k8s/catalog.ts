@@ -7,6 +7,7 @@ import { errorMessage } from '../../common/errors.js';
 import { parseGpuCores } from '../../common/gpu-quota.js';
 import { suspensionOf, type HpaObject } from '../../common/hpa-takeover.js';
 import type { PipelineSpec } from '../../core/ports.js';
+import { hpaPipelineId } from '../../core/shards.js';
 import { ANNOTATION_CURRENT_GPU_CORES, ANNOTATION_GPU_CORES, ANNOTATION_METRICS_PRESET, ANNOTATION_MODE, ANNOTATION_SLO_P99_MS, LABEL_INJECT, LABEL_MANAGED } from '../../core/names.js';
 import type { PipelineMetricsSource } from '../prometheus/metrics-port.js';
 import type { PolicyInformers } from './informers.js';
@@ -54,6 +55,8 @@ export function selectorMatches(selector: k8s.V1LabelSelector | undefined, podLa
 export class PipelineCatalog {
   private managed = new Map<string, Managed>();
   private refused = new Map<string, string>();
+  /** `namespace/deployment` of each managed stage -> the id of the pipeline it belongs to. */
+  private owners = new Map<string, string>();
 
   constructor(
     private readonly informers: PolicyInformers,
@@ -107,11 +110,17 @@ export class PipelineCatalog {
     }
     this.managed = next;
     this.refused = refused;
+    this.owners = new Map([...next.values()].flatMap((m) => m.spec.stages.map((s) => [`${m.namespace}/${s.name}`, m.spec.id] as const)));
     return [...next.values()].map((m) => m.spec);
   }
 
   get(pipelineId: string): Managed | undefined {
     return this.managed.get(pipelineId);
+  }
+
+  /** The pipeline a Deployment is a stage of, if it is managed. */
+  stageOwner(namespace: string, deployment: string): string | undefined {
+    return this.owners.get(`${namespace}/${deployment}`);
   }
 
   all(): IterableIterator<Managed> {
@@ -158,7 +167,7 @@ export class PipelineCatalog {
       stageNames: [target.name],
       metrics: { namespace: ns, stages: [{ namespace: ns, deployment: target.name, preset }] },
       spec: {
-        id: `${ns}/hpa:${name}`,
+        id: hpaPipelineId(ns, name),
         stages: [
           {
             index: 0,

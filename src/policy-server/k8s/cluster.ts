@@ -2,7 +2,7 @@
 // (what is autoscaled, from the informer caches; reads only), the actuator (scale subresource,
 // GPU shares), the share reconciler (pods to their stage's share, from a keyed work queue) and the
 // reporter (status with stable conditions, aggregated Events). Only the holder of a valid lease
-// writes; a standby keeps its caches warm.
+// for the pipeline's shard writes for it; a standby keeps its caches warm.
 import type * as k8s from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../common/logger.js';
@@ -13,7 +13,7 @@ import type { DecisionRecord } from '../../policy/types.js';
 import type { PipelineMetricsSource } from '../prometheus/metrics-port.js';
 import { Actuator } from './actuator.js';
 import { PipelineCatalog, type HpaDefaults, type Managed } from './catalog.js';
-import type { WriteGuard } from './guard.js';
+import type { GuardFor } from './guard.js';
 import type { PolicyInformers } from './informers.js';
 import type { InferencePipeline } from './pipeline-resource.js';
 import { Reporter } from './reporter.js';
@@ -21,7 +21,7 @@ import { DEFAULT_RETRY, type RetryOptions } from './retry.js';
 import { ShareReconciler } from './share-reconciler.js';
 
 export type { HpaDefaults } from './catalog.js';
-export { ALWAYS_LEADING, type WriteGuard } from './guard.js';
+export { ALWAYS_LEADING, type GuardFor, type WriteGuard } from './guard.js';
 
 export interface KubeClusterDeps {
   clients: KubeClients;
@@ -33,8 +33,8 @@ export interface KubeClusterDeps {
   hpaDefaults: HpaDefaults;
   /** Server-wide dry run (the controller then applies nothing); shown in Events and status. */
   dryRun: boolean;
-  /** Options for each write: refused unless this replica holds a valid lease at that moment. */
-  guard: WriteGuard;
+  /** Options for each write for a pipeline: refused unless this replica holds its shard's lease, valid at that moment. */
+  guardFor: GuardFor;
   retry?: RetryOptions;
   /** Repeats of an Event reason on one object are written at most this often (default 5 min). */
   eventIntervalMs?: number;
@@ -66,13 +66,13 @@ export class KubeCluster implements ClusterPort {
       registers: [d.registry],
     });
     this.catalog = new PipelineCatalog(d.informers, d.hpaDefaults);
-    const common = { clients: d.clients, informers: d.informers, guard: d.guard, retry, logger: d.logger, writes };
+    const common = { clients: d.clients, informers: d.informers, guardFor: d.guardFor, retry, logger: d.logger, writes };
     this.shares = new ShareReconciler({ ...common, catalog: this.catalog });
     this.reporter = new Reporter({ ...common, identity: d.identity, eventIntervalMs: d.eventIntervalMs });
     this.actuator = new Actuator({ ...common, catalog: this.catalog, shares: this.shares });
   }
 
-  /** Called when this replica starts or stops leading. */
+  /** Called when this replica starts or stops leading (gains or loses a shard). */
   setActive(active: boolean): void {
     this.resync = active;
   }
@@ -136,7 +136,7 @@ export class KubeCluster implements ClusterPort {
       log.info({ action: describeAction(action, m.stageNames) }, 'dry run: not applied');
       return;
     }
-    this.d.guard.writeOptions();
+    this.d.guardFor(pipelineId).writeOptions();
     const stage = m.spec.stages[action.stage];
     if (!stage) throw new UpstreamError('sair-policy', `pipeline ${pipelineId} has no stage ${action.stage}`, 400);
     try {
@@ -144,7 +144,7 @@ export class KubeCluster implements ClusterPort {
       else {
         if (!stage.gpuCores) throw new UpstreamError('sair-policy', `stage ${action.stage} of ${pipelineId} has no GPU share to change`, 400);
         const target = Math.max(stage.gpuCores.min, Math.min(stage.gpuCores.max, Math.round(action.gpuCores)));
-        await this.actuator.setShare(m.namespace, stage.name, target, log);
+        await this.actuator.setShare(m, stage.name, target, log);
       }
     } catch (err) {
       const e = err instanceof UpstreamError ? err : new UpstreamError('kube-apiserver', errorMessage(err));

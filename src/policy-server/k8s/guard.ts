@@ -1,5 +1,6 @@
 // Who may write to the cluster now. The leader elector implements it (its lease valid at this
-// moment); without leader election this replica always may.
+// moment); without leader election this replica always may. With shards each pipeline's writes
+// ask the elector of the pipeline's shard (GuardFor).
 import type * as k8s from '@kubernetes/client-node';
 
 export type CallOptions = k8s.ConfigurationOptions<k8s.ObservableMiddleware>;
@@ -10,3 +11,6 @@ export interface WriteGuard {
 }
 
 export const ALWAYS_LEADING: WriteGuard = { writeOptions: (opt) => opt ?? {} };
+
+/** The guard for writes on behalf of one pipeline (its shard's Lease). */
+export type GuardFor = (pipelineId: string) => WriteGuard;

@@ -9,7 +9,8 @@
 // up after callTimeoutMs (shorter than the deadline). A standby cannot take over before
 // leaseDuration after that renewal landed, so the gap leaseDuration - renewDeadline (5 s by
 // default) is the margin against two leaders. Writes to the cluster ask writeOptions() for a
-// signal that aborts them when the validity ends.
+// signal that aborts them when the validity ends. An elector runs its own loop (start()), or a
+// ShardLeases drives one per shard (round(), release()) and says when it may take a lease.
 import * as k8s from '@kubernetes/client-node';
 import { Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../../common/logger.js';
@@ -30,6 +31,8 @@ export interface LeaderElectionOptions {
   logger: Logger;
   registry?: Registry;
   onChange?: (leading: boolean) => void;
+  /** Asked before taking a lease this replica does not hold (free, released or expired); default: always. */
+  mayAcquire?: () => boolean;
   now?: () => number;
 }
 
@@ -63,8 +66,10 @@ export class LeaderElector {
     if (this.callTimeoutMs >= o.renewDeadlineMs) throw new RangeError(`callTimeoutMs (${this.callTimeoutMs}) must be shorter than renewDeadlineMs (${o.renewDeadlineMs})`);
     if (o.renewDeadlineMs >= o.leaseDurationSeconds * 1000) throw new RangeError(`renewDeadlineMs (${o.renewDeadlineMs}) must be shorter than the lease duration (${o.leaseDurationSeconds} s)`);
     this.now = o.now ?? Date.now;
+    // One gauge per registry, shared by the electors of every shard.
     this.gauge = o.registry
-      ? new Gauge({ name: 'sair_policy_leader_is_leader', help: '1 while this replica holds the policy lease', labelNames: ['lease'], registers: [o.registry] })
+      ? ((o.registry.getSingleMetric('sair_policy_leader_is_leader') as Gauge | undefined) ??
+        new Gauge({ name: 'sair_policy_leader_is_leader', help: '1 while this replica holds the policy lease (one series per shard lease)', labelNames: ['lease'], registers: [o.registry] }))
       : undefined;
     this.gauge?.set({ lease: o.name }, 0);
   }
@@ -84,16 +89,36 @@ export class LeaderElector {
     return abortOptions(AbortSignal.any([this.validity.signal, AbortSignal.timeout(remaining)]), opt);
   }
 
+  /** The lease this elector campaigns for, as namespace/name. */
+  get lease(): string {
+    return `${this.o.namespace}/${this.o.name}`;
+  }
+
   start(): void {
     if (this.running) return;
     this.running = true;
     const loop = () => {
       if (!this.running) return;
-      this.inFlight = this.tryAcquireOrRenew().finally(() => {
+      this.inFlight = this.round().finally(() => {
         if (this.running) this.timer = setTimeout(loop, this.o.retryPeriodMs);
       });
     };
     loop();
+  }
+
+  /** One try to acquire or renew, for a caller that drives the rounds itself instead of start(). */
+  round(): Promise<void> {
+    const r = this.tryAcquireOrRenew();
+    this.inFlight = r;
+    return r;
+  }
+
+  /** Stop acting and hand the lease over now (another replica takes it at its next try); keeps campaigning. */
+  async release(why: string): Promise<void> {
+    await this.inFlight;
+    if (!this.isLeader()) return;
+    this.stepDown(why);
+    await this.releaseLease();
   }
 
   /** Stop campaigning; by default release the lease so a standby takes over at once. */
@@ -104,7 +129,7 @@ export class LeaderElector {
     if (this.isLeader() && (options.release ?? true)) {
       // Nothing may be written under a lease about to be released.
       this.stepDown('released');
-      await this.release();
+      await this.releaseLease();
     }
     this.stepDown('stopped');
   }
@@ -151,6 +176,10 @@ export class LeaderElector {
     return timeoutOptions(this.callTimeoutMs);
   }
 
+  private mayAcquire(): boolean {
+    return this.o.mayAcquire?.() ?? true;
+  }
+
   /** One round: true when this replica holds the lease afterwards. */
   private async attempt(now: number): Promise<boolean> {
     const { coordination, namespace, name, identity } = this.o;
@@ -159,6 +188,7 @@ export class LeaderElector {
       lease = await coordination.readNamespacedLease({ name, namespace }, this.opts());
     } catch (err) {
       if (statusOf(err) !== 404) throw err;
+      if (!this.mayAcquire()) return false;
       try {
         await coordination.createNamespacedLease(
           { namespace, body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: this.spec(now, now, 0) } },
@@ -177,6 +207,7 @@ export class LeaderElector {
     const duration = (spec.leaseDurationSeconds ?? this.o.leaseDurationSeconds) * 1000;
     const heldByOther = holder !== '' && holder !== identity;
     if (heldByOther && this.observed.at + duration > now) return false;
+    if (holder !== identity && !this.mayAcquire()) return false;
 
     const transitions = (spec.leaseTransitions ?? 0) + (holder === identity ? 0 : 1);
     const acquired = holder === identity && spec.acquireTime ? new Date(spec.acquireTime).getTime() : now;
@@ -203,7 +234,7 @@ export class LeaderElector {
     };
   }
 
-  private async release(): Promise<void> {
+  private async releaseLease(): Promise<void> {
     const { coordination, namespace, name, identity } = this.o;
     try {
       const lease = await coordination.readNamespacedLease({ name, namespace }, this.opts());

@@ -12,7 +12,7 @@ import type { KubeClients } from '../../common/k8s.js';
 import { MERGE_PATCH } from '../../common/k8s.js';
 import type { Logger } from '../../common/logger.js';
 import type { Managed } from './catalog.js';
-import type { WriteGuard } from './guard.js';
+import type { GuardFor } from './guard.js';
 import type { PolicyInformers } from './informers.js';
 import { GROUP, KIND, PLURAL, VERSION, parseInferencePipeline, type PipelineStatus } from './pipeline-resource.js';
 import { withRetry, type RetryOptions } from './retry.js';
@@ -39,7 +39,7 @@ interface Series {
 export interface ReporterDeps {
   clients: KubeClients;
   informers: PolicyInformers;
-  guard: WriteGuard;
+  guardFor: GuardFor;
   retry: RetryOptions;
   logger: Logger;
   writes: Counter;
@@ -52,6 +52,7 @@ export interface ReporterDeps {
 
 export class Reporter {
   private readonly series = new Map<string, Series>();
+  private prunedAt = 0;
   private readonly now: () => number;
   private readonly intervalMs: number;
   readonly invalidQueue: WorkQueue<string>;
@@ -89,7 +90,7 @@ export class Reporter {
         () =>
           this.d.clients.custom.patchNamespacedCustomObjectStatus(
             { group: GROUP, version: VERSION, plural: PLURAL, namespace: target.namespace, name: target.name, body: { status: body } },
-            this.d.guard.writeOptions(MERGE_PATCH),
+            this.d.guardFor(pipelineId).writeOptions(MERGE_PATCH),
           ),
         this.d.retry,
       );
@@ -114,7 +115,7 @@ export class Reporter {
     const valid = this.existingConditions(namespace, name)?.find((c) => c.type === 'Valid');
     if (valid?.status === 'False' && valid.message === message.slice(0, 500)) return;
     this.d.logger.error({ pipeline: key, err: message }, 'invalid InferencePipeline; not autoscaled');
-    this.d.guard.writeOptions();
+    this.d.guardFor(key).writeOptions();
     await this.status(key, { kind: 'pipeline', namespace, name }, {}, [{ type: 'Valid', status: 'False', reason: 'InvalidSpec', message }]);
   }
 
@@ -142,8 +143,10 @@ export class Reporter {
     }
   }
 
-  /** Series older than an hour are forgotten: the next Event of that reason starts a new one. */
+  /** Series older than an hour are forgotten: the next Event of that reason starts a new one. Once a minute, not per Event. */
   private prune(now: number): void {
+    if (now - this.prunedAt < 60_000) return;
+    this.prunedAt = now;
     for (const [k, s] of this.series) if (now - s.lastWriteAt > 3_600_000) this.series.delete(k);
   }
 
@@ -155,7 +158,7 @@ export class Reporter {
         () =>
           this.d.clients.core.patchNamespacedEvent(
             { name: s.eventName, namespace: m.namespace, body: { count, lastTimestamp: new Date(now), message } },
-            this.d.guard.writeOptions(MERGE_PATCH),
+            this.d.guardFor(m.spec.id).writeOptions(MERGE_PATCH),
           ),
         this.d.retry,
       );
@@ -199,7 +202,7 @@ export class Reporter {
               action: 'Autoscale',
             },
           },
-          this.d.guard.writeOptions(),
+          this.d.guardFor(m.spec.id).writeOptions(),
         ),
       this.d.retry,
     );

@@ -1,6 +1,8 @@
 // A small client for Prometheus's HTTP API (GET /api/v1/query): one instant query, one number.
 // Every failure (timeout, HTTP error, `status: "error"`, an unexpected shape) is an UpstreamError;
-// the metrics port turns it into a missing value, so the controller holds.
+// the metrics port turns it into a missing value, so the controller holds. At most maxConcurrent
+// queries are in flight (Prometheus itself runs 20 at a time by default, --query.max-concurrency);
+// the rest wait their turn instead of opening a connection each.
 import { z } from 'zod';
 import { UpstreamError, errorMessage } from '../../common/errors.js';
 
@@ -38,10 +40,14 @@ export interface PrometheusClientOptions {
   timeoutMs: number;
   /** Sent as `Authorization` when set (a bearer token for a managed Prometheus). */
   authorization?: string;
+  /** Queries in flight at most; the timeout counts from when a query is sent. Default: no limit. */
+  maxConcurrent?: number;
 }
 
 export class PrometheusClient {
   private readonly endpoint: URL;
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
 
   constructor(private readonly options: PrometheusClientOptions) {
     const base = options.url.endsWith('/') ? options.url : `${options.url}/`;
@@ -50,9 +56,26 @@ export class PrometheusClient {
 
   /** Run an instant query; resolves to its series (one for a scalar). */
   async query(promql: string, time?: Date): Promise<Series[]> {
+    const limit = this.options.maxConcurrent ?? Infinity;
+    if (this.active >= limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await this.send(promql, time);
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private async send(promql: string, time?: Date): Promise<Series[]> {
     const body = new URLSearchParams({ query: promql, timeout: `${Math.max(1, Math.floor(this.options.timeoutMs / 1000))}s` });
     if (time) body.set('time', (time.getTime() / 1000).toFixed(3));
     let res: Response;
+    let text: string;
+    // A timer cleared once the answer is read: AbortSignal.timeout would keep one alive, and fire
+    // an abort, long after each of the many quick queries.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new DOMException(`query timed out after ${this.options.timeoutMs} ms`, 'TimeoutError')), this.options.timeoutMs);
     try {
       res = await fetch(this.endpoint, {
         method: 'POST',
@@ -61,15 +84,17 @@ export class PrometheusClient {
           ...(this.options.authorization ? { authorization: this.options.authorization } : {}),
         },
         body,
-        signal: AbortSignal.timeout(this.options.timeoutMs),
+        signal: abort.signal,
       });
+      text = await res.text().catch(() => '');
     } catch (err) {
       // Checked by name: the abort error may come from another realm (a VM context), so not instanceof.
       const name = (err as { name?: unknown }).name;
       const timedOut = name === 'TimeoutError' || name === 'AbortError';
       throw new UpstreamError('prometheus', timedOut ? `query timed out after ${this.options.timeoutMs} ms` : `request failed: ${errorMessage(err)}`, undefined, { cause: err });
+    } finally {
+      clearTimeout(timer);
     }
-    const text = await res.text().catch(() => '');
     let json: unknown;
     try {
       json = JSON.parse(text);

@@ -21,6 +21,7 @@ import { createPolicyInformers, type PolicyInformers } from '../../../src/policy
 import { PrometheusClient } from '../../../src/policy-server/prometheus/client.js';
 import { createPrometheusMetrics } from '../../../src/policy-server/prometheus/metrics-port.js';
 import { createPolicyLoop } from '../../../src/policy-server/wiring.js';
+import { singleShard } from '../../../src/policy-server/runtime.js';
 import { PolicyHistory } from '../../../src/policy-server/api/history.js';
 import type { Clock } from '../../../src/core/ports.js';
 import { startFakeApiServer, type FakeApiServer } from '../../support/fake-apiserver.js';
@@ -85,7 +86,7 @@ describe('Kubernetes cluster adapter', () => {
     const clients = api.clients('ml');
     informers = createPolicyInformers(clients, logger, { restartDelayMs: 50 });
     await informers.waitForSync(5_000);
-    cluster = new KubeCluster({ clients, informers, logger, registry: createRegistry('policy', { defaultMetrics: false }), identity: 'test-0', hpaDefaults, dryRun: false, guard, retry: fastRetry });
+    cluster = new KubeCluster({ clients, informers, logger, registry: createRegistry('policy', { defaultMetrics: false }), identity: 'test-0', hpaDefaults, dryRun: false, guardFor: () => guard, retry: fastRetry });
     cluster.setActive(true);
     api.requests.splice(0);
   });
@@ -108,7 +109,7 @@ describe('Kubernetes cluster adapter', () => {
     const ports = { cluster, metrics, clock, logger, registry, history };
     const { runtime, controller } = createPolicyLoop(ports, policySettings({}), {
       seed: 7,
-      isLeader: () => true,
+      ownership: singleShard(() => true),
       pollMs: 1_000,
       backoff: { baseMs: 1_000, maxMs: 60_000 },
       afterDecision: (r) => cluster.publishDecision(r),

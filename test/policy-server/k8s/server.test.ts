@@ -1,11 +1,12 @@
 // `sair policy` end to end: two replicas of the server against the fake API server and a fake
 // Prometheus. One leads and scales the pipeline, the other stands by with warm caches and takes
-// over when the leader shuts down gracefully.
+// over when the leader shuts down gracefully. With shards, both act, each for its own pipelines.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type * as k8s from '@kubernetes/client-node';
 import { loadPolicyConfig, startCluster, type ClusterServer } from '../../../src/cmd/policy.js';
 import { ADMIN_TOKEN, startFakeApiServer, type FakeApiServer } from '../../support/fake-apiserver.js';
 import { startFakePrometheus, type FakePrometheus } from '../../support/fake-prometheus.js';
+import { shardName, shardOf } from '../../../src/core/shards.js';
 import { deployment, namespace, pipeline, pod } from './helpers.js';
 
 /** Resolves when `test` holds, checking every 25 ms (the servers expose no event to await). */
@@ -96,5 +97,84 @@ describe('sair policy with two replicas', () => {
     expect(api.get<k8s.V1Lease>('leases', 'sair-system', 'sair-policy')!.spec).toMatchObject({ holderIdentity: 'policy-b', leaseTransitions: 1 });
     const metrics = await (await fetch(`${b!.url}/metrics`)).text();
     expect(metrics).toMatch(/sair_policy_leader_is_leader\{[^}]*\} 1/);
+  });
+});
+
+describe('sair policy with shards', () => {
+  let api: FakeApiServer;
+  let prom: FakePrometheus;
+  const servers: ClusterServer[] = [];
+  const ids = Array.from({ length: 8 }, (_, i) => `ml/p${i}`);
+
+  beforeAll(async () => {
+    api = await startFakeApiServer({ namespaces: ['default', 'sair-system'] });
+    prom = await startFakePrometheus();
+    api.seed(namespace('ml', true));
+    for (let i = 0; i < ids.length; i++) {
+      api.seed(deployment('ml', `d${i}`, 1));
+      api.seed(pipeline('ml', `p${i}`, { slo: { p99Ms: 300 }, tickSeconds: 5, stages: [{ name: 's', deployment: `d${i}`, minReplicas: 1, maxReplicas: 4 }] }));
+    }
+    prom.on('histogram_quantile', { vector: [{ value: '100' }] });
+  });
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+    await prom.close();
+    await api.close();
+  });
+
+  const start = async (identity: string) => {
+    const cfg = loadPolicyConfig(
+      {
+        SAIR_KUBE_API_SERVER: api.url,
+        SAIR_PROMETHEUS_URL: prom.url,
+        SAIR_POD_NAME: identity,
+        SAIR_POD_NAMESPACE: 'sair-system',
+        SAIR_SHARDS: '4',
+        SAIR_LEASE_DURATION_SECONDS: '1',
+        SAIR_POLICY_POLL_MS: '100',
+        SAIR_POLICY_HOST: '127.0.0.1',
+        SAIR_API_AUTH: 'none',
+        SAIR_LOG_LEVEL: 'silent',
+      },
+      ['--port', '0'],
+    );
+    const s = await startCluster(cfg);
+    servers.push(s);
+    return s;
+  };
+  const view = async (s: ClusterServer) => (await (await fetch(`${s.url}/api/pipelines`)).json()) as { shards: { held: number[]; of: number }; pipelines: { id: string; ticks: number }[] };
+  const holder = (id: string) => api.get<k8s.V1Lease>('leases', 'sair-system', shardName('sair-policy', shardOf(id, 4), 4))?.spec?.holderIdentity;
+
+  it('two replicas split the shards and each decides for the pipelines of its own, and reports as itself', async () => {
+    const a = await start('policy-a');
+    const b = await start('policy-b');
+    await eventually(() => a.held().size === 2 && b.held().size === 2, 'the shards are split two and two');
+    const splitAt = Date.now();
+    await eventually(async () => {
+      const [va, vb] = await Promise.all([view(a), view(b)]);
+      return va.pipelines.length + vb.pipelines.length === ids.length && [...va.pipelines, ...vb.pipelines].every((p) => p.ticks >= 1);
+    }, 'every pipeline ticks on one replica');
+    const [va, vb] = await Promise.all([view(a), view(b)]);
+    expect(va.shards).toEqual({ held: [...a.held()].sort(), of: 4 });
+    expect([...va.pipelines, ...vb.pipelines].map((p) => p.id).sort()).toEqual(ids);
+    for (const p of va.pipelines) expect(holder(p.id)).toBe('policy-a');
+    for (const p of vb.pipelines) expect(holder(p.id)).toBe('policy-b');
+    // Since the split, every Event on a pipeline comes from the holder of its shard.
+    const since = api.list<k8s.CoreV1Event>('events', 'ml').filter((e) => new Date(String(e.firstTimestamp)).getTime() > splitAt);
+    expect(since.length).toBeGreaterThan(0);
+    for (const e of since) expect(e.reportingInstance).toBe(holder(`ml/${e.involvedObject.name}`));
+  });
+
+  it('when one replica goes, the other takes its shards and decides for every pipeline', async () => {
+    const [a, b] = servers;
+    const before = new Map((await view(b!)).pipelines.map((p) => [p.id, p.ticks]));
+    await a!.stop();
+    servers.shift();
+    await eventually(() => b!.held().size === 4, 'policy-b holds every shard');
+    await eventually(async () => {
+      const vb = await view(b!);
+      return vb.pipelines.length === ids.length && vb.pipelines.every((p) => p.ticks > (before.get(p.id) ?? 0));
+    }, "policy-b ticks policy-a's pipelines too");
+    for (const id of ids) expect(holder(id)).toBe('policy-b');
   });
 });

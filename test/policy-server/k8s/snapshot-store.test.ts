@@ -1,20 +1,14 @@
 // The experience snapshot in chunked ConfigMaps, against the fake API server: what one leader
 // saves the next one loads, whole; a standby's save is refused before it is sent; older
-// generations are removed. And the sync: a new leader's file holds the store's latest snapshot.
+// generations are removed.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type * as k8s from '@kubernetes/client-node';
 import { NotLeaderError } from '../../../src/common/errors.js';
-import { createLogger } from '../../../src/common/logger.js';
 import { ALWAYS_LEADING, type WriteGuard } from '../../../src/policy-server/k8s/guard.js';
 import { ConfigMapSnapshotStore } from '../../../src/policy-server/k8s/snapshot-store.js';
-import { SnapshotSync } from '../../../src/policy-server/snapshot-sync.js';
 import { startFakeApiServer, type FakeApiServer } from '../../support/fake-apiserver.js';
 
-const logger = createLogger('test', 'silent');
 const standby: WriteGuard = {
   writeOptions: () => {
     throw new NotLeaderError('sair-system/sair-policy');
@@ -50,21 +44,5 @@ describe('ConfigMap snapshot store', () => {
     const before = configMaps();
     await expect(store(standby).save(Buffer.from('stale'))).rejects.toThrow(/not the holder of a valid Lease/);
     expect(configMaps()).toEqual(before);
-  });
-
-  it('a new leader gets the latest snapshot into its file before its first tick; a standby uploads nothing', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'sair-snap-'));
-    const leaderFile = join(dir, 'a.json');
-    const newLeaderFile = join(dir, 'b.json');
-    let aLeads = true;
-    const a = new SnapshotSync({ store: store(ALWAYS_LEADING), path: leaderFile, logger, isLeader: () => aLeads });
-    await writeFile(leaderFile, '{"from":"a"}');
-    await a.flush();
-    aLeads = false;
-    await writeFile(leaderFile, '{"from":"a, after losing the lease"}');
-    await a.flush();
-    const b = new SnapshotSync({ store: store(ALWAYS_LEADING), path: newLeaderFile, logger, isLeader: () => true });
-    await b.restore();
-    expect(await readFile(newLeaderFile, 'utf8')).toBe('{"from":"a"}');
   });
 });

@@ -228,6 +228,17 @@ describe('PrometheusClient', () => {
     await expect(client().value('slow')).rejects.toThrow('timed out after 300 ms');
   });
 
+  it('keeps at most maxConcurrent queries in flight; the others wait their turn and are answered', async () => {
+    prom.on('q', { vector: [{ value: '1' }] }, 200);
+    const limited = new PrometheusClient({ url: prom.url, timeoutMs: 2_000, maxConcurrent: 2 });
+    const all = Promise.all(Array.from({ length: 5 }, (_, i) => limited.value(`q${i}`)));
+    // Half the answer time in, the server has seen only the first two.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(prom.queries).toEqual(['q0', 'q1']);
+    expect(await all).toEqual([1, 1, 1, 1, 1]);
+    expect(prom.queries).toHaveLength(5);
+  });
+
   it('reports an unreachable server', async () => {
     const dead = new PrometheusClient({ url: 'http://127.0.0.1:1', timeoutMs: 500 });
     await expect(dead.value('up')).rejects.toThrow('prometheus: request failed');
