@@ -14,7 +14,8 @@ import { seededRandom } from './random.js';
 import { createBanditSelector } from './selectors/bandit.js';
 import { createLlmSelector } from './selectors/llm.js';
 import type { PolicySettings } from './settings.js';
-import { readSnapshot, snapshotPart, writeSnapshot, type RateSnapshot, type Snapshot } from './snapshot-file.js';
+import { loadOperating, saveOperating } from './operating-point.js';
+import { readSnapshot, snapshotPart, writeSnapshot, type OperatingSnapshot, type RateSnapshot, type Snapshot } from './snapshot-file.js';
 import { learn, newPipelineState, step, type PipelineState } from './step.js';
 import type { DecisionRecord, Selector, SourcedAction } from './types.js';
 
@@ -107,6 +108,8 @@ export function createSairController(deps: SairControllerDeps): SairController {
   let restored: Promise<void> | null = null;
   /** Rate histories from the snapshot, taken by each pipeline's state when it is first seen. */
   let restoredRates: RateSnapshot = {};
+  /** Learned cut depths from the snapshot, taken like the rate histories. */
+  let restoredOperating: OperatingSnapshot = {};
   let lastSnapshot = deps.clock.now();
   let seq = 0;
 
@@ -117,6 +120,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
       if (snap) {
         buffer.load(snap.cells);
         restoredRates = snap.rates;
+        restoredOperating = snap.operating ?? {};
         log.info({ cells: buffer.size, savedAt: snap.savedAt, pipelines: Object.keys(snap.rates).length }, 'experience snapshot restored');
       }
     } catch (err) {
@@ -131,7 +135,11 @@ export function createSairController(deps: SairControllerDeps): SairController {
     const rates: RateSnapshot = {};
     for (const [id, h] of Object.entries(restoredRates)) if ((h.times.at(-1) ?? -Infinity) >= keepFrom) rates[id] = h;
     for (const [id, st] of states) rates[id] = { times: st.rates.times, rates: st.rates.rates };
-    await writeSnapshot(deps.snapshotPath, buffer.dump(), deps.clock.now(), rates);
+    // Depths of pipelines not seen since the restart go with their rate history.
+    const operating: OperatingSnapshot = {};
+    for (const [id, o] of Object.entries(restoredOperating)) if (rates[id]) operating[id] = o;
+    for (const [id, st] of states) operating[id] = saveOperating(st.operating);
+    await writeSnapshot(deps.snapshotPath, buffer.dump(), deps.clock.now(), rates, operating);
     lastSnapshot = deps.clock.now();
   }
 
@@ -143,6 +151,7 @@ export function createSairController(deps: SairControllerDeps): SairController {
     buffer.replace(part.cells, owns);
     for (const id of [...states.keys()]) if (owns(id)) states.delete(id);
     restoredRates = { ...snapshotPart({ ...snap, rates: restoredRates }, (id) => !owns(id)).rates, ...part.rates };
+    restoredOperating = { ...snapshotPart({ ...snap, operating: restoredOperating }, (id) => !owns(id)).operating, ...part.operating };
     m.experiences.set(buffer.size);
     m.bytes.set(buffer.bytes);
     log.info({ cells: part.cells.length, savedAt: part.savedAt, pipelines: Object.keys(part.rates).length }, 'experience restored from the latest stored snapshot');
@@ -161,6 +170,8 @@ export function createSairController(deps: SairControllerDeps): SairController {
     if (!st) {
       const saved = restoredRates[pipeline.id];
       states.set(pipeline.id, (st = newPipelineState(saved ? { ...newRateHistory(), times: [...saved.times], rates: [...saved.rates] } : newRateHistory())));
+      const depths = restoredOperating[pipeline.id];
+      if (depths) st.operating = loadOperating(depths);
     }
 
     const r = await step(st, obs, { pipeline, settings, now, buffer, bandit, ...(llm ? { llm } : {}), random });

@@ -176,3 +176,18 @@ export function nextEpisode(s: OperatingState, now: number, learning: boolean): 
   s.violated = false;
   return notes;
 }
+
+/** What of a pipeline's operating state a snapshot keeps: each stage's depth, ceiling and hour of peaks. */
+export function saveOperating(s: OperatingState): { stages: ({ depth: number; ceiling: number; peaks: number[] } | null)[] } {
+  return { stages: Array.from(s.stages, (st) => (st ? { depth: st.depth, ceiling: st.ceiling, peaks: [...st.peaks, st.peak] } : null)) };
+}
+
+/** An operating state from a snapshot's part (saveOperating), a new episode starting. */
+export function loadOperating(saved: { stages: ({ depth: number; ceiling: number; peaks: number[] } | null)[] }): OperatingState {
+  const s = newOperatingState();
+  saved.stages.forEach((st, i) => {
+    if (!st) return;
+    s.stages[i] = { depth: st.depth, ceiling: st.ceiling, bound: false, used: false, peak: 0, peaks: st.peaks.slice(-TUNING.surgeMemoryEpisodes) };
+  });
+  return s;
+}

@@ -28,10 +28,16 @@ const rateHistory = z
   .object({ times: z.array(z.number()), rates: z.array(z.number().min(0)) })
   .refine((h) => h.times.length === h.rates.length, { error: 'as many times as rates' });
 
+/** Per pipeline id: each GPU stage's learned cut depth (operating-point.ts); absent in older snapshots. */
+export type OperatingSnapshot = Record<string, { stages: ({ depth: number; ceiling: number; peaks: number[] } | null)[] }>;
+
+const stageDepth = z.object({ depth: z.number().min(0).max(1), ceiling: z.number().min(0).max(1), peaks: z.array(z.number().min(0)) });
+
 const snapshotSchema = z.object({
   version: z.literal(1),
   savedAt: z.number(),
   rates: z.record(z.string(), rateHistory).default({}),
+  operating: z.record(z.string(), z.object({ stages: z.array(stageDepth.nullable()) })).default({}),
   cells: z.array(
     z.object({
       pipelineId: z.string(),
@@ -74,11 +80,13 @@ export interface Snapshot {
   cells: Cell[];
   savedAt: number;
   rates: RateSnapshot;
+  /** Absent: nothing learned about cut depths (older snapshots, tests). */
+  operating?: OperatingSnapshot;
 }
 
 /** The snapshot file's text. */
 export function encodeSnapshot(s: Snapshot): string {
-  return JSON.stringify({ version: 1, savedAt: s.savedAt, rates: s.rates, cells: s.cells });
+  return JSON.stringify({ version: 1, savedAt: s.savedAt, rates: s.rates, operating: s.operating ?? {}, cells: s.cells });
 }
 
 /** A snapshot's text read back; throws ValidationError naming `where`, and what to delete, when it is not one. */
@@ -94,7 +102,7 @@ export function parseSnapshot(text: string, where: string, remove = 'it'): Snaps
     const issue = parsed.error.issues[0]!;
     throw new ValidationError(`${where} at ${issue.path.join('.')}`, `a version 1 snapshot (${issue.message}; delete ${remove} to start empty)`);
   }
-  return { cells: parsed.data.cells as Cell[], savedAt: parsed.data.savedAt, rates: parsed.data.rates };
+  return { cells: parsed.data.cells as Cell[], savedAt: parsed.data.savedAt, rates: parsed.data.rates, operating: parsed.data.operating };
 }
 
 /** The part of a snapshot about the pipelines `owns` accepts (one shard's). */
@@ -103,11 +111,12 @@ export function snapshotPart(s: Snapshot, owns: (pipelineId: string) => boolean)
     savedAt: s.savedAt,
     cells: s.cells.filter((c) => owns(c.pipelineId)),
     rates: Object.fromEntries(Object.entries(s.rates).filter(([id]) => owns(id))),
+    operating: Object.fromEntries(Object.entries(s.operating ?? {}).filter(([id]) => owns(id))),
   };
 }
 
-export async function writeSnapshot(path: string, cells: readonly Cell[], savedAt: number, rates: RateSnapshot = {}): Promise<void> {
-  await writeFileDurably(path, encodeSnapshot({ cells: [...cells], savedAt, rates }));
+export async function writeSnapshot(path: string, cells: readonly Cell[], savedAt: number, rates: RateSnapshot = {}, operating: OperatingSnapshot = {}): Promise<void> {
+  await writeFileDurably(path, encodeSnapshot({ cells: [...cells], savedAt, rates, operating }));
 }
 
 /** The cells and rate histories of a snapshot, or null when there is none yet; throws ValidationError on a damaged file. */

@@ -203,6 +203,38 @@ describe('SAIR controller tick', () => {
     await b.close();
   });
 
+  it('keeps each GPU stage\'s learned cut depth across a restart', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sair-ctl-'));
+    const snapshotPath = join(dir, 'experience.json');
+    // Stage 1: two replicas at 60 % (two GPUs) at 0.6 of their capacity; at 50 % they would share one.
+    const packable = () =>
+      observation(
+        [
+          { arrival: 36, perReplica: 80, replicas: 1 },
+          { arrival: 36, perReplica: 30, replicas: 2, gpuCores: 60 },
+          { arrival: 36, perReplica: 100, replicas: 1 },
+        ],
+        { p99Ms: 200 },
+      );
+    const w = world(packable);
+    const limits: number[] = [];
+    const a = createSairController({ ...w, config: settings(), snapshotPath, onDecision: (r) => limits.push(r.operatingPoint[1]!) });
+    for (let k = 0; k < 30 * 4; k++) {
+      w.clock.advance(15_000);
+      await a.tick(pipeline());
+    }
+    expect(limits[0]).toBe(0.4);
+    expect(limits.at(-1)!).toBeGreaterThan(0.4);
+    await a.close();
+    const restarted: number[] = [];
+    const w2 = world(packable);
+    w2.clock.advance(31 * 60_000);
+    const b = createSairController({ ...w2, config: settings(), snapshotPath, onDecision: (r) => restarted.push(r.operatingPoint[1]!) });
+    await b.tick(pipeline());
+    expect(restarted).toEqual([limits.at(-1)]);
+    await b.close();
+  });
+
   it('asks the LLM when one is configured, and falls back to the bandit when it fails', async () => {
     const llm = await startFakeLlm();
     try {

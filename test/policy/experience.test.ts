@@ -82,7 +82,18 @@ describe('ExperienceBuffer', () => {
     expect((await readSnapshot(path))!.rates).toEqual({ 'ml/demo': { times: [15_000, 30_000], rates: [48, 176] } });
     await writeFile(path, JSON.stringify({ version: 1, savedAt: 7, cells: [] }));
     expect((await readSnapshot(path))!.rates).toEqual({});
+    expect((await readSnapshot(path))!.operating).toEqual({});
     await writeFile(path, JSON.stringify({ version: 1, savedAt: 7, cells: [], rates: { 'ml/demo': { times: [1, 2], rates: [3] } } }));
     await expect(readSnapshot(path)).rejects.toThrow(/at rates\.ml\/demo: .*as many times as rates/);
+  });
+
+  it('keeps the learned cut depths in the snapshot, and refuses a depth out of range', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sair-snap-'));
+    const path = join(dir, 'experience.json');
+    const operating = { 'ml/demo': { stages: [null, { depth: 0.5, ceiling: 0.75, peaks: [0.4, 0.9] }, null] } };
+    await writeSnapshot(path, [], 7, {}, operating);
+    expect((await readSnapshot(path))!.operating).toEqual(operating);
+    await writeFile(path, JSON.stringify({ version: 1, savedAt: 7, cells: [], operating: { 'ml/demo': { stages: [{ depth: 2, ceiling: 1, peaks: [] }] } } }));
+    await expect(readSnapshot(path)).rejects.toThrow(/at operating\.ml\/demo\.stages\.0\.depth/);
   });
 });
