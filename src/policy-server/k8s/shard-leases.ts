@@ -7,31 +7,20 @@
 // theirs back. A write for a pipeline is allowed only under its shard's Lease, valid at that
 // moment. With one shard it is one Lease and one elector, as without sharding.
 import * as k8s from '@kubernetes/client-node';
-import type { Registry } from 'prom-client';
 import { errorMessage } from '../../common/errors.js';
 import { statusOf, timeoutOptions } from '../../common/k8s.js';
-import type { Logger } from '../../common/logger.js';
 import { fairShare, memberLeaseName, shardNames, shardOf, shardPreference } from '../../core/shards.js';
 import type { WriteGuard } from './guard.js';
-import { LeaderElector } from './leader.js';
+import { LeaderElector, type LeaderElectionOptions } from './leader.js';
 import { Membership, type LeaseRecord } from './membership.js';
 
-export interface ShardLeasesOptions {
-  coordination: k8s.CoordinationV1Api;
-  namespace: string;
+/** A LeaderElector's options for every shard, with the shard count and a per-shard onChange. */
+export interface ShardLeasesOptions extends Omit<LeaderElectionOptions, 'name' | 'onChange' | 'mayAcquire'> {
   /** SAIR_LEASE_NAME: the one Lease with one shard, the prefix of every shard and member Lease with more. */
   name: string;
   shards: number;
-  identity: string;
-  leaseDurationSeconds: number;
-  renewDeadlineMs: number;
-  retryPeriodMs: number;
-  callTimeoutMs?: number;
-  logger: Logger;
-  registry?: Registry;
   /** A shard gained (true) or lost (false). */
   onChange?: (shard: number, leading: boolean) => void;
-  now?: () => number;
 }
 
 export class ShardLeases {

@@ -27,6 +27,28 @@ function eventually(test: () => boolean | Promise<boolean>, what: string, timeou
   });
 }
 
+
+/** `sair policy` as one replica against the fakes (1 s Leases, a 100 ms loop), kept in `servers` to stop. */
+async function startReplica(servers: ClusterServer[], urls: { api: string; prom: string }, identity: string, env: Record<string, string> = {}): Promise<ClusterServer> {
+  const cfg = loadPolicyConfig(
+    {
+      SAIR_KUBE_API_SERVER: urls.api,
+      SAIR_PROMETHEUS_URL: urls.prom,
+      SAIR_POD_NAME: identity,
+      SAIR_POD_NAMESPACE: 'sair-system',
+      SAIR_LEASE_DURATION_SECONDS: '1',
+      SAIR_POLICY_POLL_MS: '100',
+      SAIR_POLICY_HOST: '127.0.0.1',
+      SAIR_LOG_LEVEL: 'silent',
+      ...env,
+    },
+    ['--port', '0'],
+  );
+  const s = await startCluster(cfg);
+  servers.push(s);
+  return s;
+}
+
 describe('sair policy with two replicas', () => {
   let api: FakeApiServer;
   let prom: FakePrometheus;
@@ -51,24 +73,7 @@ describe('sair policy with two replicas', () => {
     await api.close();
   });
 
-  const start = async (identity: string) => {
-    const cfg = loadPolicyConfig(
-      {
-        SAIR_KUBE_API_SERVER: api.url,
-        SAIR_PROMETHEUS_URL: prom.url,
-        SAIR_POD_NAME: identity,
-        SAIR_POD_NAMESPACE: 'sair-system',
-        SAIR_LEASE_DURATION_SECONDS: '1',
-        SAIR_POLICY_POLL_MS: '100',
-        SAIR_POLICY_HOST: '127.0.0.1',
-        SAIR_LOG_LEVEL: 'silent',
-      },
-      ['--port', '0'],
-    );
-    const s = await startCluster(cfg);
-    servers.push(s);
-    return s;
-  };
+  const start = (identity: string) => startReplica(servers, { api: api.url, prom: prom.url }, identity);
   // The API needs a bearer token (TokenReview); the fake, without strict authentication, takes any as the admin.
   const pipelinesOf = async (s: ClusterServer) => (await (await fetch(`${s.url}/api/pipelines`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { leader: boolean; identity: string; pipelines: { id: string; ticks: number }[] };
 
@@ -122,26 +127,7 @@ describe('sair policy with shards', () => {
     await api.close();
   });
 
-  const start = async (identity: string) => {
-    const cfg = loadPolicyConfig(
-      {
-        SAIR_KUBE_API_SERVER: api.url,
-        SAIR_PROMETHEUS_URL: prom.url,
-        SAIR_POD_NAME: identity,
-        SAIR_POD_NAMESPACE: 'sair-system',
-        SAIR_SHARDS: '4',
-        SAIR_LEASE_DURATION_SECONDS: '1',
-        SAIR_POLICY_POLL_MS: '100',
-        SAIR_POLICY_HOST: '127.0.0.1',
-        SAIR_API_AUTH: 'none',
-        SAIR_LOG_LEVEL: 'silent',
-      },
-      ['--port', '0'],
-    );
-    const s = await startCluster(cfg);
-    servers.push(s);
-    return s;
-  };
+  const start = (identity: string) => startReplica(servers, { api: api.url, prom: prom.url }, identity, { SAIR_SHARDS: '4', SAIR_API_AUTH: 'none' });
   const view = async (s: ClusterServer) => (await (await fetch(`${s.url}/api/pipelines`)).json()) as { shards: { held: number[]; of: number }; pipelines: { id: string; ticks: number }[] };
   const holder = (id: string) => api.get<k8s.V1Lease>('leases', 'sair-system', shardName('sair-policy', shardOf(id, 4), 4))?.spec?.holderIdentity;
 
