@@ -35,8 +35,9 @@ export function generateCandidates(
   bn: BottleneckResult,
   maxStep: number,
   /**
-   * The normalizer's limits this tick (recordNeeds): per stage, how deep a GPU cut may go (full-batch
-   * load/capacity; TUNING.gpuCutMaxPressure where absent), and the replicas a surge reserve keeps.
+   * The normalizer's limits this tick (recordNeeds): per stage, how deep a GPU share cut and a
+   * replica trim may go (full-batch load/capacity; TUNING.gpuCutMaxPressure where absent), and the
+   * replicas a surge reserve keeps.
    */
   limits: { cutLimits?: readonly number[]; trimLimits?: readonly number[]; reserves?: readonly number[] } = {},
 ): Candidate[] {

@@ -108,10 +108,9 @@ export function surgeReserveReplicas(units: readonly { time: number; units: numb
   return Math.ceil(factor * recent[recent.length >> 1]! - 1e-9);
 }
 
-
 /**
- * How deep a GPU stage may be cut: the base limit (the stage's learned operating point), or, with a P99 budget (`fraction` of the
- * SLO, settings.p99Budget, off by default), deeper where P99 leaves room. On a batching GPU stage
+ * How deep a GPU stage may be cut: the base limit (the stage's learned operating point), or, with
+ * a P99 budget (`fraction` of the SLO, settings.p99Budget, off by default), deeper where P99 leaves room. On a batching GPU stage
  * both the full-batch load/capacity and the batch time (most of P99) grow as 1/share, so P99 per
  * unit of load/capacity, measured at the stage's current allocation (means since its last change),
  * predicts P99 at a deeper cut; the limit is the load/capacity at which that prediction reaches the
