@@ -35,9 +35,12 @@ export class CallLimiter {
       throw new SelectorError('timeout', `the LLM call queue is full (${this.waiting.length} decisions waiting for ${this.o.limit} slots, SAIR_LLM_MAX_CONCURRENT)`);
     }
     if (this.active >= this.o.limit) {
+      // Resolved by a release that hands its slot over (active stays as it is), so no caller that
+      // arrives meanwhile can take it first.
       await new Promise<void>((resolve, reject) => {
         const onAbort = () => {
-          this.waiting.splice(this.waiting.indexOf(go), 1);
+          const at = this.waiting.indexOf(go);
+          if (at >= 0) this.waiting.splice(at, 1);
           this.o.onQueue?.(this.waiting.length);
           this.o.onWait?.(this.now() - started);
           reject(new SelectorError('timeout', `no LLM call slot came free before the decision deadline (${this.o.limit} calls in flight at most, SAIR_LLM_MAX_CONCURRENT)`));
@@ -51,18 +54,20 @@ export class CallLimiter {
         this.o.onQueue?.(this.waiting.length);
         signal.addEventListener('abort', onAbort, { once: true });
       });
+    } else {
+      this.active++;
     }
-    this.active++;
     this.o.onWait?.(this.now() - started);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.active--;
       const next = this.waiting.shift();
       if (next) {
         this.o.onQueue?.(this.waiting.length);
         next();
+      } else {
+        this.active--;
       }
     };
   }

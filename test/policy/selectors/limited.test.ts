@@ -72,4 +72,27 @@ describe('withLimit', () => {
     g.open[1]!.end();
     await next;
   });
+
+  it('a decision already past its deadline when it asks leaves the others in the queue, and a freed slot goes to the first waiting', async () => {
+    const g = gated();
+    const limiter = new CallLimiter({ limit: 1, maxWaiting: 4 });
+    const limited = withLimit(g.selector, limiter);
+    const first = limited.choose(input('a'));
+    const second = limited.choose(input('b'));
+    const gone = new AbortController();
+    gone.abort(new Error('decision deadline reached'));
+    await expect(limited.choose(input('late', gone.signal))).rejects.toEqual(expect.objectContaining({ code: 'timeout' }));
+    g.open[0]!.end();
+    await first;
+    // Asked in the same turn as the slot was handed over: it waits behind b instead of taking the slot.
+    const third = limited.choose(input('c'));
+    await settle();
+    expect(g.open.map((c) => c.id)).toEqual(['a', 'b']);
+    g.open[1]!.end();
+    await second;
+    await settle();
+    expect(g.open.map((c) => c.id)).toEqual(['a', 'b', 'c']);
+    g.open[2]!.end();
+    await third;
+  });
 });
