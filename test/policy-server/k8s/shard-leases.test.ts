@@ -33,16 +33,7 @@ describe('shard Leases', () => {
   });
 
   /** A client of its own (bearer token = identity), so a fault can partition one replica off. */
-  function coordinationFor(identity: string) {
-    const kc = new k8s.KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: api.url, skipTLSVerify: true }],
-      users: [{ name: 'u', token: identity }],
-      contexts: [{ name: 'ctx', cluster: 'c', user: 'u', namespace: 'sair-system' }],
-      currentContext: 'ctx',
-    });
-    return kc.makeApiClient(k8s.CoordinationV1Api);
-  }
+  const coordinationFor = (identity: string) => api.clients('sair-system', identity).coordination;
 
   function replica(identity: string, leaseDurationSeconds = 1) {
     const changes: { shard: number; leading: boolean; at: number }[] = [];
