@@ -150,8 +150,10 @@ export function createSairController(deps: SairControllerDeps): SairController {
     const part = snapshotPart(snap, owns);
     buffer.replace(part.cells, owns);
     for (const id of [...states.keys()]) if (owns(id)) states.delete(id);
-    restoredRates = { ...snapshotPart({ ...snap, rates: restoredRates }, (id) => !owns(id)).rates, ...part.rates };
-    restoredOperating = { ...snapshotPart({ ...snap, operating: restoredOperating }, (id) => !owns(id)).operating, ...part.operating };
+    // What was restored earlier for the pipelines of other shards stays.
+    const others = snapshotPart({ ...snap, rates: restoredRates, operating: restoredOperating }, (id) => !owns(id));
+    restoredRates = { ...others.rates, ...part.rates };
+    restoredOperating = { ...others.operating, ...part.operating };
     m.experiences.set(buffer.size);
     m.bytes.set(buffer.bytes);
     log.info({ cells: part.cells.length, savedAt: part.savedAt, pipelines: Object.keys(part.rates).length }, 'experience restored from the latest stored snapshot');

@@ -25,7 +25,8 @@ import type { BottleneckResult } from './bottleneck.js';
 import { replicaBounds } from './candidates.js';
 import { packedGpus } from './packing.js';
 import type { PipelineObservation, PipelineSpec } from '../core/ports.js';
-import { SLO_TOLERANCE } from './reward.js';
+import { sloBreached } from './normalize.js';
+import type { OperatingSnapshot } from './snapshot-file.js';
 import { TUNING } from './tuning.js';
 
 export interface StageDepth {
@@ -116,7 +117,7 @@ export function trimBases(s: OperatingState, pipeline: PipelineSpec, obs: Pipeli
  * them past it) while P99 was calm.
  */
 export function observeTick(s: OperatingState, pipeline: PipelineSpec, obs: PipelineObservation, bn: BottleneckResult, anticipating: boolean): void {
-  if ((obs.sloViolation ?? 0) > SLO_TOLERANCE || (obs.p99Ms !== null && obs.p99Ms > pipeline.sloP99Ms)) s.violated = true;
+  if (sloBreached(pipeline, obs)) s.violated = true;
   const calm = obs.p99Ms !== null && obs.p99Ms < TUNING.calmP99Ratio * pipeline.sloP99Ms;
   for (const stage of pipeline.stages) {
     const i = stage.index;
@@ -178,12 +179,12 @@ export function nextEpisode(s: OperatingState, now: number, learning: boolean): 
 }
 
 /** What of a pipeline's operating state a snapshot keeps: each stage's depth, ceiling and hour of peaks. */
-export function saveOperating(s: OperatingState): { stages: ({ depth: number; ceiling: number; peaks: number[] } | null)[] } {
+export function saveOperating(s: OperatingState): OperatingSnapshot[string] {
   return { stages: Array.from(s.stages, (st) => (st ? { depth: st.depth, ceiling: st.ceiling, peaks: [...st.peaks, st.peak] } : null)) };
 }
 
 /** An operating state from a snapshot's part (saveOperating), a new episode starting. */
-export function loadOperating(saved: { stages: ({ depth: number; ceiling: number; peaks: number[] } | null)[] }): OperatingState {
+export function loadOperating(saved: OperatingSnapshot[string]): OperatingState {
   const s = newOperatingState();
   saved.stages.forEach((st, i) => {
     if (!st) return;
