@@ -2,7 +2,10 @@
 // GET/POST /api/v1/query with the wire format Prometheus uses (status/data/resultType/result,
 // sample values as [unixSeconds, "string"], errors as status "error" + errorType + error with
 // 400/422/503). Answers are scripted per query by a matcher; unmatched queries get an empty vector,
-// as Prometheus does for a metric it has never seen.
+// as Prometheus does for a metric it has never seen. Three operators are evaluated as Prometheus
+// does, so that a combined query is answered arm by arm from the same scripts: `a or b` (the union
+// by label set, the left side's series first), `label_replace(v, dst, replacement, src, regex)`
+// and `vector(<number>)`; everything else is a leaf answered by the rules.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -24,6 +27,8 @@ export interface FakePrometheus {
   url: string;
   /** Every query received, in order. */
   queries: string[];
+  /** Every leaf expression the rules were asked for, in order (a query that is a leaf is one). */
+  leaves: string[];
   /** Rules are tried last-added first. */
   on(match: FakeRule['match'], answer: FakeRule['answer'], delayMs?: number): void;
   reset(): void;
@@ -34,6 +39,103 @@ function matches(m: FakeRule['match'], q: string): boolean {
   if (typeof m === 'string') return q.includes(m);
   if (m instanceof RegExp) return m.test(q);
   return m(q);
+}
+
+type Sample = { metric?: Record<string, string>; value: number | string };
+
+/** Walks `text` outside strings, calling `at(i, depth)` at each character; stops when it returns true. */
+function scan(text: string, at: (i: number, depth: number) => boolean): void {
+  let depth = 0;
+  let quote: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === quote) quote = null;
+      continue;
+    }
+    if (c === '"' || c === "'" || c === '`') quote = c;
+    else if ('({['.includes(c)) depth++;
+    else if (')}]'.includes(c)) depth--;
+    if (at(i, depth)) return;
+  }
+}
+
+/** `text` split at each top-level match of `sep` (outside brackets and strings). */
+function splitTop(text: string, sep: RegExp): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  let skipTo = 0;
+  scan(text, (i, depth) => {
+    if (depth !== 0 || i < skipTo) return false;
+    const m = sep.exec(text.slice(i));
+    if (m?.index === 0 && m[0].length > 0) {
+      parts.push(text.slice(start, i));
+      start = skipTo = i + m[0].length;
+    }
+    return false;
+  });
+  parts.push(text.slice(start));
+  return parts.map((p) => p.trim());
+}
+
+/** The expression without parentheses that enclose all of it. */
+function unwrap(expr: string): string {
+  let e = expr.trim();
+  for (;;) {
+    if (!e.startsWith('(')) return e;
+    let close = -1;
+    scan(e, (i, depth) => depth === 0 && (close = i) >= 0);
+    if (close !== e.length - 1) return e;
+    e = e.slice(1, -1).trim();
+  }
+}
+
+const STRING_ARG = /^"((?:[^"\\]|\\.)*)"$/;
+const labelsKey = (s: Sample) => JSON.stringify(Object.entries(s.metric ?? {}).sort());
+
+/** Evaluates `or`, label_replace and vector literals as Prometheus does; leaves go to `answerLeaf`. */
+function evaluate(expr: string, answerLeaf: (leaf: string) => FakeAnswer): FakeAnswer {
+  const e = unwrap(expr);
+  const arms = splitTop(e, /^\s+or\s+/);
+  if (arms.length > 1) {
+    const results = arms.map((a) => evaluate(a, answerLeaf));
+    const failed = results.find((r) => 'error' in r || 'raw' in r);
+    if (failed) return failed;
+    if (results.some((r) => !('vector' in r))) return { error: 'set operator "or" not allowed in binary scalar expression' };
+    const seen = new Set<string>();
+    const union: Sample[] = [];
+    for (const r of results as { vector: Sample[] }[]) {
+      union.push(...r.vector.filter((s) => !seen.has(labelsKey(s))));
+      r.vector.forEach((s) => seen.add(labelsKey(s)));
+    }
+    return { vector: union };
+  }
+  const call = /^label_replace\s*\(([\s\S]*)\)$/.exec(e);
+  if (call && unwrap(`(${call[1]!})`) === call[1]!.trim()) {
+    const args = splitTop(call[1]!, /^,/);
+    const strings = args.slice(1).map((a) => STRING_ARG.exec(a)?.[1]);
+    if (args.length !== 5 || strings.some((x) => x === undefined)) return { error: `expected 5 argument(s) in call to "label_replace", got ${args.length}` };
+    const [dst, replacement, src, regex] = strings as [string, string, string, string];
+    const inner = evaluate(args[0]!, answerLeaf);
+    if ('error' in inner || 'raw' in inner) return inner;
+    if (!('vector' in inner)) return { error: `expected type instant vector in call to function "label_replace", got ${'scalar' in inner ? 'scalar' : 'range vector'}` };
+    const re = new RegExp(`^(?:${regex})$`);
+    const out = inner.vector.map((s) => {
+      const m = re.exec(s.metric?.[src] ?? '');
+      if (!m) return s;
+      const value = replacement.replace(/\$(\d+)/g, (_, n: string) => m[Number(n)] ?? '');
+      const metric = { ...(s.metric ?? {}) };
+      if (value === '') delete metric[dst];
+      else metric[dst] = value;
+      return { ...s, metric };
+    });
+    if (new Set(out.map(labelsKey)).size !== out.length) return { error: 'vector cannot contain metrics with the same labelset', errorType: 'execution' };
+    return { vector: out };
+  }
+  const literal = /^vector\s*\(\s*([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*\)$/.exec(e);
+  if (literal) return { vector: [{ value: Number(literal[1]) }] };
+  return answerLeaf(e);
 }
 
 function body(answer: FakeAnswer, now: number): { status: number; text: string } {
@@ -58,6 +160,7 @@ function body(answer: FakeAnswer, now: number): { status: number; text: string }
 export async function startFakePrometheus(): Promise<FakePrometheus> {
   let rules: FakeRule[] = [];
   const queries: string[] = [];
+  const leaves: string[] = [];
   const pending = new Set<NodeJS.Timeout>();
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -75,17 +178,23 @@ export async function startFakePrometheus(): Promise<FakePrometheus> {
         return;
       }
       queries.push(query);
-      const rule = [...rules].reverse().find((r) => matches(r.match, query));
-      const answer = rule ? (typeof rule.answer === 'function' ? rule.answer(query) : rule.answer) : { vector: [] };
+      // The answer waits for the slowest leaf it needed.
+      let delayMs = 0;
+      const answer = evaluate(query, (leaf) => {
+        leaves.push(leaf);
+        const rule = [...rules].reverse().find((r) => matches(r.match, leaf));
+        delayMs = Math.max(delayMs, rule?.delayMs ?? 0);
+        return rule ? (typeof rule.answer === 'function' ? rule.answer(leaf) : rule.answer) : { vector: [] };
+      });
       const out = body(answer, Date.now() / 1000);
       const send = () => {
         if (!res.destroyed) res.writeHead(out.status, { 'content-type': 'application/json' }).end(out.text);
       };
-      if (rule?.delayMs) {
+      if (delayMs > 0) {
         const t = setTimeout(() => {
           pending.delete(t);
           send();
-        }, rule.delayMs);
+        }, delayMs);
         pending.add(t);
       } else send();
     });
@@ -95,12 +204,14 @@ export async function startFakePrometheus(): Promise<FakePrometheus> {
   return {
     url: `http://127.0.0.1:${port}`,
     queries,
+    leaves,
     on(match, answer, delayMs) {
       rules.push({ match, answer, delayMs });
     },
     reset() {
       rules = [];
       queries.length = 0;
+      leaves.length = 0;
     },
     async close() {
       for (const t of pending) clearTimeout(t);

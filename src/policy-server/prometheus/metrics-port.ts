@@ -1,14 +1,16 @@
 // MetricsPort over Prometheus: each tick, the stage templates are rendered for the pipeline's
-// Deployments and run concurrently. A query that fails, times out or finds no data gives a null
-// field, and the controller holds rather than act on a guess. A tenant's own PromQL (its
-// pipeline's p99Query and sloViolationQuery, a stage's overrides or extra selector) is confined
-// to the pipeline's namespace first: it runs with the policy server's identity.
+// Deployments. The built-in ones go to Prometheus as one request (TickQueries): a server running
+// hundreds of pipelines sends one query per pipeline and tick, not one per stage and field. A
+// query that fails, times out or finds no data gives a null field, and the controller holds rather
+// than act on a guess. A tenant's own PromQL (its pipeline's p99Query and sloViolationQuery, a
+// stage's overrides or extra selector) is confined to the pipeline's namespace first, as it runs
+// with the policy server's identity, and is sent alone, so an error in it costs only its field.
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../../common/logger.js';
 import { errorMessage } from '../../common/errors.js';
 import type { MetricPreset, StageQueryField } from '../k8s/pipeline-resource.js';
 import type { Clock, MetricsPort, PipelineObservation, PipelineSpec, StageAllocation, StageMetrics } from '../../core/ports.js';
-import type { PrometheusClient } from './client.js';
+import type { PrometheusClient, Series } from './client.js';
 import { confineToNamespace } from './confine.js';
 import { BATCH_QUERIES, GPU_CORES_ENFORCED_QUERY, render, stageQueries, type StageQueries } from './queries.js';
 
@@ -52,10 +54,58 @@ export function costRate(pipeline: PipelineSpec, allocation: readonly StageAlloc
   return allocation.reduce((sum, a) => sum + a.replicas * (pipeline.cost.replicaHour + pipeline.cost.gpuHour * ((a.gpuCores ?? 0) / 100)), 0);
 }
 
+/** The label that names each arm of a tick's combined query. */
+export const ARM_LABEL = 'sair_query';
+
+/**
+ * A tick's built-in queries of one pipeline, sent as one PromQL expression: each query becomes
+ * `label_replace((query), "sair_query", "<n>", "", "")` (an empty source label matches the empty
+ * regex, so every series gets the arm's number) and the arms are joined with `or`, which keeps each
+ * arm's series since their label sets differ. Built-in templates all aggregate to one series; an
+ * arm that answers with several is reported as the single query would be. One failed request
+ * leaves all of the tick's built-in fields missing, and the controller holds.
+ */
+export class TickQueries {
+  private readonly arms: { promql: string; resolve: (v: number | null) => void }[] = [];
+  private sent = false;
+
+  constructor(
+    private readonly request: (promql: string, failures: string[]) => Promise<Series[] | null>,
+    private readonly failures: string[],
+  ) {}
+
+  add(promql: string): Promise<number | null> {
+    if (this.sent) throw new Error('TickQueries: a query was added after the tick was sent');
+    return new Promise((resolve) => this.arms.push({ promql, resolve }));
+  }
+
+  /** The combined expression; exported for the tests that check it against Prometheus's grammar. */
+  static combine(queries: readonly string[]): string {
+    return queries.map((q, i) => `label_replace((${q}), "${ARM_LABEL}", "${i}", "", "")`).join(' or ');
+  }
+
+  async send(): Promise<void> {
+    this.sent = true;
+    if (this.arms.length === 0) return;
+    const series = await this.request(TickQueries.combine(this.arms.map((a) => a.promql)), this.failures);
+    const byArm = new Map<string, number[]>();
+    for (const s of series ?? []) {
+      const arm = s.metric[ARM_LABEL] ?? '';
+      byArm.set(arm, [...(byArm.get(arm) ?? []), s.value]);
+    }
+    this.arms.forEach((a, i) => {
+      const values = byArm.get(String(i)) ?? [];
+      if (values.length > 1) this.failures.push(`query returned ${values.length} series; aggregate it to one (e.g. sum(...)): ${a.promql}`);
+      const v = values.length === 1 ? values[0]! : null;
+      a.resolve(v !== null && Number.isFinite(v) ? v : null);
+    });
+  }
+}
+
 export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPort {
   const queries = new Counter({
     name: 'sair_policy_prometheus_queries_total',
-    help: 'Prometheus queries by outcome (ok, empty, error)',
+    help: "Prometheus requests by outcome (ok, empty, error); a tick's built-in queries of one pipeline go as one request",
     labelNames: ['outcome'],
     registers: [deps.registry],
   });
@@ -81,6 +131,22 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
     }
   }
 
+  /** Every series a query answers with, or null (and a failure) when it fails. */
+  async function request(promql: string, failures: string[]): Promise<Series[] | null> {
+    const end = duration.startTimer();
+    try {
+      const series = await deps.client.query(promql);
+      queries.inc({ outcome: series.length === 0 ? 'empty' : 'ok' });
+      return series;
+    } catch (err) {
+      queries.inc({ outcome: 'error' });
+      failures.push(errorMessage(err));
+      return null;
+    } finally {
+      end();
+    }
+  }
+
   /** The tenant's query confined to `namespace`, or null (and a failure) when it cannot be confined. */
   function confined(promql: string, namespace: string, field: string, failures: string[]): string | null {
     try {
@@ -96,33 +162,45 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
    * where the stage has none) and its value. The tenant's text is confined: an override always, a
    * preset when the stage's selector is spliced into it.
    */
-  function stageQuery(source: StageMetricsSource, windowSeconds: number, failures: string[]) {
+  function stageQuery(source: StageMetricsSource, windowSeconds: number, tick: TickQueries, failures: string[]) {
     const templates = stageQueries(source.preset, source.queries);
     const values = { namespace: source.namespace, deployment: source.deployment, selector: source.selector, windowSeconds };
-    const tenant = (template: string, field: string, override = false): string | null => {
+    /** The rendered query, null where it cannot be confined; `own` when it holds the tenant's text. */
+    const tenant = (template: string, field: string, override = false): { promql: string | null; own: boolean } => {
       const promql = render(template, values);
       const own = override || (!!source.selector?.trim() && template.includes('{selector}'));
       const where = override ? `metrics.queries.${field}` : `metrics.selector (in the ${field} query)`;
-      return own ? confined(promql, source.namespace, `stage ${source.deployment}: ${where}`, failures) : promql;
+      return { promql: own ? confined(promql, source.namespace, `stage ${source.deployment}: ${where}`, failures) : promql, own };
     };
-    const text = (field: StageQueryField): string | null => {
+    const text = (field: StageQueryField) => {
       const t = templates[field];
-      return t ? tenant(t, field, source.queries?.[field] !== undefined) : null;
+      return t ? tenant(t, field, source.queries?.[field] !== undefined) : { promql: null, own: false };
     };
-    const q = (field: StageQueryField): Promise<number | null> => {
-      const promql = text(field);
-      return promql !== null ? run(promql, failures) : Promise.resolve(null);
-    };
-    return { templates, tenant, text, q };
+    /** The tenant's text alone, the built-in text with the tick's other queries. */
+    const ask = ({ promql, own }: { promql: string | null; own: boolean }): Promise<number | null> =>
+      promql === null ? Promise.resolve(null) : own ? run(promql, failures) : tick.add(promql);
+    const q = (field: StageQueryField): Promise<number | null> => ask(text(field));
+    return { templates, tenant, text, ask, q };
   }
 
-  async function stage(source: StageMetricsSource, alloc: StageAllocation | undefined, windowSeconds: number, failures: string[]): Promise<StageMetrics> {
-    const { tenant, text, q } = stageQuery(source, windowSeconds, failures);
+  /**
+   * A stage's metrics. Every query is asked before the first await, so the tick's built-in ones
+   * are all in `tick` when it is sent. `alloc` is the stage's allocation as the cluster reports it
+   * (it says whether the stage has a GPU share); `enforced` resolves to it at the enforced share.
+   */
+  async function stage(
+    source: StageMetricsSource,
+    alloc: StageAllocation | undefined,
+    enforced: Promise<StageAllocation | undefined>,
+    windowSeconds: number,
+    tick: TickQueries,
+    failures: string[],
+  ): Promise<StageMetrics> {
+    const { tenant, text, ask, q } = stageQuery(source, windowSeconds, tick, failures);
     const queue = text('queueLength');
     const batch = BATCH_QUERIES[source.preset];
-    const batchSizeQuery = batch ? tenant(batch.batchSize, 'batchSize') : null;
-    const batchServiceQuery = batch ? tenant(batch.batchServiceMs, 'batchServiceMs') : null;
-    const [arrival, throughput, queueLength, utilization, p50, p99, dropRate, gpu, queueGrowth, batchSize, batchServiceMs] = await Promise.all([
+    const none = { promql: null, own: false };
+    const [arrival, throughput, queueLength, utilization, p50, p99, dropRate, gpu, queueGrowth, batchSize, batchServiceMs, granted] = await Promise.all([
       q('arrivalRate'),
       q('throughput'),
       q('queueLength'),
@@ -131,14 +209,16 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
       q('latencyP99Ms'),
       q('dropRate'),
       alloc?.gpuCores != null ? q('gpuUtilization') : Promise.resolve(null),
-      queue !== null ? run(`deriv((${queue})[${windowSeconds}s:])`, failures) : Promise.resolve(null),
-      batchSizeQuery !== null ? run(batchSizeQuery, failures) : Promise.resolve(null),
-      batchServiceQuery !== null ? run(batchServiceQuery, failures) : Promise.resolve(null),
+      ask(queue.promql !== null ? { ...queue, promql: `deriv((${queue.promql})[${windowSeconds}s:])` } : none),
+      ask(batch ? tenant(batch.batchSize, 'batchSize') : none),
+      ask(batch ? tenant(batch.batchServiceMs, 'batchServiceMs') : none),
+      enforced,
     ]);
+    alloc = granted;
     const ready = alloc?.readyReplicas ?? 0;
     // On a shared GPU the busy fraction is GPU time used over GPU time granted.
-    const granted = alloc?.gpuCores != null ? (ready * alloc.gpuCores) / 100 : 0;
-    const busy = gpu !== null && granted > 0 ? Math.min(1, gpu / granted) : utilization;
+    const grantedGpus = alloc?.gpuCores != null ? (ready * alloc.gpuCores) / 100 : 0;
+    const busy = gpu !== null && grantedGpus > 0 ? Math.min(1, gpu / grantedGpus) : utilization;
     const arrivalRate = arrival ?? (throughput !== null ? throughput + Math.max(0, queueGrowth ?? 0) : null);
     const capacityPerReplica = throughput !== null && busy !== null && busy > 0.05 && ready > 0 ? throughput / (ready * busy) : null;
     return {
@@ -162,16 +242,11 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
    * room for a raise, the agent clamped it, and the step must see the share the pods really run at
    * (its next decision then sizes replicas, not share, for the rest). No series: the asked share.
    */
-  async function enforced(source: PipelineMetricsSource, allocation: StageAllocation[], failures: string[]): Promise<StageAllocation[]> {
-    const limits = await Promise.all(
-      allocation.map((a, i) => {
-        const s = source.stages[i];
-        if (a.gpuCores === null || !s) return Promise.resolve(null);
-        return run(render(GPU_CORES_ENFORCED_QUERY, { namespace: s.namespace, deployment: s.deployment, windowSeconds: 0 }), failures);
-      }),
-    );
-    return allocation.map((a, i) => {
-      const limit = limits[i];
+  function enforced(source: PipelineMetricsSource, allocation: StageAllocation[], tick: TickQueries): Promise<StageAllocation>[] {
+    return allocation.map(async (a, i) => {
+      const s = source.stages[i];
+      if (a.gpuCores === null || !s) return a;
+      const limit = await tick.add(render(GPU_CORES_ENFORCED_QUERY, { namespace: s.namespace, deployment: s.deployment, windowSeconds: 0 }));
       return limit != null && a.gpuCores !== null && limit > 0 && limit < a.gpuCores ? { ...a, gpuCores: limit, gpuCoresAsked: a.gpuCores } : a;
     });
   }
@@ -180,8 +255,8 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
    * An entry stage's arrival rate over the short range: its arrival query, or its throughput query
    * where it has none (an entry stage with room serves what arrives).
    */
-  function recentArrival(source: StageMetricsSource, windowSeconds: number, failures: string[]): Promise<number | null> {
-    const { templates, q } = stageQuery(source, windowSeconds, failures);
+  function recentArrival(source: StageMetricsSource, windowSeconds: number, tick: TickQueries, failures: string[]): Promise<number | null> {
+    const { templates, q } = stageQuery(source, windowSeconds, tick, failures);
     return q(templates.arrivalRate != null ? 'arrivalRate' : 'throughput');
   }
 
@@ -191,19 +266,23 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
       if (!source) throw new Error(`pipeline ${pipeline.id}: no metrics source (not an InferencePipeline or SAIR-managed HPA)`);
       const windowSeconds = Math.max(deps.minWindowSeconds ?? 60, pipeline.tickSeconds * 2);
       const failures: string[] = [];
-      const allocation = await enforced(source, await deps.allocation(pipeline.id), failures);
+      const reported = await deps.allocation(pipeline.id);
       const entryStages = pipeline.stages.filter((s) => s.upstream.length === 0);
       const recentSeconds = Math.min(deps.recentWindowSeconds ?? 30, windowSeconds);
-      // The short-range entry rates go out with the stage queries, not a round trip after them.
-      const [stages, recent] = await Promise.all([
-        Promise.all(source.stages.map((s, i) => stage(s, allocation[i], windowSeconds, failures))),
-        Promise.all(entryStages.map((s) => (source.stages[s.index] ? recentArrival(source.stages[s.index]!, recentSeconds, failures) : Promise.resolve(null)))),
-      ]);
       const own = (promql: string | undefined, field: string): Promise<number | null> => {
         const q = promql ? confined(promql, source.namespace, field, failures) : null;
         return q !== null ? run(q, failures) : Promise.resolve(null);
       };
-      const [p99Direct, sloViolation] = await Promise.all([own(source.p99Query, 'spec.metrics.p99Query'), own(source.sloViolationQuery, 'spec.metrics.sloViolationQuery')]);
+      // Every query is asked first, then the tick's built-in ones go out as one request.
+      const tick = new TickQueries(request, failures);
+      const enforcedAllocation = enforced(source, reported, tick);
+      const stagesAsked = Promise.all(source.stages.map((s, i) => stage(s, reported[i], enforcedAllocation[i] ?? Promise.resolve(reported[i]), windowSeconds, tick, failures)));
+      const recentAsked = Promise.all(
+        entryStages.map((s) => (source.stages[s.index] ? recentArrival(source.stages[s.index]!, recentSeconds, tick, failures) : Promise.resolve(null))),
+      );
+      const ownAsked = Promise.all([own(source.p99Query, 'spec.metrics.p99Query'), own(source.sloViolationQuery, 'spec.metrics.sloViolationQuery')]);
+      await tick.send();
+      const [allocation, stages, recent, [p99Direct, sloViolation]] = await Promise.all([Promise.all(enforcedAllocation), stagesAsked, recentAsked, ownAsked]);
       // Without an end-to-end query the sum of stage P99s bounds the pipeline's P99 from above.
       const stageP99s = stages.map((s) => s.latencyP99Ms);
       const p99Ms = source.p99Query ? p99Direct : stageP99s.every((v) => v !== null) ? stageP99s.reduce<number>((a, b) => a + (b ?? 0), 0) : null;

@@ -75,18 +75,18 @@ describe('Prometheus metrics port', () => {
     expect(obs.arrivalRate).toBe(40);
     expect(obs.costRate).toBeCloseTo(2 * 0.1 + 2 * (0.1 + 2 * 0.5));
     expect(obs.windowMs).toBe(60_000);
-    expect(prom.queries.some((q) => q.includes('pod=~"llm-[a-z0-9]+-[a-z0-9]+",model_name="llama"'))).toBe(true);
+    expect(prom.leaves.some((q) => q.includes('pod=~"llm-[a-z0-9]+-[a-z0-9]+",model_name="llama"'))).toBe(true);
     // The device plugin's series have no serving-stack labels: its query leaves the selector out.
-    expect(prom.queries.find((q) => q.includes('sair_device_plugin_pod_gpu_kernel_seconds_total'))).toBe(
-      'sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))' +
-        ' or sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{exported_namespace="ml",exported_pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))',
+    expect(prom.queries.join('\n')).toContain(
+      'label_replace((sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))' +
+        ' or sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{exported_namespace="ml",exported_pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))), "sair_query"',
     );
-    expect(prom.queries.filter((q) => /\{window\}|\{pods\}|\{namespace\}|\{selector\}/.test(q))).toEqual([]);
+    expect(prom.leaves.filter((q) => /\{window\}|\{pods\}|\{namespace\}|\{selector\}/.test(q))).toEqual([]);
     // Every rate over the window, except the entry stage's newest-rate query (two 15 s scrapes).
     expect(obs.recentArrivalRate).toBe(40);
     expect(obs.recentWindowMs).toBe(30_000);
-    expect(prom.queries.filter((q) => q.includes('[30s]'))).toEqual(['sum(rate(http_request_duration_seconds_count{namespace="ml",pod=~"pre-[a-z0-9]+-[a-z0-9]+"}[30s]))']);
-    expect(prom.queries.filter((q) => q.includes('rate(') && !q.includes('[30s]')).every((q) => q.includes('[60s]'))).toBe(true);
+    expect(prom.leaves.filter((q) => q.includes('[30s]'))).toEqual(['sum(rate(http_request_duration_seconds_count{namespace="ml",pod=~"pre-[a-z0-9]+-[a-z0-9]+"}[30s]))']);
+    expect(prom.leaves.filter((q) => q.includes('rate(') && !q.includes('[30s]')).every((q) => q.includes('[60s]'))).toBe(true);
   });
 
   it('sees a GPU stage at the share its node agents enforce when a GPU had no room for the one asked', async () => {
@@ -97,9 +97,9 @@ describe('Prometheus metrics port', () => {
     expect(obs.allocation[0]).toEqual(allocation[0]);
     // Busy over what is granted at the enforced share: 0.3 of 2 x 30 %.
     expect(obs.stages[1]!.utilization).toBeCloseTo(0.5);
-    expect(prom.queries).toContain(
-      'min(sair_device_plugin_pod_gpu_cores_limit_percent{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"})' +
-        ' or min(sair_device_plugin_pod_gpu_cores_limit_percent{exported_namespace="ml",exported_pod=~"llm-[a-z0-9]+-[a-z0-9]+"})',
+    expect(prom.queries.join('\n')).toContain(
+      'label_replace((min(sair_device_plugin_pod_gpu_cores_limit_percent{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"})' +
+        ' or min(sair_device_plugin_pod_gpu_cores_limit_percent{exported_namespace="ml",exported_pod=~"llm-[a-z0-9]+-[a-z0-9]+"})), "sair_query"',
     );
     // A limit at or above the share asked (or none) leaves the allocation as the cluster reports it.
     prom.reset();
@@ -114,7 +114,7 @@ describe('Prometheus metrics port', () => {
     const obs = await port(1_000, triton).observe(pipeline);
     expect(obs.stages[1]).toMatchObject({ batchSize: 4, batchServiceMs: 12.5 });
     expect(obs.stages[0]).toMatchObject({ batchSize: null, batchServiceMs: null });
-    expect(prom.queries.find((q) => q.includes('nv_inference_exec_count'))).toBe(
+    expect(prom.leaves.find((q) => q.includes('nv_inference_exec_count'))).toBe(
       'sum(rate(nv_inference_count{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s])) / sum(rate(nv_inference_exec_count{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))',
     );
     // A batch size under one item (no executions: NaN, or a broken exporter) feeds nothing.
@@ -135,15 +135,55 @@ describe('Prometheus metrics port', () => {
     expect(obs.costRate).toBeGreaterThan(0);
   });
 
-  it('a slow query times out and only that field goes missing', async () => {
+  it("sends the tick's built-in queries as one request, each arm labelled, and the tenant's own alone", async () => {
     prom.on('http_request_duration_seconds_count', { vector: [{ value: '40' }] });
-    prom.on('histogram_quantile(0.99', { vector: [{ value: '100' }] }, 2_000);
-    const started = Date.now();
-    const obs = await port(200).observe(pipeline);
+    prom.on('e2e_p99', { scalar: '650' });
+    const obs = await port(1_000, { ...source, p99Query: 'e2e_p99' }).observe(pipeline);
+    expect(obs.stages[0]!.throughput).toBe(40);
+    expect(obs.p99Ms).toBe(650);
+    const combined = prom.queries.filter((q) => q.includes('label_replace('));
+    expect(combined).toHaveLength(1);
+    // The pre stage's five queries, the entry rate over 30 s and the GPU stage's share and GPU time
+    // are arms of that request; the queries with the spliced selector and the p99Query are not.
+    expect(combined[0]!.match(/label_replace\(\(/g)).toHaveLength(8);
+    expect(combined[0]).not.toContain('model_name');
+    expect(prom.queries.filter((q) => !q.includes('label_replace(')).every((q) => q.includes('model_name') || q.includes('e2e_p99'))).toBe(true);
+  });
+
+  it("a slow tenant query times out alone; a slow built-in one leaves the tick's built-in fields missing", async () => {
+    prom.on('http_request_duration_seconds_count', { vector: [{ value: '40' }] });
+    prom.on('e2e_p99', { scalar: '650' }, 2_000);
+    let started = Date.now();
+    let obs = await port(200, { ...source, p99Query: 'e2e_p99' }).observe(pipeline);
     expect(Date.now() - started).toBeLessThan(1_900);
     expect(obs.stages[0]!.throughput).toBe(40);
-    expect(obs.stages[0]!.latencyP99Ms).toBeNull();
     expect(obs.p99Ms).toBeNull();
+
+    prom.reset();
+    prom.on('http_request_duration_seconds_count', { vector: [{ value: '40' }] });
+    prom.on('histogram_quantile(0.99', { vector: [{ value: '100' }] }, 2_000);
+    prom.on('e2e_p99', { scalar: '650' });
+    started = Date.now();
+    obs = await port(200, { ...source, p99Query: 'e2e_p99' }).observe(pipeline);
+    expect(Date.now() - started).toBeLessThan(1_900);
+    expect(obs.stages[0]).toMatchObject({ throughput: null, latencyP99Ms: null });
+    expect(obs.p99Ms).toBe(650);
+  });
+
+  it('reports a built-in arm that answers with several series, as a lone query would be', async () => {
+    prom.on('http_request_duration_seconds_count', { vector: [{ metric: { pod: 'pre-a-1' }, value: '1' }, { metric: { pod: 'pre-b-2' }, value: '2' }] });
+    const warnings: unknown[] = [];
+    const metrics = createPrometheusMetrics({
+      client: new PrometheusClient({ url: prom.url, timeoutMs: 1_000 }),
+      clock,
+      logger: { ...logger, warn: (o: unknown) => warnings.push(o) } as typeof logger,
+      registry: createRegistry('policy', { defaultMetrics: false }),
+      sourceFor: () => source,
+      allocation: async () => allocation,
+    });
+    const obs = await metrics.observe(pipeline);
+    expect(obs.stages[0]!.throughput).toBeNull();
+    expect(JSON.stringify(warnings)).toContain('returned 2 series; aggregate it to one');
   });
 
   it('uses the end-to-end query when the pipeline has one, and clamps SLO violation to 0..1', async () => {
