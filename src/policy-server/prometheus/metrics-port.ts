@@ -54,6 +54,16 @@ export function costRate(pipeline: PipelineSpec, allocation: readonly StageAlloc
   return allocation.reduce((sum, a) => sum + a.replicas * (pipeline.cost.replicaHour + pipeline.cost.gpuHour * ((a.gpuCores ?? 0) / 100)), 0);
 }
 
+/** The one value of a query's series; null with none, NaN or ±Inf, and a failure with several. */
+function oneValue(values: readonly number[], promql: string, failures: string[]): number | null {
+  if (values.length > 1) {
+    failures.push(`prometheus: query returned ${values.length} series; aggregate it to one (e.g. sum(...)): ${promql}`);
+    return null;
+  }
+  const v = values[0];
+  return v !== undefined && Number.isFinite(v) ? v : null;
+}
+
 /** The label that names each arm of a tick's combined query. */
 export const ARM_LABEL = 'sair_query';
 
@@ -93,12 +103,7 @@ export class TickQueries {
       const arm = s.metric[ARM_LABEL] ?? '';
       byArm.set(arm, [...(byArm.get(arm) ?? []), s.value]);
     }
-    this.arms.forEach((a, i) => {
-      const values = byArm.get(String(i)) ?? [];
-      if (values.length > 1) this.failures.push(`query returned ${values.length} series; aggregate it to one (e.g. sum(...)): ${a.promql}`);
-      const v = values.length === 1 ? values[0]! : null;
-      a.resolve(v !== null && Number.isFinite(v) ? v : null);
-    });
+    this.arms.forEach((a, i) => a.resolve(series === null ? null : oneValue(byArm.get(String(i)) ?? [], a.promql, this.failures)));
   }
 }
 
@@ -116,21 +121,6 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
     registers: [deps.registry],
   });
 
-  async function run(promql: string, failures: string[]): Promise<number | null> {
-    const end = duration.startTimer();
-    try {
-      const v = await deps.client.value(promql);
-      queries.inc({ outcome: v === null ? 'empty' : 'ok' });
-      return v;
-    } catch (err) {
-      queries.inc({ outcome: 'error' });
-      failures.push(errorMessage(err));
-      return null;
-    } finally {
-      end();
-    }
-  }
-
   /** Every series a query answers with, or null (and a failure) when it fails. */
   async function request(promql: string, failures: string[]): Promise<Series[] | null> {
     const end = duration.startTimer();
@@ -145,6 +135,12 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
     } finally {
       end();
     }
+  }
+
+  /** A query that aggregates to one series: its value, null with no data. */
+  async function run(promql: string, failures: string[]): Promise<number | null> {
+    const series = await request(promql, failures);
+    return series === null ? null : oneValue(series.map((s) => s.value), promql, failures);
   }
 
   /** The tenant's query confined to `namespace`, or null (and a failure) when it cannot be confined. */
