@@ -1,7 +1,10 @@
 // components/monitoring: the PrometheusRule and the Grafana dashboard parse, and every series they
 // query is one SAIR exports (a name declared in src/), so no alert waits on a metric that never
-// exists and no panel stays empty because of a typo.
-import { readFileSync, readdirSync } from 'node:fs';
+// exists and no panel stays empty because of a typo; and, where promtool is installed, that
+// Prometheus's own parser accepts every rule and query.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { kustomizeBuild, readYaml, type ManifestObject } from '../support/manifests.js';
 
@@ -78,6 +81,34 @@ describe('components/monitoring', () => {
     }
     // The test itself would catch a typo: a name SAIR does not declare is not exported.
     expect(isExported('sair_policy_leader_is_leadr')).toBe(false);
+  });
+
+  // Prometheus's own checker, where it is installed (`promtool` on the PATH, or
+  // SAIR_PROMTOOL_BIN; Debian packages it with `prometheus`): the rule groups as Prometheus loads
+  // them, and each dashboard query as a recording rule, so a PromQL or template error fails here
+  // and not in the cluster. Skipped, saying so, without it.
+  const promtool = process.env.SAIR_PROMTOOL_BIN ?? 'promtool';
+  const havePromtool = spawnSync(promtool, ['--version']).status === 0;
+  (havePromtool ? it : it.skip)(`Prometheus's promtool accepts the rules and every dashboard query (${havePromtool ? promtool : 'no promtool: skipped'})`, () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sair-promtool-'));
+    try {
+      const recording = dashboard.panels.flatMap((p) => p.targets.map((t, i) => ({ record: `sair_dashboard:panel_${p.id}_${i}`, expr: t.expr })));
+      const files = {
+        'rules.json': { groups: rule.spec.groups },
+        'dashboard.json': { groups: [{ name: 'dashboard', rules: recording }] },
+        // A file with a mistake, so the check is seen to fail on one.
+        'broken.json': { groups: [{ name: 'broken', rules: [{ alert: 'Broken', expr: 'sum(rate(sair_policy_ticks_total[5m])' }] }] },
+      };
+      for (const [name, content] of Object.entries(files)) writeFileSync(path.join(dir, name), JSON.stringify(content));
+      const check = (name: string) => spawnSync(promtool, ['check', 'rules', path.join(dir, name)], { encoding: 'utf8' });
+      for (const name of ['rules.json', 'dashboard.json']) {
+        const out = check(name);
+        expect([name, out.status, out.stdout + out.stderr]).toEqual([name, 0, expect.stringContaining('SUCCESS')]);
+      }
+      expect(check('broken.json').status).not.toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('ships the dashboard as a ConfigMap the Grafana sidecar loads', () => {
