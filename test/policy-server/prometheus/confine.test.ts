@@ -1,8 +1,23 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { ValidationError } from '../../../src/common/errors.js';
 import { confineToNamespace } from '../../../src/policy-server/prometheus/confine.js';
 
 const confine = (q: string) => confineToNamespace(q, 'ml', 'spec.metrics.p99Query');
+
+// Prometheus's own parser, where it is installed (`promtool`, or SAIR_PROMTOOL_BIN).
+const PROMTOOL = process.env.SAIR_PROMTOOL_BIN ?? 'promtool';
+const HAVE_PROMTOOL = spawnSync(PROMTOOL, ['--version']).status === 0;
+
+/** Whether promtool parses `expr` (as a recording rule's expression). */
+function parses(expr: string, dir: string): boolean {
+  const file = path.join(dir, 'rule.json');
+  writeFileSync(file, JSON.stringify({ groups: [{ name: 'g', rules: [{ record: 'r', expr }] }] }));
+  return spawnSync(PROMTOOL, ['check', 'rules', file]).status === 0;
+}
 
 describe('confineToNamespace', () => {
   it.each([
@@ -45,6 +60,36 @@ describe('confineToNamespace', () => {
     ['a unless on(pod) group_left(job) b', 'a{namespace="ml"} unless on(pod) group_left(job) b{namespace="ml"}'],
   ])('%s', (query, expected) => {
     expect(confine(query)).toBe(expected);
+  });
+
+  (HAVE_PROMTOOL ? it : it.skip)(`keeps PromQL that Prometheus parses parseable (${HAVE_PROMTOOL ? PROMTOOL : 'no promtool: skipped'})`, () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sair-confine-'));
+    try {
+      const queries = [
+        'histogram_quantile(0.99, sum by (le) (rate(h_bucket{job="x"}[5m])))',
+        'a / on(pod) group_left b',
+        'a > bool 1e-3 and b or c unless d',
+        'deriv((sum(q))[60s:])',
+        'rate(x[5m] offset -1h30m)',
+        'x @ start()',
+        'label_replace(x, "a", "$1", "b", "(.*)")',
+        'topk(5, x) or vector(0)',
+        '{"my.metric", a="b"}',
+        'sum(by) + offset - sum{namespace="prod"}',
+        'sum(x) by (le)',
+        'x atan2 y > bool start',
+        'min(g{exported_namespace="prod",exported_pod=~"p-.*"}) or min(g{namespace="prod"})',
+      ];
+      let parsed = 0;
+      for (const q of queries) {
+        if (!parses(q, dir)) continue;
+        parsed++;
+        expect([q, confine(q), parses(confine(q), dir)]).toEqual([q, confine(q), true]);
+      }
+      expect(parsed).toBeGreaterThan(10);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('confines the device plugin series on exported_namespace where a selector names it', () => {
