@@ -196,7 +196,7 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
     const queue = text('queueLength');
     const batch = BATCH_QUERIES[source.preset];
     const none = { promql: null, own: false };
-    const [arrival, throughput, queueLength, utilization, p50, p99, dropRate, gpu, queueGrowth, batchSize, batchServiceMs, granted] = await Promise.all([
+    const [arrival, throughput, queueLength, utilization, p50, p99, dropRate, gpu, queueGrowth, batchSize, batchServiceMs, atEnforced] = await Promise.all([
       q('arrivalRate'),
       q('throughput'),
       q('queueLength'),
@@ -210,10 +210,9 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
       ask(batch ? tenant(batch.batchServiceMs, 'batchServiceMs') : none),
       enforced,
     ]);
-    alloc = granted;
-    const ready = alloc?.readyReplicas ?? 0;
+    const ready = atEnforced?.readyReplicas ?? 0;
     // On a shared GPU the busy fraction is GPU time used over GPU time granted.
-    const grantedGpus = alloc?.gpuCores != null ? (ready * alloc.gpuCores) / 100 : 0;
+    const grantedGpus = atEnforced?.gpuCores != null ? (ready * atEnforced.gpuCores) / 100 : 0;
     const busy = gpu !== null && grantedGpus > 0 ? Math.min(1, gpu / grantedGpus) : utilization;
     const arrivalRate = arrival ?? (throughput !== null ? throughput + Math.max(0, queueGrowth ?? 0) : null);
     const capacityPerReplica = throughput !== null && busy !== null && busy > 0.05 && ready > 0 ? throughput / (ready * busy) : null;
