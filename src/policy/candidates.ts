@@ -3,6 +3,7 @@
 // hot, trim what is idle, around the operating point's load target), which the bandit starts from
 // and learned rewards then override. Pure.
 import { stageHeadroom, type BottleneckResult } from './bottleneck.js';
+import type { Anticipation } from './forecast.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation, StageSpec } from '../core/ports.js';
 import { packedGpus } from './packing.js';
 import { TUNING } from './tuning.js';
@@ -40,6 +41,12 @@ export function generateCandidates(
    * replicas a surge reserve keeps.
    */
   limits: { cutLimits?: readonly number[]; trimLimits?: readonly number[]; reserves?: readonly number[] } = {},
+  /**
+   * The recurring-load forecast in force (forecast.ts). Candidates are judged on the load it sees
+   * coming within each lever's lead (share: at once; replicas: a cold start), the evidence the
+   * LLM's prompt shows and the floors act on, so the bandit can meet a due burst itself.
+   */
+  anticipation: Anticipation | null = null,
 ): Candidate[] {
   const p99Ratio = obs.p99Ms === null ? null : obs.p99Ms / pipeline.sloP99Ms;
   const calm = p99Ratio !== null && p99Ratio < TUNING.calmP99Ratio;
@@ -51,15 +58,34 @@ export function generateCandidates(
     if (!alloc) continue;
     const r = alloc.replicas;
     const ready = Math.max(alloc.readyReplicas, 1);
-    const p = bn.pressure[i] ?? null;
-    const need = bn.needed[i] ?? null;
+    const now = bn.pressure[i] ?? null;
     const headroom = stageHeadroom(pipeline, i);
+    // Load/capacity as each lever will meet it: the forecast's peak within its lead (share: at
+    // once; replicas: a cold start), where one is due. A stage is hot where the forecast floors
+    // would act (floors.ts): its share where the forecast load passes TUNING.anticipateAbove; its
+    // replicas where that load passes it even at the largest share (a GPU stage) or needs more
+    // replicas than it has (a CPU stage).
+    const shareFactor = Math.max(1, anticipation?.shareFactor ?? 1);
+    const replicaFactor = Math.max(1, anticipation?.replicaFactor ?? 1);
+    const pShare = now === null ? null : now * shareFactor;
+    const g = stage.gpuCores;
+    const onGpu = g !== undefined && alloc.gpuCores !== null;
+    // A GPU stage's replicas are for what its largest share cannot carry: where a burst is due at
+    // that share, its replica moves are judged, and sized, at the largest share.
+    const atMax = onGpu && now !== null ? (now * replicaFactor * alloc.gpuCores!) / g!.max : null;
+    const dueShare = shareFactor > 1 && onGpu && pShare !== null && pShare > TUNING.anticipateAbove;
+    const dueNeed = bn.needed[i] == null ? null : Math.ceil(bn.needed[i]! * replicaFactor - 1e-9);
+    const dueReplicas = replicaFactor > 1 && (onGpu ? atMax !== null && atMax > TUNING.anticipateAbove : dueNeed !== null && dueNeed > r);
+    const p = onGpu && dueReplicas ? atMax : now === null ? null : now * replicaFactor;
+    const need = onGpu && dueReplicas ? Math.ceil((ready * atMax!) / (TARGET * headroom) - 1e-9) : dueNeed;
     // A P99 over the SLO from a stage already under its target with its queue worked off is the
     // window's memory of a drained backlog, not a call for capacity (nlp-bert burst: the share
     // raise at the surge's first tick cleared the queue, and the next tick added a replica on the
     // stale P99 that was then held for the stabilization window).
-    const drained = p !== null && p < TARGET * headroom && (obs.stages[i]?.queueLength ?? 0) <= (stage.maxBatch ?? 1) * ready;
-    const hot = (p !== null && p > hotAt(headroom)) || (p99Ratio !== null && p99Ratio > TUNING.hotP99Ratio && bn.stage === i && !drained);
+    const drained = now !== null && now < TARGET * headroom && (obs.stages[i]?.queueLength ?? 0) <= (stage.maxBatch ?? 1) * ready;
+    const hotNow = (now !== null && now > hotAt(headroom)) || (p99Ratio !== null && p99Ratio > TUNING.hotP99Ratio && bn.stage === i && !drained);
+    const hot = hotNow || dueReplicas;
+    const hotShare = hotNow || dueShare;
     // Replicas still starting will take their share of the load: while they bring the stage under
     // its target, more replicas only pile onto the same cold start (rag/spike: 2 ready, 4 starting,
     // and one more was added every cooldown until 10).
@@ -92,17 +118,16 @@ export function generateCandidates(
       if (prior > 0.3) pressing = true;
       out.push({ id: `s${i}-${k}`, key: `s${i}-${k}`, actions: [{ kind: 'replicas', stage: i, replicas: r - k }], describe: `stage ${i}: replicas ${r} -> ${r - k}`, prior });
     }
-    const g = stage.gpuCores;
     if (g && alloc.gpuCores !== null) {
       // GPU share is the fast lever: the shim applies it at once (no cold start), capacity grows
       // with it at the same cost per unit of capacity, and each batch finishes sooner. So a hot
       // stage prefers more share to more replicas, and a calm one trims replicas before share.
       const cur = alloc.gpuCores;
       const ups = new Set<number>([Math.min(g.max, cur + g.step)]);
-      if (p !== null && p > 0) ups.add(Math.min(g.max, cur + g.step * maxStep, Math.ceil((cur * p) / (TARGET * headroom) / g.step) * g.step));
+      if (pShare !== null && pShare > 0) ups.add(Math.min(g.max, cur + g.step * maxStep, Math.ceil((cur * pShare) / (TARGET * headroom) / g.step) * g.step));
       for (const upTo of [...ups].sort((a, b) => a - b)) {
         if (upTo <= cur) continue;
-        const prior = changePrior(p, p === null ? null : (p * cur) / upTo, true, hot, calm, headroom) + (hot ? 0.15 : 0);
+        const prior = changePrior(pShare, pShare === null ? null : (pShare * cur) / upTo, true, hotShare, calm, headroom) + (hotShare ? 0.15 : 0);
         const id = upTo === cur + g.step ? `s${i}:gpu+` : `s${i}:gpu=${upTo}`;
         out.push({ id, key: `s${i}:gpu+`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: upTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${upTo}%`, prior });
       }
@@ -110,24 +135,24 @@ export function generateCandidates(
       // it to the cut limit, so the share a burst needed is given back in one move after it; at most
       // half of it at once, since each batch takes longer on less share and P99 must show it first.
       const downs = new Set<number>([Math.max(g.min, cur - g.step)]);
-      if (p !== null && p > 0) {
+      if (pShare !== null && pShare > 0) {
         const half = Math.ceil(cur / 2 / g.step) * g.step;
-        downs.add(Math.max(g.min, half, cur - g.step * maxStep, Math.ceil((cur * p) / cutLimit / g.step) * g.step));
+        downs.add(Math.max(g.min, half, cur - g.step * maxStep, Math.ceil((cur * pShare) / cutLimit / g.step) * g.step));
       }
       // Replicas go before share where a replica can go; where it cannot (the rest would run past
       // the cut limit), share is the finer step that gives capacity back.
       const canTrimReplicas = r > lo && r > reserve && !tooDeep(p === null ? null : (p * ready) / (r - 1), trimLimit);
       for (const downTo of [...downs].sort((a, b) => b - a)) {
         if (downTo >= cur) continue;
-        const after = p === null ? null : (p * cur) / downTo;
-        const prior = canTrimReplicas ? -0.3 : tooDeep(after) ? -0.5 : changePrior(p, after, false, hot, calm, headroom);
+        const after = pShare === null ? null : (pShare * cur) / downTo;
+        const prior = canTrimReplicas ? -0.3 : tooDeep(after) ? -0.5 : changePrior(pShare, after, false, hotShare, calm, headroom);
         const id = downTo === cur - g.step ? `s${i}:gpu-` : `s${i}:gpu=${downTo}`;
         out.push({ id, key: `s${i}:gpu-`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: downTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${downTo}%`, prior });
       }
       const pack = consolidation(stage, obs, i, lo);
       if (pack) {
         // Same capacity on fewer GPUs, each batch sooner: a good move while the pipeline is calm.
-        const prior = calm && !hot ? TUNING.packPrior : -0.5;
+        const prior = calm && !hot && !hotShare ? TUNING.packPrior : -0.5;
         if (prior > 0.3) pressing = true;
         out.push({ id: `s${i}:pack`, key: `s${i}:pack`, actions: pack.actions, describe: pack.describe, prior });
       }

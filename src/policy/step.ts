@@ -148,7 +148,7 @@ export async function step(st: PipelineState, obs: PipelineObservation, ctx: Ste
   const floors: Floor[] = metricsMissing(obs, bn) ? [] : computeFloors(pipeline, obs, bn, st.window, { breach: est.breach, anticipation });
 
   // 3. Propose, screened against what the normalizer would do.
-  const generated = generateCandidates(pipeline, obs, bn, settings.maxStep, st.window);
+  const generated = generateCandidates(pipeline, obs, bn, settings.maxStep, st.window, anticipation);
   const { candidates, screened } = screenCandidates(generated, pipeline, obs, bn, floors, st.window, now, settings, anticipation);
 
   // 4. Select, every selector on the same evidence. Without learning, the memory is not read.

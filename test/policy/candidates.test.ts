@@ -1,6 +1,10 @@
 import { detectBottleneck } from '../../src/policy/bottleneck.js';
 import { actionKeyOf, consolidation, generateCandidates } from '../../src/policy/candidates.js';
+import { computeFloors, liftToFloors } from '../../src/policy/floors.js';
+import type { Anticipation } from '../../src/policy/forecast.js';
+import { newWindowState } from '../../src/policy/normalize.js';
 import { packedGpus } from '../../src/policy/packing.js';
+import type { Candidate } from '../../src/policy/types.js';
 import { observation, pipeline, type StageLoad } from './fixtures.js';
 
 describe('candidates', () => {
@@ -170,5 +174,49 @@ describe('candidates', () => {
     };
     expect(offered(200)?.prior).toBeGreaterThan(0.3);
     expect(offered(480)?.prior).toBeLessThan(0);
+  });
+});
+
+describe('candidates under a forecast', () => {
+  const spec = pipeline();
+  const stages: StageLoad[] = [
+    { arrival: 20, perReplica: 80, replicas: 1 },
+    { arrival: 20, perReplica: 30, replicas: 2, gpuCores: 50 },
+    { arrival: 20, perReplica: 100, replicas: 1 },
+  ];
+  const obs = observation(stages);
+  const bn = detectBottleneck(spec, obs);
+  const window = newWindowState();
+  const offered = (anticipation: Anticipation | null) => generateCandidates(spec, obs, bn, 4, {}, anticipation);
+  const best = (cs: Candidate[], stage?: number) => [...cs].filter((c) => stage === undefined || c.actions.some((a) => a.kind !== 'hold' && a.stage === stage)).sort((a, b) => b.prior - a.prior)[0]!;
+
+  it('holds a calm pipeline with no burst due', () => {
+    expect(best(offered(null)).id).toBe('hold');
+  });
+
+  it("judges each lever on the load due within its lead, so the selector's own share move meets the forecast floor", () => {
+    // Stage 1 at 20 / 60 = 0.33 of its capacity: a 2.5x burst due within the share lead is 0.83 of
+    // it (past the 0.75 at which the floors act), and at the largest share 0.42 (no replicas due).
+    const due: Anticipation = { periodMs: 600_000, confidence: 0.9, shareFactor: 2.5, replicaFactor: 2.5 };
+    const cs = offered(due);
+    expect(best(cs).id).not.toBe('hold');
+    const floors = computeFloors(spec, obs, bn, window, { breach: false, anticipation: due });
+    const share = best(cs, 1);
+    expect(share.actions).toEqual([{ kind: 'gpuCores', stage: 1, gpuCores: expect.any(Number) }]);
+    // Lifted to the floors (60 % for stage 1), the move keeps its own size: the floor asks no more.
+    expect(floors.find((f) => f.stage === 1)).toMatchObject({ kind: 'gpuCores', value: 60 });
+    expect(liftToFloors(share.actions, floors, obs).filter((a) => a.stage === 1)).toEqual([{ ...share.actions[0], urgent: true, source: 'selector' }]);
+    // The cheap CPU stages are pressed up too (their floors, sized from whole replicas, may ask more).
+    for (const stage of [0, 2]) expect(best(cs, stage).prior).toBeGreaterThan(0.3);
+    // Replicas of the GPU stage are not the lever while its largest share carries the burst.
+    expect(cs.filter((c) => /^s1\+/.test(c.id)).every((c) => c.prior < 0)).toBe(true);
+  });
+
+  it('adds replicas to a GPU stage for the part of a burst its largest share cannot carry, sized at that share', () => {
+    // 0.33 x 5 = 1.67 at 50 %, 0.83 at 100 %: replicas are due; at the largest share 2 x 0.83 / 0.65 -> 3.
+    const due: Anticipation = { periodMs: 600_000, confidence: 0.9, shareFactor: 1, replicaFactor: 5 };
+    const cs = offered(due);
+    expect(cs.find((c) => c.id === 's1+1')!.prior).toBeGreaterThan(0);
+    expect(best(cs, 1).actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 3 }]);
   });
 });
