@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { createLogger } from '../../../src/common/logger.js';
 import { createRegistry } from '../../../src/common/metrics.js';
 import { UpstreamError } from '../../../src/common/errors.js';
@@ -6,7 +6,8 @@ import { PrometheusClient } from '../../../src/policy-server/prometheus/client.j
 import { costRate, createPrometheusMetrics, type PipelineMetricsSource } from '../../../src/policy-server/prometheus/metrics-port.js';
 import { GPU_UTILIZATION_QUERY, podRegex, render } from '../../../src/policy-server/prometheus/queries.js';
 import type { PipelineSpec, StageAllocation } from '../../../src/core/ports.js';
-import { startFakePrometheus, type FakePrometheus } from '../../support/fake-prometheus.js';
+import { startFakePrometheus } from '../../support/fake-prometheus.js';
+import { useFakePrometheus } from '../../support/use-fake-prometheus.js';
 
 const pipeline: PipelineSpec = {
   id: 'ml/chat',
@@ -32,13 +33,13 @@ const source: PipelineMetricsSource = {
 };
 
 describe('Prometheus metrics port', () => {
-  let prom: FakePrometheus;
+  const prom = useFakePrometheus();
   const clock = { now: () => 1_000, sleep: async () => undefined };
   const logger = createLogger('test', 'silent');
 
   function port(timeoutMs = 1_000, src: PipelineMetricsSource = source) {
     return createPrometheusMetrics({
-      client: new PrometheusClient({ url: prom.url, timeoutMs }),
+      client: new PrometheusClient({ url: prom().url, timeoutMs }),
       clock,
       logger,
       registry: createRegistry('policy', { defaultMetrics: false }),
@@ -47,23 +48,16 @@ describe('Prometheus metrics port', () => {
     });
   }
 
-  beforeAll(async () => {
-    prom = await startFakePrometheus();
-  });
-  afterAll(async () => {
-    await prom.close();
-  });
-  beforeEach(() => prom.reset());
 
   it('renders the stage templates for the Deployment pods and reads vector answers', async () => {
-    prom.on(/^sum\(rate\(http_request_duration_seconds_count\{namespace="ml",pod=~"pre-[^"]*"\}/, { vector: [{ value: '40' }] });
-    prom.on((q) => q.startsWith('1000 * histogram_quantile(0.99') && q.includes('http_request'), { vector: [{ value: 0.12 }] });
-    prom.on('container_cpu_usage_seconds_total', { vector: [{ metric: {}, value: '0.5' }] });
-    prom.on('vllm:num_requests_waiting', { vector: [{ value: '6' }] });
-    prom.on((q) => q.startsWith('deriv(') && q.includes('vllm:num_requests_waiting'), { vector: [{ value: '0.5' }] });
-    prom.on('vllm:e2e_request_latency_seconds_count', { vector: [{ value: '30' }] });
-    prom.on((q) => q.includes('histogram_quantile(0.99') && q.includes('vllm'), { vector: [{ value: '400' }] });
-    prom.on('sair_device_plugin_pod_gpu_kernel_seconds_total', { vector: [{ value: '0.75' }] });
+    prom().on(/^sum\(rate\(http_request_duration_seconds_count\{namespace="ml",pod=~"pre-[^"]*"\}/, { vector: [{ value: '40' }] });
+    prom().on((q) => q.startsWith('1000 * histogram_quantile(0.99') && q.includes('http_request'), { vector: [{ value: 0.12 }] });
+    prom().on('container_cpu_usage_seconds_total', { vector: [{ metric: {}, value: '0.5' }] });
+    prom().on('vllm:num_requests_waiting', { vector: [{ value: '6' }] });
+    prom().on((q) => q.startsWith('deriv(') && q.includes('vllm:num_requests_waiting'), { vector: [{ value: '0.5' }] });
+    prom().on('vllm:e2e_request_latency_seconds_count', { vector: [{ value: '30' }] });
+    prom().on((q) => q.includes('histogram_quantile(0.99') && q.includes('vllm'), { vector: [{ value: '400' }] });
+    prom().on('sair_device_plugin_pod_gpu_kernel_seconds_total', { vector: [{ value: '0.75' }] });
 
     const obs = await port().observe(pipeline);
 
@@ -75,58 +69,58 @@ describe('Prometheus metrics port', () => {
     expect(obs.arrivalRate).toBe(40);
     expect(obs.costRate).toBeCloseTo(2 * 0.1 + 2 * (0.1 + 2 * 0.5));
     expect(obs.windowMs).toBe(60_000);
-    expect(prom.leaves.some((q) => q.includes('pod=~"llm-[a-z0-9]+-[a-z0-9]+",model_name="llama"'))).toBe(true);
+    expect(prom().leaves.some((q) => q.includes('pod=~"llm-[a-z0-9]+-[a-z0-9]+",model_name="llama"'))).toBe(true);
     // The device plugin's series have no serving-stack labels: its query leaves the selector out.
-    expect(prom.queries.join('\n')).toContain(
+    expect(prom().queries.join('\n')).toContain(
       'label_replace((sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))' +
         ' or sum(rate(sair_device_plugin_pod_gpu_kernel_seconds_total{exported_namespace="ml",exported_pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))), "sair_query"',
     );
-    expect(prom.leaves.filter((q) => /\{window\}|\{pods\}|\{namespace\}|\{selector\}/.test(q))).toEqual([]);
+    expect(prom().leaves.filter((q) => /\{window\}|\{pods\}|\{namespace\}|\{selector\}/.test(q))).toEqual([]);
     // Every rate over the window, except the entry stage's newest-rate query (two 15 s scrapes).
     expect(obs.recentArrivalRate).toBe(40);
     expect(obs.recentWindowMs).toBe(30_000);
-    expect(prom.leaves.filter((q) => q.includes('[30s]'))).toEqual(['sum(rate(http_request_duration_seconds_count{namespace="ml",pod=~"pre-[a-z0-9]+-[a-z0-9]+"}[30s]))']);
-    expect(prom.leaves.filter((q) => q.includes('rate(') && !q.includes('[30s]')).every((q) => q.includes('[60s]'))).toBe(true);
+    expect(prom().leaves.filter((q) => q.includes('[30s]'))).toEqual(['sum(rate(http_request_duration_seconds_count{namespace="ml",pod=~"pre-[a-z0-9]+-[a-z0-9]+"}[30s]))']);
+    expect(prom().leaves.filter((q) => q.includes('rate(') && !q.includes('[30s]')).every((q) => q.includes('[60s]'))).toBe(true);
   });
 
   it('sees a GPU stage at the share its node agents enforce when a GPU had no room for the one asked', async () => {
-    prom.on('sair_device_plugin_pod_gpu_cores_limit_percent', { vector: [{ value: '30' }] });
-    prom.on('sair_device_plugin_pod_gpu_kernel_seconds_total', { vector: [{ value: '0.3' }] });
+    prom().on('sair_device_plugin_pod_gpu_cores_limit_percent', { vector: [{ value: '30' }] });
+    prom().on('sair_device_plugin_pod_gpu_kernel_seconds_total', { vector: [{ value: '0.3' }] });
     const obs = await port().observe(pipeline);
     expect(obs.allocation[1]).toMatchObject({ gpuCores: 30, gpuCoresAsked: 50 });
     expect(obs.allocation[0]).toEqual(allocation[0]);
     // Busy over what is granted at the enforced share: 0.3 of 2 x 30 %.
     expect(obs.stages[1]!.utilization).toBeCloseTo(0.5);
-    expect(prom.queries.join('\n')).toContain(
+    expect(prom().queries.join('\n')).toContain(
       'label_replace((min(sair_device_plugin_pod_gpu_cores_limit_percent{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"})' +
         ' or min(sair_device_plugin_pod_gpu_cores_limit_percent{exported_namespace="ml",exported_pod=~"llm-[a-z0-9]+-[a-z0-9]+"})), "sair_query"',
     );
     // A limit at or above the share asked (or none) leaves the allocation as the cluster reports it.
-    prom.reset();
-    prom.on('sair_device_plugin_pod_gpu_cores_limit_percent', { vector: [{ value: '50' }] });
+    prom().reset();
+    prom().on('sair_device_plugin_pod_gpu_cores_limit_percent', { vector: [{ value: '50' }] });
     expect((await port().observe(pipeline)).allocation).toEqual(allocation);
   });
 
   it('reads mean batch size and batch compute time from Triton counters, and leaves them null for other presets', async () => {
-    prom.on((q) => q.startsWith('sum(rate(nv_inference_count') && q.includes('nv_inference_exec_count'), { vector: [{ value: '4' }] });
-    prom.on((q) => q.startsWith('sum(rate(nv_inference_compute_infer_duration_us'), { vector: [{ value: '12.5' }] });
+    prom().on((q) => q.startsWith('sum(rate(nv_inference_count') && q.includes('nv_inference_exec_count'), { vector: [{ value: '4' }] });
+    prom().on((q) => q.startsWith('sum(rate(nv_inference_compute_infer_duration_us'), { vector: [{ value: '12.5' }] });
     const triton: PipelineMetricsSource = { namespace: 'ml', stages: [source.stages[0]!, { namespace: 'ml', deployment: 'llm', preset: 'triton' }] };
     const obs = await port(1_000, triton).observe(pipeline);
     expect(obs.stages[1]).toMatchObject({ batchSize: 4, batchServiceMs: 12.5 });
     expect(obs.stages[0]).toMatchObject({ batchSize: null, batchServiceMs: null });
-    expect(prom.leaves.find((q) => q.includes('nv_inference_exec_count'))).toBe(
+    expect(prom().leaves.find((q) => q.includes('nv_inference_exec_count'))).toBe(
       'sum(rate(nv_inference_count{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s])) / sum(rate(nv_inference_exec_count{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"}[60s]))',
     );
     // A batch size under one item (no executions: NaN, or a broken exporter) feeds nothing.
-    prom.reset();
-    prom.on('nv_inference_exec_count', { vector: [{ value: '0.5' }] });
-    prom.on('nv_inference_compute_infer_duration_us', { vector: [{ value: '12.5' }] });
+    prom().reset();
+    prom().on('nv_inference_exec_count', { vector: [{ value: '0.5' }] });
+    prom().on('nv_inference_compute_infer_duration_us', { vector: [{ value: '12.5' }] });
     const bad = await port(1_000, triton).observe(pipeline);
     expect(bad.stages[1]).toMatchObject({ batchSize: null, batchServiceMs: null });
   });
 
   it('gives null for empty results and NaN, so the controller holds', async () => {
-    prom.on('histogram_quantile', { vector: [{ value: 'NaN' }] });
+    prom().on('histogram_quantile', { vector: [{ value: 'NaN' }] });
     const obs = await port().observe(pipeline);
     expect(obs.stages[0]).toMatchObject({ throughput: null, latencyP99Ms: null, utilization: null, arrivalRate: null, capacityPerReplica: null });
     expect(obs.p99Ms).toBeNull();
@@ -136,33 +130,33 @@ describe('Prometheus metrics port', () => {
   });
 
   it("sends the tick's built-in queries as one request, each arm labelled, and the tenant's own alone", async () => {
-    prom.on('http_request_duration_seconds_count', { vector: [{ value: '40' }] });
-    prom.on('e2e_p99', { scalar: '650' });
+    prom().on('http_request_duration_seconds_count', { vector: [{ value: '40' }] });
+    prom().on('e2e_p99', { scalar: '650' });
     const obs = await port(1_000, { ...source, p99Query: 'e2e_p99' }).observe(pipeline);
     expect(obs.stages[0]!.throughput).toBe(40);
     expect(obs.p99Ms).toBe(650);
-    const combined = prom.queries.filter((q) => q.includes('label_replace('));
+    const combined = prom().queries.filter((q) => q.includes('label_replace('));
     expect(combined).toHaveLength(1);
     // The pre stage's five queries, the entry rate over 30 s and the GPU stage's share and GPU time
     // are arms of that request; the queries with the spliced selector and the p99Query are not.
     expect(combined[0]!.match(/label_replace\(\(/g)).toHaveLength(8);
     expect(combined[0]).not.toContain('model_name');
-    expect(prom.queries.filter((q) => !q.includes('label_replace(')).every((q) => q.includes('model_name') || q.includes('e2e_p99'))).toBe(true);
+    expect(prom().queries.filter((q) => !q.includes('label_replace(')).every((q) => q.includes('model_name') || q.includes('e2e_p99'))).toBe(true);
   });
 
   it("a slow tenant query times out alone; a slow built-in one leaves the tick's built-in fields missing", async () => {
-    prom.on('http_request_duration_seconds_count', { vector: [{ value: '40' }] });
-    prom.on('e2e_p99', { scalar: '650' }, 2_000);
+    prom().on('http_request_duration_seconds_count', { vector: [{ value: '40' }] });
+    prom().on('e2e_p99', { scalar: '650' }, 2_000);
     let started = Date.now();
     let obs = await port(200, { ...source, p99Query: 'e2e_p99' }).observe(pipeline);
     expect(Date.now() - started).toBeLessThan(1_900);
     expect(obs.stages[0]!.throughput).toBe(40);
     expect(obs.p99Ms).toBeNull();
 
-    prom.reset();
-    prom.on('http_request_duration_seconds_count', { vector: [{ value: '40' }] });
-    prom.on('histogram_quantile(0.99', { vector: [{ value: '100' }] }, 2_000);
-    prom.on('e2e_p99', { scalar: '650' });
+    prom().reset();
+    prom().on('http_request_duration_seconds_count', { vector: [{ value: '40' }] });
+    prom().on('histogram_quantile(0.99', { vector: [{ value: '100' }] }, 2_000);
+    prom().on('e2e_p99', { scalar: '650' });
     started = Date.now();
     obs = await port(200, { ...source, p99Query: 'e2e_p99' }).observe(pipeline);
     expect(Date.now() - started).toBeLessThan(1_900);
@@ -171,10 +165,10 @@ describe('Prometheus metrics port', () => {
   });
 
   it('reports a built-in arm that answers with several series, as a lone query would be', async () => {
-    prom.on('http_request_duration_seconds_count', { vector: [{ metric: { pod: 'pre-a-1' }, value: '1' }, { metric: { pod: 'pre-b-2' }, value: '2' }] });
+    prom().on('http_request_duration_seconds_count', { vector: [{ metric: { pod: 'pre-a-1' }, value: '1' }, { metric: { pod: 'pre-b-2' }, value: '2' }] });
     const warnings: unknown[] = [];
     const metrics = createPrometheusMetrics({
-      client: new PrometheusClient({ url: prom.url, timeoutMs: 1_000 }),
+      client: new PrometheusClient({ url: prom().url, timeoutMs: 1_000 }),
       clock,
       logger: { ...logger, warn: (o: unknown) => warnings.push(o) } as typeof logger,
       registry: createRegistry('policy', { defaultMetrics: false }),
@@ -187,15 +181,15 @@ describe('Prometheus metrics port', () => {
   });
 
   it('uses the end-to-end query when the pipeline has one, and clamps SLO violation to 0..1', async () => {
-    prom.on('e2e_p99', { scalar: '650' });
-    prom.on('violations', { vector: [{ value: '1.7' }] });
+    prom().on('e2e_p99', { scalar: '650' });
+    prom().on('violations', { vector: [{ value: '1.7' }] });
     const obs = await port(1_000, { ...source, p99Query: 'e2e_p99', sloViolationQuery: 'violations' }).observe(pipeline);
     expect(obs.p99Ms).toBe(650);
     expect(obs.sloViolation).toBe(1);
   });
 
   it("sends the tenant's own queries confined to the pipeline's namespace", async () => {
-    prom.on('e2e_p99', { scalar: '650' });
+    prom().on('e2e_p99', { scalar: '650' });
     const tenant: PipelineMetricsSource = {
       namespace: 'ml',
       stages: [{ namespace: 'ml', deployment: 'pre', preset: 'generic', queries: { throughput: 'sum(rate(reqs_total{namespace=~".*"}[{window}]))' } }, source.stages[1]!],
@@ -204,10 +198,10 @@ describe('Prometheus metrics port', () => {
     };
     const obs = await port(1_000, tenant).observe(pipeline);
     expect(obs.p99Ms).toBe(650);
-    expect(prom.queries).toContain('1000 * histogram_quantile(0.99, sum by (le) (rate(e2e_p99_bucket{namespace="ml"}[5m])))');
-    expect(prom.queries).toContain('violations{namespace="ml"} / on(pod) group_left total{namespace="ml"}');
-    expect(prom.queries).toContain('sum(rate(reqs_total{namespace="ml"}[60s]))');
-    expect(prom.queries.some((q) => q.includes('prod') || q.includes('".*"'))).toBe(false);
+    expect(prom().queries).toContain('1000 * histogram_quantile(0.99, sum by (le) (rate(e2e_p99_bucket{namespace="ml"}[5m])))');
+    expect(prom().queries).toContain('violations{namespace="ml"} / on(pod) group_left total{namespace="ml"}');
+    expect(prom().queries).toContain('sum(rate(reqs_total{namespace="ml"}[60s]))');
+    expect(prom().queries.some((q) => q.includes('prod') || q.includes('".*"'))).toBe(false);
   });
 
   it("confines a preset into which the stage's selector is spliced", async () => {
@@ -216,14 +210,14 @@ describe('Prometheus metrics port', () => {
       stages: [source.stages[0]!, { namespace: 'ml', deployment: 'llm', preset: 'vllm', selector: 'namespace="prod"' }],
     };
     await port(1_000, injected).observe(pipeline);
-    expect(prom.queries).toContain('sum(vllm:num_requests_waiting{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"})');
-    expect(prom.queries.some((q) => q.includes('prod'))).toBe(false);
+    expect(prom().queries).toContain('sum(vllm:num_requests_waiting{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"})');
+    expect(prom().queries.some((q) => q.includes('prod'))).toBe(false);
   });
 
   it('sends no query it cannot confine, and leaves its field empty', async () => {
     const obs = await port(1_000, { ...source, p99Query: 'e2e{namespace="prod"' }).observe(pipeline);
     expect(obs.p99Ms).toBeNull();
-    expect(prom.queries.some((q) => q.startsWith('e2e'))).toBe(false);
+    expect(prom().queries.some((q) => q.startsWith('e2e'))).toBe(false);
   });
 
   it('rejects a pipeline it has no source for', async () => {
@@ -232,20 +226,13 @@ describe('Prometheus metrics port', () => {
 });
 
 describe('PrometheusClient', () => {
-  let prom: FakePrometheus;
-  beforeAll(async () => {
-    prom = await startFakePrometheus();
-  });
-  afterAll(async () => {
-    await prom.close();
-  });
-  beforeEach(() => prom.reset());
-  const client = () => new PrometheusClient({ url: `${prom.url}/`, timeoutMs: 300 });
+  const prom = useFakePrometheus();
+  const client = () => new PrometheusClient({ url: `${prom().url}/`, timeoutMs: 300 });
 
   it('reads vector, matrix and scalar results', async () => {
-    prom.on('v', { vector: [{ metric: { pod: 'a' }, value: '1' }, { metric: { pod: 'b' }, value: '+Inf' }] });
-    prom.on('m', { matrix: [{ values: ['1', '2', '3'] }] });
-    prom.on('s', { scalar: '4.5' });
+    prom().on('v', { vector: [{ metric: { pod: 'a' }, value: '1' }, { metric: { pod: 'b' }, value: '+Inf' }] });
+    prom().on('m', { matrix: [{ values: ['1', '2', '3'] }] });
+    prom().on('s', { scalar: '4.5' });
     expect(await client().query('v')).toEqual([
       { metric: { pod: 'a' }, value: 1 },
       { metric: { pod: 'b' }, value: Infinity },
@@ -256,10 +243,10 @@ describe('PrometheusClient', () => {
   });
 
   it('turns Prometheus errors, bad bodies and timeouts into UpstreamErrors with the reason', async () => {
-    prom.on('bad', { error: 'parse error at char 4: unexpected <EOF>' });
-    prom.on('busy', { error: 'query queue full', errorType: 'unavailable' });
-    prom.on('html', { raw: '<html>bad gateway</html>', status: 502 });
-    prom.on('slow', { vector: [] }, 1_000);
+    prom().on('bad', { error: 'parse error at char 4: unexpected <EOF>' });
+    prom().on('busy', { error: 'query queue full', errorType: 'unavailable' });
+    prom().on('html', { raw: '<html>bad gateway</html>', status: 502 });
+    prom().on('slow', { vector: [] }, 1_000);
     await expect(client().value('bad')).rejects.toMatchObject({ status: 400, message: expect.stringContaining('bad_data: parse error') });
     const busy = await client().value('busy').catch((e: unknown) => e);
     expect(busy).toBeInstanceOf(UpstreamError);
@@ -269,14 +256,14 @@ describe('PrometheusClient', () => {
   });
 
   it('keeps at most maxConcurrent queries in flight; the others wait their turn and are answered', async () => {
-    prom.on('q', { vector: [{ value: '1' }] }, 200);
-    const limited = new PrometheusClient({ url: prom.url, timeoutMs: 2_000, maxConcurrent: 2 });
+    prom().on('q', { vector: [{ value: '1' }] }, 200);
+    const limited = new PrometheusClient({ url: prom().url, timeoutMs: 2_000, maxConcurrent: 2 });
     const all = Promise.all(Array.from({ length: 5 }, (_, i) => limited.value(`q${i}`)));
     // Half the answer time in, the server has seen only the first two.
     await new Promise((r) => setTimeout(r, 100));
-    expect(prom.queries).toEqual(['q0', 'q1']);
+    expect(prom().queries).toEqual(['q0', 'q1']);
     expect(await all).toEqual([1, 1, 1, 1, 1]);
-    expect(prom.queries).toHaveLength(5);
+    expect(prom().queries).toHaveLength(5);
   });
 
   it('reports an unreachable server', async () => {
