@@ -16,6 +16,7 @@
 //        --generated-seeds FROM:TO (1000:1011) --pipelines a,b --workloads x,y --cells N (the first N)
 //        --controllers list --jobs N (2) --retrieval surprisal|recency|random --tick-bench on|off (on)
 //        --sair-settings JSON (policy settings merged into every SAIR variant, for experiments)
+// A line of stranded GPUs per controller shows the fragmentation no replica count or share undoes.
 // Two more SAIR rows, not run by default, put the LLM selector in: sair-llm asks it every tick,
 // sair-llm-gated only in novel states or when the bandit cannot tell its two best apart (llmGate).
 // Without --llm-base-url they talk to the scripted server of test/support/fake-llm.ts over real HTTP,
@@ -40,6 +41,7 @@ import { createLlmSelector, type LlmSelector, type LlmStatus } from '../src/poli
 import { startFakeLlm } from '../test/support/fake-llm.js';
 import { runAsCell, runCellsInChildren, suiteCells } from './cells.js';
 import { sairTickBench } from './policy-tick.js';
+import { strandedGpus } from './stranded.js';
 
 const DEPLOYED = ['hpa', 'keda', 'threshold', 'vpa', 'static', 'static-peak'];
 const ATTAIN = 0.995;
@@ -60,6 +62,8 @@ interface Run {
   /** Share-priced: each replica at gpuHour x share (the figure older runs reported). */
   shareCostPerHour: number;
   p99Ms: number;
+  /** GPUs billed beyond what the placed replicas would pack onto, averaged over the run's scrapes (see strandedGpus). */
+  strandedGpus: number;
   /** SAIR only: applied non-hold decisions, and how many of them the selector alone produced. */
   changes?: number;
   bySelector?: number;
@@ -138,6 +142,7 @@ async function runCell(pipeline: string, workload: string): Promise<Run[]> {
       costPerHour: r.cost.packed.meanRatePerHour,
       shareCostPerHour: r.cost.meanRatePerHour,
       p99Ms: r.latency.p99Ms,
+      strandedGpus: strandedGpus(r),
       ...(tally ? { changes: tally.changes, bySelector: tally.bySelector } : {}),
       ...(llm
         ? {
@@ -251,6 +256,12 @@ async function main(): Promise<void> {
     console.log(
       `${v.padEnd(9)} attainment_995=${r.attained}/${n} cheapest_at_slo=${r.cheapest}/${n} (within ${100 * NEAR} %: ${r.nearCheapest}/${n}) no_worse_than_hpa=${r.noWorse}/${n} selector_applied_pct=${r.selectorPct.toFixed(1)} (${r.changes} changes) mean cost ${cost.toFixed(3)} $/h packed (${shareCost.toFixed(3)} share-priced), violations ${viol.toFixed(3)} points`,
     );
+  }
+  const stranded = controllers.map((c) => `${c} ${mean(cells.map((x) => stat(x, c, (r) => r.strandedGpus))).toFixed(3)}`);
+  console.log(`stranded GPUs (billed beyond what the placed replicas pack onto; mean over cells): ${stranded.join(', ')}`);
+  if (controllers.includes('sair')) {
+    const worst = cells.map((c) => ({ c, g: stat(c, 'sair', (r) => r.strandedGpus) })).filter((x) => x.g >= 0.1);
+    console.log(`  sair, cells with 0.1 or more: ${worst.map((x) => `${x.c.pipeline} ${x.c.workload} ${x.g.toFixed(2)}`).join(', ') || 'none'}`);
   }
   printLlm(cells, controllers);
   const main = verdicts(cells, 'sair');

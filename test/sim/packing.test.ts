@@ -1,6 +1,7 @@
 // The simulator's cluster packs GPU replicas onto whole GPUs (src/sim/placement.ts, used by
-// src/sim/simulator.ts): hand-made cases of placement, Pending for room, clamped share rises and
-// the two costs; and a conservation check (no GPU above 100 %) at every scrape of long runs.
+// src/sim/simulator.ts): hand-made cases of placement, Pending for room, clamped share rises, the
+// two costs and a GPU stranded by a scale-down (nothing repacks; the benches' strandedGpus counts
+// it); and a conservation check (no GPU above 100 %) at every scrape of long runs.
 import { describe, expect, it } from '@jest/globals';
 import type { Controller, PipelineSpec, TickReport } from '../../src/core/ports.js';
 import { BASELINES } from '../../src/sim/baselines/index.js';
@@ -14,6 +15,7 @@ import { Rng } from '../../src/sim/rng.js';
 import { runScenario, type ControllerFactory } from '../../src/sim/run.js';
 import { Simulation } from '../../src/sim/simulator.js';
 import { parseWorkload } from '../../src/sim/workload.js';
+import { strandedGpus } from '../../bench/stranded.js';
 
 const COST = { gpuHour: 2, replicaHour: 0.1 };
 
@@ -129,6 +131,43 @@ describe('GPU packing in the simulator', () => {
     expect(spread.cost.dollars).toBe(unlimited.cost.dollars);
     expect(spread.cluster.meanGpusInUse).toBeCloseTo(spread.stages[0]!.meanReplicas, 6);
     expect(spread.cost.packed.dollars).toBeGreaterThan(unlimited.cost.packed.dollars);
+  });
+
+  it('repacks nothing after a scale-down: the GPU left stranded stays billed, and the benches count it', async () => {
+    // x: two replicas at 40 %, y: one at 30 %; binpack puts both x on GPU 0 and y on GPU 1.
+    const pipeline = parsePipeline({
+      name: 'strand',
+      sloP99Ms: 1000,
+      cost: COST,
+      schedulingDelayMs: 0,
+      cluster: { gpuNodes: 'unlimited', gpusPerNode: 8 },
+      stages: [
+        { name: 'x', kind: 'gpu', service: { baseMs: 5, perItemMs: 1 }, replicas: { min: 1, initial: 2, max: 2 }, gpuCores: { initial: 40 } },
+        { name: 'y', kind: 'gpu', service: { baseMs: 5, perItemMs: 1 }, replicas: { min: 1, initial: 1, max: 1 }, gpuCores: { initial: 30 } },
+      ],
+    });
+    /** Scales x to one replica at its first tick (60 s), or never. */
+    const trimmer =
+      (trim: boolean): ControllerFactory =>
+      ({ cluster }) => ({
+        name: trim ? 'trim' : 'hold',
+        intervalMs: 60_000,
+        async tick(p): Promise<TickReport> {
+          if (trim) await cluster.apply(p.id, { kind: 'replicas', stage: 0, replicas: 1 });
+          return { pipelineId: p.id, time: 0, actions: [], bottleneck: null };
+        },
+      });
+    const run = (trim: boolean) => runScenario({ pipeline, workload: { kind: 'poisson', rate: 5, relative: false }, controller: trimmer(trim), seed: 1, durationMs: 600_000 });
+    const trimmed = await run(true);
+    const last = trimmed.timeline.at(-1)!;
+    // 40 % and 30 % would share one GPU, but the replica on GPU 1 never moves: two stay billed.
+    expect(last).toMatchObject({ replicas: [1, 1], gpusInUse: 2 });
+    expect(last.packedCostRate).toBeCloseTo(2 * COST.gpuHour + 2 * COST.replicaHour, 12);
+    // Stranded from the first tick to the end: about nine tenths of the scrapes.
+    expect(strandedGpus(trimmed)).toBeGreaterThan(0.85);
+    expect(strandedGpus(trimmed)).toBeLessThan(1);
+    // Two GPUs that 110 % of shares need are not stranded.
+    expect(strandedGpus(await run(false))).toBe(0);
   });
 });
 
