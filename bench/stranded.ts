@@ -1,5 +1,6 @@
 // The GPU fragmentation a run leaves behind, for the policy benches. Pure.
 import { packedGpus } from '../src/policy/packing.js';
+import { occupancy } from '../src/sim/placement.js';
 import type { RunResult } from '../src/sim/run.js';
 
 /**
@@ -11,9 +12,12 @@ import type { RunResult } from '../src/sim/run.js';
 export function strandedGpus(r: RunResult): number {
   if (r.timeline.length === 0) return 0;
   const stranded = r.timeline.map((p) => {
-    const placed = p.replicas.map((n, i) => ({ replicas: n - (p.pendingReplicas[i] ?? 0), gpuCores: p.gpuCores[i] ?? null }));
+    // Each replica takes its share rounded up to the cluster's slots, as the simulator places it.
+    const placed = p.replicas.map((n, i) => {
+      const share = p.gpuCores[i] ?? null;
+      return { replicas: n - (p.pendingReplicas[i] ?? 0), gpuCores: share === null ? null : occupancy(share, r.cluster.slotPercent) };
+    });
     return Math.max(0, p.gpusInUse - packedGpus(placed));
   });
   return stranded.reduce((a, b) => a + b, 0) / stranded.length;
 }
-
