@@ -32,7 +32,7 @@ export function pipelineHeader(pipeline: PipelineSpec, exposeNames: boolean): st
   const lines = [
     'PIPELINE',
     `stages: ${pipeline.stages.length}; SLO: p99 <= ${pipeline.sloP99Ms} ms; decision every ${pipeline.tickSeconds} s`,
-    `cost: ${pipeline.cost.replicaHour} $/replica-hour + ${pipeline.cost.gpuHour} $/GPU-hour x GPU share`,
+    `cost: ${pipeline.cost.replicaHour} $/replica-hour + ${pipeline.cost.gpuHour} $/GPU-hour x GPU share, unless STATE says the cluster bills whole GPUs`,
   ];
   for (const s of pipeline.stages) {
     const from = s.upstream.length > 0 ? `after stage ${s.upstream.join(',')}` : 'entry';
@@ -78,6 +78,11 @@ export function buildPrompt(input: PromptInput): Prompt {
   lines.push(
     `p99/slo: ${obs.p99Ms === null ? '-' : fmt(obs.p99Ms / pipeline.sloP99Ms)}; arrival: ${fmt(obs.arrivalRate, 1)} req/s; cost: ${fmt(obs.costRate, 3)} $/h; slo_violation: ${fmt(obs.sloViolation, 3)}`,
   );
+  // Where the cluster packs shares onto whole GPUs, that is the bill the reward reads: a share cut
+  // that frees no GPU saves nothing, which the share-priced header line would hide.
+  if (obs.gpuPacking) {
+    lines.push(`billing: whole GPUs, ${obs.gpuPacking.gpus.length} in use at ${pipeline.cost.gpuHour} $/GPU-hour (a share cut saves only where the replicas then fit on fewer GPUs)`);
+  }
   lines.push(`bottleneck: ${bn.stage === null ? 'unknown' : `stage ${bn.stage}`}`);
   const surge = bn.surge ?? 1;
   if (surge > 1) {

@@ -75,6 +75,23 @@ describe('prompt', () => {
     expect(prefix(due.user)).toBe(prefix(plain.user));
   });
 
+  it('says when the cluster bills whole GPUs, after the fixed prefix, and nothing where it bills shares', () => {
+    const shares = promptFor(50);
+    expect(shares.user).toMatch(/^cost: .* x GPU share, unless STATE says the cluster bills whole GPUs$/m);
+    expect(shares.user).not.toMatch(/^billing:/m);
+    const loads = [
+      { arrival: 50, perReplica: 80, replicas: 2 },
+      { arrival: 50, perReplica: 30, replicas: 2, gpuCores: 40 },
+      { arrival: 50, perReplica: 100, replicas: 2 },
+    ];
+    const obs = observation(loads, { gpuPacking: { gpus: [{ used: 40, free: 60 }, { used: 40, free: 60 }], idleGpus: null } });
+    const bn = detectBottleneck(spec, obs);
+    const packed = buildPrompt({ pipeline: spec, obs, bn, candidates: generateCandidates(spec, obs, bn, 4), stats: new Map(), rows: [], exposeNames: false });
+    expect(packed.user).toMatch(/^billing: whole GPUs, 2 in use at 2\.5 \$\/GPU-hour \(a share cut saves only where the replicas then fit on fewer GPUs\)$/m);
+    const prefix = (s: string) => s.slice(0, s.indexOf('\nSTATE'));
+    expect(prefix(packed.user)).toBe(prefix(shares.user));
+  });
+
   it('lists every candidate by id', () => {
     const p = promptFor(100);
     expect(p.user).toMatch(/^CANDIDATES\nhold: hold: change nothing\ns0\+1: /m);
