@@ -76,17 +76,16 @@ async function runCell(pipeline: string, workload: string): Promise<CellRuns> {
         ? BASELINES.oracle!.factory
         : (p) => createSairController({ cluster: p.cluster, metrics: p.metrics, clock: p.clock, config: policySettings({ ...extra, learning: name === 'on' }), seed }),
   });
+  const on = results.filter((r) => r.controller === 'on');
+  const off = results.filter((r) => r.controller === 'off');
+  const oracle = results.filter((r) => r.controller === 'oracle');
   return {
     pipeline,
     workload,
-    on: results.filter((r) => r.controller === 'on').map(perHour),
-    off: results.filter((r) => r.controller === 'off').map(perHour),
-    oracle: results.filter((r) => r.controller === 'oracle').map(perHour),
-    stranded: {
-      on: results.filter((r) => r.controller === 'on').map(strandedGpus),
-      off: results.filter((r) => r.controller === 'off').map(strandedGpus),
-      oracle: results.filter((r) => r.controller === 'oracle').map(strandedGpus),
-    },
+    on: on.map(perHour),
+    off: off.map(perHour),
+    oracle: oracle.map(perHour),
+    stranded: { on: on.map(strandedGpus), off: off.map(strandedGpus), oracle: oracle.map(strandedGpus) },
   };
 }
 

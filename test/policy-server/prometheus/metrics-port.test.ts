@@ -48,7 +48,6 @@ describe('Prometheus metrics port', () => {
     });
   }
 
-
   it('renders the stage templates for the Deployment pods and reads vector answers', async () => {
     prom().on(/^sum\(rate\(http_request_duration_seconds_count\{namespace="ml",pod=~"pre-[^"]*"\}/, { vector: [{ value: '40' }] });
     prom().on((q) => q.startsWith('1000 * histogram_quantile(0.99') && q.includes('http_request'), { vector: [{ value: 0.12 }] });
