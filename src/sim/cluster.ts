@@ -35,7 +35,17 @@ export class SimCluster implements ClusterPort {
     return this.spec.stages.map((s) => {
       const a = this.sim.allocation(s.index);
       if (a.gpuCores === null) return { replicas: a.replicas, readyReplicas: a.readyReplicas, gpuCores: a.gpuCores };
-      return { replicas: a.replicas, readyReplicas: a.readyReplicas, gpuCores: a.gpuCores, pendingReplicas: a.pendingReplicas, clampedReplicas: a.clampedReplicas };
+      // As the Prometheus adapter reports it: the share the node agents enforce, and the one asked
+      // for where a replica's GPU had no room for it.
+      const clamped = a.enforcedGpuCores !== null && a.enforcedGpuCores < a.gpuCores;
+      return {
+        replicas: a.replicas,
+        readyReplicas: a.readyReplicas,
+        gpuCores: clamped ? a.enforcedGpuCores : a.gpuCores,
+        ...(clamped ? { gpuCoresAsked: a.gpuCores } : {}),
+        pendingReplicas: a.pendingReplicas,
+        clampedReplicas: a.clampedReplicas,
+      };
     });
   }
 

@@ -56,7 +56,7 @@ const stageSchema = z
     path: ['gpuCores'],
   });
 
-const NODES_FORM = 'an integer >= 1 or "unlimited" (absent: one GPU per replica at every GPU stage\'s replicas.max, on gpusPerNode-GPU nodes)';
+const NODES_FORM = 'an integer >= 1, "autoscaled" or "unlimited" (absent: one GPU per replica at every GPU stage\'s replicas.max, on gpusPerNode-GPU nodes)';
 const SLOT_FORM = 'an integer from 1 to 100 that divides 100 (100 / the device plugin\'s --slots-per-gpu)';
 
 /**
@@ -67,7 +67,7 @@ const SLOT_FORM = 'an integer from 1 to 100 that divides 100 (100 / the device p
 const clusterSchema = z
   .object({
     gpuNodes: z
-      .union([z.number({ error: NODES_FORM }).int({ error: NODES_FORM }).min(1, { error: NODES_FORM }), z.literal('unlimited', { error: NODES_FORM })], { error: NODES_FORM })
+      .union([z.number({ error: NODES_FORM }).int({ error: NODES_FORM }).min(1, { error: NODES_FORM }), z.enum(['autoscaled', 'unlimited'], { error: NODES_FORM })], { error: NODES_FORM })
       .optional(),
     gpusPerNode: num.int(1, 64).default(8),
     slotPercent: z

@@ -6,8 +6,13 @@
 export type PlacementPolicy = 'binpack' | 'spread';
 
 export interface ClusterShape {
-  /** GPU nodes; 'unlimited' adds one whenever no GPU has room. */
-  gpuNodes: number | 'unlimited';
+  /**
+   * GPU nodes. 'autoscaled' adds one whenever a new replica finds no GPU with room (a cluster
+   * autoscaler); running replicas never move, so a share rise is clamped as on a finite cluster.
+   * 'unlimited' also adds nodes, and moves a running replica whose share rise does not fit: the
+   * idealized cluster of the figures before packing, which no real node agent gives.
+   */
+  gpuNodes: number | 'autoscaled' | 'unlimited';
   gpusPerNode: number;
   /** Percent of one GPU per slot (100 / the device plugin's --slots-per-gpu); divides 100. */
   slotPercent: number;
@@ -62,7 +67,7 @@ export class GpuPool {
   private inUse = 0;
 
   constructor(readonly shape: ClusterShape) {
-    this.gpus = shape.gpuNodes === 'unlimited' ? Infinity : shape.gpuNodes * shape.gpusPerNode;
+    this.gpus = typeof shape.gpuNodes === 'number' ? shape.gpuNodes * shape.gpusPerNode : Infinity;
   }
 
   /** GPUs the cluster has; Infinity when unlimited. */
@@ -105,13 +110,13 @@ export class GpuPool {
   }
 
   /**
-   * A running replica's share changes; returns what it gets and where. On a finite cluster it is
-   * clamped to its GPU's room. An unlimited cluster is the idealized one of figures before
-   * packing: no replica ever runs clamped, so one that outgrows its GPU moves to a GPU with room.
+   * A running replica's share changes; returns what it gets and where. It is clamped to its GPU's
+   * room, as the node agent does, except on an 'unlimited' cluster, the idealized one of figures
+   * before packing: no replica ever runs clamped, so one that outgrows its GPU moves to a GPU with room.
    */
   resize(gpu: number, occupied: number, wantPercent: number): { gpu: number; share: number; occupancy: number } {
     const r = resizeOnGpu(this.used[gpu]!, occupied, wantPercent, this.shape.slotPercent);
-    if (r.share < wantPercent && this.gpus === Infinity) {
+    if (r.share < wantPercent && this.shape.gpuNodes === 'unlimited') {
       this.release(gpu, occupied);
       const need = this.occupancyOf(wantPercent);
       return { gpu: this.place(need), share: wantPercent, occupancy: need };

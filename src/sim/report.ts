@@ -27,7 +27,7 @@ const costText = (c: RunCost): string =>
 
 function clusterText(r: RunResult): string {
   const c = r.cluster;
-  const size = c.gpuNodes === 'unlimited' ? 'unlimited GPU nodes' : `${c.gpuNodes} x ${c.gpusPerNode} GPUs`;
+  const size = typeof c.gpuNodes === 'number' ? `${c.gpuNodes} x ${c.gpusPerNode} GPUs` : `${c.gpuNodes} GPU nodes`;
   return (
     `${size} (${c.placement}, ${c.slotPercent}% slots): ${c.meanGpusInUse.toFixed(2)} GPUs in use on average, ${c.peakGpusInUse} at most; ` +
     `${c.meanPendingReplicas.toFixed(2)} replicas pending for room on average; ${c.clampedShareChanges} share changes clamped`

@@ -11,6 +11,7 @@ import { VirtualClock } from './clock.js';
 import { SimCluster } from './cluster.js';
 import { quantile } from './histogram.js';
 import { SimMetrics } from './metrics.js';
+import type { ClusterShape } from './placement.js';
 import { loadPipelineFile, pipelineSpec, type PipelineModel } from './pipeline.js';
 import { Simulation, type ScrapeBucket } from './simulator.js';
 import { buildWorkload, loadWorkloadFile, type Workload, type WorkloadFile } from './workload.js';
@@ -137,7 +138,7 @@ export interface RunResult {
   cost: RunCost & { packed: RunCost };
   /** The cluster the GPU replicas were packed onto, and how full it got. */
   cluster: {
-    gpuNodes: number | 'unlimited';
+    gpuNodes: ClusterShape['gpuNodes'];
     gpusPerNode: number;
     slotPercent: number;
     placement: 'binpack' | 'spread';

@@ -205,7 +205,10 @@ function emptyStageBucket(): StageBucket {
 export interface SimStageAllocation {
   replicas: number;
   readyReplicas: number;
+  /** The share the stage asks for, percent. */
   gpuCores: number | null;
+  /** The least share a placed replica runs at: below gpuCores where a replica is clamped. */
+  enforcedGpuCores: number | null;
   /** Replicas Pending because no GPU has room for them. */
   pendingReplicas: number;
   /** Replicas enforced below the stage's share because their GPU has no room for all of it. */
@@ -516,12 +519,20 @@ export class Simulation {
     this.computeCostRate();
   }
 
+  private leastShare(st: StageState): number {
+    if (st.nClamped === 0) return st.share;
+    let least = st.share;
+    for (const r of st.replicas) if (r.clamped) least = Math.min(least, r.share);
+    return least;
+  }
+
   allocation(stage: number): SimStageAllocation {
     const st = this.stages[stage]!;
     return {
       replicas: st.desired,
       readyReplicas: st.nReady,
       gpuCores: st.model.kind === 'gpu' ? Math.round(st.share * 100) : null,
+      enforcedGpuCores: st.model.kind === 'gpu' ? Math.round(this.leastShare(st) * 100) : null,
       pendingReplicas: st.nUnscheduled,
       clampedReplicas: st.nClamped,
     };

@@ -98,8 +98,12 @@ describe('GPU packing in the simulator', () => {
     expect(sim.allocation(0)).toMatchObject({ gpuCores: 60, clampedReplicas: 2 });
     expect(sim.gpuPacking().gpus).toEqual([{ used: 100, free: 0 }, { used: 100, free: 0 }]);
     expect(sim.stageTotals(0).clamps).toBe(2);
+    // The cluster port reports it as the Prometheus adapter does: the least share enforced, and the one asked.
+    const spec = pipelineSpec(twoGpus(4));
+    expect(new SimCluster(sim, spec).currentAllocation()[0]).toMatchObject({ gpuCores: 40, gpuCoresAsked: 60, clampedReplicas: 2 });
     sim.setGpuCores(0, 50);
     expect(sim.allocation(0)).toMatchObject({ clampedReplicas: 0 });
+    expect(new SimCluster(sim, spec).currentAllocation()[0]).not.toHaveProperty('gpuCoresAsked');
     expect(sim.gpuPacking().gpus).toEqual([{ used: 100, free: 0 }, { used: 100, free: 0 }]);
 
     // Two stages on one GPU: a clamped replica gets its full share when its neighbour leaves.
@@ -116,6 +120,24 @@ describe('GPU packing in the simulator', () => {
     two.setReplicas(1, 0);
     expect(two.allocation(0)).toMatchObject({ clampedReplicas: 0 });
     expect(two.gpuPacking().gpus).toEqual([{ used: 80, free: 20 }]);
+  });
+
+  it('adds a GPU for a new replica on an autoscaled or unlimited cluster; only the unlimited one moves a replica whose share rise does not fit', () => {
+    const autoscaled = simOf(twoGpus(2, { gpuNodes: 'autoscaled', gpusPerNode: 1 }));
+    autoscaled.setReplicas(0, 3);
+    expect(autoscaled.gpuPacking()).toEqual({ gpus: [{ used: 80, free: 20 }, { used: 40, free: 60 }], idleGpus: Infinity });
+    expect(autoscaled.allocation(0).pendingReplicas).toBe(0);
+    autoscaled.setGpuCores(0, 60);
+    // Running replicas stay put, as under a node agent: one of the two on GPU 0 runs clamped at 40 %.
+    expect(autoscaled.allocation(0)).toMatchObject({ gpuCores: 60, enforcedGpuCores: 40, clampedReplicas: 1 });
+    expect(autoscaled.gpuPacking().gpus).toEqual([{ used: 100, free: 0 }, { used: 60, free: 40 }]);
+
+    const unlimited = simOf(twoGpus(2, { gpuNodes: 'unlimited', gpusPerNode: 1 }));
+    unlimited.setReplicas(0, 3);
+    unlimited.setGpuCores(0, 60);
+    // The idealized cluster moves the replica that does not fit to a third GPU instead.
+    expect(unlimited.allocation(0)).toMatchObject({ gpuCores: 60, enforcedGpuCores: 60, clampedReplicas: 0 });
+    expect(unlimited.gpuPacking().gpus.map((g) => g.used).sort()).toEqual([60, 60, 60]);
   });
 
   it('keeps share-priced figures and counts GPUs with an unlimited cluster', async () => {

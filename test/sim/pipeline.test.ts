@@ -60,8 +60,9 @@ describe('pipelines', () => {
     expect(sized.cluster).toEqual({ gpuNodes: 2, gpusPerNode: 8, slotPercent: 10, placement: 'binpack' });
     const declared = parsePipeline({ name: 'c', sloP99Ms: 100, cluster: { gpuNodes: 'unlimited', gpusPerNode: 4, slotPercent: 25, placement: 'spread' }, stages: [gpu('b', 6)] });
     expect(declared.cluster).toEqual({ gpuNodes: 'unlimited', gpusPerNode: 4, slotPercent: 25, placement: 'spread' });
+    expect(parsePipeline({ name: 'd', sloP99Ms: 100, cluster: { gpuNodes: 'autoscaled' }, stages: [gpu('b', 6)] }).cluster.gpuNodes).toBe('autoscaled');
     for (const name of BUILTIN_PIPELINES) expect(builtinPipeline(name)!.cluster.gpuNodes).toBe('unlimited');
-    expect(errorOf({ name: 'x', sloP99Ms: 10, cluster: { gpuNodes: 0 }, stages: [stage('a')] })).toContain('p.yaml: cluster.gpuNodes: 0 is not an integer >= 1 or "unlimited"');
+    expect(errorOf({ name: 'x', sloP99Ms: 10, cluster: { gpuNodes: 0 }, stages: [stage('a')] })).toContain('p.yaml: cluster.gpuNodes: 0 is not an integer >= 1, "autoscaled" or "unlimited"');
     expect(errorOf({ name: 'x', sloP99Ms: 10, cluster: { slotPercent: 30 }, stages: [stage('a')] })).toContain("cluster.slotPercent: 30 is not an integer from 1 to 100 that divides 100 (100 / the device plugin's --slots-per-gpu)");
     expect(errorOf({ name: 'x', sloP99Ms: 10, cluster: { placement: 'random' }, stages: [stage('a')] })).toContain('cluster.placement: "random" is not "binpack" or "spread"');
   });
