@@ -5,7 +5,7 @@
 import { stageHeadroom, type BottleneckResult } from './bottleneck.js';
 import type { Anticipation } from './forecast.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation, StageSpec } from '../core/ports.js';
-import { packedGpus } from './packing.js';
+import { packedGpus, shareCeiling } from './packing.js';
 import { TUNING } from './tuning.js';
 import type { Candidate } from './types.js';
 
@@ -70,9 +70,10 @@ export function generateCandidates(
     const pShare = now === null ? null : now * shareFactor;
     const g = stage.gpuCores;
     const onGpu = g !== undefined && alloc.gpuCores !== null;
+    const ceiling = g === undefined ? 0 : shareCeiling(g.max, alloc);
     // A GPU stage's replicas are for what its largest share cannot carry: where a burst is due at
-    // that share, its replica moves are judged, and sized, at the largest share.
-    const atMax = onGpu && now !== null ? (now * replicaFactor * alloc.gpuCores!) / g!.max : null;
+    // that share, its replica moves are judged, and sized, at the largest share it can be given.
+    const atMax = onGpu && now !== null ? (now * replicaFactor * alloc.gpuCores!) / ceiling : null;
     const dueShare = shareFactor > 1 && onGpu && pShare !== null && pShare > TUNING.anticipateAbove;
     const dueNeed = bn.needed[i] == null ? null : Math.ceil(bn.needed[i]! * replicaFactor - 1e-9);
     const dueReplicas = replicaFactor > 1 && (onGpu ? atMax !== null && atMax > TUNING.anticipateAbove : dueNeed !== null && dueNeed > r);
@@ -123,8 +124,8 @@ export function generateCandidates(
       // with it at the same cost per unit of capacity, and each batch finishes sooner. So a hot
       // stage prefers more share to more replicas, and a calm one trims replicas before share.
       const cur = alloc.gpuCores;
-      const ups = new Set<number>([Math.min(g.max, cur + g.step)]);
-      if (pShare !== null && pShare > 0) ups.add(Math.min(g.max, cur + g.step * maxStep, Math.ceil((cur * pShare) / (TARGET * headroom) / g.step) * g.step));
+      const ups = new Set<number>([Math.min(ceiling, cur + g.step)]);
+      if (pShare !== null && pShare > 0) ups.add(Math.min(ceiling, cur + g.step * maxStep, Math.ceil((cur * pShare) / (TARGET * headroom) / g.step) * g.step));
       for (const upTo of [...ups].sort((a, b) => a - b)) {
         if (upTo <= cur) continue;
         const prior = changePrior(pShare, pShare === null ? null : (pShare * cur) / upTo, true, hotShare, calm, headroom) + (hotShare ? 0.15 : 0);
@@ -165,7 +166,7 @@ export function generateCandidates(
 /**
  * One replica fewer with the share raised to keep the stage's capacity (capacity grows with share),
  * offered only where the pipeline's replicas then pack onto fewer whole GPUs. Null where the share
- * cannot rise that far, the replicas are at their floor or still starting, or no GPU is freed.
+ * cannot rise that far (shareCeiling), the replicas are at their floor or still starting, or no GPU is freed.
  */
 export function consolidation(
   stage: StageSpec,
@@ -179,7 +180,7 @@ export function consolidation(
   const r = alloc.replicas;
   if (r - 1 < Math.max(lo, 1) || alloc.readyReplicas < r) return null;
   const share = Math.ceil((alloc.gpuCores * r) / (r - 1) / g.step - 1e-9) * g.step;
-  if (share > g.max) return null;
+  if (share > shareCeiling(g.max, alloc)) return null;
   const after = obs.allocation.map((a, k) => (k === i ? { replicas: r - 1, gpuCores: share } : a));
   if (packedGpus(after) >= packedGpus(obs.allocation)) return null;
   return {

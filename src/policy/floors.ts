@@ -7,6 +7,7 @@ import type { BottleneckResult } from './bottleneck.js';
 import type { Anticipation } from './forecast.js';
 import type { WindowState } from './normalize.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation } from '../core/ports.js';
+import { shareCeiling } from './packing.js';
 import { TUNING } from './tuning.js';
 import type { ActionSource } from './types.js';
 
@@ -55,8 +56,9 @@ function emergencyFloors(pipeline: PipelineSpec, obs: PipelineObservation, bn: B
     const backlogFactor = p0 > 0 ? p / p0 : 1;
     const g = pipeline.stages[i]?.gpuCores;
     let shareFactor = 1;
-    if (g && alloc.gpuCores !== null && alloc.gpuCores < g.max && p > 0) {
-      const share = Math.min(g.max, Math.max(alloc.gpuCores + g.step, Math.ceil((alloc.gpuCores * p) / TUNING.emergencyTarget / g.step) * g.step));
+    const ceiling = g ? shareCeiling(g.max, alloc) : 0;
+    if (g && alloc.gpuCores !== null && alloc.gpuCores < ceiling && p > 0) {
+      const share = Math.min(ceiling, Math.max(alloc.gpuCores + g.step, Math.ceil((alloc.gpuCores * p) / TUNING.emergencyTarget / g.step) * g.step));
       raise(out, { stage: i, kind: 'gpuCores', value: share, why: `${label}: GPU share of stage ${i} to at least ${share}%` });
       shareFactor = alloc.gpuCores / share;
       if (p * shareFactor <= TUNING.emergencyTarget + TUNING.emergencyShareSlack) continue;
@@ -84,13 +86,14 @@ function forecastFloors(pipeline: PipelineSpec, obs: PipelineObservation, bn: Bo
     if (p === null || p === undefined || !(p > 0)) continue;
     let target = alloc.replicas;
     if (g && alloc.gpuCores !== null) {
+      const ceiling = shareCeiling(g.max, alloc);
       const atShare = p * f.shareFactor;
-      if (f.shareFactor > 1 && atShare > TUNING.anticipateAbove && alloc.gpuCores < g.max) {
-        const share = Math.min(g.max, Math.ceil((alloc.gpuCores * atShare) / TUNING.emergencyTarget / g.step) * g.step);
+      if (f.shareFactor > 1 && atShare > TUNING.anticipateAbove && alloc.gpuCores < ceiling) {
+        const share = Math.min(ceiling, Math.ceil((alloc.gpuCores * atShare) / TUNING.emergencyTarget / g.step) * g.step);
         raise(out, { stage: i, kind: 'gpuCores', value: share, why: `${why(f.shareFactor)}: GPU share of stage ${i} to at least ${share}%` });
       }
-      // Replicas for what the largest share cannot cover.
-      const atMax = (p * f.replicaFactor * alloc.gpuCores) / g.max;
+      // Replicas for what the largest share the stage can be given cannot cover.
+      const atMax = (p * f.replicaFactor * alloc.gpuCores) / ceiling;
       if (f.replicaFactor > 1 && atMax > TUNING.anticipateAbove) target = replicasAtTarget(alloc, atMax);
     } else {
       const need = bn.needed[i];

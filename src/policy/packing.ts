@@ -17,3 +17,15 @@ export function packedGpus(allocation: readonly Pick<StageAllocation, 'replicas'
   }
   return used.length;
 }
+
+/**
+ * The largest share a GPU stage's replicas can be given now: its upper bound, or, where a node
+ * agent already clamps a rise (`gpuCoresAsked` above the enforced `gpuCores`: a replica's GPU has
+ * no room), the share enforced, since a further rise would be clamped too until room frees up and
+ * the capacity must come from replicas, which go where there is room.
+ */
+export function shareCeiling(max: number, allocation: Pick<StageAllocation, 'gpuCores' | 'gpuCoresAsked'>): number {
+  const cur = allocation.gpuCores;
+  if (cur === null) return max;
+  return allocation.gpuCoresAsked !== undefined && allocation.gpuCoresAsked > cur ? Math.min(max, cur) : max;
+}

@@ -99,8 +99,10 @@ export function buildPrompt(input: PromptInput): Prompt {
   obs.stages.forEach((m, i) => {
     const a = obs.allocation[i];
     const hpa = a?.hpa?.desiredReplicas;
+    // A clamped stage gets no share rise among the candidates (shareCeiling); the model is told why.
+    const clamped = a?.gpuCoresAsked !== undefined && a.gpuCores !== null && a.gpuCoresAsked > a.gpuCores ? ` (asked ${a.gpuCoresAsked}: no room on its GPU)` : '';
     lines.push(
-      `stage ${i}: replicas ${a?.replicas ?? '-'} (ready ${a?.readyReplicas ?? '-'}); gpu ${a?.gpuCores ?? '-'}; load/capacity ${fmt(bn.pressure[i])}; needed ${bn.needed[i] ?? '-'}; ` +
+      `stage ${i}: replicas ${a?.replicas ?? '-'} (ready ${a?.readyReplicas ?? '-'}); gpu ${a?.gpuCores ?? '-'}${clamped}; load/capacity ${fmt(bn.pressure[i])}; needed ${bn.needed[i] ?? '-'}; ` +
         `queue ${fmt(m.queueLength, 0)} (${m.queueGrowth === null ? '-' : signed(m.queueGrowth)}/s); util ${fmt(m.utilization)}; p99 ${fmt(m.latencyP99Ms, 0)} ms` +
         (hpa !== undefined ? `; hpa_desired ${hpa}` : ''),
     );

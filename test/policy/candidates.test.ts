@@ -28,6 +28,25 @@ describe('candidates', () => {
     expect(ids.some((id) => id.startsWith('s0:gpu') || id.startsWith('s2:gpu'))).toBe(false);
   });
 
+  it('offers no GPU share rise, alone or in a consolidation, to a stage the node agents clamp', () => {
+    const stages: StageLoad[] = [
+      { arrival: 100, perReplica: 80, replicas: 2 },
+      { arrival: 100, perReplica: 30, replicas: 3, gpuCores: 60 },
+      { arrival: 100, perReplica: 100, replicas: 2 },
+    ];
+    const free = observation(stages, { p99Ms: 100 });
+    const ids = (o: typeof free) => generateCandidates(spec, o, detectBottleneck(spec, o), 4).map((c) => c.id);
+    // Three replicas at 60 % fill three GPUs; two at 90 % would fill two.
+    expect(ids(free)).toEqual(expect.arrayContaining(['s1:gpu+', 's1+1', 's1:pack']));
+    // Asked 70 %, enforced 60 %: a rise would be clamped too, so replicas are the lever.
+    const clamped = { ...free, allocation: free.allocation.map((a, i) => (i === 1 ? { ...a, gpuCoresAsked: 70, clampedReplicas: 1 } : a)) };
+    const got = ids(clamped);
+    expect(got.filter((id) => id === 's1:gpu+' || id === 's1:pack' || Number(/^s1:gpu=(\d+)$/.exec(id)?.[1]) > 60)).toEqual([]);
+    expect(got).toEqual(expect.arrayContaining(['s1+1', 's1:gpu-']));
+    expect(consolidation(spec.stages[1]!, free, 1, 1)).not.toBeNull();
+    expect(consolidation(spec.stages[1]!, clamped, 1, 1)).toBeNull();
+  });
+
   it('favours scaling a saturated stage towards its need, and trimming an idle one when P99 is calm', () => {
     const c = candidatesFor([
       { arrival: 100, perReplica: 80, replicas: 2 },

@@ -26,6 +26,14 @@ describe('floors', () => {
     expect(floors.every((f) => f.why.startsWith('SLO breach'))).toBe(true);
   });
 
+  it('ask a stage the node agents already clamp for replicas, not for a share they would clamp too', () => {
+    // Stage 1 asked 70 % and runs at 50 %: its GPU has no room. At 2.5x its capacity at 50 %, ceil(2 x 2.5 / 0.7) = 8 replicas.
+    const clamped = { ...obs, allocation: obs.allocation.map((a, i) => (i === 1 ? { ...a, gpuCoresAsked: 70, clampedReplicas: 1 } : a)) };
+    const bn: BottleneckResult = { stage: 1, pressure: [0.3, 2.5, 0.2], needed: [1, 5, 1], drainPressure: [0.3, 2.5, 0.2] };
+    const floors = computeFloors(spec, clamped, bn, newWindowState(), { breach: true, anticipation: null });
+    expect(floors.map((f) => [f.stage, f.kind, f.value])).toEqual([[1, 'replicas', 8]]);
+  });
+
   it('are none on a calm tick', () => {
     const bn: BottleneckResult = { stage: 1, pressure: [0.3, 0.5, 0.2], needed: [1, 2, 1] };
     expect(computeFloors(spec, { ...obs, p99Ms: 200, sloViolation: 0 }, bn, newWindowState(), { breach: false, anticipation: null })).toEqual([]);

@@ -75,7 +75,7 @@ describe('prompt', () => {
     expect(prefix(due.user)).toBe(prefix(plain.user));
   });
 
-  it('says when the cluster bills whole GPUs, after the fixed prefix, and nothing where it bills shares', () => {
+  it('says when the cluster bills whole GPUs (after the fixed prefix, nothing where it bills shares) and when a stage runs clamped', () => {
     const shares = promptFor(50);
     expect(shares.user).toMatch(/^cost: .* x GPU share, unless STATE says the cluster bills whole GPUs$/m);
     expect(shares.user).not.toMatch(/^billing:/m);
@@ -90,6 +90,11 @@ describe('prompt', () => {
     expect(packed.user).toMatch(/^billing: whole GPUs, 2 in use at 2\.5 \$\/GPU-hour \(a share cut saves only where the replicas then fit on fewer GPUs\)$/m);
     const prefix = (s: string) => s.slice(0, s.indexOf('\nSTATE'));
     expect(prefix(packed.user)).toBe(prefix(shares.user));
+    expect(packed.user).not.toMatch(/no room on its GPU/);
+    // A stage the node agents clamp says so beside its enforced share.
+    const clampedObs = { ...obs, allocation: obs.allocation.map((a, i) => (i === 1 ? { ...a, gpuCoresAsked: (a.gpuCores ?? 0) + 20 } : a)) };
+    const clamped = buildPrompt({ pipeline: spec, obs: clampedObs, bn, candidates: generateCandidates(spec, clampedObs, bn, 4), stats: new Map(), rows: [], exposeNames: false });
+    expect(clamped.user).toMatch(new RegExp(`^stage 1: replicas \\d+ \\(ready \\d+\\); gpu ${obs.allocation[1]!.gpuCores} \\(asked ${obs.allocation[1]!.gpuCores! + 20}: no room on its GPU\\);`, 'm'));
   });
 
   it('lists every candidate by id', () => {
