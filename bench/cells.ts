@@ -3,8 +3,10 @@
 // as JSON), a few at a time, so cells run in parallel and the parent only aggregates.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ISSUE_PIPELINES, PAPER_PIPELINES } from '../src/sim/builtin-pipelines.js';
+import { ValidationError } from '../src/common/errors.js';
+import { ISSUE_PIPELINES, PAPER_PIPELINES, builtinPipeline } from '../src/sim/builtin-pipelines.js';
 import { MATRIX_WORKLOADS, PAPER_WORKLOADS } from '../src/sim/builtin-workloads.js';
+import type { PipelineModel } from '../src/sim/pipeline.js';
 
 export type Pair = [pipeline: string, workload: string];
 
@@ -18,6 +20,24 @@ export function suiteCells(suites: readonly string[], pipelines?: readonly strin
   if (suites.includes('paper')) for (const p of PAPER_PIPELINES) for (const w of PAPER_WORKLOADS) pairs.push([p, w]);
   if (suites.includes('issue')) for (const p of ISSUE_PIPELINES) for (const w of MATRIX_WORKLOADS) pairs.push([p, w]);
   return pairs;
+}
+
+/**
+ * The GPU nodes `--cluster` puts every cell's pipeline on: absent, the pipeline's own (the
+ * built-ins run on 'unlimited' nodes, where a share rise that does not fit moves the replica);
+ * 'autoscaled' adds nodes the same way but clamps that rise, as a node agent does.
+ */
+export function clusterFlag(value: string | undefined): 'autoscaled' | 'unlimited' | undefined {
+  if (value === undefined || value === 'autoscaled' || value === 'unlimited') return value;
+  throw new ValidationError('--cluster', '"autoscaled" or "unlimited"', value);
+}
+
+/** A cell's pipeline with its `gpuNodes` replaced by `cluster` (clusterFlag), or as it is. */
+export function onCluster(pipeline: string | PipelineModel, cluster: 'autoscaled' | 'unlimited' | undefined): string | PipelineModel {
+  if (cluster === undefined) return pipeline;
+  const model = typeof pipeline === 'string' ? builtinPipeline(pipeline) : pipeline;
+  if (!model) throw new ValidationError('--pipelines', 'the names of built-in pipelines', pipeline);
+  return { ...model, cluster: { ...model.cluster, gpuNodes: cluster } };
 }
 
 /**

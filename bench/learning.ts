@@ -12,6 +12,7 @@
 // Flags: --seeds N (3) --first-seed S (1) --hours H (8) --last-hours L (4) --jobs N (2)
 //        --pipelines a,b --workloads x,y (instead of the two suites) --bound on|off (on: run the oracle)
 //        --sair-settings JSON (policy settings merged into both variants, for experiments)
+//        --cluster autoscaled|unlimited (the built-ins' own: unlimited; autoscaled clamps share rises)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseFlags } from '../src/common/config.js';
@@ -22,7 +23,7 @@ import { PAPER_WORKLOADS } from '../src/sim/builtin-workloads.js';
 import { BASELINES } from '../src/sim/baselines/index.js';
 import { runMatrix } from '../src/sim/matrix.js';
 import type { RunResult } from '../src/sim/run.js';
-import { runAsCell, runCellsInChildren, suiteCells } from './cells.js';
+import { clusterFlag, onCluster, runAsCell, runCellsInChildren, suiteCells } from './cells.js';
 import { strandedGpus } from './stranded.js';
 
 /** Dollars one SLO-violating request is worth: at 100 req/s, 1 % of requests violating costs $3.60 an hour, about a GPU's price. */
@@ -35,6 +36,7 @@ const list = (name: string, def: string[]) => (flags.get(name)?.split(',').map((
 const hours = num('--hours', 8);
 const lastHours = num('--last-hours', 4);
 const bound = flags.get('--bound') !== 'off';
+const cluster = clusterFlag(flags.get('--cluster'));
 const extra = JSON.parse(flags.get('--sair-settings') ?? '{}') as PolicySettingsInput;
 
 /** Per hour of one run: dollars spent and requests that missed the SLO. */
@@ -66,7 +68,7 @@ interface CellRuns {
 async function runCell(pipeline: string, workload: string): Promise<CellRuns> {
   const seeds = Array.from({ length: num('--seeds', 3) }, (_, i) => num('--first-seed', 1) + i);
   const results = await runMatrix({
-    pipelines: [pipeline],
+    pipelines: [onCluster(pipeline, cluster)],
     workloads: [workload],
     controllers: bound ? ['on', 'off', 'oracle'] : ['on', 'off'],
     seeds,

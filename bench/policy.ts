@@ -16,6 +16,7 @@
 //        --generated-seeds FROM:TO (1000:1011) --pipelines a,b --workloads x,y --cells N (the first N)
 //        --controllers list --jobs N (2) --retrieval surprisal|recency|random --tick-bench on|off (on)
 //        --sair-settings JSON (policy settings merged into every SAIR variant, for experiments)
+//        --cluster autoscaled|unlimited (the built-ins' own: unlimited; autoscaled clamps share rises)
 // A line of stranded GPUs per controller shows the fragmentation no replica count or share undoes.
 // Two more SAIR rows, not run by default, put the LLM selector in: sair-llm asks it every tick,
 // sair-llm-gated only in novel states or when the bandit cannot tell its two best apart (llmGate).
@@ -39,7 +40,7 @@ import { runMatrix } from '../src/sim/matrix.js';
 import type { ControllerFactory, RunResult } from '../src/sim/run.js';
 import { createLlmSelector, type LlmSelector, type LlmStatus } from '../src/policy/selectors/llm.js';
 import { startFakeLlm } from '../test/support/fake-llm.js';
-import { runAsCell, runCellsInChildren, suiteCells } from './cells.js';
+import { clusterFlag, onCluster, runAsCell, runCellsInChildren, suiteCells } from './cells.js';
 import { sairTickBench } from './policy-tick.js';
 import { strandedGpus } from './stranded.js';
 
@@ -49,6 +50,7 @@ const ATTAIN = 0.995;
 const { flags } = parseFlags(process.argv.slice(2));
 const num = (name: string, def: number) => Number(flags.get(name) ?? def);
 const list = (name: string, def: string[]) => (flags.get(name)?.split(',').map((x) => x.trim()).filter(Boolean) ?? def);
+const cluster = clusterFlag(flags.get('--cluster'));
 
 /** One run's measures, as a cell's child process reports them. */
 interface Run {
@@ -115,7 +117,7 @@ async function runCell(pipeline: string, workload: string): Promise<Run[]> {
   // A generated scenario is named gen:SEED; its pipeline and workload come from the generator.
   const generated = pipeline === 'gen' ? generateScenario(Number(workload)) : null;
   const results = await runMatrix({
-    ...(generated ? { scenarios: [{ pipeline: generated.pipeline, workload: generated.workload }] } : { pipelines: [pipeline], workloads: [workload] }),
+    ...(generated ? { scenarios: [{ pipeline: onCluster(generated.pipeline, cluster), workload: generated.workload }] } : { pipelines: [onCluster(pipeline, cluster)], workloads: [workload] }),
     controllers,
     seeds,
     durationMs: num('--duration-min', 60) * 60_000,

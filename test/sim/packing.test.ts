@@ -15,6 +15,7 @@ import { Rng } from '../../src/sim/rng.js';
 import { runScenario, type ControllerFactory } from '../../src/sim/run.js';
 import { Simulation } from '../../src/sim/simulator.js';
 import { parseWorkload } from '../../src/sim/workload.js';
+import { clusterFlag, onCluster } from '../../bench/cells.js';
 import { strandedGpus } from '../../bench/stranded.js';
 
 const COST = { gpuHour: 2, replicaHour: 0.1 };
@@ -138,6 +139,15 @@ describe('GPU packing in the simulator', () => {
     // The idealized cluster moves the replica that does not fit to a third GPU instead.
     expect(unlimited.allocation(0)).toMatchObject({ gpuCores: 60, enforcedGpuCores: 60, clampedReplicas: 0 });
     expect(unlimited.gpuPacking().gpus.map((g) => g.used).sort()).toEqual([60, 60, 60]);
+  });
+
+  it('runs the benches\' cells on the nodes --cluster names, and refuses any other', () => {
+    expect(onCluster('nlp-chain', clusterFlag(undefined))).toBe('nlp-chain');
+    const moved = onCluster('nlp-chain', clusterFlag('autoscaled')) as PipelineModel;
+    expect(moved.cluster).toEqual({ ...builtinPipeline('nlp-chain')!.cluster, gpuNodes: 'autoscaled' });
+    expect(moved.stages).toEqual(builtinPipeline('nlp-chain')!.stages);
+    expect(() => clusterFlag('8')).toThrow('--cluster: "8" is not "autoscaled" or "unlimited"');
+    expect(() => onCluster('nope', 'autoscaled')).toThrow('--pipelines: "nope" is not the names of built-in pipelines');
   });
 
   it('keeps share-priced figures and counts GPUs with an unlimited cluster', async () => {
