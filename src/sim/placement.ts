@@ -30,7 +30,7 @@ export function occupancy(sharePercent: number, slotPercent: number): number {
 
 /**
  * The GPU a replica occupying `need` percent goes to, given each GPU's occupied percent and how
- * many GPUs the cluster has (Infinity when unlimited; GPUs past `used.length` are empty), or -1
+ * many GPUs the cluster has (Infinity when autoscaled or unlimited; GPUs past `used.length` are empty), or -1
  * when none has room. Ties go to the lowest index (the lowest node, then the lowest GPU).
  */
 export function chooseGpu(used: readonly number[], gpus: number, need: number, policy: PlacementPolicy): number {
@@ -70,7 +70,7 @@ export class GpuPool {
     this.gpus = typeof shape.gpuNodes === 'number' ? shape.gpuNodes * shape.gpusPerNode : Infinity;
   }
 
-  /** GPUs the cluster has; Infinity when unlimited. */
+  /** GPUs the cluster has; Infinity when autoscaled or unlimited. */
   get capacity(): number {
     return this.gpus;
   }
@@ -80,7 +80,7 @@ export class GpuPool {
     return this.inUse;
   }
 
-  /** GPUs with nothing on them; Infinity when unlimited. */
+  /** GPUs with nothing on them; Infinity when autoscaled or unlimited. */
   get idleGpus(): number {
     return this.gpus - this.inUse;
   }

@@ -541,7 +541,7 @@ export class Simulation {
   /**
    * How the pipeline's GPU replicas sit on whole GPUs: each GPU hosting one, with the share its
    * replicas are enforced at (`used`) and what is left (`free`), percent; and the empty GPUs
-   * (Infinity when the cluster is unlimited). Shares are summed from the replicas themselves, not
+   * (Infinity when the cluster is autoscaled or unlimited). Shares are summed from the replicas themselves, not
    * from the placement's book-keeping, so a check of `used <= 100` tests the placement.
    */
   gpuPacking(): { gpus: { used: number; free: number }[]; idleGpus: number } {
