@@ -27,6 +27,8 @@ describe('manifests/device-plugin', () => {
       'DaemonSet',
       'ServiceAccount',
       'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
       'ValidatingAdmissionPolicyBinding',
     ]);
     for (const o of objects) expect(() => validateManifest(o)).not.toThrow();
@@ -72,10 +74,10 @@ describe('manifests/device-plugin', () => {
     expect(container.ports).toEqual([{ name: 'metrics', containerPort: cfg.metricsPort, protocol: 'TCP' }]);
   });
 
-  it('grants only get/list/watch on pods, create on events and list on InferencePipelines', () => {
+  it('grants only get/list/watch/patch on pods (the patches confined by a policy), create on events and list on InferencePipelines', () => {
     const role = byKind<IClusterRole>('ClusterRole');
     expect(role.rules).toEqual([
-      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'patch'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
       { apiGroups: ['sair.dev'], resources: ['inferencepipelines'], verbs: ['list'] },
     ]);

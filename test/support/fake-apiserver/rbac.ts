@@ -11,13 +11,21 @@
 // `deployments/scale` for a subresource). Discovery, /version and health paths are open to every
 // authenticated user (the system:discovery and system:public-info-viewer ClusterRoles).
 // Left out: ClusterRole aggregation, the other built-in roles and bindings, impersonation.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { KubeObject } from './resources.js';
 import { ApiError } from './status.js';
 
 export interface UserInfo {
   username: string;
   groups: string[];
+  /** What the authenticator adds; a token bound to a pod carries its pod and node (below). */
+  extra?: Record<string, string[]>;
+}
+
+/** A ServiceAccount token projected into a pod: bound to that pod and its node, as the kubelet asks for it. */
+export interface TokenBinding {
+  pod: string;
+  node: string;
 }
 
 export interface RequestAttributes {
@@ -61,11 +69,22 @@ const OPEN_PATHS = [/^\/(api|apis|openapi)(\/.*)?$/, /^\/version\/?$/, /^\/(heal
 export class TokenIssuer {
   private readonly tokens = new Map<string, UserInfo>();
 
-  issue(namespace: string, serviceAccount: string): string {
+  issue(namespace: string, serviceAccount: string, boundTo?: TokenBinding): string {
     const token = `fake-sa.${namespace}.${serviceAccount}.${randomBytes(12).toString('base64url')}`;
     this.tokens.set(token, {
       username: `system:serviceaccount:${namespace}:${serviceAccount}`,
       groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
+      // kube-apiserver 1.30+ puts a bound token's pod and node into user.extra under these keys.
+      ...(boundTo
+        ? {
+            extra: {
+              'authentication.kubernetes.io/pod-name': [boundTo.pod],
+              'authentication.kubernetes.io/pod-uid': [randomUUID()],
+              'authentication.kubernetes.io/node-name': [boundTo.node],
+              'authentication.kubernetes.io/node-uid': [randomUUID()],
+            },
+          }
+        : {}),
     });
     return token;
   }

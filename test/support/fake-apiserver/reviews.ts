@@ -37,7 +37,7 @@ export function review(def: ResourceDef, body: KubeObject, ctx: RequestContext, 
     deps.validate(def, obj, ctx);
     const user = deps.userOfToken(spec.token);
     obj.status = user
-      ? { authenticated: true, user: { username: user.username, groups: user.groups } }
+      ? { authenticated: true, user: { username: user.username, groups: user.groups, ...(user.extra ? { extra: user.extra } : {}) } }
       : { user: {}, error: '[invalid bearer token, token lookup failed]' };
     return obj;
   }

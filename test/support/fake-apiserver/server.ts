@@ -13,7 +13,7 @@ import {
 } from './admission.js';
 import { Handlers, type RequestContext } from './handlers.js';
 import { checkPodSecurity } from './pod-security.js';
-import { ADMIN, ANONYMOUS, authorize, forbidden, TokenIssuer, unauthorized, type UserInfo } from './rbac.js';
+import { ADMIN, ANONYMOUS, authorize, forbidden, TokenIssuer, unauthorized, type TokenBinding, type UserInfo } from './rbac.js';
 import { Registry } from './registry.js';
 import { simulateDeployments } from './controllers.js';
 import type { KubeObject, ResourceDef } from './resources.js';
@@ -124,8 +124,9 @@ export interface FakeApiServer {
    * A bearer token for ServiceAccount `namespace/name`, as the token volume would hold: requests
    * with it are user system:serviceaccount:<namespace>:<name> and are authorized by the Roles,
    * ClusterRoles and bindings stored in the fake (seed or apply the manifests' RBAC objects).
+   * `boundTo` makes it a token projected into that pod on that node: its user.extra names both.
    */
-  tokenFor(namespace: string, serviceAccount: string): string;
+  tokenFor(namespace: string, serviceAccount: string, boundTo?: TokenBinding): string;
   /**
    * Creates or replaces an object directly, sending watch events: defaulted and validated as a
    * create (a 422 is thrown as the ApiError, whose message is the Status message), status kept as
@@ -591,7 +592,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     url,
     kubeConfig: (namespace?: string, token?: string) => kubeConfigFor(url, namespace, token),
     clients: (namespace?: string, token?: string) => createKubeClients(kubeConfigFor(url, namespace, token)),
-    tokenFor: (namespace: string, serviceAccount: string) => tokens.issue(namespace, serviceAccount),
+    tokenFor: (namespace: string, serviceAccount: string, boundTo?: TokenBinding) => tokens.issue(namespace, serviceAccount, boundTo),
     seed: <T extends object>(obj: T): T => {
       const o = obj as KubeObject;
       return handlers.seed(registry.forObject(o), o) as T;
