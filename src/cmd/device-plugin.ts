@@ -200,7 +200,7 @@ export async function startDevicePlugin(cfg: DevicePluginConfig, log: Logger): P
     stops.push(() => podResources.close());
     const gpuMemory = (uuid: string): bigint => inventory.byUuid(uuid)?.memoryTotalBytes ?? 0n;
     const ledger = new GpuLedger();
-    // The metrics read the agent at scrape time, and the agent counts clamps into the metrics.
+    // The metrics read the agent at scrape time, and the agent counts clamps and deletion-cost writes into the metrics.
     const metrics = new DevicePluginMetrics(
       {
         gpus: () => inventory.list(),
@@ -217,7 +217,7 @@ export async function startDevicePlugin(cfg: DevicePluginConfig, log: Logger): P
       files,
       { nodeName: cfg.nodeName, resyncMs: cfg.resyncSeconds * 1000, slotsPerGpu: cfg.slotsPerGpu, gpuMemory, ledger },
       log,
-      { onClamp: (ref) => metrics.clamped(ref) },
+      { onClamp: (ref) => metrics.clamped(ref), onDeletionCost: (result) => metrics.deletionCost(result) },
     );
 
     // The ledger learns what the kubelet already allocated before any device is listed, so a plugin

@@ -3,11 +3,14 @@
 // hold which slots (so which allocation); an informer on the node's pods gives their annotations.
 // A reconcile is idempotent: it rewrites changed limits in place (the shim picks them up live),
 // keeps the last good limits when an annotation turns invalid, clamps an increase that would take
-// a GPU past 100 %, and reports both once, as an Event and a log line. It never reads a file a pod
-// can write except through readExactFile, and never on the event loop.
+// a GPU past 100 %, and reports both once, as an Event and a log line. It also keeps each
+// ReplicaSet pod's pod-deletion-cost at the share others hold on its GPU (deletion-cost.ts), so a
+// scale-down frees GPUs where it can. It never reads a file a pod can write except through
+// readExactFile, and never on the event loop.
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
 import { errorMessage } from '../common/errors.js';
+import { MERGE_PATCH } from '../common/k8s.js';
 import { checkGpuQuota } from '../common/gpu-quota.js';
 import { readLimitsFile, writeLimits, parseState, STATE_FILE_SIZE, type ControlLimits, type UsageSlot } from './control-file.js';
 import { readExactFile } from './exact-file.js';
@@ -16,6 +19,7 @@ import { AllocationFiles, allocationId } from './allocations.js';
 import type { ContainerSlots, PodResourcesSource } from './pod-resources.js';
 import { gpusOfSlots, slotShare } from './slots.js';
 import { freeShare, grantShares, type ShareClaim } from './share-budget.js';
+import { deletionCostPatch, deletionCosts } from './deletion-cost.js';
 import { API_GROUP, RESOURCE_SAIR_GPU, RESOURCE_SAIR_GPU_WHOLE } from '../core/names.js';
 import type { GpuLedger, LedgerEntry } from './gpu-ledger.js';
 
@@ -61,6 +65,8 @@ export interface AllocationUsage extends AllocationRef {
 export interface AgentEvents {
   /** Called once per clamp reported (for the metric). */
   onClamp?: (ref: AllocationRef) => void;
+  /** Called for each pod-deletion-cost written, or that failed to be. */
+  onDeletionCost?: (result: 'written' | 'failed') => void;
 }
 
 interface Held extends AllocationRef {
@@ -82,6 +88,8 @@ export class NodeAgent {
   private stopped = false;
   private running: Promise<void> | undefined;
   private again = false;
+  /** Deletion costs being written (`namespace/pod` -> value), so a resync before the informer sees them does not write again. */
+  private costsInFlight = new Map<string, string>();
 
   constructor(
     private readonly kc: k8s.KubeConfig,
@@ -218,6 +226,43 @@ export class NodeAgent {
     }
     this.held = next;
     this.collectGarbage(next);
+    await this.keepDeletionCosts(next, pods);
+  }
+
+  /**
+   * Sets each ReplicaSet pod's pod-deletion-cost to the share others hold on its GPU, where it
+   * differs and no one else owns the cost. A failed write is logged and tried again at the next reconcile.
+   */
+  private async keepDeletionCosts(held: Map<string, Held>, pods: Map<string, k8s.V1Pod>): Promise<void> {
+    const costs = deletionCosts([...held.values()].map((h) => ({ namespace: h.namespace, pod: h.pod, gpus: h.gpus, gpuCores: h.limits.gpuCores })));
+    for (const key of this.costsInFlight.keys()) if (!costs.has(key)) this.costsInFlight.delete(key);
+    const writes: Promise<void>[] = [];
+    for (const [key, cost] of costs) {
+      const pod = pods.get(key);
+      // Only a ReplicaSet reads the cost; a bare pod or a StatefulSet's is left untouched.
+      if (!pod?.metadata?.ownerReferences?.some((o) => o.kind === 'ReplicaSet' && o.controller)) continue;
+      const patch = deletionCostPatch(pod.metadata.annotations, cost);
+      if (!patch || this.costsInFlight.get(key) === String(cost)) continue;
+      this.costsInFlight.set(key, String(cost));
+      writes.push(this.writeDeletionCost(pod, patch, key));
+    }
+    await Promise.all(writes);
+  }
+
+  private async writeDeletionCost(pod: k8s.V1Pod, annotations: Record<string, string>, key: string): Promise<void> {
+    const fields = { namespace: pod.metadata!.namespace!, pod: pod.metadata!.name!, annotations };
+    try {
+      await this.clients.core.patchNamespacedPod(
+        { name: fields.pod, namespace: fields.namespace, body: { metadata: { annotations } } },
+        MERGE_PATCH,
+      );
+      this.events.onDeletionCost?.('written');
+      this.log.debug(fields, 'pod-deletion-cost set');
+    } catch (err) {
+      this.costsInFlight.delete(key);
+      this.events.onDeletionCost?.('failed');
+      this.log.error({ ...fields, err: errorMessage(err) }, 'could not set the pod-deletion-cost; retried at the next reconcile');
+    }
   }
 
   /** What the pod asks for: its annotations, or the slots' share for what it does not name; the

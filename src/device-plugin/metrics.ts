@@ -33,6 +33,7 @@ export class DevicePluginMetrics {
   private readonly kernelSeconds: Counter<string>;
   private readonly throttledSeconds: Counter<string>;
   private readonly clamps: Counter<string>;
+  private readonly deletionCosts: Counter<string>;
   /** Last seen kernel/throttled ns per allocation and pid, to turn the shim's totals into rates. */
   private readonly podLabels = new Map<string, Record<(typeof POD)[number], string>>();
   private readonly last = new Map<string, { kernelNs: bigint; throttledNs: bigint; atNs: bigint }>();
@@ -71,6 +72,12 @@ export class DevicePluginMetrics {
       labelNames: [...POD],
       registers: [this.registry],
     });
+    this.deletionCosts = new Counter({
+      name: 'sair_device_plugin_pod_deletion_cost_writes_total',
+      help: 'controller.kubernetes.io/pod-deletion-cost annotations written to GPU pods (result: written or failed)',
+      labelNames: ['result'],
+      registers: [this.registry],
+    });
     this.throttledSeconds = new Counter({
       name: 'sair_device_plugin_pod_gpu_throttled_seconds_total',
       help: 'Time the pod\'s kernel launches waited for the core limiter',
@@ -82,6 +89,11 @@ export class DevicePluginMetrics {
   /** Counts a clamp reported by the node agent. */
   clamped(ref: AllocationRef): void {
     this.clamps.inc({ namespace: ref.namespace, pod: ref.pod, container: ref.container });
+  }
+
+  /** Counts a pod-deletion-cost the node agent wrote, or failed to. */
+  deletionCost(result: 'written' | 'failed'): void {
+    this.deletionCosts.inc({ result });
   }
 
   /** Reads every source and sets the metrics; called before each scrape. */

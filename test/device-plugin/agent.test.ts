@@ -8,6 +8,9 @@ import { existsSync } from 'node:fs';
 import type * as k8s from '@kubernetes/client-node';
 import { EVENT_REASON_INVALID_QUOTA, EVENT_REASON_SHARE_CLAMPED } from '../../src/device-plugin/agent.js';
 import { readLimitsFile, type ControlLimits } from '../../src/device-plugin/control-file.js';
+import { POD_DELETION_COST, SAIR_DELETION_COST } from '../../src/device-plugin/deletion-cost.js';
+import { gpusOfSlots } from '../../src/device-plugin/slots.js';
+import { RESOURCE_SAIR_GPU } from '../../src/core/names.js';
 import { GpuNode, slotPod } from '../support/gpu-node.js';
 import { eventually } from '../support/eventually.js';
 import { holdSlotLock, writeUsageSlot } from './usage-slot.js';
@@ -98,4 +101,47 @@ it('reads each allocation\'s usage back from its state file, telling running pro
   } finally {
     release();
   }
+}, 20_000);
+
+it('keeps each ReplicaSet pod\'s pod-deletion-cost at the share others hold on its GPU, and leaves a cost it does not own alone', async () => {
+  node = await GpuNode.start({ gpus: 2, slotsPerGpu: 10 });
+  const owned = (name: string, slots: number, annotations: Record<string, string> = {}): k8s.V1Pod => {
+    const pod = slotPod(name, annotations, slots);
+    pod.metadata!.ownerReferences = [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'infer-7c9f', uid: 'rs-uid', controller: true }];
+    return pod;
+  };
+  await node.admit(owned('a', 3));
+  await node.admit(owned('b', 2));
+  await node.admit(owned('c', 2));
+  await node.admit(slotPod('bare', {}, 1));
+  await node.admit(owned('mine', 1, { [POD_DELETION_COST]: '-5' }));
+  await node.agent.start();
+  // Expected from what the kubelet lists: per pod, the share the other allocations hold on its GPU.
+  const listed = await node.podResources.list(RESOURCE_SAIR_GPU);
+  const gpuOf = (pod: string) => gpusOfSlots(listed.find((c) => c.pod === pod)!.slotIds).uuids[0]!;
+  const others = (pod: string) => listed.filter((c) => c.pod !== pod && gpusOfSlots(c.slotIds).uuids[0] === gpuOf(pod)).reduce((n, c) => n + c.slotIds.length * 10, 0);
+  const annotationsOf = (pod: string) => node.api.get<k8s.V1Pod>('pods', 'ml', pod)!.metadata!.annotations ?? {};
+  for (const pod of ['a', 'b', 'c']) {
+    await eventually(() => (annotationsOf(pod)[POD_DELETION_COST] === String(others(pod)) ? true : undefined), 3_000, `the deletion cost of ${pod}`);
+    expect(annotationsOf(pod)[SAIR_DELETION_COST]).toBe(String(others(pod)));
+  }
+  // The three do not fit one GPU's 10 slots with the others, so some GPU is shared and some cost is above 0.
+  expect(['a', 'b', 'c'].some((p) => others(p) > 0)).toBe(true);
+  expect(annotationsOf('bare')).not.toHaveProperty(POD_DELETION_COST);
+  expect(annotationsOf('mine')[POD_DELETION_COST]).toBe('-5');
+  expect(annotationsOf('mine')).not.toHaveProperty(SAIR_DELETION_COST);
+
+  // One leaves: the costs of those that shared its GPU fall.
+  const sharer = ['a', 'b', 'c'].find((p) => others(p) > 0)!;
+  const neighbour = ['a', 'b', 'c'].find((p) => p !== sharer && gpuOf(p) === gpuOf(sharer));
+  node.kubelet.removePod('ml', sharer);
+  const after = (await node.podResources.list(RESOURCE_SAIR_GPU)).filter((c) => gpusOfSlots(c.slotIds).uuids[0] === gpuOf(sharer));
+  if (neighbour) {
+    const expected = after.filter((c) => c.pod !== neighbour).reduce((n, c) => n + c.slotIds.length * 10, 0);
+    await eventually(() => (annotationsOf(neighbour)[POD_DELETION_COST] === String(expected) ? true : undefined), 3_000, 'the neighbour\'s lower cost');
+  }
+  const writes = node.api.requests.filter((r) => r.method === 'PATCH' && r.path.startsWith('/api/v1/namespaces/ml/pods/')).length;
+  await new Promise((r) => setTimeout(r, 400));
+  // Resyncs every 100 ms write nothing once the costs stand.
+  expect(node.api.requests.filter((r) => r.method === 'PATCH' && r.path.startsWith('/api/v1/namespaces/ml/pods/')).length).toBe(writes);
 }, 20_000);
