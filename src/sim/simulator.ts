@@ -877,7 +877,10 @@ export class Simulation {
 
   /**
    * Scale down by one, as a ReplicaSet picks: one Pending for lack of room first, then pending,
-   * then starting (newest first), then idle, then busy (drained; it keeps its GPU until done).
+   * then starting (newest first), then a ready one: the lowest pod-deletion-cost first, which the
+   * node agent sets on a GPU replica to the share others hold on its GPU (deletion-cost.ts in the
+   * device plugin), so one alone on its GPU goes first and frees it; among equal costs idle before
+   * busy (drained; it keeps its GPU until done).
    */
   private removeOne(st: StageState): void {
     if (st.nUnscheduled > 0) {
@@ -906,8 +909,11 @@ export class Simulation {
         }
       }
     }
-    if (st.idle.length > 0) {
-      const r = st.idle.pop()!;
+    const cheapest = this.leastDeletionCost(st);
+    for (let i = st.idle.length - 1; i >= 0; i--) {
+      const r = st.idle[i]!;
+      if (this.deletionCost(r) > cheapest) continue;
+      st.idle.splice(i, 1);
       this.unbind(st, r);
       r.state = R_GONE;
       r.gen++;
@@ -917,7 +923,7 @@ export class Simulation {
     }
     for (let i = st.replicas.length - 1; i >= 0; i--) {
       const r = st.replicas[i]!;
-      if (r.state === R_READY && r.busy) {
+      if (r.state === R_READY && r.busy && this.deletionCost(r) <= cheapest) {
         r.state = R_DRAINING;
         st.nReady--;
         st.nBusyReady--;
@@ -925,6 +931,17 @@ export class Simulation {
         return;
       }
     }
+  }
+
+  /** A ready replica's pod-deletion-cost: the percent of its GPU that other replicas hold (0 off a GPU). */
+  private deletionCost(r: Replica): number {
+    return r.gpu < 0 ? 0 : this.gpus.used[r.gpu]! - r.occupied;
+  }
+
+  private leastDeletionCost(st: StageState): number {
+    let least = Infinity;
+    for (const r of st.replicas) if (r.state === R_READY) least = Math.min(least, this.deletionCost(r));
+    return least;
   }
 
   private onStarting(r: Replica, gen: number): void {

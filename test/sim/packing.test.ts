@@ -165,6 +165,21 @@ describe('GPU packing in the simulator', () => {
     expect(spread.cost.packed.dollars).toBeGreaterThan(unlimited.cost.packed.dollars);
   });
 
+  it('scales down the ready replica whose GPU it leaves emptiest, as the node agent\'s pod-deletion-cost makes a ReplicaSet do', () => {
+    const sim = simOf(twoGpus(1));
+    sim.setGpuCores(0, 70);
+    sim.setReplicas(0, 2); // 70 % does not fit beside the first: the second goes to GPU 1
+    sim.runUntil(5000);
+    sim.setGpuCores(0, 40);
+    sim.setReplicas(0, 3); // the newest goes beside the first, on GPU 0, and is the last one ready
+    sim.runUntil(10_000);
+    expect(sim.gpuPacking().gpus).toEqual([{ used: 80, free: 20 }, { used: 40, free: 60 }]);
+    expect(sim.allocation(0).readyReplicas).toBe(3);
+    sim.setReplicas(0, 2);
+    // Not the newest: the one alone on GPU 1 (deletion cost 0 against 40), so GPU 1 is free.
+    expect(sim.gpuPacking()).toEqual({ gpus: [{ used: 80, free: 20 }], idleGpus: 1 });
+  });
+
   it('repacks nothing after a scale-down: the GPU left stranded stays billed, and the benches count it', async () => {
     // x: two replicas at 40 %, y: one at 30 %; binpack puts both x on GPU 0 and y on GPU 1.
     const pipeline = parsePipeline({
