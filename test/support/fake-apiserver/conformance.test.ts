@@ -761,6 +761,11 @@ describe('TokenReview and SubjectAccessReview (pkg/registry/authentication, pkg/
     expect(bad.status?.authenticated).toBeFalsy();
     expect(bad.status?.error).toMatch(/invalid bearer token/);
     expect(strict.list('tokenreviews.authentication.k8s.io')).toEqual([]);
+    // A token projected into a pod carries its pod and node in user.extra (kube-apiserver 1.30+).
+    const bound = await authentication.createTokenReview({ body: { spec: { token: strict.tokenFor(NS, 'agent', { pod: 'agent-x7k2p', node: 'gpu-node-1' }) } } });
+    expect(bound.status?.user?.extra).toMatchObject({ 'authentication.kubernetes.io/pod-name': ['agent-x7k2p'], 'authentication.kubernetes.io/node-name': ['gpu-node-1'] });
+    expect(Object.keys(bound.status!.user!.extra!).sort()).toEqual(['pod-name', 'pod-uid', 'node-name', 'node-uid'].map((k) => `authentication.kubernetes.io/${k}`).sort());
+    expect(ok.status?.user?.extra).toBeUndefined();
   });
 
   it('evaluates a SubjectAccessReview against the stored RBAC', async () => {
