@@ -242,7 +242,11 @@ export class NodeAgent {
       // Only a ReplicaSet reads the cost; a bare pod or a StatefulSet's is left untouched.
       if (!pod?.metadata?.ownerReferences?.some((o) => o.kind === 'ReplicaSet' && o.controller)) continue;
       const patch = deletionCostPatch(pod.metadata.annotations, cost);
-      if (!patch || this.costsInFlight.get(key) === String(cost)) continue;
+      if (!patch) {
+        this.costsInFlight.delete(key); // the informer shows it written (or someone else owns it)
+        continue;
+      }
+      if (this.costsInFlight.get(key) === String(cost)) continue;
       this.costsInFlight.set(key, String(cost));
       writes.push(this.writeDeletionCost(pod, patch, key));
     }
