@@ -263,8 +263,17 @@ export class NodeAgent {
       this.events.onDeletionCost?.('written');
       this.log.debug(fields, 'pod-deletion-cost set');
     } catch (err) {
-      this.costsInFlight.delete(key);
       this.events.onDeletionCost?.('failed');
+      // A refusal (RBAC or the deletion-cost policy) comes back the same every time: this value is
+      // not tried again, only a changed cost is. Anything else is retried at the next reconcile.
+      if ((err as { code?: unknown }).code === 403) {
+        this.log.error(
+          { ...fields, err: errorMessage(err) },
+          'the API server refused the pod-deletion-cost (it needs manifests/device-plugin RBAC and its deletion-cost policy, and a ServiceAccount token bound to this node: Kubernetes 1.30+); scale-downs there remove the newest replica',
+        );
+        return;
+      }
+      this.costsInFlight.delete(key);
       this.log.error({ ...fields, err: errorMessage(err) }, 'could not set the pod-deletion-cost; retried at the next reconcile');
     }
   }

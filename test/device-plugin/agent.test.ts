@@ -145,3 +145,24 @@ it('keeps each ReplicaSet pod\'s pod-deletion-cost at the share others hold on i
   // Resyncs every 100 ms write nothing once the costs stand.
   expect(node.api.requests.filter((r) => r.method === 'PATCH' && r.path.startsWith('/api/v1/namespaces/ml/pods/')).length).toBe(writes);
 }, 20_000);
+
+it('tries a refused pod-deletion-cost once per value, and retries one that failed for another reason', async () => {
+  node = await GpuNode.start({ gpus: 1, slotsPerGpu: 10 });
+  const owned = (name: string): k8s.V1Pod => {
+    const pod = slotPod(name, {}, 2);
+    pod.metadata!.ownerReferences = [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'infer-7c9f', uid: 'rs-uid', controller: true }];
+    return pod;
+  };
+  await node.admit(owned('a'));
+  await node.admit(owned('b'));
+  const patches = () => node.api.requests.filter((r) => r.method === 'PATCH' && r.path === '/api/v1/namespaces/ml/pods/a');
+  const refused = node.api.injectFault({ verb: 'patch', resource: 'pods', name: 'a', status: 403, times: 1000 });
+  await node.agent.start();
+  await new Promise((r) => setTimeout(r, 500)); // five resyncs
+  expect(refused.hits).toBe(1);
+  expect(patches().length).toBe(1);
+  refused.cancel();
+  // A server error is retried at the next reconcile, and the cost lands.
+  node.api.injectFault({ verb: 'patch', resource: 'pods', name: 'b', status: 500, times: 2 });
+  await eventually(() => (node.api.get<k8s.V1Pod>('pods', 'ml', 'b')!.metadata!.annotations?.[POD_DELETION_COST] === '20' ? true : undefined), 3_000, 'b\'s cost after two failures');
+}, 20_000);
