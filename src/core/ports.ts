@@ -129,12 +129,17 @@ export interface PipelineObservation {
   sloViolation: number | null;
   /**
    * Current spend, $/hour: packed (whole GPUs in use × gpuHour + replicas × replicaHour) where the
-   * cluster tells how replicas are packed (`gpuPacking` present), else share-priced.
+   * cluster tells how many GPUs the replicas hold (`billedGpus` present), else share-priced.
    */
   costRate: number;
+  /**
+   * Whole GPUs the pipeline's GPU replicas hold, as a cluster bills them, where the cluster can tell
+   * (the simulator's placement; the device plugin's slot metric in production).
+   */
+  billedGpus?: number;
   /** Share-priced spend, $/hour: replicas × (replicaHour + gpuHour × share), what costRate was before packing. */
   shareCostRate?: number;
-  /** Present where the cluster tells how GPU replicas are packed (the simulator; not yet the Prometheus adapter). */
+  /** How GPU replicas sit on each GPU, where the cluster tells (the simulator; the Prometheus adapter gives only billedGpus). */
   gpuPacking?: GpuPacking;
 }
 

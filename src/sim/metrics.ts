@@ -51,6 +51,7 @@ export class SimMetrics implements MetricsPort {
     const costs = {
       costRate: this.sim.packedCostRate,
       shareCostRate: this.sim.costRate,
+      billedGpus: packing.gpus.length,
       gpuPacking: { gpus: packing.gpus, idleGpus: Number.isFinite(packing.idleGpus) ? packing.idleGpus : null },
     };
     if (last < 0) {

@@ -84,7 +84,7 @@ describe('prompt', () => {
       { arrival: 50, perReplica: 30, replicas: 2, gpuCores: 40 },
       { arrival: 50, perReplica: 100, replicas: 2 },
     ];
-    const obs = observation(loads, { gpuPacking: { gpus: [{ used: 40, free: 60 }, { used: 40, free: 60 }], idleGpus: null } });
+    const obs = observation(loads, { billedGpus: 2 });
     const bn = detectBottleneck(spec, obs);
     const packed = buildPrompt({ pipeline: spec, obs, bn, candidates: generateCandidates(spec, obs, bn, 4), stats: new Map(), rows: [], exposeNames: false });
     expect(packed.user).toMatch(/^billing: whole GPUs, 2 in use at 2\.5 \$\/GPU-hour \(a share cut saves only where the replicas then fit on fewer GPUs\)$/m);

@@ -65,6 +65,7 @@ describe('SimMetrics', () => {
     expect(o.shareCostRate).toBeCloseTo(2 * 0.05 + 0.5 * 2.5, 10);
     // No cluster section: two 8-GPU nodes, one GPU per replica stage b's bounds allow (10).
     expect(o.gpuPacking).toEqual({ gpus: [{ used: 50, free: 50 }], idleGpus: 15 });
+    expect(o.billedGpus).toBe(1);
     await expect(metrics.observe({ ...spec, id: 'other' })).rejects.toThrow(/no series for pipeline other/);
   });
 

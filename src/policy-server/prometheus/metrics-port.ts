@@ -12,7 +12,7 @@ import type { MetricPreset, StageQueryField } from '../k8s/pipeline-resource.js'
 import type { Clock, MetricsPort, PipelineObservation, PipelineSpec, StageAllocation, StageMetrics } from '../../core/ports.js';
 import type { PrometheusClient, Series } from './client.js';
 import { confineToNamespace } from './confine.js';
-import { BATCH_QUERIES, GPU_CORES_ENFORCED_QUERY, render, stageQueries, type StageQueries } from './queries.js';
+import { BATCH_QUERIES, GPU_CORES_ENFORCED_QUERY, gpusInUseQuery, render, stageQueries, type StageQueries } from './queries.js';
 
 export interface StageMetricsSource {
   namespace: string;
@@ -52,6 +52,11 @@ function sumOfAll(values: readonly (number | null)[]): number | null {
 /** Share-priced dollars per hour for an allocation: replicas × (replica price + GPU price × share). */
 export function costRate(pipeline: PipelineSpec, allocation: readonly StageAllocation[]): number {
   return allocation.reduce((sum, a) => sum + a.replicas * (pipeline.cost.replicaHour + pipeline.cost.gpuHour * ((a.gpuCores ?? 0) / 100)), 0);
+}
+
+/** Packed dollars per hour, as a cluster bills it: whole GPUs held × GPU price + replicas × replica price. */
+export function packedCostRate(pipeline: PipelineSpec, allocation: readonly StageAllocation[], gpus: number): number {
+  return gpus * pipeline.cost.gpuHour + allocation.reduce((sum, a) => sum + a.replicas * pipeline.cost.replicaHour, 0);
 }
 
 /** The one value of a query's series; null with none, NaN or ±Inf, and a failure with several. */
@@ -276,8 +281,11 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
         entryStages.map((s) => (source.stages[s.index] ? recentArrival(source.stages[s.index]!, recentSeconds, tick, failures) : Promise.resolve(null))),
       );
       const ownAsked = Promise.all([own(source.p99Query, 'spec.metrics.p99Query'), own(source.sloViolationQuery, 'spec.metrics.sloViolationQuery')]);
+      // The whole GPUs the GPU stages' pods hold, from the device plugin: the bill, where it answers.
+      const gpuStages = source.stages.filter((s, i) => reported[i]?.gpuCores != null && s.namespace === source.namespace);
+      const gpusAsked = gpuStages.length > 0 ? tick.add(gpusInUseQuery(source.namespace, gpuStages.map((s) => s.deployment))) : Promise.resolve(null);
       await tick.send();
-      const [allocation, stages, recent, [p99Direct, sloViolation]] = await Promise.all([Promise.all(enforcedAllocation), stagesAsked, recentAsked, ownAsked]);
+      const [allocation, stages, recent, [p99Direct, sloViolation], gpus] = await Promise.all([Promise.all(enforcedAllocation), stagesAsked, recentAsked, ownAsked, gpusAsked]);
       // Without an end-to-end query the sum of stage P99s bounds the pipeline's P99 from above.
       const stageP99s = stages.map((s) => s.latencyP99Ms);
       const p99Ms = source.p99Query ? p99Direct : stageP99s.every((v) => v !== null) ? stageP99s.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
@@ -296,10 +304,11 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
         recentArrivalRate,
         recentWindowMs: recentSeconds * 1000,
         sloViolation: sloViolation === null ? null : Math.max(0, Math.min(1, sloViolation)),
-        // No per-GPU packing here yet (the device plugin's metrics count slots per GPU, not which
-        // pipeline's shares fill them), so the cost is share-priced and gpuPacking is absent.
-        costRate: costRate(pipeline, allocation),
+        // Packed where the device plugin says which GPUs the pods hold (no per-GPU detail: gpuPacking
+        // stays absent); share-priced where it does not answer.
+        costRate: gpus !== null && Number.isInteger(gpus) && gpus >= 0 ? packedCostRate(pipeline, allocation, gpus) : costRate(pipeline, allocation),
         shareCostRate: costRate(pipeline, allocation),
+        ...(gpus !== null && Number.isInteger(gpus) && gpus >= 0 ? { billedGpus: gpus } : {}),
       };
     },
   };

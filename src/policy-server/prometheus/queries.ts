@@ -90,6 +90,21 @@ export interface TemplateValues {
   windowSeconds: number;
 }
 
+/**
+ * Whole GPUs that the pipeline's GPU stages' pods hold slots on, as a cluster bills them: the
+ * distinct GPU UUIDs of the device plugin's per-container slot gauge. {pods} here is the
+ * alternation of the GPU stages' pod regexes (gpuPodsRegex); both label spellings, as above.
+ */
+export const GPUS_IN_USE_QUERY =
+  'count(count by (uuid) (sair_device_plugin_container_gpu_slots{namespace="{namespace}",pod=~"{pods}"}))' +
+  ' or count(count by (uuid) (sair_device_plugin_container_gpu_slots{exported_namespace="{namespace}",exported_pod=~"{pods}"}))';
+
+/** GPUS_IN_USE_QUERY for the pods of these Deployments in one namespace. */
+export function gpusInUseQuery(namespace: string, deployments: readonly string[]): string {
+  const pods = deployments.map((d) => `(?:${podRegex(d)})`).join('|');
+  return GPUS_IN_USE_QUERY.replaceAll('{namespace}', namespace).replaceAll('{pods}', pods);
+}
+
 /** Pods of a Deployment are named <deployment>-<replicaset hash>-<suffix>. */
 export function podRegex(deployment: string): string {
   return `${deployment.replace(/[.]/g, '\\\\.')}-[a-z0-9]+-[a-z0-9]+`;

@@ -82,6 +82,23 @@ describe('Prometheus metrics port', () => {
     expect(prom().leaves.filter((q) => q.includes('rate(') && !q.includes('[30s]')).every((q) => q.includes('[60s]'))).toBe(true);
   });
 
+  it('prices the pipeline as the cluster bills it where the device plugin says which GPUs its pods hold', async () => {
+    // Share-priced without the device plugin's slot gauge: 2 x 0.1 + 2 x (0.1 + 2 x 0.5).
+    const shares = await port().observe(pipeline);
+    expect(shares.costRate).toBeCloseTo(2.4);
+    expect(shares).not.toHaveProperty('billedGpus');
+    // Its two 50 % replicas on two GPUs: 2 x 2 + 4 replicas x 0.1.
+    prom().on('sair_device_plugin_container_gpu_slots', { vector: [{ value: '2' }] });
+    const packed = await port().observe(pipeline);
+    expect(packed.costRate).toBeCloseTo(4.4);
+    expect(packed.shareCostRate).toBeCloseTo(2.4);
+    expect(packed.billedGpus).toBe(2);
+    expect(prom().queries.join('\n')).toContain(
+      'label_replace((count(count by (uuid) (sair_device_plugin_container_gpu_slots{namespace="ml",pod=~"(?:llm-[a-z0-9]+-[a-z0-9]+)"}))' +
+        ' or count(count by (uuid) (sair_device_plugin_container_gpu_slots{exported_namespace="ml",exported_pod=~"(?:llm-[a-z0-9]+-[a-z0-9]+)"}))), "sair_query"',
+    );
+  });
+
   it('sees a GPU stage at the share its node agents enforce when a GPU had no room for the one asked', async () => {
     prom().on('sair_device_plugin_pod_gpu_cores_limit_percent', { vector: [{ value: '30' }] });
     prom().on('sair_device_plugin_pod_gpu_kernel_seconds_total', { vector: [{ value: '0.3' }] });
@@ -136,9 +153,9 @@ describe('Prometheus metrics port', () => {
     expect(obs.p99Ms).toBe(650);
     const combined = prom().queries.filter((q) => q.includes('label_replace('));
     expect(combined).toHaveLength(1);
-    // The pre stage's five queries, the entry rate over 30 s and the GPU stage's share and GPU time
-    // are arms of that request; the queries with the spliced selector and the p99Query are not.
-    expect(combined[0]!.match(/label_replace\(\(/g)).toHaveLength(8);
+    // The pre stage's five queries, the entry rate over 30 s, the GPU stage's share and GPU time and
+    // the pipeline's GPUs are arms of that request; the queries with the spliced selector and the p99Query are not.
+    expect(combined[0]!.match(/label_replace\(\(/g)).toHaveLength(9);
     expect(combined[0]).not.toContain('model_name');
     expect(prom().queries.filter((q) => !q.includes('label_replace(')).every((q) => q.includes('model_name') || q.includes('e2e_p99'))).toBe(true);
   });

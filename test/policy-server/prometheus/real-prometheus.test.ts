@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { PrometheusClient } from '../../../src/policy-server/prometheus/client.js';
 import { ARM_LABEL, TickQueries } from '../../../src/policy-server/prometheus/metrics-port.js';
-import { BATCH_QUERIES, GPU_CORES_ENFORCED_QUERY, PRESETS, render } from '../../../src/policy-server/prometheus/queries.js';
+import { BATCH_QUERIES, GPU_CORES_ENFORCED_QUERY, PRESETS, gpusInUseQuery, render } from '../../../src/policy-server/prometheus/queries.js';
 
 async function freePort(): Promise<number> {
   const probe = http.createServer();
@@ -44,6 +44,8 @@ function exposition(t: number): string {
       lines.push(`nv_inference_request_duration_us{${l}} ${5000 * n}`, `nv_inference_request_summary_us{${l},quantile="0.99"} ${9000 + p}`, `nv_gpu_utilization{${l}} 0.6`);
       lines.push(`nv_inference_count{${l}} ${n}`, `nv_inference_exec_count{${l}} ${n / 4}`, `nv_inference_compute_infer_duration_us{${l}} ${3000 * n}`);
       lines.push(`sair_device_plugin_pod_gpu_kernel_seconds_total{${l}} ${0.3 * t}`, `sair_device_plugin_pod_gpu_cores_limit_percent{${l}} ${40 + 10 * p}`);
+      // Each pod's slots on a GPU; the two pre pods share GPU-0.
+      lines.push(`sair_device_plugin_container_gpu_slots{${l},container="main",uuid="GPU-${d === 0 ? 0 : p + 1}"} ${2 + p}`);
     }),
   );
   return `${lines.join('\n')}\n`;
@@ -94,6 +96,7 @@ describe('the combined tick query on a real Prometheus', () => {
       }
       alone.push(render(GPU_CORES_ENFORCED_QUERY, values), `deriv((${render(PRESETS.vllm.queueLength!, values)})[10s:])`);
     }
+    alone.push(gpusInUseQuery('ml', ['pre', 'llm']), gpusInUseQuery('ml', ['llm']));
     // Both asked at one instant with four scrapes in every window.
     await new Promise((r) => setTimeout(r, 4_000));
     const at = new Date();
@@ -107,5 +110,8 @@ describe('the combined tick query on a real Prometheus', () => {
     // Every query has data here (so each arm is checked against a number), except deriv, whose
     // subquery needs a whole window of the gauge.
     expect(combined.length).toBeGreaterThanOrEqual(alone.length - 2);
+    // The GPUs held: pre's two pods share one, llm's two hold one each.
+    expect((await client.query(gpusInUseQuery('ml', ['pre', 'llm']), at))[0]?.value).toBe(3);
+    expect((await client.query(gpusInUseQuery('ml', ['llm']), at))[0]?.value).toBe(2);
   }, 60_000);
 });
