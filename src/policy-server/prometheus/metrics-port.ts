@@ -54,6 +54,9 @@ export function costRate(pipeline: PipelineSpec, allocation: readonly StageAlloc
   return allocation.reduce((sum, a) => sum + a.replicas * (pipeline.cost.replicaHour + pipeline.cost.gpuHour * ((a.gpuCores ?? 0) / 100)), 0);
 }
 
+/** How long a pipeline's last whole-GPU count stands in for a tick whose query finds none (five 30 s ticks). */
+const BILLED_GPUS_HOLD_MS = 150_000;
+
 /** Packed dollars per hour, as a cluster bills it: whole GPUs held × GPU price + replicas × replica price. */
 export function packedCostRate(pipeline: PipelineSpec, allocation: readonly StageAllocation[], gpus: number): number {
   return gpus * pipeline.cost.gpuHour + allocation.reduce((sum, a) => sum + a.replicas * pipeline.cost.replicaHour, 0);
@@ -260,6 +263,30 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
     return q(templates.arrivalRate != null ? 'arrivalRate' : 'throughput');
   }
 
+  /** The last whole-GPU count each pipeline had, and when: a tick without one reuses it for a while. */
+  const lastBilled = new Map<string, { gpus: number; at: number }>();
+  /**
+   * The GPUs a pipeline's pods hold this tick. A tick whose query finds nothing, after ticks that
+   * did, reuses the last count for up to BILLED_GPUS_HOLD_MS, so the cost the reward compares does
+   * not jump between packed and share-priced on one missed scrape; past that it is share-priced.
+   */
+  function billedGpus(pipelineId: string, now: number | null, failures: string[]): number | null {
+    const t = deps.clock.now();
+    if (now !== null && Number.isInteger(now) && now >= 0) {
+      lastBilled.set(pipelineId, { gpus: now, at: t });
+      return now;
+    }
+    const last = lastBilled.get(pipelineId);
+    if (!last) return null;
+    if (t - last.at > BILLED_GPUS_HOLD_MS) {
+      lastBilled.delete(pipelineId);
+      failures.push(`prometheus: no sair_device_plugin_container_gpu_slots for the pipeline's pods for ${Math.round((t - last.at) / 1000)} s; its cost is share-priced until the device plugin's metrics come back`);
+      return null;
+    }
+    failures.push(`prometheus: no sair_device_plugin_container_gpu_slots for the pipeline's pods this tick; the cost counts the last ${last.gpus} GPUs`);
+    return last.gpus;
+  }
+
   return {
     async observe(pipeline: PipelineSpec): Promise<PipelineObservation> {
       const source = deps.sourceFor(pipeline.id);
@@ -285,7 +312,8 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
       const gpuStages = source.stages.filter((s, i) => reported[i]?.gpuCores != null && s.namespace === source.namespace);
       const gpusAsked = gpuStages.length > 0 ? tick.add(gpusInUseQuery(source.namespace, gpuStages.map((s) => s.deployment))) : Promise.resolve(null);
       await tick.send();
-      const [allocation, stages, recent, [p99Direct, sloViolation], gpus] = await Promise.all([Promise.all(enforcedAllocation), stagesAsked, recentAsked, ownAsked, gpusAsked]);
+      const [allocation, stages, recent, [p99Direct, sloViolation], gpusNow] = await Promise.all([Promise.all(enforcedAllocation), stagesAsked, recentAsked, ownAsked, gpusAsked]);
+      const gpus = billedGpus(pipeline.id, gpusNow, failures);
       // Without an end-to-end query the sum of stage P99s bounds the pipeline's P99 from above.
       const stageP99s = stages.map((s) => s.latencyP99Ms);
       const p99Ms = source.p99Query ? p99Direct : stageP99s.every((v) => v !== null) ? stageP99s.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
@@ -306,9 +334,9 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
         sloViolation: sloViolation === null ? null : Math.max(0, Math.min(1, sloViolation)),
         // Packed where the device plugin says which GPUs the pods hold (no per-GPU detail: gpuPacking
         // stays absent); share-priced where it does not answer.
-        costRate: gpus !== null && Number.isInteger(gpus) && gpus >= 0 ? packedCostRate(pipeline, allocation, gpus) : costRate(pipeline, allocation),
+        costRate: gpus !== null ? packedCostRate(pipeline, allocation, gpus) : costRate(pipeline, allocation),
         shareCostRate: costRate(pipeline, allocation),
-        ...(gpus !== null && Number.isInteger(gpus) && gpus >= 0 ? { billedGpus: gpus } : {}),
+        ...(gpus !== null ? { billedGpus: gpus } : {}),
       };
     },
   };

@@ -99,6 +99,29 @@ describe('Prometheus metrics port', () => {
     );
   });
 
+  it('counts the last GPUs held for a few ticks without an answer, so the cost does not jump on one missed scrape', async () => {
+    let now = 1_000;
+    const ticking = createPrometheusMetrics({
+      client: new PrometheusClient({ url: prom().url, timeoutMs: 1_000 }),
+      clock: { now: () => now, sleep: async () => undefined },
+      logger,
+      registry: createRegistry('policy', { defaultMetrics: false }),
+      sourceFor: () => source,
+      allocation: async () => allocation,
+    });
+    prom().on('sair_device_plugin_container_gpu_slots', { vector: [{ value: '2' }] });
+    expect((await ticking.observe(pipeline)).billedGpus).toBe(2);
+    prom().reset();
+    now += 60_000;
+    const missed = await ticking.observe(pipeline);
+    expect(missed.billedGpus).toBe(2);
+    expect(missed.costRate).toBeCloseTo(4.4);
+    now += 120_000;
+    const gone = await ticking.observe(pipeline);
+    expect(gone).not.toHaveProperty('billedGpus');
+    expect(gone.costRate).toBeCloseTo(2.4);
+  });
+
   it('sees a GPU stage at the share its node agents enforce when a GPU had no room for the one asked', async () => {
     prom().on('sair_device_plugin_pod_gpu_cores_limit_percent', { vector: [{ value: '30' }] });
     prom().on('sair_device_plugin_pod_gpu_kernel_seconds_total', { vector: [{ value: '0.3' }] });
