@@ -93,7 +93,7 @@ export interface TemplateValues {
 /**
  * Whole GPUs that the pipeline's GPU stages' pods hold slots on, as a cluster bills them: the
  * distinct GPU UUIDs of the device plugin's per-container slot gauge. {pods} here is the
- * alternation of the GPU stages' pod regexes (gpuPodsRegex); both label spellings, as above.
+ * alternation of the GPU stages' pod regexes (gpusInUseQuery); both label spellings, as above.
  */
 export const GPUS_IN_USE_QUERY =
   'count(count by (uuid) (sair_device_plugin_container_gpu_slots{namespace="{namespace}",pod=~"{pods}"}))' +
