@@ -25,7 +25,10 @@ export function packedGpus(allocation: readonly Pick<StageAllocation, 'replicas'
  * the capacity must come from replicas, which go where there is room.
  */
 export function shareCeiling(max: number, allocation: Pick<StageAllocation, 'gpuCores' | 'gpuCoresAsked'>): number {
-  const cur = allocation.gpuCores;
-  if (cur === null) return max;
-  return allocation.gpuCoresAsked !== undefined && allocation.gpuCoresAsked > cur ? Math.min(max, cur) : max;
+  return shareClamped(allocation) ? Math.min(max, allocation.gpuCores!) : max;
+}
+
+/** Whether a node agent enforces less of the stage's share than was asked (its GPU had no room). */
+export function shareClamped(allocation: Pick<StageAllocation, 'gpuCores' | 'gpuCoresAsked'>): boolean {
+  return allocation.gpuCores !== null && allocation.gpuCoresAsked !== undefined && allocation.gpuCoresAsked > allocation.gpuCores;
 }

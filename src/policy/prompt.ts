@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import type { BottleneckResult } from './bottleneck.js';
 import type { Experience } from './experience.js';
 import type { Anticipation } from './forecast.js';
+import { shareClamped } from './packing.js';
 import type { PipelineObservation, PipelineSpec } from '../core/ports.js';
 import type { Candidate, StageStat } from './types.js';
 
@@ -100,7 +101,7 @@ export function buildPrompt(input: PromptInput): Prompt {
     const a = obs.allocation[i];
     const hpa = a?.hpa?.desiredReplicas;
     // A clamped stage gets no share rise among the candidates (shareCeiling); the model is told why.
-    const clamped = a?.gpuCoresAsked !== undefined && a.gpuCores !== null && a.gpuCoresAsked > a.gpuCores ? ` (asked ${a.gpuCoresAsked}: no room on its GPU)` : '';
+    const clamped = a && shareClamped(a) ? ` (asked ${a.gpuCoresAsked}: no room on its GPU)` : '';
     lines.push(
       `stage ${i}: replicas ${a?.replicas ?? '-'} (ready ${a?.readyReplicas ?? '-'}); gpu ${a?.gpuCores ?? '-'}${clamped}; load/capacity ${fmt(bn.pressure[i])}; needed ${bn.needed[i] ?? '-'}; ` +
         `queue ${fmt(m.queueLength, 0)} (${m.queueGrowth === null ? '-' : signed(m.queueGrowth)}/s); util ${fmt(m.utilization)}; p99 ${fmt(m.latencyP99Ms, 0)} ms` +
