@@ -23,6 +23,12 @@ afterEach(async () => node?.close());
 const limitsOf = async (pod: string): Promise<ControlLimits> => readLimitsFile((await node.allocationOf(pod)).limits).limits;
 const annotate = (name: string, annotations: Record<string, string>) =>
   node.api.clients('ml').core.patchNamespacedPod({ name, namespace: 'ml', body: [{ op: 'add', path: '/metadata/annotations', value: annotations }] });
+/** A slot pod of a ReplicaSet, the only kind whose pod-deletion-cost the agent keeps. */
+const owned = (name: string, slots: number, annotations: Record<string, string> = {}): k8s.V1Pod => {
+  const pod = slotPod(name, annotations, slots);
+  pod.metadata!.ownerReferences = [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'infer-7c9f', uid: 'rs-uid', controller: true }];
+  return pod;
+};
 const events = async (reason: string): Promise<k8s.CoreV1Event[]> =>
   (await node.api.clients('ml').core.listNamespacedEvent({ namespace: 'ml' })).items.filter((e) => e.reason === reason);
 
@@ -105,11 +111,6 @@ it('reads each allocation\'s usage back from its state file, telling running pro
 
 it('keeps each ReplicaSet pod\'s pod-deletion-cost at the share others hold on its GPU, and leaves a cost it does not own alone', async () => {
   node = await GpuNode.start({ gpus: 2, slotsPerGpu: 10 });
-  const owned = (name: string, slots: number, annotations: Record<string, string> = {}): k8s.V1Pod => {
-    const pod = slotPod(name, annotations, slots);
-    pod.metadata!.ownerReferences = [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'infer-7c9f', uid: 'rs-uid', controller: true }];
-    return pod;
-  };
   await node.admit(owned('a', 3));
   await node.admit(owned('b', 2));
   await node.admit(owned('c', 2));
@@ -148,13 +149,8 @@ it('keeps each ReplicaSet pod\'s pod-deletion-cost at the share others hold on i
 
 it('tries a refused pod-deletion-cost once per value, and retries one that failed for another reason', async () => {
   node = await GpuNode.start({ gpus: 1, slotsPerGpu: 10 });
-  const owned = (name: string): k8s.V1Pod => {
-    const pod = slotPod(name, {}, 2);
-    pod.metadata!.ownerReferences = [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'infer-7c9f', uid: 'rs-uid', controller: true }];
-    return pod;
-  };
-  await node.admit(owned('a'));
-  await node.admit(owned('b'));
+  await node.admit(owned('a', 2));
+  await node.admit(owned('b', 2));
   const patches = () => node.api.requests.filter((r) => r.method === 'PATCH' && r.path === '/api/v1/namespaces/ml/pods/a');
   const refused = node.api.injectFault({ verb: 'patch', resource: 'pods', name: 'a', status: 403, times: 1000 });
   await node.agent.start();

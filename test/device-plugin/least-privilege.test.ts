@@ -10,6 +10,7 @@ import { MERGE_PATCH, type KubeClients } from '../../src/common/k8s.js';
 import { LABEL_ENABLED } from '../../src/core/names.js';
 import { POD_DELETION_COST, SAIR_DELETION_COST } from '../../src/device-plugin/deletion-cost.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
+import { expectRefused } from '../support/refused.js';
 import { kustomizeBuild } from '../support/manifests.js';
 
 const NODE = 'gpu-node-1';
@@ -43,12 +44,6 @@ describe('the node agent\'s pod updates (manifests/device-plugin) enforced by th
   const patch = (client: KubeClients, namespace: string, name: string, metadata: k8s.V1ObjectMeta) =>
     client.core.patchNamespacedPod({ name, namespace, body: { metadata } }, MERGE_PATCH);
 
-  async function refused(write: Promise<unknown>, message: RegExp): Promise<void> {
-    const err = (await write.then(() => undefined, (e: unknown) => e)) as { code?: number; body?: string } | undefined;
-    expect(err?.code).toBe(403);
-    expect((JSON.parse(err!.body!) as { message: string }).message).toMatch(message);
-  }
-
   it('may set and change the deletion cost of a pod on its own node in an opted-in namespace', async () => {
     await patch(agent, 'ml', 'here', { annotations: { [POD_DELETION_COST]: '40', [SAIR_DELETION_COST]: '40' } });
     await patch(agent, 'ml', 'here', { annotations: { [POD_DELETION_COST]: '0', [SAIR_DELETION_COST]: '0' } });
@@ -57,26 +52,25 @@ describe('the node agent\'s pod updates (manifests/device-plugin) enforced by th
 
   it('may not touch anything else of that pod: other annotations, labels, the spec', async () => {
     const only = /may only change the annotations controller\.kubernetes\.io\/pod-deletion-cost and sair\.dev\/pod-deletion-cost of pod ml\/here/;
-    await refused(patch(agent, 'ml', 'here', { annotations: { 'sair.dev/gpu-cores': '100' } }), only);
-    await refused(patch(agent, 'ml', 'here', { annotations: { 'sair.dev/gpu-cores': null as unknown as string } }), only);
-    await refused(patch(agent, 'ml', 'here', { labels: { app: 'db' } }), only);
-    await refused(agent.core.patchNamespacedPod({ name: 'here', namespace: 'ml', body: { spec: { activeDeadlineSeconds: 5 } } }, MERGE_PATCH), only);
+    await expectRefused(patch(agent, 'ml', 'here', { annotations: { 'sair.dev/gpu-cores': '100' } }), only);
+    await expectRefused(patch(agent, 'ml', 'here', { annotations: { 'sair.dev/gpu-cores': null as unknown as string } }), only);
+    await expectRefused(patch(agent, 'ml', 'here', { labels: { app: 'db' } }), only);
+    await expectRefused(agent.core.patchNamespacedPod({ name: 'here', namespace: 'ml', body: { spec: { activeDeadlineSeconds: 5 } } }, MERGE_PATCH), only);
     expect(api.get<k8s.V1Pod>('pods', 'ml', 'here')!.metadata!.labels).toEqual({ app: 'infer' });
   });
 
   it('may not update a pod on another node, or in a namespace not opted in', async () => {
     const cost = { annotations: { [POD_DELETION_COST]: '1', [SAIR_DELETION_COST]: '1' } };
-    await refused(patch(agent, 'ml', 'elsewhere', cost), /only update pods on its own node, and ml\/elsewhere is not on the node its token is bound to/);
-    await refused(patch(agent, 'other', 'here', cost), /only update pods in namespaces opted in to SAIR \(sair\.dev\/enabled=true\), and other is not/);
+    await expectRefused(patch(agent, 'ml', 'elsewhere', cost), /only update pods on its own node, and ml\/elsewhere is not on the node its token is bound to/);
+    await expectRefused(patch(agent, 'other', 'here', cost), /only update pods in namespaces opted in to SAIR \(sair\.dev\/enabled=true\), and other is not/);
     // A token not bound to a node (a copy taken out of the cluster, say) updates no pod at all.
     const unbound = api.clients('sair-system', api.tokenFor('sair-system', 'sair-device-plugin'));
-    await refused(patch(unbound, 'ml', 'here', cost), /only update pods on its own node/);
+    await expectRefused(patch(unbound, 'ml', 'here', cost), /only update pods on its own node/);
   });
 
   it('may not create or delete pods, or patch their status (RBAC)', async () => {
-    const forbidden = async (write: Promise<unknown>) => expect(((await write.then(() => undefined, (e: unknown) => e)) as { code?: number } | undefined)?.code).toBe(403);
-    await forbidden(agent.core.createNamespacedPod({ namespace: 'ml', body: pod('ml', 'new', NODE) }));
-    await forbidden(agent.core.deleteNamespacedPod({ name: 'here', namespace: 'ml' }));
-    await forbidden(agent.core.patchNamespacedPodStatus({ name: 'here', namespace: 'ml', body: { status: { phase: 'Failed' } } }, MERGE_PATCH));
+    await expectRefused(agent.core.createNamespacedPod({ namespace: 'ml', body: pod('ml', 'new', NODE) }));
+    await expectRefused(agent.core.deleteNamespacedPod({ name: 'here', namespace: 'ml' }));
+    await expectRefused(agent.core.patchNamespacedPodStatus({ name: 'here', namespace: 'ml', body: { status: { phase: 'Failed' } } }, MERGE_PATCH));
   });
 });

@@ -12,6 +12,7 @@ import { createLogger } from '../../src/common/logger.js';
 import { createRegistry } from '../../src/common/metrics.js';
 import { Failsafe } from '../../src/failsafe/failsafe.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
+import { expectRefused } from '../support/refused.js';
 import { kustomizeBuild } from '../support/manifests.js';
 import { hpa, namespace } from '../policy-server/k8s/helpers.js';
 
@@ -65,12 +66,6 @@ describe('failsafe least privilege (manifests/failsafe) enforced by the API serv
   const annotations = (ns: string, name: string) => current(ns, name).metadata?.annotations ?? {};
   const replace = (body: Hpa) => fs.autoscaling.replaceNamespacedHorizontalPodAutoscaler({ name: body.metadata!.name!, namespace: body.metadata!.namespace!, body });
 
-  async function refused(write: Promise<unknown>, message: RegExp): Promise<void> {
-    const err = (await write.then(() => undefined, (e: unknown) => e)) as { code?: number; body?: string } | undefined;
-    expect(err?.code).toBe(403);
-    expect((JSON.parse(err!.body!) as { message: string }).message).toMatch(message);
-  }
-
   describe('every change the failsafe makes is admitted', () => {
     it('releases HPAs where the namespace lost its label or the HPA opted out, and takes over an unmarked one', async () => {
       const pass = await failsafe.pass();
@@ -116,45 +111,45 @@ describe('failsafe least privilege (manifests/failsafe) enforced by the API serv
     it("an HPA's bounds, target, metrics, or another label or annotation", async () => {
       const bounds = current('ml', 'web');
       bounds.spec!.maxReplicas = 1000;
-      await refused(replace(bounds), onlyBehavior);
+      await expectRefused(replace(bounds), onlyBehavior);
       const min = current('ml', 'web');
       min.spec!.minReplicas = 0;
-      await refused(replace(min), onlyBehavior);
+      await expectRefused(replace(min), onlyBehavior);
       const target = current('ml', 'web');
       target.spec!.scaleTargetRef.name = 'other';
-      await refused(replace(target), onlyBehavior);
+      await expectRefused(replace(target), onlyBehavior);
       const metrics = current('ml', 'web');
       metrics.spec!.metrics = [];
-      await refused(replace(metrics), onlyBehavior);
+      await expectRefused(replace(metrics), onlyBehavior);
       const label = current('ml', 'web');
       label.metadata!.labels = { ...label.metadata!.labels, team: 'x' };
-      await refused(replace(label), onlyBehavior);
+      await expectRefused(replace(label), onlyBehavior);
       const annotation = current('gone', 'plain');
       annotation.metadata!.annotations = { 'sair.dev/slo-p99-ms': '1' };
-      await refused(replace(annotation), onlyBehavior);
+      await expectRefused(replace(annotation), onlyBehavior);
       expect(current('ml', 'web').spec?.maxReplicas).toBe(10);
     });
 
     it('a take-over that leaves a direction enabled, or in a namespace that is not opted in', async () => {
       const enabled = current('ml', 'web');
       enabled.spec!.behavior!.scaleUp!.selectPolicy = 'Max';
-      await refused(replace(enabled), onlyAs);
+      await expectRefused(replace(enabled), onlyAs);
       const elsewhere = takeOver(current('gone', 'plain') as unknown as HpaObject).object as unknown as Hpa;
-      await refused(replace(elsewhere), onlyAs);
+      await expectRefused(replace(elsewhere), onlyAs);
       const unrecorded = current('gone', 'plain');
       unrecorded.spec!.behavior = { scaleUp: { selectPolicy: 'Disabled' }, scaleDown: { selectPolicy: 'Disabled' } };
-      await refused(replace(unrecorded), onlyAs);
+      await expectRefused(replace(unrecorded), onlyAs);
     });
 
     it('a release in an opted-in namespace, and a hand-back of a behavior the HPA never had', async () => {
       const release = current('ml', 'web');
       for (const k of ['sair.dev/original-behavior', 'sair.dev/managed']) delete release.metadata!.annotations![k];
       delete release.metadata!.labels!['sair.dev/managed'];
-      await refused(replace(release), onlyAs);
+      await expectRefused(replace(release), onlyAs);
       const invented = current('ml', 'bare');
       invented.metadata!.annotations!['sair.dev/failsafe'] = JSON.stringify({ reason: 'x', since: '' });
       invented.spec!.behavior = { scaleUp: { selectPolicy: 'Max', policies: [{ type: 'Percent', value: 900, periodSeconds: 15 }] } };
-      await refused(replace(invented), onlyAs);
+      await expectRefused(replace(invented), onlyAs);
     });
 
     it('an Event posing as another component', async () => {
@@ -166,7 +161,7 @@ describe('failsafe least privilege (manifests/failsafe) enforced by the API serv
         type: 'Normal',
         reportingComponent: 'deployment-controller',
       };
-      await refused(fs.core.createNamespacedEvent({ namespace: 'ml', body: event }), /Events about HorizontalPodAutoscalers as reportingComponent sair.dev\/failsafe only/);
+      await expectRefused(fs.core.createNamespacedEvent({ namespace: 'ml', body: event }), /Events about HorizontalPodAutoscalers as reportingComponent sair.dev\/failsafe only/);
     });
 
     it('creates, deletes and other kinds even if RBAC granted them by mistake', async () => {
@@ -179,12 +174,12 @@ describe('failsafe least privilege (manifests/failsafe) enforced by the API serv
         subjects: [{ kind: 'ServiceAccount', name: 'sair-failsafe', namespace: 'sair-system' }],
       });
       const only = /only updates HorizontalPodAutoscalers and creates Events; it may not/;
-      await refused(fs.autoscaling.deleteNamespacedHorizontalPodAutoscaler({ name: 'web', namespace: 'ml' }), /may not DELETE horizontalpodautoscalers.autoscaling ml\/web/);
-      await refused(fs.autoscaling.createNamespacedHorizontalPodAutoscaler({ namespace: 'ml', body: userHpa('ml', 'new', undefined) }), only);
+      await expectRefused(fs.autoscaling.deleteNamespacedHorizontalPodAutoscaler({ name: 'web', namespace: 'ml' }), /may not DELETE horizontalpodautoscalers.autoscaling ml\/web/);
+      await expectRefused(fs.autoscaling.createNamespacedHorizontalPodAutoscaler({ namespace: 'ml', body: userHpa('ml', 'new', undefined) }), only);
       const status = current('ml', 'web');
       status.status = { currentReplicas: 5, desiredReplicas: 9 };
-      await refused(fs.autoscaling.replaceNamespacedHorizontalPodAutoscalerStatus({ name: 'web', namespace: 'ml', body: status }), /horizontalpodautoscalers.autoscaling\/status/);
-      await refused(fs.core.createNamespacedConfigMap({ namespace: 'ml', body: { metadata: { name: 'x' } } }), only);
+      await expectRefused(fs.autoscaling.replaceNamespacedHorizontalPodAutoscalerStatus({ name: 'web', namespace: 'ml', body: status }), /horizontalpodautoscalers.autoscaling\/status/);
+      await expectRefused(fs.core.createNamespacedConfigMap({ namespace: 'ml', body: { metadata: { name: 'x' } } }), only);
       expect(api.get<Hpa>(HPAS, 'ml', 'web')).toBeDefined();
     });
   });

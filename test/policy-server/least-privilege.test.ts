@@ -8,6 +8,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { resolveLlmSettings } from '../../src/policy-server/k8s/llm-settings.js';
 import { MERGE_PATCH, STRATEGIC_MERGE_PATCH, type KubeClients } from '../../src/common/k8s.js';
 import { startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
+import { expectRefused } from '../support/refused.js';
 import { kustomizeBuild } from '../support/manifests.js';
 import { deployment, namespace, pipeline, pod } from './k8s/helpers.js';
 
@@ -32,13 +33,6 @@ describe('policy server least privilege (manifests/policy) enforced by the API s
   afterAll(async () => {
     await api.close();
   });
-
-  async function refused(write: Promise<unknown>, message: RegExp): Promise<void> {
-    const err = (await write.then(() => undefined, (e: unknown) => e)) as { code?: number; body?: string } | undefined;
-    expect(err?.code).toBe(403);
-    const status = JSON.parse(err!.body!) as { message: string };
-    expect(status.message).toMatch(message);
-  }
 
   it('campaigns for its Leases: the single one, a shard Lease and its member Lease, created, renewed, listed and deleted', async () => {
     for (const name of ['sair-policy', 'sair-policy-shard-2-of-6', 'sair-policy-member-sair-policy-7c9f8-x2x4q']) {
@@ -89,11 +83,11 @@ describe('policy server least privilege (manifests/policy) enforced by the API s
   describe('anything else is refused with 403 and what to do', () => {
     it('a Deployment in a namespace that is not opted in', async () => {
       const scale = await sa.apps.readNamespacedDeploymentScale({ name: 'web', namespace: 'other' });
-      await refused(
+      await expectRefused(
         sa.apps.replaceNamespacedDeploymentScale({ name: 'web', namespace: 'other', body: { ...scale, spec: { replicas: 5 } } }),
         /ValidatingAdmissionPolicy 'sair-policy-least-privilege' .* namespace other is not one: run `kubectl label namespace/,
       );
-      await refused(
+      await expectRefused(
         sa.apps.patchNamespacedDeployment({ name: 'web', namespace: 'other', body: annotate({ 'sair.dev/current-gpu-cores': '40' }) }, MERGE_PATCH),
         /sair.dev\/enabled=true/,
       );
@@ -101,7 +95,7 @@ describe('policy server least privilege (manifests/policy) enforced by the API s
     });
 
     it('anything in kube-system', async () => {
-      await refused(
+      await expectRefused(
         sa.core.patchNamespacedPod({ name: 'web-7c9f8-a', namespace: 'kube-system', body: annotate({ 'sair.dev/gpu-cores': '10' }) }, MERGE_PATCH),
         /namespace kube-system is not one/,
       );
@@ -109,17 +103,17 @@ describe('policy server least privilege (manifests/policy) enforced by the API s
 
     it("a pod's image, labels or another annotation, and a Deployment's spec", async () => {
       const only = /only through its sair.dev\/gpu-cores annotation; every other field must stay as it is/;
-      await refused(
+      await expectRefused(
         sa.core.patchNamespacedPod({ name: 'web-7c9f8-a', namespace: 'ml', body: { spec: { containers: [{ name: 'main', image: 'evil/miner:1' }] } } }, STRATEGIC_MERGE_PATCH),
         only,
       );
-      await refused(sa.core.patchNamespacedPod({ name: 'web-7c9f8-a', namespace: 'ml', body: { metadata: { labels: { app: 'x' } } } }, MERGE_PATCH), only);
-      await refused(sa.core.patchNamespacedPod({ name: 'web-7c9f8-a', namespace: 'ml', body: annotate({ 'sair.dev/gpu-memory': '1Gi' }) }, MERGE_PATCH), only);
-      await refused(
+      await expectRefused(sa.core.patchNamespacedPod({ name: 'web-7c9f8-a', namespace: 'ml', body: { metadata: { labels: { app: 'x' } } } }, MERGE_PATCH), only);
+      await expectRefused(sa.core.patchNamespacedPod({ name: 'web-7c9f8-a', namespace: 'ml', body: annotate({ 'sair.dev/gpu-memory': '1Gi' }) }, MERGE_PATCH), only);
+      await expectRefused(
         sa.apps.patchNamespacedDeployment({ name: 'web', namespace: 'ml', body: { spec: { replicas: 8 } } }, MERGE_PATCH),
         /only through its sair.dev\/current-gpu-cores annotation/,
       );
-      await refused(
+      await expectRefused(
         sa.apps.patchNamespacedDeployment({ name: 'web', namespace: 'ml', body: annotate({ 'sair.dev/gpu-cores': '100' }) }, MERGE_PATCH),
         /only through its sair.dev\/current-gpu-cores annotation/,
       );
@@ -135,11 +129,11 @@ describe('policy server least privilege (manifests/policy) enforced by the API s
         type: 'Normal',
         reportingComponent: 'deployment-controller',
       };
-      await refused(sa.core.createNamespacedEvent({ namespace: 'ml', body: event }), /reportingComponent sair.dev\/policy only/);
+      await expectRefused(sa.core.createNamespacedEvent({ namespace: 'ml', body: event }), /reportingComponent sair.dev\/policy only/);
     });
 
     it("another component's Lease in sair-system", async () => {
-      await refused(
+      await expectRefused(
         sa.coordination.createNamespacedLease({ namespace: 'sair-system', body: { metadata: { name: 'sair-failsafe' }, spec: { holderIdentity: 'sair-policy-0' } } }),
         /writes only its Leases \(sair-policy, sair-policy-shard-\*, sair-policy-member-\*\)/,
       );
@@ -147,7 +141,7 @@ describe('policy server least privilege (manifests/policy) enforced by the API s
 
     it('its own settings in sair-system: only the Leases and the snapshot ConfigMaps', async () => {
       await sa.core.createNamespacedConfigMap({ namespace: 'sair-system', body: { metadata: { name: 'sair-policy-snapshot', labels: { 'sair.dev/snapshot': 'sair-policy-snapshot' } }, data: { index: '{}' } } });
-      await refused(
+      await expectRefused(
         sa.core.replaceNamespacedConfigMap({ name: 'sair-policy', namespace: 'sair-system', body: { metadata: { name: 'sair-policy', namespace: 'sair-system', labels: { 'sair.dev/snapshot': 'x' } }, data: { SAIR_LLM_ALLOWED_ENDPOINTS: 'http://' } } }),
         /only its Leases .* and its snapshot ConfigMaps/,
       );
