@@ -226,17 +226,17 @@ export class NodeAgent {
     }
     this.held = next;
     this.collectGarbage(next);
-    await this.keepDeletionCosts(next, pods);
+    this.keepDeletionCosts(next, pods);
   }
 
   /**
    * Sets each ReplicaSet pod's pod-deletion-cost to the share others hold on its GPU, where it
-   * differs and no one else owns the cost. A failed write is logged and tried again at the next reconcile.
+   * differs and no one else owns the cost. A failed write is logged and tried again at the next
+   * reconcile. The writes are not awaited: a slow API server must not hold up the limits.
    */
-  private async keepDeletionCosts(held: Map<string, Held>, pods: Map<string, k8s.V1Pod>): Promise<void> {
+  private keepDeletionCosts(held: Map<string, Held>, pods: Map<string, k8s.V1Pod>): void {
     const costs = deletionCosts([...held.values()].map((h) => ({ namespace: h.namespace, pod: h.pod, gpus: h.gpus, gpuCores: h.limits.gpuCores })));
     for (const key of this.costsInFlight.keys()) if (!costs.has(key)) this.costsInFlight.delete(key);
-    const writes: Promise<void>[] = [];
     for (const [key, cost] of costs) {
       const pod = pods.get(key);
       // Only a ReplicaSet reads the cost; a bare pod or a StatefulSet's is left untouched.
@@ -248,9 +248,8 @@ export class NodeAgent {
       }
       if (this.costsInFlight.get(key) === String(cost)) continue;
       this.costsInFlight.set(key, String(cost));
-      writes.push(this.writeDeletionCost(pod, patch, key));
+      void this.writeDeletionCost(pod, patch, key);
     }
-    await Promise.all(writes);
   }
 
   private async writeDeletionCost(pod: k8s.V1Pod, annotations: Record<string, string>, key: string): Promise<void> {

@@ -162,3 +162,17 @@ it('tries a refused pod-deletion-cost once per value, and retries one that faile
   node.api.injectFault({ verb: 'patch', resource: 'pods', name: 'b', status: 500, times: 2 });
   await eventually(() => (node.api.get<k8s.V1Pod>('pods', 'ml', 'b')!.metadata!.annotations?.[POD_DELETION_COST] === '20' ? true : undefined), 3_000, 'b\'s cost after two failures');
 }, 20_000);
+
+it('applies a share change at once while a pod-deletion-cost write hangs at the API server', async () => {
+  node = await GpuNode.start({ gpus: 1, slotsPerGpu: 10 });
+  await node.admit(slotPod('a', { 'sair.dev/gpu-cores': '30' }));
+  await node.admit(owned('b', 2));
+  const hung = node.api.injectFault({ verb: 'patch', resource: 'pods', name: 'b', delayMs: 5_000, times: 1000 });
+  await node.agent.start();
+  await eventually(() => (hung.hits > 0 ? true : undefined), 3_000, 'the cost write to reach the API server');
+  const changedAt = Date.now();
+  await annotate('a', { 'sair.dev/gpu-cores': '45' });
+  await eventually(async () => ((await limitsOf('a')).gpuCores === 45 ? true : undefined), 2_000, 'the new share while the write hangs');
+  expect(Date.now() - changedAt).toBeLessThan(2_000);
+  hung.cancel();
+}, 20_000);
