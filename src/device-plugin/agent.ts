@@ -4,7 +4,7 @@
 // A reconcile is idempotent: it rewrites changed limits in place (the shim picks them up live),
 // keeps the last good limits when an annotation turns invalid, clamps an increase that would take
 // a GPU past 100 %, and reports both once, as an Event and a log line. It also keeps each
-// ReplicaSet pod's pod-deletion-cost at the share others hold on its GPU (deletion-cost.ts), so a
+// ReplicaSet pod's pod-deletion-cost at the share its namespace holds besides it on its GPU (deletion-cost.ts), so a
 // scale-down frees GPUs where it can. It never reads a file a pod can write except through
 // readExactFile, and never on the event loop.
 import * as k8s from '@kubernetes/client-node';
@@ -230,7 +230,7 @@ export class NodeAgent {
   }
 
   /**
-   * Sets each ReplicaSet pod's pod-deletion-cost to the share others hold on its GPU, where it
+   * Sets each ReplicaSet pod's pod-deletion-cost to the share the rest of its namespace holds on its GPU, where it
    * differs and no one else owns the cost. A failed write is logged and tried again at the next
    * reconcile. The writes are not awaited: a slow API server must not hold up the limits.
    */

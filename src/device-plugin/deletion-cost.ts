@@ -1,9 +1,12 @@
 // Which replica a ReplicaSet removes when it scales down. Among its ready pods Kubernetes removes
 // the one with the lowest `controller.kubernetes.io/pod-deletion-cost` first, so the node agent sets
-// it on each pod that holds GPU slots to the share other allocations hold on that pod's GPU: a
-// scale-down, by SAIR, an HPA or a person, then takes the replica whose GPU it leaves emptiest, and
-// one alone on its GPU (cost 0) frees a whole GPU. Nothing moves; only the choice of which goes.
-// A cost the pod's own template or a person set is left alone. Pure.
+// it on each pod that holds GPU slots to the share its own namespace's other allocations hold on that
+// pod's GPU: a scale-down, by SAIR, an HPA or a person, then takes the replica whose GPU it leaves
+// its namespace holding least of, and one alone there (cost 0) stops the namespace holding that GPU
+// at all. Only the namespace's own pods count, so the annotation, which the tenant can read, tells it
+// nothing of another tenant's pods, and another tenant's shares cannot reorder its scale-downs.
+// Nothing moves; only the choice of which goes. A cost the pod's own template or a person set is
+// left alone. Pure.
 
 export const POD_DELETION_COST = 'controller.kubernetes.io/pod-deletion-cost';
 /** The cost the node agent last wrote: where the two differ, someone else owns the cost. */
@@ -20,16 +23,17 @@ export interface Holding {
 
 /**
  * Each pod's deletion cost (`namespace/pod` -> cost): over the GPUs its allocations are on, the
- * most that other allocations hold on one of them, percent. Shares are counted as the share budget
- * counts them (an allocation's share on every GPU it spans).
+ * most that other allocations of its namespace hold on one of them, percent. Shares are counted as
+ * the share budget counts them (an allocation's share on every GPU it spans).
  */
 export function deletionCosts(holdings: readonly Holding[]): Map<string, number> {
   const used = new Map<string, number>();
   const own = new Map<string, number>();
+  // Keys hold a space, which neither a namespace nor a pod name can.
   for (const h of holdings) {
     const key = `${h.namespace}/${h.pod}`;
     for (const g of h.gpus) {
-      used.set(g, (used.get(g) ?? 0) + h.gpuCores);
+      used.set(`${h.namespace} ${g}`, (used.get(`${h.namespace} ${g}`) ?? 0) + h.gpuCores);
       own.set(`${key} ${g}`, (own.get(`${key} ${g}`) ?? 0) + h.gpuCores);
     }
   }
@@ -37,7 +41,7 @@ export function deletionCosts(holdings: readonly Holding[]): Map<string, number>
   for (const h of holdings) {
     const key = `${h.namespace}/${h.pod}`;
     for (const g of h.gpus) {
-      const others = Math.max(0, Math.round(used.get(g)! - own.get(`${key} ${g}`)!));
+      const others = Math.max(0, Math.round(used.get(`${h.namespace} ${g}`)! - own.get(`${key} ${g}`)!));
       out.set(key, Math.max(out.get(key) ?? 0, others));
     }
   }

@@ -878,8 +878,9 @@ export class Simulation {
   /**
    * Scale down by one, as a ReplicaSet picks: one Pending for lack of room first, then pending,
    * then starting (newest first), then a ready one: the lowest pod-deletion-cost first, which the
-   * node agent sets on a GPU replica to the share others hold on its GPU (deletion-cost.ts in the
-   * device plugin), so one alone on its GPU goes first and frees it; among equal costs idle before
+   * node agent sets on a GPU replica to the share the rest of its namespace holds on its GPU
+   * (deletion-cost.ts in the device plugin; one pipeline per simulation, so every other replica
+   * counts), so one alone on its GPU goes first and frees it; among equal costs idle before
    * busy (drained; it keeps its GPU until done).
    */
   private removeOne(st: StageState): void {
