@@ -21,6 +21,7 @@ import { NvmlUnavailableError, loadNvml } from '../device-plugin/nvml.js';
 import { DEVICE_LIST_STRATEGIES, DevicePluginServer, PLUGIN_OPTIONS } from '../device-plugin/plugin.js';
 import { GpuLedger } from '../device-plugin/gpu-ledger.js';
 import { Registrar } from '../device-plugin/registration.js';
+import { SLOT_PLACEMENTS } from '../device-plugin/slots.js';
 
 const SUMMARY = 'Kubelet device plugins for fractional GPU slots (sair.dev/gpu) and whole GPUs (sair.dev/gpu-whole), and the node agent that writes live per-pod GPU limits';
 
@@ -87,6 +88,13 @@ export const spec = {
     form: 'one of envvar, cdi-cri, both',
     help: 'how a container is given its GPU: NVIDIA_VISIBLE_DEVICES (NVIDIA runtime as default), CDI devices nvidia.com/gpu=<uuid> (containerd >= 1.7 or CRI-O >= 1.23 with CDI), or both',
     schema: fields.enumOf(DEVICE_LIST_STRATEGIES, 'both'),
+  },
+  placement: {
+    env: 'SAIR_PLACEMENT',
+    flag: '--placement',
+    form: 'binpack or spread',
+    help: 'which GPU of this node a shared request is preferred on: the fullest with room (binpack: fewest GPUs held) or the freest (spread: most room for share rises)',
+    schema: fields.enumOf(SLOT_PLACEMENTS, 'binpack'),
   },
   podResourcesSocket: {
     env: 'SAIR_POD_RESOURCES_SOCKET',
@@ -230,6 +238,7 @@ export async function startDevicePlugin(cfg: DevicePluginConfig, log: Logger): P
       containerLibDir: cfg.containerLibDir,
       allocations: files,
       freeShare: (uuid: string) => agent.freeShare(uuid),
+      placement: cfg.placement,
       deviceListStrategy: cfg.deviceListStrategy,
       ledger,
     };

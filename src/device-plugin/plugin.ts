@@ -29,7 +29,7 @@ import {
 import { CDI_KIND_NVIDIA_GPU, ENV, LIMITS_MOUNT_PATH, RESOURCE_SAIR_GPU, RESOURCE_SAIR_GPU_WHOLE, SHIM_FILE_NAME, STATE_MOUNT_PATH } from '../core/names.js';
 import type { GpuLedger, GpuUse } from './gpu-ledger.js';
 import { AllocationFiles, allocationId } from './allocations.js';
-import { gpusOfSlots, preferredAllocation, slotShare, slotsOf, type SlotLimits } from './slots.js';
+import { gpusOfSlots, preferredAllocation, slotShare, slotsOf, type SlotLimits, type SlotPlacement } from './slots.js';
 
 
 /**
@@ -61,6 +61,8 @@ export interface PluginOptions {
   allocations: AllocationFiles;
   /** Share still free on a GPU (100 minus what the allocations on it hold); 100 when unknown. */
   freeShare?: (uuid: string) => number;
+  /** Which GPU a shared request is preferred on; `binpack` when unset. */
+  placement?: SlotPlacement;
   /** How the container is told its GPU; `both` when unset. */
   deviceListStrategy?: DeviceListStrategy;
   /** What this server hands out: GPUs as shared slots (default) or whole. */
@@ -213,7 +215,14 @@ export class DevicePluginServer {
         deviceIDs:
           this.use === 'whole'
             ? [...new Set([...c.must_include_deviceIDs, ...c.available_deviceIDs])].slice(0, c.allocation_size)
-            : preferredAllocation({ available: c.available_deviceIDs, mustInclude: c.must_include_deviceIDs, size: c.allocation_size }),
+            : preferredAllocation({
+                available: c.available_deviceIDs,
+                mustInclude: c.must_include_deviceIDs,
+                size: c.allocation_size,
+                placement: this.options.placement ?? 'binpack',
+                slotPercent: 100 / this.options.slotsPerGpu,
+                ...(this.options.freeShare ? { freeShare: this.options.freeShare } : {}),
+              }),
       })),
     };
   }

@@ -1,6 +1,6 @@
 // Fractional GPU slots: each physical GPU is advertised as N kubelet devices (`<uuid>::<k>`),
-// and a preferred allocation keeps a request's slots on one GPU, the one with the most free
-// share. Pure: values in, values out.
+// and a preferred allocation keeps a request's slots on one GPU, by default the fullest with room.
+// Pure: values in, values out.
 
 export interface SlotGpu {
   uuid: string;
@@ -86,17 +86,35 @@ export function slotShare(ids: readonly string[], slotsPerGpu: number, memoryOf:
   return { gpuCores, memoryBytes };
 }
 
+/**
+ * Which GPU a request goes to when one can hold it. `binpack`: the fullest that has room, so new
+ * replicas fill GPUs already billed and the fewest GPUs are held (the policy's packed cost assumes
+ * this). `spread`: the freest, which leaves each GPU the most room for share rises.
+ */
+export const SLOT_PLACEMENTS = ['binpack', 'spread'] as const;
+export type SlotPlacement = (typeof SLOT_PLACEMENTS)[number];
+
 export interface PreferredRequest {
   available: readonly string[];
   mustInclude: readonly string[];
   size: number;
+  placement: SlotPlacement;
+  /** Percent of a GPU one slot is (100 / slots per GPU). */
+  slotPercent: number;
+  /**
+   * Share still free on a GPU by the node agent's budget, percent; the free slots when absent. A
+   * live share rise can hold more of a GPU than its slots, so free slots alone may promise room
+   * that a new allocation would only get clamped.
+   */
+  freeShare?: (uuid: string) => number;
 }
 
 /**
- * The kubelet passes every free slot; a GPU's free share is how many of its slots are free.
- * Pick one GPU that can hold the whole request (holding the must-include slots if any), the
- * one with the most free slots, ties to the lower slot order; when no single GPU can, fill
- * from the freest GPUs down so the answer still has `size` slots.
+ * The kubelet passes every free slot. Put the whole request on one GPU (holding the must-include
+ * slots if any): among those with the slots and the budget for it, the fullest (binpack) or the
+ * freest (spread), ties to the lower slot order; failing the budget, the one with the most share
+ * free, whose Allocate is clamped least. When no single GPU has the slots, fill from the freest
+ * GPUs down so the answer still has `size` slots.
  */
 export function preferredAllocation(req: PreferredRequest): string[] {
   const size = Math.max(0, req.size);
@@ -113,11 +131,17 @@ export function preferredAllocation(req: PreferredRequest): string[] {
   const need = size - chosen.size;
   if (need <= 0) return [...chosen];
 
+  type Gpu = [uuid: string, slots: string[]];
+  const room = ([uuid, list]: Gpu): number => Math.min(list.length * req.slotPercent, req.freeShare?.(uuid) ?? Infinity);
+  const bySlotOrder = (a: Gpu, b: Gpu): number => compareSlotIds(a[1][0]!, b[1][0]!);
+  const freestFirst = (a: Gpu, b: Gpu): number => room(b) - room(a) || bySlotOrder(a, b);
+  const byFreeShare = [...free.entries()].sort((a, b) => b[1].length - a[1].length || bySlotOrder(a, b));
   const pinned = new Set([...chosen].map((id) => parseSlotId(id)?.uuid ?? id));
-  const byFreeShare = [...free.entries()].sort((a, b) => b[1].length - a[1].length || compareSlotIds(a[1][0]!, b[1][0]!));
-  const candidates = pinned.size === 1 ? byFreeShare.filter(([uuid]) => pinned.has(uuid)) : byFreeShare;
-  const fits = candidates.find(([, list]) => list.length >= need);
-  if (fits) return [...chosen, ...fits[1].slice(0, need)];
+  const holds = (pinned.size === 1 ? byFreeShare.filter(([uuid]) => pinned.has(uuid)) : byFreeShare).filter(([, list]) => list.length >= need);
+  // The budget must hold the whole request (its must-include slots are not allocated yet either).
+  const fits = holds.filter(([uuid]) => (req.freeShare?.(uuid) ?? Infinity) >= size * req.slotPercent - 1e-9);
+  const best = fits.sort(req.placement === 'binpack' ? (a, b) => room(a) - room(b) || bySlotOrder(a, b) : freestFirst)[0] ?? holds.sort(freestFirst)[0];
+  if (best) return [...chosen, ...best[1].slice(0, need)];
 
   for (const [, list] of byFreeShare) {
     for (const id of list) {

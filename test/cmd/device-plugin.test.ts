@@ -51,28 +51,35 @@ describe('sair device-plugin', () => {
       '--pod-resources-socket', join(dir, 'pod-resources', 'kubelet.sock'), '--metrics-port', '0', '--log-level', 'silent',
     ];
     const run = command.run(argv, {});
-    await kubelet.waitForRegistrations(2);
-    expect(kubelet.registrations.map((r) => [r.request.resource_name, r.request.endpoint]).sort()).toEqual([
-      ['sair.dev/gpu', 'sair-gpu.sock'],
-      ['sair.dev/gpu-whole', 'sair-gpu-whole.sock'],
-    ]);
-    const devices = await kubelet.waitForDevices((d) => d.length > 0);
-    expect(devices).toHaveLength(6);
-    await expect(kubelet.waitForDevices((d) => d.length > 0, 'sair.dev/gpu-whole')).resolves.toHaveLength(2);
-    expect(readFileSync(join(dir, 'lib', 'libsair-cuda.so'), 'utf8')).toBe('ELF shim');
-    const allocated = (await kubelet.admitPod(pod)).get('main')!;
-    const limits = allocated.mounts.find((m) => m.container_path === '/run/sair/limits')!.host_path;
-    // One slot of three, until the agent (at its next resync) applies the pod's annotation.
-    expect(readLimitsFile(limits).limits.gpuCores).toBe(33);
-    await eventually(() => (readLimitsFile(limits).limits.gpuCores === 45 ? true : undefined), 8000, 'the annotation\'s share');
-
-    process.emit('SIGTERM');
-    await run;
+    // Stopped whatever fails, so a failed expectation does not leave the agent running.
+    let shared = '';
+    try {
+      await kubelet.waitForRegistrations(2);
+      expect(kubelet.registrations.map((r) => [r.request.resource_name, r.request.endpoint]).sort()).toEqual([
+        ['sair.dev/gpu', 'sair-gpu.sock'],
+        ['sair.dev/gpu-whole', 'sair-gpu-whole.sock'],
+      ]);
+      const devices = await kubelet.waitForDevices((d) => d.length > 0);
+      expect(devices).toHaveLength(6);
+      await expect(kubelet.waitForDevices((d) => d.length > 0, 'sair.dev/gpu-whole')).resolves.toHaveLength(2);
+      expect(readFileSync(join(dir, 'lib', 'libsair-cuda.so'), 'utf8')).toBe('ELF shim');
+      const allocated = (await kubelet.admitPod(pod)).get('main')!;
+      const limits = allocated.mounts.find((m) => m.container_path === '/run/sair/limits')!.host_path;
+      // One slot of three, until the agent (at its next resync) applies the pod's annotation.
+      expect(readLimitsFile(limits).limits.gpuCores).toBe(33);
+      await eventually(() => (readLimitsFile(limits).limits.gpuCores === 45 ? true : undefined), 8000, 'the annotation\'s share');
+      // Placement is binpack by default: a second one-slot pod goes onto the GPU the first holds 45 % of.
+      const neighbour = api.seed<k8s.V1Pod>({ ...pod, metadata: { name: 'bert-1', namespace: 'ml' } });
+      expect((await kubelet.admitPod(neighbour)).get('main')!.envs['SAIR_GPU_UUID']).toBe(allocated.envs['SAIR_GPU_UUID']);
+      shared = allocated.envs['SAIR_GPU_UUID']!;
+    } finally {
+      process.emit('SIGTERM');
+      await run;
+    }
     expect(existsSync(join(dir, 'sair-gpu.sock'))).toBe(false);
     expect(existsSync(join(dir, 'sair-gpu-whole.sock'))).toBe(false);
 
-    // Restarted under the running pod: its first whole-GPU list already withholds the shared GPU.
-    const shared = allocated.envs['SAIR_GPU_UUID']!;
+    // Restarted under the running pods: its first whole-GPU list already withholds the shared GPU.
     const again = command.run(argv, {});
     try {
       await kubelet.waitForRegistrations(4);
@@ -90,6 +97,7 @@ describe('sair device-plugin', () => {
     await expect(command.run(['--slots-per-gpu', '0'], { SAIR_NODE_NAME: 'n' })).rejects.toThrow(
       '--slots-per-gpu (env SAIR_SLOTS_PER_GPU): "0" is not an integer from 1 to 100',
     );
+    await expect(command.run(['--placement', 'pack'], { SAIR_NODE_NAME: 'n' })).rejects.toThrow('--placement (env SAIR_PLACEMENT): "pack" is not binpack or spread');
   });
 
   it('without NVML and without --fake-gpus, fails saying so', async () => {

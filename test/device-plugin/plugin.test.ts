@@ -84,20 +84,20 @@ describe('device plugin with a fake kubelet', () => {
     await expect(kubelet.preStartContainer({ devices_ids: [`${fakeGpuUuid(1)}::0`] })).resolves.toEqual({});
   }, 15000);
 
-  it('prefers one GPU, the one with the most free share', async () => {
+  it('prefers one GPU, by default the fullest that has room', async () => {
     await registrar.start();
     await kubelet.waitForRegistrations(1);
     const g0 = fakeGpuUuid(0);
     const g1 = fakeGpuUuid(1);
     const res = await kubelet.getPreferredAllocation({
       container_requests: [
-        // GPU 0 has 3 free slots, GPU 1 has 2: a request for 2 goes to GPU 0.
+        // GPU 0 has 3 free slots, GPU 1 has 2: a request for 2 goes to GPU 1, fewer slots left idle.
         { available_deviceIDs: [`${g1}::0`, `${g0}::1`, `${g1}::3`, `${g0}::2`, `${g0}::3`], must_include_deviceIDs: [], allocation_size: 2 },
         // A must-include slot pins the request to its GPU.
         { available_deviceIDs: [`${g0}::0`, `${g0}::1`, `${g0}::2`, `${g1}::2`, `${g1}::3`], must_include_deviceIDs: [`${g1}::3`], allocation_size: 2 },
       ],
     });
-    expect(res.container_responses[0]!.deviceIDs).toEqual([`${g0}::1`, `${g0}::2`]);
+    expect(res.container_responses[0]!.deviceIDs).toEqual([`${g1}::0`, `${g1}::3`]);
     expect(res.container_responses[1]!.deviceIDs.sort()).toEqual([`${g1}::2`, `${g1}::3`]);
   }, 15000);
 

@@ -27,35 +27,65 @@ describe('slot ids', () => {
 });
 
 describe('preferredAllocation', () => {
-  it('puts the whole request on the GPU with the most free slots', () => {
-    const available = [...ids(A, 0, 1), ...ids(B, 0, 1, 2, 3), ...ids(C, 5, 6, 7)];
-    expect(preferredAllocation({ available, mustInclude: [], size: 2 })).toEqual(ids(B, 0, 1));
+  // Four slots per GPU (25 % each), as the kubelet lists the free ones.
+  const ask = (available: string[], size: number, placement: 'binpack' | 'spread', more: { mustInclude?: string[]; freeShare?: (uuid: string) => number } = {}) =>
+    preferredAllocation({ available, mustInclude: more.mustInclude ?? [], size, placement, slotPercent: 25, ...(more.freeShare ? { freeShare: more.freeShare } : {}) });
+
+  it('binpack puts the whole request on the fullest GPU that has room, so an empty GPU is taken last', () => {
+    const available = [...ids(A, 2, 3), ...ids(B, 0, 1, 2, 3), ...ids(C, 1, 2, 3)];
+    expect(ask(available, 2, 'binpack')).toEqual(ids(A, 2, 3));
+    expect(ask(available, 3, 'binpack')).toEqual(ids(C, 1, 2, 3));
+    expect(ask(available, 4, 'binpack')).toEqual(ids(B, 0, 1, 2, 3));
+  });
+
+  it('spread puts it on the GPU with the most free slots', () => {
+    const available = [...ids(A, 0, 1), ...ids(B, 0, 1, 2, 3), ...ids(C, 1, 2, 3)];
+    expect(ask(available, 2, 'spread')).toEqual(ids(B, 0, 1));
+  });
+
+  it('counts the node agent\'s share budget as the room, not only the free slots', () => {
+    // A's free slots promise 50 %, but a live share rise there leaves 20 %: binpack skips it.
+    const available = [...ids(A, 2, 3), ...ids(C, 1, 2, 3)];
+    const freeShare = (uuid: string) => (uuid === A ? 20 : 75);
+    expect(ask(available, 2, 'binpack', { freeShare })).toEqual(ids(C, 1, 2));
+    expect(ask(available, 2, 'binpack')).toEqual(ids(A, 2, 3));
+    // Spread ranks by the same room: C (75 %) before A (20 %), though each has slots for it.
+    expect(ask([...ids(A, 0, 1, 2, 3), ...ids(C, 1, 2, 3)], 2, 'spread', { freeShare: (uuid) => (uuid === A ? 20 : 75) })).toEqual(ids(C, 1, 2));
+  });
+
+  it('takes the GPU with the most share free when no budget holds the request, so its Allocate is clamped least', () => {
+    const available = [...ids(A, 2, 3), ...ids(C, 2, 3)];
+    expect(ask(available, 2, 'binpack', { freeShare: (uuid) => (uuid === A ? 10 : 30) })).toEqual(ids(C, 2, 3));
   });
 
   it('breaks ties by slot order and takes the lowest slots', () => {
-    const available = [...ids(B, 9, 3), ...ids(A, 4, 2)];
-    expect(preferredAllocation({ available, mustInclude: [], size: 1 })).toEqual(ids(A, 2));
+    const available = [...ids(B, 3, 1), ...ids(A, 2, 0)];
+    expect(ask(available, 1, 'spread')).toEqual(ids(A, 0));
+    expect(ask(available, 1, 'binpack')).toEqual(ids(A, 0));
   });
 
   it('never splits a request that one GPU can hold', () => {
     const available = [...ids(A, 0, 1, 2), ...ids(B, 0, 1)];
-    expect(preferredAllocation({ available, mustInclude: [], size: 3 })).toEqual(ids(A, 0, 1, 2));
+    expect(ask(available, 3, 'spread')).toEqual(ids(A, 0, 1, 2));
+    expect(ask(available, 3, 'binpack')).toEqual(ids(A, 0, 1, 2));
   });
 
   it('keeps must-include slots and fills from their GPU', () => {
     const available = [...ids(A, 0, 1, 2, 3), ...ids(B, 0, 1, 2)];
-    const got = preferredAllocation({ available, mustInclude: ids(B, 2), size: 3 });
-    expect(got.sort()).toEqual(ids(B, 0, 1, 2).sort());
+    for (const placement of ['spread', 'binpack'] as const) {
+      expect(ask(available, 3, placement, { mustInclude: ids(B, 2) }).sort()).toEqual(ids(B, 0, 1, 2).sort());
+    }
   });
 
   it('spreads over the freest GPUs only when no single GPU can hold the request', () => {
     const available = [...ids(A, 0, 1), ...ids(B, 0, 1, 2), ...ids(C, 0)];
-    const got = preferredAllocation({ available, mustInclude: [], size: 5 });
-    expect(got).toEqual([...ids(B, 0, 1, 2), ...ids(A, 0, 1)]);
+    for (const placement of ['spread', 'binpack'] as const) {
+      expect(ask(available, 5, placement)).toEqual([...ids(B, 0, 1, 2), ...ids(A, 0, 1)]);
+    }
   });
 
   it('returns exactly the must-include set when it already has the size', () => {
-    expect(preferredAllocation({ available: ids(A, 0, 1), mustInclude: ids(A, 1), size: 1 })).toEqual(ids(A, 1));
+    expect(ask(ids(A, 0, 1), 1, 'binpack', { mustInclude: ids(A, 1) })).toEqual(ids(A, 1));
   });
 });
 
