@@ -17,8 +17,8 @@ export interface ClusterShape {
   /** Percent of one GPU per slot (100 / the device plugin's --slots-per-gpu); divides 100. */
   slotPercent: number;
   /**
-   * binpack: the fullest GPU with room (fewest GPUs billed). spread: the freest GPU with room,
-   * what the device plugin's preferred allocation does among a node's GPUs today.
+   * binpack: the fullest GPU with room (fewest GPUs billed). spread: the freest GPU with room.
+   * Among a node's GPUs, the device plugin's `--placement` of the same names (binpack its default).
    */
   placement: PlacementPolicy;
 }

@@ -17,4 +17,8 @@ export const BASELINES: Record<string, { summary: string; factory: ControllerFac
   'static-min': { summary: 'static at each stage’s minimum', factory: (p) => createStaticController(p, { replicas: 'min' }) },
   'static-peak': { summary: 'static, sized from the model for the workload’s peak (knows the peak)', factory: (p) => createStaticPeakController(p) },
   oracle: { summary: 'knows the future: cheapest allocation for the coming peak, pre-scaled past cold starts', factory: (p) => createOracleController(p) },
+  'oracle-path': {
+    summary: 'the oracle with the SLO budgeted along the whole path rather than evenly per stage',
+    factory: (p) => createOracleController(p, { sloSplit: 'path' }),
+  },
 };

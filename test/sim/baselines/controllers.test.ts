@@ -1,7 +1,9 @@
 // Baselines running in the simulator: behaviour a user comparing autoscalers would notice.
 import { describe, expect, it } from '@jest/globals';
 import { BASELINES } from '../../../src/sim/baselines/index.js';
-import { parsePipeline } from '../../../src/sim/pipeline.js';
+import { cheapestPipelinePlan, cheapestPlan } from '../../../src/sim/baselines/oracle.js';
+import { builtinPipeline } from '../../../src/sim/builtin-pipelines.js';
+import { maxThroughputPerReplica, parsePipeline } from '../../../src/sim/pipeline.js';
 import { runScenario } from '../../../src/sim/run.js';
 
 const single = parsePipeline({
@@ -80,4 +82,39 @@ describe('baselines in the simulator', () => {
     const keda = await runScenario({ pipeline: 'rag', workload: 'spike', controller: BASELINES['keda']!.factory, seed: 1, durationMs: 1_800_000 });
     expect(Math.max(...keda.timeline.map((p) => p.replicas[3]!))).toBeGreaterThan(2);
   }, 30_000);
+});
+
+describe('the oracle\'s plan', () => {
+  // nlp-chain: tokenize (CPU) -> embed (GPU) -> classify (GPU) -> postprocess (CPU), 250 ms SLO.
+  const chain = builtinPipeline('nlp-chain')!;
+  const rates = [100, 100, 100, 100];
+
+  it('split evenly, holds each GPU stage to a quarter of the SLO; along the path, lets the fast CPU stages\' part go to them', () => {
+    const even = chain.stages.map((s, i) => cheapestPlan(s, rates[i]!, 0.75, chain.cost, chain.sloP99Ms / 4));
+    const path = cheapestPipelinePlan(chain.stages, rates, 0.75, chain.cost, chain.sloP99Ms);
+    const gpuShare = (plans: { replicas: number; gpuCores: number | null }[]) => plans.reduce((s, p) => s + p.replicas * (p.gpuCores ?? 0), 0);
+    // Even: classify's full batch (36 ms at a whole GPU, plus 10 ms timeout) within 62.5 ms needs 70 %.
+    expect(even[2]!.gpuCores).toBe(70);
+    expect(gpuShare(even)).toBeGreaterThan(100);
+    expect(gpuShare(path)).toBeLessThanOrEqual(100);
+    expect(gpuShare(path)).toBeLessThan(gpuShare(even));
+    // Every stage still carries its rate at the target, and the path's full batches fit 60 % of the SLO.
+    for (const [i, p] of path.entries()) expect(p.replicas * maxThroughputPerReplica(chain.stages[i]!, (p.gpuCores ?? 100) / 100) * 0.75).toBeGreaterThanOrEqual(rates[i]!);
+    const batchMs = (i: number) => (chain.stages[i]!.service.baseMs + chain.stages[i]!.service.perItemMs * chain.stages[i]!.maxBatch) / (path[i]!.gpuCores! / 100) + chain.stages[i]!.batchTimeoutMs;
+    expect(batchMs(1) + batchMs(2)).toBeLessThanOrEqual(0.6 * chain.sloP99Ms);
+  });
+
+  it('keeps the even split where no plan along the path costs less', () => {
+    // One GPU stage: the even split gives it the whole SLO, the path 60 % of it.
+    const alone = parsePipeline({
+      name: 'alone',
+      sloP99Ms: 100,
+      stages: [{ name: 'model', kind: 'gpu', service: { baseMs: 10, perItemMs: 2 }, maxBatch: 8, batchTimeoutMs: 10, coldStartMs: 30_000, replicas: { min: 1, initial: 1, max: 8 }, gpuCores: { min: 10, max: 100, step: 10, initial: 50 } }],
+    });
+    const even = [cheapestPlan(alone.stages[0]!, 20, 0.75, alone.cost, 100)];
+    // 26 ms at a whole GPU plus 10 ms: 30 % fits the whole SLO (96.7 ms); 60 ms would need 60 %.
+    expect(even[0]!.gpuCores).toBe(30);
+    expect(cheapestPipelinePlan(alone.stages, [20], 0.75, alone.cost, 100)).toEqual(even);
+  });
+
 });
