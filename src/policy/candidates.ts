@@ -52,6 +52,8 @@ export function generateCandidates(
   const calm = p99Ratio !== null && p99Ratio < TUNING.calmP99Ratio;
   const out: Candidate[] = [];
   let pressing = false;
+  // GPUs the replicas pack onto now, where the cluster bills whole GPUs (null: it prices shares).
+  const gpusNow = obs.billedGpus !== undefined ? packedGpus(obs.allocation) : null;
   for (const stage of pipeline.stages) {
     const i = stage.index;
     const alloc = obs.allocation[i];
@@ -146,9 +148,13 @@ export function generateCandidates(
       for (const downTo of [...downs].sort((a, b) => b - a)) {
         if (downTo >= cur) continue;
         const after = pShare === null ? null : (pShare * cur) / downTo;
-        const prior = canTrimReplicas ? -0.3 : tooDeep(after) ? -0.5 : changePrior(pShare, after, false, hotShare, calm, headroom);
+        // Where the cluster bills whole GPUs, a cut saves only if the replicas then pack onto fewer.
+        const savesNothing = gpusNow !== null && packedGpus(obs.allocation.map((a, k) => (k === i ? { ...a, gpuCores: downTo } : a))) >= gpusNow;
+        const good = changePrior(pShare, after, false, hotShare, calm, headroom);
+        const prior = canTrimReplicas ? -0.3 : tooDeep(after) ? -0.5 : savesNothing ? Math.min(TUNING.idleCutPrior, good) : good;
         const id = downTo === cur - g.step ? `s${i}:gpu-` : `s${i}:gpu=${downTo}`;
-        out.push({ id, key: `s${i}:gpu-`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: downTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${downTo}%`, prior });
+        const describe = `stage ${i}: GPU cores ${cur}% -> ${downTo}%${savesNothing ? ' (frees no GPU)' : ''}`;
+        out.push({ id, key: `s${i}:gpu-`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: downTo }], describe, prior });
       }
       const pack = consolidation(stage, obs, i, lo);
       if (pack) {

@@ -70,6 +70,12 @@ export const TUNING = {
   target: 0.65,
   /** A trim must leave a stage under this load/capacity (scaled like the target) to be a good move. */
   safeAfterDown: 0.72,
+  /**
+   * Prior of a share cut after which the replicas pack onto no fewer GPUs, where the cluster bills
+   * whole GPUs: it saves nothing billed and slows every batch, and its capacity is missing when the
+   * next burst comes, so it ranks below hold; the learning may still try it.
+   */
+  idleCutPrior: -0.2,
   /** Prior of a consolidation (a replica fewer, the share raised to keep capacity) that frees a whole GPU: as good as a safe trim, since capacity stays. */
   packPrior: 0.6,
   /** P99/SLO under which the pipeline is calm enough to trim. */

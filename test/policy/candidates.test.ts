@@ -5,6 +5,7 @@ import type { Anticipation } from '../../src/policy/forecast.js';
 import { newWindowState } from '../../src/policy/normalize.js';
 import { packedGpus } from '../../src/policy/packing.js';
 import type { Candidate } from '../../src/policy/types.js';
+import type { PipelineObservation } from '../../src/core/ports.js';
 import { observation, pipeline, type StageLoad } from './fixtures.js';
 
 describe('candidates', () => {
@@ -83,6 +84,34 @@ describe('candidates', () => {
     ]);
     expect(c.find((x) => x.id === 's1-1')!.prior).toBeLessThan(0);
     expect(c.find((x) => x.id === 's1:gpu-')!.prior).toBeGreaterThan(0);
+  });
+
+  it('where the cluster bills whole GPUs, ranks below hold a share cut that frees none, and says so', () => {
+    // Stage 1 keeps two replicas (its minimum), at 90 % on two GPUs and 0.17 of full-batch capacity.
+    // One step down (80 %) still needs two GPUs; down to 50 % (half the share at most) they share one.
+    const two = pipeline();
+    two.stages[1] = { ...two.stages[1]!, minReplicas: 2 };
+    const stages: StageLoad[] = [
+      { arrival: 10, perReplica: 80, replicas: 1 },
+      { arrival: 10, perReplica: 30, replicas: 2, gpuCores: 90 },
+      { arrival: 10, perReplica: 100, replicas: 1 },
+    ];
+    const offered = (extra: Partial<PipelineObservation>) => {
+      const obs = observation(stages, extra);
+      return generateCandidates(two, obs, detectBottleneck(two, obs), 4);
+    };
+    const billed = offered({ billedGpus: 2 });
+    const step = billed.find((x) => x.id === 's1:gpu-')!;
+    expect(step.prior).toBeLessThanOrEqual(-0.2);
+    expect(step.prior).toBeLessThan(billed.find((x) => x.id === 'hold')!.prior);
+    expect(step.describe).toBe('stage 1: GPU cores 90% -> 80% (frees no GPU)');
+    const frees = billed.find((x) => x.id === 's1:gpu=50')!;
+    expect(frees.prior).toBeGreaterThan(0);
+    expect(frees.describe).toBe('stage 1: GPU cores 90% -> 50%');
+    // Priced per share, every cut saves: the same step is a good move.
+    const shared = offered({}).find((x) => x.id === 's1:gpu-')!;
+    expect(shared.prior).toBeGreaterThan(0);
+    expect(shared.describe).toBe('stage 1: GPU cores 90% -> 80%');
   });
 
   it('cuts as deep as the guard\'s limit of this tick allows, where P99 leaves room in the SLO', () => {
