@@ -171,7 +171,7 @@ export function generateCandidates(
 
 /**
  * One replica fewer with the share raised to keep the stage's capacity (capacity grows with share),
- * offered only where the pipeline's replicas then pack onto fewer whole GPUs. Null where the share
+ * offered only where the pipeline's replicas then pack onto fewer whole GPUs than they hold. Null where the share
  * cannot rise that far (shareCeiling), the replicas are at their floor or still starting, or no GPU is freed.
  */
 export function consolidation(
@@ -188,7 +188,10 @@ export function consolidation(
   const share = Math.ceil((alloc.gpuCores * r) / (r - 1) / g.step - 1e-9) * g.step;
   if (share > shareCeiling(g.max, alloc)) return null;
   const after = obs.allocation.map((a, k) => (k === i ? { replicas: r - 1, gpuCores: share } : a));
-  if (packedGpus(after) >= packedGpus(obs.allocation)) return null;
+  // Compared with the GPUs the replicas hold, where the cluster says (more than they would pack onto
+  // afresh once a scale-down or a moved replica has left one alone): the replica removed is the one
+  // its GPU is left emptiest by (the node agent's pod-deletion-cost), so one alone frees its GPU.
+  if (packedGpus(after) >= Math.max(packedGpus(obs.allocation), obs.billedGpus ?? 0)) return null;
   return {
     actions: [
       { kind: 'replicas', stage: i, replicas: r - 1 },

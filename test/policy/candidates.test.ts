@@ -200,8 +200,14 @@ describe('candidates', () => {
 
   it('offers a consolidation (a replica fewer at a share that keeps the capacity) only where it frees a GPU', () => {
     const at = (replicas: number, gpuCores: number, p99Ms = 200) => observation([{ arrival: 40, perReplica: 80, replicas: 1 }, { arrival: 40, perReplica: 30, replicas, gpuCores }, { arrival: 40, perReplica: 100, replicas: 1 }], { p99Ms });
-    // 2 x 50 % already pack onto one GPU: nothing to gain.
+    // 2 x 50 % already pack onto one GPU: nothing to gain...
     expect(consolidation(spec.stages[1]!, at(2, 50), 1, 1)).toBeNull();
+    // ...unless they hold two, each alone on its GPU (placed at 70 %, then cut): one at 100 % frees one.
+    const stranded = { ...at(2, 50), billedGpus: 2 };
+    expect(consolidation(spec.stages[1]!, stranded, 1, 1)?.actions).toEqual([
+      { kind: 'replicas', stage: 1, replicas: 1 },
+      { kind: 'gpuCores', stage: 1, gpuCores: 100 },
+    ]);
     // 2 x 60 % need two GPUs, but one replica would need 120 %: past the largest share.
     expect(consolidation(spec.stages[1]!, at(2, 60), 1, 1)).toBeNull();
     // 3 x 60 % on three GPUs -> 2 x 90 % on two.
