@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import type * as k8s from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
 import { shardName, shardOf } from '../../src/core/shards.js';
-import { readLimitsFile, readStateFile } from '../../src/device-plugin/control-file.js';
+import { ControlFileError, readLimitsFile, readStateFile } from '../../src/device-plugin/control-file.js';
 import type { AllocateResponse } from '../../src/device-plugin/proto.js';
 import type { DecisionRecord } from '../../src/policy/types.js';
 import { ADMIN_TOKEN, startFakeApiServer, type FakeApiServer } from '../support/fake-apiserver.js';
@@ -27,6 +27,25 @@ import { SairProcess } from '../support/e2e-process.js';
 import { DeviceTimeline, ShareRecorder } from '../support/e2e-timeline.js';
 import { eventually } from '../support/eventually.js';
 import { kustomizeBuild } from '../support/manifests.js';
+
+/**
+ * The limits as the shim reads them: a read that meets the node agent's write in progress (seq
+ * odd through all its spins, as when the writing process is descheduled on a loaded machine) is
+ * tried again, as the shim does at its next launch.
+ */
+const limitsOf = (path: string) =>
+  eventually(
+    () => {
+      try {
+        return readLimitsFile(path).limits;
+      } catch (err) {
+        if (err instanceof ControlFileError && /seq stayed odd/.test(err.message)) return undefined;
+        throw err;
+      }
+    },
+    2_000,
+    `a settled read of ${path}`,
+  );
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const NATIVE = join(ROOT, 'native/build');
@@ -316,7 +335,7 @@ describe('every part together', () => {
     // The device plugin installed the built shim where the hostPath volume points.
     expect(readFileSync(join(paths.lib(), 'libsair-cuda.so')).equals(readFileSync(join(NATIVE, 'libsair-cuda.so')))).toBe(true);
 
-    const limits = await eventually(() => (readLimitsFile(controlFile()).limits.gpuCores === 30 ? readLimitsFile(controlFile()).limits : undefined), 15_000, 'the pod\'s limits');
+    const limits = await eventually(async () => ((await limitsOf(controlFile())).gpuCores === 30 ? limitsOf(controlFile()) : undefined), 15_000, 'the pod\'s limits');
     expect(limits).toEqual({ gpuCores: 30, memoryBytes: 2n * BigInt(GiB) });
   }, 90_000);
 
@@ -354,8 +373,8 @@ describe('every part together', () => {
     const dpMetrics = `http://127.0.0.1:${await metricsPortOf(devicePlugin)}/metrics`;
     // The first tick sees stage 0 at 95% of its capacity (57 of 60 req/s, P99 within the SLO): a bigger
     // GPU share is the cheapest fix, so it raises the share; the node agent writes the new limit.
-    changedAt = await eventually(() => (readLimitsFile(controlFile()).limits.gpuCores > 30 ? Date.now() : undefined), 60_000, 'the control file to show a higher share', 5);
-    const cores = readLimitsFile(controlFile()).limits.gpuCores;
+    changedAt = await eventually(async () => ((await limitsOf(controlFile())).gpuCores > 30 ? Date.now() : undefined), 60_000, 'the control file to show a higher share', 5);
+    const cores = (await limitsOf(controlFile())).gpuCores;
     const share = cores / 100;
     const first = await eventually(async () => (await decisions(url)).find((d) => d.applied.length > 0), 10_000, 'the decision in /api/decisions');
     expect(first).toMatchObject({ selector: 'bandit', bottleneck: 0, dryRun: false, applied: [{ kind: 'gpuCores', stage: 0, gpuCores: cores }] });
@@ -426,7 +445,7 @@ describe('every part together', () => {
   it('fault: the device plugin is killed and restarted; it re-registers and the control file survives', async () => {
     const file = controlFile();
     const inode = statSync(file).ino;
-    const limits = readLimitsFile(file).limits;
+    const limits = await limitsOf(file);
     const registrations = kubelet.registrations.length;
     // Two seconds at the current limits first, to compare with (the last decision may have just
     // changed them). The windows are 1.5 s each: shorter ones measured the load of a busy machine
@@ -445,7 +464,7 @@ describe('every part together', () => {
     expect((await kubelet.waitForDevices((d) => d.length === 10)).every((d) => d.health === 'Healthy')).toBe(true);
     const port = await metricsPortOf(devicePlugin);
     expect(statSync(file).ino).toBe(inode);
-    expect(readLimitsFile(file).limits).toEqual(limits);
+    expect(await limitsOf(file)).toEqual(limits);
     expect(sample(await getText(`http://127.0.0.1:${port}/metrics`), 'sair_device_plugin_pod_gpu_cores_limit_percent', `pod="${POD}"`)).toBe(limits.gpuCores);
   }, 90_000);
 
