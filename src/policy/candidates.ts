@@ -5,7 +5,7 @@
 import { stageHeadroom, type BottleneckResult } from './bottleneck.js';
 import type { Anticipation } from './forecast.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation, StageSpec } from '../core/ports.js';
-import { packedGpus, shareCeiling } from './packing.js';
+import { cutFreesGpu, packedGpus, shareCeiling } from './packing.js';
 import { TUNING } from './tuning.js';
 import type { Candidate } from './types.js';
 
@@ -52,8 +52,8 @@ export function generateCandidates(
   const calm = p99Ratio !== null && p99Ratio < TUNING.calmP99Ratio;
   const out: Candidate[] = [];
   let pressing = false;
-  // GPUs the replicas pack onto now, where the cluster bills whole GPUs (null: it prices shares).
-  const gpusNow = obs.billedGpus !== undefined ? packedGpus(obs.allocation) : null;
+  // Whether the cluster bills whole GPUs (else it prices shares, and every cut saves).
+  const billsWhole = obs.billedGpus !== undefined;
   for (const stage of pipeline.stages) {
     const i = stage.index;
     const alloc = obs.allocation[i];
@@ -149,7 +149,7 @@ export function generateCandidates(
         if (downTo >= cur) continue;
         const after = pShare === null ? null : (pShare * cur) / downTo;
         // Where the cluster bills whole GPUs, a cut saves only if the replicas then pack onto fewer.
-        const savesNothing = gpusNow !== null && packedGpus(obs.allocation.map((a, k) => (k === i ? { ...a, gpuCores: downTo } : a))) >= gpusNow;
+        const savesNothing = billsWhole && !cutFreesGpu(obs.allocation, i, downTo);
         const good = changePrior(pShare, after, false, hotShare, calm, headroom);
         const prior = canTrimReplicas ? -0.3 : tooDeep(after) ? -0.5 : savesNothing ? Math.min(TUNING.idleCutPrior, good) : good;
         const id = downTo === cur - g.step ? `s${i}:gpu-` : `s${i}:gpu=${downTo}`;

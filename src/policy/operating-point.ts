@@ -23,7 +23,7 @@
 // Learning off keeps every stage at the default (the ablation). Pure.
 import type { BottleneckResult } from './bottleneck.js';
 import { replicaBounds } from './candidates.js';
-import { packedGpus } from './packing.js';
+import { cutFreesGpu } from './packing.js';
 import type { PipelineObservation, PipelineSpec } from '../core/ports.js';
 import { sloBreached } from './normalize.js';
 import type { OperatingSnapshot } from './snapshot-file.js';
@@ -84,15 +84,13 @@ export function cutBases(s: OperatingState, stages: number, learning: boolean): 
  */
 export function shareCutBases(s: OperatingState, pipeline: PipelineSpec, obs: PipelineObservation, bn: BottleneckResult, learning: boolean): number[] {
   const limits = cutBases(s, obs.allocation.length, learning);
-  const gpus = packedGpus(obs.allocation);
   return limits.map((limit, i) => {
     const g = pipeline.stages[i]?.gpuCores;
     const alloc = obs.allocation[i];
     const p = bn.pressure[i];
     if (limit === TUNING.gpuCutMaxPressure || !g || !alloc || alloc.gpuCores === null || p === null || p === undefined || !(p > 0)) return limit;
     const to = Math.max(g.min, Math.ceil((alloc.gpuCores * p) / limit / g.step - 1e-9) * g.step);
-    const frees = to < alloc.gpuCores && packedGpus(obs.allocation.map((a, k) => (k === i ? { ...a, gpuCores: to } : a))) < gpus;
-    return frees ? limit : TUNING.gpuCutMaxPressure;
+    return cutFreesGpu(obs.allocation, i, to) ? limit : TUNING.gpuCutMaxPressure;
   });
 }
 
@@ -135,7 +133,7 @@ export function observeTick(s: OperatingState, pipeline: PipelineSpec, obs: Pipe
     if (trimmable) afters.push((p * ready) / (alloc.replicas - 1));
     // A share cut lowers a packed bill only where the pipeline's replicas then fill fewer GPUs.
     const cutTo = Math.max(g.min, alloc.gpuCores - g.step);
-    if (cutTo < alloc.gpuCores && packedGpus(obs.allocation.map((a, k) => (k === i ? { ...a, gpuCores: cutTo } : a))) < packedGpus(obs.allocation)) {
+    if (cutFreesGpu(obs.allocation, i, cutTo)) {
       afters.push((p * alloc.gpuCores) / cutTo);
     }
     if (afters.length === 0) continue;

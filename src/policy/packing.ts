@@ -19,6 +19,16 @@ export function packedGpus(allocation: readonly Pick<StageAllocation, 'replicas'
 }
 
 /**
+ * Whether cutting stage `stage`'s replicas to `share` lets the pipeline's GPU replicas pack onto
+ * fewer whole GPUs than now: the only share cut that lowers a packed bill.
+ */
+export function cutFreesGpu(allocation: readonly Pick<StageAllocation, 'replicas' | 'gpuCores'>[], stage: number, share: number): boolean {
+  const current = allocation[stage]?.gpuCores;
+  if (current == null || share >= current) return false;
+  return packedGpus(allocation.map((a, k) => (k === stage ? { ...a, gpuCores: share } : a))) < packedGpus(allocation);
+}
+
+/**
  * The largest share a GPU stage's replicas can be given now: its upper bound, or, where a node
  * agent already clamps a rise (`gpuCoresAsked` above the enforced `gpuCores`: a replica's GPU has
  * no room), the share enforced, since a further rise would be clamped too until room frees up and

@@ -3,7 +3,7 @@ import { actionKeyOf, consolidation, generateCandidates } from '../../src/policy
 import { computeFloors, liftToFloors } from '../../src/policy/floors.js';
 import type { Anticipation } from '../../src/policy/forecast.js';
 import { newWindowState } from '../../src/policy/normalize.js';
-import { packedGpus } from '../../src/policy/packing.js';
+import { cutFreesGpu, packedGpus } from '../../src/policy/packing.js';
 import type { Candidate } from '../../src/policy/types.js';
 import type { PipelineObservation } from '../../src/core/ports.js';
 import { observation, pipeline, type StageLoad } from './fixtures.js';
@@ -196,6 +196,17 @@ describe('candidates', () => {
     expect(packedGpus([{ replicas: 2, gpuCores: 60 }, { replicas: 2, gpuCores: 40 }])).toBe(2);
     expect(packedGpus([{ replicas: 3, gpuCores: 60 }])).toBe(3);
     expect(packedGpus([{ replicas: 1, gpuCores: 100 }, { replicas: 1, gpuCores: 10 }])).toBe(2);
+  });
+
+  it('tells a share cut that lets the replicas pack onto fewer GPUs from one that does not', () => {
+    const alloc = [{ replicas: 1, gpuCores: null }, { replicas: 2, gpuCores: 60 }, { replicas: 1, gpuCores: 30 }];
+    // 2 x 60 % and 30 % fill two GPUs; at 50 % they still do, at 35 % they fill one.
+    expect(cutFreesGpu(alloc, 1, 50)).toBe(false);
+    expect(cutFreesGpu(alloc, 1, 35)).toBe(true);
+    // Not a cut: a rise, the same share, a CPU stage.
+    expect(cutFreesGpu(alloc, 1, 60)).toBe(false);
+    expect(cutFreesGpu(alloc, 1, 100)).toBe(false);
+    expect(cutFreesGpu(alloc, 0, 10)).toBe(false);
   });
 
   it('offers a consolidation (a replica fewer at a share that keeps the capacity) only where it frees a GPU', () => {
