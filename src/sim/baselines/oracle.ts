@@ -41,12 +41,17 @@ function gpuOptions(stage: StageModel, rate: number, target: number, budgetMs: n
   return out;
 }
 
+type Cost = { gpuHour: number; replicaHour: number };
+
+/** A plan's dollars per hour priced per share: each replica at its share of a GPU-hour. */
+const sharePrice = (p: Plan, cost: Cost): number => p.replicas * (cost.replicaHour + (p.gpuCores !== null ? (cost.gpuHour * p.gpuCores) / 100 : 0));
+
 /**
  * The cheapest allocation of one stage whose capacity at `target` utilization covers `rate` and
  * whose full batch (plus the batch timeout) fits the stage's share of the SLO, `budgetMs`, priced
  * per share (replicas times their share of a GPU-hour): the stage alone, before packing.
  */
-export function cheapestPlan(stage: StageModel, rate: number, target: number, cost: { gpuHour: number; replicaHour: number }, budgetMs = Infinity): Plan {
+export function cheapestPlan(stage: StageModel, rate: number, target: number, cost: Cost, budgetMs = Infinity): Plan {
   const min = Math.max(1, stage.replicas.min);
   const max = stage.replicas.max;
   if (!stage.gpuCores) {
@@ -56,7 +61,7 @@ export function cheapestPlan(stage: StageModel, rate: number, target: number, co
   let best: Plan | null = null;
   let bestCost = Infinity;
   for (const o of gpuOptions(stage, rate, target, budgetMs)) {
-    const c = o.replicas * (cost.replicaHour + (cost.gpuHour * o.gpuCores!) / 100);
+    const c = sharePrice(o, cost);
     if (c < bestCost) {
       bestCost = c;
       best = o;
@@ -100,11 +105,11 @@ function pathLatencyMs(stages: readonly StageModel[], plans: readonly Plan[]): n
  * batches along the longest path take at most PATH_BATCH_FRACTION of the SLO; the even split stands
  * where none is cheaper.
  */
-export function cheapestPipelinePlan(stages: readonly StageModel[], rates: readonly number[], target: number, cost: { gpuHour: number; replicaHour: number }, sloMs: number): Plan[] {
-  const plans = stages.map((s, i) => cheapestPlan(s, rates[i]!, target, cost, sloMs / depthOf(stages)));
+export function cheapestPipelinePlan(stages: readonly StageModel[], rates: readonly number[], target: number, cost: Cost, sloMs: number): Plan[] {
+  const plans = evenSplitPlan(stages, rates, target, cost, sloMs);
   const options = stages.map((s, i) => (s.gpuCores ? gpuOptions(s, rates[i]!, target, sloMs * PATH_BATCH_FRACTION) : []));
   const free = options.map((o, i) => (o.length > 0 ? i : -1)).filter((i) => i >= 0);
-  const price = (p: readonly Plan[]): number => p.reduce((sum, x) => sum + x.replicas * (cost.replicaHour + (x.gpuCores !== null ? (cost.gpuHour * x.gpuCores) / 100 : 0)), 0);
+  const price = (p: readonly Plan[]): number => p.reduce((sum, x) => sum + sharePrice(x, cost), 0);
   const fits = (p: readonly Plan[]): boolean => pathLatencyMs(stages, p) <= sloMs * PATH_BATCH_FRACTION;
   let best = price(plans);
   const consider = (trial: readonly Plan[]): boolean => {
@@ -136,6 +141,11 @@ export function cheapestPipelinePlan(stages: readonly StageModel[], rates: reado
   return plans;
 }
 
+/** Each stage planned alone (`cheapestPlan`), a full batch within an equal part of the SLO per stage on the longest path. */
+function evenSplitPlan(stages: readonly StageModel[], rates: readonly number[], target: number, cost: Cost, sloMs: number): Plan[] {
+  return stages.map((s, i) => cheapestPlan(s, rates[i]!, target, cost, sloMs / depthOf(stages)));
+}
+
 /** Stages on the longest path through the graph. */
 function depthOf(stages: readonly StageModel[]): number {
   const d: number[] = [];
@@ -156,7 +166,7 @@ export function createOracleController(ports: SimPorts, opts: OracleOptions = {}
   const planAt = (t: number): Plan[] => {
     const rates = model.stages.map((stage) => peakAhead(t, stage));
     if (opts.sloSplit === 'path') return cheapestPipelinePlan(model.stages, rates, target, model.cost, model.sloP99Ms);
-    return model.stages.map((stage, i) => cheapestPlan(stage, rates[i]!, target, model.cost, model.sloP99Ms / depthOf(model.stages)));
+    return evenSplitPlan(model.stages, rates, target, model.cost, model.sloP99Ms);
   };
   planAt(0).forEach((plan, i) => ports.initial.provision(model.stages[i]!.index, plan.replicas, plan.gpuCores ?? undefined));
   return {
