@@ -314,6 +314,7 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
       await tick.send();
       const [allocation, stages, recent, [p99Direct, sloViolation], gpusNow] = await Promise.all([Promise.all(enforcedAllocation), stagesAsked, recentAsked, ownAsked, gpusAsked]);
       const gpus = billedGpus(pipeline.id, gpusNow, failures);
+      const shareCost = costRate(pipeline, allocation);
       // Without an end-to-end query the sum of stage P99s bounds the pipeline's P99 from above.
       const stageP99s = stages.map((s) => s.latencyP99Ms);
       const p99Ms = source.p99Query ? p99Direct : stageP99s.every((v) => v !== null) ? stageP99s.reduce<number>((a, b) => a + (b ?? 0), 0) : null;
@@ -334,8 +335,8 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
         sloViolation: sloViolation === null ? null : Math.max(0, Math.min(1, sloViolation)),
         // Packed where the device plugin says which GPUs the pods hold (no per-GPU detail: gpuPacking
         // stays absent); share-priced where it does not answer.
-        costRate: gpus !== null ? packedCostRate(pipeline, allocation, gpus) : costRate(pipeline, allocation),
-        shareCostRate: costRate(pipeline, allocation),
+        costRate: gpus !== null ? packedCostRate(pipeline, allocation, gpus) : shareCost,
+        shareCostRate: shareCost,
         ...(gpus !== null ? { billedGpus: gpus } : {}),
       };
     },
