@@ -132,14 +132,16 @@ export function preferredAllocation(req: PreferredRequest): string[] {
   if (need <= 0) return [...chosen];
 
   type Gpu = [uuid: string, slots: string[]];
-  const room = ([uuid, list]: Gpu): number => Math.min(list.length * req.slotPercent, req.freeShare?.(uuid) ?? Infinity);
+  // Each GPU's budget asked once, not at every comparison of the sorts below.
+  const budget = new Map([...free.keys()].map((uuid) => [uuid, req.freeShare?.(uuid) ?? Infinity]));
+  const room = ([uuid, list]: Gpu): number => Math.min(list.length * req.slotPercent, budget.get(uuid)!);
   const bySlotOrder = (a: Gpu, b: Gpu): number => compareSlotIds(a[1][0]!, b[1][0]!);
   const freestFirst = (a: Gpu, b: Gpu): number => room(b) - room(a) || bySlotOrder(a, b);
   const byFreeShare = [...free.entries()].sort((a, b) => b[1].length - a[1].length || bySlotOrder(a, b));
   const pinned = new Set([...chosen].map((id) => parseSlotId(id)?.uuid ?? id));
   const holds = (pinned.size === 1 ? byFreeShare.filter(([uuid]) => pinned.has(uuid)) : byFreeShare).filter(([, list]) => list.length >= need);
   // The budget must hold the whole request (its must-include slots are not allocated yet either).
-  const fits = holds.filter(([uuid]) => (req.freeShare?.(uuid) ?? Infinity) >= size * req.slotPercent - 1e-9);
+  const fits = holds.filter(([uuid]) => budget.get(uuid)! >= size * req.slotPercent - 1e-9);
   const best = fits.sort(req.placement === 'binpack' ? (a, b) => room(a) - room(b) || bySlotOrder(a, b) : freestFirst)[0] ?? holds.sort(freestFirst)[0];
   if (best) return [...chosen, ...best[1].slice(0, need)];
 
