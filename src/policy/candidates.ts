@@ -5,7 +5,7 @@
 import { stageHeadroom, type BottleneckResult } from './bottleneck.js';
 import type { Anticipation } from './forecast.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation, StageSpec } from '../core/ports.js';
-import { cutFreesGpu, packedGpus, shareCeiling } from './packing.js';
+import { cutFreesGpu, packedGpus, riseFitsBilledGpus, shareCeiling, shareClamped } from './packing.js';
 import { TUNING } from './tuning.js';
 import type { Candidate } from './types.js';
 
@@ -54,6 +54,18 @@ export function generateCandidates(
   let pressing = false;
   // Whether the cluster bills whole GPUs (else it prices shares, and every cut saves).
   const billsWhole = obs.billedGpus !== undefined;
+  // Room on the GPUs wanted, per stage, in share points: its replicas Pending for room at their
+  // share, and its clamped replicas' shortfall. While any is wanted no rise fills the room; and a
+  // share cut that frees no GPU still frees room another stage asked for (as much as it asked: a
+  // deeper cut is capacity given up for nothing billed), unless the stage cut is short of room
+  // itself (the cut would drop its own clamped rise).
+  const wanted = obs.allocation.map((a) => (a.pendingReplicas ?? 0) * (a.gpuCores ?? 0) + (shareClamped(a) ? (a.clampedReplicas ?? 1) * (a.gpuCoresAsked! - a.gpuCores!) : 0));
+  const roomWanted = wanted.some((w) => w > 0);
+  // A share rise fills the GPUs already billed only where the pipeline has one GPU stage: the cluster
+  // does not say which stages' replicas share a GPU, and the room one stage fills is the room another's
+  // next rise needs (then clamped, and met by a replica on a GPU of its own).
+  const fillable = billsWhole && !roomWanted && pipeline.stages.filter((s) => s.gpuCores !== undefined).length === 1;
+  const held = Math.max(packedGpus(obs.allocation), obs.billedGpus ?? 0);
   for (const stage of pipeline.stages) {
     const i = stage.index;
     const alloc = obs.allocation[i];
@@ -130,9 +142,14 @@ export function generateCandidates(
       if (pShare !== null && pShare > 0) ups.add(Math.min(ceiling, cur + g.step * maxStep, Math.ceil((cur * pShare) / (TARGET * headroom) / g.step) * g.step));
       for (const upTo of [...ups].sort((a, b) => a - b)) {
         if (upTo <= cur) continue;
-        const prior = changePrior(pShare, pShare === null ? null : (pShare * cur) / upTo, true, hotShare, calm, headroom) + (hotShare ? 0.15 : 0);
+        const base = changePrior(pShare, pShare === null ? null : (pShare * cur) / upTo, true, hotShare, calm, headroom) + (hotShare ? 0.15 : 0);
+        // A rise the GPUs already billed hold costs nothing, and is capacity in place when a first
+        // burst comes, before any scrape shows it: a good move.
+        const fills = fillable && riseFitsBilledGpus(obs.allocation, i, upTo, held);
+        const prior = fills ? Math.max(base, TUNING.fillPrior) : base;
         const id = upTo === cur + g.step ? `s${i}:gpu+` : `s${i}:gpu=${upTo}`;
-        out.push({ id, key: `s${i}:gpu+`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: upTo }], describe: `stage ${i}: GPU cores ${cur}% -> ${upTo}%`, prior });
+        const describe = `stage ${i}: GPU cores ${cur}% -> ${upTo}%${fills ? ' (fills a GPU already billed)' : ''}`;
+        out.push({ id, key: `s${i}:gpu+`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: upTo }], describe, prior });
       }
       // One step down, and (when the stage is idle enough) straight down to the share that brings
       // it to the cut limit, so the share a burst needed is given back in one move after it; at most
@@ -148,8 +165,11 @@ export function generateCandidates(
       for (const downTo of [...downs].sort((a, b) => b - a)) {
         if (downTo >= cur) continue;
         const after = pShare === null ? null : (pShare * cur) / downTo;
-        // Where the cluster bills whole GPUs, a cut saves only if the replicas then pack onto fewer.
-        const savesNothing = billsWhole && !cutFreesGpu(obs.allocation, i, downTo);
+        // Where the cluster bills whole GPUs, a cut saves only if the replicas then pack onto fewer,
+        // or it frees the room another stage waits for.
+        const wantedByOthers = wanted.reduce((sum, w, k) => (k === i ? sum : sum + w), 0);
+        const servesWanted = wanted[i] === 0 && wantedByOthers > 0 && (cur - downTo - g.step) * r < wantedByOthers;
+        const savesNothing = billsWhole && !servesWanted && !cutFreesGpu(obs.allocation, i, downTo);
         const good = changePrior(pShare, after, false, hotShare, calm, headroom);
         const prior = canTrimReplicas ? -0.3 : tooDeep(after) ? -0.5 : savesNothing ? Math.min(TUNING.idleCutPrior, good) : good;
         const id = downTo === cur - g.step ? `s${i}:gpu-` : `s${i}:gpu=${downTo}`;

@@ -29,6 +29,16 @@ export function cutFreesGpu(allocation: readonly Pick<StageAllocation, 'replicas
 }
 
 /**
+ * Whether raising stage `stage`'s replicas to `share` leaves the pipeline's GPU replicas packed onto
+ * no more than the `held` GPUs billed now: a rise that costs nothing billed.
+ */
+export function riseFitsBilledGpus(allocation: readonly Pick<StageAllocation, 'replicas' | 'gpuCores'>[], stage: number, share: number, held: number): boolean {
+  const current = allocation[stage]?.gpuCores;
+  if (current == null || share <= current) return false;
+  return packedGpus(allocation.map((a, k) => (k === stage ? { ...a, gpuCores: share } : a))) <= held;
+}
+
+/**
  * The largest share a GPU stage's replicas can be given now: its upper bound, or, where a node
  * agent already clamps a rise (`gpuCoresAsked` above the enforced `gpuCores`: a replica's GPU has
  * no room), the share enforced, since a further rise would be clamped too until room frees up and

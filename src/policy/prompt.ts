@@ -82,7 +82,7 @@ export function buildPrompt(input: PromptInput): Prompt {
   // Where the cluster packs shares onto whole GPUs, that is the bill the reward reads: a share cut
   // that frees no GPU saves nothing, which the share-priced header line would hide.
   if (obs.billedGpus !== undefined) {
-    lines.push(`billing: whole GPUs, ${obs.billedGpus} in use at ${pipeline.cost.gpuHour} $/GPU-hour (a share cut saves only where the replicas then fit on fewer GPUs)`);
+    lines.push(`billing: whole GPUs, ${obs.billedGpus} in use at ${pipeline.cost.gpuHour} $/GPU-hour (a share cut saves only where the replicas then fit on fewer GPUs or it frees room another stage waits for; a rise that fits the GPUs in use costs nothing)`);
   }
   lines.push(`bottleneck: ${bn.stage === null ? 'unknown' : `stage ${bn.stage}`}`);
   const surge = bn.surge ?? 1;

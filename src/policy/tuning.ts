@@ -72,10 +72,17 @@ export const TUNING = {
   safeAfterDown: 0.72,
   /**
    * Prior of a share cut after which the replicas pack onto no fewer GPUs, where the cluster bills
-   * whole GPUs: it saves nothing billed and slows every batch, and its capacity is missing when the
-   * next burst comes, so it ranks below hold; the learning may still try it.
+   * whole GPUs and it frees no room another stage waits for: it saves nothing billed and slows every
+   * batch, and its capacity is missing when the next burst comes, so it ranks below hold; the learning
+   * may still try it.
    */
   idleCutPrior: -0.2,
+  /**
+   * Prior of a share rise that the GPUs already billed hold (a pipeline with one GPU stage, where the
+   * cluster bills whole GPUs): it costs nothing and is capacity in place for a first burst, which the
+   * first scrape shows 15 s late, so it ranks just above hold (0.35) and below a hot stage's scale-up.
+   */
+  fillPrior: 0.4,
   /** Prior of a consolidation (a replica fewer, the share raised to keep capacity) that frees a whole GPU: as good as a safe trim, since capacity stays. */
   packPrior: 0.6,
   /** P99/SLO under which the pipeline is calm enough to trim. */

@@ -3,9 +3,9 @@ import { actionKeyOf, consolidation, generateCandidates } from '../../src/policy
 import { computeFloors, liftToFloors } from '../../src/policy/floors.js';
 import type { Anticipation } from '../../src/policy/forecast.js';
 import { newWindowState } from '../../src/policy/normalize.js';
-import { cutFreesGpu, packedGpus } from '../../src/policy/packing.js';
+import { cutFreesGpu, packedGpus, riseFitsBilledGpus } from '../../src/policy/packing.js';
 import type { Candidate } from '../../src/policy/types.js';
-import type { PipelineObservation } from '../../src/core/ports.js';
+import type { PipelineObservation, PipelineSpec } from '../../src/core/ports.js';
 import { observation, pipeline, type StageLoad } from './fixtures.js';
 
 describe('candidates', () => {
@@ -112,6 +112,81 @@ describe('candidates', () => {
     const shared = offered({}).find((x) => x.id === 's1:gpu-')!;
     expect(shared.prior).toBeGreaterThan(0);
     expect(shared.describe).toBe('stage 1: GPU cores 90% -> 80%');
+  });
+
+  it('counts a share cut that frees no GPU as a saving where it frees the room another stage waits for', () => {
+    // Stage 1 at 90 % and stage 2 at 10 % share one GPU; stage 2 asked for 20 % and got 10.
+    const twoGpu = pipeline();
+    twoGpu.stages[2] = { ...twoGpu.stages[2]!, gpuCores: { min: 10, max: 100, step: 10 } };
+    const stages: StageLoad[] = [
+      { arrival: 5, perReplica: 80, replicas: 1 },
+      { arrival: 5, perReplica: 30, replicas: 1, gpuCores: 90 },
+      { arrival: 5, perReplica: 100, replicas: 1, gpuCores: 10 },
+    ];
+    const offered = (want: Record<number, Partial<PipelineObservation['allocation'][number]>>) => {
+      const obs = observation(stages, { billedGpus: 1, p99Ms: 100 });
+      const o = { ...obs, allocation: obs.allocation.map((a, i) => ({ ...a, ...want[i] })) };
+      return generateCandidates(twoGpu, o, detectBottleneck(twoGpu, o), 4);
+    };
+    const cut = (c: Candidate[], id: string) => c.find((x) => x.id === id)!;
+    // No one waits: a cut saves nothing billed.
+    expect(cut(offered({}), 's1:gpu-').describe).toBe('stage 1: GPU cores 90% -> 80% (frees no GPU)');
+    for (const want of [{ gpuCoresAsked: 20, clampedReplicas: 1 }, { pendingReplicas: 1 }]) {
+      const c = offered({ 2: want });
+      // One step frees the 10 points stage 2 waits for: a good move.
+      expect(cut(c, 's1:gpu-').describe).toBe('stage 1: GPU cores 90% -> 80%');
+      expect(cut(c, 's1:gpu-').prior).toBeGreaterThan(0);
+      // Down to 50 % frees far more than it waits for: still nothing billed saved.
+      expect(cut(c, 's1:gpu=50').describe).toBe('stage 1: GPU cores 90% -> 50% (frees no GPU)');
+      expect(cut(c, 's1:gpu=50').prior).toBeLessThanOrEqual(-0.2);
+    }
+    // A stage short of room itself gives up its own clamped rise by a cut: no saving.
+    const both = offered({ 1: { gpuCoresAsked: 100, clampedReplicas: 1 }, 2: { gpuCoresAsked: 20, clampedReplicas: 1 } });
+    expect(cut(both, 's1:gpu-').describe).toBe('stage 1: GPU cores 90% -> 80% (frees no GPU)');
+  });
+
+  it('ranks above hold a share rise the GPUs already billed hold, in a pipeline with one GPU stage', () => {
+    // One replica at 40 % on its own GPU, calm: a rise is no scale-up the load asks for.
+    const stages: StageLoad[] = [
+      { arrival: 10, perReplica: 80, replicas: 1 },
+      { arrival: 10, perReplica: 30, replicas: 1, gpuCores: 40 },
+      { arrival: 10, perReplica: 100, replicas: 1 },
+    ];
+    const offered = (s: PipelineSpec, extra: Partial<PipelineObservation>, at = stages) => {
+      const obs = observation(at, { p99Ms: 100, ...extra });
+      return generateCandidates(s, obs, detectBottleneck(s, obs), 4);
+    };
+    const billed = offered(spec, { billedGpus: 1 });
+    const fill = billed.find((x) => x.id === 's1:gpu+')!;
+    expect(fill.prior).toBeGreaterThan(billed.find((x) => x.id === 'hold')!.prior);
+    expect(fill.describe).toBe('stage 1: GPU cores 40% -> 50% (fills a GPU already billed)');
+    // Priced per share the rise costs: no fill.
+    const priced = offered(spec, {}).find((x) => x.id === 's1:gpu+')!;
+    expect(priced.prior).toBeLessThan(0);
+    expect(priced.describe).toBe('stage 1: GPU cores 40% -> 50%');
+    // Two replicas at 50 % fill one GPU; at 60 % they need two: no fill.
+    const full = offered(spec, { billedGpus: 1 }, stages.map((s, i) => (i === 1 ? { ...s, replicas: 2, gpuCores: 50 } : s)));
+    expect(full.find((x) => x.id === 's1:gpu+')!.prior).toBeLessThan(0);
+    // A second GPU stage might need that room for its own rise: no fill.
+    const twoGpu = pipeline();
+    twoGpu.stages[2] = { ...twoGpu.stages[2]!, gpuCores: { min: 10, max: 100, step: 10 } };
+    const shared = offered(twoGpu, { billedGpus: 1 }, stages.map((s, i) => (i === 2 ? { ...s, gpuCores: 30 } : s)));
+    expect(shared.find((x) => x.id === 's1:gpu+')!.describe).toBe('stage 1: GPU cores 40% -> 50%');
+    // Nor while a replica waits for room.
+    const obs = observation(stages, { p99Ms: 100, billedGpus: 1 });
+    const pending = { ...obs, allocation: obs.allocation.map((a, i) => (i === 1 ? { ...a, pendingReplicas: 1 } : a)) };
+    expect(generateCandidates(spec, pending, detectBottleneck(spec, pending), 4).find((x) => x.id === 's1:gpu+')!.prior).toBeLessThan(0);
+  });
+
+  it('tells a share rise the GPUs billed hold from one that needs another', () => {
+    const alloc = [{ replicas: 1, gpuCores: null }, { replicas: 2, gpuCores: 40 }];
+    expect(riseFitsBilledGpus(alloc, 1, 50, 1)).toBe(true);
+    expect(riseFitsBilledGpus(alloc, 1, 60, 1)).toBe(false);
+    // Held two GPUs (a replica alone on each): up to the whole of each.
+    expect(riseFitsBilledGpus(alloc, 1, 100, 2)).toBe(true);
+    // Not a rise, or a CPU stage.
+    expect(riseFitsBilledGpus(alloc, 1, 40, 1)).toBe(false);
+    expect(riseFitsBilledGpus(alloc, 0, 50, 1)).toBe(false);
   });
 
   it('cuts as deep as the guard\'s limit of this tick allows, where P99 leaves room in the SLO', () => {
