@@ -60,7 +60,8 @@ export function generateCandidates(
   // deeper cut is capacity given up for nothing billed), unless the stage cut is short of room
   // itself (the cut would drop its own clamped rise).
   const wanted = obs.allocation.map((a) => (a.pendingReplicas ?? 0) * (a.gpuCores ?? 0) + (shareClamped(a) ? (a.clampedReplicas ?? 1) * (a.gpuCoresAsked! - a.gpuCores!) : 0));
-  const roomWanted = wanted.some((w) => w > 0);
+  const totalWanted = wanted.reduce((sum, w) => sum + w, 0);
+  const roomWanted = totalWanted > 0;
   // A share rise fills the GPUs already billed only where the pipeline has one GPU stage: the cluster
   // does not say which stages' replicas share a GPU, and the room one stage fills is the room another's
   // next rise needs (then clamped, and met by a replica on a GPU of its own).
@@ -167,8 +168,8 @@ export function generateCandidates(
         const after = pShare === null ? null : (pShare * cur) / downTo;
         // Where the cluster bills whole GPUs, a cut saves only if the replicas then pack onto fewer,
         // or it frees the room another stage waits for.
-        const wantedByOthers = wanted.reduce((sum, w, k) => (k === i ? sum : sum + w), 0);
-        const servesWanted = wanted[i] === 0 && wantedByOthers > 0 && (cur - downTo - g.step) * r < wantedByOthers;
+        // (Where the stage itself wants none, what is wanted is all other stages'.)
+        const servesWanted = roomWanted && wanted[i] === 0 && (cur - downTo - g.step) * r < totalWanted;
         const savesNothing = billsWhole && !servesWanted && !cutFreesGpu(obs.allocation, i, downTo);
         const good = changePrior(pShare, after, false, hotShare, calm, headroom);
         const prior = canTrimReplicas ? -0.3 : tooDeep(after) ? -0.5 : savesNothing ? Math.min(TUNING.idleCutPrior, good) : good;

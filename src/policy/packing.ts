@@ -4,8 +4,10 @@
 // the scheduler: other tenants may fill the rest of a GPU, so it counts the pipeline's own replicas. Pure.
 import type { StageAllocation } from '../core/ports.js';
 
+type Packable = Pick<StageAllocation, 'replicas' | 'gpuCores'>;
+
 /** GPUs the replicas of `allocation` fill, packed largest share first. */
-export function packedGpus(allocation: readonly Pick<StageAllocation, 'replicas' | 'gpuCores'>[]): number {
+export function packedGpus(allocation: readonly Packable[]): number {
   const shares: number[] = [];
   for (const a of allocation) if (a.gpuCores !== null && a.gpuCores > 0) for (let k = 0; k < a.replicas; k++) shares.push(Math.min(100, a.gpuCores));
   shares.sort((x, y) => y - x);
@@ -18,24 +20,27 @@ export function packedGpus(allocation: readonly Pick<StageAllocation, 'replicas'
   return used.length;
 }
 
+/** The allocation with stage `stage`'s replicas at `share`. */
+const atShare = (allocation: readonly Packable[], stage: number, share: number): Packable[] => allocation.map((a, k) => (k === stage ? { ...a, gpuCores: share } : a));
+
 /**
  * Whether cutting stage `stage`'s replicas to `share` lets the pipeline's GPU replicas pack onto
  * fewer whole GPUs than now: the only share cut that lowers a packed bill.
  */
-export function cutFreesGpu(allocation: readonly Pick<StageAllocation, 'replicas' | 'gpuCores'>[], stage: number, share: number): boolean {
+export function cutFreesGpu(allocation: readonly Packable[], stage: number, share: number): boolean {
   const current = allocation[stage]?.gpuCores;
   if (current == null || share >= current) return false;
-  return packedGpus(allocation.map((a, k) => (k === stage ? { ...a, gpuCores: share } : a))) < packedGpus(allocation);
+  return packedGpus(atShare(allocation, stage, share)) < packedGpus(allocation);
 }
 
 /**
  * Whether raising stage `stage`'s replicas to `share` leaves the pipeline's GPU replicas packed onto
  * no more than the `held` GPUs billed now: a rise that costs nothing billed.
  */
-export function riseFitsBilledGpus(allocation: readonly Pick<StageAllocation, 'replicas' | 'gpuCores'>[], stage: number, share: number, held: number): boolean {
+export function riseFitsBilledGpus(allocation: readonly Packable[], stage: number, share: number, held: number): boolean {
   const current = allocation[stage]?.gpuCores;
   if (current == null || share <= current) return false;
-  return packedGpus(allocation.map((a, k) => (k === stage ? { ...a, gpuCores: share } : a))) <= held;
+  return packedGpus(atShare(allocation, stage, share)) <= held;
 }
 
 /**

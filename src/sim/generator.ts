@@ -3,7 +3,7 @@
 // cost, reference rate) and a random workload in units of its reference rate. Pure: no I/O; the
 // output is what the YAML files hold and passes the same validation (docs/simulator.md).
 import { Document, isScalar, visit } from 'yaml';
-import { maxThroughputPerReplica, pipelineFileSchema, resolvePipeline, type PipelineFile, type PipelineModel, type StageModel } from './pipeline.js';
+import { longestPath, maxThroughputPerReplica, pipelineFileSchema, resolvePipeline, type PipelineFile, type PipelineModel, type StageModel } from './pipeline.js';
 import { Rng } from './rng.js';
 import { validate } from './schema.js';
 import { workloadFileSchema, type WorkloadFile } from './workload.js';
@@ -209,12 +209,7 @@ function drawWorkload(d: Draw, shape: WorkloadShape, name: string): { file: Reco
 
 /** Longest path through the graph, each stage weighted by its full-batch time at a full GPU plus its batch timeout. */
 function criticalPathMs(stages: readonly StageModel[]): number {
-  const finish: number[] = [];
-  for (const s of stages) {
-    const own = s.service.baseMs + s.service.perItemMs * s.maxBatch + s.batchTimeoutMs;
-    finish[s.index] = own + Math.max(0, ...s.upstream.map((u) => finish[u]!));
-  }
-  return Math.max(...finish);
+  return longestPath(stages, (s) => s.service.baseMs + s.service.perItemMs * s.maxBatch + s.batchTimeoutMs);
 }
 
 const initialShare = (s: StageModel): number => (s.gpuCores ? s.gpuCores.initial / 100 : 1);

@@ -181,6 +181,16 @@ export function batchTimeMs(stage: StageModel, b: number, share: number): number
   return (stage.service.baseMs + stage.service.perItemMs * b) / share;
 }
 
+/**
+ * The heaviest path through the stage graph, each stage weighing `weight(stage)`: the stages are in
+ * topological order, so each one's upstream is already summed when it is reached.
+ */
+export function longestPath(stages: readonly StageModel[], weight: (stage: StageModel) => number): number {
+  const finish: number[] = [];
+  for (const s of stages) finish[s.index] = weight(s) + Math.max(0, ...s.upstream.map((u) => finish[u] ?? 0));
+  return Math.max(...finish);
+}
+
 /** Most items per second one replica can finish: full batches back to back. */
 export function maxThroughputPerReplica(stage: StageModel, share: number): number {
   return (1000 * stage.maxBatch) / batchTimeMs(stage, stage.maxBatch, share);

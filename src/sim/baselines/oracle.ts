@@ -9,7 +9,7 @@
 // lower bound for controllers that meet the SLO. It names the bottleneck with the ground-truth
 // rule, which checks the scoring end to end.
 import type { Controller, PipelineSpec, ScalingAction, TickReport } from '../../core/ports.js';
-import { batchTimeMs, maxThroughputPerReplica, type StageModel } from '../pipeline.js';
+import { batchTimeMs, longestPath, maxThroughputPerReplica, type StageModel } from '../pipeline.js';
 import type { SimPorts } from '../run.js';
 
 export interface OracleOptions {
@@ -90,12 +90,8 @@ function batchLatencyMs(stage: StageModel, plan: Plan): number {
   return batchTimeMs(stage, stage.maxBatch, plan.gpuCores / 100) + stage.batchTimeoutMs;
 }
 
-/** The longest path's sum of batch latencies (stages are in topological order). */
-function pathLatencyMs(stages: readonly StageModel[], plans: readonly Plan[]): number {
-  const d: number[] = [];
-  for (const [i, s] of stages.entries()) d[i] = batchLatencyMs(s, plans[i]!) + Math.max(0, ...s.upstream.map((u) => d[u] ?? 0));
-  return Math.max(...d);
-}
+/** The longest path's sum of batch latencies. */
+const pathLatencyMs = (stages: readonly StageModel[], plans: readonly Plan[]): number => longestPath(stages, (s) => batchLatencyMs(s, plans[s.index]!));
 
 /**
  * The cheapest plan for the whole pipeline. Each stage's own plan (`cheapestPlan`) splits the SLO
@@ -143,14 +139,8 @@ export function cheapestPipelinePlan(stages: readonly StageModel[], rates: reado
 
 /** Each stage planned alone (`cheapestPlan`), a full batch within an equal part of the SLO per stage on the longest path. */
 function evenSplitPlan(stages: readonly StageModel[], rates: readonly number[], target: number, cost: Cost, sloMs: number): Plan[] {
-  return stages.map((s, i) => cheapestPlan(s, rates[i]!, target, cost, sloMs / depthOf(stages)));
-}
-
-/** Stages on the longest path through the graph. */
-function depthOf(stages: readonly StageModel[]): number {
-  const d: number[] = [];
-  for (const s of stages) d[s.index] = 1 + Math.max(0, ...s.upstream.map((u) => d[u] ?? 0));
-  return Math.max(...d);
+  const budgetMs = sloMs / longestPath(stages, () => 1);
+  return stages.map((s, i) => cheapestPlan(s, rates[i]!, target, cost, budgetMs));
 }
 
 export function createOracleController(ports: SimPorts, opts: OracleOptions = {}): Controller {
