@@ -25,6 +25,10 @@ export interface BottleneckResult {
   drainPressure?: (number | null)[];
   /** The surge factor every stage's load was scaled by this tick (surgeFactor; 1 for none). Absent where built by hand. */
   surge?: number;
+  /** Per stage: the offered load in items/s (surge included), null where unknown. Absent where built by hand. */
+  load?: (number | null)[];
+  /** Per stage: the fraction of the target utilization it is sized at this tick (headroomAt). Absent where built by hand. */
+  headroom?: number[];
 }
 
 
@@ -127,6 +131,18 @@ export function stageHeadroom(pipeline: PipelineSpec, stage: number): number {
 }
 
 /**
+ * The headroom a stage is sized at this tick. A cheap stage keeps its default reserve (stageHeadroom)
+ * until it has learned, from a whole memory of its own loads (`peak`: the largest it carried, null
+ * while the memory is not full or learning is off), how large a surge it must expect: then only what
+ * meets that peak at the emergency's target, which under a steady load is no reserve at all. A load
+ * past the peak by a surge's margin is ground not seen, where the default reserve is back.
+ */
+export function headroomAt(base: number, load: number | null, peak: number | null, targetUtilization: number): number {
+  if (base >= 1 || peak === null || !(peak > 0) || load === null || load > TUNING.surgeRatio * peak) return base;
+  return Math.min(1, Math.max(base, (load * TUNING.emergencyTarget) / (peak * targetUtilization)));
+}
+
+/**
  * How much the entry rate of the newest scrape interval exceeds the window's, where that is a
  * surge and not noise; else 1. A window-long rate shows a surge at half its size in its first
  * tick, so stages were sized for half of it one tick late (text-generation burst: at 555 s the
@@ -147,10 +163,14 @@ export function detectBottleneck(
   obs: PipelineObservation,
   memory: CapacityMemory = newCapacityMemory(),
   targetUtilization = 0.7,
+  /** Per stage, the largest load a whole memory of episodes saw (operating-point.ts, surgePeaks); none: the default headroom. */
+  peaks: readonly (number | null)[] = [],
 ): BottleneckResult {
   const pressure: (number | null)[] = [];
   const needed: (number | null)[] = [];
   const drainPressure: (number | null)[] = [];
+  const loads: (number | null)[] = [];
+  const headroom: number[] = [];
   // A surge the window shows only in part reaches every stage: scale each stage's load by it.
   const surge = surgeFactor(obs);
   let totalLatency = 0;
@@ -164,6 +184,8 @@ export function detectBottleneck(
       pressure.push(null);
       needed.push(null);
       drainPressure.push(null);
+      loads.push(null);
+      headroom.push(stageHeadroom(pipeline, i));
       continue;
     }
     const ready = Math.max(alloc.readyReplicas, 0);
@@ -171,10 +193,13 @@ export function detectBottleneck(
     // What the pipeline offers this stage: its own arrivals, or the entry rate when a stage upstream holds work back.
     const own = offeredLoad(m, surge);
     const load = own === null ? null : Math.max(own, (obs.arrivalRate ?? 0) * surge);
+    const h = headroomAt(stageHeadroom(pipeline, i), load, peaks[i] ?? null, targetUtilization);
+    loads.push(load);
+    headroom.push(h);
     let p: number | null;
     if (perReplica !== null && load !== null) {
       p = ready > 0 ? load / (perReplica * ready) : load > 0 ? Infinity : 0;
-      needed.push(Math.max(1, Math.ceil(load / ((busy ?? perReplica) * targetUtilization * stageHeadroom(pipeline, i)))));
+      needed.push(Math.max(1, Math.ceil(load / ((busy ?? perReplica) * targetUtilization * h))));
     } else {
       p = m.utilization;
       needed.push(null);
@@ -194,5 +219,5 @@ export function detectBottleneck(
       best = i;
     }
   }
-  return { stage: best, pressure, needed, drainPressure, surge };
+  return { stage: best, pressure, needed, drainPressure, surge, load: loads, headroom };
 }

@@ -74,7 +74,7 @@ export function generateCandidates(
     const r = alloc.replicas;
     const ready = Math.max(alloc.readyReplicas, 1);
     const now = bn.pressure[i] ?? null;
-    const headroom = stageHeadroom(pipeline, i);
+    const headroom = bn.headroom?.[i] ?? stageHeadroom(pipeline, i);
     // Load/capacity as each lever will meet it: the forecast's peak within its lead (share: at
     // once; replicas: a cold start), where one is due. A stage is hot where the forecast floors
     // would act (floors.ts): its share where the forecast load passes TUNING.anticipateAbove; its

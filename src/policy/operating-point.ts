@@ -20,8 +20,15 @@
 // replicas left could meet the largest load of the last hour (an hour seen) by raising their shares
 // alone, or where a forecast sees the recurring peak coming and its floor adds replicas ahead of it.
 //
+// A cheap (CPU) stage has no depth but a surge reserve: it runs at a third of the target load
+// (TUNING.cheapHeadroom) so that a burst it has not seen finds it ready. Once a whole memory of
+// episodes (an hour) has shown the largest load it must carry, it keeps only what meets that peak at
+// the emergency's target (bottleneck.ts, headroomAt): under a steady load, no reserve. An episode
+// with violating windows in which it ran with less than the default reserve clears that memory, so
+// the default is back for the next hour.
+//
 // Learning off keeps every stage at the default (the ablation). Pure.
-import type { BottleneckResult } from './bottleneck.js';
+import { stageHeadroom, type BottleneckResult } from './bottleneck.js';
 import { replicaBounds } from './candidates.js';
 import { cutFreesGpu } from './packing.js';
 import type { PipelineObservation, PipelineSpec } from '../core/ports.js';
@@ -38,9 +45,16 @@ export interface StageDepth {
   bound: boolean;
   /** This episode: the stage ran past the default limit. */
   used: boolean;
-  /** Largest full-batch load (replicas at a whole GPU) of this episode and of the ones before, newest last. */
+  /**
+   * Largest load of this episode and of the ones before, newest last: for a GPU stage full-batch
+   * load (replicas at a whole GPU), for a cheap stage items/s.
+   */
   peak: number;
   peaks: number[];
+  /** A cheap stage, whose reserve the memory of peaks sizes. */
+  cheap?: boolean;
+  /** This episode: the cheap stage ran with less than its default reserve. */
+  reserveUsed?: boolean;
 }
 
 export interface OperatingState {
@@ -67,6 +81,18 @@ const recentPeak = (st: StageDepth): number => Math.max(st.peak, ...st.peaks);
  */
 function surgeCovered(st: StageDepth, replicas: number, maxCores: number): boolean {
   return st.peaks.length >= TUNING.surgeMemoryEpisodes && replicas * (maxCores / 100) * TUNING.emergencyTarget >= recentPeak(st);
+}
+
+/**
+ * Per stage, the largest load a cheap stage carried over a whole memory of episodes, for sizing its
+ * reserve (bottleneck.ts, headroomAt); null while the memory is not full, for other stages, and with
+ * learning off.
+ */
+export function surgePeaks(s: OperatingState, stages: number, learning: boolean): (number | null)[] {
+  return Array.from({ length: stages }, (_, i) => {
+    const st = s.stages[i];
+    return learning && st?.cheap && st.peaks.length >= TUNING.surgeMemoryEpisodes ? recentPeak(st) : null;
+  });
 }
 
 /** The cut limit a depth stands for. */
@@ -122,6 +148,15 @@ export function observeTick(s: OperatingState, pipeline: PipelineSpec, obs: Pipe
     const alloc = obs.allocation[i];
     const p = bn.pressure[i];
     const g = stage.gpuCores;
+    const base = stageHeadroom(pipeline, i);
+    const load = bn.load?.[i];
+    if (base < 1 && load != null && Number.isFinite(load)) {
+      const st = stageAt(s, i);
+      st.cheap = true;
+      st.peak = Math.max(st.peak, load);
+      if ((bn.headroom?.[i] ?? base) > base) st.reserveUsed = true;
+      continue;
+    }
     if (!g || !alloc || alloc.gpuCores === null || p === null || p === undefined || !Number.isFinite(p)) continue;
     const st = stageAt(s, i);
     const ready = Math.max(alloc.readyReplicas, 1);
@@ -155,6 +190,22 @@ export function nextEpisode(s: OperatingState, now: number, learning: boolean): 
   const notes: string[] = [];
   s.stages.forEach((st, i) => {
     const was = st.depth;
+    if (st.cheap) {
+      const seen = st.peaks.length >= TUNING.surgeMemoryEpisodes;
+      if (learning && s.violated && st.reserveUsed) {
+        st.peaks = [];
+        notes.push(`stage ${i}: violations while it ran with less than its default reserve; the default is back for ${memoryMinutes()} minutes`);
+      } else {
+        st.peaks.push(st.peak);
+        if (st.peaks.length > TUNING.surgeMemoryEpisodes) st.peaks.shift();
+        if (learning && !seen && st.peaks.length >= TUNING.surgeMemoryEpisodes) {
+          notes.push(`stage ${i}: ${memoryMinutes()} minutes of load seen (peak ${recentPeak(st).toFixed(1)}/s); its reserve is sized for that peak`);
+        }
+      }
+      st.peak = 0;
+      st.reserveUsed = false;
+      return;
+    }
     if (learning) {
       if (s.violated && st.used && st.depth > 0) {
         st.ceiling = Math.max(0, st.depth - TUNING.operatingStep);
@@ -175,6 +226,9 @@ export function nextEpisode(s: OperatingState, now: number, learning: boolean): 
   s.violated = false;
   return notes;
 }
+
+/** How long a whole memory of episodes is, in minutes. */
+const memoryMinutes = (): number => Math.round((TUNING.surgeMemoryEpisodes * TUNING.operatingEpisodeMs) / 60_000);
 
 /** What of a pipeline's operating state a snapshot keeps: each stage's depth, ceiling and hour of peaks. */
 export function saveOperating(s: OperatingState): OperatingSnapshot[string] {

@@ -115,8 +115,9 @@ export const policySettingsSchema = z.object({
    */
   learning: S.learning,
   /**
-   * With learning on, also learn how deep each GPU stage may be cut (operating-point.ts). Off keeps
-   * every stage at the safe default while the memory still learns.
+   * With learning on, also learn how deep each GPU stage may be cut and how much surge reserve each
+   * cheap stage keeps (operating-point.ts). Off keeps every stage at the safe default while the
+   * memory still learns.
    */
   operatingPoint: S.operatingPoint,
   /**
@@ -325,7 +326,7 @@ export const policyConfigSpec = {
     env: 'SAIR_OPERATING_POINT',
     flag: '--operating-point',
     form: 'true or false',
-    help: 'with learning on, also learn from outcomes how deep each GPU stage may be cut (off: the safe default depth)',
+    help: 'with learning on, also learn how deep each GPU stage may be cut and how much surge reserve each CPU stage keeps (off: the safe defaults)',
     schema: fromText.boolean(S.operatingPoint),
   },
   creditHorizonWindows: {

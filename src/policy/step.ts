@@ -28,7 +28,7 @@ import { features, stateBucket, type ExperienceBuffer, type StateFeatures } from
 import { computeFloors, liftToFloors, unmetFloors, type Floor } from './floors.js';
 import { anticipate, newRateHistory, recordRate, type Anticipation, type RateHistory } from './forecast.js';
 import { metricsMissing, newWindowState, noteApplied, normalize, recordNeeds, sloBreached, type WindowState } from './normalize.js';
-import { cutBases, newOperatingState, nextEpisode, observeTick, shareCutBases, trimBases, type OperatingState } from './operating-point.js';
+import { cutBases, newOperatingState, nextEpisode, observeTick, shareCutBases, surgePeaks, trimBases, type OperatingState } from './operating-point.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction } from '../core/ports.js';
 import { buildPrompt, experienceRowTokens } from './prompt.js';
 import { outcomeOf } from './reward.js';
@@ -91,7 +91,8 @@ export interface StepResult {
 function estimate(st: PipelineState, obs: PipelineObservation, ctx: StepContext) {
   const { pipeline, settings, now } = ctx;
   rememberCapacity(st.capacity, obs);
-  const bn = detectBottleneck(pipeline, obs, st.capacity);
+  const learnDepth = settings.learning && settings.operatingPoint;
+  const bn = detectBottleneck(pipeline, obs, st.capacity, undefined, surgePeaks(st.operating, obs.allocation.length, learnDepth));
   const outcome = outcomeOf(pipeline, obs);
   const f = features(bn.stage, bn.pressure, outcome?.p99Ratio ?? null);
   let anticipation: Anticipation | null = null;
@@ -100,7 +101,6 @@ function estimate(st: PipelineState, obs: PipelineObservation, ctx: StepContext)
     // Against the rate now, surge included: a burst already under way is not due again.
     anticipation = anticipate(st.rates, now, obs.arrivalRate * (bn.surge ?? 1), { shareMs: settings.forecast.shareLeadMs, replicaMs: settings.forecast.replicaLeadMs });
   }
-  const learnDepth = settings.learning && settings.operatingPoint;
   observeTick(st.operating, pipeline, obs, bn, anticipation !== null);
   const bases = { cut: shareCutBases(st.operating, pipeline, obs, bn, learnDepth), trim: trimBases(st.operating, pipeline, obs, learnDepth, anticipation !== null) };
   recordNeeds(st.window, bn, obs, now, settings.cooldowns.stabilizationMs, { sloP99Ms: pipeline.sloP99Ms, p99Budget: settings.p99Budget }, settings.surgeReserve, bases);

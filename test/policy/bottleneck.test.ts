@@ -1,5 +1,5 @@
 import { TUNING } from '../../src/policy/tuning.js';
-import { detectBottleneck, newCapacityMemory, rememberCapacity, stageHeadroom, surgeFactor } from '../../src/policy/bottleneck.js';
+import { detectBottleneck, headroomAt, newCapacityMemory, rememberCapacity, stageHeadroom, surgeFactor } from '../../src/policy/bottleneck.js';
 import { observation, pipeline } from './fixtures.js';
 
 describe('detectBottleneck', () => {
@@ -116,6 +116,7 @@ describe('detectBottleneck with batch service-time data', () => {
     const bn = detectBottleneck(spec(), window(1.3, 80, 75_000), mem);
     expect(bn.pressure[1]).toBeCloseTo(100 / ((1000 * 32) / gpuMs(32) * 0.8), 3);
   });
+
 });
 
 describe('detectBottleneck tie-break', () => {
@@ -155,6 +156,39 @@ describe('backlog and headroom', () => {
     expect(stageHeadroom(spec, 1)).toBe(1);
     expect(stageHeadroom(pipeline({ cost: { gpuHour: 2.5, replicaHour: 0.5 } }), 0)).toBe(1);
     expect(stageHeadroom(pipeline({ cost: { gpuHour: 0, replicaHour: 0.1 } }), 0)).toBe(1);
+  });
+
+  it('sizes a cheap stage for the peak its memory saw, not the default reserve, once it has one', () => {
+    const eT = TUNING.emergencyTarget;
+    // No memory, or a stage without a reserve: the default.
+    expect(headroomAt(1 / 3, 100, null, 0.7)).toBeCloseTo(1 / 3, 12);
+    expect(headroomAt(1, 100, 300, 0.7)).toBe(1);
+    // Steady load at its peak: no reserve beyond the target (capped at 1).
+    expect(headroomAt(1 / 3, 100, 100, 0.7)).toBe(1);
+    // Half the peak: what meets the peak at the emergency's target.
+    expect(headroomAt(1 / 3, 50, 100, 0.7)).toBeCloseTo((50 * eT) / (100 * 0.7), 12);
+    // A peak far above today's load (a burst seen): never less than the default.
+    expect(headroomAt(1 / 3, 20, 100, 0.7)).toBeCloseTo(1 / 3, 12);
+    // Past the peak by a surge's margin: ground not seen, the default.
+    expect(headroomAt(1 / 3, 100 * TUNING.surgeRatio + 1, 100, 0.7)).toBeCloseTo(1 / 3, 12);
+  });
+
+  it('needs fewer replicas of a cheap stage whose memory saw no surge, and reports loads and headrooms', () => {
+    const obs = observation([
+      { arrival: 100, perReplica: 200, replicas: 3 },
+      { arrival: 100, perReplica: 300, replicas: 1, gpuCores: 50 },
+      { arrival: 100, perReplica: 400, replicas: 1 },
+    ]);
+    const plain = detectBottleneck(pipeline(), obs);
+    // 100/s at 200/s per replica, target 0.7 x 1/3: three replicas.
+    expect(plain.needed[0]).toBe(3);
+    expect(plain.headroom).toEqual([1 / 3, 1, 1 / 3]);
+    expect(plain.load).toEqual([100, 100, 100]);
+    const learned = detectBottleneck(pipeline(), obs, newCapacityMemory(), 0.7, [105, null, 400]);
+    expect(learned.needed[0]).toBe(1);
+    // The last stage's peak was four times today's load: it keeps its default reserve.
+    expect(learned.headroom![2]).toBeCloseTo(1 / 3, 12);
+    expect(learned.needed[2]).toBe(plain.needed[2]);
   });
 });
 

@@ -2,7 +2,7 @@
 // limit held a trim back, back after violating episodes it ran hot in; a replica trim past the
 // default needs the recent peak covered by share alone or a forecast.
 import type { BottleneckResult } from '../../src/policy/bottleneck.js';
-import { cutBases, cutLimitAt, newOperatingState, nextEpisode, observeTick, shareCutBases, trimBases, type OperatingState } from '../../src/policy/operating-point.js';
+import { cutBases, cutLimitAt, loadOperating, newOperatingState, nextEpisode, observeTick, saveOperating, shareCutBases, surgePeaks, trimBases, type OperatingState } from '../../src/policy/operating-point.js';
 import { TUNING } from '../../src/policy/tuning.js';
 import type { PipelineObservation } from '../../src/core/ports.js';
 import { observation, pipeline } from './fixtures.js';
@@ -139,5 +139,69 @@ describe('operating point (GPU cut depth)', () => {
     const busy = tick(2, 100, 0.6);
     expect(shareCutBases(s, spec, busy.obs, busy.bn, true)[1]).toBe(DEFAULT);
     expect(shareCutBases(s, spec, two.obs, two.bn, false)[1]).toBe(DEFAULT);
+  });
+});
+
+describe('operating point (a cheap stage\'s surge reserve)', () => {
+  const M = TUNING.surgeMemoryEpisodes;
+  /** Stage 0 (cheap, CPU) carrying `load`/s, sized at `headroom`; `violating` windows this tick. */
+  function cpuTick(load: number, headroom = 1 / 3, violating = false) {
+    const obs = observation(
+      [
+        { arrival: load, perReplica: 200, replicas: 2 },
+        { arrival: load, perReplica: 300, replicas: 1, gpuCores: 50 },
+        { arrival: load, perReplica: 400, replicas: 1 },
+      ],
+      violating ? { p99Ms: 900, sloViolation: 0.2 } : { p99Ms: 200 },
+    );
+    const bn: BottleneckResult = { stage: 1, pressure: [0.3, 0.3, 0.2], needed: [1, 1, 1], load: [load, load, load], headroom: [headroom, 1, 1 / 3] };
+    return { obs, bn };
+  }
+  function run(s: OperatingState, n: number, at: (k: number) => ReturnType<typeof cpuTick>, learning = true): string[] {
+    const notes: string[] = [];
+    if (s.episodeStart === null) nextEpisode(s, 0, learning);
+    const start = s.episodeStart!;
+    for (let k = 0; k < n; k++) {
+      for (let t = 0; t < E; t += 15_000) {
+        const { obs, bn } = at(k);
+        observeTick(s, spec, obs, bn, false);
+      }
+      notes.push(...nextEpisode(s, start + (k + 1) * E, learning));
+    }
+    return notes;
+  }
+
+  it('knows no peak until a whole memory of episodes is seen, then the largest load in it', () => {
+    const s = newOperatingState();
+    run(s, M - 1, (k) => cpuTick(k === 2 ? 150 : 100));
+    expect(surgePeaks(s, 3, true)).toEqual([null, null, null]);
+    const notes = run(s, 1, () => cpuTick(100));
+    expect(surgePeaks(s, 3, true)).toEqual([150, null, 150]);
+    expect(notes.some((n) => n.startsWith('stage 0:') && n.includes('peak 150.0/s'))).toBe(true);
+    // Learning off: the default reserve, whatever was seen.
+    expect(surgePeaks(s, 3, false)).toEqual([null, null, null]);
+    // The memory is an hour: the 150 ages out.
+    run(s, 3, () => cpuTick(100));
+    expect(surgePeaks(s, 3, true)[0]).toBe(100);
+    // A snapshot keeps it across a restart (the stage is known cheap again at its first tick).
+    const back = loadOperating(saveOperating(s));
+    observeTick(back, spec, cpuTick(100).obs, cpuTick(100).bn, false);
+    expect(surgePeaks(back, 3, true)[0]).toBe(100);
+  });
+
+  it('forgets its memory after violations in an episode it ran with less than the default reserve, and only then', () => {
+    const s = newOperatingState();
+    run(s, M, () => cpuTick(100));
+    // Violations while it kept the default reserve: not its doing.
+    run(s, 1, () => cpuTick(100, 1 / 3, true));
+    expect(surgePeaks(s, 3, true)[0]).toBe(100);
+    // Violations while it ran hotter: the default is back for a whole memory.
+    const notes = run(s, 1, () => cpuTick(100, 1, true));
+    expect(surgePeaks(s, 3, true)[0]).toBeNull();
+    expect(notes.some((n) => n.startsWith('stage 0:') && n.includes('default is back'))).toBe(true);
+    run(s, M - 1, () => cpuTick(100));
+    expect(surgePeaks(s, 3, true)[0]).toBeNull();
+    run(s, 1, () => cpuTick(100));
+    expect(surgePeaks(s, 3, true)[0]).toBe(100);
   });
 });
