@@ -10,8 +10,8 @@ import type { PipelineModel } from '../src/sim/pipeline.js';
 
 export type Pair = [pipeline: string, workload: string];
 
-/** The cells of the paper and issue suites, or the cross of the given pipelines and workloads. */
-export function suiteCells(suites: readonly string[], pipelines?: readonly string[], workloads?: readonly string[]): Pair[] {
+/** The cells of the paper, issue and generated suites, or the cross of the given pipelines and workloads. */
+export function suiteCells(suites: readonly string[], pipelines?: readonly string[], workloads?: readonly string[], generatedSeeds = '1000:1011'): Pair[] {
   const pairs: Pair[] = [];
   if (pipelines || workloads) {
     for (const p of pipelines ?? PAPER_PIPELINES) for (const w of workloads ?? PAPER_WORKLOADS) pairs.push([p, w]);
@@ -19,6 +19,12 @@ export function suiteCells(suites: readonly string[], pipelines?: readonly strin
   }
   if (suites.includes('paper')) for (const p of PAPER_PIPELINES) for (const w of PAPER_WORKLOADS) pairs.push([p, w]);
   if (suites.includes('issue')) for (const p of ISSUE_PIPELINES) for (const w of MATRIX_WORKLOADS) pairs.push([p, w]);
+  if (suites.includes('generated')) {
+    // A generated scenario is the pair gen:SEED; the cell's runner asks the generator for it.
+    const m = /^(\d+):(\d+)$/.exec(generatedSeeds);
+    if (!m || Number(m[1]) > Number(m[2])) throw new ValidationError('--generated-seeds', 'FROM:TO, two seeds with FROM <= TO (e.g. 1000:1011)', generatedSeeds);
+    for (let s = Number(m[1]); s <= Number(m[2]); s++) pairs.push(['gen', String(s)]);
+  }
   return pairs;
 }
 

@@ -11,7 +11,9 @@
 // (fragmentation none of them repacks), and the oracles strand some too.
 // Ends with: summary: learning_gain_pct=G worst_cell_pct=W cells=N
 // Flags: --seeds N (3) --first-seed S (1) --hours H (8) --last-hours L (4) --jobs N (2)
-//        --pipelines a,b --workloads x,y (instead of the two suites) --bound on|off (on: run the oracles)
+//        --suites paper,issue,generated --generated-seeds FROM:TO (1000:1011; generated scenarios, as
+//        bench:policy's, which nothing was tuned on) --pipelines a,b --workloads x,y (instead of the
+//        suites) --bound on|off (on: run the oracles)
 //        --sair-settings JSON (policy settings merged into both variants, for experiments)
 //        --cluster autoscaled|unlimited (the built-ins' own: unlimited; autoscaled clamps share rises)
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -22,6 +24,7 @@ import { policySettings, type PolicySettingsInput } from '../src/policy/settings
 import { PAPER_PIPELINES } from '../src/sim/builtin-pipelines.js';
 import { PAPER_WORKLOADS } from '../src/sim/builtin-workloads.js';
 import { BASELINES } from '../src/sim/baselines/index.js';
+import { generateScenario } from '../src/sim/generator.js';
 import { runMatrix } from '../src/sim/matrix.js';
 import type { RunResult } from '../src/sim/run.js';
 import { clusterFlag, onCluster, runAsCell, runCellsInChildren, suiteCells } from './cells.js';
@@ -69,9 +72,10 @@ interface CellRuns {
 
 async function runCell(pipeline: string, workload: string): Promise<CellRuns> {
   const seeds = Array.from({ length: num('--seeds', 3) }, (_, i) => num('--first-seed', 1) + i);
+  // A generated scenario is named gen:SEED; its pipeline and workload come from the generator.
+  const generated = pipeline === 'gen' ? generateScenario(Number(workload)) : null;
   const results = await runMatrix({
-    pipelines: [onCluster(pipeline, cluster)],
-    workloads: [workload],
+    ...(generated ? { scenarios: [{ pipeline: onCluster(generated.pipeline, cluster), workload: generated.workload }] } : { pipelines: [onCluster(pipeline, cluster)], workloads: [workload] }),
     controllers: bound ? ['on', 'off', 'oracle', 'oracle-path'] : ['on', 'off'],
     seeds,
     durationMs: hours * HOUR,
@@ -125,7 +129,7 @@ function svg(on: number[], off: number[]): string {
 async function main(): Promise<void> {
   if (await runAsCell(flags.get('--cell'), runCell)) return;
   const custom = flags.has('--pipelines') || flags.has('--workloads');
-  const pairs = suiteCells(['paper', 'issue'], custom ? list('--pipelines', PAPER_PIPELINES) : undefined, custom ? list('--workloads', PAPER_WORKLOADS) : undefined);
+  const pairs = suiteCells(list('--suites', ['paper', 'issue']), custom ? list('--pipelines', PAPER_PIPELINES) : undefined, custom ? list('--workloads', PAPER_WORKLOADS) : undefined, flags.get('--generated-seeds'));
   const jobs = Math.max(1, num('--jobs', Math.min(2, availableParallelism())));
   console.log(`bench:learning: ${pairs.length} cells x ${num('--seeds', 3)} seeds x ${hours} h, learning on and off; objective = cost + $${PENALTY} per violating request; gain over the last ${lastHours} h`);
   const cells = await runCellsInChildren<CellRuns>(import.meta.url, pairs, jobs);

@@ -235,11 +235,8 @@ function printLlm(cells: Cell[], controllers: string[]): void {
 
 async function main(): Promise<void> {
   if (await runAsCell(flags.get('--cell'), runCell)) return;
-  const pairs = suiteCells(list('--suites', ['paper', 'issue']), flags.has('--pipelines') || flags.has('--workloads') ? list('--pipelines', PAPER_PIPELINES) : undefined, flags.has('--pipelines') || flags.has('--workloads') ? list('--workloads', PAPER_WORKLOADS) : undefined);
-  if (!flags.has('--pipelines') && !flags.has('--workloads') && list('--suites', []).includes('generated')) {
-    const [from, to] = (flags.get('--generated-seeds') ?? '1000:1011').split(':').map(Number);
-    for (let s = from!; s <= to!; s++) pairs.push(['gen', String(s)]);
-  }
+  const custom = flags.has('--pipelines') || flags.has('--workloads');
+  const pairs = suiteCells(list('--suites', ['paper', 'issue']), custom ? list('--pipelines', PAPER_PIPELINES) : undefined, custom ? list('--workloads', PAPER_WORKLOADS) : undefined, flags.get('--generated-seeds'));
   if (flags.has('--cells')) pairs.splice(num('--cells', pairs.length));
   const jobs = Math.max(1, num('--jobs', Math.min(2, availableParallelism())));
   const controllers = list('--controllers', ['sair', 'sair-off', ...DEPLOYED, 'oracle']);

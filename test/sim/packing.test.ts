@@ -15,7 +15,7 @@ import { Rng } from '../../src/sim/rng.js';
 import { runScenario, type ControllerFactory } from '../../src/sim/run.js';
 import { Simulation } from '../../src/sim/simulator.js';
 import { parseWorkload } from '../../src/sim/workload.js';
-import { clusterFlag, onCluster } from '../../bench/cells.js';
+import { clusterFlag, onCluster, suiteCells } from '../../bench/cells.js';
 import { strandedGpus } from '../../bench/stranded.js';
 
 const COST = { gpuHour: 2, replicaHour: 0.1 };
@@ -148,6 +148,15 @@ describe('GPU packing in the simulator', () => {
     expect(moved.stages).toEqual(builtinPipeline('nlp-chain')!.stages);
     expect(() => clusterFlag('8')).toThrow('--cluster: "8" is not "autoscaled" or "unlimited"');
     expect(() => onCluster('nope', 'autoscaled')).toThrow('--pipelines: "nope" is not the names of built-in pipelines');
+  });
+
+  it('names the benches\' cells: the built-in suites, generated scenarios by seed, and refuses a bad seed range', () => {
+    expect(suiteCells(['paper', 'issue'])).toHaveLength(24);
+    expect(suiteCells(['generated'], undefined, undefined, '1012:1014')).toEqual([['gen', '1012'], ['gen', '1013'], ['gen', '1014']]);
+    expect(suiteCells(['paper', 'generated'])).toHaveLength(12 + 12);
+    expect(suiteCells(['generated'], ['rag'], ['spike'], 'x')).toEqual([['rag', 'spike']]);
+    expect(() => suiteCells(['generated'], undefined, undefined, '1011:1000')).toThrow('--generated-seeds: "1011:1000" is not FROM:TO');
+    expect(() => suiteCells(['generated'], undefined, undefined, '1000')).toThrow('--generated-seeds');
   });
 
   it('keeps share-priced figures and counts GPUs with an unlimited cluster', async () => {
