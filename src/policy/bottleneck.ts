@@ -6,7 +6,7 @@
 // Otherwise throughput / busy time estimates it; that understates a batching stage's capacity at low
 // load (small batches), so a capacity memory keeps the best rate seen per unit of GPU share,
 // decaying slowly. Pure: the caller keeps the memory.
-import type { PipelineObservation, PipelineSpec, StageAllocation, StageMetrics } from '../core/ports.js';
+import type { PipelineObservation, PipelineSpec, StageMetrics } from '../core/ports.js';
 import { emptyServiceModel, fullBatchCapacity, observeService, type ServiceModel } from './service-model.js';
 import { TUNING } from './tuning.js';
 
@@ -66,31 +66,13 @@ export const newCapacityMemory = (): CapacityMemory => ({ best: [], service: [],
 /** A replica's share of one GPU as a fraction; CPU stages and unknown shares count as whole. */
 export const shareOf = (gpuCores: number | null | undefined) => (gpuCores ? gpuCores / 100 : 1);
 
-/**
- * The mean share a stage's ready replicas run at, as a fraction. Where a node agent clamped some of
- * them (`clampedReplicas` at the enforced `gpuCores`, the rest at `gpuCoresAsked`), the stage's
- * measurements mix both speeds and its capacity is the mean's: normalizing by the enforced (least)
- * share alone read the unclamped replicas' short batches as a slope, and the service model's
- * full-batch capacity fell hour by hour. Where the cluster does not count clamped replicas (the
- * Prometheus adapter reports the least enforced share only), the least share: right while the mix
- * stays as it was, off by the two shares' ratio once it changes.
- */
-export function effectiveShare(alloc: Pick<StageAllocation, 'readyReplicas' | 'gpuCores' | 'gpuCoresAsked' | 'clampedReplicas'> | undefined): number {
-  const least = shareOf(alloc?.gpuCores);
-  if (!alloc?.gpuCores) return least;
-  const { gpuCoresAsked: asked, clampedReplicas: clamped, readyReplicas: ready } = alloc;
-  if (asked === undefined || clamped === undefined || !(asked > alloc.gpuCores) || !(ready > clamped)) return least;
-  return (clamped * alloc.gpuCores + (ready - clamped) * asked) / (ready * 100);
-}
-
 /** Fold this window's measured capacities into the memory (call once per observation). */
 export function rememberCapacity(mem: CapacityMemory, obs: PipelineObservation): void {
   obs.stages.forEach((m, i) => {
     const alloc = obs.allocation[i];
     const measured = alloc ? capacityPerReplica(m, alloc.readyReplicas) : null;
-    const share = effectiveShare(alloc);
-    // A change of the mix of clamped replicas is a change of share too.
-    const gpuCores = alloc?.gpuCores == null ? null : Math.round(share * 1000) / 10;
+    const share = shareOf(alloc?.gpuCores);
+    const gpuCores = alloc?.gpuCores ?? null;
     const seen = mem.share[i];
     if (!seen || seen.gpuCores !== gpuCores) mem.share[i] = { gpuCores, since: seen ? obs.time : -Infinity };
     const steady = obs.time - obs.windowMs >= mem.share[i]!.since;
@@ -119,12 +101,12 @@ export function rememberCapacity(mem: CapacityMemory, obs: PipelineObservation):
 export function replicaCapacity(
   maxBatch: number | undefined,
   m: StageMetrics,
-  /** The replicas' mean share as a fraction (effectiveShare); 1 for a CPU stage. */
-  share: number,
+  gpuCores: number | null,
   ready: number,
   memory: CapacityMemory,
   i: number,
 ): { saturation: number | null; busy: number | null } {
+  const share = shareOf(gpuCores);
   const measured = capacityPerReplica(m, ready);
   const remembered = memory.best[i] ?? null;
   const busy = remembered !== null ? Math.max(measured ?? 0, remembered * share) : measured;
@@ -207,7 +189,7 @@ export function detectBottleneck(
       continue;
     }
     const ready = Math.max(alloc.readyReplicas, 0);
-    const { saturation: perReplica, busy } = replicaCapacity(pipeline.stages[i]?.maxBatch, m, effectiveShare(alloc), ready, memory, i);
+    const { saturation: perReplica, busy } = replicaCapacity(pipeline.stages[i]?.maxBatch, m, alloc.gpuCores, ready, memory, i);
     // What the pipeline offers this stage: its own arrivals, or the entry rate when a stage upstream holds work back.
     const own = offeredLoad(m, surge);
     const load = own === null ? null : Math.max(own, (obs.arrivalRate ?? 0) * surge);

@@ -5,7 +5,7 @@
 // above the stabilization window's peak need, and holds everything when metrics are missing. It
 // never creates a change. Also here: the window memory it judges by (recordNeeds). Pure: the caller
 // keeps the state.
-import { effectiveShare, shareOf, type BottleneckResult } from './bottleneck.js';
+import { shareOf, type BottleneckResult } from './bottleneck.js';
 import { replicaBounds } from './candidates.js';
 import type { Wanted } from './floors.js';
 import type { Anticipation } from './forecast.js';
@@ -80,13 +80,13 @@ export function recordNeeds(
     const alloc = obs.allocation[i];
     if (p === null || !alloc || !Number.isFinite(p)) return;
     const list = state.fullBatchUnits.get(i) ?? [];
-    keepWindow(list, { time: now, units: p * Math.max(alloc.readyReplicas, 0) * effectiveShare(alloc) }, now, windowMs);
+    keepWindow(list, { time: now, units: p * Math.max(alloc.readyReplicas, 0) * shareOf(alloc.gpuCores) }, now, windowMs);
     state.fullBatchUnits.set(i, list);
   });
   bn.needed.forEach((needed, i) => {
     if (needed === null) return;
     const list = state.needs.get(i) ?? [];
-    keepWindow(list, { time: now, units: needed * effectiveShare(obs.allocation[i]) }, now, windowMs);
+    keepWindow(list, { time: now, units: needed * shareOf(obs.allocation[i]?.gpuCores) }, now, windowMs);
     state.needs.set(i, list);
   });
   state.cutLimits = obs.allocation.map((_, i) => gpuCutLimit(state, i, obs, budget?.p99Budget ?? 0, bases.cut?.[i] ?? TUNING.gpuCutMaxPressure));
@@ -122,7 +122,7 @@ function gpuCutLimit(state: WindowState, stage: number, obs: PipelineObservation
   const alloc = obs.allocation[stage];
   if (!alloc || alloc.gpuCores === null || !(fraction > 0)) return base;
   const settled = settledMeans(state, stage);
-  const capacity = alloc.replicas * effectiveShare(alloc);
+  const capacity = alloc.replicas * shareOf(alloc.gpuCores);
   if (!settled || !(capacity > 0)) return base;
   const pressure = settled.units / capacity;
   if (!(pressure > 0)) return base;
@@ -224,11 +224,11 @@ export function normalize(
     const alloc = obs.allocation[i];
     const p = bn.pressure[i];
     if (!anticipation || !alloc || p === null || p === undefined) return 0;
-    return p * Math.max(alloc.readyReplicas, 0) * effectiveShare(alloc) * factor;
+    return p * Math.max(alloc.readyReplicas, 0) * shareOf(alloc.gpuCores) * factor;
   };
   const expectedNeed = (i: number): number => {
     const need = bn.needed[i];
-    return anticipation && need !== null && need !== undefined ? need * anticipation.replicaFactor * effectiveShare(obs.allocation[i]) : 0;
+    return anticipation && need !== null && need !== undefined ? need * anticipation.replicaFactor * shareOf(obs.allocation[i]?.gpuCores) : 0;
   };
 
   // A consolidation (the selector's replica trim with a share raise on the same stage) is one move:

@@ -1,5 +1,5 @@
 import { TUNING } from '../../src/policy/tuning.js';
-import { detectBottleneck, effectiveShare, headroomAt, newCapacityMemory, rememberCapacity, stageHeadroom, surgeFactor } from '../../src/policy/bottleneck.js';
+import { detectBottleneck, headroomAt, newCapacityMemory, rememberCapacity, stageHeadroom, surgeFactor } from '../../src/policy/bottleneck.js';
 import { observation, pipeline } from './fixtures.js';
 
 describe('detectBottleneck', () => {
@@ -117,36 +117,6 @@ describe('detectBottleneck with batch service-time data', () => {
     expect(bn.pressure[1]).toBeCloseTo(100 / ((1000 * 32) / gpuMs(32) * 0.8), 3);
   });
 
-  it('learns at a full GPU where a node agent clamped some replicas, at their mean share', () => {
-    // Two replicas asked 80 %: one runs clamped at 40 %. Their batches take gpuMs(b) / 0.6 on average.
-    const clamped = (b: number, time: number, counted = true) => {
-      const obs = window(b, 40, time);
-      obs.allocation[1] = { replicas: 2, readyReplicas: 2, gpuCores: 40, gpuCoresAsked: 80, ...(counted ? { clampedReplicas: 1 } : {}) };
-      obs.stages[1] = { ...obs.stages[1]!, batchServiceMs: gpuMs(b) / 0.6, capacityPerReplica: null, utilization: null };
-      return obs;
-    };
-    expect(effectiveShare(clamped(1, 0).allocation[1])).toBeCloseTo(0.6, 12);
-    // Not counted by the cluster: the least share. A CPU stage: whole.
-    expect(effectiveShare(clamped(1, 0, false).allocation[1])).toBeCloseTo(0.4, 12);
-    expect(effectiveShare(clamped(1, 0).allocation[0])).toBe(1);
-    const fullBatch = (1000 * 32) / gpuMs(32);
-    const learn = (counted: boolean) => {
-      const mem = newCapacityMemory();
-      [2.1, 1.8, 1.6, 1.7, 1.6].forEach((b, i) => rememberCapacity(mem, clamped(b, i * 15_000, counted)));
-      return mem;
-    };
-    // 100 items/s on two replicas at a mean 60 % of a full GPU's full-batch rate.
-    const mem = learn(true);
-    expect(detectBottleneck(spec(), clamped(1.6, 60_000), mem).pressure[1]).toBeCloseTo(100 / (2 * 0.6 * fullBatch), 3);
-    // Room frees up and both run at 80 %: what was learnt under the clamp still holds.
-    const freed = window(1.6, 80, 75_000);
-    freed.allocation[1] = { replicas: 2, readyReplicas: 2, gpuCores: 80 };
-    expect(detectBottleneck(spec(), freed, mem).pressure[1]).toBeCloseTo(100 / (2 * 0.8 * fullBatch), 3);
-    // Where the cluster does not count clamped replicas, the least share normalizes: each batch reads
-    // as run at 40 %, the GPU as faster than it is, and the freed stage's pressure as lower (never used
-    // where the count is known).
-    expect(detectBottleneck(spec(), freed, learn(false)).pressure[1]).toBeCloseTo(100 / (2 * 0.8 * fullBatch * 1.5), 3);
-  });
 });
 
 describe('detectBottleneck tie-break', () => {
