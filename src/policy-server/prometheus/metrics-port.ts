@@ -12,7 +12,7 @@ import type { MetricPreset, StageQueryField } from '../k8s/pipeline-resource.js'
 import type { Clock, MetricsPort, PipelineObservation, PipelineSpec, StageAllocation, StageMetrics } from '../../core/ports.js';
 import type { PrometheusClient, Series } from './client.js';
 import { confineToNamespace } from './confine.js';
-import { BATCH_QUERIES, GPU_CORES_ENFORCED_QUERY, gpusInUseQuery, render, stageQueries, type StageQueries } from './queries.js';
+import { BATCH_QUERIES, GPU_CORES_ENFORCED_QUERY, clampedPodsQuery, gpusInUseQuery, render, stageQueries, type StageQueries } from './queries.js';
 
 export interface StageMetricsSource {
   namespace: string;
@@ -243,14 +243,22 @@ export function createPrometheusMetrics(deps: PrometheusMetricsDeps): MetricsPor
   /**
    * The allocation with each GPU stage's share as the node agents enforce it: where a GPU had no
    * room for a raise, the agent clamped it, and the step must see the share the pods really run at
-   * (its next decision then sizes replicas, not share, for the rest). No series: the asked share.
+   * (its next decision then sizes replicas, not share, for the rest), with how many pods run
+   * clamped: the room the stage waits for, which a cut of another stage may free. No series: the
+   * asked share.
    */
   function enforced(source: PipelineMetricsSource, allocation: StageAllocation[], tick: TickQueries): Promise<StageAllocation>[] {
     return allocation.map(async (a, i) => {
       const s = source.stages[i];
       if (a.gpuCores === null || !s) return a;
-      const limit = await tick.add(render(GPU_CORES_ENFORCED_QUERY, { namespace: s.namespace, deployment: s.deployment, windowSeconds: 0 }));
-      return limit != null && a.gpuCores !== null && limit > 0 && limit < a.gpuCores ? { ...a, gpuCores: limit, gpuCoresAsked: a.gpuCores } : a;
+      const at = { namespace: s.namespace, deployment: s.deployment, windowSeconds: 0 };
+      const limitAsked = tick.add(render(GPU_CORES_ENFORCED_QUERY, at));
+      const clampedAsked = tick.add(clampedPodsQuery(at, a.gpuCores));
+      const [limit, clamped] = await Promise.all([limitAsked, clampedAsked]);
+      if (limit == null || a.gpuCores === null || !(limit > 0) || limit >= a.gpuCores) return a;
+      // Pods of a ReplicaSet on its way out may match too: never more clamped than replicas asked.
+      const count = clamped != null && clamped >= 1 ? { clampedReplicas: Math.min(Math.round(clamped), a.replicas) } : {};
+      return { ...a, gpuCores: limit, gpuCoresAsked: a.gpuCores, ...count };
     });
   }
 

@@ -28,6 +28,18 @@ export const GPU_CORES_ENFORCED_QUERY =
   'min(sair_device_plugin_pod_gpu_cores_limit_percent{namespace="{namespace}",pod=~"{pods}"})' +
   ' or min(sair_device_plugin_pod_gpu_cores_limit_percent{exported_namespace="{namespace}",exported_pod=~"{pods}"})';
 
+/**
+ * How many of the stage's pods run clamped: enforced below the share asked ({asked}, percent), each
+ * waiting for room on its GPU. No pod below answers nothing (count of an empty vector); both label
+ * spellings, as above.
+ */
+const GPU_CORES_CLAMPED_QUERY =
+  'count(sair_device_plugin_pod_gpu_cores_limit_percent{namespace="{namespace}",pod=~"{pods}"} < {asked})' +
+  ' or count(sair_device_plugin_pod_gpu_cores_limit_percent{exported_namespace="{namespace}",exported_pod=~"{pods}"} < {asked})';
+
+/** GPU_CORES_CLAMPED_QUERY for a stage's pods asked `asked` percent. */
+export const clampedPodsQuery = (v: TemplateValues, asked: number): string => render(GPU_CORES_CLAMPED_QUERY, v).replaceAll('{asked}', String(asked));
+
 const quantile = (q: number, bucket: string) => `1000 * histogram_quantile(${q}, sum by (le) (rate(${bucket}{${SEL}}[{window}])))`;
 
 export const PRESETS: Record<MetricPreset, StageQueries> = {

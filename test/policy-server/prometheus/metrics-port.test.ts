@@ -123,7 +123,7 @@ describe('Prometheus metrics port', () => {
   });
 
   it('sees a GPU stage at the share its node agents enforce when a GPU had no room for the one asked', async () => {
-    prom().on('sair_device_plugin_pod_gpu_cores_limit_percent', { vector: [{ value: '30' }] });
+    prom().on((q) => q.startsWith('min(sair_device_plugin_pod_gpu_cores_limit_percent'), { vector: [{ value: '30' }] });
     prom().on('sair_device_plugin_pod_gpu_kernel_seconds_total', { vector: [{ value: '0.3' }] });
     const obs = await port().observe(pipeline);
     expect(obs.allocation[1]).toMatchObject({ gpuCores: 30, gpuCoresAsked: 50 });
@@ -134,10 +134,27 @@ describe('Prometheus metrics port', () => {
       'label_replace((min(sair_device_plugin_pod_gpu_cores_limit_percent{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"})' +
         ' or min(sair_device_plugin_pod_gpu_cores_limit_percent{exported_namespace="ml",exported_pod=~"llm-[a-z0-9]+-[a-z0-9]+"})), "sair_query"',
     );
+    // No count of clamped pods: the lowest share stands for both.
+    expect(obs.allocation[1]).not.toHaveProperty('clampedReplicas');
     // A limit at or above the share asked (or none) leaves the allocation as the cluster reports it.
     prom().reset();
     prom().on('sair_device_plugin_pod_gpu_cores_limit_percent', { vector: [{ value: '50' }] });
     expect((await port().observe(pipeline)).allocation).toEqual(allocation);
+  });
+
+  it('counts the pods clamped below the share asked', async () => {
+    prom().on((q) => q.startsWith('min(sair_device_plugin_pod_gpu_cores_limit_percent'), { vector: [{ value: '30' }] });
+    prom().on((q) => q.startsWith('count(sair_device_plugin_pod_gpu_cores_limit_percent'), { vector: [{ value: '1' }] });
+    prom().on('sair_device_plugin_pod_gpu_kernel_seconds_total', { vector: [{ value: '0.3' }] });
+    const obs = await port().observe(pipeline);
+    expect(obs.allocation[1]).toEqual({ ...allocation[1], gpuCores: 30, gpuCoresAsked: 50, clampedReplicas: 1 });
+    expect(prom().leaves).toContain('count(sair_device_plugin_pod_gpu_cores_limit_percent{namespace="ml",pod=~"llm-[a-z0-9]+-[a-z0-9]+"} < 50)');
+    expect(prom().leaves).toContain('count(sair_device_plugin_pod_gpu_cores_limit_percent{exported_namespace="ml",exported_pod=~"llm-[a-z0-9]+-[a-z0-9]+"} < 50)');
+    // Pods of an old ReplicaSet matching too: never more clamped than replicas asked.
+    prom().reset();
+    prom().on((q) => q.startsWith('min(sair_device_plugin_pod_gpu_cores_limit_percent'), { vector: [{ value: '30' }] });
+    prom().on((q) => q.startsWith('count(sair_device_plugin_pod_gpu_cores_limit_percent'), { vector: [{ value: '5' }] });
+    expect((await port().observe(pipeline)).allocation[1]).toMatchObject({ clampedReplicas: 2 });
   });
 
   it('reads mean batch size and batch compute time from Triton counters, and leaves them null for other presets', async () => {
@@ -176,9 +193,10 @@ describe('Prometheus metrics port', () => {
     expect(obs.p99Ms).toBe(650);
     const combined = prom().queries.filter((q) => q.includes('label_replace('));
     expect(combined).toHaveLength(1);
-    // The pre stage's five queries, the entry rate over 30 s, the GPU stage's share and GPU time and
-    // the pipeline's GPUs are arms of that request; the queries with the spliced selector and the p99Query are not.
-    expect(combined[0]!.match(/label_replace\(\(/g)).toHaveLength(9);
+    // The pre stage's five queries, the entry rate over 30 s, the GPU stage's share, its clamped pods
+    // and GPU time and the pipeline's GPUs are arms of that request; the queries with the spliced
+    // selector and the p99Query are not.
+    expect(combined[0]!.match(/label_replace\(\(/g)).toHaveLength(10);
     expect(combined[0]).not.toContain('model_name');
     expect(prom().queries.filter((q) => !q.includes('label_replace(')).every((q) => q.includes('model_name') || q.includes('e2e_p99'))).toBe(true);
   });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { PrometheusClient } from '../../../src/policy-server/prometheus/client.js';
 import { ARM_LABEL, TickQueries } from '../../../src/policy-server/prometheus/metrics-port.js';
-import { BATCH_QUERIES, GPU_CORES_ENFORCED_QUERY, PRESETS, gpusInUseQuery, render } from '../../../src/policy-server/prometheus/queries.js';
+import { BATCH_QUERIES, GPU_CORES_ENFORCED_QUERY, PRESETS, clampedPodsQuery, gpusInUseQuery, render } from '../../../src/policy-server/prometheus/queries.js';
 
 async function freePort(): Promise<number> {
   const probe = http.createServer();
@@ -94,7 +94,7 @@ describe('the combined tick query on a real Prometheus', () => {
         const batch = BATCH_QUERIES[preset];
         if (batch) alone.push(render(batch.batchSize, values), render(batch.batchServiceMs, values));
       }
-      alone.push(render(GPU_CORES_ENFORCED_QUERY, values), `deriv((${render(PRESETS.vllm.queueLength!, values)})[10s:])`);
+      alone.push(render(GPU_CORES_ENFORCED_QUERY, values), clampedPodsQuery(values, 50), `deriv((${render(PRESETS.vllm.queueLength!, values)})[10s:])`);
     }
     alone.push(gpusInUseQuery('ml', ['pre', 'llm']), gpusInUseQuery('ml', ['llm']));
     // Both asked at one instant with four scrapes in every window.
@@ -113,5 +113,8 @@ describe('the combined tick query on a real Prometheus', () => {
     // The GPUs held: pre's two pods share one, llm's two hold one each.
     expect((await client.query(gpusInUseQuery('ml', ['pre', 'llm']), at))[0]?.value).toBe(3);
     expect((await client.query(gpusInUseQuery('ml', ['llm']), at))[0]?.value).toBe(2);
+    // Each Deployment's pods run at 40 % and 50 %: one below 50, none below 40 (no answer).
+    expect((await client.query(clampedPodsQuery({ namespace: 'ml', deployment: 'llm', windowSeconds: 10 }, 50), at))[0]?.value).toBe(1);
+    expect(await client.query(clampedPodsQuery({ namespace: 'ml', deployment: 'llm', windowSeconds: 10 }, 40), at)).toEqual([]);
   }, 60_000);
 });
