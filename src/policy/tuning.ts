@@ -14,7 +14,7 @@ export const TUNING = {
   tieLatency: 0.01,
   /** A stage whose replica costs under this fraction of a GPU-hour counts as cheap (a CPU stage). */
   cheapStageCost: 0.05,
-  /** Fraction of the target load a cheap stage runs at: a third, so a 3x burst still fits at almost no cost. */
+  /** Fraction of the target load a cheap stage runs at until an hour of its loads says less will do (operating-point.ts): a third, so a 3x burst still fits at almost no cost. */
   cheapHeadroom: 1 / 3,
   /** The newest scrape's entry rate must exceed the window's by this ratio to count as a surge (a 3x surge reads 1.5 while it fills half a 30 s window)... */
   surgeRatio: 1.25,
