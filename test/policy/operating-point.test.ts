@@ -26,7 +26,7 @@ function tick(replicas: number, gpuCores: number, pressure: number, extra: Parti
 }
 
 /** `n` more episodes of ticks every 15 s, each tick from `at(k)` (k: the episode). */
-function episodes(s: OperatingState, n: number, at: (k: number) => ReturnType<typeof tick>, learning = true, anticipating = false): string[] {
+function episodes(s: OperatingState, n: number, at: (k: number) => { obs: PipelineObservation; bn: BottleneckResult }, learning = true, anticipating = false): string[] {
   const notes: string[] = [];
   if (s.episodeStart === null) nextEpisode(s, 0, learning);
   const start = s.episodeStart!;
@@ -157,31 +157,17 @@ describe('operating point (a cheap stage\'s surge reserve)', () => {
     const bn: BottleneckResult = { stage: 1, pressure: [0.3, 0.3, 0.2], needed: [1, 1, 1], load: [load, load, load], headroom: [headroom, 1, 1 / 3] };
     return { obs, bn };
   }
-  function run(s: OperatingState, n: number, at: (k: number) => ReturnType<typeof cpuTick>, learning = true): string[] {
-    const notes: string[] = [];
-    if (s.episodeStart === null) nextEpisode(s, 0, learning);
-    const start = s.episodeStart!;
-    for (let k = 0; k < n; k++) {
-      for (let t = 0; t < E; t += 15_000) {
-        const { obs, bn } = at(k);
-        observeTick(s, spec, obs, bn, false);
-      }
-      notes.push(...nextEpisode(s, start + (k + 1) * E, learning));
-    }
-    return notes;
-  }
-
   it('knows no peak until a whole memory of episodes is seen, then the largest load in it', () => {
     const s = newOperatingState();
-    run(s, M - 1, (k) => cpuTick(k === 2 ? 150 : 100));
+    episodes(s, M - 1, (k) => cpuTick(k === 2 ? 150 : 100));
     expect(surgePeaks(s, 3, true)).toEqual([null, null, null]);
-    const notes = run(s, 1, () => cpuTick(100));
+    const notes = episodes(s, 1, () => cpuTick(100));
     expect(surgePeaks(s, 3, true)).toEqual([150, null, 150]);
     expect(notes.some((n) => n.startsWith('stage 0:') && n.includes('peak 150.0/s'))).toBe(true);
     // Learning off: the default reserve, whatever was seen.
     expect(surgePeaks(s, 3, false)).toEqual([null, null, null]);
     // The memory is an hour: the 150 ages out.
-    run(s, 3, () => cpuTick(100));
+    episodes(s, 3, () => cpuTick(100));
     expect(surgePeaks(s, 3, true)[0]).toBe(100);
     // A snapshot keeps it across a restart (the stage is known cheap again at its first tick).
     const back = loadOperating(saveOperating(s));
@@ -191,17 +177,17 @@ describe('operating point (a cheap stage\'s surge reserve)', () => {
 
   it('forgets its memory after violations in an episode it ran with less than the default reserve, and only then', () => {
     const s = newOperatingState();
-    run(s, M, () => cpuTick(100));
+    episodes(s, M, () => cpuTick(100));
     // Violations while it kept the default reserve: not its doing.
-    run(s, 1, () => cpuTick(100, 1 / 3, true));
+    episodes(s, 1, () => cpuTick(100, 1 / 3, true));
     expect(surgePeaks(s, 3, true)[0]).toBe(100);
     // Violations while it ran hotter: the default is back for a whole memory.
-    const notes = run(s, 1, () => cpuTick(100, 1, true));
+    const notes = episodes(s, 1, () => cpuTick(100, 1, true));
     expect(surgePeaks(s, 3, true)[0]).toBeNull();
     expect(notes.some((n) => n.startsWith('stage 0:') && n.includes('default is back'))).toBe(true);
-    run(s, M - 1, () => cpuTick(100));
+    episodes(s, M - 1, () => cpuTick(100));
     expect(surgePeaks(s, 3, true)[0]).toBeNull();
-    run(s, 1, () => cpuTick(100));
+    episodes(s, 1, () => cpuTick(100));
     expect(surgePeaks(s, 3, true)[0]).toBe(100);
   });
 });
