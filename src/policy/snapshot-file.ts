@@ -28,7 +28,7 @@ const rateHistory = z
   .object({ times: z.array(z.number()), rates: z.array(z.number().min(0)) })
   .refine((h) => h.times.length === h.rates.length, { error: 'as many times as rates' });
 
-/** Per pipeline id: each GPU stage's learned cut depth (operating-point.ts); absent in older snapshots. */
+/** Per pipeline id: each GPU stage's learned cut depth and each stage's hour of peak loads (operating-point.ts); absent in older snapshots. */
 export type OperatingSnapshot = Record<string, { stages: ({ depth: number; ceiling: number; peaks: number[] } | null)[] }>;
 
 const stageDepth = z.object({ depth: z.number().min(0).max(1), ceiling: z.number().min(0).max(1), peaks: z.array(z.number().min(0)) });

@@ -8,15 +8,16 @@
 // 2. Floors: safety needs (an SLO emergency, a forecast surge, the surge reserve) as the least
 //    capacity each stage must have. Never actions of their own.
 // 3. Propose: the candidates (hold, replicas +/-, GPU share +/-), with priors around the pipeline's
-//    learned operating point (how deep each GPU stage may be cut); those the normalizer would only
-//    hold are screened out.
+//    learned operating point (how deep each GPU stage may be cut, how much reserve each CPU stage
+//    keeps); those the normalizer would only hold are screened out.
 // 4. Select: the selector (LLM or bandit) picks one, reading the same evidence: the retrieved
 //    experiences and their statistics.
 // 5. Normalize: the choice lifted to the floors, then bounds, step limits, cooldowns and
 //    stabilization, HPA-style. It only limits; each applied change says who produced it.
 // 6. Learn: every decision (holds included) is credited with its return over the next windows
 //    against its state's value (credit.ts); experiences join the memory; each GPU stage's cut depth
-//    moves by its episode's outcome (operating-point.ts).
+//    moves by its episode's outcome, and each CPU stage's surge reserve is sized by its last hour of
+//    loads (operating-point.ts).
 //
 // No I/O: no clock, network or files. The state is the caller's; step and learn update it in place
 // (the experience buffer is large, and a copy per tick would cost more than the tick).
@@ -91,8 +92,8 @@ export interface StepResult {
 function estimate(st: PipelineState, obs: PipelineObservation, ctx: StepContext) {
   const { pipeline, settings, now } = ctx;
   rememberCapacity(st.capacity, obs);
-  const learnDepth = settings.learning && settings.operatingPoint;
-  const bn = detectBottleneck(pipeline, obs, st.capacity, undefined, surgePeaks(st.operating, obs.allocation.length, learnDepth));
+  const learnOperating = settings.learning && settings.operatingPoint;
+  const bn = detectBottleneck(pipeline, obs, st.capacity, undefined, surgePeaks(st.operating, obs.allocation.length, learnOperating));
   const outcome = outcomeOf(pipeline, obs);
   const f = features(bn.stage, bn.pressure, outcome?.p99Ratio ?? null);
   let anticipation: Anticipation | null = null;
@@ -102,9 +103,9 @@ function estimate(st: PipelineState, obs: PipelineObservation, ctx: StepContext)
     anticipation = anticipate(st.rates, now, obs.arrivalRate * (bn.surge ?? 1), { shareMs: settings.forecast.shareLeadMs, replicaMs: settings.forecast.replicaLeadMs });
   }
   observeTick(st.operating, pipeline, obs, bn, anticipation !== null);
-  const bases = { cut: shareCutBases(st.operating, pipeline, obs, bn, learnDepth), trim: trimBases(st.operating, pipeline, obs, learnDepth, anticipation !== null) };
+  const bases = { cut: shareCutBases(st.operating, pipeline, obs, bn, learnOperating), trim: trimBases(st.operating, pipeline, obs, learnOperating, anticipation !== null) };
   recordNeeds(st.window, bn, obs, now, settings.cooldowns.stabilizationMs, { sloP99Ms: pipeline.sloP99Ms, p99Budget: settings.p99Budget }, settings.surgeReserve, bases);
-  const learned = cutBases(st.operating, obs.allocation.length, learnDepth);
+  const learned = cutBases(st.operating, obs.allocation.length, learnOperating);
   const operatingPoint = pipeline.stages.map((s, i) => (s.gpuCores ? learned[i]! : null));
   return { bn, outcome, features: f, operatingPoint, anticipation, breach: sloBreached(pipeline, obs) };
 }
@@ -112,7 +113,7 @@ function estimate(st: PipelineState, obs: PipelineObservation, ctx: StepContext)
 /**
  * 6a. Learn from decisions whose horizon has passed: feed them this tick's outcome and store the
  * judged ones in memory (unless a floor produced what they applied); at an episode's end, move each
- * GPU stage's cut depth by what the episode showed (operating-point.ts).
+ * GPU stage's cut depth by what the episode showed and note each CPU stage's peak (operating-point.ts).
  */
 function learnMatured(st: PipelineState, obs: PipelineObservation, outcome: Outcome | null, ctx: StepContext): { credited: { record: DecisionRecord; reward: Reward }[]; operatingNotes: string[] } {
   const { now, settings, pipeline } = ctx;
