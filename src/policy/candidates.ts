@@ -66,7 +66,8 @@ export function generateCandidates(
   // does not say which stages' replicas share a GPU, and the room one stage fills is the room another's
   // next rise needs (then clamped, and met by a replica on a GPU of its own).
   const fillable = billsWhole && !roomWanted && pipeline.stages.filter((s) => s.gpuCores !== undefined).length === 1;
-  const held = Math.max(packedGpus(obs.allocation), obs.billedGpus ?? 0);
+  const packedNow = packedGpus(obs.allocation);
+  const held = Math.max(packedNow, obs.billedGpus ?? 0);
   for (const stage of pipeline.stages) {
     const i = stage.index;
     const alloc = obs.allocation[i];
@@ -170,7 +171,7 @@ export function generateCandidates(
         // or it frees the room another stage waits for.
         // (Where the stage itself wants none, what is wanted is all other stages'.)
         const servesWanted = roomWanted && wanted[i] === 0 && (cur - downTo - g.step) * r < totalWanted;
-        const savesNothing = billsWhole && !servesWanted && !cutFreesGpu(obs.allocation, i, downTo);
+        const savesNothing = billsWhole && !servesWanted && !cutFreesGpu(obs.allocation, i, downTo, packedNow);
         const good = changePrior(pShare, after, false, hotShare, calm, headroom);
         const prior = canTrimReplicas ? -0.3 : tooDeep(after) ? -0.5 : savesNothing ? Math.min(TUNING.idleCutPrior, good) : good;
         const id = downTo === cur - g.step ? `s${i}:gpu-` : `s${i}:gpu=${downTo}`;

@@ -30,7 +30,7 @@
 // Learning off keeps every stage at the default (the ablation). Pure.
 import { stageHeadroom, type BottleneckResult } from './bottleneck.js';
 import { replicaBounds } from './candidates.js';
-import { cutFreesGpu } from './packing.js';
+import { cutFreesGpu, packedGpus } from './packing.js';
 import type { PipelineObservation, PipelineSpec } from '../core/ports.js';
 import { sloBreached } from './normalize.js';
 import type { OperatingSnapshot } from './snapshot-file.js';
@@ -110,13 +110,14 @@ export function cutBases(s: OperatingState, stages: number, learning: boolean): 
  */
 export function shareCutBases(s: OperatingState, pipeline: PipelineSpec, obs: PipelineObservation, bn: BottleneckResult, learning: boolean): number[] {
   const limits = cutBases(s, obs.allocation.length, learning);
+  const packedNow = packedGpus(obs.allocation);
   return limits.map((limit, i) => {
     const g = pipeline.stages[i]?.gpuCores;
     const alloc = obs.allocation[i];
     const p = bn.pressure[i];
     if (limit === TUNING.gpuCutMaxPressure || !g || !alloc || alloc.gpuCores === null || p === null || p === undefined || !(p > 0)) return limit;
     const to = Math.max(g.min, Math.ceil((alloc.gpuCores * p) / limit / g.step - 1e-9) * g.step);
-    return cutFreesGpu(obs.allocation, i, to) ? limit : TUNING.gpuCutMaxPressure;
+    return cutFreesGpu(obs.allocation, i, to, packedNow) ? limit : TUNING.gpuCutMaxPressure;
   });
 }
 

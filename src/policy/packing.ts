@@ -25,12 +25,13 @@ const atShare = (allocation: readonly Packable[], stage: number, share: number):
 
 /**
  * Whether cutting stage `stage`'s replicas to `share` lets the pipeline's GPU replicas pack onto
- * fewer whole GPUs than now: the only share cut that lowers a packed bill.
+ * fewer whole GPUs than now (`now`: packedGpus(allocation), which a caller asking for several cuts
+ * passes once): the only share cut that lowers a packed bill.
  */
-export function cutFreesGpu(allocation: readonly Packable[], stage: number, share: number): boolean {
+export function cutFreesGpu(allocation: readonly Packable[], stage: number, share: number, now = packedGpus(allocation)): boolean {
   const current = allocation[stage]?.gpuCores;
   if (current == null || share >= current) return false;
-  return packedGpus(atShare(allocation, stage, share)) < packedGpus(allocation);
+  return packedGpus(atShare(allocation, stage, share)) < now;
 }
 
 /**
