@@ -15,10 +15,13 @@
 // Violations in an episode in which a stage stayed within the default are not its depth's doing
 // (a first surge, a cold start) and do not move it.
 //
-// A share cut is undone at the next tick (the shim applies a raise at once); a replica trim is not
-// (a new replica takes a cold start). So a replica trim goes past the default only where the
-// replicas left could meet the largest load of the last hour (an hour seen) by raising their shares
-// alone, or where a forecast sees the recurring peak coming and its floor adds replicas ahead of it.
+// A replica trim is not undone at once (a new replica takes a cold start). So a trim goes past the
+// default only where the replicas left could meet the largest load of the last hour (an hour seen)
+// by raising their shares alone, or where a forecast sees the recurring peak coming and its floor
+// adds replicas ahead of it. A share cut is undone at the next tick only where its GPU still has the
+// room: a cut that frees a GPU gives that room away, and a node agent clamps a rise that finds none.
+// So a share cut goes past the default only where replicas up to the stage's bound, at the cut
+// share, could meet that peak again (cutRecoverable); neither moves the depth before an hour is seen.
 //
 // A cheap (CPU) stage has no depth but a surge reserve: it runs at a third of the target load
 // (TUNING.cheapHeadroom) so that a burst it has not seen finds it ready. Once a whole memory of
@@ -84,6 +87,16 @@ function surgeCovered(st: StageDepth, replicas: number, maxCores: number): boole
 }
 
 /**
+ * Whether a stage cut to `share` could still meet its recent peak with replicas alone, up to its
+ * replica bound. A cut that frees a GPU gives that room away, and a node agent clamps a later rise
+ * where the replica's GPU has no room left: the capacity comes back only as replicas, which go where
+ * there is room. So a cut past the default must leave a stage that its replica bound can restore.
+ */
+function cutRecoverable(st: StageDepth | undefined, stage: PipelineSpec['stages'][number], alloc: PipelineObservation['allocation'][number], share: number): boolean {
+  return st !== undefined && surgeCovered(st, replicaBounds(stage, alloc).hi, share);
+}
+
+/**
  * Per stage, the largest load a cheap stage carried over a whole memory of episodes, for sizing its
  * reserve (bottleneck.ts, headroomAt); null while the memory is not full, for other stages, and with
  * learning off.
@@ -117,7 +130,7 @@ export function shareCutBases(s: OperatingState, pipeline: PipelineSpec, obs: Pi
     const p = bn.pressure[i];
     if (limit === TUNING.gpuCutMaxPressure || !g || !alloc || alloc.gpuCores === null || p === null || p === undefined || !(p > 0)) return limit;
     const to = Math.max(g.min, Math.ceil((alloc.gpuCores * p) / limit / g.step - 1e-9) * g.step);
-    return cutFreesGpu(obs.allocation, i, to, packedNow) ? limit : TUNING.gpuCutMaxPressure;
+    return cutFreesGpu(obs.allocation, i, to, packedNow) && cutRecoverable(s.stages[i], pipeline.stages[i]!, alloc, to) ? limit : TUNING.gpuCutMaxPressure;
   });
 }
 
@@ -169,7 +182,7 @@ export function observeTick(s: OperatingState, pipeline: PipelineSpec, obs: Pipe
     if (trimmable) afters.push((p * ready) / (alloc.replicas - 1));
     // A share cut lowers a packed bill only where the pipeline's replicas then fill fewer GPUs.
     const cutTo = Math.max(g.min, alloc.gpuCores - g.step);
-    if (cutFreesGpu(obs.allocation, i, cutTo)) {
+    if (cutFreesGpu(obs.allocation, i, cutTo) && cutRecoverable(st, stage, alloc, cutTo)) {
       afters.push((p * alloc.gpuCores) / cutTo);
     }
     if (afters.length === 0) continue;

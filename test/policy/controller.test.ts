@@ -219,7 +219,8 @@ describe('SAIR controller tick', () => {
     const w = world(packable);
     const limits: number[] = [];
     const a = createSairController({ ...w, config: settings(), snapshotPath, onDecision: (r) => limits.push(r.operatingPoint[1]!) });
-    for (let k = 0; k < 30 * 4; k++) {
+    // The depth moves only once an hour of load is known (the peak a cut must be recoverable for).
+    for (let k = 0; k < 80 * 4; k++) {
       w.clock.advance(15_000);
       await a.tick(pipeline());
     }
@@ -228,7 +229,7 @@ describe('SAIR controller tick', () => {
     await a.close();
     const restarted: number[] = [];
     const w2 = world(packable);
-    w2.clock.advance(31 * 60_000);
+    w2.clock.advance(81 * 60_000);
     const b = createSairController({ ...w2, config: settings(), snapshotPath, onDecision: (r) => restarted.push(r.operatingPoint[1]!) });
     await b.tick(pipeline());
     expect(restarted).toEqual([limits.at(-1)]);

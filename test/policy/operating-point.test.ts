@@ -1,6 +1,7 @@
 // Each GPU stage's cut depth moves only at an episode's end, deeper after calm episodes in which its
 // limit held a trim back, back after violating episodes it ran hot in; a replica trim past the
-// default needs the recent peak covered by share alone or a forecast.
+// default needs the recent peak covered by share alone or a forecast, and a share cut past it a
+// stage whose replica bound could carry that peak again.
 import type { BottleneckResult } from '../../src/policy/bottleneck.js';
 import { cutBases, cutLimitAt, loadOperating, newOperatingState, nextEpisode, observeTick, saveOperating, shareCutBases, surgePeaks, trimBases, type OperatingState } from '../../src/policy/operating-point.js';
 import { TUNING } from '../../src/policy/tuning.js';
@@ -42,6 +43,17 @@ function episodes(s: OperatingState, n: number, at: (k: number) => { obs: Pipeli
 
 const depthOf = (s: OperatingState) => s.stages[1]?.depth ?? 0;
 
+/**
+ * A state that has seen an hour of light load (2 x 60 % at 0.1, nothing held back): a share cut past
+ * the default needs the recent peak known.
+ */
+function seenHour(): OperatingState {
+  const s = newOperatingState();
+  episodes(s, TUNING.surgeMemoryEpisodes, () => tick(2, 60, 0.1));
+  expect(depthOf(s)).toBe(0);
+  return s;
+}
+
 describe('operating point (GPU cut depth)', () => {
   it('starts every stage at the default limit and keeps it with learning off', () => {
     const s = newOperatingState();
@@ -53,7 +65,7 @@ describe('operating point (GPU cut depth)', () => {
   });
 
   it('goes one step deeper per calm episode in which the limit held a cut back, and no deeper than that needs', () => {
-    const s = newOperatingState();
+    const s = seenHour();
     // Two replicas at 60 % fill two GPUs; at 50 % they share one. At 0.35 that cut would leave 0.42:
     // past the default, within one step.
     const notes = episodes(s, 3, () => tick(2, 60, 0.35));
@@ -66,21 +78,21 @@ describe('operating point (GPU cut depth)', () => {
   });
 
   it('does not move where the limit holds nothing back, where the cut would free no GPU, or while P99 is not calm', () => {
-    const idle = newOperatingState();
+    const idle = seenHour();
     // 0.1 at 60 %: a cut to 50 % leaves 0.12, well within the default.
     episodes(idle, 4, () => tick(2, 60, 0.1));
     expect(depthOf(idle)).toBe(0);
     // Two replicas at 100 % cut to 90 % still fill two GPUs: the bill is the same.
-    const whole = newOperatingState();
+    const whole = seenHour();
     episodes(whole, 4, () => tick(2, 100, 0.38));
     expect(depthOf(whole)).toBe(0);
-    const hot = newOperatingState();
+    const hot = seenHour();
     episodes(hot, 4, () => tick(2, 60, 0.35, { p99Ms: 450 }));
     expect(depthOf(hot)).toBe(0);
   });
 
   it('backs off two steps after a violating episode it ran past the default in, and sets a ceiling that lifts slowly', () => {
-    const s = newOperatingState();
+    const s = seenHour();
     episodes(s, 4, () => tick(2, 60, 0.6));
     expect(depthOf(s)).toBe(1);
     // Running at 0.6 (past the default 0.4) with 5 % of requests over the SLO.
@@ -93,7 +105,7 @@ describe('operating point (GPU cut depth)', () => {
   });
 
   it('blames no violation on a stage that stayed within the default', () => {
-    const s = newOperatingState();
+    const s = seenHour();
     episodes(s, 2, () => tick(2, 60, 0.35));
     const before = depthOf(s);
     expect(before).toBeGreaterThan(0);
@@ -106,6 +118,8 @@ describe('operating point (GPU cut depth)', () => {
     // Three replicas at 40 % running at 0.38: 0.46 GPUs of load; one episode at 3x that (a surge, 1.37 GPUs).
     const hour = TUNING.surgeMemoryEpisodes;
     episodes(s, hour - 1, (k) => (k === 0 ? tick(3, 40, 1.14) : tick(3, 40, 0.38)));
+    // A depth learned before (within the first hour nothing deepens it: no peak is known yet).
+    s.stages[1]!.depth = 0.5;
     const { obs } = tick(3, 40, 0.38);
     expect(cutBases(s, 3, true)[1]).toBeGreaterThan(DEFAULT);
     // Not before an hour has been seen: the peak may not have come yet.
@@ -116,6 +130,7 @@ describe('operating point (GPU cut depth)', () => {
     // Against a peak two replicas cannot meet, a trim keeps the default unless a forecast is in force.
     const surged = newOperatingState();
     episodes(surged, hour, (k) => (k === 0 ? tick(3, 40, 1.5) : tick(3, 40, 0.38)));
+    surged.stages[1]!.depth = 0.5;
     expect(cutBases(surged, 3, true)[1]).toBeGreaterThan(DEFAULT);
     expect(trimBases(surged, spec, obs, true, false)[1]).toBe(DEFAULT);
     expect(trimBases(surged, spec, obs, true, true)[1]).toBe(cutBases(surged, 3, true)[1]);
@@ -125,7 +140,7 @@ describe('operating point (GPU cut depth)', () => {
   });
 
   it('applies a learned share-cut limit only where the cut it allows frees a GPU', () => {
-    const s = newOperatingState();
+    const s = seenHour();
     episodes(s, 6, () => tick(2, 60, 0.6));
     const learned = cutBases(s, 3, true)[1]!;
     expect(learned).toBeGreaterThan(DEFAULT);
@@ -139,6 +154,28 @@ describe('operating point (GPU cut depth)', () => {
     const busy = tick(2, 100, 0.6);
     expect(shareCutBases(s, spec, busy.obs, busy.bn, true)[1]).toBe(DEFAULT);
     expect(shareCutBases(s, spec, two.obs, two.bn, false)[1]).toBe(DEFAULT);
+  });
+
+  it('cuts a share past the default only where replicas up to the bound could meet the recent peak again', () => {
+    // A cut that frees a GPU gives its room away; a rise back may then be clamped, so the capacity
+    // must be one that replicas (at most 8 here) can restore.
+    const early = newOperatingState();
+    episodes(early, 6, () => tick(2, 60, 0.6));
+    // Not before an hour has been seen: the peak may not have come yet.
+    expect(depthOf(early)).toBe(0);
+    const two = tick(2, 60, 0.6);
+    const surged = seenHour();
+    // One episode at 8 x 40 % and 1.0: 3.2 GPUs of load. Eight replicas at 50 % carry 2.8 at the
+    // emergency target: the cut to 50 % that would pack the two replicas onto one GPU is not taken,
+    // and the limit that held it back is not the one to deepen.
+    episodes(surged, 1, () => tick(8, 40, 1));
+    episodes(surged, 6, () => tick(2, 60, 0.6));
+    expect(depthOf(surged)).toBe(0);
+    surged.stages[1]!.depth = 1;
+    expect(shareCutBases(surged, spec, two.obs, two.bn, true)[1]).toBe(DEFAULT);
+    // Once that peak has left the hour's memory, the learned limit applies again.
+    episodes(surged, TUNING.surgeMemoryEpisodes, () => tick(2, 60, 0.6));
+    expect(shareCutBases(surged, spec, two.obs, two.bn, true)[1]).toBe(cutLimitAt(1));
   });
 });
 
