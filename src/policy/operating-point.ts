@@ -34,7 +34,7 @@
 import { stageHeadroom, type BottleneckResult } from './bottleneck.js';
 import { replicaBounds } from './candidates.js';
 import { cutFreesGpu, packedGpus } from './packing.js';
-import type { PipelineObservation, PipelineSpec } from '../core/ports.js';
+import type { PipelineObservation, PipelineSpec, StageAllocation, StageSpec } from '../core/ports.js';
 import { sloBreached } from './normalize.js';
 import type { OperatingSnapshot } from './snapshot-file.js';
 import { TUNING } from './tuning.js';
@@ -92,7 +92,7 @@ function surgeCovered(st: StageDepth, replicas: number, maxCores: number): boole
  * where the replica's GPU has no room left: the capacity comes back only as replicas, which go where
  * there is room. So a cut past the default must leave a stage that its replica bound can restore.
  */
-function cutRecoverable(st: StageDepth | undefined, stage: PipelineSpec['stages'][number], alloc: PipelineObservation['allocation'][number], share: number): boolean {
+function cutRecoverable(st: StageDepth | undefined, stage: StageSpec, alloc: StageAllocation, share: number): boolean {
   return st !== undefined && surgeCovered(st, replicaBounds(stage, alloc).hi, share);
 }
 
