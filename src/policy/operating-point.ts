@@ -74,6 +74,16 @@ export function newOperatingState(): OperatingState {
 
 const stageAt = (s: OperatingState, i: number): StageDepth => (s.stages[i] ??= { depth: 0, ceiling: 1, bound: false, used: false, peak: 0, peaks: [] });
 
+/** Whether a whole memory of episodes (TUNING.surgeMemoryEpisodes) has been seen. */
+const peaksSeen = (st: StageDepth): boolean => st.peaks.length >= TUNING.surgeMemoryEpisodes;
+
+/** At an episode's end: its peak joins the memory (the oldest leaves a full one) and a new one starts. */
+function rememberPeak(st: StageDepth): void {
+  st.peaks.push(st.peak);
+  if (st.peaks.length > TUNING.surgeMemoryEpisodes) st.peaks.shift();
+  st.peak = 0;
+}
+
 /** The largest full-batch load a stage carried in the last TUNING.surgeMemoryEpisodes episodes. */
 const recentPeak = (st: StageDepth): number => Math.max(st.peak, ...st.peaks);
 
@@ -83,7 +93,7 @@ const recentPeak = (st: StageDepth): number => Math.max(st.peak, ...st.peaks);
  * the first 20).
  */
 function surgeCovered(st: StageDepth, replicas: number, maxCores: number): boolean {
-  return st.peaks.length >= TUNING.surgeMemoryEpisodes && replicas * (maxCores / 100) * TUNING.emergencyTarget >= recentPeak(st);
+  return peaksSeen(st) && replicas * (maxCores / 100) * TUNING.emergencyTarget >= recentPeak(st);
 }
 
 /**
@@ -104,7 +114,7 @@ function cutRecoverable(st: StageDepth | undefined, stage: StageSpec, alloc: Sta
 export function surgePeaks(s: OperatingState, stages: number, learning: boolean): (number | null)[] {
   return Array.from({ length: stages }, (_, i) => {
     const st = s.stages[i];
-    return learning && st?.cheap && st.peaks.length >= TUNING.surgeMemoryEpisodes ? recentPeak(st) : null;
+    return learning && st?.cheap && peaksSeen(st) ? recentPeak(st) : null;
   });
 }
 
@@ -157,6 +167,7 @@ export function trimBases(s: OperatingState, pipeline: PipelineSpec, obs: Pipeli
 export function observeTick(s: OperatingState, pipeline: PipelineSpec, obs: PipelineObservation, bn: BottleneckResult, anticipating: boolean): void {
   if (sloBreached(pipeline, obs)) s.violated = true;
   const calm = obs.p99Ms !== null && obs.p99Ms < TUNING.calmP99Ratio * pipeline.sloP99Ms;
+  const packedNow = packedGpus(obs.allocation);
   for (const stage of pipeline.stages) {
     const i = stage.index;
     const alloc = obs.allocation[i];
@@ -182,7 +193,7 @@ export function observeTick(s: OperatingState, pipeline: PipelineSpec, obs: Pipe
     if (trimmable) afters.push((p * ready) / (alloc.replicas - 1));
     // A share cut lowers a packed bill only where the pipeline's replicas then fill fewer GPUs.
     const cutTo = Math.max(g.min, alloc.gpuCores - g.step);
-    if (cutFreesGpu(obs.allocation, i, cutTo) && cutRecoverable(st, stage, alloc, cutTo)) {
+    if (cutFreesGpu(obs.allocation, i, cutTo, packedNow) && cutRecoverable(st, stage, alloc, cutTo)) {
       afters.push((p * alloc.gpuCores) / cutTo);
     }
     if (afters.length === 0) continue;
@@ -205,18 +216,17 @@ export function nextEpisode(s: OperatingState, now: number, learning: boolean): 
   s.stages.forEach((st, i) => {
     const was = st.depth;
     if (st.cheap) {
-      const seen = st.peaks.length >= TUNING.surgeMemoryEpisodes;
+      const seen = peaksSeen(st);
       if (learning && s.violated && st.reserveUsed) {
         st.peaks = [];
+        st.peak = 0;
         notes.push(`stage ${i}: violations while it ran with less than its default reserve; the default is back for ${memoryMinutes()} minutes`);
       } else {
-        st.peaks.push(st.peak);
-        if (st.peaks.length > TUNING.surgeMemoryEpisodes) st.peaks.shift();
-        if (learning && !seen && st.peaks.length >= TUNING.surgeMemoryEpisodes) {
+        rememberPeak(st);
+        if (learning && !seen && peaksSeen(st)) {
           notes.push(`stage ${i}: ${memoryMinutes()} minutes of load seen (peak ${recentPeak(st).toFixed(1)}/s); its reserve is sized for that peak`);
         }
       }
-      st.peak = 0;
       st.reserveUsed = false;
       return;
     }
@@ -231,9 +241,7 @@ export function nextEpisode(s: OperatingState, now: number, learning: boolean): 
     }
     st.bound = false;
     st.used = false;
-    st.peaks.push(st.peak);
-    if (st.peaks.length > TUNING.surgeMemoryEpisodes) st.peaks.shift();
-    st.peak = 0;
+    rememberPeak(st);
     if (st.depth !== was) notes.push(`stage ${i}: GPU cut limit ${cutLimitAt(st.depth).toFixed(2)} (was ${cutLimitAt(was).toFixed(2)})`);
   });
   s.episodeStart = now;
