@@ -38,9 +38,16 @@ export function generateCandidates(
   /**
    * The normalizer's limits this tick (recordNeeds): per stage, how deep a GPU share cut and a
    * replica trim may go (full-batch load/capacity; TUNING.gpuCutMaxPressure where absent), and the
-   * replicas a surge reserve keeps.
+   * replicas a surge reserve keeps; when each stage was last repacked, and the share each GPU
+   * stage usually holds (normalize.ts, usualShares).
    */
-  limits: { cutLimits?: readonly number[]; trimLimits?: readonly number[]; reserves?: readonly number[] } = {},
+  limits: {
+    cutLimits?: readonly number[];
+    trimLimits?: readonly number[];
+    reserves?: readonly number[];
+    repacks?: ReadonlyMap<number, number>;
+    usualShares?: readonly (number | null)[];
+  } = {},
   /**
    * The recurring-load forecast in force (forecast.ts). Candidates are judged on the load it sees
    * coming within each lever's lead (share: at once; replicas: a cold start), the evidence the
@@ -68,6 +75,11 @@ export function generateCandidates(
   const fillable = billsWhole && !roomWanted && pipeline.stages.filter((s) => s.gpuCores !== undefined).length === 1;
   const packedNow = packedGpus(obs.allocation);
   const held = Math.max(packedNow, obs.billedGpus ?? 0);
+  const repacks = limits.repacks ?? new Map<number, number>();
+  const repackStage = repackable(pipeline, obs, repacks, limits.usualShares ?? []);
+  // A stage repacked within the retry window gives its extra replica back by a trim: a consolidation
+  // would keep its capacity (two replicas' worth at twice the share) where the trim returns it.
+  const repacking = (i: number) => obs.time - (repacks.get(i) ?? -Infinity) < TUNING.repackRetryMs;
   for (const stage of pipeline.stages) {
     const i = stage.index;
     const alloc = obs.allocation[i];
@@ -178,7 +190,18 @@ export function generateCandidates(
         const describe = `stage ${i}: GPU cores ${cur}% -> ${downTo}%${savesNothing ? ' (frees no GPU)' : ''}`;
         out.push({ id, key: `s${i}:gpu-`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: downTo }], describe, prior });
       }
-      const pack = consolidation(stage, obs, i, lo);
+      if (i === repackStage && r + 1 <= hi && !hot && !hotShare && calm && now !== null && now < TARGET && !tooDeep(now, trimLimit)) {
+        // The trim that follows is judged at the load the stage carries now, so it is a good move too.
+        pressing = true;
+        out.push({
+          id: `s${i}:repack`,
+          key: `s${i}:repack`,
+          actions: [{ kind: 'replicas', stage: i, replicas: r + 1 }],
+          describe: `stage ${i}: replicas ${r} -> ${r + 1}, then one fewer (repack: the new replica goes to the fullest GPU with room, the trim takes the one alone on its GPU)`,
+          prior: TUNING.packPrior,
+        });
+      }
+      const pack = repacking(i) ? null : consolidation(stage, obs, i, lo);
       if (pack) {
         // Same capacity on fewer GPUs, each batch sooner: a good move while the pipeline is calm.
         const prior = calm && !hot && !hotShare ? TUNING.packPrior : -0.5;
@@ -189,6 +212,37 @@ export function generateCandidates(
   }
   out.unshift({ id: 'hold', key: 'hold', actions: [], describe: 'hold: change nothing', prior: pressing ? 0 : 0.35 });
   return out;
+}
+
+/**
+ * The GPU stage to repack, or null. Where the cluster says the pipeline's GPU replicas hold more
+ * whole GPUs than they would pack onto (a share rise moved a replica to a GPU of its own, or a
+ * scale-down left one alone), one replica more of a stage lands on the fullest GPU with room (the
+ * device plugin's and the simulator's binpack placement), and the trim
+ * that follows removes the replica its GPU is left emptiest by (the node agent's pod-deletion-cost):
+ * the one alone, whose GPU goes back. Only where the replicas would still pack onto fewer GPUs than
+ * they hold with every GPU stage at the share it usually holds (`usualShares`, where above its share
+ * now): the room a repack fills is the room a stage's next rise needs, and a rise that finds none
+ * moves or clamps a replica, so beside a stage whose share climbs for hours a day a repack gives
+ * nothing back for long, while beside one that rises for a spike's minutes it does. Only with every
+ * GPU replica ready and none waiting for room or clamped. The cluster does not say which replica sits
+ * alone, so the stage is the one with the smallest share (the likeliest to fit beside others) not
+ * repacked within TUNING.repackRetryMs (`repacks`): a replica that found no room beside the others
+ * paid a cold start for nothing, and the next try is another stage's.
+ */
+export function repackable(pipeline: PipelineSpec, obs: PipelineObservation, repacks: ReadonlyMap<number, number> = new Map(), usualShares: readonly (number | null)[] = []): number | null {
+  if (obs.billedGpus === undefined) return null;
+  const usual = obs.allocation.map((a, i) => (a.gpuCores === null ? a : { ...a, gpuCores: Math.max(a.gpuCores, usualShares[i] ?? 0) }));
+  if (obs.billedGpus <= packedGpus(usual)) return null;
+  let best: number | null = null;
+  for (const stage of pipeline.stages) {
+    const a = obs.allocation[stage.index];
+    if (!stage.gpuCores || !a || a.gpuCores === null) continue;
+    if (a.readyReplicas < a.replicas || (a.pendingReplicas ?? 0) > 0 || shareClamped(a)) return null;
+    if (obs.time - (repacks.get(stage.index) ?? -Infinity) < TUNING.repackRetryMs) continue;
+    if (best === null || a.gpuCores < obs.allocation[best]!.gpuCores!) best = stage.index;
+  }
+  return best;
 }
 
 /**

@@ -31,10 +31,16 @@ export interface WindowState {
   trimLimits: number[];
   /** Per GPU stage: the replicas its surge reserve asks for this tick (0: none; surgeReserveReplicas). */
   reserves: number[];
+  /** Per stage, when the cluster last applied a repack of it (candidates.ts, repackable). */
+  repacks: Map<number, number>;
+  /** Per GPU stage: its share (the one asked, percent) per tick over TUNING.usualShareMemoryMs. */
+  shares: Map<number, { time: number; units: number }[]>;
+  /** Per stage: the share it usually holds (usualShare), this tick; null for CPU stages. */
+  usualShares: (number | null)[];
 }
 
 export function newWindowState(): WindowState {
-  return { lastUp: new Map(), lastChange: new Map(), needs: new Map(), fullBatchUnits: new Map(), p99Ratios: [], cutLimits: [], trimLimits: [], reserves: [] };
+  return { lastUp: new Map(), lastChange: new Map(), needs: new Map(), fullBatchUnits: new Map(), p99Ratios: [], cutLimits: [], trimLimits: [], reserves: [], repacks: new Map(), shares: new Map(), usualShares: [] };
 }
 
 export interface NormalizeResult {
@@ -92,6 +98,20 @@ export function recordNeeds(
   state.cutLimits = obs.allocation.map((_, i) => gpuCutLimit(state, i, obs, budget?.p99Budget ?? 0, bases.cut?.[i] ?? TUNING.gpuCutMaxPressure));
   state.trimLimits = obs.allocation.map((_, i) => gpuCutLimit(state, i, obs, budget?.p99Budget ?? 0, bases.trim?.[i] ?? TUNING.gpuCutMaxPressure));
   state.reserves = obs.allocation.map((a, i) => (a.gpuCores === null ? 0 : surgeReserveReplicas(state.fullBatchUnits.get(i) ?? [], now, surgeReserve)));
+  state.usualShares = obs.allocation.map((a, i) => {
+    if (a.gpuCores === null) return null;
+    const list = state.shares.get(i) ?? [];
+    keepWindow(list, { time: now, units: a.gpuCoresAsked ?? a.gpuCores }, now, TUNING.usualShareMemoryMs);
+    state.shares.set(i, list);
+    return usualShare(list);
+  });
+}
+
+/** The share a stage held at or under in TUNING.usualShareQuantile of its ticks: what its rises for a few minutes do not reach. */
+export function usualShare(samples: readonly { units: number }[]): number | null {
+  if (samples.length === 0) return null;
+  const sorted = samples.map((s) => s.units).sort((x, y) => x - y);
+  return sorted[Math.min(sorted.length - 1, Math.floor(TUNING.usualShareQuantile * sorted.length))]!;
 }
 
 /**

@@ -7,9 +7,10 @@
 //    scrape, the recurring-load forecast, and the windows the normalizer judges by.
 // 2. Floors: safety needs (an SLO emergency, a forecast surge, the surge reserve) as the least
 //    capacity each stage must have. Never actions of their own.
-// 3. Propose: the candidates (hold, replicas +/-, GPU share +/-), with priors around the pipeline's
-//    learned operating point (how deep each GPU stage may be cut, how much reserve each CPU stage
-//    keeps); those the normalizer would only hold are screened out.
+// 3. Propose: the candidates (hold, replicas +/-, GPU share +/-, a consolidation or a repack that
+//    gives a GPU back), with priors around the pipeline's learned operating point (how deep each
+//    GPU stage may be cut, how much reserve each CPU stage keeps); those the normalizer would only
+//    hold are screened out.
 // 4. Select: the selector (LLM or bandit) picks one, reading the same evidence: the retrieved
 //    experiences and their statistics.
 // 5. Normalize: the choice lifted to the floors, then bounds, step limits, cooldowns and
@@ -231,10 +232,13 @@ export function learn(st: PipelineState, obs: PipelineObservation, result: Pick<
   const actions: ScalingAction[] = applied.map(({ source: _s, ...a }) => a);
   if (!record.dryRun) noteApplied(st.window, obs, actions, record.time);
   const sources: ActionSource[] = applied.map((a) => a.source);
+  // A repack applies as a replica more; it is learned under its own key, not as a scale-up.
+  const repacked = record.proposed.endsWith(':repack') && actions.length === 1 && actions[0]!.kind === 'replicas' && sources[0] === 'selector';
+  if (repacked && !record.dryRun) st.window.repacks.set((actions[0] as { stage: number }).stage, record.time);
   awaitCredit(st.credit, record.time, record.stateBucket, {
     record,
     features: result.features,
-    actionKey: record.dryRun ? 'hold' : actionKeyOf(actions, obs.allocation),
+    actionKey: record.dryRun ? 'hold' : repacked ? record.proposed : actionKeyOf(actions, obs.allocation),
     learnable: !sources.includes('floor'),
   });
 }

@@ -83,8 +83,14 @@ export const TUNING = {
    * first scrape shows 15 s late, so it ranks just above hold (0.35) and below a hot stage's scale-up.
    */
   fillPrior: 0.4,
-  /** Prior of a consolidation (a replica fewer, the share raised to keep capacity) that frees a whole GPU: as good as a safe trim, since capacity stays. */
+  /** Prior of a consolidation (a replica fewer, the share raised to keep capacity) that frees a whole GPU: as good as a safe trim, since capacity stays. A repack (a replica more where one sits alone on a GPU, then the trim) has the same. */
   packPrior: 0.6,
+  /** A repack whose new replica found no room beside the others freed nothing; the same stage is not tried again for this long (half an hour: a cold start per stage and try, at most). */
+  repackRetryMs: 1_800_000,
+  /** The share a GPU stage usually holds is the one it stayed at or under for this fraction of the last hour's ticks... */
+  usualShareQuantile: 0.9,
+  /** ...over this memory: an hour, a compressed day, so a rise for a spike's minutes is not usual and a diurnal climb is. */
+  usualShareMemoryMs: 3_600_000,
   /** P99/SLO under which the pipeline is calm enough to trim. */
   calmP99Ratio: 0.8,
   /** P99/SLO above which the bottleneck counts as hot even under its load target. */

@@ -1,5 +1,5 @@
 import { detectBottleneck } from '../../src/policy/bottleneck.js';
-import { actionKeyOf, consolidation, generateCandidates } from '../../src/policy/candidates.js';
+import { actionKeyOf, consolidation, generateCandidates, repackable } from '../../src/policy/candidates.js';
 import { computeFloors, liftToFloors } from '../../src/policy/floors.js';
 import type { Anticipation } from '../../src/policy/forecast.js';
 import { newWindowState } from '../../src/policy/normalize.js';
@@ -282,6 +282,45 @@ describe('candidates', () => {
     expect(cutFreesGpu(alloc, 1, 60)).toBe(false);
     expect(cutFreesGpu(alloc, 1, 100)).toBe(false);
     expect(cutFreesGpu(alloc, 0, 10)).toBe(false);
+  });
+
+  it('offers a repack (a replica more of the smallest-share GPU stage, then the trim) only where the replicas hold a GPU they would not pack onto', () => {
+    // Two GPU stages, one replica each at 30 % and 70 %: one GPU packed, two held once a share rise moved one.
+    const twoGpu = pipeline();
+    twoGpu.stages[2] = { ...twoGpu.stages[2]!, gpuCores: { min: 10, max: 100, step: 10 } };
+    const loads: StageLoad[] = [
+      { arrival: 10, perReplica: 80, replicas: 1 },
+      { arrival: 10, perReplica: 40, replicas: 1, gpuCores: 30 },
+      { arrival: 10, perReplica: 60, replicas: 1, gpuCores: 70 },
+    ];
+    const at = (extra: Partial<PipelineObservation>, l = loads) => observation(l, { p99Ms: 100, time: 3_600_000, ...extra });
+    const offered = (obs: PipelineObservation) => generateCandidates(twoGpu, obs, detectBottleneck(twoGpu, obs), 4);
+    const stranded = offered(at({ billedGpus: 2 }));
+    const repack = stranded.find((c) => c.id === 's1:repack')!;
+    expect(repack.actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 2 }]);
+    expect(repack.key).toBe('s1:repack');
+    expect(repack.prior).toBeGreaterThan(stranded.find((c) => c.id === 'hold')!.prior);
+    expect(stranded.some((c) => c.id === 's2:repack')).toBe(false); // the smallest share goes
+    // Nothing stranded, the cluster not saying, a try within the last half hour, or P99 not calm: none.
+    expect(repackable(twoGpu, at({ billedGpus: 1 }))).toBeNull();
+    expect(repackable(twoGpu, at({}))).toBeNull();
+    expect(repackable(twoGpu, at({ billedGpus: 2 }), new Map([[1, 0]]))).toBe(1);
+    // The smallest share was tried within the last half hour: the next try is the other stage's, then none.
+    expect(repackable(twoGpu, at({ billedGpus: 2 }), new Map([[1, 3_600_000 - 60_000]]))).toBe(2);
+    expect(repackable(twoGpu, at({ billedGpus: 2 }), new Map([[1, 3_600_000 - 60_000], [2, 3_600_000 - 30_000]]))).toBeNull();
+    // Where classify usually holds 80 %, the room the repack would fill is the room its rises take: none.
+    expect(repackable(twoGpu, at({ billedGpus: 2 }), new Map(), [null, 30, 80])).toBeNull();
+    expect(repackable(twoGpu, at({ billedGpus: 2 }), new Map(), [null, 30, 70])).toBe(1);
+    expect(offered(at({ billedGpus: 2, p99Ms: 450 })).some((c) => c.id.endsWith(':repack'))).toBe(false);
+    // A replica still starting: wait for it.
+    expect(repackable(twoGpu, at({ billedGpus: 2 }, loads.map((l, i) => (i === 2 ? { ...l, replicas: 2, ready: 1 } : l))))).toBeNull();
+    // Once the new replica is ready, the repacked stage gives it back by a trim, not a consolidation
+    // (one replica at twice the share keeps the extra capacity).
+    const two = at({ billedGpus: 2 }, loads.map((l, i) => (i === 1 ? { ...l, replicas: 2, gpuCores: 10 } : l)));
+    const after = (repacks: Map<number, number>) => generateCandidates(twoGpu, two, detectBottleneck(twoGpu, two), 4, { repacks }).map((c) => c.id);
+    expect(after(new Map())).toContain('s1:pack');
+    expect(after(new Map([[1, 3_600_000 - 60_000]]))).not.toContain('s1:pack');
+    expect(after(new Map([[1, 3_600_000 - 60_000]]))).toContain('s1-1');
   });
 
   it('offers a consolidation (a replica fewer at a share that keeps the capacity) only where it frees a GPU', () => {

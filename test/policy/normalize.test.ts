@@ -4,7 +4,7 @@
 import { detectBottleneck, type BottleneckResult } from '../../src/policy/bottleneck.js';
 import { computeFloors, liftToFloors, unmetFloors } from '../../src/policy/floors.js';
 import type { Anticipation } from '../../src/policy/forecast.js';
-import { newWindowState, normalize, noteApplied, recordNeeds, sloBreached, surgeReserveReplicas, type NormalizeSettings, type WindowState } from '../../src/policy/normalize.js';
+import { newWindowState, normalize, noteApplied, recordNeeds, sloBreached, surgeReserveReplicas, usualShare, type NormalizeSettings, type WindowState } from '../../src/policy/normalize.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction } from '../../src/core/ports.js';
 import { policySettings } from '../../src/policy/settings.js';
 import { observation, pipeline, type StageLoad } from './fixtures.js';
@@ -406,5 +406,34 @@ describe('floors and normalizer', () => {
     const noStage = calm();
     noStage.stages[2] = { ...noStage.stages[2]!, arrivalRate: null, utilization: null };
     expect(run(noStage, [{ kind: 'replicas', stage: 0, replicas: 1 }]).actions).toEqual([]);
+  });
+});
+
+describe('usual share', () => {
+  it('is the share a stage stays at or under for nine ticks in ten over the last hour, the one asked where clamped', () => {
+    // A spike's three minutes at 80 % in forty at 70 % is not usual; a climb held a third of the time is.
+    const spike = [...Array.from({ length: 148 }, () => ({ units: 70 })), ...Array.from({ length: 12 }, () => ({ units: 80 }))];
+    expect(usualShare(spike)).toBe(70);
+    const climb = [...Array.from({ length: 100 }, () => ({ units: 70 })), ...Array.from({ length: 60 }, () => ({ units: 100 }))];
+    expect(usualShare(climb)).toBe(100);
+    expect(usualShare([])).toBeNull();
+
+    const spec = pipeline();
+    const state = newWindowState();
+    const stages: StageLoad[] = [
+      { arrival: 10, perReplica: 80, replicas: 1 },
+      { arrival: 10, perReplica: 30, replicas: 1, gpuCores: 40 },
+      { arrival: 10, perReplica: 100, replicas: 1 },
+    ];
+    const at = (time: number, asked?: number) => {
+      const obs = observation(stages, { time });
+      if (asked) obs.allocation[1] = { ...obs.allocation[1]!, gpuCoresAsked: asked, clampedReplicas: 1 };
+      recordNeeds(state, detectBottleneck(spec, obs), obs, time, 600_000);
+    };
+    for (let k = 0; k < 20; k++) at(k * 15_000, k >= 10 ? 60 : undefined);
+    expect(state.usualShares).toEqual([null, 60, null]);
+    // An hour later the clamped ask has left the memory.
+    for (let k = 0; k < 241; k++) at(300_000 + k * 15_000);
+    expect(state.usualShares[1]).toBe(40);
   });
 });

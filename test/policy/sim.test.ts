@@ -72,3 +72,24 @@ describe('SAIR on recurring bursts', () => {
     expect(withForecast.r.sloAttainment).toBeGreaterThanOrEqual(without.r.sloAttainment - 0.001);
   }, 60_000);
 });
+
+describe('SAIR repacking a stranded GPU', () => {
+  // nlp-chain's embed (30 %) and classify (70 %) fit one GPU. At the spike (20 min, again every 40)
+  // classify's share rise finds no room on it and the unlimited nodes move it to a GPU of its own; once
+  // the share is back the two hold two GPUs where they would pack onto one. Classify holds its raised
+  // share through the stabilization window after the first spike, so a repack waits until the last
+  // hour shows 70 % as its usual share.
+  it('starts a replica beside the others and trims the one alone, so the pipeline is billed one GPU again', async () => {
+    const decisions: DecisionRecord[] = [];
+    const factory: ControllerFactory = (p) =>
+      createSairController({ cluster: p.cluster, metrics: p.metrics, clock: p.clock, config: policySettings(), seed: 1, intervalMs: 15_000, onDecision: (d) => decisions.push(d) });
+    const r = await runScenario({ pipeline: 'nlp-chain', workload: 'spike', seed: 1, durationMs: 100 * 60_000, controller: factory });
+    const gpus = (from: number, to: number) => r.timeline.filter((p) => p.t >= from * 60_000 && p.t < to * 60_000).map((p) => p.gpusInUse);
+    expect(Math.max(...gpus(22, 30))).toBe(2);
+    const repacks = decisions.filter((d) => d.proposed.endsWith(':repack') && d.applied.length > 0);
+    expect(repacks.length).toBeGreaterThan(0);
+    expect(repacks[0]!.time).toBeGreaterThan(60 * 60_000);
+    expect(gpus(95, 100).every((g) => g === 1)).toBe(true);
+    expect(r.sloAttainment).toBeGreaterThan(0.99);
+  }, 60_000);
+});
