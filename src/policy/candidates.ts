@@ -218,11 +218,11 @@ export function generateCandidates(
  * The GPU stage to repack, or null. Where the cluster says the pipeline's GPU replicas hold more
  * whole GPUs than they would pack onto (a share rise moved a replica to a GPU of its own, or a
  * scale-down left one alone), one replica more of a stage lands on the fullest GPU with room (the
- * device plugin's and the simulator's binpack placement), and the trim
- * that follows removes the replica its GPU is left emptiest by (the node agent's pod-deletion-cost):
- * the one alone, whose GPU goes back. Only where the replicas would still pack onto fewer GPUs than
- * they hold with every GPU stage at the share it usually holds (`usualShares`, where above its share
- * now): the room a repack fills is the room a stage's next rise needs, and a rise that finds none
+ * device plugin's and the simulator's binpack placement), and the trim that follows removes the
+ * replica its GPU is left emptiest by (the node agent's pod-deletion-cost): the one alone, whose GPU
+ * goes back. Only where the replicas would still pack onto fewer GPUs than they hold with every GPU
+ * stage at the share it usually holds (`usualShares`, where above its share now; none before an hour
+ * is seen): the room a repack fills is the room a stage's next rise needs, and a rise that finds none
  * moves or clamps a replica, so beside a stage whose share climbs for hours a day a repack gives
  * nothing back for long, while beside one that rises for a spike's minutes it does. Only with every
  * GPU replica ready and none waiting for room or clamped. The cluster does not say which replica sits
@@ -232,7 +232,9 @@ export function generateCandidates(
  */
 export function repackable(pipeline: PipelineSpec, obs: PipelineObservation, repacks: ReadonlyMap<number, number> = new Map(), usualShares: readonly (number | null)[] = []): number | null {
   if (obs.billedGpus === undefined) return null;
-  const usual = obs.allocation.map((a, i) => (a.gpuCores === null ? a : { ...a, gpuCores: Math.max(a.gpuCores, usualShares[i] ?? 0) }));
+  // Before an hour of shares is seen, nothing says which rises are usual: no repack.
+  if (obs.allocation.some((a, i) => a.gpuCores !== null && usualShares[i] == null)) return null;
+  const usual = obs.allocation.map((a, i) => (a.gpuCores === null ? a : { ...a, gpuCores: Math.max(a.gpuCores, usualShares[i]!) }));
   if (obs.billedGpus <= packedGpus(usual)) return null;
   let best: number | null = null;
   for (const stage of pipeline.stages) {

@@ -35,7 +35,7 @@ export interface WindowState {
   repacks: Map<number, number>;
   /** Per GPU stage: its share (the one asked, percent) per tick over TUNING.usualShareMemoryMs. */
   shares: Map<number, { time: number; units: number }[]>;
-  /** Per stage: the share it usually holds (usualShare), this tick; null for CPU stages. */
+  /** Per stage: the share it usually holds (usualShare), this tick; null for CPU stages and before an hour is seen. */
   usualShares: (number | null)[];
 }
 
@@ -103,7 +103,8 @@ export function recordNeeds(
     const list = state.shares.get(i) ?? [];
     keepWindow(list, { time: now, units: a.gpuCoresAsked ?? a.gpuCores }, now, TUNING.usualShareMemoryMs);
     state.shares.set(i, list);
-    return usualShare(list);
+    // An hour of ticks, to within a window: a spike every 40 minutes is not in the first 20.
+    return now - list[0]!.time >= TUNING.usualShareMemoryMs - obs.windowMs ? usualShare(list) : null;
   });
 }
 

@@ -294,7 +294,8 @@ describe('candidates', () => {
       { arrival: 10, perReplica: 60, replicas: 1, gpuCores: 70 },
     ];
     const at = (extra: Partial<PipelineObservation>, l = loads) => observation(l, { p99Ms: 100, time: 3_600_000, ...extra });
-    const offered = (obs: PipelineObservation) => generateCandidates(twoGpu, obs, detectBottleneck(twoGpu, obs), 4);
+    const seen = [null, 30, 70];
+    const offered = (obs: PipelineObservation) => generateCandidates(twoGpu, obs, detectBottleneck(twoGpu, obs), 4, { usualShares: seen });
     const stranded = offered(at({ billedGpus: 2 }));
     const repack = stranded.find((c) => c.id === 's1:repack')!;
     expect(repack.actions).toEqual([{ kind: 'replicas', stage: 1, replicas: 2 }]);
@@ -302,22 +303,23 @@ describe('candidates', () => {
     expect(repack.prior).toBeGreaterThan(stranded.find((c) => c.id === 'hold')!.prior);
     expect(stranded.some((c) => c.id === 's2:repack')).toBe(false); // the smallest share goes
     // Nothing stranded, the cluster not saying, a try within the last half hour, or P99 not calm: none.
-    expect(repackable(twoGpu, at({ billedGpus: 1 }))).toBeNull();
-    expect(repackable(twoGpu, at({}))).toBeNull();
-    expect(repackable(twoGpu, at({ billedGpus: 2 }), new Map([[1, 0]]))).toBe(1);
+    expect(repackable(twoGpu, at({ billedGpus: 1 }), new Map(), seen)).toBeNull();
+    expect(repackable(twoGpu, at({}), new Map(), seen)).toBeNull();
+    expect(repackable(twoGpu, at({ billedGpus: 2 }), new Map([[1, 0]]), seen)).toBe(1);
     // The smallest share was tried within the last half hour: the next try is the other stage's, then none.
-    expect(repackable(twoGpu, at({ billedGpus: 2 }), new Map([[1, 3_600_000 - 60_000]]))).toBe(2);
-    expect(repackable(twoGpu, at({ billedGpus: 2 }), new Map([[1, 3_600_000 - 60_000], [2, 3_600_000 - 30_000]]))).toBeNull();
+    expect(repackable(twoGpu, at({ billedGpus: 2 }), new Map([[1, 3_600_000 - 60_000]]), seen)).toBe(2);
+    expect(repackable(twoGpu, at({ billedGpus: 2 }), new Map([[1, 3_600_000 - 60_000], [2, 3_600_000 - 30_000]]), seen)).toBeNull();
     // Where classify usually holds 80 %, the room the repack would fill is the room its rises take: none.
     expect(repackable(twoGpu, at({ billedGpus: 2 }), new Map(), [null, 30, 80])).toBeNull();
-    expect(repackable(twoGpu, at({ billedGpus: 2 }), new Map(), [null, 30, 70])).toBe(1);
+    // Before an hour of shares is seen, none.
+    expect(repackable(twoGpu, at({ billedGpus: 2 }), new Map(), [null, null, 70])).toBeNull();
     expect(offered(at({ billedGpus: 2, p99Ms: 450 })).some((c) => c.id.endsWith(':repack'))).toBe(false);
     // A replica still starting: wait for it.
-    expect(repackable(twoGpu, at({ billedGpus: 2 }, loads.map((l, i) => (i === 2 ? { ...l, replicas: 2, ready: 1 } : l))))).toBeNull();
+    expect(repackable(twoGpu, at({ billedGpus: 2 }, loads.map((l, i) => (i === 2 ? { ...l, replicas: 2, ready: 1 } : l))), new Map(), seen)).toBeNull();
     // Once the new replica is ready, the repacked stage gives it back by a trim, not a consolidation
     // (one replica at twice the share keeps the extra capacity).
     const two = at({ billedGpus: 2 }, loads.map((l, i) => (i === 1 ? { ...l, replicas: 2, gpuCores: 10 } : l)));
-    const after = (repacks: Map<number, number>) => generateCandidates(twoGpu, two, detectBottleneck(twoGpu, two), 4, { repacks }).map((c) => c.id);
+    const after = (repacks: Map<number, number>) => generateCandidates(twoGpu, two, detectBottleneck(twoGpu, two), 4, { repacks, usualShares: [null, 10, 70] }).map((c) => c.id);
     expect(after(new Map())).toContain('s1:pack');
     expect(after(new Map([[1, 3_600_000 - 60_000]]))).not.toContain('s1:pack');
     expect(after(new Map([[1, 3_600_000 - 60_000]]))).toContain('s1-1');

@@ -430,10 +430,13 @@ describe('usual share', () => {
       if (asked) obs.allocation[1] = { ...obs.allocation[1]!, gpuCoresAsked: asked, clampedReplicas: 1 };
       recordNeeds(state, detectBottleneck(spec, obs), obs, time, 600_000);
     };
-    for (let k = 0; k < 20; k++) at(k * 15_000, k >= 10 ? 60 : undefined);
-    expect(state.usualShares).toEqual([null, 60, null]);
-    // An hour later the clamped ask has left the memory.
-    for (let k = 0; k < 241; k++) at(300_000 + k * 15_000);
-    expect(state.usualShares[1]).toBe(40);
+    // Nothing before an hour is seen.
+    for (let k = 0; k < 20; k++) at(k * 15_000, 60);
+    expect(state.usualShares).toEqual([null, null, null]);
+    for (let k = 20; k < 241; k++) at(k * 15_000);
+    expect(state.usualShares).toEqual([null, 40, null]);
+    // The asked share where a node agent clamps: a twelfth of the hour at 60 % (above) is not usual, a third is.
+    for (let k = 241; k < 321; k++) at(k * 15_000, 60);
+    expect(state.usualShares[1]).toBe(60);
   });
 });
