@@ -233,8 +233,9 @@ export function learn(st: PipelineState, obs: PipelineObservation, result: Pick<
   if (!record.dryRun) noteApplied(st.window, obs, actions, record.time);
   const sources: ActionSource[] = applied.map((a) => a.source);
   // A repack applies as a replica more; it is learned under its own key, not as a scale-up.
-  const repacked = record.proposed.endsWith(':repack') && actions.length === 1 && actions[0]!.kind === 'replicas' && sources[0] === 'selector';
-  if (repacked && !record.dryRun) st.window.repacks.set((actions[0] as { stage: number }).stage, record.time);
+  const only = actions.length === 1 ? actions[0] : undefined;
+  const repacked = record.proposed.endsWith(':repack') && only?.kind === 'replicas' && sources[0] === 'selector';
+  if (repacked && !record.dryRun) st.window.repacks.set(only.stage, record.time);
   awaitCredit(st.credit, record.time, record.stateBucket, {
     record,
     features: result.features,
