@@ -79,7 +79,7 @@ export function generateCandidates(
   const repackStage = repackable(pipeline, obs, repacks, limits.usualShares ?? []);
   // A stage repacked within the retry window gives its extra replica back by a trim: a consolidation
   // would keep its capacity (two replicas' worth at twice the share) where the trim returns it.
-  const repacking = (i: number) => obs.time - (repacks.get(i) ?? -Infinity) < TUNING.repackRetryMs;
+  const repacking = (i: number) => repackedLately(repacks, i, obs.time);
   for (const stage of pipeline.stages) {
     const i = stage.index;
     const alloc = obs.allocation[i];
@@ -214,6 +214,10 @@ export function generateCandidates(
   return out;
 }
 
+/** Whether stage `stage` was repacked within TUNING.repackRetryMs of `now` (`repacks`: stage -> when). */
+const repackedLately = (repacks: ReadonlyMap<number, number>, stage: number, now: number): boolean =>
+  now - (repacks.get(stage) ?? -Infinity) < TUNING.repackRetryMs;
+
 /**
  * The GPU stage to repack, or null. Where the cluster says the pipeline's GPU replicas hold more
  * whole GPUs than they would pack onto (a share rise moved a replica to a GPU of its own, or a
@@ -241,7 +245,7 @@ export function repackable(pipeline: PipelineSpec, obs: PipelineObservation, rep
     const a = obs.allocation[stage.index];
     if (!stage.gpuCores || !a || a.gpuCores === null) continue;
     if (a.readyReplicas < a.replicas || (a.pendingReplicas ?? 0) > 0 || shareClamped(a)) return null;
-    if (obs.time - (repacks.get(stage.index) ?? -Infinity) < TUNING.repackRetryMs) continue;
+    if (repackedLately(repacks, stage.index, obs.time)) continue;
     if (best === null || a.gpuCores < obs.allocation[best]!.gpuCores!) best = stage.index;
   }
   return best;
