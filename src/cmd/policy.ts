@@ -310,7 +310,7 @@ export async function startCluster(cfg: ClusterConfig): Promise<ClusterServer> {
       state: {
         ready: () => (informers.synced() ? { ready: true, reason: '' } : { ready: false, reason: 'informer caches not synced' }),
         leader: () => (leases ? leases.isLeader() : true),
-        ...(cfg.shards > 1 && leases ? { shards: () => ({ held: leases.status().held, of: cfg.shards }) } : {}),
+        ...(cfg.shards > 1 && leases ? { shards: () => ({ held: leases.status().held, of: cfg.shards }), holds: (id: string) => leases.held().has(leases.shardOf(id)) } : {}),
         identity,
         selector: settings.selector,
         invalid: () => [...cluster.invalidPipelines()].map(([id, error]) => ({ id, error })),

@@ -167,7 +167,7 @@ export class PolicyRuntime {
     return started;
   }
 
-  /** Shards gained tick their pipelines at once, after beforeLeading; a lost shard's gauges go. */
+  /** Shards gained tick their pipelines at once, after beforeLeading; a lost shard's gauges and history go. */
   private async followShards(): Promise<void> {
     const held = this.d.ownership.held();
     const gained = [...held].filter((s) => !this.held.has(s));
@@ -178,6 +178,7 @@ export class PolicyRuntime {
     // A new holder starts each pipeline at once rather than on the previous holder's schedule.
     for (const st of this.states.values()) if (gained.includes(this.d.ownership.shardOf(st.spec.id))) st.nextDue = 0;
     for (const id of this.states.keys()) if (lost.includes(this.d.ownership.shardOf(id))) this.forget(id);
+    if (lost.length > 0) this.d.history.retain(new Set([...this.states.keys()].filter((id) => this.owned(id))));
     if (gained.length > 0) await this.d.beforeLeading?.(gained);
   }
 

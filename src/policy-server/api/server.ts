@@ -28,6 +28,8 @@ export interface ServerState {
   source: string;
   /** With sharding: the shards this replica holds (it answers for their pipelines) out of how many. */
   shards?(): { held: number[]; of: number };
+  /** With sharding: whether this replica holds the pipeline's shard now (its history may lag a shard just given back). */
+  holds?(pipelineId: string): boolean;
 }
 
 export interface ApiServerDeps {
@@ -128,7 +130,8 @@ export function createApiApp(deps: ApiServerDeps): express.Express {
     forwardToLeader(deps, req, res).then((done) => (done ? undefined : next()), next);
   });
   app.get('/api/pipelines', async (_req, res) => {
-    const pipelines = deps.history.list();
+    const holds = deps.state.holds ?? (() => true);
+    const pipelines = deps.history.list().filter((p) => holds(p.id));
     const invalid = deps.state.invalid();
     const visible = await visibleTo(deps, res, [...pipelines.map((p) => p.id), ...invalid.map((i) => i.id)]);
     res.json({

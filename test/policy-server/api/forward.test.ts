@@ -73,3 +73,25 @@ describe('a standby policy server', () => {
     expect(((await res.json()) as { identity: string }).identity).toBe('sair-policy-b');
   });
 });
+
+describe('a replica that holds shards', () => {
+  it('answers only for the pipelines of the shards it holds now, though its history still has one it gave back', async () => {
+    let held = new Set(['ml/a', 'ml/b']);
+    const d = deps('sair-policy-a', true);
+    d.state.shards = () => ({ held: [0], of: 2 });
+    d.state.holds = (id) => held.has(id);
+    for (const id of ['ml/a', 'ml/b']) {
+      const spec = { id, stages: [{ index: 0, name: 's', minReplicas: 1, maxReplicas: 2, upstream: [] }], sloP99Ms: 100, cost: { gpuHour: 1, replicaHour: 0.1 }, tickSeconds: 5, mode: 'Active' as const };
+      d.history.recordTick(spec, { pipelineId: id, time: 1_000, actions: [], bottleneck: 0 }, [{ replicas: 1, readyReplicas: 1, gpuCores: null }], undefined);
+    }
+    const server = await startApiServer(d, 0, '127.0.0.1');
+    try {
+      const ids = async () => ((await (await fetch(`${server.url}/api/pipelines`)).json()) as { pipelines: { id: string }[] }).pipelines.map((p) => p.id);
+      expect(await ids()).toEqual(['ml/a', 'ml/b']);
+      held = new Set(['ml/a']);
+      expect(await ids()).toEqual(['ml/a']);
+    } finally {
+      await server.close();
+    }
+  });
+});
