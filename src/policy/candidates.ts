@@ -5,7 +5,7 @@
 import { stageHeadroom, type BottleneckResult } from './bottleneck.js';
 import type { Anticipation } from './forecast.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction, StageAllocation, StageSpec } from '../core/ports.js';
-import { cutFreesGpu, packedGpus, riseFitsBilledGpus, shareCeiling, shareClamped } from './packing.js';
+import { cutFreesGpu, jointCutFreesGpu, packedGpus, riseFitsBilledGpus, shareCeiling, shareClamped } from './packing.js';
 import { TUNING } from './tuning.js';
 import type { Candidate } from './types.js';
 
@@ -38,8 +38,9 @@ export function generateCandidates(
   /**
    * The normalizer's limits this tick (recordNeeds): per stage, how deep a GPU share cut and a
    * replica trim may go (full-batch load/capacity; TUNING.gpuCutMaxPressure where absent), and the
-   * replicas a surge reserve keeps; when each stage was last repacked, and the share each GPU
-   * stage usually holds (normalize.ts, usualShares).
+   * replicas a surge reserve keeps; when each stage was last repacked, the share each GPU stage
+   * usually holds (normalize.ts, usualShares), and the shares at which they would pack onto fewer
+   * GPUs together (operating-point.ts, packShares).
    */
   limits: {
     cutLimits?: readonly number[];
@@ -47,6 +48,7 @@ export function generateCandidates(
     reserves?: readonly number[];
     repacks?: ReadonlyMap<number, number>;
     usualShares?: readonly (number | null)[];
+    packShares?: readonly (number | null)[];
   } = {},
   /**
    * The recurring-load forecast in force (forecast.ts). Candidates are judged on the load it sees
@@ -75,6 +77,10 @@ export function generateCandidates(
   const fillable = billsWhole && !roomWanted && pipeline.stages.filter((s) => s.gpuCores !== undefined).length === 1;
   const packedNow = packedGpus(obs.allocation);
   const held = Math.max(packedNow, obs.billedGpus ?? 0);
+  // Shares the GPU stages could be cut to together to pack onto fewer GPUs, where no one cut does
+  // alone (learned: operating-point.ts, packShares): a cut toward its share is a saving.
+  const packShares = limits.packShares ?? [];
+  const jointPack = billsWhole && jointCutFreesGpu(obs.allocation, packShares, packedNow);
   const repacks = limits.repacks ?? new Map<number, number>();
   const repackStage = repackable(pipeline, obs, repacks, limits.usualShares ?? []);
   // A stage repacked within the retry window gives its extra replica back by a trim: a consolidation
@@ -173,6 +179,8 @@ export function generateCandidates(
         const half = Math.ceil(cur / 2 / g.step) * g.step;
         downs.add(Math.max(g.min, half, cur - g.step * maxStep, Math.ceil((cur * pShare) / cutLimit / g.step) * g.step));
       }
+      const packShare = jointPack ? (packShares[i] ?? null) : null;
+      if (packShare !== null) downs.add(Math.max(packShare, cur - g.step * maxStep));
       // Replicas go before share where a replica can go; where it cannot (the rest would run past
       // the cut limit), share is the finer step that gives capacity back.
       const canTrimReplicas = r > lo && r > reserve && !tooDeep(p === null ? null : (p * ready) / (r - 1), trimLimit);
@@ -183,7 +191,8 @@ export function generateCandidates(
         // or it frees the room another stage waits for.
         // (Where the stage itself wants none, what is wanted is all other stages'.)
         const servesWanted = roomWanted && wanted[i] === 0 && (cur - downTo - g.step) * r < totalWanted;
-        const savesNothing = billsWhole && !servesWanted && !cutFreesGpu(obs.allocation, i, downTo, packedNow);
+        const towardPack = packShare !== null && downTo >= packShare;
+        const savesNothing = billsWhole && !servesWanted && !towardPack && !cutFreesGpu(obs.allocation, i, downTo, packedNow);
         const good = changePrior(pShare, after, false, hotShare, calm, headroom);
         const prior = canTrimReplicas ? -0.3 : tooDeep(after) ? -0.5 : savesNothing ? Math.min(TUNING.idleCutPrior, good) : good;
         const id = downTo === cur - g.step ? `s${i}:gpu-` : `s${i}:gpu=${downTo}`;

@@ -37,10 +37,12 @@ export interface WindowState {
   shares: Map<number, { time: number; units: number }[]>;
   /** Per stage: the share it usually holds (usualShare), this tick; null for CPU stages and before an hour is seen. */
   usualShares: (number | null)[];
+  /** Per GPU stage: the share cuts toward which save a GPU together (operating-point.ts, packShares); empty with learning off. */
+  packShares: (number | null)[];
 }
 
 export function newWindowState(): WindowState {
-  return { lastUp: new Map(), lastChange: new Map(), needs: new Map(), fullBatchUnits: new Map(), p99Ratios: [], cutLimits: [], trimLimits: [], reserves: [], repacks: new Map(), shares: new Map(), usualShares: [] };
+  return { lastUp: new Map(), lastChange: new Map(), needs: new Map(), fullBatchUnits: new Map(), p99Ratios: [], cutLimits: [], trimLimits: [], reserves: [], repacks: new Map(), shares: new Map(), usualShares: [], packShares: [] };
 }
 
 export interface NormalizeResult {

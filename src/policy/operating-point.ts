@@ -6,8 +6,9 @@
 //
 // - an episode (TUNING.operatingEpisodeMs) without violating windows, in which the limit was what
 //   held back a trim or a cut of the stage that would have lowered the bill (a replica fewer, or a
-//   share cut that lets the pipeline's replicas pack onto fewer whole GPUs) while P99 was calm,
-//   moves the depth one step deeper;
+//   share cut that lets the pipeline's replicas pack onto fewer whole GPUs, alone or with the other
+//   GPU stages' cuts toward their pack shares: packShares) while P99 was calm, moves the depth one
+//   step deeper;
 // - an episode with violating windows, in which the stage ran past the default limit, moves it two
 //   steps back, and the depth it was at becomes a ceiling (one step under it) that lifts again
 //   slowly, so a stage that was burnt once does not probe the same depth every few minutes.
@@ -33,7 +34,7 @@
 // Learning off keeps every stage at the default (the ablation). Pure.
 import { stageHeadroom, type BottleneckResult } from './bottleneck.js';
 import { replicaBounds } from './candidates.js';
-import { cutFreesGpu, packedGpus } from './packing.js';
+import { cutFreesGpu, jointCutFreesGpu, packedGpus } from './packing.js';
 import type { PipelineObservation, PipelineSpec, StageAllocation, StageSpec } from '../core/ports.js';
 import { sloBreached } from './normalize.js';
 import type { OperatingSnapshot } from './snapshot-file.js';
@@ -127,18 +128,45 @@ export function cutBases(s: OperatingState, stages: number, learning: boolean): 
 }
 
 /**
+ * Per GPU stage with one replica, the least share it could carry the last hour's peak at, at the
+ * deepest cut limit its ceiling allows, where replicas up to its bound could carry that peak again at
+ * it (cutRecoverable). Null for CPU stages, before an hour is seen, and for a stage with several
+ * replicas: those, not a fraction of a GPU, are what a burst leaves behind and trims give back.
+ * Where the pipeline's replicas at these shares would pack onto fewer GPUs, cuts toward them save a
+ * GPU together though no one of them does alone (70 % and 100 % fit one GPU at 20 % and 70 %).
+ */
+export function packShares(s: OperatingState, pipeline: PipelineSpec, obs: PipelineObservation): (number | null)[] {
+  return pipeline.stages.map((stage, i) => {
+    const st = s.stages[i];
+    const g = stage.gpuCores;
+    const alloc = obs.allocation[i];
+    if (!st || st.cheap || !g || !alloc || alloc.gpuCores === null || alloc.replicas !== 1 || !peaksSeen(st)) return null;
+    const share = (recentPeak(st) / cutLimitAt(st.ceiling)) * 100;
+    const to = Math.max(g.min, Math.ceil(share / g.step - 1e-9) * g.step);
+    return cutRecoverable(st, stage, alloc, to) ? to : null;
+  });
+}
+
+/** Whether cutting stage `i` to `share` is a step toward the pack packShares sees (`shares`; `joint`: it frees a GPU). */
+const towardPack = (joint: boolean, shares: readonly (number | null)[], i: number, share: number): boolean => joint && shares[i] != null && share >= shares[i]!;
+
+/**
  * Per stage, the base cut limit in force for a share cut this tick: the learned one where cutting
- * the share to it would let the pipeline's replicas pack onto fewer GPUs, else the default (a cut
- * that frees no GPU saves nothing on a packed bill and only slows each batch).
+ * the share to it would let the pipeline's replicas pack onto fewer GPUs, alone or with the other
+ * GPU stages' cuts toward their pack shares (packShares), else the default (a cut that frees no GPU
+ * saves nothing on a packed bill and only slows each batch).
  */
 export function shareCutBases(s: OperatingState, pipeline: PipelineSpec, obs: PipelineObservation, bn: BottleneckResult, learning: boolean): number[] {
   const limits = cutBases(s, obs.allocation.length, learning);
   const packedNow = packedGpus(obs.allocation);
+  const shares = packShares(s, pipeline, obs);
+  const joint = jointCutFreesGpu(obs.allocation, shares, packedNow);
   return limits.map((limit, i) => {
     const g = pipeline.stages[i]?.gpuCores;
     const alloc = obs.allocation[i];
     const p = bn.pressure[i];
     if (limit === TUNING.gpuCutMaxPressure || !g || !alloc || alloc.gpuCores === null || p === null || p === undefined || !(p > 0)) return limit;
+    if (joint && shares[i] != null) return limit;
     const to = Math.max(g.min, Math.ceil((alloc.gpuCores * p) / limit / g.step - 1e-9) * g.step);
     return cutFreesGpu(obs.allocation, i, to, packedNow) && cutRecoverable(s.stages[i], pipeline.stages[i]!, alloc, to) ? limit : TUNING.gpuCutMaxPressure;
   });
@@ -168,6 +196,8 @@ export function observeTick(s: OperatingState, pipeline: PipelineSpec, obs: Pipe
   if (sloBreached(pipeline, obs)) s.violated = true;
   const calm = obs.p99Ms !== null && obs.p99Ms < TUNING.calmP99Ratio * pipeline.sloP99Ms;
   const packedNow = packedGpus(obs.allocation);
+  const shares = packShares(s, pipeline, obs);
+  const joint = jointCutFreesGpu(obs.allocation, shares, packedNow);
   for (const stage of pipeline.stages) {
     const i = stage.index;
     const alloc = obs.allocation[i];
@@ -191,9 +221,10 @@ export function observeTick(s: OperatingState, pipeline: PipelineSpec, obs: Pipe
     const afters: number[] = [];
     const trimmable = alloc.replicas > replicaBounds(stage, alloc).lo && (anticipating || surgeCovered(st, alloc.replicas - 1, g.max));
     if (trimmable) afters.push((p * ready) / (alloc.replicas - 1));
-    // A share cut lowers a packed bill only where the pipeline's replicas then fill fewer GPUs.
+    // A share cut lowers a packed bill only where the pipeline's replicas then fill fewer GPUs, alone
+    // or with the other GPU stages' cuts toward their pack shares.
     const cutTo = Math.max(g.min, alloc.gpuCores - g.step);
-    if (cutFreesGpu(obs.allocation, i, cutTo, packedNow) && cutRecoverable(st, stage, alloc, cutTo)) {
+    if (towardPack(joint, shares, i, cutTo) || (cutFreesGpu(obs.allocation, i, cutTo, packedNow) && cutRecoverable(st, stage, alloc, cutTo))) {
       afters.push((p * alloc.gpuCores) / cutTo);
     }
     if (afters.length === 0) continue;

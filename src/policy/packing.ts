@@ -35,6 +35,19 @@ export function cutFreesGpu(allocation: readonly Packable[], stage: number, shar
 }
 
 /**
+ * Whether the pipeline's GPU replicas would pack onto fewer whole GPUs than `now` with each GPU stage
+ * that has a share in `shares` cut to it (a stage already at or under its share stays where it is):
+ * the saving of cuts of several stages together, where no one cut alone frees a GPU.
+ */
+export function jointCutFreesGpu(allocation: readonly Packable[], shares: readonly (number | null)[], now = packedGpus(allocation)): boolean {
+  const cut = allocation.map((a, i) => {
+    const to = shares[i];
+    return to == null || a.gpuCores === null || to >= a.gpuCores ? a : { ...a, gpuCores: to };
+  });
+  return packedGpus(cut) < now;
+}
+
+/**
  * Whether raising stage `stage`'s replicas to `share` leaves the pipeline's GPU replicas packed onto
  * no more than the `held` GPUs billed now: a rise that costs nothing billed.
  */

@@ -30,7 +30,7 @@ import { features, stateBucket, type ExperienceBuffer, type StateFeatures } from
 import { computeFloors, liftToFloors, unmetFloors, type Floor } from './floors.js';
 import { anticipate, newRateHistory, recordRate, type Anticipation, type RateHistory } from './forecast.js';
 import { metricsMissing, newWindowState, noteApplied, normalize, recordNeeds, sloBreached, type WindowState } from './normalize.js';
-import { cutBases, newOperatingState, nextEpisode, observeTick, shareCutBases, surgePeaks, trimBases, type OperatingState } from './operating-point.js';
+import { cutBases, newOperatingState, nextEpisode, observeTick, packShares, shareCutBases, surgePeaks, trimBases, type OperatingState } from './operating-point.js';
 import type { PipelineObservation, PipelineSpec, ScalingAction } from '../core/ports.js';
 import { buildPrompt, experienceRowTokens } from './prompt.js';
 import { outcomeOf } from './reward.js';
@@ -106,6 +106,7 @@ function estimate(st: PipelineState, obs: PipelineObservation, ctx: StepContext)
   observeTick(st.operating, pipeline, obs, bn, anticipation !== null);
   const bases = { cut: shareCutBases(st.operating, pipeline, obs, bn, learnOperating), trim: trimBases(st.operating, pipeline, obs, learnOperating, anticipation !== null) };
   recordNeeds(st.window, bn, obs, now, settings.cooldowns.stabilizationMs, { sloP99Ms: pipeline.sloP99Ms, p99Budget: settings.p99Budget }, settings.surgeReserve, bases);
+  st.window.packShares = learnOperating ? packShares(st.operating, pipeline, obs) : [];
   const learned = cutBases(st.operating, obs.allocation.length, learnOperating);
   const operatingPoint = pipeline.stages.map((s, i) => (s.gpuCores ? learned[i]! : null));
   return { bn, outcome, features: f, operatingPoint, anticipation, breach: sloBreached(pipeline, obs) };

@@ -3,7 +3,7 @@ import { actionKeyOf, consolidation, generateCandidates, repackable } from '../.
 import { computeFloors, liftToFloors } from '../../src/policy/floors.js';
 import type { Anticipation } from '../../src/policy/forecast.js';
 import { newWindowState } from '../../src/policy/normalize.js';
-import { cutFreesGpu, packedGpus, riseFitsBilledGpus } from '../../src/policy/packing.js';
+import { cutFreesGpu, jointCutFreesGpu, packedGpus, riseFitsBilledGpus } from '../../src/policy/packing.js';
 import type { Candidate } from '../../src/policy/types.js';
 import type { PipelineObservation, PipelineSpec } from '../../src/core/ports.js';
 import { observation, pipeline, type StageLoad } from './fixtures.js';
@@ -282,6 +282,44 @@ describe('candidates', () => {
     expect(cutFreesGpu(alloc, 1, 60)).toBe(false);
     expect(cutFreesGpu(alloc, 1, 100)).toBe(false);
     expect(cutFreesGpu(alloc, 0, 10)).toBe(false);
+  });
+
+  it('tells cuts of several stages that together let the replicas pack onto fewer GPUs', () => {
+    // 70 % and 100 %: two GPUs; at 20 % and 70 % one, though neither cut alone frees a GPU.
+    const alloc = [{ replicas: 1, gpuCores: null }, { replicas: 1, gpuCores: 70 }, { replicas: 1, gpuCores: 100 }];
+    expect(cutFreesGpu(alloc, 1, 20)).toBe(false);
+    expect(cutFreesGpu(alloc, 2, 70)).toBe(false);
+    expect(jointCutFreesGpu(alloc, [null, 20, 70])).toBe(true);
+    expect(jointCutFreesGpu(alloc, [null, 40, 70])).toBe(false);
+    // A stage without a share, or one already under it, stays where it is.
+    expect(jointCutFreesGpu(alloc, [null, 20, null])).toBe(false);
+    expect(jointCutFreesGpu([{ replicas: 1, gpuCores: 20 }, { replicas: 1, gpuCores: 100 }], [30, 70])).toBe(true);
+  });
+
+  it('offers a cut toward the shares the GPU stages pack onto fewer GPUs at together as a saving, not as one that frees no GPU', () => {
+    const twoGpu = pipeline();
+    twoGpu.stages[2] = { ...twoGpu.stages[2]!, gpuCores: { min: 10, max: 100, step: 10 } };
+    // embed-like 70 % and classify-like 100 %, both calm: two GPUs billed, one at 20 % and 70 %.
+    const obs = observation(
+      [
+        { arrival: 10, perReplica: 80, replicas: 1 },
+        { arrival: 10, perReplica: 100, replicas: 1, gpuCores: 70 },
+        { arrival: 10, perReplica: 60, replicas: 1, gpuCores: 100 },
+      ],
+      { p99Ms: 100, billedGpus: 2 },
+    );
+    const cuts = (packShares?: (number | null)[]) =>
+      generateCandidates(twoGpu, obs, detectBottleneck(twoGpu, obs), 4, packShares ? { packShares } : {}).filter((c) => c.key === 's1:gpu-');
+    const hold = generateCandidates(twoGpu, obs, detectBottleneck(twoGpu, obs), 4).find((c) => c.id === 'hold')!.prior;
+    // Without the learned pack shares every cut of stage 1 frees no GPU and ranks below hold.
+    expect(cuts().every((c) => c.describe.endsWith('(frees no GPU)') && c.prior < hold)).toBe(true);
+    const toward = cuts([null, 20, 70]);
+    // The cut to the pack share (at most maxStep steps at once) is offered, and ranks above hold.
+    const deepest = toward.find((c) => c.id === 's1:gpu=30')!;
+    expect(deepest.describe).not.toMatch(/frees no GPU/);
+    expect(deepest.prior).toBeGreaterThan(hold);
+    // Where the shares would not pack onto fewer GPUs, nothing changes.
+    expect(cuts([null, 40, 70]).every((c) => c.describe.endsWith('(frees no GPU)'))).toBe(true);
   });
 
   it('offers a repack (a replica more of the smallest-share GPU stage, then the trim) only where the replicas hold a GPU they would not pack onto', () => {

@@ -3,7 +3,7 @@
 // default needs the recent peak covered by share alone or a forecast, and a share cut past it a
 // stage whose replica bound could carry that peak again.
 import type { BottleneckResult } from '../../src/policy/bottleneck.js';
-import { cutBases, cutLimitAt, loadOperating, newOperatingState, nextEpisode, observeTick, saveOperating, shareCutBases, surgePeaks, trimBases, type OperatingState } from '../../src/policy/operating-point.js';
+import { cutBases, cutLimitAt, loadOperating, newOperatingState, nextEpisode, observeTick, packShares, saveOperating, shareCutBases, surgePeaks, trimBases, type OperatingState } from '../../src/policy/operating-point.js';
 import { TUNING } from '../../src/policy/tuning.js';
 import type { PipelineObservation } from '../../src/core/ports.js';
 import { observation, pipeline } from './fixtures.js';
@@ -176,6 +176,57 @@ describe('operating point (GPU cut depth)', () => {
     // Once that peak has left the hour's memory, the learned limit applies again.
     episodes(surged, TUNING.surgeMemoryEpisodes, () => tick(2, 60, 0.6));
     expect(shareCutBases(surged, spec, two.obs, two.bn, true)[1]).toBe(cutLimitAt(1));
+  });
+
+  it('learns the depths two GPU stages need to pack onto one GPU together, where neither cut alone frees one', () => {
+    // embed-like at 70 % and classify-like at 100 %, one replica each: two GPUs. Their peaks (0.12
+    // and 0.45 GPUs of full-batch load) fit one GPU at 20 % and 60 % at the deepest limit (0.75).
+    const twoGpu = pipeline();
+    twoGpu.stages[2] = { ...twoGpu.stages[2]!, gpuCores: { min: 10, max: 100, step: 10 } };
+    const at = (embed: number, classify: number, replicas = 1) => {
+      const obs = observation(
+        [
+          { arrival: 40, perReplica: 80, replicas: 1 },
+          { arrival: 40, perReplica: 30, replicas: 1, gpuCores: 70 },
+          { arrival: 40, perReplica: 30, replicas, gpuCores: 100 },
+        ],
+        { p99Ms: 200 },
+      );
+      const bn: BottleneckResult = { stage: 2, pressure: [0.3, embed, classify], needed: [1, 1, replicas] };
+      return { obs, bn };
+    };
+    const run = (s: OperatingState, n: number, replicas = 1) => {
+      if (s.episodeStart === null) nextEpisode(s, 0, true);
+      const start = s.episodeStart!;
+      for (let k = 0; k < n; k++) {
+        // Each episode: a burst (0.17 and 0.45) and a lull.
+        for (let t = 0; t < E; t += 15_000) {
+          const { obs, bn } = t < E / 2 ? at(0.17, 0.45, replicas) : at(0.05, 0.13, replicas);
+          observeTick(s, twoGpu, obs, bn, false);
+        }
+        nextEpisode(s, start + (k + 1) * E, true);
+      }
+    };
+    const s = newOperatingState();
+    run(s, TUNING.surgeMemoryEpisodes - 1);
+    // Not before an hour is seen.
+    expect(packShares(s, twoGpu, at(0.05, 0.13).obs)).toEqual([null, null, null]);
+    expect(s.stages[2]!.depth).toBe(0);
+    run(s, 1);
+    expect(packShares(s, twoGpu, at(0.05, 0.13).obs)).toEqual([null, 20, 60]);
+    // From then on classify's one-step cut in a burst is a step toward the pack that its limit holds
+    // back, so its depth deepens; and the learned limits apply to the cuts toward the pack.
+    run(s, 4);
+    expect(s.stages[2]!.depth).toBeGreaterThan(0);
+    const lull = at(0.05, 0.13);
+    expect(shareCutBases(s, twoGpu, lull.obs, lull.bn, true)[2]).toBe(cutLimitAt(s.stages[2]!.depth));
+    expect(shareCutBases(s, twoGpu, lull.obs, lull.bn, false)[2]).toBe(DEFAULT);
+    // A stage with several replicas has no pack share (its replicas, not a fraction of a GPU, are
+    // what a burst leaves behind), so the same load on two classify replicas deepens nothing.
+    const several = newOperatingState();
+    run(several, TUNING.surgeMemoryEpisodes + 4, 2);
+    expect(packShares(several, twoGpu, at(0.05, 0.13, 2).obs)[2]).toBeNull();
+    expect(several.stages[2]!.depth).toBe(0);
   });
 });
 
