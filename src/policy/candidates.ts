@@ -192,11 +192,13 @@ export function generateCandidates(
         // (Where the stage itself wants none, what is wanted is all other stages'.)
         const servesWanted = roomWanted && wanted[i] === 0 && (cur - downTo - g.step) * r < totalWanted;
         const towardPack = packShare !== null && downTo >= packShare;
-        const savesNothing = billsWhole && !servesWanted && !towardPack && !cutFreesGpu(obs.allocation, i, downTo, packedNow);
+        const freesAlone = cutFreesGpu(obs.allocation, i, downTo, packedNow);
+        const savesNothing = billsWhole && !servesWanted && !towardPack && !freesAlone;
         const good = changePrior(pShare, after, false, hotShare, calm, headroom);
         const prior = canTrimReplicas ? -0.3 : tooDeep(after) ? -0.5 : savesNothing ? Math.min(TUNING.idleCutPrior, good) : good;
         const id = downTo === cur - g.step ? `s${i}:gpu-` : `s${i}:gpu=${downTo}`;
-        const describe = `stage ${i}: GPU cores ${cur}% -> ${downTo}%${savesNothing ? ' (frees no GPU)' : ''}`;
+        const note = savesNothing ? ' (frees no GPU)' : towardPack && !freesAlone ? ' (frees a GPU with the other GPU stages cut to their pack shares)' : '';
+        const describe = `stage ${i}: GPU cores ${cur}% -> ${downTo}%${note}`;
         out.push({ id, key: `s${i}:gpu-`, actions: [{ kind: 'gpuCores', stage: i, gpuCores: downTo }], describe, prior });
       }
       if (i === repackStage && r + 1 <= hi && !hot && !hotShare && calm && now !== null && now < TARGET && !tooDeep(now, trimLimit)) {

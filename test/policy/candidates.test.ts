@@ -316,7 +316,7 @@ describe('candidates', () => {
     const toward = cuts([null, 20, 70]);
     // The cut to the pack share (at most maxStep steps at once) is offered, and ranks above hold.
     const deepest = toward.find((c) => c.id === 's1:gpu=30')!;
-    expect(deepest.describe).not.toMatch(/frees no GPU/);
+    expect(deepest.describe).toBe('stage 1: GPU cores 70% -> 30% (frees a GPU with the other GPU stages cut to their pack shares)');
     expect(deepest.prior).toBeGreaterThan(hold);
     // Where the shares would not pack onto fewer GPUs, nothing changes.
     expect(cuts([null, 40, 70]).every((c) => c.describe.endsWith('(frees no GPU)'))).toBe(true);
