@@ -130,10 +130,11 @@ export function cutBases(s: OperatingState, stages: number, learning: boolean): 
 /**
  * Per GPU stage with one replica, the least share it could carry the last hour's peak at, at the
  * deepest cut limit its ceiling allows, where replicas up to its bound could carry that peak again at
- * it (cutRecoverable). Null for CPU stages, before an hour is seen, and for a stage with several
- * replicas: those, not a fraction of a GPU, are what a burst leaves behind and trims give back.
- * Where the pipeline's replicas at these shares would pack onto fewer GPUs, cuts toward them save a
- * GPU together though no one of them does alone (70 % and 100 % fit one GPU at 20 % and 70 %).
+ * it (cutRecoverable). Null for CPU stages, before an hour is seen, where that share is past the
+ * stage's largest, and for a stage with several replicas: those, not a fraction of a GPU, are what a
+ * burst leaves behind and trims give back. Where the pipeline's replicas at these shares would pack
+ * onto fewer GPUs, cuts toward them save a GPU together though no one of them does alone (70 % and
+ * 100 % fit one GPU at 20 % and 70 %).
  */
 export function packShares(s: OperatingState, pipeline: PipelineSpec, obs: PipelineObservation): (number | null)[] {
   return pipeline.stages.map((stage, i) => {
@@ -143,7 +144,8 @@ export function packShares(s: OperatingState, pipeline: PipelineSpec, obs: Pipel
     if (!st || st.cheap || !g || !alloc || alloc.gpuCores === null || alloc.replicas !== 1 || !peaksSeen(st)) return null;
     const share = (recentPeak(st) / cutLimitAt(st.ceiling)) * 100;
     const to = Math.max(g.min, Math.ceil(share / g.step - 1e-9) * g.step);
-    return cutRecoverable(st, stage, alloc, to) ? to : null;
+    // Past its largest share the stage cannot carry that peak on one replica at all: no pack share.
+    return to <= g.max && cutRecoverable(st, stage, alloc, to) ? to : null;
   });
 }
 

@@ -214,6 +214,11 @@ describe('operating point (GPU cut depth)', () => {
     expect(s.stages[2]!.depth).toBe(0);
     run(s, 1);
     expect(packShares(s, twoGpu, at(0.05, 0.13).obs)).toEqual([null, 20, 60]);
+    // A peak one replica could not carry at its largest share at that limit gives no pack share.
+    const heavy = newOperatingState();
+    run(heavy, TUNING.surgeMemoryEpisodes);
+    heavy.stages[2]!.peaks.push(0.8);
+    expect(packShares(heavy, twoGpu, at(0.05, 0.13).obs)[2]).toBeNull();
     // From then on classify's one-step cut in a burst is a step toward the pack that its limit holds
     // back, so its depth deepens; and the learned limits apply to the cuts toward the pack.
     run(s, 4);
