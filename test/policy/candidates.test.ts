@@ -312,6 +312,7 @@ describe('candidates', () => {
       generateCandidates(twoGpu, obs, detectBottleneck(twoGpu, obs), 4, packShares ? { packShares } : {}).filter((c) => c.key === 's1:gpu-');
     const hold = generateCandidates(twoGpu, obs, detectBottleneck(twoGpu, obs), 4).find((c) => c.id === 'hold')!.prior;
     // Without the learned pack shares every cut of stage 1 frees no GPU and ranks below hold.
+    expect(cuts().length).toBeGreaterThan(0);
     expect(cuts().every((c) => c.describe.endsWith('(frees no GPU)') && c.prior < hold)).toBe(true);
     const toward = cuts([null, 20, 70]);
     // The cut to the pack share (at most maxStep steps at once) is offered, and ranks above hold.
@@ -319,6 +320,7 @@ describe('candidates', () => {
     expect(deepest.describe).toBe('stage 1: GPU cores 70% -> 30% (frees a GPU with the other GPU stages cut to their pack shares)');
     expect(deepest.prior).toBeGreaterThan(hold);
     // Where the shares would not pack onto fewer GPUs, nothing changes.
+    expect(cuts([null, 40, 70]).map((c) => c.id)).toEqual(cuts().map((c) => c.id));
     expect(cuts([null, 40, 70]).every((c) => c.describe.endsWith('(frees no GPU)'))).toBe(true);
   });
 
