@@ -158,10 +158,17 @@ const towardPack = (joint: boolean, shares: readonly (number | null)[], i: numbe
  * GPU stages' cuts toward their pack shares (packShares), else the default (a cut that frees no GPU
  * saves nothing on a packed bill and only slows each batch).
  */
-export function shareCutBases(s: OperatingState, pipeline: PipelineSpec, obs: PipelineObservation, bn: BottleneckResult, learning: boolean): number[] {
+export function shareCutBases(
+  s: OperatingState,
+  pipeline: PipelineSpec,
+  obs: PipelineObservation,
+  bn: BottleneckResult,
+  learning: boolean,
+  /** packShares for this tick, where the caller has them already. */
+  shares = packShares(s, pipeline, obs),
+): number[] {
   const limits = cutBases(s, obs.allocation.length, learning);
   const packedNow = packedGpus(obs.allocation);
-  const shares = packShares(s, pipeline, obs);
   const joint = jointCutFreesGpu(obs.allocation, shares, packedNow);
   return limits.map((limit, i) => {
     const g = pipeline.stages[i]?.gpuCores;

@@ -104,9 +104,10 @@ function estimate(st: PipelineState, obs: PipelineObservation, ctx: StepContext)
     anticipation = anticipate(st.rates, now, obs.arrivalRate * (bn.surge ?? 1), { shareMs: settings.forecast.shareLeadMs, replicaMs: settings.forecast.replicaLeadMs });
   }
   observeTick(st.operating, pipeline, obs, bn, anticipation !== null);
-  const bases = { cut: shareCutBases(st.operating, pipeline, obs, bn, learnOperating), trim: trimBases(st.operating, pipeline, obs, learnOperating, anticipation !== null) };
+  const shares = packShares(st.operating, pipeline, obs);
+  const bases = { cut: shareCutBases(st.operating, pipeline, obs, bn, learnOperating, shares), trim: trimBases(st.operating, pipeline, obs, learnOperating, anticipation !== null) };
   recordNeeds(st.window, bn, obs, now, settings.cooldowns.stabilizationMs, { sloP99Ms: pipeline.sloP99Ms, p99Budget: settings.p99Budget }, settings.surgeReserve, bases);
-  st.window.packShares = learnOperating ? packShares(st.operating, pipeline, obs) : [];
+  st.window.packShares = learnOperating ? shares : [];
   const learned = cutBases(st.operating, obs.allocation.length, learnOperating);
   const operatingPoint = pipeline.stages.map((s, i) => (s.gpuCores ? learned[i]! : null));
   return { bn, outcome, features: f, operatingPoint, anticipation, breach: sloBreached(pipeline, obs) };

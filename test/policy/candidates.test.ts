@@ -6,7 +6,7 @@ import { newWindowState } from '../../src/policy/normalize.js';
 import { cutFreesGpu, jointCutFreesGpu, packedGpus, riseFitsBilledGpus } from '../../src/policy/packing.js';
 import type { Candidate } from '../../src/policy/types.js';
 import type { PipelineObservation, PipelineSpec } from '../../src/core/ports.js';
-import { observation, pipeline, type StageLoad } from './fixtures.js';
+import { observation, pipeline, twoGpuPipeline, type StageLoad } from './fixtures.js';
 
 describe('candidates', () => {
   const spec = pipeline();
@@ -116,8 +116,7 @@ describe('candidates', () => {
 
   it('counts a share cut that frees no GPU as a saving where it frees the room another stage waits for', () => {
     // Stage 1 at 90 % and stage 2 at 10 % share one GPU; stage 2 asked for 20 % and got 10.
-    const twoGpu = pipeline();
-    twoGpu.stages[2] = { ...twoGpu.stages[2]!, gpuCores: { min: 10, max: 100, step: 10 } };
+    const twoGpu = twoGpuPipeline();
     const stages: StageLoad[] = [
       { arrival: 5, perReplica: 80, replicas: 1 },
       { arrival: 5, perReplica: 30, replicas: 1, gpuCores: 90 },
@@ -168,8 +167,7 @@ describe('candidates', () => {
     const full = offered(spec, { billedGpus: 1 }, stages.map((s, i) => (i === 1 ? { ...s, replicas: 2, gpuCores: 50 } : s)));
     expect(full.find((x) => x.id === 's1:gpu+')!.prior).toBeLessThan(0);
     // A second GPU stage might need that room for its own rise: no fill.
-    const twoGpu = pipeline();
-    twoGpu.stages[2] = { ...twoGpu.stages[2]!, gpuCores: { min: 10, max: 100, step: 10 } };
+    const twoGpu = twoGpuPipeline();
     const shared = offered(twoGpu, { billedGpus: 1 }, stages.map((s, i) => (i === 2 ? { ...s, gpuCores: 30 } : s)));
     expect(shared.find((x) => x.id === 's1:gpu+')!.describe).toBe('stage 1: GPU cores 40% -> 50%');
     // Nor while a replica waits for room.
@@ -297,8 +295,7 @@ describe('candidates', () => {
   });
 
   it('offers a cut toward the shares the GPU stages pack onto fewer GPUs at together as a saving, not as one that frees no GPU', () => {
-    const twoGpu = pipeline();
-    twoGpu.stages[2] = { ...twoGpu.stages[2]!, gpuCores: { min: 10, max: 100, step: 10 } };
+    const twoGpu = twoGpuPipeline();
     // embed-like 70 % and classify-like 100 %, both calm: two GPUs billed, one at 20 % and 70 %.
     const obs = observation(
       [
@@ -326,8 +323,7 @@ describe('candidates', () => {
 
   it('offers a repack (a replica more of the smallest-share GPU stage, then the trim) only where the replicas hold a GPU they would not pack onto', () => {
     // Two GPU stages, one replica each at 30 % and 70 %: one GPU packed, two held once a share rise moved one.
-    const twoGpu = pipeline();
-    twoGpu.stages[2] = { ...twoGpu.stages[2]!, gpuCores: { min: 10, max: 100, step: 10 } };
+    const twoGpu = twoGpuPipeline();
     const loads: StageLoad[] = [
       { arrival: 10, perReplica: 80, replicas: 1 },
       { arrival: 10, perReplica: 40, replicas: 1, gpuCores: 30 },

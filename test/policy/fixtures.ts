@@ -18,6 +18,13 @@ export function pipeline(overrides: Partial<PipelineSpec> = {}): PipelineSpec {
   };
 }
 
+/** The same pipeline with its stage 2 on a GPU too: two GPU stages, whose replicas may share GPUs. */
+export function twoGpuPipeline(): PipelineSpec {
+  const p = pipeline();
+  p.stages[2] = { ...p.stages[2]!, gpuCores: { min: 10, max: 100, step: 10 } };
+  return p;
+}
+
 export interface StageLoad {
   /** Offered load per second. */
   arrival: number;

@@ -6,7 +6,7 @@ import type { BottleneckResult } from '../../src/policy/bottleneck.js';
 import { cutBases, cutLimitAt, loadOperating, newOperatingState, nextEpisode, observeTick, packShares, saveOperating, shareCutBases, surgePeaks, trimBases, type OperatingState } from '../../src/policy/operating-point.js';
 import { TUNING } from '../../src/policy/tuning.js';
 import type { PipelineObservation } from '../../src/core/ports.js';
-import { observation, pipeline } from './fixtures.js';
+import { observation, pipeline, twoGpuPipeline } from './fixtures.js';
 
 const E = TUNING.operatingEpisodeMs;
 const spec = pipeline();
@@ -181,8 +181,7 @@ describe('operating point (GPU cut depth)', () => {
   it('learns the depths two GPU stages need to pack onto one GPU together, where neither cut alone frees one', () => {
     // embed-like at 70 % and classify-like at 100 %, one replica each: two GPUs. Their peaks (0.12
     // and 0.45 GPUs of full-batch load) fit one GPU at 20 % and 60 % at the deepest limit (0.75).
-    const twoGpu = pipeline();
-    twoGpu.stages[2] = { ...twoGpu.stages[2]!, gpuCores: { min: 10, max: 100, step: 10 } };
+    const twoGpu = twoGpuPipeline();
     const at = (embed: number, classify: number, replicas = 1) => {
       const obs = observation(
         [
